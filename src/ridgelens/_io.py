@@ -1,0 +1,52 @@
+"""Atomic file output: a reader sees the old file or the whole new one, never a part."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _nan_to_none(o):
+    if isinstance(o, float):
+        return None if not np.isfinite(o) else o
+    if isinstance(o, dict):
+        return {k: _nan_to_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_nan_to_none(v) for v in o]
+    return o
+
+
+def atomic_write_json(path, obj) -> Path:
+    """Write ``obj`` as JSON (NumPy arrays as lists, NaN/Inf as null) atomically."""
+    plain = _nan_to_none(json.loads(json.dumps(obj, default=_default, allow_nan=True)))
+    text = json.dumps(plain, indent=1, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())

@@ -1,0 +1,99 @@
+"""Checks at the boundary. Messages say expected, got, and how to fix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ridgelens.errors import DataError, RidgelensError
+
+
+def check_finite_matrix(X, name: str = "X", columns=None) -> np.ndarray:
+    """Return ``X`` as a 2-D float64 array, or raise naming the first bad cell."""
+    try:
+        A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name} must be numeric, got an array that cannot be read as float64: {exc}") from None
+    if A.ndim != 2:
+        raise DataError(f"{name} must be 2-D of shape (n_samples, n_features), got shape {A.shape}")
+    if A.shape[0] == 0:
+        raise DataError(f"{name} is empty: it has 0 rows (samples); need at least one")
+    if A.shape[1] == 0:
+        raise DataError(f"{name} has 0 columns (features); need at least one")
+    _check_finite(A, name, columns)
+    return A
+
+
+def check_finite_vector(y, name: str = "y") -> np.ndarray:
+    """Return ``y`` as a 1-D float64 array, or raise naming the first bad entry."""
+    try:
+        v = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name} must be numeric: {exc}") from None
+    if v.ndim == 2 and v.shape[1] == 1:
+        v = v[:, 0]
+    if v.ndim != 1:
+        raise DataError(f"{name} must be 1-D of shape (n_samples,), got shape {v.shape}")
+    if v.size == 0:
+        raise DataError(f"{name} is empty: it has 0 entries; need at least one")
+    _check_finite(v[:, None], name, None)
+    return v
+
+
+def _check_finite(A: np.ndarray, name: str, columns) -> None:
+    bad = ~np.isfinite(A)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        col = f"column {j}" if columns is None else f"column {j} ({columns[j]!r})"
+        where = f"row {i}, {col}" if A.shape[1] > 1 or columns is not None else f"row {i}"
+        raise DataError(
+            f"{name} contains {A[i, j]} at {where} ({int(bad.sum())} non-finite value(s) in all); "
+            "remove or impute those rows first"
+        )
+
+
+def check_same_rows(X: np.ndarray, y: np.ndarray) -> None:
+    """Raise if ``X`` and ``y`` disagree on the number of samples."""
+    if X.shape[0] != y.shape[0]:
+        raise DataError(
+            f"shape mismatch: X has {X.shape[0]} rows but y has {y.shape[0]} entries; "
+            "they must describe the same samples"
+        )
+
+
+def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
+    """Return a 1-D float64 array of finite, non-negative penalties."""
+    try:
+        lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise RidgelensError(f"{name} must be numbers, got {lambdas!r}") from None
+    if lam.ndim != 1 or lam.size == 0:
+        raise RidgelensError(f"{name} must be a non-empty 1-D sequence, got shape {lam.shape}")
+    if not np.all(np.isfinite(lam)):
+        raise RidgelensError(f"{name} must be finite, got {lam[~np.isfinite(lam)][0]}")
+    if np.any(lam < 0):
+        raise RidgelensError(
+            f"{name} must be >= 0 (the penalty is (λ/2)‖θ‖²), got {lam[lam < 0][0]:g}"
+        )
+    return lam
+
+
+def check_vector(v, n: int, name: str) -> np.ndarray:
+    """Return ``v`` as a finite float64 vector of length ``n``."""
+    a = np.asarray(v, dtype=np.float64)
+    if a.shape != (n,):
+        raise RidgelensError(f"{name} must have shape ({n},), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise RidgelensError(f"{name} contains non-finite values (first at index {int(np.argmin(np.isfinite(a)))})")
+    return a
+
+
+def check_mask(mask, n: int) -> np.ndarray:
+    """Return a boolean penalty mask of length ``n`` (True = penalized)."""
+    if mask is None:
+        return np.ones(n, dtype=bool)
+    m = np.asarray(mask)
+    if m.dtype != bool or m.shape != (n,):
+        raise RidgelensError(f"penalized must be a boolean array of shape ({n},), got {m.dtype} {m.shape}")
+    if not m.any():
+        raise RidgelensError("penalized selects no parameter: at least one must be penalized")
+    return m

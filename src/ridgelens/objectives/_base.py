@@ -1,0 +1,122 @@
+"""The objective seam: value, gradient and Hessian-vector products on flat vectors."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from ridgelens._validation import check_lambdas, check_vector
+from ridgelens.errors import RidgelensError
+
+
+@dataclass(frozen=True)
+class MinimizeResult:
+    """Outcome of :meth:`Objective.minimize`.
+
+    Attributes
+    ----------
+    theta : ndarray of shape (n_params,)
+        The minimizer found.
+    l2 : float
+        The penalty λ of ``R(θ) + (λ/2)‖θ_p‖²`` that was minimized.
+    converged : bool
+        Whether ``gradient_norm <= tol``.
+    gradient_norm : float
+        ‖∇(R + (λ/2)‖θ_p‖²)‖ at ``theta``.
+    tol : float
+        The gradient-norm tolerance asked for.
+    n_iter : int
+        Iterations of the method.
+    method : str
+        ``"closed-form"``, ``"newton"``, ``"trust-ncg"``, ``"lbfgs"`` or ``"gd"``.
+    message : str
+        Why the method stopped.
+    """
+
+    theta: np.ndarray
+    l2: float
+    converged: bool
+    gradient_norm: float
+    tol: float
+    n_iter: int
+    method: str
+    message: str = ""
+
+
+class Objective(abc.ABC):
+    """A mean loss ``R(θ) = (1/n) Σᵢ ℓ(θ; xᵢ, yᵢ)`` on a flat parameter vector θ.
+
+    Subclasses give the value, the gradient and Hessian-vector products at any θ,
+    and the mask of parameters that the penalty ``(λ/2)‖θ_p‖²`` acts on.
+    Vectors are NumPy float64 arrays of shape ``(n_params,)``.
+    """
+
+    #: Boolean mask of shape (n_params,): True where the L2 penalty applies.
+    penalized: np.ndarray
+    #: Names of the parameters, in the order of the flat vector.
+    param_names: list[str]
+
+    @property
+    @abc.abstractmethod
+    def n_params(self) -> int:
+        """Number of parameters (length of θ)."""
+
+    @property
+    @abc.abstractmethod
+    def n_samples(self) -> int:
+        """Number of samples the mean is taken over."""
+
+    @abc.abstractmethod
+    def value(self, theta: np.ndarray) -> float:
+        """Mean loss R(θ)."""
+
+    @abc.abstractmethod
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """∇R(θ), shape (n_params,)."""
+
+    @abc.abstractmethod
+    def hvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Hessian-vector product ∇²R(θ) v, shape (n_params,)."""
+
+    def hessian_dense(self, theta: np.ndarray) -> np.ndarray | None:
+        """The dense Hessian in closed form, or None when only HVPs are available."""
+        return None
+
+    #: Gradient-norm tolerance used when ``minimize`` is given none.
+    default_tol: float = 1e-8
+
+    @abc.abstractmethod
+    def _minimize(self, l2: float, x0: np.ndarray | None, tol: float, max_iter: int,
+                  **options) -> MinimizeResult:
+        """Minimize ``R(θ) + (l2/2)‖θ_p‖²``; ``l2`` is validated."""
+
+    def minimize(self, l2: float = 0.0, *, x0=None, tol: float | None = None, max_iter: int = 1000,
+                 **options) -> MinimizeResult:
+        """Minimize ``R(θ) + (l2/2)‖θ_p‖²`` (``θ_p``: the penalized parameters).
+
+        Parameters
+        ----------
+        l2 : float, default 0
+            The penalty λ ≥ 0; 0 gives the unregularized minimizer θ̂.
+        x0 : array of shape (n_params,), optional
+            Starting point (ignored by closed forms).
+        tol : float, optional
+            Stop once the gradient norm of the penalized objective is at most ``tol``
+            (default: ``self.default_tol``).
+        max_iter : int, default 1000
+            Iteration cap; the result says whether it converged.
+        **options
+            Method options of the objective (e.g. ``method=``, ``lr=`` for torch models).
+        """
+        lam = float(check_lambdas([l2], "l2")[0])
+        x0 = None if x0 is None else check_vector(x0, self.n_params, "x0")
+        tol = self.default_tol if tol is None else float(tol)
+        if not tol > 0:
+            raise RidgelensError(f"tol must be > 0, got {tol}")
+        return self._minimize(lam, x0, tol, int(max_iter), **options)
+
+    def penalized_gradient(self, theta: np.ndarray, l2: float) -> np.ndarray:
+        """∇(R(θ) + (λ/2)‖θ_p‖²)."""
+        return self.gradient(theta) + l2 * np.where(self.penalized, theta, 0.0)

@@ -1,0 +1,244 @@
+"""Any PyTorch model as an objective: value, gradient and exact Hessian-vector products."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from scipy import optimize
+from torch import nn
+from torch.func import functional_call
+
+from ridgelens.errors import DataError, ModelModeError, RidgelensError
+from ridgelens.objectives._base import MinimizeResult, Objective
+
+_RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+class TorchObjective(Objective):
+    r"""A ``torch.nn.Module`` and its data as a mean loss on one flat parameter vector.
+
+    ``R(θ) = Σ_b (n_b / n) · loss_fn(model_θ(x_b), y_b)``, where ``loss_fn`` is
+    mean-reduced over its batch, so that R is the mean over all n samples even when
+    the last batch is short. θ is the concatenation of the model's trainable
+    parameters in ``named_parameters()`` order.
+
+    The caller's model is never changed: evaluations go through
+    :func:`torch.func.functional_call` with θ's values. A model in train mode whose
+    dropout or batch-norm layers would make the loss random (or would update running
+    statistics) is refused with :class:`ModelModeError`; pass ``eval_mode=True`` to
+    evaluate a private copy of the model in eval mode instead.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` returning the *mean* loss of a batch.
+    batches : iterable of (inputs, targets)
+        Re-iterable: a list of pairs or a ``DataLoader`` (not a one-shot generator).
+    eval_mode : bool, default False
+        Evaluate a copy of the model in eval mode (see above).
+    unpenalized : sequence of str, default ()
+        Glob patterns of parameter names left out of the penalty, e.g. ``("*.bias",)``.
+    dtype : torch.dtype, optional
+        Compute in this dtype (default: the model's). float64 is best for analysis.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(3, 1).double()
+    >>> X = torch.randn(10, 3, dtype=torch.float64); Y = torch.randn(10, 1, dtype=torch.float64)
+    >>> obj = TorchObjective(net, torch.nn.functional.mse_loss, [(X, Y)])
+    >>> obj.n_params, obj.n_samples
+    (4, 10)
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, batches: Iterable, *,
+                 eval_mode: bool = False, unpenalized: Sequence[str] = (), dtype=None):
+        if not isinstance(model, nn.Module):
+            raise RidgelensError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise RidgelensError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        if iter(batches) is batches:
+            raise RidgelensError(
+                "batches must be re-iterable (a list of (inputs, targets) pairs or a DataLoader); "
+                "got a one-shot iterator, which would be exhausted after the first pass"
+            )
+        offenders = [name or type(model).__name__ for name, m in model.named_modules()
+                     if m.training and isinstance(m, _RANDOM_IN_TRAIN)]
+        if offenders:
+            if not eval_mode:
+                raise ModelModeError(
+                    f"the model is in train mode and has dropout/batch-norm layers ({', '.join(offenders[:3])}"
+                    f"{', ...' if len(offenders) > 3 else ''}), which make the loss random and update "
+                    "running statistics; call model.eval() yourself, or pass eval_mode=True to analyze "
+                    "a private eval-mode copy"
+                )
+            model = copy.deepcopy(model).eval()
+        self.model = model
+        self.loss_fn = loss_fn
+        self.batches = batches
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise RidgelensError("the model has no trainable parameters (requires_grad=True)")
+        first = named[0][1]
+        self.dtype = dtype if dtype is not None else first.dtype
+        self.device = first.device
+        self._names = [n for n, _ in named]
+        self._shapes = [p.shape for _, p in named]
+        self._sizes = [p.numel() for _, p in named]
+        self._buffers = dict(model.named_buffers())
+        self.param_names = [f"{n}[{i}]" if s > 1 else n for n, s in zip(self._names, self._sizes, strict=True)
+                            for i in range(s)]
+        self.penalized = np.concatenate([
+            np.full(s, not any(fnmatch.fnmatch(n, pat) for pat in unpenalized))
+            for n, s in zip(self._names, self._sizes, strict=True)
+        ])
+        if not self.penalized.any():
+            raise RidgelensError(f"unpenalized={tuple(unpenalized)!r} leaves no parameter penalized")
+        with torch.no_grad():
+            self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
+        self._n = self._count_samples()
+        self.default_tol = 1e-8 if self.dtype == torch.float64 else 1e-4
+
+    # ----------------------------------------------------------------- plumbing
+    def _count_samples(self) -> int:
+        n = 0
+        for k, batch in enumerate(self.batches):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise DataError(f"batch {k} must be an (inputs, targets) pair, got {type(batch).__name__}")
+            n_b = len(batch[1])
+            if n_b == 0:
+                raise DataError(f"batch {k} is empty")
+            n += n_b
+        if n == 0:
+            raise DataError("batches is empty: no samples to take the mean over")
+        return n
+
+    def _to_tensor(self, v: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(v, dtype=np.float64), device=self.device).to(self.dtype)
+        return t.requires_grad_(requires_grad)
+
+    def _params(self, flat: torch.Tensor) -> dict:
+        chunks = torch.split(flat, self._sizes)
+        params = {n: c.view(s) for n, c, s in zip(self._names, chunks, self._shapes, strict=True)}
+        params.update(self._buffers)
+        return params
+
+    def _iter_losses(self, flat: torch.Tensor):
+        """Yield ``(n_b / n) * loss_b`` for each batch."""
+        params = self._params(flat)
+        for x, y in self.batches:
+            x = x.to(self.device)
+            if torch.is_floating_point(x):
+                x = x.to(self.dtype)
+            y = y.to(self.device)
+            if torch.is_floating_point(y):
+                y = y.to(self.dtype)
+            out = functional_call(self.model, params, (x,))
+            yield self.loss_fn(out, y) * (len(y) / self._n)
+
+    def _check(self, theta) -> np.ndarray:
+        a = np.asarray(theta, dtype=np.float64)
+        if a.shape != (self.n_params,):
+            raise RidgelensError(f"theta must have shape ({self.n_params},), got {a.shape}")
+        return a
+
+    # --------------------------------------------------------------- objective
+    @property
+    def n_params(self) -> int:
+        return int(sum(self._sizes))
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    def value(self, theta) -> float:
+        flat = self._to_tensor(self._check(theta))
+        with torch.no_grad():
+            return float(sum(self._iter_losses(flat)))
+
+    def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+        """R(θ) and ∇R(θ) in one pass over the data."""
+        flat = self._to_tensor(self._check(theta), requires_grad=True)
+        total, grad = 0.0, torch.zeros_like(flat)
+        for loss in self._iter_losses(flat):
+            (g,) = torch.autograd.grad(loss, flat)
+            grad += g
+            total += float(loss.detach())
+        return total, grad.detach().to(torch.float64).cpu().numpy()
+
+    def gradient(self, theta) -> np.ndarray:
+        return self.value_and_gradient(theta)[1]
+
+    def hvp(self, theta, v) -> np.ndarray:
+        """Exact ∇²R(θ) v by double backward (Pearlmutter), accumulated over batches."""
+        flat = self._to_tensor(self._check(theta), requires_grad=True)
+        vt = self._to_tensor(self._check(v))
+        out = torch.zeros_like(flat)
+        for loss in self._iter_losses(flat):
+            (g,) = torch.autograd.grad(loss, flat, create_graph=True)
+            (hv,) = torch.autograd.grad(g, flat, grad_outputs=vt)
+            out += hv
+        return out.detach().to(torch.float64).cpu().numpy()
+
+    def state_dict(self, theta) -> dict:
+        """θ as a ``state_dict``-like mapping of parameter name to tensor (a copy)."""
+        flat = self._to_tensor(self._check(theta))
+        return {n: t.detach().clone() for n, t in self._params(flat).items() if n in self._names}
+
+    # ---------------------------------------------------------------- minimize
+    def minimize(self, l2: float = 0.0, *, x0=None, tol=None, max_iter: int = 1000,
+                 method: str = "trust-ncg", lr: float | None = None) -> MinimizeResult:
+        """Minimize ``R(θ) + (l2/2)‖θ_p‖²`` from ``x0`` (default: the model's current θ).
+
+        ``method`` is ``"trust-ncg"`` (Newton-CG in a trust region with exact HVPs; the
+        default, copes with negative curvature), ``"lbfgs"`` (scipy L-BFGS-B), or
+        ``"gd"``: full-batch gradient descent with weight decay,
+        ``θ ← θ − lr (λθ_p + ∇R(θ))``, as a training run would do. ``tol`` defaults
+        to 1e-8 in float64 and 1e-4 in float32.
+        """
+        return super().minimize(l2, x0=self.theta0 if x0 is None else x0, tol=tol,
+                                max_iter=max_iter, method=method, lr=lr)
+
+    def _minimize(self, l2, x0, tol, max_iter, method="trust-ncg", lr=None):
+        P = self.penalized.astype(np.float64)
+        x0 = self._check(x0)
+
+        def fun(t):
+            f, g = self.value_and_gradient(t)
+            return f + 0.5 * l2 * float(P @ (t * t)), g + l2 * P * t
+
+        def result(theta, n_iter, message):
+            gnorm = float(np.linalg.norm(self.penalized_gradient(theta, l2)))
+            return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol, gradient_norm=gnorm,
+                                  tol=tol, n_iter=n_iter, method=method, message=message)
+
+        if method == "gd":
+            if lr is None or not lr > 0:
+                raise RidgelensError(f"method='gd' needs a learning rate lr > 0, got {lr!r}")
+            theta = x0.copy()
+            for it in range(max_iter):
+                g = self.penalized_gradient(theta, l2)
+                if not np.isfinite(g).all():
+                    return result(theta, it, "diverged: non-finite gradient (lr too large?)")
+                if np.linalg.norm(g) <= tol:
+                    return result(theta, it, "gradient norm below tol")
+                theta = theta - lr * g
+            return result(theta, max_iter, f"reached max_iter={max_iter}")
+        if method == "lbfgs":
+            res = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                                    options={"maxiter": max_iter, "gtol": tol * 1e-2, "ftol": 0.0,
+                                             "maxcor": 30})
+            return result(res.x, int(res.nit), str(res.message))
+        if method == "trust-ncg":
+            res = optimize.minimize(
+                fun, x0, jac=True, method="trust-ncg",
+                hessp=lambda t, v: self.hvp(t, v) + l2 * P * v,
+                options={"gtol": tol, "maxiter": max_iter},
+            )
+            return result(res.x, int(res.nit), str(res.message))
+        raise RidgelensError(f"method must be one of 'trust-ncg', 'lbfgs', 'gd'; got {method!r}")

@@ -1,0 +1,220 @@
+"""The predicted ridge path θ̃(λ) = (H + λP)⁻¹(Hθ̂ − g), decomposed once and swept as one broadcast."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+from ridgelens._validation import check_lambdas, check_mask, check_vector
+from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
+from ridgelens.operators import CurvatureOperator, DenseOperator
+from ridgelens.spectra import Spectrum, eigen
+
+_NEGATIVE = ("nan", "clip", "raise")
+
+
+@dataclass(frozen=True)
+class RidgePath:
+    """θ̃(λ) for many λ, with the eigen view that explains it.
+
+    With the penalty on the block ``p`` of θ (``penalized``) the eigen view is that of
+    the curvature the penalized block sees: H itself when every parameter is
+    penalized, else the Schur complement ``S = H_pp − H_pu H_uu⁻¹ H_up``.
+
+    Attributes
+    ----------
+    lambdas : ndarray of shape (m,)
+    theta_hat : ndarray of shape (n,)
+        The unregularized minimizer θ̂ the path starts from.
+    thetas : ndarray of shape (m, n)
+        The predicted minimizers θ̃(λ); a row is NaN where ``valid`` is False.
+    eigenvalues : ndarray of shape (r,)
+        σⱼ of the penalized block's curvature, descending (r = number penalized).
+    eigenvectors : ndarray of shape (r, r)
+        Q, the eigen-axes in the penalized block's coordinates.
+    coords : ndarray of shape (r,)
+        Qᵀθ̂_p: θ̂ rotated into the eigenbasis.
+    factors : ndarray of shape (m, r)
+        Shrinkage factors σⱼ/(σⱼ+λ) (0 where σⱼ = λ = 0; NaN where σⱼ + λ ≤ 0).
+    scaled : ndarray of shape (m, r)
+        The rotated coordinates of θ̃_p (``factors * coords`` when no gradient term).
+    effective_df : ndarray of shape (m,)
+        df(λ) = Σⱼ σⱼ/(σⱼ+λ), the effective number of parameters.
+    penalized : ndarray of bool, shape (n,)
+    valid : ndarray of bool, shape (m,)
+        False where some σⱼ + λ ≤ 0 (the quadratic model has no minimizer there).
+    gradient_used : bool
+        Whether the first-order term g = ∇R(θ̂) was kept.
+    curvature : str
+        ``"hessian"`` or ``"schur-complement"``.
+    rank_tol : float
+        Eigenvalues with |σ| ≤ rank_tol are treated as exactly 0.
+    """
+
+    lambdas: np.ndarray
+    theta_hat: np.ndarray
+    thetas: np.ndarray
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    coords: np.ndarray
+    factors: np.ndarray
+    scaled: np.ndarray
+    effective_df: np.ndarray
+    penalized: np.ndarray
+    valid: np.ndarray
+    gradient_used: bool
+    curvature: str
+    rank_tol: float
+
+    def steps(self, i: int) -> dict:
+        """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array."""
+        return {
+            "lambda": float(self.lambdas[i]),
+            "theta_hat_p": self.theta_hat[self.penalized],
+            "rotated": self.coords,
+            "factors": self.factors[i],
+            "scaled": self.scaled[i],
+            "rotated_back": self.thetas[i][self.penalized],
+        }
+
+
+def _as_operator(source) -> CurvatureOperator:
+    if isinstance(source, CurvatureOperator):
+        return source
+    return DenseOperator(source)
+
+
+def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
+               negative: str = "nan") -> RidgePath:
+    """Predict the L2-regularized minimizer θ̃(λ) for every λ from one decomposition.
+
+    ``θ̃(λ) = (H + λP)⁻¹(Hθ̂ − g)``; with ``g = 0`` and every parameter penalized this is
+    ``Q diag(σⱼ/(σⱼ+λ)) Qᵀ θ̂``: rotate, shrink, rotate back.
+
+    Parameters
+    ----------
+    source : Spectrum, CurvatureOperator or array of shape (n, n)
+        The curvature H at θ̂. A :class:`Spectrum` must be complete and can only be
+        used when every parameter is penalized.
+    theta_hat : array of shape (n,)
+    lambdas : array of shape (m,)
+        Penalties λ ≥ 0 of ``(λ/2)‖θ_p‖²``.
+    penalized : bool array of shape (n,), optional
+        Which parameters the penalty acts on (default: all). The others follow
+        from stationarity through the Schur complement.
+    gradient : array of shape (n,), optional
+        ∇R(θ̂), kept as the first-order term when θ̂ is not a stationary point.
+    negative : {"nan", "clip", "raise"}, default "nan"
+        What to do with σⱼ < 0: ``"nan"`` marks every λ with σⱼ + λ ≤ 0 invalid
+        (NaN row, warning); ``"clip"`` uses max(σⱼ, 0); ``"raise"`` raises.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> path = ridge_path(np.diag([3.0, 1.0]), np.array([1.0, 1.0]), [0.0, 1.0])
+    >>> path.thetas
+    array([[1.  , 1.  ],
+           [0.75, 0.5 ]])
+    >>> path.effective_df
+    array([2.  , 1.25])
+    """
+    lam = check_lambdas(lambdas)
+    if negative not in _NEGATIVE:
+        raise RidgelensError(f"negative must be one of {_NEGATIVE}, got {negative!r}")
+    if isinstance(source, Spectrum):
+        n = source.n
+        mask = check_mask(penalized, n)
+        if not source.complete:
+            raise RidgelensError(
+                f"the spectrum holds {source.k} of {n} eigenpairs; the exact path needs all of them "
+                "(pass the operator, or eigen(operator) with k=None)"
+            )
+        if not mask.all():
+            raise RidgelensError("a penalty mask needs the operator, not only its spectrum: pass H")
+        spec, H = source, None
+    else:
+        op = _as_operator(source)
+        n = op.n
+        mask = check_mask(penalized, n)
+        if mask.all():
+            spec, H = eigen(op), None
+        else:
+            H = op.to_dense()
+    theta = check_vector(theta_hat, n, "theta_hat")
+    g = None if gradient is None else check_vector(gradient, n, "gradient")
+
+    p, u = np.flatnonzero(mask), np.flatnonzero(~mask)
+    if H is not None:
+        Hpp, Hpu, Huu = H[np.ix_(p, p)], H[np.ix_(p, u)], H[np.ix_(u, u)]
+        Huu_inv = _inverse_psd(Huu)
+        spec = eigen(Hpp - Hpu @ Huu_inv @ Hpu.T)
+    sigma, Q = spec.eigenvalues.copy(), spec.eigenvectors
+    rank_tol = max(sigma.size, 1) * np.finfo(np.float64).eps * max(float(np.abs(sigma).max(initial=0.0)), 1e-300)
+    sigma[np.abs(sigma) <= rank_tol] = 0.0
+    if negative == "raise" and sigma.min() < 0:
+        raise RidgelensError(f"H has a negative eigenvalue {sigma.min():.4g}; the quadratic model is not convex")
+    if negative == "clip":
+        sigma = np.maximum(sigma, 0.0)
+
+    z = Q.T @ theta[p]
+    gc = None
+    if g is not None:
+        g_tilde = g[p] - (Hpu @ (Huu_inv @ g[u]) if H is not None else 0.0)
+        gc = Q.T @ g_tilde
+
+    denom = sigma[None, :] + lam[:, None]
+    null = (sigma[None, :] == 0.0) & (lam[:, None] == 0.0)  # pseudo-inverse: 0/0 := 0
+    ok = (denom > 0) | null
+    valid = ok.all(axis=1)
+    safe = np.where(ok & ~null, denom, 1.0)
+    factors = np.where(null, 0.0, sigma[None, :] / safe)
+    num = sigma[None, :] * z[None, :] - (0.0 if gc is None else gc[None, :])
+    scaled = np.where(null, 0.0, num / safe)
+    factors[~valid], scaled[~valid] = np.nan, np.nan
+
+    thetas = np.empty((lam.size, n))
+    thetas[:, p] = scaled @ Q.T
+    if u.size:
+        rhs = Hpu.T @ (theta[p][:, None] - thetas[:, p].T)  # (n_u, m)
+        if g is not None:
+            rhs -= g[u][:, None]
+        thetas[:, u] = theta[u][None, :] + (Huu_inv @ rhs).T
+    thetas[~valid] = np.nan
+
+    if sigma.min() < 0:
+        bad = lam[~valid]
+        warnings.warn(
+            f"the curvature has negative eigenvalues (most negative σ = {sigma.min():.4g}, "
+            f"{int((sigma < 0).sum())} of {sigma.size}); θ̂ is not a minimizer of the quadratic model. "
+            + (f"No minimizer exists for λ ≤ {-sigma.min():.4g}: {bad.size} λ marked invalid (NaN). "
+               if bad.size else "")
+            + "Consider the Gauss-Newton curvature, or negative='clip'.",
+            NegativeCurvatureWarning, stacklevel=2,
+        )
+    df = factors.sum(axis=1)  # NaN exactly on the invalid rows
+    return RidgePath(lambdas=lam, theta_hat=theta, thetas=thetas, eigenvalues=sigma, eigenvectors=Q,
+                     coords=z, factors=factors, scaled=scaled, effective_df=df, penalized=mask,
+                     valid=valid, gradient_used=g is not None,
+                     curvature="hessian" if H is None else "schur-complement", rank_tol=rank_tol)
+
+
+def _inverse_psd(A: np.ndarray) -> np.ndarray:
+    """Inverse of the (small) unpenalized block; pseudo-inverse with a warning if singular."""
+    if A.size == 0:
+        return A
+    try:
+        c = linalg.cho_factor(A, check_finite=False)
+        Ainv = linalg.cho_solve(c, np.eye(A.shape[0]), check_finite=False)
+        if np.all(np.isfinite(Ainv)) and np.linalg.cond(A) < 1e12:
+            return Ainv
+    except linalg.LinAlgError:
+        pass
+    warnings.warn(
+        "the unpenalized block H_uu is singular or ill-conditioned; using its pseudo-inverse "
+        "(the free parameters are not determined by the data alone)",
+        SingularBlockWarning, stacklevel=3,
+    )
+    return linalg.pinvh(A)
