@@ -1,0 +1,5 @@
+import sys
+
+from ridgelens.cli import main
+
+sys.exit(main())

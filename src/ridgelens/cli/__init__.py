@@ -1,0 +1,73 @@
+"""The ``ridgelens`` command line: a thin layer that parses, calls the library and writes files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ridgelens.errors import RidgelensError, RidgelensWarning
+
+
+def _lambdas(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lambdas must be comma-separated numbers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(prog="ridgelens", description=(
+        "What L2 regularization (ridge, weight decay) would do to a model's weights, and why. "
+        "Conventions: mean loss, penalty (λ/2)‖θ‖², scikit-learn alpha = n·λ."))
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="the seeds' 2-D picture, diabetes (least squares), breast cancer (logistic)")
+    d.add_argument("--out", default="ridgelens-demo", help="output folder (default: %(default)s)")
+
+    a = sub.add_parser("analyze", help="predicted vs refit ridge path for a data set and model")
+    a.add_argument("--data", required=True, help="diabetes, breast_cancer, digits, or csv:PATH")
+    a.add_argument("--target", help="target column of a CSV file (default: its last column)")
+    a.add_argument("--model", required=True, choices=["linear", "logistic"])
+    a.add_argument("--lambdas", required=True, type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1")
+    a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
+    a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
+    a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
+    a.add_argument("--positive-class", type=float, help="logistic: y = 1 where target == this value")
+    a.add_argument("--out", required=True, help="output folder for results.json and figures")
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RidgelensWarning)
+        try:
+            if args.command == "demo":
+                from ridgelens.cli._demo import run_demo
+
+                run_demo(args.out)
+            else:
+                from ridgelens.cli._analyze import run_analyze
+
+                run_analyze(args)
+        except RidgelensError as exc:
+            _flush(caught)
+            print(f"ridgelens: error: {exc}", file=sys.stderr)
+            return 2
+        _flush(caught)
+    return 0
+
+
+def _flush(caught) -> None:
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, RidgelensWarning) and str(w.message) not in seen:
+            seen.add(str(w.message))
+            print(f"ridgelens: warning: {w.category.__name__}: {w.message}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
