@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_linear_path.py
 
 gallery: $(STAMP)
-	$(BIN)/python docs/make_gallery.py
+	$(BIN)/ridgelens demo --out docs/gallery
 
 clean:
 	rm -rf $(VENV) ridgelens-demo .pytest_cache .hypothesis

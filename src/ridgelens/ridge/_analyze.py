@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ridgelens._io import atomic_write_json
-from ridgelens._validation import check_lambdas
+from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import ConvergenceWarning, GradientNotZeroWarning
 from ridgelens.operators import DenseOperator, hessian
 from ridgelens.ridge._path import RidgePath, ridge_path
@@ -150,6 +150,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
+    >>> from ridgelens import LeastSquares
     >>> X, y = load_diabetes(return_X_y=True)
     >>> res = analyze(LeastSquares(X, y), [0.01, 0.1])
     >>> bool(res.rel_error.max() < 1e-10)
@@ -158,7 +159,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     lam = check_lambdas(lambdas)
     refit_options = dict(refit_options or {})
     converged = True
-    if theta_hat is None:
+    if theta_hat is not None:  # the caller's θ̂ must fit the objective (a clear error, not a matmul one)
+        theta_hat = check_vector(theta_hat, objective.n_params, "theta_hat")
+    else:
         hat = objective.minimize(tol=tol, **refit_options)
         theta_hat, converged = hat.theta, hat.converged
         if not converged:

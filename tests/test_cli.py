@@ -1,0 +1,144 @@
+"""The command line: exit codes, stdout, stderr, and the files it writes (or does not)."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+
+from ridgelens.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_diabetes_matches_sklearn(tmp_path, capsys):
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear",
+                         "--lambdas", "0.001,0.01,0.1", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "df(λ)" in out and "diabetes" in out
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    for key in ["n_samples", "n_params", "lambdas", "theta_hat", "eigenvalues", "predicted", "refit",
+                "rel_error", "effective_df", "gradient_norm", "min_eigenvalue", "conventions"]:
+        assert key in res, key
+    assert res["n_samples"] == 442 and res["n_params"] == 11
+    assert "mean" in res["conventions"]["loss"].lower()
+    X, y = load_diabetes(return_X_y=True)
+    for lam, pred in zip(res["lambdas"], res["predicted"], strict=True):
+        sk = Ridge(alpha=442 * lam, solver="cholesky").fit(X, y)
+        ref = np.r_[sk.coef_, sk.intercept_]
+        assert np.abs(np.array(pred) - ref).max() <= 1e-10 * np.abs(ref).max()
+    for name in ["paths.png", "rel_error.png", "shrinkage.png"]:
+        assert (tmp_path / "o" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_no_intercept_is_feature_weights_in_column_order(tmp_path, capsys):
+    csv = tmp_path / "d.csv"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.01 * rng.normal(size=40)
+    csv.write_text("a,b,c,t\n" + "\n".join(",".join(f"{v:.17g}" for v in row) for row in np.c_[X, y]))
+    code, _, err = run(capsys, "analyze", "--data", f"csv:{csv}", "--target", "t", "--model", "linear",
+                       "--lambdas", "0.1", "--no-intercept", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["param_names"] == ["a", "b", "c"]
+    ref = np.linalg.solve(X.T @ X / 40 + 0.1 * np.eye(3), X.T @ y / 40)
+    np.testing.assert_allclose(res["predicted"][0], ref, rtol=1e-10)
+
+
+def test_analyze_logistic_digits_positive_class(tmp_path, capsys):
+    # Digit 8 against the rest is not linearly separable, so θ̂ exists.
+    code, _, err = run(capsys, "analyze", "--data", "digits", "--model", "logistic", "--positive-class", "8",
+                         "--lambdas", "1e-6,1e-4", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["n_params"] == 65 and all(res["refit_converged"])
+    # Nearly separable: H has eigenvalues ~1e-12 where θ̂ is large, so the quadratic model is far off
+    # even at λ = 1e-6 (measured 0.74); the report must still be finite and come from converged refits.
+    assert all(0 < e < 1 for e in res["rel_error"])
+    assert len(res["eigenvalues"]) == 65
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--data", "nope", "--model", "linear", "--lambdas", "0.1"], "unknown data set 'nope'"),
+        (["--data", "csv:/no/such.csv", "--model", "linear", "--lambdas", "0.1"], "not found"),
+        (["--data", "diabetes", "--model", "linear", "--lambdas", "-1"], "must be >= 0"),
+        (["--data", "digits", "--model", "logistic", "--lambdas", "0.1"], "needs y in {0, 1}"),
+        (["--data", "digits", "--model", "logistic", "--lambdas", "0.1", "--positive-class", "11"],
+         "does not occur"),
+        (["--data", "diabetes", "--target", "x", "--model", "linear", "--lambdas", "0.1"], "only for csv"),
+    ],
+)
+def test_bad_input_one_line_no_output(tmp_path, capsys, argv, needle):
+    out_dir = tmp_path / "o"
+    code, _, err = run(capsys, "analyze", *argv, "--out", str(out_dir))
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
+    assert len([ln for ln in err.splitlines() if ln.startswith("ridgelens: error")]) == 1
+    assert not out_dir.exists()
+
+
+def test_separable_logistic_is_a_clear_error(tmp_path, capsys):
+    code, _, err = run(capsys, "analyze", "--data", "breast_cancer", "--model", "logistic", "--standardize",
+                       "--lambdas", "0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and "linearly separable" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "needle"),
+    [
+        ("a,b,t\n1,2,3\n4,x,6\n7,8,9\n", [], "column 'b' is not numeric: data row 1 holds 'x'"),
+        ("a,b,t\n1,2,3\n4,nan,6\n7,8,9\n", [], "row 1, column 1 ('b')"),
+        ("a,b,t\n1,2,3\n4,5,inf\n7,8,9\n", [], "inf at row 1"),
+        ("a,b,t\n1,2,3\n", ["--target", "zz"], "unknown target column 'zz'"),
+        ("", [], "is empty"),
+        ("a,b,t\n", [], "no data rows"),
+        ("a,b,t\n1,2\n", [], "has 2 cells, the header has 3"),
+    ],
+)
+def test_bad_csv(tmp_path, capsys, content, extra, needle):
+    csv = tmp_path / "bad.csv"
+    csv.write_text(content)
+    code, _, err = run(capsys, "analyze", "--data", f"csv:{csv}", "--model", "linear", "--lambdas", "0.1",
+                       *extra, "--out", str(tmp_path / "o"))
+    assert code == 2, err
+    assert needle in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_binary_csv_target_for_logistic(tmp_path, capsys):
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,t\n1,0\n2,1\n3,2\n")
+    code, _, err = run(capsys, "analyze", "--data", f"csv:{csv}", "--model", "logistic", "--lambdas", "0.1",
+                       "--out", str(tmp_path / "o"))
+    assert code == 2 and "y[2] = 2" in err
+
+
+def test_demo_runs_and_writes_figures(tmp_path, capsys):
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "rotated back" in out and "diabetes" in out and "breast cancer" in out
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    assert max(summary["diabetes"]["sklearn_rel_diff"]) < 1e-10
+    err_c = summary["breast_cancer"]["rel_error"]
+    assert err_c[0] < 1e-3 < err_c[-1]
+    for name in ["contour.png", "diabetes_paths.png", "breast_cancer_error.png"]:
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_console_script_help():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ridgelens", "--help"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and "analyze" in r.stdout and "demo" in r.stdout

@@ -1,0 +1,359 @@
+"""TorchObjective against full-batch autograd and a dense ``torch.func.hessian`` (float64)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+import ridgelens as rl
+from ridgelens import TorchObjective
+
+# torch.func's first use scripts its decompositions; torch itself warns about that.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+N = 53
+SIZES = (16, 16, 16, 5)  # unequal batches, last one short
+
+
+def make_mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).double()
+
+
+def make_data(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(N, 4, generator=g, dtype=torch.float64)
+    Y = torch.sin(X[:, :1]) + 0.5 * X[:, 1:2] * X[:, 2:3] + 0.1 * torch.randn(N, 1, generator=g,
+                                                                              dtype=torch.float64)
+    return X, Y
+
+
+def split(X, Y, sizes=SIZES):
+    return list(zip(torch.split(X, list(sizes)), torch.split(Y, list(sizes)), strict=True))
+
+
+def flat_loss_fn(model, loss_fn, X, Y):
+    """The full-data loss as a function of one flat parameter vector (independent of ridgelens)."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+
+    def f(flat):
+        params = {n: c.view(s) for n, c, s in zip(names, torch.split(flat, sizes), shapes, strict=True)}
+        return loss_fn(functional_call(model, params, (X,)), Y)
+
+    return f
+
+
+def flat_params(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(model, before):
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+
+
+@pytest.fixture
+def setup():
+    model = make_mlp()
+    X, Y = make_data()
+    obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y))
+    return model, X, Y, obj
+
+
+def test_shapes_and_names(setup):
+    model, _, _, obj = setup
+    assert obj.n_params == 4 * 6 + 6 + 6 + 1 == sum(p.numel() for p in model.parameters())
+    assert obj.n_samples == N
+    assert obj.param_names[:2] == ["0.weight[0]", "0.weight[1]"]
+    assert obj.param_names[-1] == "2.bias"  # a one-element parameter carries no index
+    assert len(obj.param_names) == obj.n_params
+    np.testing.assert_array_equal(obj.theta0, flat_params(model).numpy())
+    assert obj.penalized.all()
+
+
+def test_value_and_gradient_equal_full_batch(setup):
+    model, X, Y, obj = setup
+    rng = np.random.default_rng(0)
+    theta = obj.theta0 + 0.1 * rng.normal(size=obj.n_params)
+    f = flat_loss_fn(model, nn.functional.mse_loss, X, Y)
+    t = torch.tensor(theta, requires_grad=True)
+    loss = f(t)
+    (g_ref,) = torch.autograd.grad(loss, t)
+    assert obj.value(theta) == pytest.approx(loss.item(), rel=1e-13)
+    np.testing.assert_allclose(obj.gradient(theta), g_ref.numpy(), rtol=0, atol=1e-13)
+    # At the model's own parameters, against autograd through the model itself.
+    model.zero_grad()
+    nn.functional.mse_loss(model(X), Y).backward()
+    g_model = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).numpy()
+    model.zero_grad()
+    np.testing.assert_allclose(obj.gradient(obj.theta0), g_model, rtol=0, atol=1e-13)
+
+
+def test_hvp_and_hessian_equal_dense_torch_func_hessian(setup):
+    model, X, Y, obj = setup
+    rng = np.random.default_rng(2)
+    theta = obj.theta0 + 0.1 * rng.normal(size=obj.n_params)
+    f = flat_loss_fn(model, nn.functional.mse_loss, X, Y)
+    H_ref = torch.func.hessian(f)(torch.tensor(theta)).numpy()
+    scale = np.abs(H_ref).max()
+    for _ in range(3):
+        v = rng.normal(size=obj.n_params)
+        np.testing.assert_allclose(obj.hvp(theta, v), H_ref @ v, rtol=0,
+                                   atol=1e-10 * scale * np.linalg.norm(v))
+    op = rl.hessian(obj, theta)
+    assert isinstance(op, rl.HessianOperator) and not op.is_dense
+    H = op.to_dense()
+    np.testing.assert_allclose(H, H_ref, rtol=0, atol=1e-10 * scale)
+    assert op.n_matvecs == obj.n_params
+    # Not at a minimizer of a non-convex net: H has negative eigenvalues, both agree on them.
+    ev = np.linalg.eigvalsh(H)
+    assert ev[0] < -0.1 * scale
+    np.testing.assert_allclose(ev, np.linalg.eigvalsh(H_ref), rtol=0, atol=1e-10 * scale)
+
+
+def test_batch_split_does_not_matter():
+    model = make_mlp()
+    X, Y = make_data()
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=37)
+    objs = [TorchObjective(model, nn.functional.mse_loss, split(X, Y, s))
+            for s in [(N,), (50, 3), (7, 20, 26)]]
+    theta = objs[0].theta0 + 0.2 * rng.normal(size=37)
+    vals = [o.value(theta) for o in objs]
+    grads = [o.gradient(theta) for o in objs]
+    hvps = [o.hvp(theta, v) for o in objs]
+    for k in (1, 2):
+        assert vals[k] == pytest.approx(vals[0], rel=1e-13)
+        np.testing.assert_allclose(grads[k], grads[0], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(hvps[k], hvps[0], rtol=0, atol=1e-12)
+
+
+def test_cross_entropy_with_integer_targets():
+    torch.manual_seed(5)
+    model = nn.Linear(4, 3).double()
+    g = torch.Generator().manual_seed(6)
+    X = torch.randn(29, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (29,), generator=g)
+    obj = TorchObjective(model, nn.functional.cross_entropy, split(X, y, (10, 10, 9)))
+    f = flat_loss_fn(model, nn.functional.cross_entropy, X, y)
+    t = flat_params(model).clone().requires_grad_(True)
+    (g_ref,) = torch.autograd.grad(f(t), t)
+    np.testing.assert_allclose(obj.gradient(obj.theta0), g_ref.numpy(), rtol=0, atol=1e-13)
+    H_ref = torch.func.hessian(f)(flat_params(model)).numpy()
+    np.testing.assert_allclose(rl.hessian(obj, obj.theta0).to_dense(), H_ref, rtol=0, atol=1e-12)
+
+
+def test_callers_model_is_unchanged(setup):
+    model, _, _, obj = setup
+    before = snapshot(model)
+    rng = np.random.default_rng(4)
+    theta = obj.theta0 + rng.normal(size=obj.n_params)
+    obj.value(theta)
+    obj.gradient(theta)
+    obj.hvp(theta, rng.normal(size=obj.n_params))
+    rl.hessian(obj, theta).to_dense()
+    obj.minimize(l2=0.1, max_iter=20)
+    obj.state_dict(theta)
+    assert_same_state(model, before)
+    assert all(p.grad is None for p in model.parameters())
+    assert model.training  # the mode was not touched either
+
+
+def test_state_dict_round_trip(setup):
+    obj = setup[3]
+    rng = np.random.default_rng(7)
+    theta = obj.theta0 + rng.normal(size=obj.n_params)
+    sd = obj.state_dict(theta)
+    other = make_mlp(seed=99)
+    other.load_state_dict(sd)
+    np.testing.assert_array_equal(flat_params(other).numpy(), theta)
+
+
+def bn_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 1)).double()
+
+
+def dropout_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Dropout(0.5), nn.Linear(6, 1)).double()
+
+
+@pytest.mark.parametrize("factory", [bn_model, dropout_model], ids=["batchnorm", "dropout"])
+def test_train_mode_with_random_layers(factory):
+    X, Y = make_data()
+    model = factory()
+    if factory is bn_model:  # non-trivial running statistics
+        with torch.no_grad():
+            model(X)
+    assert model.training
+    with pytest.raises(rl.ModelModeError, match="train mode") as exc:
+        TorchObjective(model, nn.functional.mse_loss, split(X, Y))
+    assert "eval_mode=True" in str(exc.value)
+    before = snapshot(model)
+    obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y), eval_mode=True)
+    assert model.training and all(m.training for m in model.modules())
+    # The value is the eval-mode loss, deterministic, and the caller's model (buffers too) is intact.
+    ref_model = factory()
+    ref_model.load_state_dict(before)
+    ref_model.eval()
+    with torch.no_grad():
+        ref = float(nn.functional.mse_loss(ref_model(X), Y))
+    assert obj.value(obj.theta0) == pytest.approx(ref, rel=1e-13)
+    assert obj.value(obj.theta0) == obj.value(obj.theta0)
+    f = flat_loss_fn(ref_model, nn.functional.mse_loss, X, Y)
+    H_ref = torch.func.hessian(f)(flat_params(ref_model)).numpy()
+    v = np.random.default_rng(8).normal(size=obj.n_params)
+    np.testing.assert_allclose(obj.hvp(obj.theta0, v), H_ref @ v, rtol=0,
+                               atol=1e-10 * np.abs(H_ref).max() * np.linalg.norm(v))
+    assert_same_state(model, before)
+    assert model.training
+    # Once the caller puts the model in eval mode, no flag is needed.
+    model.eval()
+    obj2 = TorchObjective(model, nn.functional.mse_loss, split(X, Y))
+    assert obj2.value(obj2.theta0) == pytest.approx(ref, rel=1e-13)
+
+
+def test_one_shot_generator_is_refused():
+    X, Y = make_data()
+    batches = split(X, Y)
+    with pytest.raises(rl.RidgelensError, match="re-iterable"):
+        TorchObjective(make_mlp(), nn.functional.mse_loss, (b for b in batches))
+    with pytest.raises(rl.RidgelensError, match="re-iterable"):
+        TorchObjective(make_mlp(), nn.functional.mse_loss, iter(batches))
+
+
+def test_data_loader_is_accepted():
+    X, Y = make_data()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size=16)
+    obj = TorchObjective(make_mlp(), nn.functional.mse_loss, loader)
+    ref = TorchObjective(make_mlp(), nn.functional.mse_loss, [(X, Y)])
+    assert obj.n_samples == N
+    np.testing.assert_allclose(obj.gradient(obj.theta0), ref.gradient(ref.theta0), rtol=0, atol=1e-13)
+
+
+def test_unpenalized_bias_mask():
+    model = make_mlp()
+    X, Y = make_data()
+    obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y), unpenalized=("*.bias",))
+    expected = np.concatenate([np.full(p.numel(), not name.endswith("bias"))
+                               for name, p in model.named_parameters()])
+    np.testing.assert_array_equal(obj.penalized, expected)
+    assert obj.penalized.sum() == 24 + 6 and (~obj.penalized).sum() == 6 + 1
+    names = np.array(obj.param_names)
+    assert all(".bias" in s for s in names[~obj.penalized])
+    assert all(".weight" in s for s in names[obj.penalized])
+    # The mask enters the penalized gradient: ∇R + λ θ_p.
+    theta = obj.theta0
+    np.testing.assert_allclose(obj.penalized_gradient(theta, 0.5),
+                               obj.gradient(theta) + 0.5 * np.where(expected, theta, 0.0))
+    only_first = TorchObjective(model, nn.functional.mse_loss, split(X, Y), unpenalized=("0.*",))
+    np.testing.assert_array_equal(only_first.penalized, np.r_[np.zeros(30, bool), np.ones(7, bool)])
+    with pytest.raises(rl.RidgelensError, match="leaves no parameter penalized"):
+        TorchObjective(model, nn.functional.mse_loss, split(X, Y), unpenalized=("*",))
+
+
+# --- a small, well-determined network: θ̂ is a strict minimizer -------------------------
+
+def teacher_problem():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(120, 2, generator=g, dtype=torch.float64)
+    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.5, -0.5], [0.3, 1.2]]))
+        net[0].bias.copy_(torch.tensor([0.2, -0.3]))
+        net[2].weight.copy_(torch.tensor([[1.0, -1.5]]))
+        net[2].bias.copy_(torch.tensor([0.5]))
+        Y = net(X) + 0.1 * torch.randn(120, 1, generator=g, dtype=torch.float64)
+    obj = TorchObjective(net, nn.functional.mse_loss, split(X, Y, (70, 50)))
+    return net, obj
+
+
+def test_gradient_descent_with_weight_decay_converges_to_refit():
+    _, obj = teacher_problem()
+    hat = obj.minimize()
+    assert hat.converged
+    lam = 0.1
+    ref = obj.minimize(l2=lam, x0=hat.theta)
+    assert ref.converged and ref.method == "trust-ncg"
+    # Independent optimality check of the refit: the penalized Hessian there is positive definite.
+    Hl = rl.hessian(obj, ref.theta).to_dense() + lam * np.eye(obj.n_params)
+    ev = np.linalg.eigvalsh(Hl)
+    assert ev[0] > 0.05
+    gd = obj.minimize(l2=lam, method="gd", lr=1.0 / ev[-1], max_iter=3000, x0=hat.theta)
+    assert gd.method == "gd" and gd.converged, gd.message
+    assert gd.n_iter > 100  # it really iterated (measured: ~420 steps)
+    assert np.linalg.norm(gd.theta - ref.theta) / np.linalg.norm(ref.theta) < 1e-6
+    # θ ← θ − lr(λθ + ∇R(θ)) written out by hand for a few steps gives the same iterates.
+    few = obj.minimize(l2=lam, method="gd", lr=0.05, max_iter=3, x0=hat.theta, tol=1e-300)
+    theta = hat.theta.copy()
+    for _ in range(3):
+        theta = theta - 0.05 * (lam * theta + obj.gradient(theta))
+    np.testing.assert_allclose(few.theta, theta, rtol=0, atol=1e-15)
+    assert few.n_iter == 3 and not few.converged
+
+
+def test_gd_needs_learning_rate():
+    _, obj = teacher_problem()
+    with pytest.raises(rl.RidgelensError, match="lr > 0"):
+        obj.minimize(l2=0.1, method="gd")
+    with pytest.raises(rl.RidgelensError, match="method must be one of"):
+        obj.minimize(l2=0.1, method="sgd")
+
+
+def test_analyze_small_torch_model():
+    net, obj = teacher_problem()
+    before = snapshot(net)
+    theta_hat = obj.minimize().theta
+    lambdas = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = rl.analyze(obj, lambdas, theta_hat=theta_hat)
+    assert res.objective == "TorchObjective" and res.n_params == 9
+    assert res.min_eigenvalue > 0 and res.refit_converged.all()
+    err = res.rel_error
+    # Measured: 0.13, 0.029, 8.1e-4, 9.4e-6, 9.6e-8.
+    assert err[0] > 1e-2  # a non-quadratic loss: the prediction is off at large λ
+    assert np.all(np.diff(err) < 0), err
+    assert err[2] < 5e-3 and err[-1] < 1e-6, err
+    # The prediction is (H + λI)⁻¹ H θ̂ with the dense torch.func Hessian at θ̂.
+    X = torch.cat([b[0] for b in obj.batches])
+    Y = torch.cat([b[1] for b in obj.batches])
+    H = torch.func.hessian(flat_loss_fn(net, nn.functional.mse_loss, X, Y))(
+        torch.tensor(theta_hat)).numpy()
+    for i, lam in enumerate(lambdas):
+        direct = np.linalg.solve(H + lam * np.eye(9), H @ theta_hat)
+        np.testing.assert_allclose(res.predicted[i], direct, rtol=0, atol=1e-9)
+    assert_same_state(net, before)
+
+
+def test_linear_torch_model_matches_least_squares():
+    """nn.Linear + MSE/2 is least squares: the torch path equals the closed-form one."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    Y = X @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64) + 1.0 + 0.3 * torch.randn(
+        40, 1, generator=g, dtype=torch.float64)
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 1).double()
+
+    def half_mse(out, y):
+        return 0.5 * nn.functional.mse_loss(out, y)
+
+    obj = TorchObjective(lin, half_mse, split(X, Y, (15, 15, 10)), unpenalized=("bias",))
+    lams = [1e-3, 1e-1, 1.0]
+    res = rl.analyze(obj, lams)
+    ls = rl.analyze(rl.LeastSquares(X.numpy(), Y.numpy()[:, 0]), lams)
+    np.testing.assert_allclose(res.predicted, ls.predicted, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res.refit, ls.predicted, rtol=0, atol=1e-8)
+    assert np.all(res.rel_error < 1e-8)

@@ -1,0 +1,239 @@
+"""Bad input to the library raises a RidgelensError whose message names the problem."""
+
+import numpy as np
+import pytest
+import torch
+
+import ridgelens as rl
+
+
+def data(n=12, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(float)
+    return X, y
+
+
+def test_errors_are_value_errors():
+    assert issubclass(rl.RidgelensError, ValueError)
+    assert issubclass(rl.DataError, rl.RidgelensError)
+    assert issubclass(rl.ModelModeError, rl.RidgelensError)
+
+
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_X_names_row_and_column(cls, bad):
+    X, y = data()
+    X[4, 2] = bad
+    X[7, 0] = np.nan  # a second bad cell: the first one is named, and the count given
+    with pytest.raises(rl.DataError, match=r"X contains (nan|inf|-inf) at row 4, column 2") as exc:
+        cls(X, y)
+    assert "2 non-finite value(s)" in str(exc.value)
+    assert str(bad) in str(exc.value)
+
+
+def test_non_finite_X_names_feature():
+    X, y = data()
+    X[5, 1] = np.nan
+    with pytest.raises(rl.DataError, match=r"row 5, column 1 \('bmi'\)"):
+        rl.LeastSquares(X, y, feature_names=["age", "bmi", "bp"])
+
+
+def test_non_finite_X_single_column():
+    X, y = data(d=1)
+    X[3, 0] = np.inf
+    with pytest.raises(rl.DataError, match="X contains inf at row 3"):
+        rl.LeastSquares(X, y)
+
+
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_y(cls, bad):
+    X, y = data()
+    y[9] = bad
+    with pytest.raises(rl.DataError, match=rf"y contains {bad} at row 9 \(1 non-finite"):
+        cls(X, y)
+
+
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+def test_shape_mismatch(cls):
+    X, y = data()
+    with pytest.raises(rl.DataError, match="X has 12 rows but y has 11 entries"):
+        cls(X, y[:-1])
+
+
+def test_bad_dimensions():
+    X, y = data()
+    with pytest.raises(rl.DataError, match=r"X must be 2-D .* got shape \(12,\)"):
+        rl.LeastSquares(X[:, 0], y)
+    with pytest.raises(rl.DataError, match=r"y must be 1-D .* got shape \(12, 2\)"):
+        rl.LeastSquares(X, np.c_[y, y])
+    # A column vector y is accepted as 1-D.
+    a = rl.LeastSquares(X, y[:, None]).minimize().theta
+    b = rl.LeastSquares(X, y).minimize().theta
+    np.testing.assert_array_equal(a, b)
+
+
+def test_non_numeric_X():
+    X, y = data()
+    Xs = X.astype(object)
+    Xs[2, 1] = "abc"
+    with pytest.raises(rl.DataError, match="X must be numeric"):
+        rl.LeastSquares(Xs, y)
+
+
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+def test_empty_data(cls):
+    X, y = data()
+    with pytest.raises(rl.DataError, match="X is empty: it has 0 rows"):
+        cls(np.empty((0, 3)), np.empty(0))
+    with pytest.raises(rl.DataError, match="X has 0 columns"):
+        cls(np.empty((12, 0)), y)
+    with pytest.raises(rl.DataError, match="y is empty"):
+        cls(X, np.empty(0))
+
+
+def test_logistic_non_binary_y_names_value():
+    X, y = data()
+    y[7] = 2.0
+    with pytest.raises(rl.DataError, match=r"y in \{0, 1\}; y\[7\] = 2 ") as exc:
+        rl.Logistic(X, y)
+    assert "3 distinct values: 0, 1, 2" in str(exc.value)
+    y = 2 * data()[1] - 1  # ±1 labels
+    first_bad = int(np.argmax(y == -1))
+    with pytest.raises(rl.DataError, match=rf"y\[{first_bad}\] = -1 "):
+        rl.Logistic(X, y)
+    y = data()[1] + 0.5
+    with pytest.raises(rl.DataError, match=r"y\[0\] = (0\.5|1\.5) "):
+        rl.Logistic(X, y)
+
+
+def test_logistic_single_class():
+    X, _ = data()
+    with pytest.raises(rl.DataError, match=r"both classes in y; all 12 labels are 1"):
+        rl.Logistic(X, np.ones(12))
+
+
+NEGATIVE = [-0.5, -1e-3]
+
+
+@pytest.mark.parametrize("lam", NEGATIVE)
+def test_negative_lambda_ridge_path(lam):
+    with pytest.raises(rl.RidgelensError, match=rf"lambdas must be >= 0.*got {lam:g}"):
+        rl.ridge_path(np.eye(3), np.ones(3), [0.1, lam, 1.0])
+
+
+@pytest.mark.parametrize("lam", NEGATIVE)
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+def test_negative_lambda_analyze_and_minimize(cls, lam):
+    X, y = data()
+    obj = cls(X, y)
+    with pytest.raises(rl.RidgelensError, match=rf"lambdas must be >= 0.*got {lam:g}"):
+        rl.analyze(obj, [1.0, lam])
+    with pytest.raises(rl.RidgelensError, match=rf"l2 must be >= 0.*got {lam:g}"):
+        obj.minimize(l2=lam)
+
+
+def test_negative_lambda_torch_minimize():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1).double()
+    X = torch.randn(8, 3, dtype=torch.float64)
+    obj = rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    with pytest.raises(rl.RidgelensError, match=r"l2 must be >= 0.*got -0\.25"):
+        obj.minimize(l2=-0.25)
+    with pytest.raises(rl.RidgelensError, match=r"lambdas must be >= 0.*got -0\.25"):
+        rl.analyze(obj, [-0.25])
+
+
+@pytest.mark.parametrize("lams, msg", [
+    ([np.nan], "lambdas must be finite, got nan"),
+    ([1.0, np.inf], "lambdas must be finite, got inf"),
+    ([], "non-empty"),
+    ([[0.1, 0.2]], "1-D"),
+    (["a"], "lambdas must be numbers"),
+])
+def test_bad_lambdas(lams, msg):
+    with pytest.raises(rl.RidgelensError, match=msg):
+        rl.ridge_path(np.eye(2), np.ones(2), lams)
+
+
+def test_wrong_theta_hat_length():
+    with pytest.raises(rl.RidgelensError, match=r"theta_hat must have shape \(3,\), got \(2,\)"):
+        rl.ridge_path(np.eye(3), np.ones(2), [1.0])
+    X, y = data()
+    obj = rl.LeastSquares(X, y)  # 3 weights + intercept
+    with pytest.raises(rl.RidgelensError, match=r"theta_hat must have shape \(4,\), got \(3,\)"):
+        rl.analyze(obj, [1.0], theta_hat=np.zeros(3))
+    with pytest.raises(rl.RidgelensError, match=r"theta_hat contains non-finite"):
+        rl.analyze(obj, [1.0], theta_hat=np.array([0.0, np.nan, 0.0, 0.0]))
+    with pytest.raises(rl.RidgelensError, match=r"x0 must have shape \(4,\), got \(5,\)"):
+        rl.Logistic(X, y).minimize(l2=0.1, x0=np.zeros(5))
+
+
+def test_wrong_gradient_and_mask():
+    H, th = np.eye(3), np.ones(3)
+    with pytest.raises(rl.RidgelensError, match=r"gradient must have shape \(3,\)"):
+        rl.ridge_path(H, th, [1.0], gradient=np.ones(4))
+    with pytest.raises(rl.RidgelensError, match=r"penalized must be a boolean array of shape \(3,\)"):
+        rl.ridge_path(H, th, [1.0], penalized=[1, 0, 1])
+    with pytest.raises(rl.RidgelensError, match="selects no parameter"):
+        rl.ridge_path(H, th, [1.0], penalized=np.zeros(3, bool))
+
+
+def test_bad_curvature_matrix():
+    with pytest.raises(rl.RidgelensError, match="square"):
+        rl.ridge_path(np.ones((2, 3)), np.ones(2), [1.0])
+    with pytest.raises(rl.RidgelensError, match="symmetric"):
+        rl.ridge_path(np.array([[1.0, 2.0], [0.0, 1.0]]), np.ones(2), [1.0])
+    with pytest.raises(rl.RidgelensError, match="non-finite"):
+        rl.ridge_path(np.array([[1.0, np.nan], [np.nan, 1.0]]), np.ones(2), [1.0])
+
+
+def test_incomplete_spectrum_and_masked_spectrum():
+    H = np.diag([3.0, 2.0, 1.0])
+    with pytest.raises(rl.RidgelensError, match="holds 2 of 3 eigenpairs"):
+        rl.ridge_path(rl.eigen(H, k=2), np.ones(3), [1.0])
+    with pytest.raises(rl.RidgelensError, match="needs the operator"):
+        rl.ridge_path(rl.eigen(H), np.ones(3), [1.0], penalized=np.array([True, True, False]))
+    with pytest.raises(rl.RidgelensError, match=r"k must be an integer in \[1, 3\]"):
+        rl.eigen(H, k=4)
+
+
+def test_operator_shape_checks():
+    op = rl.DenseOperator(np.eye(3))
+    with pytest.raises(rl.RidgelensError, match=r"matvec expects a vector of shape \(3,\), got \(2,\)"):
+        op.matvec(np.ones(2))
+    with pytest.raises(rl.RidgelensError, match=r"matmat expects a matrix of shape \(3, k\)"):
+        op.matmat(np.ones((2, 2)))
+
+
+def test_minimize_options():
+    X, y = data()
+    obj = rl.LeastSquares(X, y)
+    with pytest.raises(rl.RidgelensError, match="tol must be > 0"):
+        obj.minimize(tol=0.0)
+    with pytest.raises(rl.RidgelensError, match=r"unknown minimize option\(s\) for a linear objective: method"):
+        obj.minimize(method="gd")
+
+
+def test_torch_objective_bad_input():
+    net = torch.nn.Linear(2, 1).double()
+    X = torch.randn(4, 2, dtype=torch.float64)
+    with pytest.raises(rl.RidgelensError, match=r"must be a torch\.nn\.Module, got function"):
+        rl.TorchObjective(lambda x: x, torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    with pytest.raises(rl.RidgelensError, match="loss_fn must be callable"):
+        rl.TorchObjective(net, "mse", [(X, X[:, :1])])
+    with pytest.raises(rl.DataError, match="batch 1 must be an \\(inputs, targets\\) pair"):
+        rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X, X[:, :1]), X])
+    with pytest.raises(rl.DataError, match="batch 0 is empty"):
+        rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X[:0], X[:0, :1])])
+    with pytest.raises(rl.DataError, match="batches is empty"):
+        rl.TorchObjective(net, torch.nn.functional.mse_loss, [])
+    frozen = torch.nn.Linear(2, 1).double().requires_grad_(False)
+    with pytest.raises(rl.RidgelensError, match="no trainable parameters"):
+        rl.TorchObjective(frozen, torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    obj = rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    with pytest.raises(rl.RidgelensError, match=r"theta must have shape \(3,\), got \(2,\)"):
+        obj.value(np.zeros(2))
+    with pytest.raises(rl.RidgelensError, match=r"theta must have shape \(3,\)"):
+        rl.HessianOperator(obj, np.zeros(4))
