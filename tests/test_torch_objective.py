@@ -112,7 +112,7 @@ def test_hvp_and_hessian_equal_dense_torch_func_hessian(setup):
         np.testing.assert_allclose(obj.hvp(theta, v), H_ref @ v, rtol=0,
                                    atol=1e-10 * scale * np.linalg.norm(v))
     op = rl.hessian(obj, theta)
-    assert isinstance(op, rl.HessianOperator) and not op.is_dense
+    assert isinstance(op, rl.CurvatureOperator) and not op.is_dense
     H = op.to_dense()
     np.testing.assert_allclose(H, H_ref, rtol=0, atol=1e-10 * scale)
     assert op.n_matvecs == obj.n_params

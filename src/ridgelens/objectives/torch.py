@@ -128,16 +128,20 @@ class TorchObjective(Objective):
         params.update(self._buffers)
         return params
 
-    def _iter_losses(self, flat: torch.Tensor):
+    def _prepare(self, x, y):
+        """Move a batch to the model's device; floating tensors to the compute dtype."""
+        x, y = x.to(self.device), y.to(self.device)
+        if torch.is_floating_point(x):
+            x = x.to(self.dtype)
+        if torch.is_floating_point(y):
+            y = y.to(self.dtype)
+        return x, y
+
+    def batch_losses(self, flat: torch.Tensor):
         """Yield ``(n_b / n) * loss_b`` for each batch."""
         params = self._params(flat)
         for x, y in self.batches:
-            x = x.to(self.device)
-            if torch.is_floating_point(x):
-                x = x.to(self.dtype)
-            y = y.to(self.device)
-            if torch.is_floating_point(y):
-                y = y.to(self.dtype)
+            x, y = self._prepare(x, y)
             out = functional_call(self.model, params, (x,))
             yield self.loss_fn(out, y) * (len(y) / self._n)
 
@@ -159,13 +163,13 @@ class TorchObjective(Objective):
     def value(self, theta) -> float:
         flat = self._to_tensor(self._check(theta))
         with torch.no_grad():
-            return float(sum(self._iter_losses(flat)))
+            return float(sum(self.batch_losses(flat)))
 
     def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
         """R(θ) and ∇R(θ) in one pass over the data."""
         flat = self._to_tensor(self._check(theta), requires_grad=True)
         total, grad = 0.0, torch.zeros_like(flat)
-        for loss in self._iter_losses(flat):
+        for loss in self.batch_losses(flat):
             (g,) = torch.autograd.grad(loss, flat)
             grad += g
             total += float(loss.detach())
@@ -174,12 +178,18 @@ class TorchObjective(Objective):
     def gradient(self, theta) -> np.ndarray:
         return self.value_and_gradient(theta)[1]
 
+    def hessian_operator(self, theta, *, form: str = "auto", memory_budget: int | None = None):
+        """H at θ as a matrix-free :class:`~ridgelens.operators.TorchHessianOperator` (graph reuse when it fits)."""
+        from ridgelens.operators._torch import TorchHessianOperator
+
+        return TorchHessianOperator(self, theta, form=form, memory_budget=memory_budget)
+
     def hvp(self, theta, v) -> np.ndarray:
         """Exact ∇²R(θ) v by double backward (Pearlmutter), accumulated over batches."""
         flat = self._to_tensor(self._check(theta), requires_grad=True)
         vt = self._to_tensor(self._check(v))
         out = torch.zeros_like(flat)
-        for loss in self._iter_losses(flat):
+        for loss in self.batch_losses(flat):
             (g,) = torch.autograd.grad(loss, flat, create_graph=True)
             (hv,) = torch.autograd.grad(g, flat, grad_outputs=vt)
             out += hv

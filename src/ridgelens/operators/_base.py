@@ -118,11 +118,15 @@ class HessianOperator(CurvatureOperator):
         return self.objective.hvp(self.theta, v)
 
 
-def hessian(objective, theta) -> CurvatureOperator:
+def hessian(objective, theta, **options) -> CurvatureOperator:
     """The Hessian of ``objective``'s mean loss at ``theta`` as a :class:`CurvatureOperator`.
 
-    Closed-form objectives (least squares, logistic) give a :class:`DenseOperator`;
-    others (torch models) a matrix-free :class:`HessianOperator`.
+    Closed-form objectives (least squares, logistic) give a :class:`DenseOperator`; torch
+    models a matrix-free ``TorchHessianOperator`` (``options``: ``form=``,
+    ``memory_budget=``); other objectives a :class:`HessianOperator` over their ``hvp``.
     """
     H = objective.hessian_dense(np.asarray(theta, dtype=np.float64))
-    return DenseOperator(H) if H is not None else HessianOperator(objective, theta)
+    if H is not None:
+        return DenseOperator(H)
+    native = getattr(objective, "hessian_operator", None)
+    return native(theta, **options) if native is not None else HessianOperator(objective, theta)

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from ridgelens._auto import resolve_method
 from ridgelens._validation import check_lambdas, check_mask, check_vector
 from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
 from ridgelens.operators import CurvatureOperator, DenseOperator
+from ridgelens.ridge._krylov import krylov_path
 from ridgelens.spectra import Spectrum, eigen
+from ridgelens.spectra._krylov_base import to_numpy
 
 _NEGATIVE = ("nan", "clip", "raise")
 
@@ -52,6 +55,16 @@ class RidgePath:
         ``"hessian"`` or ``"schur-complement"``.
     rank_tol : float
         Eigenvalues with |σ| ≤ rank_tol are treated as exactly 0.
+    method : str
+        ``"dense-eigh"`` (exact eigen form) or ``"krylov"`` (one Lanczos run on Hθ̂ − g).
+    n_matvecs : int
+        Operator products spent by the path itself.
+    residuals : ndarray of shape (m,) or None
+        Krylov: ‖b − (H + λI)θ̃‖/‖b‖ per λ.
+    converged : ndarray of bool, shape (m,) or None
+    outside_share : float
+        ‖(I − QQᵀ)θ̂_p‖/‖θ̂_p‖: the part of θ̂ the eigenvectors held do not describe
+        (0 for the dense path; for the Krylov path, Q are the low-rank top-k pairs).
     """
 
     lambdas: np.ndarray
@@ -68,6 +81,11 @@ class RidgePath:
     gradient_used: bool
     curvature: str
     rank_tol: float
+    method: str = "dense-eigh"
+    n_matvecs: int = 0
+    residuals: np.ndarray | None = None
+    converged: np.ndarray | None = None
+    outside_share: float = 0.0
 
     def steps(self, i: int) -> dict:
         """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array."""
@@ -88,7 +106,8 @@ def _as_operator(source) -> CurvatureOperator:
 
 
 def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
-               negative: str = "nan") -> RidgePath:
+               negative: str = "nan", method: str = "auto", tol: float = 1e-8, low_rank=None,
+               max_matvecs: int | None = None, checkpoint=None, progress: bool | None = None) -> RidgePath:
     """Predict the L2-regularized minimizer θ̃(λ) for every λ from one decomposition.
 
     ``θ̃(λ) = (H + λP)⁻¹(Hθ̂ − g)``; with ``g = 0`` and every parameter penalized this is
@@ -110,6 +129,17 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     negative : {"nan", "clip", "raise"}, default "nan"
         What to do with σⱼ < 0: ``"nan"`` marks every λ with σⱼ + λ ≤ 0 invalid
         (NaN row, warning); ``"clip"`` uses max(σⱼ, 0); ``"raise"`` raises.
+    method : {"auto", "dense", "krylov"}, default "auto"
+        "dense": decompose H (or S) once, exact. "krylov": matrix-free, one Lanczos
+        run on b = Hθ̂ − g serves every λ (memory O(m·n) for an m-step basis).
+        "auto": dense when H is in memory or n ≤ ``DENSE_MAX_PARAMS``.
+    tol : float, default 1e-8
+        Krylov: stop when every λ has ‖b − (H + λI)θ̃‖ ≤ tol·‖b‖.
+    low_rank : Spectrum, optional
+        Krylov: top-k eigenpairs for the per-direction view (factors, coords, and
+        the share of θ̂ outside their span).
+    max_matvecs, checkpoint, progress
+        Krylov: product budget, a folder to checkpoint into and resume from, a progress line.
 
     Examples
     --------
@@ -124,6 +154,14 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     lam = check_lambdas(lambdas)
     if negative not in _NEGATIVE:
         raise RidgelensError(f"negative must be one of {_NEGATIVE}, got {negative!r}")
+    if not isinstance(source, Spectrum):
+        op = _as_operator(source)
+        if resolve_method(method, op.n, op.is_dense, allowed=("dense", "krylov")) == "krylov":
+            return _krylov_ridge_path(op, theta_hat, lam, penalized=penalized, gradient=gradient,
+                                      negative=negative, tol=tol, low_rank=low_rank,
+                                      max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
+    elif method not in ("auto", "dense"):
+        raise RidgelensError(f"a Spectrum gives the dense path; method={method!r} needs the operator")
     if isinstance(source, Spectrum):
         n = source.n
         mask = check_mask(penalized, n)
@@ -198,7 +236,42 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     return RidgePath(lambdas=lam, theta_hat=theta, thetas=thetas, eigenvalues=sigma, eigenvectors=Q,
                      coords=z, factors=factors, scaled=scaled, effective_df=df, penalized=mask,
                      valid=valid, gradient_used=g is not None,
-                     curvature="hessian" if H is None else "schur-complement", rank_tol=rank_tol)
+                     curvature="hessian" if H is None else "schur-complement", rank_tol=rank_tol,
+                     n_matvecs=spec.n_matvecs)
+
+
+def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol, low_rank,
+                       max_matvecs, checkpoint, progress) -> RidgePath:
+    n = op.n
+    mask = check_mask(penalized, n)
+    if not mask.all():
+        raise RidgelensError(
+            f"the matrix-free path needs every parameter penalized ({int((~mask).sum())} are not): "
+            "(H + λP) is not a shifted H, so one Krylov space cannot serve every λ; use method='dense'"
+        )
+    if negative != "nan":
+        raise RidgelensError(f"negative={negative!r} needs the dense path (method='dense')")
+    theta = check_vector(theta_hat, n, "theta_hat")
+    g = None if gradient is None else check_vector(gradient, n, "gradient")
+    r = krylov_path(op, theta, lam, gradient=g, tol=tol, max_matvecs=max_matvecs,
+                    checkpoint=checkpoint, progress=progress)
+    if low_rank is not None:
+        sigma = np.asarray(low_rank.eigenvalues, dtype=np.float64)
+        Q = low_rank.eigenvectors
+        Qn = to_numpy(Q)
+        z = Qn.T @ theta
+        outside = float(np.linalg.norm(theta - Qn @ z) / max(np.linalg.norm(theta), 1e-300))
+        denom = sigma[None, :] + lam[:, None]
+        factors = np.where(denom > 0, sigma[None, :] / np.where(denom > 0, denom, 1.0), np.nan)
+    else:
+        sigma, Qn, z, outside = np.zeros(0), np.zeros((n, 0)), np.zeros(0), float("nan")
+        factors = np.zeros((lam.size, 0))
+    return RidgePath(lambdas=lam, theta_hat=theta, thetas=r["thetas"], eigenvalues=sigma, eigenvectors=Qn,
+                     coords=z, factors=factors, scaled=factors * z[None, :],
+                     effective_df=np.full(lam.size, np.nan), penalized=mask, valid=r["valid"],
+                     gradient_used=g is not None, curvature="hessian", rank_tol=0.0, method="krylov",
+                     n_matvecs=r["n_matvecs"], residuals=r["residuals"], converged=r["converged"],
+                     outside_share=outside)
 
 
 def _inverse_psd(A: np.ndarray) -> np.ndarray:

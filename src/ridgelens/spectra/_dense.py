@@ -1,4 +1,4 @@
-"""Eigenpairs of a curvature operator (dense ``eigh``)."""
+"""Eigenpairs of a curvature operator: dense ``eigh`` or matrix-free Lanczos (``method="auto"``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from ridgelens.errors import RidgelensError
+from ridgelens._auto import resolve_method
+from ridgelens.errors import ConvergenceWarning, RidgelensError
 from ridgelens.operators import CurvatureOperator, DenseOperator
+from ridgelens.spectra._lanczos import WHICH, _wanted, lanczos
 
 
 @dataclass(frozen=True)
@@ -19,21 +21,28 @@ class Spectrum:
     ----------
     eigenvalues : ndarray of shape (k,)
         σ₁ ≥ σ₂ ≥ … ≥ σ_k.
-    eigenvectors : ndarray of shape (n, k)
-        Orthonormal columns Q; each column's largest-magnitude entry is positive.
+    eigenvectors : ndarray or torch.Tensor of shape (n, k)
+        Orthonormal columns Q (a tensor on the model's device for torch operators
+        solved by Lanczos); dense ones have each column's largest entry positive.
     n : int
         Dimension of the operator.
     method : str
-        How they were computed (``"dense-eigh"``).
+        ``"dense-eigh"`` or ``"lanczos"`` (what ``method="auto"`` resolved to).
     n_matvecs : int
         Operator products spent (0 when the matrix was already in memory).
+    residuals : ndarray of shape (k,)
+        ‖Hq − σq‖ per pair (0 for the dense solver, up to rounding).
+    converged : ndarray of bool, shape (k,)
+        Whether each pair met ``tol · |σ_max|``.
     """
 
     eigenvalues: np.ndarray
-    eigenvectors: np.ndarray
+    eigenvectors: object
     n: int
     method: str
     n_matvecs: int
+    residuals: np.ndarray | None = None
+    converged: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -58,31 +67,73 @@ def _canonical_signs(Q: np.ndarray) -> np.ndarray:
     return Q * signs
 
 
-def eigen(operator, k: int | None = None) -> Spectrum:
-    """Eigenpairs of a symmetric operator, largest first.
+def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float = 1e-6,
+          method: str = "auto", seed: int = 0, ncv: int | None = None, max_matvecs: int | None = None,
+          checkpoint=None, progress: bool | None = None) -> Spectrum:
+    """Eigenpairs of a symmetric operator, in descending order.
 
     Parameters
     ----------
     operator : CurvatureOperator or array of shape (n, n)
     k : int, optional
-        Keep the k largest pairs (default: all n).
+        How many pairs (default: all n, dense only).
+    which : {"largest", "smallest", "both"}, default "largest"
+        Which end of the spectrum; "both" takes ⌈k/2⌉ largest and ⌊k/2⌋ smallest.
+    tol : float, default 1e-6
+        Lanczos stops when every wanted pair has ‖Hq − σq‖ ≤ tol · |σ_max|.
+    method : {"auto", "dense", "lanczos"}
+        "auto" is dense when the matrix is in memory or n ≤ ``DENSE_MAX_PARAMS``.
+    seed : int
+        Start vector of Lanczos (results are deterministic for a given seed).
+    ncv, max_matvecs : int, optional
+        Lanczos basis size (default max(2k+1, k+20)) and product budget.
+    checkpoint : path, optional
+        Folder to save Lanczos state in, and resume from.
+    progress : bool, optional
+        Show a progress line (default: when stderr is a terminal).
 
     Examples
     --------
     >>> import numpy as np
     >>> eigen(np.diag([1.0, 3.0])).eigenvalues
     array([3., 1.])
+    >>> eigen(np.diag([1.0, 2.0, 3.0]), 1, method="lanczos").eigenvalues.round(12)
+    array([3.])
     """
     op = operator if isinstance(operator, CurvatureOperator) else DenseOperator(operator)
+    if which not in WHICH:
+        raise RidgelensError(f"which must be one of {WHICH}, got {which!r}")
     if k is not None and not (isinstance(k, (int, np.integer)) and 1 <= k <= op.n):
         raise RidgelensError(f"k must be an integer in [1, {op.n}], got {k!r}")
+    chosen = resolve_method(method, op.n, op.is_dense)
+    if chosen == "lanczos":
+        if k is None:
+            raise RidgelensError(f"the matrix-free solver needs k (how many eigenpairs of {op.n}); pass k=")
+        r = lanczos(op, int(k), which=which, tol=tol, ncv=ncv, max_matvecs=max_matvecs, seed=seed,
+                    checkpoint=checkpoint, progress=progress)
+        Q = r["eigenvectors"]
+        if not getattr(op, "matvec_tensor", None):
+            Q = _canonical_signs(Q.numpy())
+        if not r["converged"].all():
+            import warnings
+
+            warnings.warn(f"Lanczos stopped after {r['n_matvecs']} products with "
+                          f"{int((~r['converged']).sum())} of {k} pairs above tol (largest residual "
+                          f"{r['residuals'].max():.3g}); the partial result is returned with its flags",
+                          ConvergenceWarning, stacklevel=2)
+        return Spectrum(eigenvalues=r["eigenvalues"], eigenvectors=Q, n=op.n, method="lanczos",
+                        n_matvecs=r["n_matvecs"], residuals=r["residuals"], converged=r["converged"])
     before = op.n_matvecs
     H = op.to_dense()
     spent = op.n_matvecs - before
     # Divide and conquer (syevd): all pairs, and ~4x faster than the default MRRR driver here.
     w, Q = linalg.eigh(H, check_finite=False, driver="evd")
-    w, Q = w[::-1], Q[:, ::-1]
     if k is not None:
-        w, Q = w[:k], Q[:, :k]
-    return Spectrum(eigenvalues=w.copy(), eigenvectors=_canonical_signs(Q), n=op.n,
-                    method="dense-eigh", n_matvecs=spent)
+        idx = _wanted(w, k, which)
+        idx = idx[np.argsort(-w[idx], kind="stable")]
+    else:
+        idx = np.arange(w.size)[::-1]
+    w, Q = w[idx], Q[:, idx]
+    res = np.linalg.norm(H @ Q - Q * w, axis=0) if k is not None and k <= 64 else np.zeros(w.size)
+    return Spectrum(eigenvalues=w.copy(), eigenvectors=_canonical_signs(Q), n=op.n, method="dense-eigh",
+                    n_matvecs=spent, residuals=res, converged=np.ones(w.size, dtype=bool))

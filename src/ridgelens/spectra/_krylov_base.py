@@ -1,0 +1,48 @@
+"""Torch plumbing shared by the Krylov methods: any CurvatureOperator as a tensor matvec."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ridgelens.operators import CurvatureOperator, DenseOperator
+
+
+def tensor_matvec(op):
+    """Return ``(matvec, device, dtype)`` acting on 1-D tensors.
+
+    Operators with a native ``matvec_tensor`` (torch models) run on their own device and
+    dtype; NumPy operators are wrapped in float64 on the CPU (zero-copy).
+    """
+    if not isinstance(op, CurvatureOperator):
+        op = DenseOperator(op)
+    native = getattr(op, "matvec_tensor", None)
+    if native is not None:
+        return native, op.device, op.torch_dtype
+
+    def mv(v: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(op.matvec(v.detach().cpu().numpy()))
+
+    return mv, torch.device("cpu"), torch.float64
+
+
+def to_numpy(t) -> np.ndarray:
+    """A float64 NumPy copy of a tensor (or array)."""
+    if isinstance(t, torch.Tensor):
+        return t.detach().to(torch.float64).cpu().numpy()
+    return np.asarray(t, dtype=np.float64)
+
+
+def start_vector(n: int, seed: int, device, dtype) -> torch.Tensor:
+    """A unit random vector, the same for a given seed on every device."""
+    g = torch.Generator().manual_seed(int(seed))
+    v = torch.randn(n, generator=g, dtype=torch.float64)
+    return (v / v.norm()).to(device=device, dtype=dtype)
+
+
+def orthogonalize(w: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full reorthogonalization of ``w`` against the rows of ``V``, twice (DGKS); returns (w, coefficients)."""
+    h = V @ w
+    w = w - h @ V
+    h2 = V @ w
+    return w - h2 @ V, h + h2
