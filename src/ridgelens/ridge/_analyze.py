@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from ridgelens._io import atomic_write_json
+from ridgelens._auto import resolve_method
+from ridgelens._io import atomic_write_bytes, atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
-from ridgelens.errors import ConvergenceWarning, GradientNotZeroWarning
+from ridgelens.errors import ConvergenceWarning, GradientNotZeroWarning, NegativeCurvatureWarning
 from ridgelens.operators import DenseOperator, hessian
 from ridgelens.ridge._path import RidgePath, ridge_path
-from ridgelens.spectra import Spectrum, eigen
+from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
 CONVENTIONS = {
     "loss": "R(θ) is the MEAN loss over the n samples (least squares: (1/2n)‖Xw + b − y‖²; "
@@ -53,6 +56,15 @@ class Analysis:
     rel_error : ndarray of shape (m,) or None
         ‖θ̃ − θ*‖ / ‖θ*‖ per λ.
     theta_hat_converged : bool
+    method : str
+        ``"dense"`` or ``"matrix-free"``: what ``method="auto"`` resolved to.
+    min_eigenvalue : float
+        Smallest eigenvalue of H at θ̂, the second premise (should be ≥ 0); matrix-free:
+        the smallest Ritz value seen (SLQ and Lanczos), an upper bound on it.
+    density : SpectralDensity or None
+        Matrix-free: the SLQ density that gives df(λ).
+    n_matvecs : int
+        Hessian-vector products spent on H (0 when H was in closed form).
     """
 
     objective: str
@@ -70,6 +82,10 @@ class Analysis:
     refit_gradient_norm: np.ndarray | None
     rel_error: np.ndarray | None
     theta_hat_converged: bool
+    method: str = "dense"
+    min_eigenvalue: float = float("nan")
+    density: SpectralDensity | None = None
+    n_matvecs: int = 0
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
 
     @property
@@ -81,11 +97,6 @@ class Analysis:
     def effective_df(self) -> np.ndarray:
         """df(λ), shape (m,)."""
         return self.path.effective_df
-
-    @property
-    def min_eigenvalue(self) -> float:
-        """Smallest eigenvalue of H at θ̂, the second premise (should be ≥ 0)."""
-        return self.spectrum.min_eigenvalue
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (eigenvectors left out: they are n×n)."""
@@ -104,6 +115,16 @@ class Analysis:
             "eigenvalues": self.spectrum.eigenvalues,
             "min_eigenvalue": self.min_eigenvalue,
             "spectrum_method": self.spectrum.method,
+            "method": self.method,
+            "n_matvecs": self.n_matvecs,
+            "eigen_residuals": self.spectrum.residuals,
+            "eigen_converged": self.spectrum.converged,
+            "outside_share": self.path.outside_share,
+            "path_method": self.path.method,
+            "path_residuals": self.path.residuals,
+            "density": None if self.density is None else {
+                "nodes": self.density.nodes, "weights": self.density.weights,
+                "bandwidth": self.density.bandwidth, "n_matvecs": self.density.n_matvecs},
             "curvature": self.path.curvature,
             "penalized_eigenvalues": self.path.eigenvalues,
             "coords": self.path.coords,
@@ -124,7 +145,9 @@ class Analysis:
 
 
 def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol: float | None = None,
-            tol: float | None = None, negative: str = "nan", refit_options: dict | None = None) -> Analysis:
+            tol: float | None = None, negative: str = "nan", refit_options: dict | None = None,
+            method: str = "auto", k: int = 20, seed: int = 0, eig_tol: float = 1e-6, path_tol: float = 1e-8,
+            n_probes: int = 8, slq_steps: int = 60, checkpoint=None, progress: bool | None = None) -> Analysis:
     """Predict what L2 regularization does to ``objective``'s minimizer and check it by refitting.
 
     Parameters
@@ -146,6 +169,19 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         Handling of negative eigenvalues, see :func:`ridge_path`.
     refit_options : dict, optional
         Extra options for ``objective.minimize`` (e.g. ``{"method": "lbfgs"}``).
+    method : {"auto", "dense", "matrix-free"}
+        "dense": all eigenpairs and the exact eigen-form path (n HVPs for torch models).
+        "matrix-free": top-k Lanczos pairs, an SLQ density (for df(λ) and the smallest
+        eigenvalue) and the one-run Krylov path. "auto": dense when H is in memory or
+        n ≤ ``DENSE_MAX_PARAMS``. The choice is recorded in ``Analysis.method``.
+    k, seed, eig_tol, path_tol, n_probes, slq_steps
+        Matrix-free settings: eigenpairs kept, random seed, Lanczos residual tolerance
+        (relative to |σ_max|), Krylov path tolerance (relative residual), SLQ probes and steps.
+    checkpoint : path, optional
+        Folder for checkpoints of the long stages (Lanczos, Krylov path, each refit);
+        a killed run started again with the same folder resumes and gives the same result.
+    progress : bool, optional
+        Progress lines for the matrix-free stages (default: when stderr is a terminal).
 
     Examples
     --------
@@ -158,6 +194,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     """
     lam = check_lambdas(lambdas)
     refit_options = dict(refit_options or {})
+    ck = Path(checkpoint) if checkpoint is not None else None
     converged = True
     if theta_hat is not None:  # the caller's θ̂ must fit the objective (a clear error, not a matmul one)
         theta_hat = check_vector(theta_hat, objective.n_params, "theta_hat")
@@ -177,14 +214,31 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
             "keeping the first-order term, θ̃ = (H + λP)⁻¹(Hθ̂ − g)",
             GradientNotZeroWarning, stacklevel=2,
         )
+    gradient = g if gnorm > grad_tol else None
     H = hessian(objective, theta_hat)
-    if not H.is_dense:  # densify once; the spectrum and the Schur complement both use it
-        H = DenseOperator(H.to_dense())
-    spectrum = eigen(H)
+    chosen = resolve_method(method, H.n, H.is_dense, allowed=("dense", "matrix-free"))
     mask = objective.penalized
-    source = spectrum if mask.all() else H
-    path = ridge_path(source, theta_hat, lam, penalized=mask,
-                      gradient=g if gnorm > grad_tol else None, negative=negative)
+    density = None
+    if chosen == "dense":
+        if not H.is_dense:  # densify once; the spectrum and the Schur complement both use it
+            H = DenseOperator(H.to_dense())
+        spectrum = eigen(H)
+        min_eig = spectrum.min_eigenvalue
+        path = ridge_path(spectrum if mask.all() else H, theta_hat, lam, penalized=mask,
+                          gradient=gradient, negative=negative)
+    else:
+        spectrum = eigen(H, min(int(k), H.n), tol=eig_tol, seed=seed, method="lanczos",
+                         checkpoint=ck, progress=progress)
+        density = spectral_density(H, n_probes=n_probes, m=slq_steps, seed=seed)
+        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min()))
+        path = ridge_path(H, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative,
+                          method="krylov", tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
+        path = replace(path, effective_df=density.effective_df(lam))
+        if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
+            warnings.warn(f"H has negative eigenvalues (smallest Ritz value ≈ {min_eig:.4g}): θ̂ is not a "
+                          "minimum of the quadratic model; predictions for λ below that size are unreliable",
+                          NegativeCurvatureWarning, stacklevel=2)
+    n_matvecs = H.n_matvecs
 
     refits = conv = gnorms = rel = None
     if refit:
@@ -192,9 +246,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         conv = np.zeros(lam.size, dtype=bool)
         gnorms = np.empty(lam.size)
         for i, lam_i in enumerate(lam):
-            x0 = path.thetas[i] if path.valid[i] else theta_hat
-            r = objective.minimize(l2=float(lam_i), x0=x0, tol=tol, **refit_options)
-            refits[i], conv[i], gnorms[i] = r.theta, r.converged, r.gradient_norm
+            refits[i], conv[i], gnorms[i] = _refit_one(objective, float(lam_i), i, path, theta_hat, tol,
+                                                       refit_options, ck)
         if not conv.all():
             warnings.warn(f"the refit did not converge for λ = {', '.join(f'{v:g}' for v in lam[~conv])}",
                           ConvergenceWarning, stacklevel=2)
@@ -204,4 +257,21 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     n_params=objective.n_params, param_names=list(objective.param_names),
                     lambdas=lam, theta_hat=theta_hat, gradient_norm=gnorm, grad_tol=grad_tol,
                     spectrum=spectrum, path=path, refit=refits, refit_converged=conv,
-                    refit_gradient_norm=gnorms, rel_error=rel, theta_hat_converged=converged)
+                    refit_gradient_norm=gnorms, rel_error=rel, theta_hat_converged=converged,
+                    method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs)
+
+
+def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck):
+    """One refit, warm-started at θ̃(λ); saved to and resumed from ``ck/refit_i.npz``."""
+    file = None if ck is None else ck / f"refit_{i}.npz"
+    if file is not None and file.exists():
+        saved = np.load(file)
+        if float(saved["lam"]) == lam and saved["theta"].shape == theta_hat.shape:
+            return saved["theta"], bool(saved["converged"]), float(saved["gradient_norm"])
+    x0 = path.thetas[i] if path.valid[i] else theta_hat
+    r = objective.minimize(l2=lam, x0=x0, tol=tol, **options)
+    if file is not None:
+        buf = io.BytesIO()
+        np.savez(buf, lam=lam, theta=r.theta, converged=r.converged, gradient_norm=r.gradient_norm)
+        atomic_write_bytes(file, buf.getvalue())
+    return r.theta, r.converged, r.gradient_norm

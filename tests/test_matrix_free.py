@@ -1,0 +1,226 @@
+"""Matrix-free engine against dense float64 references: Lanczos, SLQ, Hutch++, the Krylov path."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import ridgelens as rl
+from ridgelens.spectra import hutchpp_trace, spectral_density
+
+
+def psd(n, spectrum, seed=0):
+    Q = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
+    return (Q * spectrum) @ Q.T
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3)).double()
+    X = torch.randn(150, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (150,))
+    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 150, 64)]
+    obj = rl.TorchObjective(net, torch.nn.functional.cross_entropy, batches)
+    theta = obj.minimize(l2=0.05, method="lbfgs", max_iter=300).theta  # a point with curvature of both signs
+    H = np.array([obj.hvp(theta, e) for e in np.eye(obj.n_params)])
+    return obj, theta, 0.5 * (H + H.T)
+
+
+@pytest.mark.parametrize("form", ["reuse", "double-backward", "fwd-over-rev"])
+def test_torch_operator_forms_equal_dense(mlp, form):
+    obj, theta, H = mlp
+    op = rl.hessian(obj, theta, form=form)
+    assert op.form == form
+    v = np.random.default_rng(1).normal(size=obj.n_params)
+    np.testing.assert_allclose(op.matvec(v), H @ v, atol=1e-12 * np.abs(H).max() * np.abs(v).sum())
+
+
+def test_auto_form_falls_back_when_graph_exceeds_budget(mlp):
+    obj, theta, _H = mlp
+    big = rl.hessian(obj, theta)
+    assert big.form == "reuse" and big.graph_bytes > 0
+    small = rl.hessian(obj, theta, memory_budget=big.graph_bytes - 1)
+    assert small.form in ("double-backward", "fwd-over-rev")
+    v = np.ones(obj.n_params)
+    np.testing.assert_allclose(small.matvec(v), big.matvec(v), rtol=1e-10, atol=1e-13)
+
+
+def test_float32_model_hvp_close_to_float64(mlp):
+    obj, theta, H = mlp
+    net32 = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3))
+    batches32 = [(x.float(), y) for x, y in obj.batches]
+    obj32 = rl.TorchObjective(net32, torch.nn.functional.cross_entropy, batches32)
+    op = rl.hessian(obj32, theta)
+    v = np.random.default_rng(2).normal(size=obj.n_params)
+    hv = op.matvec_tensor(torch.tensor(v, dtype=torch.float32))
+    assert hv.dtype == torch.float32
+    np.testing.assert_allclose(hv.double().numpy(), H @ v, atol=2e-5 * np.linalg.norm(H @ v))
+
+
+def test_lanczos_top_k_of_torch_hessian_matches_dense(mlp):
+    obj, theta, H = mlp
+    w = np.linalg.eigvalsh(H)[::-1]
+    s = rl.eigen(rl.hessian(obj, theta), 8, method="lanczos", tol=1e-8)
+    assert s.method == "lanczos" and s.converged.all()
+    np.testing.assert_allclose(s.eigenvalues, w[:8], rtol=1e-6)
+    Q = s.eigenvectors.numpy()
+    np.testing.assert_allclose(np.linalg.norm(H @ Q - Q * s.eigenvalues, axis=0), s.residuals, atol=1e-7 * w[0])
+    assert (s.residuals <= 1e-8 * abs(w[0])).all()
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+def test_lanczos_which_and_restarts(which):
+    w = np.linspace(-3.0, 10.0, 200)
+    H = psd(200, w)
+    ref = rl.eigen(H, 6, which=which, method="dense").eigenvalues
+    for ncv in (None, 14):  # 14 forces thick restarts
+        s = rl.eigen(H, 6, which=which, method="lanczos", tol=1e-9, ncv=ncv, max_matvecs=3000)
+        assert s.converged.all()
+        np.testing.assert_allclose(s.eigenvalues, ref, rtol=1e-7, atol=1e-7)
+
+
+def test_lanczos_is_deterministic_and_partial_results_are_kept():
+    H = psd(300, np.geomspace(100, 1e-3, 300))
+    a = rl.eigen(H, 5, method="lanczos", seed=3)
+    b = rl.eigen(H, 5, method="lanczos", seed=3)
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    with pytest.warns(rl.ConvergenceWarning, match="partial result"):
+        p = rl.eigen(H, 5, which="smallest", method="lanczos", ncv=12, max_matvecs=24)
+    assert p.k == 5 and not p.converged.all() and p.n_matvecs >= 24
+    assert np.isfinite(p.residuals).all()
+
+
+def test_auto_method_records_choice():
+    H = psd(50, np.linspace(1, 2, 50))
+    assert rl.eigen(H, 3).method == "dense-eigh"
+    op = rl.HessianOperator.__new__(rl.HessianOperator)  # a matrix-free operator over a dense one
+    rl.CurvatureOperator.__init__(op, 50)
+    op._matvec = lambda v: H @ v
+    assert rl.eigen(op, 3).method == "dense-eigh"  # n below DENSE_MAX_PARAMS
+    with pytest.raises(rl.RidgelensError, match="method must be"):
+        rl.eigen(H, 3, method="power")
+
+
+def test_krylov_path_matches_dense_in_about_one_solve():
+    H = psd(400, np.geomspace(20, 1e-2, 400), seed=4)
+    th = np.random.default_rng(5).normal(size=400)
+    lam = np.geomspace(1e-2, 10, 50)
+    d = rl.ridge_path(H, th, lam, method="dense")
+    k = rl.ridge_path(H, th, lam, method="krylov", tol=1e-10, low_rank=rl.eigen(H, 10))
+    assert k.method == "krylov" and k.converged.all()
+    np.testing.assert_allclose(k.thetas, d.thetas, atol=1e-6 * np.abs(d.thetas).max())
+    # One CG at the smallest λ, as a reference count of products.
+    from scipy.sparse.linalg import cg
+
+    count = {"n": 0}
+
+    def mv(v):
+        count["n"] += 1
+        return H @ v + lam[0] * v
+
+    from scipy.sparse.linalg import LinearOperator
+
+    b = H @ th
+    cg(LinearOperator((400, 400), matvec=mv), b, rtol=1e-10, maxiter=2000)
+    assert k.n_matvecs <= 1.2 * count["n"] + 2
+    # Low-rank view: factors of the top 10 and the share of θ̂ outside their span.
+    Q = d.eigenvectors[:, :10]
+    np.testing.assert_allclose(k.outside_share, np.linalg.norm(th - Q @ (Q.T @ th)) / np.linalg.norm(th),
+                               rtol=1e-6)
+    np.testing.assert_allclose(k.factors, d.factors[:, :10], rtol=1e-6)
+
+
+def test_krylov_path_with_gradient_and_singular_h():
+    rng = np.random.default_rng(6)
+    B = rng.normal(size=(120, 30))
+    H = B @ B.T / 30  # rank 30
+    th, g = rng.normal(size=120), 0.01 * rng.normal(size=120)
+    lam = [0.0, 0.1, 1.0]
+    d = rl.ridge_path(H, th, lam, gradient=g, method="dense")
+    k = rl.ridge_path(H, th, lam, gradient=g, method="krylov", tol=1e-12)
+    # λ = 0 with the gradient term: both give the minimum-norm solution in range(H).
+    np.testing.assert_allclose(k.thetas, d.thetas, atol=1e-7 * np.abs(d.thetas).max())
+
+
+def test_slq_and_hutchpp_against_exact_trace():
+    w = np.r_[np.geomspace(50, 1, 20), np.random.default_rng(7).uniform(0, 0.5, 480)]
+    H = psd(500, w, seed=8)
+    d = spectral_density(H, n_probes=20, m=40, seed=1)
+    assert d.n_matvecs == 800 and abs(d.weights.sum() - 1) < 1e-12
+    assert abs(d.trace_of(lambda t: t) - w.sum()) < 0.15 * w.sum()
+    lam = np.array([0.01, 0.1, 1.0])
+    exact_df = (w[None, :] / (w[None, :] + lam[:, None])).sum(axis=1)
+    np.testing.assert_allclose(d.effective_df(lam), exact_df, rtol=0.1)
+    t = hutchpp_trace(H, 150, seed=2)
+    assert t.n_matvecs == 150 and t.std_error > 0
+    assert abs(t.value - w.sum()) < 4 * t.std_error + 1e-9
+    np.testing.assert_allclose(np.trapezoid(d.density, d.grid), 1.0, rtol=0.02)
+
+
+def test_analyze_matrix_free_agrees_with_dense(mlp):
+    obj, theta, _H = mlp
+    lam = [0.05, 0.2, 1.0]
+    with pytest.warns(rl.RidgelensWarning):
+        dense = rl.analyze(obj, lam, theta_hat=theta, refit=False, method="dense")
+        free = rl.analyze(obj, lam, theta_hat=theta, refit=False, method="matrix-free", k=5, path_tol=1e-12)
+    assert dense.method == "dense" and free.method == "matrix-free"
+    assert free.n_matvecs == free.spectrum.n_matvecs + free.density.n_matvecs + free.path.n_matvecs
+    ok = dense.path.valid & free.path.valid
+    assert ok.any()
+    np.testing.assert_allclose(free.predicted[ok], dense.predicted[ok], atol=1e-6 * np.abs(dense.predicted[ok]).max())
+    np.testing.assert_allclose(free.spectrum.eigenvalues, dense.spectrum.eigenvalues[:5], rtol=1e-6)
+
+
+CHECKPOINT_SCRIPT = textwrap.dedent("""
+    import sys, time, json
+    import numpy as np
+    import ridgelens as rl
+
+    class Slow(rl.CurvatureOperator):
+        def __init__(self, H):
+            super().__init__(H.shape[0]); self.H = H
+        def _matvec(self, v):
+            time.sleep(float(sys.argv[3]))
+            return self.H @ v
+
+    n = 300
+    Q = np.linalg.qr(np.random.default_rng(0).normal(size=(n, n)))[0]
+    H = (Q * np.geomspace(10, 1e-3, n)) @ Q.T
+    op = Slow(H)
+    s = rl.eigen(op, 4, method="lanczos", tol=1e-10, ncv=12, checkpoint=sys.argv[1], progress=False)
+    th = np.random.default_rng(1).normal(size=n)
+    p = rl.ridge_path(op, th, [1e-3, 1e-2, 1e-1], method="krylov", tol=1e-10, checkpoint=sys.argv[1])
+    json.dump({"eig": s.eigenvalues.tolist(), "nmv": s.n_matvecs, "theta": p.thetas.tolist(),
+               "pmv": p.n_matvecs}, open(sys.argv[2], "w"))
+""")
+
+
+def test_killed_run_resumes_from_checkpoint(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(CHECKPOINT_SCRIPT)
+    ref_out, out = tmp_path / "ref.json", tmp_path / "out.json"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "ck_ref"), str(ref_out), "0"], check=True)
+    ck = tmp_path / "ck"
+    proc = subprocess.Popen([sys.executable, str(script), str(ck), str(out), "0.01"])
+    deadline = time.time() + 60
+    while not (ck / "lanczos.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    assert (ck / "lanczos.pt").exists() and not out.exists()  # killed part-way
+    subprocess.run([sys.executable, str(script), str(ck), str(out), "0"], check=True)
+    import json
+
+    ref, got = json.loads(ref_out.read_text()), json.loads(out.read_text())
+    np.testing.assert_allclose(got["eig"], ref["eig"], rtol=1e-12)
+    assert got["nmv"] == ref["nmv"]
+    np.testing.assert_allclose(got["theta"], ref["theta"], rtol=1e-10, atol=1e-12)
+    # A checkpoint from another run is refused, not mixed in.
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):
+        rl.eigen(psd(300, np.linspace(1, 2, 300)), 5, method="lanczos", checkpoint=ck)
