@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
     a.add_argument("--positive-class", type=float, help="logistic: y = 1 where target == this value")
     a.add_argument("--out", required=True, help="output folder for results.json and figures")
+
+    from ridgelens.cli._explore import directions_arg
+
+    e = sub.add_parser("explore", help="an interactive, self-contained HTML page with a λ slider")
+    e.add_argument("results", nargs="?", metavar="RESULTS_JSON", help="a results.json written by `ridgelens analyze`")
+    e.add_argument("--demo", action="store_true", help="the seeds' 2-D quadratic instead of a results file")
+    e.add_argument("--out", required=True, help="the .html file to write")
+    e.add_argument("--directions", type=directions_arg, help="eigen-directions of the contour view, 1-based, e.g. 1,7")
     return p
 
 
@@ -49,6 +57,10 @@ def main(argv=None) -> int:
                 from ridgelens.cli._demo import run_demo
 
                 run_demo(args.out)
+            elif args.command == "explore":
+                from ridgelens.cli._explore import run_explore
+
+                run_explore(args)
             else:
                 from ridgelens.cli._analyze import run_analyze
 

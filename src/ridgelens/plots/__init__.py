@@ -1,4 +1,10 @@
-"""Figures. Every function takes ``ax=None`` and returns what it drew; nothing here saves files.
+"""Figures. Every function takes ``ax=None`` (or ``axes=None``) and returns what it drew; nothing here saves files.
+
+- :func:`plot_quadratic_contours`: the contour-line picture of a 2-D quadratic (DLB figure 7.1).
+- :func:`plot_model_contours`: the same picture for any model, in a plane through θ̂.
+- :func:`plot_ridge_steps`: rotate → shrink → rotate back, as four panels.
+- :func:`plot_shrinkage`, :func:`plot_effective_df`, :func:`plot_spectral_density`: the eigen view.
+- :func:`plot_coefficient_paths`, :func:`plot_rel_error`: predicted against refit.
 
 matplotlib is an optional dependency (``pip install ridgelens[plot]``); importing this
 package without it raises an ImportError that says so.
@@ -10,6 +16,25 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("ridgelens.plots needs matplotlib: pip install 'ridgelens[plot]'") from exc
 
 from ridgelens.plots._contour import plot_quadratic_contours
+from ridgelens.plots._model import plot_model_contours
 from ridgelens.plots._paths import plot_coefficient_paths, plot_rel_error, plot_shrinkage
+from ridgelens.plots._spectrum import (
+    effective_df_curve,
+    plot_effective_df,
+    plot_spectral_density,
+    spectral_density,
+)
+from ridgelens.plots._steps import plot_ridge_steps
 
-__all__ = ["plot_coefficient_paths", "plot_quadratic_contours", "plot_rel_error", "plot_shrinkage"]
+__all__ = [
+    "effective_df_curve",
+    "plot_coefficient_paths",
+    "plot_effective_df",
+    "plot_model_contours",
+    "plot_quadratic_contours",
+    "plot_rel_error",
+    "plot_ridge_steps",
+    "plot_shrinkage",
+    "plot_spectral_density",
+    "spectral_density",
+]

@@ -1,0 +1,35 @@
+"""The interactive page: one self-contained HTML file (Plotly, inlined) with a λ slider.
+
+>>> from ridgelens.report import demo_data, lambda_grid
+>>> data = demo_data()                      # the seeds' 2-D quadratic
+>>> bool(lambda_grid(data)[0] == 0.0)       # the slider starts at λ = 0 (θ̃ = θ̂)
+True
+
+Plotly is an optional dependency (``pip install 'ridgelens[plot]'``); it is imported only
+when a page is built, by :func:`explorer_html` / :func:`write_explorer`.
+"""
+
+from ridgelens.report._data import ExplorerData, demo_data
+from ridgelens.report._page import (
+    DIGITS,
+    explorer_figure,
+    explorer_html,
+    explorer_steps,
+    fmt,
+    lambda_grid,
+    write_explorer,
+)
+from ridgelens.report._plane import default_directions
+
+__all__ = [
+    "DIGITS",
+    "ExplorerData",
+    "default_directions",
+    "demo_data",
+    "explorer_figure",
+    "explorer_html",
+    "explorer_steps",
+    "fmt",
+    "lambda_grid",
+    "write_explorer",
+]

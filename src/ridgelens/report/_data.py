@@ -1,0 +1,158 @@
+"""What the interactive page needs, from an :class:`Analysis`, a ``results.json`` or the seeds' demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ridgelens.errors import RidgelensError
+from ridgelens.ridge import CONVENTIONS, ridge_path
+
+# The seeds' 2-D quadratic (the same as `ridgelens demo`, part a): a steep and a flat
+# direction, rotated by 30°.
+_ANGLE = np.deg2rad(30.0)
+DEMO_Q = np.array([[np.cos(_ANGLE), -np.sin(_ANGLE)], [np.sin(_ANGLE), np.cos(_ANGLE)]])
+DEMO_SIGMA = np.array([2.0, 0.25])
+DEMO_H = DEMO_Q @ np.diag(DEMO_SIGMA) @ DEMO_Q.T
+DEMO_THETA = np.array([2.0, 1.5])
+DEMO_LAMBDAS = np.array([0.1, 0.5, 2.0])
+
+#: Eigenvectors are carried into the page only up to this many penalized parameters.
+MAX_EIGENVECTORS = 400
+
+
+@dataclass(frozen=True)
+class ExplorerData:
+    """The eigen view of one ridge path, as the interactive page draws it.
+
+    Attributes
+    ----------
+    title : str
+    eigenvalues : ndarray of shape (r,)
+        σⱼ of the curvature the penalized block sees (H, or its Schur complement).
+    coords : ndarray of shape (r,)
+        Qᵀθ̂_p, θ̂'s penalized block in that eigenbasis.
+    eigenvectors : ndarray of shape (r, r) or None
+        Q; when given, the page also shows θ̃_p = Q·diag(σ/(σ+λ))·Qᵀθ̂_p per parameter.
+    penalized_names : list of str, length r
+    lambdas : ndarray of shape (m,)
+        The analysed λ (marked on the slider's grid and the paths).
+    param_names : list of str, length n
+    predicted, refit : ndarray of shape (m, n) or None
+        θ̃(λ) and θ*(λ) at the analysed λ (NaN where invalid).
+    notes : list of str
+        Failed premises and caveats, shown on the page.
+    conventions : dict
+    """
+
+    title: str
+    eigenvalues: np.ndarray
+    coords: np.ndarray
+    eigenvectors: np.ndarray | None
+    penalized_names: list
+    lambdas: np.ndarray
+    param_names: list
+    predicted: np.ndarray | None = None
+    refit: np.ndarray | None = None
+    notes: list = field(default_factory=list)
+    conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
+
+    @classmethod
+    def from_analysis(cls, analysis, *, title: str | None = None) -> ExplorerData:
+        """The page's data from :func:`ridgelens.analyze`'s result."""
+        path = analysis.path
+        names = [analysis.param_names[j] for j in np.flatnonzero(path.penalized)]
+        Q = path.eigenvectors if path.eigenvalues.size <= MAX_EIGENVECTORS else None
+        return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
+                   eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
+                   lambdas=analysis.lambdas, param_names=list(analysis.param_names),
+                   predicted=analysis.predicted, refit=analysis.refit,
+                   notes=_notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min())),
+                   conventions=dict(analysis.conventions))
+
+    @classmethod
+    def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:
+        """The page's data from the dict ``ridgelens analyze`` writes (``Analysis.to_dict``).
+
+        Raises :class:`RidgelensError` naming the field when one is missing or malformed.
+        """
+        if not isinstance(d, dict):
+            raise RidgelensError(f"{source}: expected a JSON object (from `ridgelens analyze`), got {type(d).__name__}")
+        sigma = _array(d, "penalized_eigenvalues", source, ndim=1)
+        z = _array(d, "coords", source, ndim=1)
+        lam = _array(d, "lambdas", source, ndim=1)
+        if sigma.size < 2 or z.shape != sigma.shape:
+            raise RidgelensError(f"{source}: 'penalized_eigenvalues' and 'coords' must be two lists of the same "
+                                 f"length ≥ 2, got {sigma.size} and {z.size}")
+        if not (np.all(np.isfinite(sigma)) and np.all(np.isfinite(z))):
+            raise RidgelensError(f"{source}: 'penalized_eigenvalues' and 'coords' must be finite numbers")
+        names = d.get("param_names")
+        pen = d.get("penalized")
+        if not isinstance(names, list) or not isinstance(pen, list) or len(names) != len(pen):
+            raise RidgelensError(f"{source}: 'param_names' and 'penalized' must be lists of the same length")
+        n = len(names)
+        pen = np.array([bool(p) for p in pen])
+        if int(pen.sum()) != sigma.size:
+            raise RidgelensError(f"{source}: {int(pen.sum())} parameters are penalized but there are "
+                                 f"{sigma.size} penalized eigenvalues")
+        rows = {}
+        for key in ("predicted", "refit"):
+            if d.get(key) is None:
+                rows[key] = None
+                continue
+            a = _array(d, key, source, ndim=2)
+            if a.shape != (lam.size, n):
+                raise RidgelensError(f"{source}: '{key}' must have shape ({lam.size}, {n}), got {a.shape}")
+            rows[key] = a
+        title = d.get("data") or d.get("objective") or source
+        model = d.get("model")
+        title = f"{title}{f', {model} model' if model else ''}, n = {d.get('n_samples', '?')}, {n} parameters"
+        conv = d.get("conventions") if isinstance(d.get("conventions"), dict) else dict(CONVENTIONS)
+        gnorm = d.get("gradient_norm")
+        return cls(title=title, eigenvalues=sigma, coords=z, eigenvectors=None,
+                   penalized_names=[str(names[j]) for j in np.flatnonzero(pen)], lambdas=lam,
+                   param_names=[str(s) for s in names], predicted=rows["predicted"], refit=rows["refit"],
+                   notes=_notes(bool(d.get("gradient_used")), gnorm if isinstance(gnorm, (int, float)) else None,
+                                float(sigma.min())),
+                   conventions={str(k): str(v) for k, v in conv.items()})
+
+
+def demo_data() -> ExplorerData:
+    """The seeds' 2-D quadratic ``½(θ−θ̂)ᵀH(θ−θ̂)``: σ = (2, 0.25) rotated by 30°, θ̂ = (2, 1.5)."""
+    path = ridge_path(DEMO_H, DEMO_THETA, DEMO_LAMBDAS)
+    return ExplorerData(
+        title="The seeds' 2-D quadratic: σ = (2, 0.25), axes rotated by 30°, θ̂ = (2, 1.5)",
+        eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=path.eigenvectors,
+        penalized_names=["θ₁", "θ₂"], lambdas=path.lambdas, param_names=["θ₁", "θ₂"],
+        predicted=path.thetas, refit=path.thetas.copy(),
+        notes=["The loss is exactly quadratic here, so the refit θ* equals the prediction θ̃."])
+
+
+def _array(d: dict, key: str, source: str, *, ndim: int) -> np.ndarray:
+    if key not in d:
+        raise RidgelensError(f"{source}: missing field '{key}' (is it a results.json written by `ridgelens analyze`?)")
+    v = d[key]
+    try:
+        if ndim == 2:
+            a = np.array([[np.nan if x is None else x for x in row] for row in v], dtype=np.float64)
+        else:
+            a = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RidgelensError(f"{source}: field '{key}' must be a {'list of lists' if ndim == 2 else 'list'} "
+                             "of numbers") from None
+    if a.ndim != ndim:
+        raise RidgelensError(f"{source}: field '{key}' must be {ndim}-dimensional, got shape {a.shape}")
+    return a
+
+
+def _notes(gradient_used: bool, gradient_norm, min_sigma: float) -> list:
+    notes = []
+    if gradient_used:
+        g = f" (‖∇R(θ̂)‖ = {gradient_norm:.3g})" if gradient_norm is not None else ""
+        notes.append(f"θ̂ is not a stationary point{g}: the analysis kept the first-order term, "
+                     "but this page shows the pure shrinkage σ/(σ+λ)·Qᵀθ̂, without it.")
+    if min_sigma < 0:
+        notes.append(f"The curvature has negative eigenvalues (most negative σ = {min_sigma:.4g}): the quadratic "
+                     f"model has a minimizer only for λ > {-min_sigma:.4g}, so the slider starts above that.")
+    return notes

@@ -1,0 +1,61 @@
+"""Which two eigen-directions to draw: shared by the static figures and the interactive page."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ridgelens.errors import RidgelensError
+
+
+def default_directions(eigenvalues, coords, lambdas=None, *, min_share: float = 0.05) -> tuple[int, int]:
+    """The top direction and a flatter one that θ̂ actually uses.
+
+    The first is the direction with the largest σ. The second is chosen among the other
+    directions with σ > 0 and ``|(Qᵀθ̂)ⱼ| ≥ min_share · max|Qᵀθ̂|`` (so that something
+    visibly moves; all of them if none qualifies): without ``lambdas`` the one with the
+    smallest σ; with ``lambdas`` the one whose σ is nearest (on a log scale) to their
+    geometric mean, so that the λ shown shrink it visibly (σ/(σ+λ) near ½) while the top
+    direction survives.
+
+    Parameters
+    ----------
+    eigenvalues : array of shape (r,)
+        σⱼ, in descending order.
+    coords : array of shape (r,)
+        Qᵀθ̂, θ̂ in the eigenbasis.
+    lambdas : array of shape (m,), optional
+        The penalties to be shown.
+
+    Examples
+    --------
+    >>> default_directions([4.0, 1.0, 0.01], [1.0, 1.0, 1e-6])
+    (0, 1)
+    >>> default_directions([4.0, 1.0, 0.1, 0.01], [1.0, 1.0, 1.0, 1.0], [0.05, 0.2])
+    (0, 2)
+    """
+    sigma = np.asarray(eigenvalues, dtype=np.float64)
+    z = np.abs(np.asarray(coords, dtype=np.float64))
+    pos = np.flatnonzero(sigma > 0)
+    if sigma.size < 2 or pos.size < 2:
+        raise RidgelensError(f"a plane needs two directions with σ > 0; got {pos.size} of {sigma.size}")
+    first = int(pos[np.argmax(sigma[pos])])
+    rest = pos[pos != first]
+    used = rest[z[rest] >= min_share * z.max(initial=0.0)]
+    pool = used if used.size else rest
+    lam = None if lambdas is None else np.asarray(lambdas, dtype=np.float64).reshape(-1)
+    lam = None if lam is None else lam[lam > 0]
+    if lam is None or lam.size == 0:
+        return first, int(pool[np.argmin(sigma[pool])])
+    target = np.mean(np.log(lam))
+    return first, int(pool[np.argmin(np.abs(np.log(sigma[pool]) - target))])
+
+
+def check_directions(directions, k: int) -> tuple[int, int]:
+    """Validate a pair of distinct eigen-direction indices in ``[0, k)``."""
+    try:
+        a, b = (int(d) for d in directions)
+    except (TypeError, ValueError):
+        raise RidgelensError(f"directions must be two integers, got {directions!r}") from None
+    if not (0 <= a < k and 0 <= b < k) or a == b:
+        raise RidgelensError(f"directions must be two different indices in [0, {k}), got ({a}, {b})")
+    return a, b

@@ -1,0 +1,262 @@
+"""`ridgelens explore` and the interactive page: the file, its numbers, and a real headless Chromium."""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ridgelens import LeastSquares, analyze, ridge_path
+from ridgelens.cli import main
+from ridgelens.report import (
+    ExplorerData,
+    demo_data,
+    explorer_figure,
+    explorer_html,
+    explorer_steps,
+    fmt,
+    lambda_grid,
+)
+from ridgelens.report._data import DEMO_H, DEMO_THETA
+
+CHROMIUM = os.environ.get("RIDGELENS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def results_json(tmp_path_factory):
+    """A real results.json from `ridgelens analyze` (least squares on diabetes: fast)."""
+    out = tmp_path_factory.mktemp("analyze")
+    assert main(["analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "1e-3,1e-2,0.1",
+                 "--out", str(out)]) == 0
+    return out / "results.json"
+
+
+def test_demo_page_is_one_offline_file(tmp_path, capsys):
+    page = tmp_path / "sub" / "page.html"
+    code, out, err = run(capsys, "explore", "--demo", "--out", page)
+    assert code == 0, err
+    assert "wrote" in out and err == ""
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert len(text) > 1_000_000  # plotly.js itself is inside
+    assert "plotly.js v" in text or "plotly.js" in text
+    # No external resource: no <script src>, no <link href>, no CDN.
+    assert not re.search(r"<script[^>]+src=", text)
+    assert not re.search(r"<link[^>]+href=", text)
+    assert "cdn.plot.ly/plotly" not in text.split("</head>")[0]
+    assert list(tmp_path.rglob(".*.tmp")) == []
+
+
+def test_page_numbers_are_the_ridge_path(tmp_path):
+    data = demo_data()
+    grid = lambda_grid(data)
+    assert grid[0] == 0.0 and np.all(np.diff(grid) > 0)
+    assert set(data.lambdas) <= set(grid)  # the analysed λ are slider stops
+    fig, info = explorer_figure(data)
+    np.testing.assert_array_equal(info["lambdas"], grid)
+    ref = ridge_path(DEMO_H, DEMO_THETA, grid)  # independent: solves with H itself
+    st = info["steps"]
+    np.testing.assert_allclose(st["thetas_p"], np.linalg.solve(DEMO_H[None] + grid[:, None, None] * np.eye(2),
+                                                               DEMO_H @ DEMO_THETA), atol=1e-12)
+    np.testing.assert_allclose(st["df"], ref.effective_df, atol=1e-12)
+    a, b = info["directions"]
+    np.testing.assert_allclose(st["plane"], ref.scaled[:, [a, b]], atol=1e-12)
+    # Each slider step carries the readout that the browser shows, and the θ̃ marker's position.
+    slider = fig.layout.sliders[0]
+    assert len(slider.steps) == grid.size
+    for i in (0, 7, grid.size - 1):
+        step = slider.steps[i]
+        assert float(step.value) == grid[i]
+        title = step.args[1]["title.text"]
+        assert f"θ̃ = ({fmt(ref.thetas[i, 0])}, {fmt(ref.thetas[i, 1])})" in title
+        assert f"df(λ) = {fmt(ref.effective_df[i])}" in title
+        k = step.args[2].index(5)  # trace 5 is the θ̃ marker
+        np.testing.assert_allclose([step.args[0]["x"][k][0], step.args[0]["y"][k][0]], st["plane"][i])
+
+
+def test_results_file_round_trip(results_json, tmp_path, capsys):
+    d = json.loads(results_json.read_text())
+    data = ExplorerData.from_results(d)
+    np.testing.assert_array_equal(data.eigenvalues, d["penalized_eigenvalues"])
+    np.testing.assert_array_equal(data.coords, d["coords"])
+    assert data.eigenvectors is None and data.penalized_names == d["param_names"][:10]
+    # The same numbers as the in-memory analysis (which also knows Q).
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    res = analyze(LeastSquares(X, y), d["lambdas"])
+    live = ExplorerData.from_analysis(res)
+    np.testing.assert_allclose(live.eigenvalues, data.eigenvalues, rtol=1e-10)
+    st = explorer_steps(live, res.lambdas, (0, 1))
+    np.testing.assert_allclose(st["thetas_p"], res.predicted[:, :10], rtol=1e-9, atol=1e-9)
+    page = tmp_path / "page.html"
+    code, _out, err = run(capsys, "explore", results_json, "--out", page, "--directions", "1,3")
+    assert code == 0, err
+    text = page.read_text(encoding="utf-8")
+    readout = "(q1ᵀθ̃, q3ᵀθ̃)"  # Plotly writes the figure's JSON with \u escapes
+    assert "diabetes" in text and (readout in text or json.dumps(readout)[1:-1] in text)
+    assert "Paths: predicted" in text
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such file"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"lambdas": [0.1]}', "missing field 'penalized_eigenvalues'"),
+])
+def test_bad_results_exit_2_one_line_no_output(tmp_path, capsys, content, message):
+    src = tmp_path / "results.json"
+    if content is not None:
+        src.write_text(content)
+    page = tmp_path / "out" / "page.html"
+    code, _out, err = run(capsys, "explore", src, "--out", page)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and err.startswith("ridgelens: error:")
+    assert not page.exists() and not (tmp_path / "out").exists()
+
+
+def test_malformed_fields_and_arguments(results_json, tmp_path, capsys):
+    d = json.loads(results_json.read_text())
+    d["coords"] = d["coords"][:-1]
+    bad = tmp_path / "short.json"
+    bad.write_text(json.dumps(d))
+    page = tmp_path / "p.html"
+    assert run(capsys, "explore", bad, "--out", page)[0] == 2
+    code, _, err = run(capsys, "explore", results_json, "--demo", "--out", page)
+    assert code == 2 and "not both" in err
+    code, _, err = run(capsys, "explore", "--out", page)
+    assert code == 2 and "RESULTS_JSON" in err
+    code, _, err = run(capsys, "explore", results_json, "--out", page, "--directions", "1,11")
+    assert code == 2 and "only 10 eigen-directions" in err
+    code, _, err = run(capsys, "explore", "--demo", "--out", tmp_path)
+    assert code == 2 and "is a folder" in err
+    assert not page.exists()
+    # An existing page is left whole when a later run fails.
+    page.write_text("old")
+    assert run(capsys, "explore", bad, "--out", page)[0] == 2
+    assert page.read_text() == "old"
+
+
+def test_negative_curvature_starts_the_slider_above_minus_sigma_min():
+    data = ExplorerData(title="t", eigenvalues=np.array([3.0, 1.0, -0.5]), coords=np.array([1.0, 1.0, 1.0]),
+                        eigenvectors=None, penalized_names=["a", "b", "c"], lambdas=np.array([0.1, 1.0]),
+                        param_names=["a", "b", "c"], notes=[])
+    grid = lambda_grid(data)
+    assert grid.min() > 0.5 and 1.0 in grid and 0.1 not in grid
+    assert "<!DOCTYPE html>" in explorer_html(data)
+
+
+# --- the real browser -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the Python package playwright is not installed (pip install -e '.[test]')")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (`make test` installs Debian's chromium via apt-get when "
+                    "run as root; it could not here)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1300, "height": 1250})
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".slider-rail-rect")
+    return page, requests, errors
+
+
+def _numbers(text: str, label: str) -> list[float]:
+    m = re.search(re.escape(label) + r" = \(([^)]*)\)", text)
+    assert m, (label, text)
+    return [float(v) for v in m.group(1).split(",")]
+
+
+def _close_to_printed(shown: float, value: float) -> None:
+    # Equal to the Python value to the printed precision (DIGITS significant digits).
+    assert shown == pytest.approx(value, rel=1e-4, abs=1e-12), (shown, value)
+
+
+def test_browser_slider_moves_theta_tilde(browser, tmp_path):
+    html = tmp_path / "demo.html"
+    assert main(["explore", "--demo", "--out", str(html)]) == 0
+    page, requests, errors = _open(browser, html)
+    gd = "document.getElementById('explorer')"
+    before = page.locator(".gtitle").text_content()
+    box = page.locator(".slider-rail-rect").bounding_box()
+    page.mouse.click(box["x"] + 0.7 * box["width"], box["y"] + box["height"] / 2)  # a real click on the rail
+    page.wait_for_function(f"{gd}.layout.title.text !== {json.dumps(before)}")
+    active = page.evaluate(f"{gd}.layout.sliders[0].active")
+    lam = float(page.evaluate(f"{gd}.layout.sliders[0].steps[{active}].value"))
+    assert lam == lambda_grid(demo_data())[active] and lam > 0.5
+    shown = page.locator(".gtitle").text_content()
+    ref = ridge_path(DEMO_H, DEMO_THETA, [lam])
+    theta = _numbers(shown, "θ̃")
+    for s, v in zip(theta, ref.thetas[0], strict=True):
+        _close_to_printed(s, v)
+    assert f"λ = {fmt(lam)}" in shown
+    # The θ̃ marker in the contour view moved to the rotated coordinates Qᵀθ̃.
+    xy = page.evaluate(f"[{gd}.data[5].x[0], {gd}.data[5].y[0]]")
+    a, b = explorer_figure(demo_data())[1]["directions"]
+    np.testing.assert_allclose(xy, ref.scaled[0, [a, b]], rtol=1e-12)
+    # The shrinkage bars and both tables followed.
+    np.testing.assert_allclose(page.evaluate(f"{gd}.data[6].y"), ref.factors[0], rtol=1e-12)
+    tables = page.locator(".table").all_text_contents()
+    assert any(fmt(ref.factors[0, 0]) in t for t in tables)
+    assert any(fmt(ref.thetas[0, 1]) in t for t in tables)
+    # Hovering the θ̃ marker shows its values.
+    page.mouse.move(2, 2)
+    bb = page.evaluate(f"""(() => {{ const g = {gd}; const xa = g._fullLayout.xaxis, ya = g._fullLayout.yaxis;
+        const r = g.getBoundingClientRect();
+        return [r.left + xa._offset + xa.l2p(g.data[5].x[0]), r.top + ya._offset + ya.l2p(g.data[5].y[0])]; }})()""")
+    page.mouse.move(*bb)
+    page.wait_for_selector(".hoverlayer .hovertext", timeout=5000)
+    hover = page.locator(".hoverlayer").text_content()
+    assert fmt(ref.scaled[0, a]) in hover or f"{ref.scaled[0, a]:.5g}" in hover
+    shot = tmp_path / "explorer.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    assert errors == []
+    assert all(u.startswith("file://") for u in requests), requests  # offline: nothing else was asked for
+    page.close()
+
+
+def test_browser_results_page(browser, results_json, tmp_path):
+    html = tmp_path / "results.html"
+    assert main(["explore", str(results_json), "--out", str(html)]) == 0
+    page, requests, errors = _open(browser, html)
+    gd = "document.getElementById('explorer')"
+    page.keyboard.press("Tab")
+    box = page.locator(".slider-rail-rect").bounding_box()
+    page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + box["height"] / 2)
+    page.wait_for_timeout(300)
+    active = page.evaluate(f"{gd}.layout.sliders[0].active")
+    lam = float(page.evaluate(f"{gd}.layout.sliders[0].steps[{active}].value"))
+    d = json.loads(results_json.read_text())
+    sigma, z = np.array(d["penalized_eigenvalues"]), np.array(d["coords"])
+    data = ExplorerData.from_results(d)
+    a, b = explorer_figure(data)[1]["directions"]
+    expect = sigma / (sigma + lam) * z  # θ̃ in the eigenbasis, computed here from the file
+    shown = _numbers(page.locator(".gtitle").text_content(), f"(q{a + 1}ᵀθ̃, q{b + 1}ᵀθ̃)")
+    for s, v in zip(shown, expect[[a, b]], strict=True):
+        _close_to_printed(s, v)
+    assert errors == [] and all(u.startswith("file://") for u in requests)
+    page.close()
