@@ -42,8 +42,8 @@ test-all: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_linear_path.py
 
-gallery: $(STAMP)
-	$(BIN)/ridgelens demo --out docs/gallery
+gallery: $(STAMP) browser
+	$(BIN)/python docs/make_gallery.py
 
 clean:
 	rm -rf $(VENV) ridgelens-demo .pytest_cache .hypothesis

@@ -260,3 +260,14 @@ def test_browser_results_page(browser, results_json, tmp_path):
         _close_to_printed(s, v)
     assert errors == [] and all(u.startswith("file://") for u in requests)
     page.close()
+
+
+def test_top_k_results_from_a_matrix_free_analysis_are_accepted(results_json):
+    d = json.loads(results_json.read_text())
+    d["penalized_eigenvalues"], d["coords"] = d["penalized_eigenvalues"][:4], d["coords"][:4]
+    data = ExplorerData.from_results(d)
+    assert data.eigenvalues.size == 4 and any("top 4 of 10" in n for n in data.notes)
+    d["penalized_eigenvalues"] = d["penalized_eigenvalues"] * 3
+    d["coords"] = d["coords"] * 3
+    with pytest.raises(ValueError, match="12 penalized eigenvalues"):
+        ExplorerData.from_results(d)

@@ -63,13 +63,17 @@ class ExplorerData:
         """The page's data from :func:`ridgelens.analyze`'s result."""
         path = analysis.path
         names = [analysis.param_names[j] for j in np.flatnonzero(path.penalized)]
-        Q = path.eigenvectors if path.eigenvalues.size <= MAX_EIGENVECTORS else None
+        r, n_pen = path.eigenvalues.size, int(np.count_nonzero(path.penalized))
+        square = path.eigenvectors is not None and path.eigenvectors.shape == (r, r) and r == n_pen
+        Q = path.eigenvectors if square and r <= MAX_EIGENVECTORS else None
+        notes = _notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min()))
+        if r < n_pen:
+            notes.append(_partial(r, n_pen))
         return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit,
-                   notes=_notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min())),
-                   conventions=dict(analysis.conventions))
+                   notes=notes, conventions=dict(analysis.conventions))
 
     @classmethod
     def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:
@@ -93,7 +97,7 @@ class ExplorerData:
             raise RidgelensError(f"{source}: 'param_names' and 'penalized' must be lists of the same length")
         n = len(names)
         pen = np.array([bool(p) for p in pen])
-        if int(pen.sum()) != sigma.size:
+        if int(pen.sum()) < sigma.size:  # a matrix-free analysis keeps only the top k
             raise RidgelensError(f"{source}: {int(pen.sum())} parameters are penalized but there are "
                                  f"{sigma.size} penalized eigenvalues")
         rows = {}
@@ -110,12 +114,14 @@ class ExplorerData:
         title = f"{title}{f', {model} model' if model else ''}, n = {d.get('n_samples', '?')}, {n} parameters"
         conv = d.get("conventions") if isinstance(d.get("conventions"), dict) else dict(CONVENTIONS)
         gnorm = d.get("gradient_norm")
+        notes = _notes(bool(d.get("gradient_used")), gnorm if isinstance(gnorm, (int, float)) else None,
+                       float(sigma.min()))
+        if sigma.size < int(pen.sum()):
+            notes.append(_partial(sigma.size, int(pen.sum())))
         return cls(title=title, eigenvalues=sigma, coords=z, eigenvectors=None,
                    penalized_names=[str(names[j]) for j in np.flatnonzero(pen)], lambdas=lam,
                    param_names=[str(s) for s in names], predicted=rows["predicted"], refit=rows["refit"],
-                   notes=_notes(bool(d.get("gradient_used")), gnorm if isinstance(gnorm, (int, float)) else None,
-                                float(sigma.min())),
-                   conventions={str(k): str(v) for k, v in conv.items()})
+                   notes=notes, conventions={str(k): str(v) for k, v in conv.items()})
 
 
 def demo_data() -> ExplorerData:
@@ -144,6 +150,11 @@ def _array(d: dict, key: str, source: str, *, ndim: int) -> np.ndarray:
     if a.ndim != ndim:
         raise RidgelensError(f"{source}: field '{key}' must be {ndim}-dimensional, got shape {a.shape}")
     return a
+
+
+def _partial(k: int, n: int) -> str:
+    return (f"Only the top {k} of {n} eigen-directions were computed (matrix-free): the bars, the table and df(λ) "
+            "on this page cover those directions only.")
 
 
 def _notes(gradient_used: bool, gradient_norm, min_sigma: float) -> list:
