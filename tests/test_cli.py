@@ -142,3 +142,36 @@ def test_console_script_help():
 
     r = subprocess.run([sys.executable, "-m", "ridgelens", "--help"], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "analyze" in r.stdout and "demo" in r.stdout
+
+
+def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
+    # 64 → 40 → 10: 3010 parameters, above the dense threshold, so the matrix-free path runs.
+    common = ["analyze", "--data", "digits", "--model", "mlp", "--standardize", "--hidden", "40",
+              "--lambdas", "0.01,0.1", "--k", "5", "--train-iters", "40", "--refit-iters", "30"]
+    code, out, err = run(capsys, *common, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "matrix-free" in out and "largest eigenvalues of H" in out
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["n_params"] == 3010 and res["method"] == "matrix-free"
+    assert len(res["eigenvalues"]) == 5 and res["eigenvalues"][0] >= res["eigenvalues"][-1]
+    assert all(np.isfinite(res["effective_df"])) and res["effective_df"][0] > res["effective_df"][1]
+    assert res["n_matvecs"] > 0 and res["density"]["n_matvecs"] > 0
+    # The trained weights were saved; reloading them (weights_only) reproduces θ̂ exactly.
+    code, _, err = run(capsys, *common, "--weights", str(tmp_path / "a" / "model.pt"), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    res_b = json.loads((tmp_path / "b" / "results.json").read_text())
+    np.testing.assert_array_equal(res_b["theta_hat"], res["theta_hat"])
+    np.testing.assert_allclose(res_b["eigenvalues"], res["eigenvalues"], rtol=1e-10)
+
+
+def test_analyze_mlp_bad_weights(tmp_path, capsys):
+    import torch
+
+    bad = tmp_path / "bad.pt"
+    torch.save({"0.weight": torch.zeros(3, 3)}, bad)
+    base = ["analyze", "--data", "digits", "--model", "mlp", "--lambdas", "0.1", "--out", str(tmp_path / "o")]
+    code, _, err = run(capsys, *base, "--weights", str(bad))
+    assert code == 2 and "does not fit a 64→64→10 MLP" in err and "Traceback" not in err
+    code, _, err = run(capsys, *base, "--weights", str(tmp_path / "missing.pt"))
+    assert code == 2 and "not found" in err
+    assert not (tmp_path / "o").exists()

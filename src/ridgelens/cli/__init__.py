@@ -29,13 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="predicted vs refit ridge path for a data set and model")
     a.add_argument("--data", required=True, help="diabetes, breast_cancer, digits, or csv:PATH")
     a.add_argument("--target", help="target column of a CSV file (default: its last column)")
-    a.add_argument("--model", required=True, choices=["linear", "logistic"])
+    a.add_argument("--model", required=True, choices=["linear", "logistic", "mlp"],
+                   help="mlp: a d→hidden→tanh→out torch MLP (cross-entropy for class targets)")
     a.add_argument("--lambdas", required=True, type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1")
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
     a.add_argument("--positive-class", type=float, help="logistic: y = 1 where target == this value")
     a.add_argument("--out", required=True, help="output folder for results.json and figures")
+    a.add_argument("--hidden", type=int, default=64, help="mlp: hidden units (default: %(default)s)")
+    a.add_argument("--k", type=int, default=20, help="mlp: top eigenpairs by Lanczos (default: %(default)s)")
+    a.add_argument("--seed", type=int, default=0, help="mlp: seed of the initial weights and of Lanczos")
+    a.add_argument("--train-iters", type=int, default=1000, help="mlp: L-BFGS iterations of training")
+    a.add_argument("--refit-iters", type=int, default=500, help="mlp: L-BFGS iterations of each refit")
+    a.add_argument("--weights", help="mlp: a saved state_dict to analyze instead of training (weights_only)")
+    a.add_argument("--checkpoint", help="mlp: folder to checkpoint the long stages into, and resume from")
+    a.add_argument("--loss", default="mse", choices=["mse", "cross-entropy"],
+                   help="mlp classification loss (default: %(default)s; cross-entropy has no finite "
+                        "minimizer on separable data)")
+    a.add_argument("--refit-tol", type=float, default=1e-5, help="mlp: gradient-norm tolerance of the refits")
 
     from ridgelens.cli._explore import directions_arg
 

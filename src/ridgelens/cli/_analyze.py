@@ -21,25 +21,35 @@ def run_analyze(args) -> None:
     lam = check_lambdas(args.lambdas, "--lambdas")
     if args.no_intercept and args.penalize_intercept:
         raise RidgelensError("--no-intercept and --penalize-intercept contradict each other; choose one")
+    if args.model != "mlp" and (args.weights or args.checkpoint):
+        raise RidgelensError("--weights and --checkpoint are for --model mlp")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RidgelensError(f"--out {out} exists and is not a folder")
     ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
                       positive_class=args.positive_class)
-    cls = LeastSquares if args.model == "linear" else Logistic
-    obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
-              feature_names=ds.feature_names)
-    res = analyze(obj, lam)
+    extra = {}
+    if args.model == "mlp":
+        res, extra = _analyze_mlp(args, ds, lam, out)
+    else:
+        cls = LeastSquares if args.model == "linear" else Logistic
+        obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
+                  feature_names=ds.feature_names)
+        res = analyze(obj, lam)
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
-          f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}")
-    print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of H = {res.min_eigenvalue:.4g}")
+          f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
+          f"{res.method} curvature ({res.n_matvecs} Hessian-vector products)")
+    print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of H = {res.min_eigenvalue:.4g}"
+          + ("  (Ritz estimate)" if res.method == "matrix-free" else ""))
+    top = res.spectrum.eigenvalues[: min(10, res.spectrum.k)]
+    print("largest eigenvalues of H: " + ", ".join(f"{v:.4g}" for v in top))
     rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
             for i, lam_i in enumerate(res.lambdas)]
     print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
 
     d = res.to_dict()
-    d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name)
+    d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
     fig = new_figure()
     plot_coefficient_paths(res, ax=fig.add_subplot())
@@ -51,3 +61,24 @@ def run_analyze(args) -> None:
     plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=fig.add_subplot())  # the median λ
     save_figure(fig, out / "shrinkage.png")
     print(f"wrote {out / 'results.json'}, paths.png, rel_error.png, shrinkage.png")
+
+
+def _analyze_mlp(args, ds, lam, out: Path):
+    """Train (or load) the MLP, then analyze it; the trained weights are saved as model.pt."""
+    from ridgelens.cli._mlp import build_mlp_objective, save_state_dict
+
+    obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
+                                         loss=args.loss)
+    if args.weights is None:
+        trained = obj.minimize(method="lbfgs", max_iter=args.train_iters, tol=1e-8)
+        theta_hat = trained.theta
+        print(f"trained the {obj.n_params}-parameter MLP ({task}) with L-BFGS from seed {args.seed}: "
+              f"{trained.n_iter} iterations, ‖∇R‖ = {trained.gradient_norm:.3g}")
+    else:
+        theta_hat = obj.theta0
+    res = analyze(obj, lam, theta_hat=theta_hat, k=args.k, seed=args.seed, checkpoint=args.checkpoint,
+                  tol=args.refit_tol, refit_options={"method": "lbfgs", "max_iter": args.refit_iters})
+    if args.weights is None:
+        save_state_dict(net, theta_hat, obj, out / "model.pt")
+    return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
+                 "weights": args.weights or str(out / "model.pt")}

@@ -1,0 +1,84 @@
+"""``ridgelens analyze --model mlp``: a small torch MLP on a data set, trained or loaded."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ridgelens._io import atomic_write_bytes
+from ridgelens.errors import DataError, RidgelensError
+
+BATCH = 512
+
+
+def is_classification(y: np.ndarray) -> bool:
+    """Integer targets with at most 50 distinct values are classes; anything else is regression."""
+    return bool(np.all(y == np.round(y)) and np.unique(y).size <= 50)
+
+
+def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse"):
+    """The MLP ``d → hidden → tanh → out`` as a TorchObjective (float64), plus its task name.
+
+    Regression uses the mean of ½(f(x) − y)². Classification uses, by default, the same
+    squared loss on one-hot labels (``loss="mse"``): on separable data such as digits the
+    mean cross-entropy has no finite minimizer (it keeps falling as the weights grow), so
+    θ̂, the point the whole analysis expands around, would not exist. ``loss="cross-entropy"``
+    is available; expect ridgelens to report ‖∇R‖ ≈ 0 only because the loss saturates.
+    ``weights`` is a saved ``state_dict`` (loaded with ``weights_only=True``).
+    """
+    import torch
+
+    from ridgelens.objectives.torch import TorchObjective
+
+    if hidden < 1:
+        raise RidgelensError(f"--hidden must be >= 1, got {hidden}")
+    X = torch.tensor(ds.X, dtype=torch.float64)
+    classify = is_classification(ds.y)
+    if classify:
+        classes, y_idx = np.unique(ds.y, return_inverse=True)
+        if classes.size < 2:
+            raise DataError(f"the target has a single class ({classes[0]:g}); nothing to classify")
+        out = int(classes.size)
+        if loss == "cross-entropy":
+            Y = torch.tensor(y_idx, dtype=torch.long)
+            loss_fn = torch.nn.functional.cross_entropy
+        elif loss == "mse":
+            Y = torch.nn.functional.one_hot(torch.tensor(y_idx), out).to(torch.float64)
+            loss_fn = _half_squared
+        else:
+            raise RidgelensError(f"--loss must be 'mse' or 'cross-entropy', got {loss!r}")
+    else:
+        if loss != "mse":
+            raise RidgelensError("--loss cross-entropy needs a class target; this target is continuous")
+        Y, out, loss_fn = torch.tensor(ds.y, dtype=torch.float64)[:, None], 1, _half_squared
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.Tanh(),
+                              torch.nn.Linear(hidden, out)).double()
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise DataError(f"--weights file not found: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, ValueError, Exception) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
+    batches = [(X[i:i + BATCH], Y[i:i + BATCH]) for i in range(0, len(X), BATCH)]
+    return TorchObjective(net, loss_fn, batches), net, "classification" if classify else "regression"
+
+
+def _half_squared(o, t):
+    """Mean over samples of ½‖f(x) − y‖² (summed over outputs)."""
+    return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
+
+
+def save_state_dict(net, theta, obj, path: Path) -> None:
+    """Write θ as the network's ``state_dict`` (loadable with ``weights_only=True``), atomically."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj.state_dict(theta), buf)
+    atomic_write_bytes(path, buf.getvalue())
