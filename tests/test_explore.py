@@ -89,7 +89,11 @@ def test_results_file_round_trip(results_json, tmp_path, capsys):
     data = ExplorerData.from_results(d)
     np.testing.assert_array_equal(data.eigenvalues, d["penalized_eigenvalues"])
     np.testing.assert_array_equal(data.coords, d["coords"])
-    assert data.eigenvectors is None and data.penalized_names == d["param_names"][:10]
+    assert data.penalized_names == d["param_names"][:10]
+    # A dense analysis writes Q, so the page built from the file can show θ̃ per parameter too.
+    np.testing.assert_array_equal(data.eigenvectors, d["penalized_eigenvectors"])
+    file_steps = explorer_steps(data, np.asarray(d["lambdas"]), (0, 1))
+    np.testing.assert_allclose(file_steps["thetas_p"], np.asarray(d["predicted"])[:, :10], rtol=1e-9, atol=1e-9)
     # The same numbers as the in-memory analysis (which also knows Q).
     from sklearn.datasets import load_diabetes
 
@@ -265,6 +269,7 @@ def test_browser_results_page(browser, results_json, tmp_path):
 def test_top_k_results_from_a_matrix_free_analysis_are_accepted(results_json):
     d = json.loads(results_json.read_text())
     d["penalized_eigenvalues"], d["coords"] = d["penalized_eigenvalues"][:4], d["coords"][:4]
+    d["penalized_eigenvectors"] = None  # a matrix-free analysis writes no Q
     data = ExplorerData.from_results(d)
     assert data.eigenvalues.size == 4 and any("top 4 of 10" in n for n in data.notes)
     d["penalized_eigenvalues"] = d["penalized_eigenvalues"] * 3

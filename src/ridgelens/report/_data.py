@@ -118,7 +118,13 @@ class ExplorerData:
                        float(sigma.min()))
         if sigma.size < int(pen.sum()):
             notes.append(_partial(sigma.size, int(pen.sum())))
-        return cls(title=title, eigenvalues=sigma, coords=z, eigenvectors=None,
+        Q = None
+        if d.get("penalized_eigenvectors") is not None:
+            Q = _array(d, "penalized_eigenvectors", source, ndim=2)
+            if Q.shape != (sigma.size, sigma.size):
+                raise RidgelensError(f"{source}: 'penalized_eigenvectors' must have shape "
+                                     f"({sigma.size}, {sigma.size}), got {Q.shape}")
+        return cls(title=title, eigenvalues=sigma, coords=z, eigenvectors=Q,
                    penalized_names=[str(names[j]) for j in np.flatnonzero(pen)], lambdas=lam,
                    param_names=[str(s) for s in names], predicted=rows["predicted"], refit=rows["refit"],
                    notes=notes, conventions={str(k): str(v) for k, v in conv.items()})

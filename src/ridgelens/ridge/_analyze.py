@@ -99,7 +99,7 @@ class Analysis:
         return self.path.effective_df
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict (eigenvectors left out: they are n×n)."""
+        """A JSON-ready dict (eigenvectors only for dense analyses of at most 400 penalized parameters)."""
         return {
             "objective": self.objective,
             "n_samples": self.n_samples,
@@ -127,6 +127,9 @@ class Analysis:
                 "bandwidth": self.density.bandwidth, "n_matvecs": self.density.n_matvecs},
             "curvature": self.path.curvature,
             "penalized_eigenvalues": self.path.eigenvalues,
+            # Q of the penalized block, (r, r), when it is small enough to be worth writing.
+            "penalized_eigenvectors": (self.path.eigenvectors
+                                       if self.method == "dense" and self.path.eigenvalues.size <= 400 else None),
             "coords": self.path.coords,
             "factors": self.path.factors,
             "predicted": self.predicted,
