@@ -224,3 +224,25 @@ def test_killed_run_resumes_from_checkpoint(tmp_path):
     # A checkpoint from another run is refused, not mixed in.
     with pytest.raises(rl.RidgelensError, match="belongs to another run"):
         rl.eigen(psd(300, np.linspace(1, 2, 300)), 5, method="lanczos", checkpoint=ck)
+
+
+def test_progress_line_reports_hvps_and_time_left():
+    import io
+
+    from ridgelens._progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    bar = Progress("lanczos", 40, stream=stream)
+    assert bar.enabled  # on by default on a terminal
+    for i in range(1, 41):
+        bar.update(i)
+    bar.close()
+    text = stream.getvalue()
+    assert "40/≤40 HVPs" in text and "left" in text and text.endswith("\n")
+    quiet = io.StringIO()  # not a terminal: silent unless asked
+    Progress("x", 5, stream=quiet).update(5)
+    assert quiet.getvalue() == ""
