@@ -8,18 +8,14 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens.cli._output import new_figure, save_figure, table
+from ridgelens.data import DEMO_H as H2
+from ridgelens.data import DEMO_LAMBDAS as LAMBDAS2
+from ridgelens.data import DEMO_SIGMA as SIGMA2
+from ridgelens.data import DEMO_THETA as THETA2
 from ridgelens.data import load_dataset
 from ridgelens.objectives import LeastSquares, Logistic
 from ridgelens.plots import plot_coefficient_paths, plot_quadratic_contours, plot_rel_error
 from ridgelens.ridge import CONVENTIONS, analyze, ridge_path
-
-# The 2-D quadratic of the seeds: a steep and a flat direction, rotated by 30°.
-ANGLE = np.deg2rad(30.0)
-Q2 = np.array([[np.cos(ANGLE), -np.sin(ANGLE)], [np.sin(ANGLE), np.cos(ANGLE)]])
-SIGMA2 = np.array([2.0, 0.25])
-H2 = Q2 @ np.diag(SIGMA2) @ Q2.T
-THETA2 = np.array([2.0, 1.5])
-LAMBDAS2 = [0.1, 0.5, 2.0]
 
 DIABETES_LAMBDAS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 CANCER_LAMBDAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]

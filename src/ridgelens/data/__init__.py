@@ -13,6 +13,14 @@ from ridgelens.errors import DataError
 
 BUILTIN = ("diabetes", "breast_cancer", "digits")
 
+# The seeds' 2-D quadratic ½(θ − θ̂)ᵀH(θ − θ̂): a steep and a flat direction, rotated by 30°.
+_ANGLE = np.deg2rad(30.0)
+DEMO_Q = np.array([[np.cos(_ANGLE), -np.sin(_ANGLE)], [np.sin(_ANGLE), np.cos(_ANGLE)]])
+DEMO_SIGMA = np.array([2.0, 0.25])
+DEMO_H = DEMO_Q @ np.diag(DEMO_SIGMA) @ DEMO_Q.T
+DEMO_THETA = np.array([2.0, 1.5])
+DEMO_LAMBDAS = np.array([0.1, 0.5, 2.0])
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -6,17 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ridgelens.errors import RidgelensError
-from ridgelens.ridge import CONVENTIONS, ridge_path
-
 # The seeds' 2-D quadratic (the same as `ridgelens demo`, part a): a steep and a flat
 # direction, rotated by 30°.
-_ANGLE = np.deg2rad(30.0)
-DEMO_Q = np.array([[np.cos(_ANGLE), -np.sin(_ANGLE)], [np.sin(_ANGLE), np.cos(_ANGLE)]])
-DEMO_SIGMA = np.array([2.0, 0.25])
-DEMO_H = DEMO_Q @ np.diag(DEMO_SIGMA) @ DEMO_Q.T
-DEMO_THETA = np.array([2.0, 1.5])
-DEMO_LAMBDAS = np.array([0.1, 0.5, 2.0])
+from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
+from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
+from ridgelens.errors import RidgelensError
+from ridgelens.ridge import CONVENTIONS, ridge_path
 
 #: Eigenvectors are carried into the page only up to this many penalized parameters.
 MAX_EIGENVECTORS = 400
