@@ -6,9 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# The seeds' 2-D quadratic (the same as `ridgelens demo`, part a): a steep and a flat
-# direction, rotated by 30°.
-from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.errors import RidgelensError
 from ridgelens.ridge import CONVENTIONS, ridge_path
