@@ -32,7 +32,8 @@ def test_analyze_diabetes_matches_sklearn(tmp_path, capsys):
         sk = Ridge(alpha=442 * lam, solver="cholesky").fit(X, y)
         ref = np.r_[sk.coef_, sk.intercept_]
         assert np.abs(np.array(pred) - ref).max() <= 1e-10 * np.abs(ref).max()
-    for name in ["paths.png", "rel_error.png", "shrinkage.png"]:
+    for name in ["paths.png", "rel_error.png", "shrinkage.png", "effective_df.png", "spectral_density.png",
+                 "model_contours.png"]:
         assert (tmp_path / "o" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -156,6 +157,7 @@ def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
     assert len(res["eigenvalues"]) == 5 and res["eigenvalues"][0] >= res["eigenvalues"][-1]
     assert all(np.isfinite(res["effective_df"])) and res["effective_df"][0] > res["effective_df"][1]
     assert res["n_matvecs"] > 0 and res["density"]["n_matvecs"] > 0
+    assert (tmp_path / "a" / "spectral_density.png").stat().st_size > 5000
     # The trained weights were saved; reloading them (weights_only) reproduces θ̂ exactly.
     code, _, err = run(capsys, *common, "--weights", str(tmp_path / "a" / "model.pt"), "--out", str(tmp_path / "b"))
     assert code == 0, err

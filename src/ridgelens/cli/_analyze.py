@@ -12,7 +12,14 @@ from ridgelens.cli._output import new_figure, save_figure, table
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
-from ridgelens.plots import plot_coefficient_paths, plot_rel_error, plot_shrinkage
+from ridgelens.plots import (
+    plot_coefficient_paths,
+    plot_effective_df,
+    plot_model_contours,
+    plot_rel_error,
+    plot_shrinkage,
+    plot_spectral_density,
+)
 from ridgelens.ridge import analyze
 
 
@@ -31,6 +38,7 @@ def run_analyze(args) -> None:
     extra = {}
     if args.model == "mlp":
         res, extra = _analyze_mlp(args, ds, lam, out)
+        obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
     else:
         cls = LeastSquares if args.model == "linear" else Logistic
         obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
@@ -51,16 +59,8 @@ def run_analyze(args) -> None:
     d = res.to_dict()
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
-    fig = new_figure()
-    plot_coefficient_paths(res, ax=fig.add_subplot())
-    save_figure(fig, out / "paths.png")
-    fig = new_figure()
-    plot_rel_error(res, ax=fig.add_subplot())
-    save_figure(fig, out / "rel_error.png")
-    fig = new_figure()
-    plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=fig.add_subplot())  # the median λ
-    save_figure(fig, out / "shrinkage.png")
-    print(f"wrote {out / 'results.json'}, paths.png, rel_error.png, shrinkage.png")
+    written = ["results.json", *_figures(res, obj, lam, out)]
+    print(f"wrote {out}/: {', '.join(written)}")
 
 
 def _analyze_mlp(args, ds, lam, out: Path):
@@ -82,3 +82,25 @@ def _analyze_mlp(args, ds, lam, out: Path):
         save_state_dict(net, theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "weights": args.weights or str(out / "model.pt")}
+
+
+def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:
+    """Draw the analysis' figures into ``out``; returns the file names."""
+    figs = {
+        "paths.png": lambda ax: plot_coefficient_paths(res, ax=ax),
+        "rel_error.png": lambda ax: plot_rel_error(res, ax=ax),
+        "shrinkage.png": lambda ax: plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=ax),
+    }
+    if res.method == "dense":
+        figs["effective_df.png"] = lambda ax: plot_effective_df(res.path, ax=ax)
+        figs["spectral_density.png"] = lambda ax: plot_spectral_density(res.path.eigenvalues, ax=ax)
+    else:
+        figs["spectral_density.png"] = lambda ax: plot_spectral_density(nodes=res.density.nodes,
+                                                                        weights=res.density.weights, ax=ax)
+    if obj is not None and res.spectrum.k >= 2 and res.path.valid.any():
+        figs["model_contours.png"] = lambda ax: plot_model_contours(obj, res, ax=ax)
+    for name, draw in figs.items():
+        fig = new_figure()
+        draw(fig.add_subplot())
+        save_figure(fig, out / name)
+    return list(figs)
