@@ -39,11 +39,32 @@ test: $(STAMP) browser
 test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_linear_path.py
+# Benchmarks run in their own environment, .venv-bench: the project plus the peers it is
+# measured against (PyHessian). Peers are never runtime or test dependencies.
+BENCH_VENV  ?= .venv-bench
+BENCH_BIN   := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_PEERS := pyhessian==0.1
+
+.PHONY: bench-env
+bench-env: $(BENCH_STAMP)
+
+$(BENCH_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+	$(BENCH_BIN)/python -m pip install --quiet -c constraints.txt -e '.[plot]' $(BENCH_PEERS)
+	touch $(BENCH_STAMP)
+
+# All benchmarks at full size (about 20 minutes on 2 cores); each prints its ratios.
+bench: $(BENCH_STAMP)
+	$(BENCH_BIN)/python benchmarks/bench_linear_path.py
+	$(BENCH_BIN)/python benchmarks/bench_hvp.py
+	$(BENCH_BIN)/python benchmarks/bench_eigen.py
+	$(BENCH_BIN)/python benchmarks/bench_path.py
+	$(BENCH_BIN)/python benchmarks/bench_scale.py
 
 gallery: $(STAMP) browser
 	$(BIN)/python docs/make_gallery.py
 
 clean:
-	rm -rf $(VENV) ridgelens-demo .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) ridgelens-demo .pytest_cache .hypothesis

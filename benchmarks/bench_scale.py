@@ -1,0 +1,153 @@
+"""How time and peak memory grow for the top-20 Hessian eigenpairs as the model grows.
+
+MLPs 64-w-w-10 (tanh) with w chosen to give about 10⁵, 10⁶ and 10⁷ parameters, on a
+few synthetic samples (256 by default, one batch; float32), untrained (the eigenproblem
+does not need a minimizer). Each size runs in a fresh interpreter, so its peak RSS
+(VmHWM) is its own; the size's figures are
+
+- wall time of ``hessian(obj, θ)`` (form="auto", graph build included) plus
+  ``eigen(op, 20, method="lanczos", tol=--tol, max_matvecs=budget)``, HVPs, pairs converged;
+- peak RSS, split into the process before the objective (interpreter, torch, model,
+  data), what ``TorchObjective`` adds, and what the operator and Lanczos add on top,
+  the last against an estimate of what a matrix-free eigensolver must hold: the reused
+  gradient graph (ridgelens' own estimate), the Lanczos basis (ncv + 1 vectors) and the
+  k Ritz vectors returned.
+
+Each size gets the same Lanczos budget of 400 HVPs (``--budget``; a size that runs out
+reports how many pairs converged). All three sizes take about 5 minutes on 2 cores;
+the samples are few (256) so that the 10⁷ model's HVP stays near half a second.
+
+    .venv-bench/bin/python benchmarks/bench_scale.py [--sizes 1e5,1e6,1e7] [--samples 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import ridgelens as rl
+from _common import (
+    batches_of,
+    current_rss_bytes,
+    machine_line,
+    mib,
+    mlp,
+    n_params,
+    peak_rss_bytes,
+    run_child,
+    teacher_data,
+)
+
+D_IN, D_OUT = 64, 10
+#: Lanczos HVP budget (the 10⁷ model's HVP plus orthogonalization take about half a second)
+BUDGET = 400
+
+
+def width_for(target: float) -> int:
+    """Width w of 64-w-w-10 whose parameter count is closest to ``target``."""
+    # D_IN·w + w + w² + w + 10·w + 10 = target
+    b = D_IN + D_OUT + 2
+    return max(1, round((-b + math.sqrt(b * b + 4 * (target - D_OUT))) / 2))
+
+
+def child(args) -> None:
+    size = float(args.child)
+    w = width_for(size)
+    torch.manual_seed(args.seed)
+    model = mlp((D_IN, w, w, D_OUT)).eval()
+    X, y = teacher_data(args.samples, D_IN, seed=args.seed)
+    batches = batches_of(X, y, args.batch)
+    base0 = peak_rss_bytes()  # interpreter + torch + model + data
+    obj = rl.TorchObjective(model, F.cross_entropy, batches)
+    base = current_rss_bytes()  # + the objective
+    budget = args.budget or BUDGET
+    t0 = time.perf_counter()
+    op = rl.hessian(obj, obj.theta0)
+    t_op = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rl.ConvergenceWarning)
+        spec = rl.eigen(op, args.k, method="lanczos", tol=args.tol, max_matvecs=budget, seed=args.seed,
+                        progress=False)
+    t_all = time.perf_counter() - t0
+    n = n_params(model)
+    item = torch.finfo(obj.dtype).bits // 8
+    ncv = min(n, max(2 * args.k + 1, args.k + 20))
+    print(json.dumps({
+        "size": size, "width": w, "n": n, "samples": args.samples, "form": op.form,
+        "hvps": spec.n_matvecs, "converged": int(spec.converged.sum()), "budget": budget,
+        "time": t_all, "time_op": t_op, "sigma_max": float(spec.eigenvalues[0]),
+        "max_res": float(spec.residuals.max() / abs(spec.eigenvalues[0])),
+        "base0": base0, "base": base, "peak": peak_rss_bytes(),
+        "model_bytes": n * item, "data_bytes": X.numel() * X.element_size() + y.numel() * y.element_size(),
+        "graph_bytes": op.graph_bytes if op.form == "reuse" else 0,
+        "basis_bytes": (ncv + 1) * n * item, "ritz_bytes": args.k * n * item,
+        "theta_bytes": n * (8 + item + 1), "ncv": ncv, "item": item,
+    }))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1e5,1e6,1e7", help="comma-separated parameter counts")
+    ap.add_argument("--samples", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--budget", type=int, default=None, help=f"Lanczos HVP budget (default {BUDGET})")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    print(f"top-{args.k} Hessian eigenpairs (ridgelens Lanczos, tol {args.tol:g}) as the model grows; "
+          f"MLP {D_IN}-w-w-{D_OUT} tanh, {args.samples} samples, batch {args.batch}, float32")
+    print(machine_line())
+    fwd = ["--samples", str(args.samples), "--batch", str(args.batch), "--k", str(args.k), "--tol", str(args.tol),
+           "--seed", str(args.seed)] + (["--budget", str(args.budget)] if args.budget else [])
+    rows = []
+    for s in args.sizes.split(","):
+        r = run_child(os.path.abspath(__file__), [*fwd, "--child", str(float(s))])
+        rows.append(r)
+        print(f"  {r['n']:>10,} parameters (w={r['width']}): {r['hvps']} HVPs (budget {r['budget']}), "
+              f"{r['converged']}/{args.k} converged, {r['time']:.1f} s, peak RSS {mib(r['peak']).strip()}", flush=True)
+
+    print(f"\n  {'parameters':>11s} {'HVPs':>5s} {'conv':>5s} {'wall s':>7s} {'s/HVP':>6s} {'peak RSS':>9s} "
+          f"{'model+data':>10s} {'objective':>10s} {'eigensolver':>11s} {'estimate':>9s} {'ratio':>6s} {'vectors':>8s}")
+    for r in rows:
+        est = r["graph_bytes"] + r["basis_bytes"] + r["ritz_bytes"]
+        solver = r["peak"] - r["base"]
+        vecs = (r["peak"] - r["base0"]) / (r["n"] * r["item"])
+        print(f"  {r['n']:>11,} {r['hvps']:>5d} {r['converged']:>2d}/{args.k:<2d} {r['time']:7.1f} "
+              f"{r['time'] / r['hvps']:6.2f} {r['peak'] / 2**20:7.0f}Mi {r['base0'] / 2**20:8.0f}Mi "
+              f"{(r['base'] - r['base0']) / 2**20:8.0f}Mi {solver / 2**20:9.0f}Mi {est / 2**20:7.0f}Mi "
+              f"{solver / est:6.2f} {vecs:8.1f}")
+    print("\n  model+data = the process before the objective (interpreter and torch included);")
+    print("  objective = what TorchObjective adds (expected: θ copies, float64 + float32, and the penalty mask, "
+          "n·13 bytes: " + ", ".join(mib(r["theta_bytes"]).strip() for r in rows) + ");")
+    print("  eigensolver = peak − (model+data+objective): operator and Lanczos; estimate = reused graph "
+          "(ridgelens' estimate) + basis (ncv+1 vectors) + k Ritz vectors;")
+    print(f"  vectors = (peak − model+data) in parameter vectors of the model's dtype; the goal is model + data + "
+          f"(k + a few) vectors, k = {args.k} (the basis alone is ncv + 1 = {rows[0]['ncv'] + 1})")
+    for r in rows:
+        print(f"  {r['n']:>11,}: model {mib(r['model_bytes']).strip()}, data {mib(r['data_bytes']).strip()}, "
+              f"graph {mib(r['graph_bytes']).strip()} ({r['form']}), basis {mib(r['basis_bytes']).strip()}, "
+              f"Ritz {mib(r['ritz_bytes']).strip()}; largest residual {r['max_res']:.1e}·σ_max, "
+              f"operator built in {r['time_op']:.1f} s")
+    if len(rows) > 1:
+        n = np.array([r["n"] for r in rows], dtype=float)
+        t = np.array([r["time"] / r["hvps"] for r in rows])
+        m = np.array([r["peak"] - r["base0"] for r in rows], dtype=float)
+        print(f"  growth per decade of parameters: time per HVP ×{np.exp(np.polyfit(np.log10(n), np.log(t), 1)[0]):.1f}, "
+              f"memory above model+data ×{np.exp(np.polyfit(np.log10(n), np.log(m), 1)[0]):.1f}")
+
+
+if __name__ == "__main__":
+    main()
