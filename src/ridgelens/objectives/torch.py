@@ -91,8 +91,6 @@ class TorchObjective(Objective):
         self._shapes = [p.shape for _, p in named]
         self._sizes = [p.numel() for _, p in named]
         self._buffers = dict(model.named_buffers())
-        self.param_names = [f"{n}[{i}]" if s > 1 else n for n, s in zip(self._names, self._sizes, strict=True)
-                            for i in range(s)]
         self.penalized = np.concatenate([
             np.full(s, not any(fnmatch.fnmatch(n, pat) for pat in unpenalized))
             for n, s in zip(self._names, self._sizes, strict=True)
@@ -153,6 +151,12 @@ class TorchObjective(Objective):
 
     # --------------------------------------------------------------- objective
     @property
+    def param_names(self) -> list[str]:
+        """``"layer.weight[i]"`` for each entry of θ (built on demand: one string per parameter)."""
+        return [f"{n}[{i}]" if s > 1 else n for n, s in zip(self._names, self._sizes, strict=True)
+                for i in range(s)]
+
+    @property
     def n_params(self) -> int:
         return int(sum(self._sizes))
 
@@ -186,13 +190,16 @@ class TorchObjective(Objective):
 
     def hvp(self, theta, v) -> np.ndarray:
         """Exact ∇²R(θ) v by double backward (Pearlmutter), accumulated over batches."""
+        from ridgelens.operators._torch import second_order_attention
+
         flat = self._to_tensor(self._check(theta), requires_grad=True)
         vt = self._to_tensor(self._check(v))
         out = torch.zeros_like(flat)
-        for loss in self.batch_losses(flat):
-            (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-            (hv,) = torch.autograd.grad(g, flat, grad_outputs=vt)
-            out += hv
+        with second_order_attention():
+            for loss in self.batch_losses(flat):
+                (g,) = torch.autograd.grad(loss, flat, create_graph=True)
+                (hv,) = torch.autograd.grad(g, flat, grad_outputs=vt)
+                out += hv
         return out.detach().to(torch.float64).cpu().numpy()
 
     def state_dict(self, theta) -> dict:

@@ -16,6 +16,7 @@ the first batch times faster. The choice is recorded in :attr:`TorchHessianOpera
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -26,6 +27,19 @@ from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 
 FORMS = ("auto", "reuse", "double-backward", "fwd-over-rev")
+
+
+def second_order_attention():
+    """A context that routes ``scaled_dot_product_attention`` to its plain math kernel.
+
+    The fused (flash / memory-efficient) kernels have no second derivative and no forward
+    AD, so every HVP form would fail on a transformer without this.
+    """
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3 has only the math path on CPU
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for a reused graph (2 GiB)
 
 
@@ -53,11 +67,12 @@ class TorchHessianOperator(CurvatureOperator):
         self.theta = objective._to_tensor(objective._check(theta))
         self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         self._graph = None
-        self.graph_bytes = self._estimate_graph_bytes()
-        if form == "auto":
-            form = "reuse" if self.graph_bytes <= self.memory_budget else self._fastest_recompute()
-        if form == "reuse":
-            self._build_graph()
+        with second_order_attention():
+            self.graph_bytes = self._estimate_graph_bytes()
+            if form == "auto":
+                form = "reuse" if self.graph_bytes <= self.memory_budget else self._fastest_recompute()
+            if form == "reuse":
+                self._build_graph()
         self.form = form
 
     # ----------------------------------------------------------- measurement
@@ -143,7 +158,7 @@ class TorchHessianOperator(CurvatureOperator):
             raise RidgelensError(f"matvec expects a vector of shape ({self.n},), got {tuple(v.shape)}")
         self.n_matvecs += 1
         v = v.to(device=self.device, dtype=self.torch_dtype)
-        with torch.enable_grad():
+        with torch.enable_grad(), second_order_attention():
             return getattr(self, f"_hvp_{self.form.replace('-', '_')}")(v).detach()
 
     def _matvec(self, v: np.ndarray) -> np.ndarray:

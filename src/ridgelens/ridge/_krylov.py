@@ -20,16 +20,21 @@ from ridgelens.spectra._krylov_base import orthogonalize, tensor_matvec, to_nump
 
 
 def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
-    """``y_λ = (T + λI)⁺ β₀e₁`` for all λ via one eigendecomposition of the small T."""
-    t, U = np.linalg.eigh(T)
+    """``y_λ = (T + λI)⁺ β₀e₁`` for all λ via one eigendecomposition of the small T.
+
+    Uses torch's eigh, not NumPy's: a NumPy BLAS call between two HVPs wakes OpenBLAS's
+    threads, which then fight torch's for the cores and slow the next HVP several-fold.
+    """
+    w, Ut = torch.linalg.eigh(torch.from_numpy(T))
+    t, U = w.numpy(), Ut.numpy()
     rank_tol = t.size * np.finfo(float).eps * max(np.abs(t).max(), 1e-300)
     t = np.where(np.abs(t) <= rank_tol, 0.0, t)
     denom = t[None, :] + lam[:, None]
     null = (t[None, :] == 0.0) & (lam[:, None] == 0.0)
     ok = (denom > 0) | null
     inv = np.where(ok & ~null, 1.0 / np.where(ok & ~null, denom, 1.0), 0.0)
-    Y = (inv * (beta0 * U[0, :])[None, :]) @ U.T  # (m_λ, j)
-    return Y, ok.all(axis=1), t
+    Y = torch.from_numpy(inv * (beta0 * U[0, :])[None, :]) @ Ut.T  # (m_λ, j)
+    return Y.numpy(), ok.all(axis=1), t
 
 
 def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1e-8,
@@ -45,8 +50,10 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
     ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist()})
     state = ck.load()
+    basis = _Basis(n, device, dtype)
     if state is not None:
-        V = [v.to(device=device, dtype=dtype) for v in state["V"]]
+        for v in state["V"]:
+            basis.append(v.to(device=device, dtype=dtype))
         T = state["T"].numpy()
         nmv, beta0, beta = int(state["nmv"]), float(state["beta0"]), float(state["beta"])
     else:
@@ -56,16 +63,16 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
         nmv, beta0, beta = 1, float(b.norm()), 0.0
         if beta0 == 0.0:
             raise RidgelensError("Hθ̂ − g is zero: θ̃(λ) = 0 for every λ > 0 (θ̂ lies in H's null space)")
-        V, T = [b / beta0], np.zeros((0, 0))
+        basis.append(b / beta0)
+        T = np.zeros((0, 0))
     bar = Progress("krylov path", max_matvecs, progress)
     conv = np.zeros(lam.size, dtype=bool)
     res = np.full(lam.size, np.inf)
     while True:
         j = T.shape[0]
-        w = mv(V[j])
+        w = mv(basis.rows[j])
         nmv += 1
-        Vm = torch.stack(V)
-        w, h = orthogonalize(w, Vm)
+        w, h = orthogonalize(w, basis.rows[: j + 1])
         T2 = np.zeros((j + 1, j + 1))
         T2[:j, :j] = T
         hh = to_numpy(h)
@@ -80,12 +87,11 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
         bar.update(nmv)
         if conv.all() or nmv >= max_matvecs or j + 1 >= n or invariant:
             break
-        V.append(w / beta)
+        basis.append(w / beta)
         ck.maybe_save(nmv, lambda T=T, nmv=nmv, beta=beta: {
-            "V": [v.cpu() for v in V], "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0, "beta": beta})
+            "V": list(basis.rows.cpu()), "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0, "beta": beta})
     bar.close()
-    Vm = torch.stack(V[: T.shape[0]])
-    X = torch.from_numpy(Y).to(device=device, dtype=dtype) @ Vm
+    X = torch.from_numpy(Y).to(device=device, dtype=dtype) @ basis.rows[: T.shape[0]]
     thetas = to_numpy(X)
     thetas[~valid] = np.nan
     conv &= valid
@@ -99,3 +105,24 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
                       ConvergenceWarning, stacklevel=3)
     return {"thetas": thetas, "residuals": res, "converged": conv, "valid": valid, "n_matvecs": nmv,
             "ritz_values": t, "basis_size": T.shape[0]}
+
+
+class _Basis:
+    """Krylov basis rows in one preallocated tensor that grows by doubling (no per-step copies)."""
+
+    def __init__(self, n: int, device, dtype, capacity: int = 32):
+        self._data = torch.empty(capacity, n, device=device, dtype=dtype)
+        self._size = 0
+
+    def append(self, v: torch.Tensor) -> None:
+        if self._size == self._data.shape[0]:
+            grown = torch.empty(2 * self._size, self._data.shape[1], device=self._data.device, dtype=self._data.dtype)
+            grown[: self._size] = self._data
+            self._data = grown
+        self._data[self._size] = v
+        self._size += 1
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """The basis so far, (size, n), a view."""
+        return self._data[: self._size]

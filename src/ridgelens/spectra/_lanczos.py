@@ -66,7 +66,9 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         V[0] = start_vector(n, seed, device, dtype)
     bar = Progress("lanczos", max_matvecs, progress)
     g = torch.Generator().manual_seed(int(seed) + 1)
+    kk = min(k, n)
     while True:
+        stop = False
         for j in range(j0, ncv):
             w = mv(V[j])
             nmv += 1
@@ -85,33 +87,42 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
             else:
                 V[j + 1] = w / beta if beta > 0 else w
             bar.update(nmv)
+            m = j + 1
+            if m >= kk:  # check every step, so the run stops as soon as every wanted pair has converged
+                theta, S, res, want, conv = _ritz(T, m, beta, kk, which, tol)
+                if conv.all() or nmv >= max_matvecs or m >= n:
+                    stop = True
+                    break
             ck.maybe_save(nmv, lambda j=j, nmv=nmv, beta=beta: {"V": V.cpu(), "T": T.clone(), "j": j + 1,
                                                                  "nmv": nmv, "beta": beta})
-        m = ncv
-        theta, S = np.linalg.eigh(T[:m, :m].numpy())
-        res = np.abs(beta * S[m - 1, :])
-        want = _wanted(theta, min(k, m), which)
-        smax = float(np.abs(theta).max()) or 1.0
-        conv = res[want] <= tol * smax
-        if conv.all() or nmv >= max_matvecs or m >= n:
+        if stop:
             break
         # Thick restart: keep the wanted Ritz vectors and the next best, then the residual direction.
-        order = _wanted(theta, m, which if which != "both" else "both")
+        order = _wanted(theta, m, which)
         extra = [i for i in order if i not in set(want)][: max((ncv - len(want)) // 2, 1)]
         keep = np.r_[want, extra].astype(int)
         p = keep.size
         Sk = torch.from_numpy(S[:, keep]).to(device=device, dtype=dtype)
-        Y = Sk.T @ V[:m]
-        V[:p] = Y
+        V[:p] = Sk.T @ V[:m]
         V[p] = V[m]
         V[p + 1:] = 0
         T.zero_()
         T[:p, :p] = torch.diag(torch.from_numpy(theta[keep]))
         j0 = p
     bar.close()
-    Sk = torch.from_numpy(S[:, want]).to(device=device, dtype=dtype)
-    Q = (Sk.T @ V[:m]).T  # (n, k)
-    order = np.argsort(-theta[want], kind="stable")
-    return {"eigenvalues": theta[want][order], "eigenvectors": Q[:, torch.from_numpy(order.copy())],
-            "residuals": res[want][order], "converged": conv[order], "n_matvecs": nmv,
-            "ncv": ncv}
+    order = want[np.argsort(-theta[want], kind="stable")]
+    rank = np.argsort(-theta[want], kind="stable")
+    Sk = torch.from_numpy(np.ascontiguousarray(S[:, order])).to(device=device, dtype=dtype)
+    Q = (Sk.T @ V[:m]).T  # (n, k), descending
+    return {"eigenvalues": theta[order], "eigenvectors": Q, "residuals": res[want][rank],
+            "converged": conv[rank], "n_matvecs": nmv, "ncv": ncv}
+
+
+def _ritz(T: torch.Tensor, m: int, beta: float, k: int, which: str, tol: float):
+    """Ritz values/vectors of the m×m projection (torch's eigh: NumPy's BLAS threads would fight torch's)."""
+    w, U = torch.linalg.eigh(T[:m, :m])
+    theta, S = w.numpy(), U.numpy()
+    res = np.abs(beta * S[m - 1, :])
+    want = _wanted(theta, k, which)
+    smax = float(np.abs(theta).max()) or 1.0
+    return theta, S, res, want, res[want] <= tol * smax
