@@ -22,7 +22,14 @@ from ridgelens.errors import (
 from ridgelens.objectives import LeastSquares, Logistic, MinimizeResult, Objective
 from ridgelens.operators import CurvatureOperator, DenseOperator, HessianOperator, hessian
 from ridgelens.ridge import CONVENTIONS, Analysis, RidgePath, analyze, ridge_path
-from ridgelens.spectra import Spectrum, eigen
+from ridgelens.spectra import (
+    SpectralDensity,
+    Spectrum,
+    TraceEstimate,
+    eigen,
+    hutchpp_trace,
+    spectral_density,
+)
 
 __version__ = "0.1.0"
 
@@ -45,12 +52,16 @@ __all__ = [
     "RidgelensError",
     "RidgelensWarning",
     "SingularBlockWarning",
+    "SpectralDensity",
     "Spectrum",
     "TorchObjective",
+    "TraceEstimate",
     "analyze",
     "eigen",
     "hessian",
+    "hutchpp_trace",
     "ridge_path",
+    "spectral_density",
 ]
 
 
