@@ -103,7 +103,7 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         keep = np.r_[want, extra].astype(int)
         p = keep.size
         Sk = torch.from_numpy(S[:, keep]).to(device=device, dtype=dtype)
-        V[:p] = Sk.T @ V[:m]
+        _rotate_rows_inplace(V, Sk.T, m)  # V[:p] = Skᵀ V[:m], in column blocks: no p×n temporary
         V[p] = V[m]
         V[p + 1:] = 0
         T.zero_()
@@ -113,9 +113,18 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
     order = want[np.argsort(-theta[want], kind="stable")]
     rank = np.argsort(-theta[want], kind="stable")
     Sk = torch.from_numpy(np.ascontiguousarray(S[:, order])).to(device=device, dtype=dtype)
-    Q = (Sk.T @ V[:m]).T  # (n, k), descending
+    _rotate_rows_inplace(V, Sk.T, m)  # the Ritz vectors, descending, in V[:k]
+    Q = V[: order.size].T.clone()  # (n, k); the basis is freed on return
     return {"eigenvalues": theta[order], "eigenvectors": Q, "residuals": res[want][rank],
             "converged": conv[rank], "n_matvecs": nmv, "ncv": ncv}
+
+
+def _rotate_rows_inplace(V: torch.Tensor, C: torch.Tensor, m: int, block: int = 1 << 16) -> None:
+    """``V[:p] = C @ V[:m]`` for C of shape (p, m), p ≤ m, one block of columns at a time."""
+    p = C.shape[0]
+    for start in range(0, V.shape[1], block):
+        cols = slice(start, start + block)
+        V[:p, cols] = C @ V[:m, cols]
 
 
 def _ritz(T: torch.Tensor, m: int, beta: float, k: int, which: str, tol: float):
