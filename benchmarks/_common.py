@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -207,3 +208,18 @@ def machine_line(device="cpu") -> str:
         return f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}"
     return (f"device: CPU, {os.cpu_count()} cores, torch {torch.__version__} with "
             f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f} at start")
+
+
+def trained_objective(model, X, y, *, train_batch: int, batch: int, epochs: int, seed: int):
+    """Train ``model`` with seeded Adam (float32), then view it in float64 as a TorchObjective.
+
+    Returns ``(objective, θ, seconds of training)``; θ is the trained point.
+    """
+    import ridgelens as rl
+
+    t0 = time.perf_counter()
+    train_adam(model, batches_of(X, y, train_batch), epochs=epochs, lr=1e-3, seed=seed)
+    seconds = time.perf_counter() - t0
+    model = model.double().eval()
+    obj = rl.TorchObjective(model, F.cross_entropy, batches_of(X.double(), y, batch))
+    return obj, obj.theta0, seconds

@@ -41,7 +41,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from threadpoolctl import threadpool_limits
 
 import ridgelens as rl
-from _common import MLP_SIZES, batches_of, machine_line, mlp, n_params, teacher_data, train_adam
+from _common import MLP_SIZES, machine_line, mlp, n_params, teacher_data, trained_objective
 
 
 def plain_hvp_operator(model, batches, n):
@@ -139,13 +139,9 @@ def main():
     torch.manual_seed(args.seed)
     model = mlp(MLP_SIZES)
     X, y = teacher_data(args.n, MLP_SIZES[0], seed=args.seed)
-    t0 = time.perf_counter()
-    train_adam(model, batches_of(X, y, 128), epochs=args.epochs, lr=1e-3, seed=args.seed)
-    t_train = time.perf_counter() - t0
-    model = model.double().eval()
-    batches = batches_of(X.double(), y, args.batch)
-    obj = rl.TorchObjective(model, F.cross_entropy, batches)
-    theta = obj.theta0
+    obj, theta, t_train = trained_objective(model, X, y, train_batch=128, batch=args.batch, epochs=args.epochs,
+                                            seed=args.seed)
+    model, batches = obj.model, obj.batches
     f, g = obj.value_and_gradient(theta)
     print(f"model: MLP {'-'.join(map(str, MLP_SIZES))} tanh, {n_params(model):,} parameters; {args.n} samples, "
           f"batch {args.batch}; float64")

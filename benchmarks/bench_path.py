@@ -43,13 +43,12 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, cg
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
 import ridgelens as rl
-from _common import batches_of, machine_line, mlp, n_params, train_adam
+from _common import machine_line, mlp, n_params, trained_objective
 
 
 def cg_solve(op, b, lam, tol, maxiter):
@@ -102,13 +101,9 @@ def build_model(name, d, args):
 
 def bench_model(name, X, y, args):
     model, desc = build_model(name, X.shape[1], args)
-    t0 = time.perf_counter()
-    train_adam(model, batches_of(X, y, 64), epochs=args.epochs, lr=1e-3, seed=args.seed)
-    t_train = time.perf_counter() - t0
-    model = model.double().eval()
-    batches = batches_of(X.double(), y, args.batch)
-    obj = rl.TorchObjective(model, F.cross_entropy, batches)
-    theta = obj.theta0
+    obj, theta, t_train = trained_objective(model, X, y, train_batch=64, batch=args.batch, epochs=args.epochs,
+                                            seed=args.seed)
+    model = obj.model
     f, g = obj.value_and_gradient(theta)
     op = rl.hessian(obj, theta)
     n = op.n
