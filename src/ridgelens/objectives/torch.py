@@ -114,6 +114,7 @@ class TorchObjective(Objective):
             n += n_b
         if n == 0:
             raise DataError("batches is empty: no samples to take the mean over")
+        self.n_batches = k + 1
         return n
 
     def _to_tensor(self, v: np.ndarray, requires_grad: bool = False) -> torch.Tensor:

@@ -76,9 +76,6 @@ class TorchHessianOperator(CurvatureOperator):
         self.form = form
 
     # ----------------------------------------------------------- measurement
-    def _first_batch(self):
-        return next(iter(self.objective.batches))
-
     def _estimate_graph_bytes(self) -> int:
         seen = {"bytes": 0}
 
@@ -87,14 +84,10 @@ class TorchHessianOperator(CurvatureOperator):
             return t
 
         flat = self.theta.detach().requires_grad_(True)
-        n_batches = 0
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            for loss in self.objective.batch_losses(flat):
-                torch.autograd.grad(loss, flat, create_graph=True)
-                n_batches += 1
-                break
-        n_batches = sum(1 for _ in self.objective.batches)
-        return int(seen["bytes"] * n_batches)
+            loss = next(iter(self.objective.batch_losses(flat)))
+            torch.autograd.grad(loss, flat, create_graph=True)
+        return int(seen["bytes"] * self.objective.n_batches)
 
     def _fastest_recompute(self) -> str:
         v = torch.randn(self.n, dtype=self.torch_dtype, device=self.device)
