@@ -10,8 +10,8 @@ does not need a minimizer). Each size runs in a fresh interpreter, so its peak R
 - peak RSS, split into the process before the objective (interpreter, torch, model,
   data), what ``TorchObjective`` adds, and what the operator and Lanczos add on top,
   the last against an estimate of what a matrix-free eigensolver must hold: the reused
-  gradient graph (ridgelens' own estimate), the Lanczos basis (ncv + 1 vectors) and the
-  k Ritz vectors returned.
+  gradient graph (ridgelens' own estimate) and the Lanczos basis (ncv + 1 vectors, whose
+  first k rows become the Ritz vectors returned).
 
 Each size gets the same Lanczos budget of 400 HVPs (``--budget``; a size that runs out
 reports how many pairs converged). All three sizes take about 5 minutes on 2 cores;
@@ -45,6 +45,7 @@ from _common import (
     run_child,
     teacher_data,
 )
+from ridgelens.spectra._lanczos import default_ncv
 
 D_IN, D_OUT = 64, 10
 #: Lanczos HVP budget (the 10⁷ model's HVP plus orthogonalization take about half a second)
@@ -79,7 +80,7 @@ def child(args) -> None:
     t_all = time.perf_counter() - t0
     n = n_params(model)
     item = torch.finfo(obj.dtype).bits // 8
-    ncv = min(n, max(2 * args.k + 1, args.k + 20))
+    ncv = default_ncv(n, args.k, item)
     print(json.dumps({
         "size": size, "width": w, "n": n, "samples": args.samples, "form": op.form,
         "hvps": spec.n_matvecs, "converged": int(spec.converged.sum()), "budget": budget,
@@ -87,8 +88,8 @@ def child(args) -> None:
         "max_res": float(spec.residuals.max() / abs(spec.eigenvalues[0])),
         "base0": base0, "base": base, "peak": peak_rss_bytes(),
         "model_bytes": n * item, "data_bytes": X.numel() * X.element_size() + y.numel() * y.element_size(),
-        "graph_bytes": op.graph_bytes if op.form == "reuse" else 0,
-        "basis_bytes": (ncv + 1) * n * item, "ritz_bytes": args.k * n * item,
+        "graph_bytes": op.batch_graph_bytes * op.reused_batches,
+        "basis_bytes": (ncv + 1) * n * item,
         "theta_bytes": n * (8 + item + 1), "ncv": ncv, "item": item,
     }))
 
@@ -122,7 +123,7 @@ def main():
     print(f"\n  {'parameters':>11s} {'HVPs':>5s} {'conv':>5s} {'wall s':>7s} {'s/HVP':>6s} {'peak RSS':>9s} "
           f"{'model+data':>10s} {'objective':>10s} {'eigensolver':>11s} {'estimate':>9s} {'ratio':>6s} {'vectors':>8s}")
     for r in rows:
-        est = r["graph_bytes"] + r["basis_bytes"] + r["ritz_bytes"]
+        est = r["graph_bytes"] + r["basis_bytes"]
         solver = r["peak"] - r["base"]
         vecs = (r["peak"] - r["base0"]) / (r["n"] * r["item"])
         print(f"  {r['n']:>11,} {r['hvps']:>5d} {r['converged']:>2d}/{args.k:<2d} {r['time']:7.1f} "
@@ -133,13 +134,13 @@ def main():
     print("  objective = what TorchObjective adds (expected: θ copies, float64 + float32, and the penalty mask, "
           "n·13 bytes: " + ", ".join(mib(r["theta_bytes"]).strip() for r in rows) + ");")
     print("  eigensolver = peak − (model+data+objective): operator and Lanczos; estimate = reused graph "
-          "(ridgelens' estimate) + basis (ncv+1 vectors) + k Ritz vectors;")
+          "(ridgelens' estimate) + basis (ncv+1 vectors; the k Ritz vectors are its first rows);")
     print(f"  vectors = (peak − model+data) in parameter vectors of the model's dtype; the goal is model + data + "
-          f"(k + a few) vectors, k = {args.k} (the basis alone is ncv + 1 = {rows[0]['ncv'] + 1})")
+          f"(k + a few) vectors, k = {args.k}; the basis is ncv + 1 vectors, ncv = "
+          + ", ".join(str(r["ncv"]) for r in rows) + " (max(2k+1, k+20), shrunk toward k+10 above 1 GiB)")
     for r in rows:
         print(f"  {r['n']:>11,}: model {mib(r['model_bytes']).strip()}, data {mib(r['data_bytes']).strip()}, "
-              f"graph {mib(r['graph_bytes']).strip()} ({r['form']}), basis {mib(r['basis_bytes']).strip()}, "
-              f"Ritz {mib(r['ritz_bytes']).strip()}; largest residual {r['max_res']:.1e}·σ_max, "
+              f"graph {mib(r['graph_bytes']).strip()} ({r['form']}), basis {mib(r['basis_bytes']).strip()}; largest residual {r['max_res']:.1e}·σ_max, "
               f"operator built in {r['time_op']:.1f} s")
     if len(rows) > 1:
         n = np.array([r["n"] for r in rows], dtype=float)

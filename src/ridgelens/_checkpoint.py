@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import torch
 
-from ridgelens._io import atomic_write_bytes
+from ridgelens._io import atomic_write_with
 from ridgelens.errors import RidgelensError
 
 
@@ -44,6 +43,5 @@ class Checkpoint:
         """Write ``state`` atomically."""
         if self.path is None:
             return
-        buf = io.BytesIO()
-        torch.save({**state, "signature": self.signature}, buf)
-        atomic_write_bytes(self.path, buf.getvalue())
+        # Streamed to the temporary file: no in-memory copy of a basis that may be gigabytes.
+        atomic_write_with(self.path, lambda fh: torch.save({**state, "signature": self.signature}, fh))

@@ -86,7 +86,8 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
     seed : int
         Start vector of Lanczos (results are deterministic for a given seed).
     ncv, max_matvecs : int, optional
-        Lanczos basis size (default max(2k+1, k+20)) and product budget.
+        Lanczos basis size (default max(2k+1, k+20), shrunk toward k+10 where that
+        basis would exceed 1 GiB) and product budget.
     checkpoint : path, optional
         Folder to save Lanczos state in, and resume from.
     progress : bool, optional

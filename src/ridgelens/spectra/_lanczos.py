@@ -1,6 +1,7 @@
 """Thick-restart Lanczos with full reorthogonalization, on the operator's own device.
 
-Memory: ``ncv + 1`` vectors of length n (the basis), plus the k Ritz vectors returned.
+Memory: ``ncv + 1`` vectors of length n (the basis); the k Ritz vectors returned are
+its first rows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from ridgelens._checkpoint import Checkpoint
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import orthogonalize, start_vector, tensor_matvec
+from ridgelens.spectra._krylov_base import start_vector, tensor_matvec
 
 WHICH = ("largest", "smallest", "both")
 
@@ -29,6 +30,22 @@ def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
     return np.r_[np.arange(m - 1, m - 1 - k_hi, -1), np.arange(k - k_hi)]
 
 
+#: A basis larger than this many bytes is shrunk toward k + 10 vectors (more restarts, less memory).
+BASIS_BUDGET_BYTES = 1 << 30
+
+
+def default_ncv(n: int, k: int, itemsize: int) -> int:
+    """Lanczos basis size: max(2k+1, k+20), shrunk toward k+10 when that would exceed 1 GiB.
+
+    Measured on an MLP's top 20 (bench_scale): ncv = k+10 costs about 15 % more products
+    than k+21, k+6 about 60 % more. The rule depends on n and the dtype only, so a run
+    is reproducible on any machine.
+    """
+    roomy = max(2 * k + 1, k + 20)
+    fits = BASIS_BUDGET_BYTES // max(n * itemsize, 1) - 1
+    return int(min(n, max(k + 10, min(roomy, fits))))
+
+
 def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int | None = None,
             max_matvecs: int | None = None, seed: int = 0, checkpoint=None, progress: bool | None = None):
     """The k extreme eigenpairs of a symmetric operator by thick-restart Lanczos.
@@ -38,6 +55,9 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
     ``eigenvalues`` (descending), ``eigenvectors`` (n, k) tensor, ``residuals``,
     ``converged`` per pair and ``n_matvecs``; a run that hits ``max_matvecs`` returns its
     partial result with the flags False.
+
+    Memory: ncv + 1 vectors of length n, and nothing more: the Ritz vectors are rotated
+    into the first k rows of the basis, which are returned; the other rows are freed.
     """
     n = op.shape[0]
     if which not in WHICH:
@@ -46,33 +66,37 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         raise RidgelensError(f"k must be an integer in [1, {n}], got {k!r}")
     if not tol > 0:
         raise RidgelensError(f"tol must be > 0, got {tol}")
-    ncv = min(n, max(2 * k + 1, k + 20) if ncv is None else int(ncv))
+    mv, device, dtype = tensor_matvec(op)
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    ncv = default_ncv(n, k, itemsize) if ncv is None else min(n, int(ncv))
     if ncv <= k and ncv < n:
         raise RidgelensError(f"ncv must exceed k (got ncv={ncv}, k={k})")
     max_matvecs = max(20 * ncv, 300) if max_matvecs is None else int(max_matvecs)
-    mv, device, dtype = tensor_matvec(op)
     ck = Checkpoint(checkpoint, "lanczos", {"n": n, "k": int(k), "which": which, "tol": float(tol),
-                                            "ncv": ncv, "seed": int(seed)})
+                                            "ncv": ncv, "seed": int(seed), "layout": 2})
 
-    V = torch.zeros(ncv + 1, n, dtype=dtype, device=device)
+    V = _SplitBasis(ncv + 1, k, n, device, dtype)
     T = torch.zeros(ncv, ncv, dtype=torch.float64)
     j0, nmv, beta = 0, 0, 0.0
     state = ck.load()
     if state is not None:
-        V.copy_(state["V"].to(device=device, dtype=dtype))
+        V.head.copy_(state["head"].to(device=device, dtype=dtype))
+        V.tail.copy_(state["tail"].to(device=device, dtype=dtype))
         T.copy_(state["T"])
         j0, nmv, beta = int(state["j"]), int(state["nmv"]), float(state["beta"])
     else:
-        V[0] = start_vector(n, seed, device, dtype)
+        V.row(0).copy_(start_vector(n, seed, device, dtype))
     bar = Progress("lanczos", max_matvecs, progress)
     g = torch.Generator().manual_seed(int(seed) + 1)
     kk = min(k, n)
     while True:
         stop = False
         for j in range(j0, ncv):
-            w = mv(V[j])
+            w = mv(V.row(j))
+            if V.holds(w):  # an operator that hands back its input (or a view of the basis)
+                w = w.clone()
             nmv += 1
-            w, h = orthogonalize(w, V[: j + 1])
+            h = V.orthogonalize_(w, j + 1)
             hh = h.to(device="cpu", dtype=torch.float64)
             T[: j + 1, j] = hh
             T[j, : j + 1] = hh
@@ -80,12 +104,13 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
             scale = float(T[: j + 1, : j + 1].abs().max())
             if beta <= 1e-10 * max(scale, 1e-300) and j + 1 < n:
                 # Invariant subspace: continue with a fresh random direction (coupling 0).
-                r = torch.randn(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-                w, _ = orthogonalize(r, V[: j + 1])
-                V[j + 1] = w / w.norm()
+                w = torch.randn(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+                V.orthogonalize_(w, j + 1)
+                V.row(j + 1).copy_(w / w.norm())
                 beta = 0.0
             else:
-                V[j + 1] = w / beta if beta > 0 else w
+                V.row(j + 1).copy_(w.div_(beta) if beta > 0 else w)
+            del w
             bar.update(nmv)
             m = j + 1
             if m >= kk:  # check every step, so the run stops as soon as every wanted pair has converged
@@ -93,8 +118,8 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
                 if conv.all() or nmv >= max_matvecs or m >= n:
                     stop = True
                     break
-            ck.maybe_save(nmv, lambda j=j, nmv=nmv, beta=beta: {"V": V.cpu(), "T": T.clone(), "j": j + 1,
-                                                                 "nmv": nmv, "beta": beta})
+            ck.maybe_save(nmv, lambda j=j, nmv=nmv, beta=beta: {"head": V.head, "tail": V.tail, "T": T.clone(),
+                                                                 "j": j + 1, "nmv": nmv, "beta": beta})
         if stop:
             break
         # Thick restart: keep the wanted Ritz vectors and the next best, then the residual direction.
@@ -103,9 +128,10 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         keep = np.r_[want, extra].astype(int)
         p = keep.size
         Sk = torch.from_numpy(S[:, keep]).to(device=device, dtype=dtype)
-        _rotate_rows_inplace(V, Sk.T, m)  # V[:p] = Skᵀ V[:m], in column blocks: no p×n temporary
-        V[p] = V[m]
-        V[p + 1:] = 0
+        V.rotate_(Sk.T, m)  # rows [:p] = Skᵀ rows [:m], in column blocks: no p×n temporary
+        V.row(p).copy_(V.row(m))
+        for i in range(p + 1, ncv + 1):
+            V.row(i).zero_()
         T.zero_()
         T[:p, :p] = torch.diag(torch.from_numpy(theta[keep]))
         j0 = p
@@ -113,18 +139,61 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
     order = want[np.argsort(-theta[want], kind="stable")]
     rank = np.argsort(-theta[want], kind="stable")
     Sk = torch.from_numpy(np.ascontiguousarray(S[:, order])).to(device=device, dtype=dtype)
-    _rotate_rows_inplace(V, Sk.T, m)  # the Ritz vectors, descending, in V[:k]
-    Q = V[: order.size].T.clone()  # (n, k); the basis is freed on return
+    V.rotate_(Sk.T, m)  # the Ritz vectors, descending, in the head rows
+    Q = V.head[: order.size].T  # (n, k), a view of the head; the tail is freed on return
     return {"eigenvalues": theta[order], "eigenvectors": Q, "residuals": res[want][rank],
             "converged": conv[rank], "n_matvecs": nmv, "ncv": ncv}
 
 
-def _rotate_rows_inplace(V: torch.Tensor, C: torch.Tensor, m: int, block: int = 1 << 16) -> None:
-    """``V[:p] = C @ V[:m]`` for C of shape (p, m), p ≤ m, one block of columns at a time."""
-    p = C.shape[0]
-    for start in range(0, V.shape[1], block):
-        cols = slice(start, start + block)
-        V[:p, cols] = C @ V[:m, cols]
+class _SplitBasis:
+    """Lanczos basis rows stored as a head of k rows and a tail of the rest.
+
+    The Ritz vectors end up in the head, which is returned as is: the result costs no
+    copy, and the peak memory is the basis alone.
+    """
+
+    def __init__(self, rows: int, k: int, n: int, device, dtype):
+        self.k = min(k, rows)
+        self.head = torch.zeros(self.k, n, device=device, dtype=dtype)
+        self.tail = torch.zeros(rows - self.k, n, device=device, dtype=dtype)
+
+    def holds(self, w: torch.Tensor) -> bool:
+        """Whether ``w`` shares memory with the basis (it must not be orthogonalized in place)."""
+        ptr = w.untyped_storage().data_ptr()
+        return ptr in (self.head.untyped_storage().data_ptr(), self.tail.untyped_storage().data_ptr())
+
+    def row(self, i: int) -> torch.Tensor:
+        return self.head[i] if i < self.k else self.tail[i - self.k]
+
+    def _parts(self, m: int):
+        a = min(m, self.k)
+        return self.head[:a], self.tail[: m - a]
+
+    def orthogonalize_(self, w: torch.Tensor, m: int) -> torch.Tensor:
+        """Orthogonalize ``w`` in place against rows [:m], twice (DGKS); return the coefficients."""
+        A, B = self._parts(m)
+        total = None
+        for _ in range(2):
+            h = torch.cat([A @ w, B @ w])
+            w.addmv_(A.T, h[: A.shape[0]], alpha=-1)
+            if B.shape[0]:
+                w.addmv_(B.T, h[A.shape[0]:], alpha=-1)
+            total = h if total is None else total + h
+        return total
+
+    def rotate_(self, C: torch.Tensor, m: int, block: int = 1 << 16) -> None:
+        """Rows [:p] = C @ rows [:m] for C of shape (p, m), p ≤ m, one block of columns at a time."""
+        p = C.shape[0]
+        A, B = self._parts(m)
+        a = A.shape[0]
+        for start in range(0, self.head.shape[1], block):
+            cols = slice(start, start + block)
+            new = C[:, :a] @ A[:, cols]
+            if B.shape[0]:
+                new += C[:, a:] @ B[:, cols]
+            self.head[: min(p, self.k), cols] = new[: self.k]
+            if p > self.k:
+                self.tail[: p - self.k, cols] = new[self.k:]
 
 
 def _ritz(T: torch.Tensor, m: int, beta: float, k: int, which: str, tol: float):
