@@ -41,13 +41,39 @@ def test_torch_operator_forms_equal_dense(mlp, form):
 
 
 def test_auto_form_falls_back_when_graph_exceeds_budget(mlp):
-    obj, theta, _H = mlp
+    obj, theta, H = mlp
     big = rl.hessian(obj, theta)
-    assert big.form == "reuse" and big.graph_bytes > 0
-    small = rl.hessian(obj, theta, memory_budget=big.graph_bytes - 1)
-    assert small.form in ("double-backward", "fwd-over-rev")
-    v = np.ones(obj.n_params)
-    np.testing.assert_allclose(small.matvec(v), big.matvec(v), rtol=1e-10, atol=1e-13)
+    assert big.form == "reuse" and big.reused_batches == obj.n_batches == 3
+    assert big.graph_bytes == 3 * big.batch_graph_bytes > 0
+    v = np.random.default_rng(3).normal(size=obj.n_params)
+    # Two of the three batches' graphs fit: those are reused, the third is recomputed.
+    part = rl.hessian(obj, theta, memory_budget=big.graph_bytes - 1)
+    assert part.form == "partial-reuse" and part.reused_batches == 2
+    assert part.recompute_form in ("double-backward", "fwd-over-rev")
+    # Not even one batch's graph fits: recompute every batch.
+    none = rl.hessian(obj, theta, memory_budget=big.batch_graph_bytes - 1)
+    assert none.form in ("double-backward", "fwd-over-rev") and none.reused_batches == 0
+    for op in (big, part, none):
+        np.testing.assert_allclose(op.matvec(v), H @ v, rtol=1e-10, atol=1e-12 * np.abs(H).max() * np.abs(v).sum())
+
+
+@pytest.mark.parametrize("recompute", ["double-backward", "fwd-over-rev"])
+def test_partial_reuse_with_each_recompute_form(mlp, recompute):
+    obj, theta, H = mlp
+    op = rl.hessian(obj, theta, form="partial-reuse", memory_budget=rl.hessian(obj, theta).batch_graph_bytes)
+    assert op.form == "partial-reuse" and op.reused_batches == 1
+    op.recompute_form = recompute  # the measured choice, overridden to test both
+    v = np.random.default_rng(4).normal(size=obj.n_params)
+    np.testing.assert_allclose(op.matvec(v), H @ v, atol=1e-12 * np.abs(H).max() * np.abs(v).sum())
+    op.release()
+    assert op.form == recompute and op.reused_batches == 0
+    np.testing.assert_allclose(op.matvec(v), H @ v, atol=1e-12 * np.abs(H).max() * np.abs(v).sum())
+
+
+def test_memory_budget_must_not_be_negative(mlp):
+    obj, theta, _H = mlp
+    with pytest.raises(rl.RidgelensError, match="memory_budget"):
+        rl.hessian(obj, theta, memory_budget=-1)
 
 
 def test_float32_model_hvp_close_to_float64(mlp):

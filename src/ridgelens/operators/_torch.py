@@ -8,10 +8,14 @@ Forms of the Hessian-vector product (Pearlmutter's R-operator):
 - ``"double-backward"``: rebuild that graph batch by batch for every v.
 - ``"fwd-over-rev"``: ``torch.func.jvp`` of the gradient, batch by batch; often
   the best on GPUs.
+- ``"partial-reuse"``: reuse the graphs of as many batches as fit in ``memory_budget``
+  and recompute the others (by :attr:`TorchHessianOperator.recompute_form`).
 
-``form="auto"`` takes ``"reuse"`` when the graph fits in ``memory_budget`` bytes
-(measured with saved-tensor hooks on the first batch), else whichever of the other two
-the first batch times faster. The choice is recorded in :attr:`TorchHessianOperator.form`.
+``form="auto"`` takes ``"reuse"`` when the whole graph fits in ``memory_budget`` bytes
+(measured with saved-tensor hooks on the first batch), else ``"partial-reuse"`` when at
+least one batch's graph fits, else the faster on the first batch of the two recompute
+forms. The choice is recorded in :attr:`TorchHessianOperator.form`, and how many batches
+are reused in :attr:`~TorchHessianOperator.reused_batches`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from torch.func import functional_call, grad, jvp
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 
-FORMS = ("auto", "reuse", "double-backward", "fwd-over-rev")
+FORMS = ("auto", "reuse", "partial-reuse", "double-backward", "fwd-over-rev")
+RECOMPUTE_FORMS = ("double-backward", "fwd-over-rev")
 
 
 def second_order_attention():
@@ -55,7 +60,14 @@ class TorchHessianOperator(CurvatureOperator):
         The HVP form in use (see module docs).
     graph_bytes : int
         Estimated bytes of the whole data set's gradient graph.
+    batch_graph_bytes : int
+        Measured bytes of the first batch's gradient graph.
+    reused_batches : int
+        How many batches' graphs are held (all for "reuse", none for a recompute form).
+    recompute_form : str or None
+        How the batches not reused are recomputed (None for "reuse").
     memory_budget : int
+        Bytes the reused graph may take.
     """
 
     def __init__(self, objective, theta, *, form: str = "auto", memory_budget: int | None = None):
@@ -66,17 +78,32 @@ class TorchHessianOperator(CurvatureOperator):
         self.device, self.torch_dtype = objective.device, objective.dtype
         self.theta = objective._to_tensor(objective._check(theta))
         self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+        if self.memory_budget < 0:
+            raise RidgelensError(f"memory_budget must be ≥ 0 bytes, got {memory_budget}")
         self._graph = None
+        self.form_timings = {}
+        n_b = objective.n_batches
         with second_order_attention():
-            self.graph_bytes = self._estimate_graph_bytes()
+            self.batch_graph_bytes = self._estimate_batch_graph_bytes()
+            self.graph_bytes = self.batch_graph_bytes * n_b
+            fits = min(n_b, self.memory_budget // max(self.batch_graph_bytes, 1))
             if form == "auto":
-                form = "reuse" if self.graph_bytes <= self.memory_budget else self._fastest_recompute()
-            if form == "reuse":
-                self._build_graph()
+                form = "reuse" if fits >= n_b else ("partial-reuse" if fits >= 1 else self._fastest_recompute())
+            self.recompute_form = None
+            if form == "partial-reuse":
+                if fits >= n_b:
+                    form = "reuse"  # nothing left to recompute
+                else:
+                    self.recompute_form = self._fastest_recompute()
+            elif form in RECOMPUTE_FORMS:
+                self.recompute_form = form
+            self.reused_batches = n_b if form == "reuse" else (fits if form == "partial-reuse" else 0)
+            if self.reused_batches:
+                self._build_graph(self.reused_batches)
         self.form = form
 
     # ----------------------------------------------------------- measurement
-    def _estimate_graph_bytes(self) -> int:
+    def _estimate_batch_graph_bytes(self) -> int:
         seen = {"bytes": 0}
 
         def pack(t):
@@ -87,16 +114,16 @@ class TorchHessianOperator(CurvatureOperator):
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             loss = next(iter(self.objective.batch_losses(flat)))
             torch.autograd.grad(loss, flat, create_graph=True)
-        return int(seen["bytes"] * self.objective.n_batches)
+        return int(seen["bytes"])
 
     def _fastest_recompute(self) -> str:
         v = torch.randn(self.n, dtype=self.torch_dtype, device=self.device)
         times = {}
-        for form in ("double-backward", "fwd-over-rev"):
+        for form in RECOMPUTE_FORMS:
             fn = getattr(self, f"_hvp_{form.replace('-', '_')}")
-            fn(v, first_only=True)  # warm-up
+            fn(v, stop=1)  # warm-up
             t0 = time.perf_counter()
-            fn(v, first_only=True)
+            fn(v, stop=1)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             times[form] = time.perf_counter() - t0
@@ -104,10 +131,11 @@ class TorchHessianOperator(CurvatureOperator):
         return min(times, key=times.get)
 
     # ------------------------------------------------------------------ forms
-    def _build_graph(self) -> None:
+    def _build_graph(self, stop: int) -> None:
+        """Hold the gradient graph of batches 0 … stop − 1 (summed)."""
         flat = self.theta.detach().requires_grad_(True)
         g = None
-        for loss in self.objective.batch_losses(flat):
+        for loss in self.objective.batch_losses(flat, stop=stop):
             (gb,) = torch.autograd.grad(loss, flat, create_graph=True)
             g = gb if g is None else g + gb
         self._graph = (flat, g)
@@ -117,21 +145,28 @@ class TorchHessianOperator(CurvatureOperator):
         (hv,) = torch.autograd.grad(g, flat, grad_outputs=v, retain_graph=True)
         return hv
 
-    def _hvp_double_backward(self, v, first_only: bool = False):
+    def _hvp_partial_reuse(self, v):
+        hv = self._hvp_reuse(v)
+        rest = getattr(self, f"_hvp_{self.recompute_form.replace('-', '_')}")(v, start=self.reused_batches)
+        return hv.add_(rest)
+
+    def _hvp_double_backward(self, v, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)
         out = torch.zeros_like(flat)
-        for loss in self.objective.batch_losses(flat):
+        for loss in self.objective.batch_losses(flat, start, stop):
             (g,) = torch.autograd.grad(loss, flat, create_graph=True)
             (hv,) = torch.autograd.grad(g, flat, grad_outputs=v)
             out += hv
-            if first_only:
-                break
         return out
 
-    def _hvp_fwd_over_rev(self, v, first_only: bool = False):
+    def _hvp_fwd_over_rev(self, v, start: int = 0, stop: int | None = None):
         obj = self.objective
         out = torch.zeros_like(self.theta)
-        for x, y in obj.batches:
+        for i, (x, y) in enumerate(obj.batches):
+            if i < start:
+                continue
+            if stop is not None and i >= stop:
+                break
             x, y = obj._prepare(x, y)
             w = len(y) / obj.n_samples
 
@@ -140,8 +175,6 @@ class TorchHessianOperator(CurvatureOperator):
 
             _, hv = jvp(grad(loss_of), (self.theta,), (v,))
             out += w * hv
-            if first_only:
-                break
         return out
 
     # ------------------------------------------------------------------ public
@@ -162,5 +195,7 @@ class TorchHessianOperator(CurvatureOperator):
     def release(self) -> None:
         """Drop the reused graph (frees its memory); later products recompute per batch."""
         self._graph = None
-        if self.form == "reuse":
-            self.form = "double-backward"
+        if self.form in ("reuse", "partial-reuse"):
+            self.form = self.recompute_form or "double-backward"
+            self.recompute_form = self.form
+            self.reused_batches = 0
