@@ -20,7 +20,13 @@ from ridgelens.errors import (
     SingularBlockWarning,
 )
 from ridgelens.objectives import LeastSquares, Logistic, MinimizeResult, Objective
-from ridgelens.operators import CurvatureOperator, DenseOperator, HessianOperator, hessian
+from ridgelens.operators import (
+    CurvatureOperator,
+    DenseOperator,
+    HessianOperator,
+    SchurComplementOperator,
+    hessian,
+)
 from ridgelens.ridge import CONVENTIONS, Analysis, RidgePath, analyze, ridge_path
 from ridgelens.spectra import (
     SpectralDensity,
@@ -51,6 +57,7 @@ __all__ = [
     "RidgePath",
     "RidgelensError",
     "RidgelensWarning",
+    "SchurComplementOperator",
     "SingularBlockWarning",
     "SpectralDensity",
     "Spectrum",
