@@ -4,6 +4,14 @@ K_m(H + λI, b) = K_m(H, b) for every λ, so one Lanczos run (full reorthogonali
 gives ``x_λ = V_m (T_m + λI)⁻¹ ‖b‖e₁`` for all λ at once. Memory: the basis, O(m·n),
 plus the m_λ × n result. The residual of shift λ is ``|β_m| |e_mᵀ y_λ|``; the run stops
 when every λ has ‖b − (H + λI)x_λ‖ ≤ tol·‖b‖.
+
+With a penalty mask P (unpenalized block u, e.g. biases), H + λP is not a shifted H, but
+eliminating u leaves a shifted system on the penalized block: (S + λI)θ_p = b with the
+Schur complement S = H_pp − H_pu H_uu⁻¹ H_up and b = r_p − H_pu H_uu⁻¹ r_u, r = Hθ̂ − g.
+So one Lanczos run on S (:func:`krylov_schur_path`) serves every λ again. Each product
+with S costs 1 + (inner CG iterations on H_uu) HVPs. The free block
+θ_u = H_uu⁻¹(r_u − H_up θ_p) is assembled from the vectors yⱼ = H_uu⁻¹ H_up Vⱼ that the
+product S Vⱼ solved for anyway, kept beside the basis: memory O(m·n) plus O(m·#u).
 """
 
 from __future__ import annotations
@@ -49,6 +57,88 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     max_matvecs = min(n, 500) if max_matvecs is None else int(max_matvecs)
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
     ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist()})
+
+    def start():
+        b = mv(th)
+        if gradient is not None:
+            b = b - torch.as_tensor(np.asarray(gradient, dtype=np.float64)).to(device=device, dtype=dtype)
+        return b
+
+    run = _shifted_lanczos(mv, n, start, lam, tol=tol, max_steps=max_matvecs, ck=ck, progress=progress,
+                           device=device, dtype=dtype, label="krylov path",
+                           zero_msg="Hθ̂ − g is zero: θ̃(λ) = 0 for every λ > 0 (θ̂ lies in H's null space)")
+    X = torch.from_numpy(run["Y"]).to(device=device, dtype=dtype) @ run["basis"].rows[: run["m"]]
+    thetas = to_numpy(X)
+    conv = _finish(thetas, run, tol, stacklevel=4)
+    return {"thetas": thetas, "residuals": run["res"], "converged": conv, "valid": run["valid"],
+            "n_matvecs": run["nmv"], "ritz_values": run["t"], "basis_size": run["m"]}
+
+
+def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1e-8,
+                      max_matvecs: int | None = None, checkpoint=None, progress: bool | None = None) -> dict:
+    """θ̃(λ) = (H + λP)⁻¹(Hθ̂ − g) for every λ from one Lanczos run on the Schur complement.
+
+    ``S`` is a :class:`~ridgelens.operators.SchurComplementOperator` of H. With r = Hθ̂ − g,
+    the penalized block solves ``(S + λI)θ_p = b``, b = r_p − H_pu H_uu⁻¹ r_u (one Lanczos
+    run on b serves every λ), and the free block is ``θ_u = H_uu⁻¹ r_u − Σⱼ cⱼ(λ) yⱼ`` for
+    ``θ_p = Σⱼ cⱼ(λ) Vⱼ``, where ``yⱼ = H_uu⁻¹ H_up Vⱼ`` is the vector the product S Vⱼ
+    solved for anyway: no further solve per λ. ``max_matvecs`` bounds the products with S;
+    ``n_matvecs`` in the result counts the HVPs of H. Residuals are those of the reduced
+    system, ‖b − (S + λI)θ_p‖/‖b‖.
+    """
+    n, n_p = S.base_n, S.n
+    device, dtype = S.device, S.torch_dtype
+    max_matvecs = min(n_p, 500) if max_matvecs is None else int(max_matvecs)
+    th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
+    ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p, "inner_tol": S.inner_tol,
+                                                      "tol": float(tol), "lambdas": lam.tolist()})
+    free = _Basis(S.n_free, device, dtype)  # yⱼ, one row per Krylov basis vector Vⱼ
+    held = {"y0": None, "hvps": 0}
+    hvps_before = S.n_matvecs
+
+    def start():
+        r = S.base_matvec(th)
+        if gradient is not None:
+            r = r - torch.as_tensor(np.asarray(gradient, dtype=np.float64)).to(device=device, dtype=dtype)
+        y0, z0 = S.solve_free(r[S.u_index])
+        held["y0"] = y0
+        return r[S.p_index] - z0
+
+    def mv(v):
+        sv, y = S.matvec_with_solve(v)
+        free.append(y)  # the solve of exactly this basis vector: row j of `free` pairs with row j of V
+        return sv
+
+    def extra_state():
+        return {"Y_free": free.rows.cpu(), "y0": held["y0"].cpu(), "hvps": held["hvps"] + S.n_matvecs - hvps_before}
+
+    def restore(state):
+        for y in state["Y_free"]:
+            free.append(y.to(device=device, dtype=dtype))
+        held["y0"] = state["y0"].to(device=device, dtype=dtype)
+        held["hvps"] = int(state["hvps"])
+
+    run = _shifted_lanczos(mv, n_p, start, lam, tol=tol, max_steps=max_matvecs, ck=ck, progress=progress,
+                           device=device, dtype=dtype, label="krylov path (Schur)",
+                           zero_msg="b = (Hθ̂ − g)_p − H_pu H_uu⁻¹ (Hθ̂ − g)_u is zero: θ̃_p(λ) = 0 for every λ > 0",
+                           start_cost=0, extra_state=extra_state, restore=restore)
+    m = run["m"]
+    Yc = torch.from_numpy(run["Y"]).to(device=device, dtype=dtype)
+    thetas = np.empty((lam.size, n))
+    thetas[:, S.penalized] = to_numpy(Yc @ run["basis"].rows[:m])
+    thetas[:, ~S.penalized] = to_numpy(held["y0"][None, :] - Yc @ free.rows[:m])
+    conv = _finish(thetas, run, tol, stacklevel=4)
+    return {"thetas": thetas, "residuals": run["res"], "converged": conv, "valid": run["valid"],
+            "n_matvecs": held["hvps"] + S.n_matvecs - hvps_before, "n_products": run["nmv"],
+            "ritz_values": run["t"], "basis_size": m}
+
+
+def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device, dtype, label, zero_msg,
+                     start_cost=1, extra_state=None, restore=None) -> dict:
+    """The Lanczos run shared by every shift: from ``start()`` (or a checkpoint) until every λ converges.
+
+    ``nmv`` counts the ``mv`` calls, plus ``start_cost`` for the start vector; it stops at ``max_steps``.
+    """
     state = ck.load()
     basis = _Basis(n, device, dtype)
     if state is not None:
@@ -56,16 +146,16 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
             basis.append(v.to(device=device, dtype=dtype))
         T = state["T"].numpy()
         nmv, beta0, beta = int(state["nmv"]), float(state["beta0"]), float(state["beta"])
+        if restore is not None:
+            restore(state)
     else:
-        b = mv(th)
-        if gradient is not None:
-            b = b - torch.as_tensor(np.asarray(gradient, dtype=np.float64)).to(device=device, dtype=dtype)
-        nmv, beta0, beta = 1, float(b.norm()), 0.0
+        b = start()
+        nmv, beta0, beta = start_cost, float(b.norm()), 0.0
         if beta0 == 0.0:
-            raise RidgelensError("Hθ̂ − g is zero: θ̃(λ) = 0 for every λ > 0 (θ̂ lies in H's null space)")
+            raise RidgelensError(zero_msg)
         basis.append(b / beta0)
         T = np.zeros((0, 0))
-    bar = Progress("krylov path", max_matvecs, progress)
+    bar = Progress(label, max_steps, progress)
     conv = np.zeros(lam.size, dtype=bool)
     res = np.full(lam.size, np.inf)
     while True:
@@ -85,26 +175,30 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
         invariant = beta <= 1e-12 * max(np.abs(t).max(), 1e-300)
         conv = (res <= tol) | ~valid | invariant
         bar.update(nmv)
-        if conv.all() or nmv >= max_matvecs or j + 1 >= n or invariant:
+        if conv.all() or nmv >= max_steps or j + 1 >= n or invariant:
             break
         basis.append(w / beta)
         ck.maybe_save(nmv, lambda T=T, nmv=nmv, beta=beta: {
-            "V": list(basis.rows.cpu()), "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0, "beta": beta})
+            "V": list(basis.rows.cpu()), "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0, "beta": beta,
+            **(extra_state() if extra_state is not None else {})})
     bar.close()
-    X = torch.from_numpy(Y).to(device=device, dtype=dtype) @ basis.rows[: T.shape[0]]
-    thetas = to_numpy(X)
+    return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0]}
+
+
+def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int) -> np.ndarray:
+    """NaN the invalid rows, warn about negative curvature and unconverged λ; the converged flags."""
+    valid, t, res, nmv = run["valid"], run["t"], run["res"], run["nmv"]
     thetas[~valid] = np.nan
-    conv &= valid
+    conv = run["conv"] & valid
     if (t < 0).any():
         warnings.warn(f"the Krylov space shows negative curvature (most negative Ritz value {t.min():.4g}); "
                       f"{int((~valid).sum())} λ have no minimizer of the quadratic model (NaN)",
-                      NegativeCurvatureWarning, stacklevel=3)
+                      NegativeCurvatureWarning, stacklevel=stacklevel)
     if not conv[valid].all():
         warnings.warn(f"the Krylov path stopped after {nmv} products with {int((~conv[valid]).sum())} λ above "
                       f"tol = {tol:g} (largest relative residual {res[valid].max():.3g})",
-                      ConvergenceWarning, stacklevel=3)
-    return {"thetas": thetas, "residuals": res, "converged": conv, "valid": valid, "n_matvecs": nmv,
-            "ritz_values": t, "basis_size": T.shape[0]}
+                      ConvergenceWarning, stacklevel=stacklevel)
+    return conv
 
 
 class _Basis:

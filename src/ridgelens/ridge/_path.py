@@ -11,8 +11,8 @@ from scipy import linalg
 from ridgelens._auto import resolve_method
 from ridgelens._validation import check_lambdas, check_mask, check_vector
 from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
-from ridgelens.operators import CurvatureOperator, DenseOperator
-from ridgelens.ridge._krylov import krylov_path
+from ridgelens.operators import CurvatureOperator, DenseOperator, SchurComplementOperator
+from ridgelens.ridge._krylov import krylov_path, krylov_schur_path
 from ridgelens.spectra import Spectrum, eigen
 from ridgelens.spectra._krylov_base import to_numpy
 
@@ -123,7 +123,8 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
         Penalties λ ≥ 0 of ``(λ/2)‖θ_p‖²``.
     penalized : bool array of shape (n,), optional
         Which parameters the penalty acts on (default: all). The others follow
-        from stationarity through the Schur complement.
+        from stationarity through the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up
+        (dense: formed exactly; "krylov": applied matrix-free, see ``method``).
     gradient : array of shape (n,), optional
         ∇R(θ̂), kept as the first-order term when θ̂ is not a stationary point.
     negative : {"nan", "clip", "raise"}, default "nan"
@@ -131,15 +132,23 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
         (NaN row, warning); ``"clip"`` uses max(σⱼ, 0); ``"raise"`` raises.
     method : {"auto", "dense", "krylov"}, default "auto"
         "dense": decompose H (or S) once, exact. "krylov": matrix-free, one Lanczos
-        run on b = Hθ̂ − g serves every λ (memory O(m·n) for an m-step basis).
-        "auto": dense when H is in memory or n ≤ ``DENSE_MAX_PARAMS``.
+        run on b = Hθ̂ − g serves every λ (memory O(m·n) for an m-step basis). With
+        unpenalized parameters u, the one run is on the Schur complement S (a
+        :class:`~ridgelens.operators.SchurComplementOperator`) from
+        b = r_p − H_pu H_uu⁻¹ r_u, r = Hθ̂ − g; each product with S costs 1 + (inner CG
+        iterations on H_uu) HVPs, ``n_matvecs`` counts them all, and memory is O(m·n)
+        plus O(m·#u) for the free block's responses. H_uu must be positive definite
+        (a clear error otherwise). "auto": dense when H is in memory or n ≤ ``DENSE_MAX_PARAMS``.
     tol : float, default 1e-8
-        Krylov: stop when every λ has ‖b − (H + λI)θ̃‖ ≤ tol·‖b‖.
+        Krylov: stop when every λ has ‖b − (H + λI)θ̃‖ ≤ tol·‖b‖ (with unpenalized
+        parameters, the reduced system's ‖b − (S + λI)θ̃_p‖ ≤ tol·‖b‖).
     low_rank : Spectrum, optional
         Krylov: top-k eigenpairs for the per-direction view (factors, coords, and
-        the share of θ̂ outside their span).
+        the share of θ̂ outside their span). With unpenalized parameters, of S:
+        ``eigen(SchurComplementOperator(op, penalized), k)``.
     max_matvecs, checkpoint, progress
-        Krylov: product budget, a folder to checkpoint into and resume from, a progress line.
+        Krylov: product budget (products with S when some parameters are unpenalized),
+        a folder to checkpoint into and resume from, a progress line.
 
     Examples
     --------
@@ -244,34 +253,42 @@ def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol
                        max_matvecs, checkpoint, progress) -> RidgePath:
     n = op.n
     mask = check_mask(penalized, n)
-    if not mask.all():
-        raise RidgelensError(
-            f"the matrix-free path needs every parameter penalized ({int((~mask).sum())} are not): "
-            "(H + λP) is not a shifted H, so one Krylov space cannot serve every λ; use method='dense'"
-        )
     if negative != "nan":
         raise RidgelensError(f"negative={negative!r} needs the dense path (method='dense')")
     theta = check_vector(theta_hat, n, "theta_hat")
     g = None if gradient is None else check_vector(gradient, n, "gradient")
-    r = krylov_path(op, theta, lam, gradient=g, tol=tol, max_matvecs=max_matvecs,
-                    checkpoint=checkpoint, progress=progress)
+    schur = not mask.all()
+    if schur:  # (H + λP) is not a shifted H, but (S + λI) is a shifted S: one Krylov run on S
+        r = krylov_schur_path(SchurComplementOperator(op, mask), theta, lam, gradient=g, tol=tol,
+                              max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
+    else:
+        r = krylov_path(op, theta, lam, gradient=g, tol=tol, max_matvecs=max_matvecs,
+                        checkpoint=checkpoint, progress=progress)
+    n_p = int(mask.sum())
     if low_rank is not None:
+        if not isinstance(low_rank, Spectrum) or low_rank.n != n_p:
+            got = low_rank.n if isinstance(low_rank, Spectrum) else type(low_rank).__name__
+            raise RidgelensError(
+                f"low_rank must be a Spectrum of the curvature the penalized block sees (n = {n_p}), got n = {got}"
+                + ("; with unpenalized parameters that is the Schur complement: "
+                   "eigen(SchurComplementOperator(op, penalized), k)" if schur else ""))
         sigma = np.asarray(low_rank.eigenvalues, dtype=np.float64)
         Q = low_rank.eigenvectors
         Qn = to_numpy(Q)
-        z = Qn.T @ theta
-        outside = float(np.linalg.norm(theta - Qn @ z) / max(np.linalg.norm(theta), 1e-300))
+        theta_p = theta[mask] if schur else theta
+        z = Qn.T @ theta_p
+        outside = float(np.linalg.norm(theta_p - Qn @ z) / max(np.linalg.norm(theta_p), 1e-300))
         denom = sigma[None, :] + lam[:, None]
         factors = np.where(denom > 0, sigma[None, :] / np.where(denom > 0, denom, 1.0), np.nan)
     else:
-        sigma, Qn, z, outside = np.zeros(0), np.zeros((n, 0)), np.zeros(0), float("nan")
+        sigma, Qn, z, outside = np.zeros(0), np.zeros((n_p, 0)), np.zeros(0), float("nan")
         factors = np.zeros((lam.size, 0))
     return RidgePath(lambdas=lam, theta_hat=theta, thetas=r["thetas"], eigenvalues=sigma, eigenvectors=Qn,
                      coords=z, factors=factors, scaled=factors * z[None, :],
                      effective_df=np.full(lam.size, np.nan), penalized=mask, valid=r["valid"],
-                     gradient_used=g is not None, curvature="hessian", rank_tol=0.0, method="krylov",
-                     n_matvecs=r["n_matvecs"], residuals=r["residuals"], converged=r["converged"],
-                     outside_share=outside)
+                     gradient_used=g is not None, curvature="schur-complement" if schur else "hessian",
+                     rank_tol=0.0, method="krylov", n_matvecs=r["n_matvecs"], residuals=r["residuals"],
+                     converged=r["converged"], outside_share=outside)
 
 
 def _inverse_psd(A: np.ndarray) -> np.ndarray:
