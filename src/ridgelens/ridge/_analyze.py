@@ -13,7 +13,7 @@ from ridgelens._auto import resolve_method
 from ridgelens._io import atomic_write_bytes, atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import ConvergenceWarning, GradientNotZeroWarning, NegativeCurvatureWarning
-from ridgelens.operators import DenseOperator, hessian
+from ridgelens.operators import DenseOperator, SchurComplementOperator, hessian
 from ridgelens.ridge._path import RidgePath, ridge_path
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
@@ -46,7 +46,9 @@ class Analysis:
     gradient_norm : float
         ‖∇R(θ̂)‖, the first premise.
     spectrum : Spectrum
-        Eigenpairs of the full Hessian H at θ̂.
+        Eigenpairs of the full Hessian H at θ̂. Matrix-free with unpenalized parameters:
+        the top-k pairs of the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up (penalized
+        coordinates; ``path.curvature == "schur-complement"``), and ``n_matvecs`` in HVPs of H.
     path : RidgePath
         The prediction θ̃(λ) and its eigen view.
     refit : ndarray of shape (m, n) or None
@@ -60,9 +62,12 @@ class Analysis:
         ``"dense"`` or ``"matrix-free"``: what ``method="auto"`` resolved to.
     min_eigenvalue : float
         Smallest eigenvalue of H at θ̂, the second premise (should be ≥ 0); matrix-free:
-        the smallest Ritz value seen (SLQ and Lanczos), an upper bound on it.
+        the smallest Ritz value seen (SLQ and Lanczos), an upper bound on it. Matrix-free with
+        unpenalized parameters: the smallest Ritz value of S. Every inner solve with H_uu
+        checks H_uu ≻ 0 (and raises otherwise), and given that, H ⪰ 0 exactly when S ⪰ 0.
     density : SpectralDensity or None
-        Matrix-free: the SLQ density that gives df(λ).
+        Matrix-free: the SLQ density that gives df(λ) (of S with unpenalized parameters;
+        ``n_matvecs`` in HVPs of H).
     n_matvecs : int
         Hessian-vector products spent on H (0 when H was in closed form).
     """
@@ -175,8 +180,10 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     method : {"auto", "dense", "matrix-free"}
         "dense": all eigenpairs and the exact eigen-form path (n HVPs for torch models).
         "matrix-free": top-k Lanczos pairs, an SLQ density (for df(λ) and the smallest
-        eigenvalue) and the one-run Krylov path. "auto": dense when H is in memory or
-        n ≤ ``DENSE_MAX_PARAMS``. The choice is recorded in ``Analysis.method``.
+        eigenvalue) and the one-run Krylov path; with unpenalized parameters all three are of
+        the Schur complement S (a :class:`SchurComplementOperator`: each product with S costs
+        1 + (inner CG iterations) HVPs), recorded as ``path.curvature``. "auto": dense when H
+        is in memory or n ≤ ``DENSE_MAX_PARAMS``. The choice is recorded in ``Analysis.method``.
     k, seed, eig_tol, path_tol, n_probes, slq_steps
         Matrix-free settings: eigenpairs kept, random seed, Lanczos residual tolerance
         (relative to |σ_max|), Krylov path tolerance (relative residual), SLQ probes and steps.
@@ -229,7 +236,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         min_eig = spectrum.min_eigenvalue
         path = ridge_path(spectrum if mask.all() else H, theta_hat, lam, penalized=mask,
                           gradient=gradient, negative=negative)
-    else:
+    elif mask.all():
         spectrum = eigen(H, min(int(k), H.n), tol=eig_tol, seed=seed, method="lanczos",
                          checkpoint=ck, progress=progress)
         density = spectral_density(H, n_probes=n_probes, m=slq_steps, seed=seed)
@@ -240,6 +247,27 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
             warnings.warn(f"H has negative eigenvalues (smallest Ritz value ≈ {min_eig:.4g}): θ̂ is not a "
                           "minimum of the quadratic model; predictions for λ below that size are unreliable",
+                          NegativeCurvatureWarning, stacklevel=2)
+    else:
+        # Unpenalized parameters: the penalized block sees S = H_pp − H_pu H_uu⁻¹ H_up, so the eigen
+        # view, the density (df) and the path are all of S. Every inner H_uu solve checks H_uu ≻ 0
+        # (and raises otherwise); with it, H ⪰ 0 ⇔ S ⪰ 0, so S's smallest Ritz value is the premise.
+        S = SchurComplementOperator(H, mask)
+        before = S.n_matvecs
+        spectrum = eigen(S, min(int(k), S.n), tol=eig_tol, seed=seed, method="lanczos",
+                         checkpoint=ck, progress=progress)
+        spectrum = replace(spectrum, n_matvecs=S.n_matvecs - before)  # HVPs of H, not products with S
+        before = S.n_matvecs
+        density = spectral_density(S, n_probes=n_probes, m=slq_steps, seed=seed)
+        density = replace(density, n_matvecs=S.n_matvecs - before)
+        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min()))
+        path = ridge_path(H, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative,
+                          method="krylov", tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
+        path = replace(path, effective_df=density.effective_df(lam))
+        if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
+            warnings.warn(f"the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up has negative eigenvalues (smallest "
+                          f"Ritz value ≈ {min_eig:.4g}), so H is not positive semi-definite: θ̂ is not a minimum "
+                          "of the quadratic model; predictions for λ below that size are unreliable",
                           NegativeCurvatureWarning, stacklevel=2)
     n_matvecs = H.n_matvecs
 
