@@ -174,3 +174,31 @@ def test_analyze_matrix_free_with_unpenalized_biases_agrees_with_dense(mlp):
     assert free.density.n == mask.sum()
     assert free.n_matvecs == free.spectrum.n_matvecs + free.density.n_matvecs + free.path.n_matvecs
     assert free.to_dict()["curvature"] == "schur-complement"
+
+
+def test_schur_path_resumes_from_checkpoint(tmp_path):
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(60, 60))
+    H = A @ A.T / 60 + 0.05 * np.eye(60)
+    mask = np.ones(60, bool)
+    mask[::7] = False
+    theta, lam = rng.normal(size=60), np.array([1e-3, 1e-2, 1e-1])
+    ref = rl.ridge_path(H, theta, lam, penalized=mask, method="krylov", tol=1e-10)
+
+    class Dies(rl.CurvatureOperator):  # H, until the product budget runs out mid-path
+        def __init__(self, budget):
+            super().__init__(60)
+            self.budget = budget
+
+        def _matvec(self, v):
+            if self.n_matvecs > self.budget:
+                raise KeyboardInterrupt
+            return H @ v
+
+    with pytest.raises(KeyboardInterrupt):
+        rl.ridge_path(Dies(300), theta, lam, penalized=mask, method="krylov", tol=1e-10, checkpoint=tmp_path)
+    assert (tmp_path / "krylov_schur_path.pt").exists()
+    again = Dies(10**9)
+    got = rl.ridge_path(again, theta, lam, penalized=mask, method="krylov", tol=1e-10, checkpoint=tmp_path)
+    np.testing.assert_allclose(got.thetas, ref.thetas, rtol=1e-12, atol=1e-12)
+    assert got.n_matvecs == ref.n_matvecs and again.n_matvecs < ref.n_matvecs  # resumed, not restarted
