@@ -33,11 +33,22 @@ def to_numpy(t) -> np.ndarray:
     return np.asarray(t, dtype=np.float64)
 
 
-def start_vector(n: int, seed: int, device, dtype) -> torch.Tensor:
-    """A unit random vector, the same for a given seed on every device."""
+def start_vector(n: int, seed: int, device, dtype, out: torch.Tensor | None = None,
+                 chunk: int = 1 << 20) -> torch.Tensor:
+    """A unit random vector, the same for a given seed on every device.
+
+    Drawn in float64 on the CPU ``chunk`` entries at a time and written into ``out``
+    (a new tensor if None), so a vector of 10⁷ entries costs no float64 temporary of
+    its full length.
+    """
     g = torch.Generator().manual_seed(int(seed))
-    v = torch.randn(n, generator=g, dtype=torch.float64)
-    return (v / v.norm()).to(device=device, dtype=dtype)
+    v = torch.empty(n, device=device, dtype=dtype) if out is None else out
+    sq = 0.0
+    for start in range(0, n, chunk):
+        c = torch.randn(min(chunk, n - start), generator=g, dtype=torch.float64)
+        sq += float(c @ c)
+        v[start:start + c.numel()] = c.to(device=device, dtype=dtype)
+    return v.div_(sq**0.5)
 
 
 def orthogonalize(w: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

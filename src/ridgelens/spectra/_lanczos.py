@@ -85,7 +85,7 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         T.copy_(state["T"])
         j0, nmv, beta = int(state["j"]), int(state["nmv"]), float(state["beta"])
     else:
-        V.row(0).copy_(start_vector(n, seed, device, dtype))
+        start_vector(n, seed, device, dtype, out=V.row(0))
     bar = Progress("lanczos", max_matvecs, progress)
     g = torch.Generator().manual_seed(int(seed) + 1)
     kk = min(k, n)
