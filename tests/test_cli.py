@@ -151,7 +151,7 @@ def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
               "--lambdas", "0.01,0.1", "--k", "5", "--train-iters", "40", "--refit-iters", "30"]
     code, out, err = run(capsys, *common, "--out", str(tmp_path / "a"))
     assert code == 0, err
-    assert "matrix-free" in out and "largest eigenvalues of H" in out
+    assert "matrix-free" in out and "largest 5 eigenvalues of H" in out
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     assert res["n_params"] == 3010 and res["method"] == "matrix-free"
     assert len(res["eigenvalues"]) == 5 and res["eigenvalues"][0] >= res["eigenvalues"][-1]
@@ -177,3 +177,21 @@ def test_analyze_mlp_bad_weights(tmp_path, capsys):
     code, _, err = run(capsys, *base, "--weights", str(tmp_path / "missing.pt"))
     assert code == 2 and "not found" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_analyze_linear_reports_k_eigenvalues_and_refuses_mlp_options(tmp_path, capsys):
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.01",
+                         "--k", "3", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("largest"))
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    shown = [float(v) for v in line.split(": ")[1].split(", ")]
+    assert line.startswith("largest 3 eigenvalues of H") and len(shown) == 3
+    np.testing.assert_allclose(shown, res["eigenvalues"][:3], rtol=1e-3)
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.01",
+                         "--hidden", "8", "--train-iters", "5", "--out", str(tmp_path / "b"))
+    assert code == 2 and "--hidden, --train-iters are for --model mlp" in err
+    assert not (tmp_path / "b").exists()
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.01",
+                         "--k", "0", "--out", str(tmp_path / "c"))
+    assert code == 2 and "--k must be a positive" in err

@@ -37,17 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
     a.add_argument("--positive-class", type=float, help="logistic: y = 1 where target == this value")
     a.add_argument("--out", required=True, help="output folder for results.json and figures")
-    a.add_argument("--hidden", type=int, default=64, help="mlp: hidden units (default: %(default)s)")
-    a.add_argument("--k", type=int, default=20, help="mlp: top eigenpairs by Lanczos (default: %(default)s)")
-    a.add_argument("--seed", type=int, default=0, help="mlp: seed of the initial weights and of Lanczos")
-    a.add_argument("--train-iters", type=int, default=1000, help="mlp: L-BFGS iterations of training")
-    a.add_argument("--refit-iters", type=int, default=500, help="mlp: L-BFGS iterations of each refit")
+    a.add_argument("--hidden", type=int, help="mlp: hidden units (default: 64)")
+    a.add_argument("--k", type=int, help="eigenvalues reported; mlp: top eigenpairs by Lanczos (default: 20; "
+                                         "linear and logistic: every pair is computed exactly, 10 are printed)")
+    a.add_argument("--seed", type=int, help="mlp: seed of the initial weights and of Lanczos (default: 0)")
+    a.add_argument("--train-iters", type=int, help="mlp: L-BFGS iterations of training (default: 1000)")
+    a.add_argument("--refit-iters", type=int, help="mlp: L-BFGS iterations of each refit (default: 500)")
     a.add_argument("--weights", help="mlp: a saved state_dict to analyze instead of training (weights_only)")
     a.add_argument("--checkpoint", help="mlp: folder to checkpoint the long stages into, and resume from")
-    a.add_argument("--loss", default="mse", choices=["mse", "cross-entropy"],
-                   help="mlp classification loss (default: %(default)s; cross-entropy has no finite "
+    a.add_argument("--loss", choices=["mse", "cross-entropy"],
+                   help="mlp classification loss (default: mse; cross-entropy has no finite "
                         "minimizer on separable data)")
-    a.add_argument("--refit-tol", type=float, default=1e-5, help="mlp: gradient-norm tolerance of the refits")
+    a.add_argument("--refit-tol", type=float, help="mlp: gradient-norm tolerance of the refits (default: 1e-5)")
 
     from ridgelens.cli._explore import directions_arg
 

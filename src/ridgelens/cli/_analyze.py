@@ -22,14 +22,27 @@ from ridgelens.plots import (
 )
 from ridgelens.ridge import analyze
 
+#: Options that only an MLP uses, with their defaults (None on the command line = not given).
+MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_iters": 500, "loss": "mse",
+                "refit_tol": 1e-5, "weights": None, "checkpoint": None}
+
 
 def run_analyze(args) -> None:
     """Validate everything first, compute, then write the outputs atomically."""
     lam = check_lambdas(args.lambdas, "--lambdas")
     if args.no_intercept and args.penalize_intercept:
         raise RidgelensError("--no-intercept and --penalize-intercept contradict each other; choose one")
-    if args.model != "mlp" and (args.weights or args.checkpoint):
-        raise RidgelensError("--weights and --checkpoint are for --model mlp")
+    if args.model != "mlp":
+        given = ["--" + name.replace("_", "-") for name in MLP_DEFAULTS if getattr(args, name) is not None]
+        if given:
+            raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model mlp; "
+                                 f"a {args.model} model is solved exactly")
+    else:
+        for name, default in MLP_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+    if args.k is not None and args.k < 1:
+        raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RidgelensError(f"--out {out} exists and is not a folder")
@@ -50,8 +63,10 @@ def run_analyze(args) -> None:
           f"{res.method} curvature ({res.n_matvecs} Hessian-vector products)")
     print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of H = {res.min_eigenvalue:.4g}"
           + ("  (Ritz estimate)" if res.method == "matrix-free" else ""))
-    top = res.spectrum.eigenvalues[: min(10, res.spectrum.k)]
-    print("largest eigenvalues of H: " + ", ".join(f"{v:.4g}" for v in top))
+    top = res.spectrum.eigenvalues[: min(args.k or 10, res.spectrum.k)]
+    of = "S, H's Schur complement on the penalized block" if (
+        res.method == "matrix-free" and res.path.curvature == "schur-complement") else "H"
+    print(f"largest {top.size} eigenvalues of {of}: " + ", ".join(f"{v:.4g}" for v in top))
     rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
             for i, lam_i in enumerate(res.lambdas)]
     print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
@@ -76,7 +91,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
               f"{trained.n_iter} iterations, ‖∇R‖ = {trained.gradient_norm:.3g}")
     else:
         theta_hat = obj.theta0
-    res = analyze(obj, lam, theta_hat=theta_hat, k=args.k, seed=args.seed, checkpoint=args.checkpoint,
+    res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
                   tol=args.refit_tol, refit_options={"method": "lbfgs", "max_iter": args.refit_iters})
     if args.weights is None:
         save_state_dict(net, theta_hat, obj, out / "model.pt")
