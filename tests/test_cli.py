@@ -195,3 +195,31 @@ def test_analyze_linear_reports_k_eigenvalues_and_refuses_mlp_options(tmp_path, 
     code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.01",
                          "--k", "0", "--out", str(tmp_path / "c"))
     assert code == 2 and "--k must be a positive" in err
+
+
+def test_analyze_mlp_unpenalized_biases_use_the_schur_complement(tmp_path, capsys):
+    # 3010 parameters (above the dense threshold), the 50 biases left out of the penalty.
+    code, out, err = run(capsys, "analyze", "--data", "digits", "--model", "mlp", "--standardize", "--hidden", "40",
+                         "--lambdas", "0.3,1", "--k", "4", "--train-iters", "40", "--refit-iters", "30",
+                         "--unpenalized", "*.bias", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "largest 4 eigenvalues of S" in out
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["method"] == "matrix-free" and res["curvature"] == "schur-complement"
+    assert res["unpenalized"] == ["*.bias"] and sum(not p for p in res["penalized"]) == 50
+    # Independent check: each θ̃ solves (H + λP)θ̃ = Hθ̂ − g, with H applied by the objective's own HVP.
+    from ridgelens.cli._mlp import build_mlp_objective
+    from ridgelens.data import load_dataset
+
+    obj, _net, _task = build_mlp_objective(load_dataset("digits", standardize=True), hidden=40, seed=0,
+                                           weights=str(tmp_path / "a" / "model.pt"), unpenalized=("*.bias",))
+    theta = np.asarray(res["theta_hat"])
+    g = obj.gradient(theta) if res["gradient_used"] else 0.0
+    P = np.asarray(res["penalized"], dtype=float)
+    for lam, pred in zip(res["lambdas"], res["predicted"], strict=True):
+        pred = np.asarray(pred)
+        lhs = obj.hvp(theta, pred - theta) + lam * P * pred + g
+        assert np.linalg.norm(lhs) <= 1e-5 * np.linalg.norm(obj.hvp(theta, theta)), lam
+    code, out, err = run(capsys, "analyze", "--data", "digits", "--model", "mlp", "--lambdas", "0.1",
+                         "--unpenalized", "*.gain", "--out", str(tmp_path / "b"))
+    assert code == 2 and "matches no parameter" in err and "0.bias" in err

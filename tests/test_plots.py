@@ -199,3 +199,14 @@ def test_spectral_density_from_eigenvalues_and_quadrature():
         plot_spectral_density(ev, nodes=ev, ax=Figure().add_subplot())
     with pytest.raises(RidgelensError, match="same shape"):
         plot_spectral_density(nodes=[1.0, 2.0], weights=[1.0], ax=Figure().add_subplot())
+
+
+def test_rel_error_plot_without_any_valid_lambda_says_so():
+    import io
+    from types import SimpleNamespace
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ln = plot_rel_error(SimpleNamespace(lambdas=np.array([0.01, 0.1]), rel_error=np.full(2, np.nan)), ax=ax)
+    fig.savefig(io.BytesIO(), format="png")  # log axes with no positive data would raise here
+    assert ln.get_xdata().size == 0 and "no λ" in ax.texts[0].get_text()

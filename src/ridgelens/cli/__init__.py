@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--loss", choices=["mse", "cross-entropy"],
                    help="mlp classification loss (default: mse; cross-entropy has no finite "
                         "minimizer on separable data)")
+    a.add_argument("--unpenalized", action="append", metavar="GLOB",
+                   help="mlp: parameters the penalty leaves out, by name pattern (repeatable), e.g. '*.bias'; "
+                        "the names are 0.weight, 0.bias, 2.weight, 2.bias")
     a.add_argument("--refit-tol", type=float, help="mlp: gradient-norm tolerance of the refits (default: 1e-5)")
 
     from ridgelens.cli._explore import directions_arg

@@ -24,7 +24,7 @@ from ridgelens.ridge import analyze
 
 #: Options that only an MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_iters": 500, "loss": "mse",
-                "refit_tol": 1e-5, "weights": None, "checkpoint": None}
+                "refit_tol": 1e-5, "weights": None, "checkpoint": None, "unpenalized": ()}
 
 
 def run_analyze(args) -> None:
@@ -61,11 +61,12 @@ def run_analyze(args) -> None:
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
           f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
           f"{res.method} curvature ({res.n_matvecs} Hessian-vector products)")
-    print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of H = {res.min_eigenvalue:.4g}"
+    schur = res.method == "matrix-free" and res.path.curvature == "schur-complement"
+    print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else 'H'} = "
+          f"{res.min_eigenvalue:.4g}"
           + ("  (Ritz estimate)" if res.method == "matrix-free" else ""))
     top = res.spectrum.eigenvalues[: min(args.k or 10, res.spectrum.k)]
-    of = "S, H's Schur complement on the penalized block" if (
-        res.method == "matrix-free" and res.path.curvature == "schur-complement") else "H"
+    of = "S, H's Schur complement on the penalized block" if schur else "H"
     print(f"largest {top.size} eigenvalues of {of}: " + ", ".join(f"{v:.4g}" for v in top))
     rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
             for i, lam_i in enumerate(res.lambdas)]
@@ -83,7 +84,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
     from ridgelens.cli._mlp import build_mlp_objective, save_state_dict
 
     obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
-                                         loss=args.loss)
+                                         loss=args.loss, unpenalized=args.unpenalized)
     if args.weights is None:
         trained = obj.minimize(method="lbfgs", max_iter=args.train_iters, tol=1e-8)
         theta_hat = trained.theta
@@ -96,6 +97,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
     if args.weights is None:
         save_state_dict(net, theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
+                 "unpenalized": list(args.unpenalized),
                  "weights": args.weights or str(out / "model.pt")}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import io
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def is_classification(y: np.ndarray) -> bool:
     return bool(np.all(y == np.round(y)) and np.unique(y).size <= 50)
 
 
-def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse"):
+def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse",
+                        unpenalized=()):
     """The MLP ``d → hidden → tanh → out`` as a TorchObjective (float64), plus its task name.
 
     Regression uses the mean of ½(f(x) − y)². Classification uses, by default, the same
@@ -27,6 +29,7 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     θ̂, the point the whole analysis expands around, would not exist. ``loss="cross-entropy"``
     is available; expect ridgelens to report ‖∇R‖ ≈ 0 only because the loss saturates.
     ``weights`` is a saved ``state_dict`` (loaded with ``weights_only=True``).
+    ``unpenalized``: name patterns of parameters the penalty leaves out (e.g. ``"*.bias"``).
     """
     import torch
 
@@ -67,7 +70,11 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
     batches = [(X[i:i + BATCH], Y[i:i + BATCH]) for i in range(0, len(X), BATCH)]
-    return TorchObjective(net, loss_fn, batches), net, "classification" if classify else "regression"
+    names = [n for n, _ in net.named_parameters()]
+    for pat in unpenalized:
+        if not any(fnmatch.fnmatch(n, pat) for n in names):
+            raise RidgelensError(f"--unpenalized {pat!r} matches no parameter; the names are {', '.join(names)}")
+    return TorchObjective(net, loss_fn, batches, unpenalized=tuple(unpenalized)), net, "classification" if classify else "regression"
 
 
 def _half_squared(o, t):

@@ -44,8 +44,12 @@ def plot_rel_error(analysis, *, ax=None):
     ok = (lam > 0) & np.isfinite(err)
     floor = np.finfo(float).eps
     (ln,) = ax.plot(lam[ok], np.maximum(err[ok], floor), marker="o", color="C3")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if ok.any():
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:  # e.g. every λ below the most negative curvature: say so rather than draw empty log axes
+        ax.text(0.5, 0.5, "no λ > 0 has both a valid prediction and a refit", ha="center", va="center",
+                transform=ax.transAxes)
     ax.set_xlabel("λ")
     ax.set_ylabel("‖θ̃ − θ*‖ / ‖θ*‖")
     ax.set_title("How far the quadratic model's prediction is from the refit")
