@@ -181,8 +181,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         "dense": all eigenpairs and the exact eigen-form path (n HVPs for torch models).
         "matrix-free": top-k Lanczos pairs, an SLQ density (for df(λ) and the smallest
         eigenvalue) and the one-run Krylov path; with unpenalized parameters all three are of
-        the Schur complement S (a :class:`SchurComplementOperator`: each product with S costs
-        1 + (inner CG iterations) HVPs), recorded as ``path.curvature``. "auto": dense when H
+        the Schur complement S (a :class:`SchurComplementOperator`: with ≤ 4096 unpenalized
+        parameters H_uu is formed from #u HVPs and factored, then each product with S costs
+        1 or 2 HVPs; above that, 1 + (inner CG iterations)), recorded as ``path.curvature``. "auto": dense when H
         is in memory or n ≤ ``DENSE_MAX_PARAMS``. The choice is recorded in ``Analysis.method``.
     k, seed, eig_tol, path_tol, n_probes, slq_steps
         Matrix-free settings: eigenpairs kept, random seed, Lanczos residual tolerance
@@ -250,8 +251,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                           NegativeCurvatureWarning, stacklevel=2)
     else:
         # Unpenalized parameters: the penalized block sees S = H_pp − H_pu H_uu⁻¹ H_up, so the eigen
-        # view, the density (df) and the path are all of S. Every inner H_uu solve checks H_uu ≻ 0
-        # (and raises otherwise); with it, H ⪰ 0 ⇔ S ⪰ 0, so S's smallest Ritz value is the premise.
+        # view, the density (df) and the path are all of S. Factoring H_uu (or every inner CG solve)
+        # checks H_uu ≻ 0 (and raises otherwise); with it, H ⪰ 0 ⇔ S ⪰ 0, so S's smallest Ritz value
+        # is the premise.
         S = SchurComplementOperator(H, mask)
         before = S.n_matvecs
         spectrum = eigen(S, min(int(k), S.n), tol=eig_tol, seed=seed, method="lanczos",

@@ -9,7 +9,8 @@ With a penalty mask P (unpenalized block u, e.g. biases), H + λP is not a shift
 eliminating u leaves a shifted system on the penalized block: (S + λI)θ_p = b with the
 Schur complement S = H_pp − H_pu H_uu⁻¹ H_up and b = r_p − H_pu H_uu⁻¹ r_u, r = Hθ̂ − g.
 So one Lanczos run on S (:func:`krylov_schur_path`) serves every λ again. Each product
-with S costs 1 + (inner CG iterations on H_uu) HVPs. The free block
+with S costs 1 or 2 HVPs once H_uu is formed and factored (#u HVPs; the dense inner mode,
+#u ≤ 4096), else 1 + (inner CG iterations on H_uu). The free block
 θ_u = H_uu⁻¹(r_u − H_up θ_p) is assembled from the vectors yⱼ = H_uu⁻¹ H_up Vⱼ that the
 product S Vⱼ solved for anyway, kept beside the basis: memory O(m·n) plus O(m·#u).
 """
@@ -110,9 +111,11 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
         return sv
 
     def extra_state():
-        return {"Y_free": free.rows.cpu(), "y0": held["y0"].cpu(), "hvps": held["hvps"] + S.n_matvecs - hvps_before}
+        return {"Y_free": free.rows.cpu(), "y0": held["y0"].cpu(), "hvps": held["hvps"] + S.n_matvecs - hvps_before,
+                **S.inner_state()}  # the factored H_uu: a resumed run does not form it again
 
     def restore(state):
+        S.load_inner_state(state)
         for y in state["Y_free"]:
             free.append(y.to(device=device, dtype=dtype))
         held["y0"] = state["y0"].to(device=device, dtype=dtype)
