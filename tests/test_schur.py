@@ -113,6 +113,26 @@ def test_schur_path_matches_dense_path_for_every_lambda(mlp):
 
 
 @NEGATIVE_S
+def test_ridge_path_on_a_schur_operator_reuses_its_factored_free_block(mlp):
+    obj, theta, H, mask = mlp
+    lam = np.geomspace(0.02, 2.0, 4)
+    op = rl.hessian(obj, theta)
+    S = rl.SchurComplementOperator(op, mask, inner="dense")
+    rl.eigen(S, 3, method="lanczos")  # forms and factors H_uu: n_free HVPs
+    assert S.n_setup_matvecs == S.n_free == 15
+    before = op.n_matvecs
+    path = rl.ridge_path(S, theta, lam, tol=1e-10)
+    assert S.n_setup_matvecs == 15  # not formed again
+    assert path.curvature == "schur-complement" and path.n_matvecs == op.n_matvecs - before
+    ref = reference_path(H, theta, lam, mask)
+    np.testing.assert_allclose(path.thetas, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+    with pytest.raises(rl.RidgelensError, match="differs from the mask"):
+        rl.ridge_path(S, theta, lam, penalized=np.ones(mask.size, dtype=bool))
+    with pytest.raises(rl.RidgelensError, match="matrix-free path"):
+        rl.ridge_path(S, theta, lam, method="dense")
+
+
+@NEGATIVE_S
 def test_inner_modes_give_the_same_path_and_count_every_hvp(mlp):
     obj, theta, H, mask = mlp
     lam = np.geomspace(0.02, 2.0, 6)

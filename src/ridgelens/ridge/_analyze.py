@@ -263,8 +263,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         density = spectral_density(S, n_probes=n_probes, m=slq_steps, seed=seed)
         density = replace(density, n_matvecs=S.n_matvecs - before)
         min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min()))
-        path = ridge_path(H, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative,
-                          method="krylov", tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
+        path = ridge_path(S, theta_hat, lam, gradient=gradient, negative=negative, method="krylov",
+                          tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)  # H_uu factored once
         path = replace(path, effective_df=density.effective_df(lam))
         if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
             warnings.warn(f"the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up has negative eigenvalues (smallest "

@@ -117,7 +117,10 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     ----------
     source : Spectrum, CurvatureOperator or array of shape (n, n)
         The curvature H at θ̂. A :class:`Spectrum` must be complete and can only be
-        used when every parameter is penalized.
+        used when every parameter is penalized. A
+        :class:`~ridgelens.operators.SchurComplementOperator` stands for its H and
+        penalty mask, and runs the matrix-free path on itself, reusing the free block
+        it has already factored (no second #u HVPs).
     theta_hat : array of shape (n,)
     lambdas : array of shape (m,)
         Penalties λ ≥ 0 of ``(λ/2)‖θ_p‖²``.
@@ -163,6 +166,14 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     lam = check_lambdas(lambdas)
     if negative not in _NEGATIVE:
         raise RidgelensError(f"negative must be one of {_NEGATIVE}, got {negative!r}")
+    if isinstance(source, SchurComplementOperator):
+        if penalized is not None and not np.array_equal(check_mask(penalized, source.base_n), source.penalized):
+            raise RidgelensError("penalized differs from the mask of the SchurComplementOperator passed as source")
+        if method not in ("auto", "krylov"):
+            raise RidgelensError(f"a SchurComplementOperator gives the matrix-free path; method={method!r} needs H")
+        return _krylov_ridge_path(source.base, theta_hat, lam, penalized=source.penalized, gradient=gradient,
+                                  negative=negative, tol=tol, low_rank=low_rank, max_matvecs=max_matvecs,
+                                  checkpoint=checkpoint, progress=progress, schur_op=source)
     if not isinstance(source, Spectrum):
         op = _as_operator(source)
         if resolve_method(method, op.n, op.is_dense, allowed=("dense", "krylov")) == "krylov":
@@ -250,7 +261,7 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
 
 
 def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol, low_rank,
-                       max_matvecs, checkpoint, progress) -> RidgePath:
+                       max_matvecs, checkpoint, progress, schur_op=None) -> RidgePath:
     n = op.n
     mask = check_mask(penalized, n)
     if negative != "nan":
@@ -259,7 +270,8 @@ def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol
     g = None if gradient is None else check_vector(gradient, n, "gradient")
     schur = not mask.all()
     if schur:  # (H + λP) is not a shifted H, but (S + λI) is a shifted S: one Krylov run on S
-        r = krylov_schur_path(SchurComplementOperator(op, mask), theta, lam, gradient=g, tol=tol,
+        S = schur_op if schur_op is not None else SchurComplementOperator(op, mask)
+        r = krylov_schur_path(S, theta, lam, gradient=g, tol=tol,
                               max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
     else:
         r = krylov_path(op, theta, lam, gradient=g, tol=tol, max_matvecs=max_matvecs,
