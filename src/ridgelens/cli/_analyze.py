@@ -38,6 +38,10 @@ def run_analyze(args) -> None:
             raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model mlp; "
                                  f"a {args.model} model is solved exactly")
     else:
+        if args.no_intercept or args.penalize_intercept:
+            raise RidgelensError(f"{'--no-intercept' if args.no_intercept else '--penalize-intercept'} is for the "
+                                 "linear and logistic models; an mlp's biases are penalized unless "
+                                 "--unpenalized '*.bias' leaves them out")
         for name, default in MLP_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)

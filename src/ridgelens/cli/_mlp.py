@@ -74,6 +74,9 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     for pat in unpenalized:
         if not any(fnmatch.fnmatch(n, pat) for n in names):
             raise RidgelensError(f"--unpenalized {pat!r} matches no parameter; the names are {', '.join(names)}")
+    if unpenalized and all(any(fnmatch.fnmatch(n, pat) for pat in unpenalized) for n in names):
+        raise RidgelensError(f"--unpenalized {' '.join(unpenalized)} leaves no parameter penalized (the names are "
+                             f"{', '.join(names)}): the penalty would act on nothing")
     return TorchObjective(net, loss_fn, batches, unpenalized=tuple(unpenalized)), net, "classification" if classify else "regression"
 
 

@@ -13,7 +13,8 @@ Forms of the Hessian-vector product (Pearlmutter's R-operator):
 
 ``form="auto"`` takes ``"reuse"`` when the whole graph fits in ``memory_budget`` bytes
 (measured with saved-tensor hooks on the first batch), else ``"partial-reuse"`` when at
-least one batch's graph fits, else the faster on the first batch of the two recompute
+least one batch's graph fits and the batches come in the same order on every pass (not a
+shuffling DataLoader), else the faster on the first batch of the two recompute
 forms. The choice is recorded in :attr:`TorchHessianOperator.form`, and how many batches
 are reused in :attr:`~TorchHessianOperator.reused_batches`.
 """
@@ -46,6 +47,22 @@ def second_order_attention():
         return contextlib.nullcontext()
     return sdpa_kernel(SDPBackend.MATH)
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for a reused graph (2 GiB)
+
+
+def _fixed_order(batches) -> bool:
+    """Whether ``batches`` yields its batches in the same order on every pass.
+
+    False for a DataLoader over a map-style dataset whose batches are not drawn by a
+    sequential sampler (``shuffle=True``, a random or weighted sampler); True otherwise.
+    """
+    from torch.utils.data import BatchSampler, DataLoader, IterableDataset, SequentialSampler
+
+    if not isinstance(batches, DataLoader) or isinstance(batches.dataset, IterableDataset):
+        return True
+    bs = batches.batch_sampler
+    if bs is None:  # batch_size=None: one sample per step, drawn by .sampler
+        return isinstance(batches.sampler, SequentialSampler)
+    return isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler)
 
 
 class TorchHessianOperator(CurvatureOperator):
@@ -87,6 +104,15 @@ class TorchHessianOperator(CurvatureOperator):
             self.batch_graph_bytes = self._estimate_batch_graph_bytes()
             self.graph_bytes = self.batch_graph_bytes * n_b
             fits = min(n_b, self.memory_budget // max(self.batch_graph_bytes, 1))
+            if fits < n_b and not _fixed_order(objective.batches):
+                # Reused graphs hold the first pass's batches 0 … fits − 1; with a shuffling loader the
+                # recomputed batches of a later pass would overlap them and miss others: a wrong H.
+                if form == "partial-reuse":
+                    raise RidgelensError(
+                        "form='partial-reuse' needs the batches in the same order on every pass, but the "
+                        "DataLoader draws them in a random order (shuffle=True or a random sampler); use "
+                        "shuffle=False, or form='reuse' (the whole graph) or a recompute form")
+                fits = 0
             if form == "auto":
                 form = "reuse" if fits >= n_b else ("partial-reuse" if fits >= 1 else self._fastest_recompute())
             self.recompute_form = None
@@ -95,6 +121,8 @@ class TorchHessianOperator(CurvatureOperator):
                     form = "reuse"  # nothing left to recompute
                 else:
                     self.recompute_form = self._fastest_recompute()
+                    if fits < 1:  # not even one batch's graph fits: recompute them all
+                        form = self.recompute_form
             elif form in RECOMPUTE_FORMS:
                 self.recompute_form = form
             self.reused_batches = n_b if form == "reuse" else (fits if form == "partial-reuse" else 0)
@@ -148,7 +176,9 @@ class TorchHessianOperator(CurvatureOperator):
     def _hvp_partial_reuse(self, v):
         hv = self._hvp_reuse(v)
         rest = getattr(self, f"_hvp_{self.recompute_form.replace('-', '_')}")(v, start=self.reused_batches)
-        return hv.add_(rest)
+        # Add into ``rest`` (a fresh buffer): autograd may hand back ``v`` itself as ``hv`` (a graph that
+        # passes its grad_outputs through, e.g. an addition), and v is the caller's vector.
+        return rest.add_(hv)
 
     def _hvp_double_backward(self, v, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)

@@ -17,6 +17,7 @@ product S Vⱼ solved for anyway, kept beside the basis: memory O(m·n) plus O(m
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -91,8 +92,11 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
     device, dtype = S.device, S.torch_dtype
     max_matvecs = min(n_p, 500) if max_matvecs is None else int(max_matvecs)
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
-    ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p, "inner_tol": S.inner_tol,
-                                                      "tol": float(tol), "lambdas": lam.tolist()})
+    # Which parameters are free, not only how many: another mask of the same size is another S.
+    free_digest = hashlib.sha256(np.packbits(~S.penalized).tobytes()).hexdigest()[:16]
+    ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p, "free": free_digest,
+                                                      "inner_tol": S.inner_tol, "tol": float(tol),
+                                                      "lambdas": lam.tolist()})
     free = _Basis(S.n_free, device, dtype)  # yⱼ, one row per Krylov basis vector Vⱼ
     held = {"y0": None, "hvps": 0}
     hvps_before = S.n_matvecs

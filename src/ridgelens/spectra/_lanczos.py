@@ -91,6 +91,10 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
     kk = min(k, n)
     while True:
         stop = False
+        if j0 >= ncv:  # resumed from a checkpoint taken at the end of a pass: restart from its Ritz pairs
+            m = ncv
+            theta, S, res, want, conv = _ritz(T, m, beta, kk, which, tol)
+            stop = bool(conv.all()) or nmv >= max_matvecs
         for j in range(j0, ncv):
             w = mv(V.row(j))
             if V.holds(w):  # an operator that hands back its input (or a view of the basis)
@@ -124,7 +128,8 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
             break
         # Thick restart: keep the wanted Ritz vectors and the next best, then the residual direction.
         order = _wanted(theta, m, which)
-        extra = [i for i in order if i not in set(want)][: max((ncv - len(want)) // 2, 1)]
+        # p = k + extra must stay below ncv, or the next pass has no step to take (ncv = k + 1: extra = 0).
+        extra = [i for i in order if i not in set(want)][: (ncv - len(want)) // 2]
         keep = np.r_[want, extra].astype(int)
         p = keep.size
         Sk = torch.from_numpy(S[:, keep]).to(device=device, dtype=dtype)
