@@ -1,6 +1,7 @@
 """Review follow-ups: Lanczos edge cases of the split basis, partial graph reuse, CLI option checks."""
 
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -160,3 +161,26 @@ def test_mlp_option_combinations_are_refused_by_name(tmp_path, capsys, argv, nee
                           "--train-iters", "2", "--lambdas", "0.1", *argv, "--out", str(tmp_path / "o"))
     assert code == 2 and needle in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_checkpoints_of_another_point_are_refused(tmp_path, small_mlp):
+    """Same sizes and options, another θ: neither Lanczos nor the Krylov path may resume from it."""
+    obj = small_mlp[3]
+    theta = obj.theta0
+    other = theta + 1e-3
+    ck = tmp_path / "ck"
+    opts = dict(method="lanczos", ncv=8, tol=1e-15, max_matvecs=25, checkpoint=ck, progress=False)
+    with pytest.warns(rl.ConvergenceWarning):  # stops at the budget, after checkpoints were written
+        rl.eigen(rl.hessian(obj, theta), 3, **opts)
+    assert (ck / "lanczos.pt").exists()
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):
+        rl.eigen(rl.hessian(obj, other), 3, **opts)
+    lam = [1.0, 2.0]  # above the most negative curvature of this untrained net
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rl.NegativeCurvatureWarning)
+        rl.ridge_path(rl.hessian(obj, theta), theta, lam, method="krylov", tol=1e-15, max_matvecs=25, checkpoint=ck)
+    assert (ck / "krylov_path.pt").exists()
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):  # another operator point
+        rl.ridge_path(rl.hessian(obj, other), theta, lam, method="krylov", tol=1e-15, max_matvecs=25, checkpoint=ck)
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):  # another θ̂ on the same operator
+        rl.ridge_path(rl.hessian(obj, theta), other, lam, method="krylov", tol=1e-15, max_matvecs=25, checkpoint=ck)

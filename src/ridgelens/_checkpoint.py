@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ridgelens._io import atomic_write_with
@@ -45,3 +47,34 @@ class Checkpoint:
             return
         # Streamed to the temporary file: no in-memory copy of a basis that may be gigabytes.
         atomic_write_with(self.path, lambda fh: torch.save({**state, "signature": self.signature}, fh))
+
+
+def digest(*arrays) -> str | None:
+    """A short fingerprint of arrays/tensors (None entries allowed), for a checkpoint's signature.
+
+    Two runs on different points θ̂, gradients or masks must not share a checkpoint even
+    when every size and option agrees.
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu().numpy()
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def operator_fingerprint(op) -> str | None:
+    """The point a Hessian operator is taken at (and a Schur complement's mask), or None if unknown."""
+    base = getattr(op, "base", None)
+    theta = getattr(op, "theta", None)
+    if theta is None and base is not None:
+        theta = getattr(base, "theta", None)
+    mask = getattr(op, "penalized", None) if base is not None else None
+    if theta is None and mask is None:
+        return None
+    return digest(theta, mask)

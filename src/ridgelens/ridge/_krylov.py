@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from ridgelens._checkpoint import Checkpoint
+from ridgelens._checkpoint import Checkpoint, digest, operator_fingerprint
 from ridgelens._progress import Progress
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
 from ridgelens.spectra._krylov_base import orthogonalize, tensor_matvec, to_numpy
@@ -58,7 +58,9 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     mv, device, dtype = tensor_matvec(op)
     max_matvecs = min(n, 500) if max_matvecs is None else int(max_matvecs)
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
-    ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist()})
+    ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist(),
+                                                "start": digest(theta_hat, gradient),
+                                                "operator": operator_fingerprint(op)})
 
     def start():
         b = mv(th)
@@ -96,7 +98,8 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
     free_digest = hashlib.sha256(np.packbits(~S.penalized).tobytes()).hexdigest()[:16]
     ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p, "free": free_digest,
                                                       "inner_tol": S.inner_tol, "tol": float(tol),
-                                                      "lambdas": lam.tolist()})
+                                                      "lambdas": lam.tolist(), "start": digest(theta_hat, gradient),
+                                                      "operator": operator_fingerprint(S)})
     free = _Basis(S.n_free, device, dtype)  # yⱼ, one row per Krylov basis vector Vⱼ
     held = {"y0": None, "hvps": 0}
     hvps_before = S.n_matvecs

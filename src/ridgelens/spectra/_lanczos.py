@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from ridgelens._checkpoint import Checkpoint
+from ridgelens._checkpoint import Checkpoint, operator_fingerprint
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov_base import start_vector, tensor_matvec
@@ -73,6 +73,7 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         raise RidgelensError(f"ncv must exceed k (got ncv={ncv}, k={k})")
     max_matvecs = max(20 * ncv, 300) if max_matvecs is None else int(max_matvecs)
     ck = Checkpoint(checkpoint, "lanczos", {"n": n, "k": int(k), "which": which, "tol": float(tol),
+                                            "operator": operator_fingerprint(op),
                                             "ncv": ncv, "seed": int(seed), "layout": 2})
 
     V = _SplitBasis(ncv + 1, k, n, device, dtype)
