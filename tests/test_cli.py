@@ -154,6 +154,7 @@ def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
     assert "matrix-free" in out and "largest 5 eigenvalues of H" in out
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     assert res["n_params"] == 3010 and res["method"] == "matrix-free"
+    assert res["refit_method"] == "trust-ncg" and res["refit_iters"] == 30
     assert len(res["eigenvalues"]) == 5 and res["eigenvalues"][0] >= res["eigenvalues"][-1]
     assert all(np.isfinite(res["effective_df"])) and res["effective_df"][0] > res["effective_df"][1]
     assert res["n_matvecs"] > 0 and res["density"]["n_matvecs"] > 0

@@ -184,3 +184,27 @@ def test_checkpoints_of_another_point_are_refused(tmp_path, small_mlp):
         rl.ridge_path(rl.hessian(obj, other), theta, lam, method="krylov", tol=1e-15, max_matvecs=25, checkpoint=ck)
     with pytest.raises(rl.RidgelensError, match="belongs to another run"):  # another θ̂ on the same operator
         rl.ridge_path(rl.hessian(obj, theta), other, lam, method="krylov", tol=1e-15, max_matvecs=25, checkpoint=ck)
+
+
+def test_refit_checkpoint_of_another_point_is_refused(tmp_path, small_mlp):
+    obj = small_mlp[3]
+    theta = obj.minimize(l2=0.05, method="trust-ncg", max_iter=100).theta
+    ck = tmp_path / "ck"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = rl.analyze(obj, [1.0], theta_hat=theta, checkpoint=ck)
+        again = rl.analyze(obj, [1.0], theta_hat=theta, checkpoint=ck)  # resumes its own refit
+        np.testing.assert_array_equal(again.refit, first.refit)
+        with pytest.raises(rl.RidgelensError, match="refit of another run"):
+            rl.analyze(obj, [1.0], theta_hat=theta + 1e-3, checkpoint=ck)
+
+
+def test_matrix_free_premise_counts_the_paths_own_ritz_values(small_mlp):
+    obj = small_mlp[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = rl.analyze(obj, [1.0, 2.0], theta_hat=obj.theta0, method="matrix-free", k=3, refit=False)
+    assert res.path.ritz_values is not None and res.path.ritz_values.size > 0
+    assert res.min_eigenvalue <= res.path.ritz_values.min()
+    # small_mlp's H is the dense Hessian at θ0: Ritz values lie inside its spectrum
+    assert res.min_eigenvalue >= np.linalg.eigvalsh(small_mlp[4]).min() - 1e-8

@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "linear and logistic: every pair is computed exactly, 10 are printed)")
     a.add_argument("--seed", type=int, help="mlp: seed of the initial weights and of Lanczos (default: 0)")
     a.add_argument("--train-iters", type=int, help="mlp: L-BFGS iterations of training (default: 1000)")
-    a.add_argument("--refit-iters", type=int, help="mlp: L-BFGS iterations of each refit (default: 500)")
+    a.add_argument("--refit-method", choices=["trust-ncg", "lbfgs"],
+                   help="mlp: optimizer of each refit (default: trust-ncg, Newton-CG with exact HVPs, which "
+                        "reaches the refit tolerance where L-BFGS stalls)")
+    a.add_argument("--refit-iters", type=int,
+                   help="mlp: iterations of each refit (default: 200 for trust-ncg, 500 for lbfgs)")
     a.add_argument("--weights", help="mlp: a saved state_dict to analyze instead of training (weights_only)")
     a.add_argument("--checkpoint", help="mlp: folder to checkpoint the long stages into, and resume from")
     a.add_argument("--loss", choices=["mse", "cross-entropy"],

@@ -23,7 +23,8 @@ from ridgelens.plots import (
 from ridgelens.ridge import analyze
 
 #: Options that only an MLP uses, with their defaults (None on the command line = not given).
-MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_iters": 500, "loss": "mse",
+MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_method": "trust-ncg", "refit_iters": None,
+               "loss": "mse",
                 "refit_tol": 1e-5, "weights": None, "checkpoint": None, "unpenalized": ()}
 
 
@@ -45,6 +46,8 @@ def run_analyze(args) -> None:
         for name, default in MLP_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)
+        if args.refit_iters is None:
+            args.refit_iters = 200 if args.refit_method == "trust-ncg" else 500
     if args.k is not None and args.k < 1:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
     out = Path(args.out)
@@ -97,11 +100,12 @@ def _analyze_mlp(args, ds, lam, out: Path):
     else:
         theta_hat = obj.theta0
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
-                  tol=args.refit_tol, refit_options={"method": "lbfgs", "max_iter": args.refit_iters})
+                  tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
     if args.weights is None:
         save_state_dict(net, theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
-                 "unpenalized": list(args.unpenalized),
+                 "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,
+                 "refit_iters": args.refit_iters,
                  "weights": args.weights or str(out / "model.pt")}
 
 

@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._auto import resolve_method
+from ridgelens._checkpoint import digest
 from ridgelens._io import atomic_write_bytes, atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
-from ridgelens.errors import ConvergenceWarning, GradientNotZeroWarning, NegativeCurvatureWarning
+from ridgelens.errors import (
+    ConvergenceWarning,
+    GradientNotZeroWarning,
+    NegativeCurvatureWarning,
+    RidgelensError,
+)
 from ridgelens.operators import DenseOperator, SchurComplementOperator, hessian
 from ridgelens.ridge._path import RidgePath, ridge_path
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
@@ -241,10 +247,11 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         spectrum = eigen(H, min(int(k), H.n), tol=eig_tol, seed=seed, method="lanczos",
                          checkpoint=ck, progress=progress)
         density = spectral_density(H, n_probes=n_probes, m=slq_steps, seed=seed)
-        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min()))
         path = ridge_path(H, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative,
                           method="krylov", tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
         path = replace(path, effective_df=density.effective_df(lam))
+        # Three Krylov spaces saw H: the top-k run, the SLQ probes and the path's own; take the lowest.
+        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min(), path.ritz_values.min()))
         if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
             warnings.warn(f"H has negative eigenvalues (smallest Ritz value ≈ {min_eig:.4g}): θ̂ is not a "
                           "minimum of the quadratic model; predictions for λ below that size are unreliable",
@@ -262,10 +269,10 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         before = S.n_matvecs
         density = spectral_density(S, n_probes=n_probes, m=slq_steps, seed=seed)
         density = replace(density, n_matvecs=S.n_matvecs - before)
-        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min()))
         path = ridge_path(S, theta_hat, lam, gradient=gradient, negative=negative, method="krylov",
                           tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)  # H_uu factored once
         path = replace(path, effective_df=density.effective_df(lam))
+        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min(), path.ritz_values.min()))
         if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
             warnings.warn(f"the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up has negative eigenvalues (smallest "
                           f"Ritz value ≈ {min_eig:.4g}), so H is not positive semi-definite: θ̂ is not a minimum "
@@ -299,12 +306,17 @@ def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck)
     file = None if ck is None else ck / f"refit_{i}.npz"
     if file is not None and file.exists():
         saved = np.load(file)
-        if float(saved["lam"]) == lam and saved["theta"].shape == theta_hat.shape:
-            return saved["theta"], bool(saved["converged"]), float(saved["gradient_norm"])
+        same = (float(saved["lam"]) == lam and saved["theta"].shape == theta_hat.shape
+                and "point" in saved and str(saved["point"]) == digest(theta_hat))
+        if not same:
+            raise RidgelensError(f"checkpoint {file} holds a refit of another run (another λ or θ̂); "
+                                 "use another --checkpoint folder or delete it")
+        return saved["theta"], bool(saved["converged"]), float(saved["gradient_norm"])
     x0 = path.thetas[i] if path.valid[i] else theta_hat
     r = objective.minimize(l2=lam, x0=x0, tol=tol, **options)
     if file is not None:
         buf = io.BytesIO()
-        np.savez(buf, lam=lam, theta=r.theta, converged=r.converged, gradient_norm=r.gradient_norm)
+        np.savez(buf, lam=lam, theta=r.theta, converged=r.converged, gradient_norm=r.gradient_norm,
+                 point=digest(theta_hat))
         atomic_write_bytes(file, buf.getvalue())
     return r.theta, r.converged, r.gradient_norm

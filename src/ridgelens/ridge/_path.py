@@ -65,6 +65,9 @@ class RidgePath:
     outside_share : float
         ‖(I − QQᵀ)θ̂_p‖/‖θ̂_p‖: the part of θ̂ the eigenvectors held do not describe
         (0 for the dense path; for the Krylov path, Q are the low-rank top-k pairs).
+    ritz_values : ndarray or None
+        Krylov: the Ritz values of the path's own Krylov space (of H, or of S), which
+        may show curvature the top-k spectrum and the density missed.
     """
 
     lambdas: np.ndarray
@@ -86,6 +89,7 @@ class RidgePath:
     residuals: np.ndarray | None = None
     converged: np.ndarray | None = None
     outside_share: float = 0.0
+    ritz_values: np.ndarray | None = None
 
     def steps(self, i: int) -> dict:
         """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array."""
@@ -300,7 +304,8 @@ def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol
                      effective_df=np.full(lam.size, np.nan), penalized=mask, valid=r["valid"],
                      gradient_used=g is not None, curvature="schur-complement" if schur else "hessian",
                      rank_tol=0.0, method="krylov", n_matvecs=r["n_matvecs"], residuals=r["residuals"],
-                     converged=r["converged"], outside_share=outside)
+                     converged=r["converged"], outside_share=outside,
+                     ritz_values=np.asarray(r["ritz_values"], dtype=np.float64))
 
 
 def _inverse_psd(A: np.ndarray) -> np.ndarray:
