@@ -208,3 +208,17 @@ def test_matrix_free_premise_counts_the_paths_own_ritz_values(small_mlp):
     assert res.min_eigenvalue <= res.path.ritz_values.min()
     # small_mlp's H is the dense Hessian at θ0: Ritz values lie inside its spectrum
     assert res.min_eigenvalue >= np.linalg.eigvalsh(small_mlp[4]).min() - 1e-8
+
+
+def test_lanczos_both_ends_restart_keeps_vectors_from_both_ends():
+    """Clusters at both ends: the restart must keep extra Ritz vectors from the bottom too.
+
+    Keeping them from the top only needed 211 products here; from both ends, 96.
+    """
+    w = np.r_[np.linspace(-1, -0.9, 10), np.linspace(-0.5, 0.5, 380), np.linspace(0.9, 1.0, 10)]
+    H = psd(400, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rl.ConvergenceWarning)
+        s = rl.eigen(H, 6, which="both", method="lanczos", tol=1e-8, ncv=16, max_matvecs=150)
+    ref = np.r_[np.sort(w)[::-1][:3], np.sort(w)[:3]]
+    np.testing.assert_allclose(np.sort(s.eigenvalues), np.sort(ref), atol=1e-12)

@@ -46,6 +46,27 @@ def default_ncv(n: int, k: int, itemsize: int) -> int:
     return int(min(n, max(k + 10, min(roomy, fits))))
 
 
+def _extras(theta: np.ndarray, m: int, want: np.ndarray, which: str) -> list[int]:
+    """The Ritz vectors a restart may keep besides the wanted ones, best first.
+
+    Those next to the wanted end; for "both", alternately from the top and the bottom.
+    """
+    taken = {int(i) for i in want}
+    top = [i for i in range(m - 1, -1, -1) if i not in taken]
+    if which == "largest":
+        return top
+    if which == "smallest":
+        return top[::-1]
+    bottom = top[::-1]
+    out, seen = [], set()
+    for hi, lo in zip(top, bottom, strict=True):
+        for i in (hi, lo):
+            if i not in seen:
+                seen.add(i)
+                out.append(i)
+    return out
+
+
 def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int | None = None,
             max_matvecs: int | None = None, seed: int = 0, checkpoint=None, progress: bool | None = None):
     """The k extreme eigenpairs of a symmetric operator by thick-restart Lanczos.
@@ -128,9 +149,8 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         if stop:
             break
         # Thick restart: keep the wanted Ritz vectors and the next best, then the residual direction.
-        order = _wanted(theta, m, which)
         # p = k + extra must stay below ncv, or the next pass has no step to take (ncv = k + 1: extra = 0).
-        extra = [i for i in order if i not in set(want)][: (ncv - len(want)) // 2]
+        extra = _extras(theta, m, want, which)[: (ncv - len(want)) // 2]
         keep = np.r_[want, extra].astype(int)
         p = keep.size
         Sk = torch.from_numpy(S[:, keep]).to(device=device, dtype=dtype)
