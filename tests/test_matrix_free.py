@@ -188,6 +188,28 @@ def test_slq_and_hutchpp_against_exact_trace():
     np.testing.assert_allclose(np.trapezoid(d.density, d.grid), 1.0, rtol=0.02)
 
 
+def test_slq_without_reorthogonalization_keeps_its_quadrature(monkeypatch):
+    """The three-term recurrence (3 vectors of memory) gives the same df(λ) and trace as full reorth."""
+    from ridgelens.spectra import _density
+
+    w = np.r_[np.geomspace(50, 1, 20), np.random.default_rng(7).uniform(0, 0.5, 480)]
+    H = psd(500, w, seed=8)
+    full = spectral_density(H, n_probes=20, m=40, seed=1, reorth="full")
+    none = spectral_density(H, n_probes=20, m=40, seed=1, reorth="none")
+    assert (full.reorth, none.reorth) == ("full", "none") and none.n_matvecs == full.n_matvecs == 800
+    lam = np.array([0.01, 0.1, 1.0])
+    exact_df = (w[None, :] / (w[None, :] + lam[:, None])).sum(axis=1)
+    np.testing.assert_allclose(none.effective_df(lam), exact_df, rtol=0.1)
+    np.testing.assert_allclose(none.effective_df(lam), full.effective_df(lam), rtol=0.02)
+    # Same probes: the two traces differ only by rounding (tr of the quadrature is exact: vᵀHv).
+    assert abs(none.trace_of(lambda t: t) - full.trace_of(lambda t: t)) < 1e-8 * w.sum()
+    monkeypatch.setattr(_density, "SLQ_BASIS_BUDGET_BYTES", 40 * 500 * 8)  # a 41-vector basis no longer fits
+    assert spectral_density(H, n_probes=2, m=40, seed=1).reorth == "none"
+    assert spectral_density(H, n_probes=2, m=30, seed=1).reorth == "full"
+    with pytest.raises(rl.RidgelensError, match="reorth"):
+        spectral_density(H, reorth="partial")
+
+
 def test_analyze_matrix_free_agrees_with_dense(mlp):
     obj, theta, _H = mlp
     lam = [0.05, 0.2, 1.0]

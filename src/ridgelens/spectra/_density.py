@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import orthogonalize, tensor_matvec, to_numpy
+from ridgelens.spectra._krylov_base import tensor_matvec
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class SpectralDensity:
     n : int
         Dimension of H.
     n_matvecs : int
+    reorth : str
+        ``"full"`` or ``"none"``: how the Lanczos vectors were kept orthogonal.
     """
 
     nodes: np.ndarray
@@ -45,6 +47,7 @@ class SpectralDensity:
     bandwidth: float
     n: int
     n_matvecs: int
+    reorth: str = "full"
 
     def trace_of(self, f) -> float:
         """Estimate ``tr f(H) = n Σ weightsᵢ f(nodesᵢ)``."""
@@ -74,33 +77,70 @@ def _rademacher(n, k, gen, device, dtype):
     return r.to(device=device, dtype=dtype)
 
 
+#: Above this many bytes for an SLQ basis (m + 1 vectors), ``reorth="auto"`` keeps 3 vectors only.
+SLQ_BASIS_BUDGET_BYTES = 1 << 30
+REORTH = ("auto", "full", "none")
+
+
 def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandwidth: float | None = None,
-                     n_grid: int = 400) -> SpectralDensity:
+                     n_grid: int = 400, reorth: str = "auto") -> SpectralDensity:
     """Eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
 
     Costs ``n_probes · m`` products. ``bandwidth`` defaults to 1% of the spectrum's span.
+
+    ``reorth``: ``"full"`` reorthogonalizes each Lanczos vector against all earlier ones
+    (memory m + 1 vectors); ``"none"`` runs the plain three-term recurrence (memory 3
+    vectors): in floating point its Ritz values repeat ("ghosts"), but the Gauss quadrature
+    it defines stays accurate (Paige; Greenbaum), which is all SLQ uses. ``"auto"`` is full
+    unless that basis would pass 1 GiB. The choice is recorded in ``SpectralDensity.reorth``.
     """
     n = op.shape[0]
     if n_probes < 1 or m < 1:
         raise RidgelensError(f"n_probes and m must be >= 1, got {n_probes}, {m}")
+    if reorth not in REORTH:
+        raise RidgelensError(f"reorth must be one of {REORTH}, got {reorth!r}")
     m = min(m, n)
     mv, device, dtype = tensor_matvec(op)
+    if reorth == "auto":
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        reorth = "full" if (m + 1) * n * itemsize <= SLQ_BASIS_BUDGET_BYTES else "none"
     gen = torch.Generator().manual_seed(int(seed))
+    V = torch.empty(m + 1 if reorth == "full" else 2, n, device=device, dtype=dtype)
     nodes, weights, nmv = [], [], 0
-    for v in _rademacher(n, n_probes, gen, device, dtype):
-        V = [v / v.norm()]
-        T = np.zeros((m, m))
+    for _ in range(n_probes):
+        v = _rademacher(n, 1, gen, device, dtype)[0]
+        V[0] = v / v.norm()
+        del v
+        alpha, beta = [], []
         for j in range(m):
-            w = mv(V[j])
+            cur = V[j] if reorth == "full" else V[j % 2]
+            w = mv(cur)
+            if w.untyped_storage().data_ptr() == V.untyped_storage().data_ptr():
+                w = w.clone()  # an operator that hands back its input
             nmv += 1
-            w, h = orthogonalize(w, torch.stack(V))
-            T[: j + 1, j] = T[j, : j + 1] = to_numpy(h)
-            beta = float(w.norm())
-            if j + 1 == m or beta <= 1e-12 * max(np.abs(T[: j + 1, : j + 1]).max(), 1e-300):
-                T = T[: j + 1, : j + 1]
+            a = float(w @ cur)
+            if reorth == "full":
+                # Classical Gram-Schmidt twice against the whole basis, in place.
+                for _ in range(2):
+                    h = V[: j + 1] @ w
+                    w.addmv_(V[: j + 1].T, h, alpha=-1)
+            else:
+                w.add_(cur, alpha=-a)
+                if j > 0:
+                    w.add_(V[(j - 1) % 2], alpha=-beta[-1])
+            alpha.append(a)
+            b = float(w.norm())
+            scale = max(max(abs(x) for x in alpha), max(beta, default=0.0), 1e-300)
+            if j + 1 == m or b <= 1e-12 * scale:
                 break
-            V.append(w / beta)
-        theta, U = np.linalg.eigh(T)
+            beta.append(b)
+            if reorth == "full":
+                V[j + 1] = w.div_(b)
+            else:
+                V[(j + 1) % 2] = w.div_(b)  # overwrites v_{j−1}, no longer needed
+        T = np.diag(alpha) + np.diag(beta[: len(alpha) - 1], 1) + np.diag(beta[: len(alpha) - 1], -1)
+        # torch's eigh: NumPy's BLAS threads would fight torch's between products.
+        theta, U = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(T)))
         nodes.append(theta)
         weights.append(U[0, :] ** 2 / n_probes)
     nodes, weights = np.concatenate(nodes), np.concatenate(weights)
@@ -110,7 +150,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     dens = (weights[None, :] * np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / bw) ** 2)).sum(axis=1)
     dens /= bw * np.sqrt(2 * np.pi)
     return SpectralDensity(nodes=nodes, weights=weights, grid=grid, density=dens, bandwidth=bw, n=n,
-                           n_matvecs=nmv)
+                           n_matvecs=nmv, reorth=reorth)
 
 
 def hutchpp_trace(op, n_matvecs: int = 90, *, seed: int = 0) -> TraceEstimate:
