@@ -49,11 +49,3 @@ def start_vector(n: int, seed: int, device, dtype, out: torch.Tensor | None = No
         sq += float(c @ c)
         v[start:start + c.numel()] = c.to(device=device, dtype=dtype)
     return v.div_(sq**0.5)
-
-
-def orthogonalize(w: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full reorthogonalization of ``w`` against the rows of ``V``, twice (DGKS); returns (w, coefficients)."""
-    h = V @ w
-    w = w - h @ V
-    h2 = V @ w
-    return w - h2 @ V, h + h2
