@@ -18,6 +18,7 @@ reports how many pairs converged). All three sizes take about 5 minutes on 2 cor
 the samples are few (256) so that the 10⁷ model's HVP stays near half a second.
 
     .venv-bench/bin/python benchmarks/bench_scale.py [--sizes 1e5,1e6,1e7] [--samples 256]
+        [--stages eigen,density,path]   # the other stages of a matrix-free analyze too
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def child(args) -> None:
     t0 = time.perf_counter()
     op = rl.hessian(obj, obj.theta0)
     t_op = time.perf_counter() - t0
+    if args.stage != "eigen":
+        stage_child(args, obj, op, base0, base, t0)
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rl.ConvergenceWarning)
         spec = rl.eigen(op, args.k, method="lanczos", tol=args.tol, max_matvecs=budget, seed=args.seed,
@@ -94,6 +98,24 @@ def child(args) -> None:
     }))
 
 
+def stage_child(args, obj, op, base0, base, t0) -> None:
+    """The other stages of a matrix-free analyze at this size: SLQ density, or the Krylov λ path."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rl.RidgelensWarning)
+        if args.stage == "density":
+            before = current_rss_bytes()
+            d = rl.spectral_density(op, n_probes=args.probes, m=args.slq_steps, seed=args.seed,
+                                    reorth=args.reorth)
+            extra = {"hvps": d.n_matvecs, "what": f"reorth {d.reorth}, df(0.01) = {d.effective_df([0.01])[0]:,.0f}"}
+        else:
+            before = current_rss_bytes()
+            p = rl.ridge_path(op, obj.theta0, [1.0, 10.0], method="krylov", tol=1e-12, max_matvecs=args.path_steps)
+            extra = {"hvps": p.n_matvecs, "what": f"{p.n_matvecs}-vector basis, 2 λ (result 2 float64 rows)"}
+    n, item = obj.n_params, torch.finfo(obj.dtype).bits // 8
+    print(json.dumps({"n": n, "stage": args.stage, "time": time.perf_counter() - t0, "base0": base0, "base": base,
+                      "before": before, "peak": peak_rss_bytes(), "item": item, **extra}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1e5,1e6,1e7", help="comma-separated parameter counts")
@@ -103,6 +125,13 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--budget", type=int, default=None, help=f"Lanczos HVP budget (default {BUDGET})")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stages", default="eigen",
+                    help="comma-separated: eigen (top-k pairs, the table above), density (SLQ), path (Krylov λ path)")
+    ap.add_argument("--probes", type=int, default=1, help="density: SLQ probes")
+    ap.add_argument("--slq-steps", type=int, default=60, help="density: Lanczos steps per probe")
+    ap.add_argument("--reorth", default="auto", choices=["auto", "full", "none"], help="density: reorthogonalization")
+    ap.add_argument("--path-steps", type=int, default=40, help="path: Krylov steps (tol 1e-12, so it runs them all)")
+    ap.add_argument("--stage", default="eigen", help=argparse.SUPPRESS)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -113,6 +142,24 @@ def main():
     print(machine_line())
     fwd = ["--samples", str(args.samples), "--batch", str(args.batch), "--k", str(args.k), "--tol", str(args.tol),
            "--seed", str(args.seed)] + (["--budget", str(args.budget)] if args.budget else [])
+    stages = [st.strip() for st in args.stages.split(",")]
+    if not set(stages) <= {"eigen", "density", "path"}:
+        raise SystemExit(f"--stages takes eigen, density, path; got {args.stages!r}")
+    other = [st for st in stages if st != "eigen"]
+    if other:
+        fwd_other = [*fwd, "--probes", str(args.probes), "--slq-steps", str(args.slq_steps), "--reorth", args.reorth,
+                     "--path-steps", str(args.path_steps)]
+        print(f"\n  other stages of a matrix-free analyze (density: {args.probes} probe(s) × {args.slq_steps} steps; "
+              f"path: {args.path_steps} steps); 'above' = peak − RSS just before the stage, in MiB and in "
+              "parameter vectors of the model's dtype")
+        for s in args.sizes.split(","):
+            for st in other:
+                r = run_child(os.path.abspath(__file__), [*fwd_other, "--stage", st, "--child", str(float(s))])
+                above = r["peak"] - r["before"]
+                print(f"  {r['n']:>11,} {st:8s} {r['hvps']:>4d} HVPs {r['time']:7.1f} s   above {above / 2**20:7.0f} MiB "
+                      f"= {above / (r['n'] * r['item']):5.1f} vectors   ({r['what']})", flush=True)
+        if "eigen" not in stages:
+            return
     rows = []
     for s in args.sizes.split(","):
         r = run_child(os.path.abspath(__file__), [*fwd, "--child", str(float(s))])
