@@ -222,3 +222,321 @@ def test_lanczos_both_ends_restart_keeps_vectors_from_both_ends():
         s = rl.eigen(H, 6, which="both", method="lanczos", tol=1e-8, ncv=16, max_matvecs=150)
     ref = np.r_[np.sort(w)[::-1][:3], np.sort(w)[:3]]
     np.testing.assert_allclose(np.sort(s.eigenvalues), np.sort(ref), atol=1e-12)
+
+
+# ---------------------------------------------------------------- second review: SLQ, blocked basis, checkpoints
+
+
+def _slq_probes(n, n_probes, seed):
+    """The Rademacher probes spectral_density draws, one at a time, for ``seed``."""
+    from ridgelens.spectra._density import _rademacher
+
+    gen = torch.Generator().manual_seed(int(seed))
+    return [_rademacher(n, 1, gen, "cpu", torch.float64)[0].numpy() for _ in range(n_probes)]
+
+
+@pytest.mark.parametrize("reorth", ["full", "none"])
+def test_slq_with_m_at_least_n_is_the_exact_quadratic_form_of_each_probe(reorth):
+    # m ≥ n: each probe's Gauss quadrature is exact, n Σ wᵢ f(θᵢ) = mean over probes of vᵀf(H)v.
+    # On a diagonal H a Rademacher probe's vᵀf(H)v is tr f(H) itself. Without reorthogonalization
+    # the basis loses orthogonality by step n (ghosts): the quadrature is then close, not exact.
+    from ridgelens.spectra import spectral_density
+
+    rtol = 1e-8 if reorth == "full" else 1e-4
+
+    n = 24
+    d = np.geomspace(0.01, 10, n)
+    diag = spectral_density(np.diag(d), n_probes=2, m=n + 5, seed=3, reorth=reorth)
+    assert diag.n_matvecs == 2 * n
+    for f in (np.log, np.sqrt, lambda t: t / (t + 0.05), lambda t: t**2):
+        np.testing.assert_allclose(diag.trace_of(f), f(d).sum(), rtol=rtol)
+    H = psd(n, d, seed=5)
+    w, Q = np.linalg.eigh(H)
+    d2 = spectral_density(H, n_probes=3, m=100, seed=7, reorth=reorth)
+    np.testing.assert_allclose(d2.weights.sum(), 1.0, rtol=1e-12)
+    for f in (np.log, lambda t: 1 / (t + 0.1)):
+        fH = (Q * f(w)) @ Q.T
+        ref = np.mean([v @ fH @ v for v in _slq_probes(n, 3, 7)])
+        np.testing.assert_allclose(d2.trace_of(f), ref, rtol=rtol)
+    # df(λ) is n Σ wᵢ θᵢ/(θᵢ + λ) here (no negative nodes), the same quadrature
+    np.testing.assert_allclose(d2.effective_df([0.1]), d2.trace_of(lambda t: t / (t + 0.1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reorth", ["full", "none"])
+def test_slq_m1_invariant_exit_seed_and_probes(reorth):
+    from ridgelens.spectra import spectral_density
+
+    n = 40
+    H = psd(n, np.r_[np.full(20, 1.0), np.full(12, 3.0), np.full(8, 7.0)], seed=2)  # 3 distinct eigenvalues
+    probes = _slq_probes(n, 4, 11)
+    one = spectral_density(H, n_probes=4, m=1, seed=11, reorth=reorth)  # m = 1: the Rayleigh quotients
+    np.testing.assert_allclose(one.nodes, [v @ H @ v / n for v in probes], rtol=1e-12)
+    np.testing.assert_allclose(one.weights, 0.25)
+    # The Krylov space of each probe is invariant after 3 steps: T is 3 × 3, its nodes H's eigenvalues.
+    inv = spectral_density(H, n_probes=4, m=30, seed=11, reorth=reorth)
+    assert inv.nodes.size == 12 and inv.n_matvecs == 12
+    np.testing.assert_allclose(np.sort(inv.nodes), np.repeat([1.0, 3.0, 7.0], 4), atol=1e-8)
+    np.testing.assert_allclose(inv.weights.sum(), 1.0, rtol=1e-12)
+    w, Q = np.linalg.eigh(H)
+    fH = (Q * np.log(w)) @ Q.T
+    np.testing.assert_allclose(inv.trace_of(np.log), np.mean([v @ fH @ v for v in probes]), rtol=1e-8)
+    again = spectral_density(H, n_probes=4, m=30, seed=11, reorth=reorth)
+    np.testing.assert_array_equal(again.nodes, inv.nodes)
+    np.testing.assert_array_equal(again.weights, inv.weights)
+    assert not np.array_equal(spectral_density(H, n_probes=4, m=2, seed=12, reorth=reorth).nodes,
+                              spectral_density(H, n_probes=4, m=2, seed=11, reorth=reorth).nodes)
+
+
+class _F32(rl.CurvatureOperator):
+    """A float32 operator with a native tensor product (as a float32 torch model has)."""
+
+    def __init__(self, H):
+        super().__init__(H.shape[0])
+        self.H = H
+        self.H32 = torch.from_numpy(H).float()
+        self.device, self.torch_dtype = torch.device("cpu"), torch.float32
+
+    def _matvec(self, v):
+        return self.H @ v
+
+    def matvec_tensor(self, v):
+        self.n_matvecs += 1
+        return self.H32 @ v
+
+
+@pytest.mark.parametrize("reorth", ["full", "none"])
+def test_slq_float32_agrees_with_float64(reorth):
+    from ridgelens.spectra import spectral_density
+
+    w = np.r_[np.geomspace(50, 1, 20), np.random.default_rng(7).uniform(0, 0.5, 280)]
+    H = psd(300, w, seed=8)
+    ref = spectral_density(H, n_probes=4, m=40, seed=1, reorth="full")
+    got = spectral_density(_F32(H), n_probes=4, m=40, seed=1, reorth=reorth)
+    assert got.reorth == reorth and got.nodes.dtype == np.float64
+    lam = np.array([0.01, 0.1, 1.0])
+    # "none" in float32: a near-zero Ritz value moves; df(0.01) within 0.2 % (SLQ's own error is larger)
+    np.testing.assert_allclose(got.effective_df(lam), ref.effective_df(lam), rtol=1e-3 if reorth == "full" else 3e-3)
+    np.testing.assert_allclose(got.trace_of(lambda t: t), w.sum(), rtol=0.1)
+    np.testing.assert_allclose(got.weights.sum(), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 15, 16, 17, 32, 33])
+def test_blocked_basis_matches_one_stacked_matrix(size):
+    from ridgelens.ridge._krylov import _Basis
+
+    rng = np.random.default_rng(size)
+    R = rng.normal(size=(size, 7))
+    b = _Basis(7, "cpu", torch.float64)
+    for r in R:
+        b.append(torch.from_numpy(r))
+    assert len(b) == size and len(b._blocks) == -(-size // 16)
+    np.testing.assert_array_equal(b.stacked().numpy(), R)
+    np.testing.assert_array_equal(torch.stack(b.rows_list()).numpy(), R)
+    for m in sorted({1, min(size, 15), min(size, 16), min(size, 17), size}):
+        Y = rng.normal(size=(3, m))
+        np.testing.assert_allclose(b.combine(torch.from_numpy(Y), m).numpy(), Y @ R[:m], rtol=1e-12, atol=1e-12)
+        Qm = np.linalg.qr(R[:m].T)[0].T if m <= 7 else None
+        if Qm is not None:  # orthogonalize_ against orthonormal rows: w − QᵀQw, coefficients Qw
+            q = _Basis(7, "cpu", torch.float64)
+            for r in Qm:
+                q.append(torch.from_numpy(r))
+            w0 = rng.normal(size=7)
+            w = torch.from_numpy(w0.copy())
+            h = q.orthogonalize_(w, m)
+            np.testing.assert_allclose(h.numpy(), Qm @ w0, atol=1e-12)
+            np.testing.assert_allclose(w.numpy(), w0 - Qm.T @ (Qm @ w0), atol=1e-12)
+    big = _Basis(40, "cpu", torch.float64)  # orthogonalize_ across blocks (m = 17 and 33 rows)
+    Q = np.linalg.qr(rng.normal(size=(40, 40)))[0].T
+    for r in Q[:33]:
+        big.append(torch.from_numpy(r))
+    for m in (16, 17, 32, 33):
+        w0 = rng.normal(size=40)
+        w = torch.from_numpy(w0.copy())
+        h = big.orthogonalize_(w, m)
+        np.testing.assert_allclose(h.numpy(), Q[:m] @ w0, atol=1e-12)
+        np.testing.assert_allclose(w.numpy(), w0 - Q[:m].T @ (Q[:m] @ w0), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [16, 17, 32])
+def test_krylov_path_ending_exactly_at_a_block_boundary(n):
+    # With n parameters the run stops after n steps: the basis ends exactly at, or one past, a block.
+    from ridgelens.ridge._krylov import krylov_path
+
+    H = psd(n, np.geomspace(0.1, 10, n), seed=n)
+    theta = np.random.default_rng(1).normal(size=n)
+    lam = np.array([1e-3, 1e-1, 1.0])
+    r = krylov_path(rl.DenseOperator(H), theta, lam, tol=1e-15)
+    assert r["basis_size"] == n
+    ref = np.stack([np.linalg.solve(H + lv * np.eye(n), H @ theta) for lv in lam])
+    np.testing.assert_allclose(r["thetas"], ref, rtol=1e-9, atol=1e-9)
+
+
+def _dies(H, budget):
+    class Dies(rl.CurvatureOperator):
+        def _matvec(self, v):
+            if self.n_matvecs > budget:
+                raise KeyboardInterrupt
+            return H @ v
+
+    return Dies(H.shape[0])
+
+
+def test_krylov_path_resumes_across_a_block_boundary(tmp_path):
+    n = 120
+    H = psd(n, np.geomspace(1e-3, 10, n), seed=9)
+    theta = np.random.default_rng(2).normal(size=n)
+    g = 1e-3 * np.random.default_rng(3).normal(size=n)
+    lam = np.array([1e-3, 1e-2, 1e-1])
+    from ridgelens.ridge._krylov import krylov_path
+
+    ref = krylov_path(rl.DenseOperator(H), theta, lam, gradient=g, tol=1e-10)
+    assert ref["basis_size"] > 40
+    with pytest.raises(KeyboardInterrupt):  # killed at product 25: the last checkpoint holds 20 rows
+        krylov_path(_dies(H, 25), theta, lam, gradient=g, tol=1e-10, checkpoint=tmp_path)
+    saved = torch.load(tmp_path / "krylov_path.pt", weights_only=True)
+    assert len(saved["V"]) == 20 and saved["T"].shape == (19, 19)
+    got = krylov_path(_dies(H, 10**9), theta, lam, gradient=g, tol=1e-10, checkpoint=tmp_path)
+    np.testing.assert_allclose(got["thetas"], ref["thetas"], rtol=1e-12, atol=1e-12)
+    assert got["n_matvecs"] == ref["n_matvecs"]
+    exact = np.stack([np.linalg.solve(H + lv * np.eye(n), H @ theta - g) for lv in lam])
+    np.testing.assert_allclose(got["thetas"], exact, rtol=1e-6, atol=1e-6 * np.abs(exact).max())
+
+
+def test_schur_path_with_one_free_parameter_resumes_across_a_block_boundary(tmp_path):
+    from ridgelens.ridge._krylov import krylov_schur_path
+
+    n = 90
+    H = psd(n, np.geomspace(1e-2, 10, n), seed=4)
+    mask = np.ones(n, bool)
+    mask[5] = False  # n_free = 1: the free basis rows have one entry
+    theta = np.random.default_rng(5).normal(size=n)
+    lam = np.array([1e-2, 1e-1, 1.0])
+    P = np.diag(mask.astype(float))
+    exact = np.stack([np.linalg.solve(H + lv * P, H @ theta) for lv in lam])
+    ref = krylov_schur_path(rl.SchurComplementOperator(rl.DenseOperator(H), mask), theta, lam, tol=1e-11)
+    assert ref["basis_size"] > 33
+    np.testing.assert_allclose(ref["thetas"], exact, rtol=1e-7, atol=1e-7 * np.abs(exact).max())
+    with pytest.raises(KeyboardInterrupt):  # 1 HVP forms H_uu, 1 starts, then S products (1 HVP each)
+        krylov_schur_path(rl.SchurComplementOperator(_dies(H, 37), mask), theta, lam, tol=1e-11,
+                          checkpoint=tmp_path)
+    saved = torch.load(tmp_path / "krylov_schur_path.pt", weights_only=True)
+    assert saved["Y_free"].shape == (30, 1) and len(saved["V"]) == 31
+    got = krylov_schur_path(rl.SchurComplementOperator(_dies(H, 10**9), mask), theta, lam, tol=1e-11,
+                            checkpoint=tmp_path)
+    np.testing.assert_allclose(got["thetas"], ref["thetas"], rtol=1e-12, atol=1e-12)
+
+
+def test_operator_handing_back_its_input_is_not_orthogonalized_in_place():
+    # A NumPy operator that returns its input comes back through torch.from_numpy as a tensor whose
+    # storage starts at the row, not at the basis' storage: the guard compared storage starts only,
+    # so rows past the first were orthogonalized in place (Lanczos on I returned zero eigenvectors).
+    from ridgelens.ridge._krylov import _Basis
+
+    class Identity(rl.CurvatureOperator):
+        def _matvec(self, v):
+            return v
+
+    r = lanczos(Identity(30), 3, ncv=8, tol=1e-10, max_matvecs=200)
+    np.testing.assert_allclose(r["eigenvalues"], 1.0)
+    Q = r["eigenvectors"].numpy()
+    np.testing.assert_allclose(Q.T @ Q, np.eye(3), atol=1e-12)
+    b = _Basis(5, "cpu", torch.float64)
+    for row in np.eye(5)[:3]:
+        b.append(torch.from_numpy(row))
+    assert b.holds(b.row(0)) and b.holds(b.row(2))
+    assert b.holds(torch.from_numpy(b.row(2).numpy()))  # what tensor_matvec hands back for I
+    assert not b.holds(torch.from_numpy(b.row(2).numpy().copy()))
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+def test_restart_extras_against_the_previous_rule(which):
+    from ridgelens.spectra._lanczos import _extras, _wanted
+
+    rng = np.random.default_rng(0)
+    for m in (2, 3, 8, 17):
+        theta = np.sort(rng.normal(size=m))
+        for k in range(1, m + 1):
+            want = _wanted(theta, k, which)
+            got = _extras(theta, m, want, which)
+            rest = [i for i in range(m) if i not in set(want.tolist())]
+            assert sorted(got) == rest and len(set(got)) == len(got)
+            if which != "both":  # unchanged: the previous rule
+                assert got == [i for i in _wanted(theta, m, which) if i not in set(want)]
+            else:  # top, bottom, next top, next bottom, ...
+                top, bottom = sorted(rest, reverse=True), sorted(rest)
+                expect = []
+                for hi, lo in zip(top, bottom, strict=True):
+                    for i in (hi, lo):
+                        if i not in expect:
+                            expect.append(i)
+                assert got == expect
+                if len(rest) >= 2:
+                    assert got[0] == max(rest) and got[1] == min(rest)
+
+
+@pytest.mark.parametrize("method", ["dense", "matrix-free"])
+def test_analyze_killed_mid_refit_resumes_with_its_own_refits(tmp_path, small_mlp, method, monkeypatch):
+    obj = small_mlp[3]
+    theta = obj.minimize(l2=0.05, method="trust-ncg", max_iter=100).theta
+    lam = [0.5, 1.0, 2.0]
+    ck = tmp_path / "ck"
+    opts = dict(theta_hat=theta, checkpoint=ck, method=method, k=3, refit_options={"method": "trust-ncg"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = rl.analyze(obj, lam, **opts)
+        assert sorted(p.name for p in ck.glob("refit_*.npz")) == ["refit_0.npz", "refit_1.npz", "refit_2.npz"]
+        (ck / "refit_1.npz").unlink()  # killed during the second refit
+        (ck / "refit_2.npz").unlink()
+        calls = []
+        real = type(obj).minimize
+
+        def counting(self, *a, **kw):
+            calls.append(kw.get("l2"))
+            return real(self, *a, **kw)
+
+        monkeypatch.setattr(type(obj), "minimize", counting)
+        again = rl.analyze(obj, lam, **opts)
+    assert calls == [1.0, 2.0]  # refit 0 read back, not refitted
+    np.testing.assert_array_equal(again.refit[0], first.refit[0])
+    np.testing.assert_allclose(again.refit, first.refit, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(again.path.thetas, first.path.thetas, rtol=1e-10, atol=1e-12)
+    assert again.method == method
+
+
+def test_analyze_that_finds_theta_hat_itself_resumes_its_refits(tmp_path, monkeypatch):
+    # No θ̂ given: analyze minimizes first; the same run started again finds the same θ̂ and resumes.
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    obj = rl.Logistic(X[:200, :4], (y[:200] > 140).astype(float))
+    ck = tmp_path / "ck"
+    first = rl.analyze(obj, [0.01, 0.1], checkpoint=ck)
+    real = type(obj).minimize
+    monkeypatch.setattr(type(obj), "minimize",
+                        lambda self, *a, **kw: (_ for _ in ()).throw(AssertionError("refit again"))
+                        if kw.get("l2") else real(self, *a, **kw))
+    again = rl.analyze(obj, [0.01, 0.1], checkpoint=ck)
+    np.testing.assert_array_equal(again.refit, first.refit)
+
+
+def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, capsys, monkeypatch):
+    code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--refit-method", "lbfgs",
+                          "--lambdas", "0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and "--refit-method is for --model mlp" in err, err
+    with pytest.raises(SystemExit):
+        main(["analyze", "--data", "diabetes", "--model", "mlp", "--refit-method", "newton", "--lambdas", "0.1",
+              "--out", str(tmp_path / "o")])
+    assert "invalid choice" in capsys.readouterr().err
+    from ridgelens.cli import _analyze as cli_analyze
+
+    seen = []
+
+    def fake(args, ds, lam, out):
+        seen.append((args.refit_method, args.refit_iters))
+        raise rl.RidgelensError("stop here")
+
+    monkeypatch.setattr(cli_analyze, "_analyze_mlp", fake)
+    for extra in ([], ["--refit-method", "lbfgs"], ["--refit-method", "lbfgs", "--refit-iters", "7"]):
+        run(capsys, "analyze", "--data", "diabetes", "--model", "mlp", "--lambdas", "0.1", *extra,
+            "--out", str(tmp_path / "o"))
+    assert seen == [("trust-ncg", 200), ("lbfgs", 500), ("lbfgs", 7)]

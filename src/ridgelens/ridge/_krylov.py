@@ -26,7 +26,7 @@ import torch
 from ridgelens._checkpoint import Checkpoint, digest, operator_fingerprint
 from ridgelens._progress import Progress
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
-from ridgelens.spectra._krylov_base import tensor_matvec, to_numpy
+from ridgelens.spectra._krylov_base import shares_memory, tensor_matvec, to_numpy
 
 
 def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
@@ -56,7 +56,7 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     """
     n = op.shape[0]
     mv, device, dtype = tensor_matvec(op)
-    max_matvecs = min(n, 500) if max_matvecs is None else int(max_matvecs)
+    max_matvecs = min(n + 1, 500) if max_matvecs is None else int(max_matvecs)  # the start, then n steps
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
     ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist(),
                                                 "start": digest(theta_hat, gradient),
@@ -249,8 +249,7 @@ class _Basis:
         return out
 
     def holds(self, w: torch.Tensor) -> bool:
-        ptr = w.untyped_storage().data_ptr()
-        return any(ptr == blk.untyped_storage().data_ptr() for blk in self._blocks)
+        return shares_memory(w, *self._blocks)
 
     def orthogonalize_(self, w: torch.Tensor, m: int) -> torch.Tensor:
         """Orthogonalize ``w`` in place against rows [:m], twice (DGKS); return the coefficients."""

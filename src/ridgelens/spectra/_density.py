@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import tensor_matvec
+from ridgelens.spectra._krylov_base import shares_memory, tensor_matvec
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
         for j in range(m):
             cur = V[j] if reorth == "full" else V[j % 2]
             w = mv(cur)
-            if w.untyped_storage().data_ptr() == V.untyped_storage().data_ptr():
+            if shares_memory(w, V):
                 w = w.clone()  # an operator that hands back its input
             nmv += 1
             if reorth == "full":

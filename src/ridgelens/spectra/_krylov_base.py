@@ -26,6 +26,21 @@ def tensor_matvec(op):
     return mv, torch.device("cpu"), torch.float64
 
 
+def shares_memory(w: torch.Tensor, *bufs: torch.Tensor) -> bool:
+    """Whether ``w``'s data lies inside the memory of one of ``bufs`` (e.g. a row of a Krylov basis).
+
+    Compares addresses, not storages: a NumPy operator that hands back its input comes back
+    through ``torch.from_numpy`` with a storage of its own that starts at the row, not at the
+    start of the basis' storage.
+    """
+    p = w.data_ptr()
+    for b in bufs:
+        s = b.untyped_storage()
+        if b.device == w.device and s.data_ptr() <= p < s.data_ptr() + s.nbytes():
+            return True
+    return False
+
+
 def to_numpy(t) -> np.ndarray:
     """A float64 NumPy copy of a tensor (or array)."""
     if isinstance(t, torch.Tensor):

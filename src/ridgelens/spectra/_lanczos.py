@@ -14,7 +14,7 @@ import torch
 from ridgelens._checkpoint import Checkpoint, operator_fingerprint
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import start_vector, tensor_matvec
+from ridgelens.spectra._krylov_base import shares_memory, start_vector, tensor_matvec
 
 WHICH = ("largest", "smallest", "both")
 
@@ -185,8 +185,7 @@ class _SplitBasis:
 
     def holds(self, w: torch.Tensor) -> bool:
         """Whether ``w`` shares memory with the basis (it must not be orthogonalized in place)."""
-        ptr = w.untyped_storage().data_ptr()
-        return ptr in (self.head.untyped_storage().data_ptr(), self.tail.untyped_storage().data_ptr())
+        return shares_memory(w, self.head, self.tail)
 
     def row(self, i: int) -> torch.Tensor:
         return self.head[i] if i < self.k else self.tail[i - self.k]
