@@ -110,7 +110,8 @@ def stage_child(args, obj, op, base0, base, t0) -> None:
         else:
             before = current_rss_bytes()
             p = rl.ridge_path(op, obj.theta0, [1.0, 10.0], method="krylov", tol=1e-12, max_matvecs=args.path_steps)
-            extra = {"hvps": p.n_matvecs, "what": f"{p.n_matvecs}-vector basis, 2 λ (result 2 float64 rows)"}
+            # the start vector's product is counted: the basis holds n_matvecs − 1 vectors (one per Ritz value)
+            extra = {"hvps": p.n_matvecs, "what": f"{p.ritz_values.size}-vector basis, 2 λ (result 2 float64 rows)"}
     n, item = obj.n_params, torch.finfo(obj.dtype).bits // 8
     print(json.dumps({"n": n, "stage": args.stage, "time": time.perf_counter() - t0, "base0": base0, "base": base,
                       "before": before, "peak": peak_rss_bytes(), "item": item, **extra}))
