@@ -197,6 +197,8 @@ def test_refit_checkpoint_of_another_point_is_refused(tmp_path, small_mlp):
         np.testing.assert_array_equal(again.refit, first.refit)
         with pytest.raises(rl.RidgelensError, match="refit of another run"):
             rl.analyze(obj, [1.0], theta_hat=theta + 1e-3, checkpoint=ck)
+        with pytest.raises(rl.RidgelensError, match="refit of another run"):  # same θ̂, another refit method
+            rl.analyze(obj, [1.0], theta_hat=theta, checkpoint=ck, refit_options={"method": "lbfgs"})
 
 
 def test_matrix_free_premise_counts_the_paths_own_ritz_values(small_mlp):

@@ -304,19 +304,22 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
 def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck):
     """One refit, warm-started at θ̃(λ); saved to and resumed from ``ck/refit_i.npz``."""
     file = None if ck is None else ck / f"refit_{i}.npz"
+    # θ̂ and how the refit is run (tolerance, method, iterations): another setting is another run.
+    run_id = f"{digest(theta_hat)} tol={tol!r} {sorted((k, repr(v)) for k, v in options.items())}"
     if file is not None and file.exists():
         saved = np.load(file)
-        same = (float(saved["lam"]) == lam and saved["theta"].shape == theta_hat.shape
-                and "point" in saved and str(saved["point"]) == digest(theta_hat))
-        if not same:
-            raise RidgelensError(f"checkpoint {file} holds a refit of another run (another λ or θ̂); "
-                                 "use another --checkpoint folder or delete it")
+        if "run" not in saved:
+            raise RidgelensError(f"checkpoint {file} has no run fingerprint (written by an older ridgelens); "
+                                 "delete it or use another --checkpoint folder")
+        if float(saved["lam"]) != lam or saved["theta"].shape != theta_hat.shape or str(saved["run"]) != run_id:
+            raise RidgelensError(f"checkpoint {file} holds a refit of another run (another λ, θ̂ or refit "
+                                 "setting); use another --checkpoint folder or delete it")
         return saved["theta"], bool(saved["converged"]), float(saved["gradient_norm"])
     x0 = path.thetas[i] if path.valid[i] else theta_hat
     r = objective.minimize(l2=lam, x0=x0, tol=tol, **options)
     if file is not None:
         buf = io.BytesIO()
         np.savez(buf, lam=lam, theta=r.theta, converged=r.converged, gradient_norm=r.gradient_norm,
-                 point=digest(theta_hat))
+                 run=run_id)
         atomic_write_bytes(file, buf.getvalue())
     return r.theta, r.converged, r.gradient_norm

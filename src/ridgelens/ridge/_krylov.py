@@ -218,7 +218,7 @@ class _Basis:
 
     No row is ever copied to grow the basis, and at most ``block − 1`` rows are allocated
     ahead. (A single tensor grown by doubling held the old and the new copy while it grew:
-    a 40-step path at 10⁷ float32 parameters peaked at 69.6 vectors; in blocks, 48.4.)
+    a path of 40 products at 10⁷ float32 parameters peaked at 69.6 vectors; in blocks, 48.4.)
     """
 
     def __init__(self, n: int, device, dtype, block: int = 16):
