@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ridgelens import LeastSquares, analyze, ridge_path
+from ridgelens import GradientNotZeroWarning, LeastSquares, analyze, ridge_path
 from ridgelens.cli import main
 from ridgelens.report import (
     ExplorerData,
@@ -276,3 +276,36 @@ def test_top_k_results_from_a_matrix_free_analysis_are_accepted(results_json):
     d["coords"] = d["coords"] * 3
     with pytest.raises(ValueError, match="12 penalized eigenvalues"):
         ExplorerData.from_results(d)
+
+
+def test_page_keeps_the_first_order_term_when_theta_hat_is_not_stationary(tmp_path):
+    """A θ̂ off the minimum: the page's θ̃ is the analysis' (H + λP)⁻¹(Hθ̂ − g), not the pure shrinkage."""
+    from ridgelens.data import load_dataset
+
+    ds = load_dataset("diabetes", standardize=True)
+    obj = LeastSquares(ds.X, ds.y)  # the intercept is unpenalized: the Schur complement
+    exact = obj.minimize().theta
+    theta = exact + 0.05 * np.abs(exact).max() * np.random.default_rng(0).standard_normal(exact.size)
+    with pytest.warns(GradientNotZeroWarning):
+        res = analyze(obj, [1e-3, 1e-1], theta_hat=theta, refit=False)
+    assert res.path.gradient_used
+    data = ExplorerData.from_analysis(res)
+    assert data.gradient_coords is not None and any("◆" in n for n in data.notes)
+    # Independent reference: dense solves of (H + λP)x = Hθ̂ − g on the whole grid, penalized block.
+    H, g, P = obj.hessian_dense(), obj.gradient(theta), np.diag(obj.penalized.astype(float))
+    grid = lambda_grid(data)
+    fig, info = explorer_figure(data)
+    ref = np.array([np.linalg.solve(H + lam * P, H @ theta - g) for lam in info["lambdas"]])
+    np.testing.assert_allclose(info["steps"]["thetas_p"], ref[:, obj.penalized], rtol=0,
+                               atol=1e-9 * np.abs(ref).max())
+    np.testing.assert_array_equal(info["lambdas"], grid)
+    # At the analysed λ the page shows the analysis' own prediction, and the centre (◆) is drawn.
+    at = [int(np.flatnonzero(grid == lam)[0]) for lam in res.lambdas]
+    np.testing.assert_allclose(info["steps"]["thetas_p"][at], res.predicted[:, obj.penalized], rtol=1e-9)
+    assert any(tr.name == "minimizer of the quadratic model" for tr in fig.data)
+    # results.json carries the term, and a page built from it shows the same θ̃.
+    d = json.loads(json.dumps(res.to_dict(), default=lambda o: o.tolist() if hasattr(o, "tolist") else o))
+    again = ExplorerData.from_results(d)
+    np.testing.assert_allclose(again.gradient_coords, data.gradient_coords, rtol=1e-12)
+    html_text = explorer_html(again)
+    assert "θ̂ − H⁻¹g" in html_text

@@ -33,6 +33,10 @@ class ExplorerData:
     param_names : list of str, length n
     predicted, refit : ndarray of shape (m, n) or None
         θ̃(λ) and θ*(λ) at the analysed λ (NaN where invalid).
+    gradient_coords : ndarray of shape (r,) or None
+        Qᵀg̃, the first-order term when θ̂ is not stationary: the page then draws
+        θ̃ = Q (σ∘Qᵀθ̂ − Qᵀg̃)/(σ+λ), whose loss ellipses are centred on the quadratic
+        model's own minimizer Qᵀθ̂ − Qᵀg̃/σ instead of θ̂.
     notes : list of str
         Failed premises and caveats, shown on the page.
     conventions : dict
@@ -47,6 +51,7 @@ class ExplorerData:
     param_names: list
     predicted: np.ndarray | None = None
     refit: np.ndarray | None = None
+    gradient_coords: np.ndarray | None = None
     notes: list = field(default_factory=list)
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
 
@@ -58,13 +63,14 @@ class ExplorerData:
         r, n_pen = path.eigenvalues.size, int(np.count_nonzero(path.penalized))
         square = path.eigenvectors is not None and path.eigenvectors.shape == (r, r) and r == n_pen
         Q = path.eigenvectors if square and r <= MAX_EIGENVECTORS else None
-        notes = _notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min()))
+        gc = analysis.gradient_coords
+        notes = _notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min()), drawn=gc is not None)
         if r < n_pen:
             notes.append(_partial(r, n_pen))
         return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
-                   predicted=analysis.predicted, refit=analysis.refit,
+                   predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
                    notes=notes, conventions=dict(analysis.conventions))
 
     @classmethod
@@ -106,8 +112,14 @@ class ExplorerData:
         title = f"{title}{f', {model} model' if model else ''}, n = {d.get('n_samples', '?')}, {n} parameters"
         conv = d.get("conventions") if isinstance(d.get("conventions"), dict) else dict(CONVENTIONS)
         gnorm = d.get("gradient_norm")
+        gc = None
+        if d.get("gradient_coords") is not None:
+            gc = _array(d, "gradient_coords", source, ndim=1)
+            if gc.shape != sigma.shape or not np.all(np.isfinite(gc)):
+                raise RidgelensError(f"{source}: 'gradient_coords' must be {sigma.size} finite numbers, "
+                                     f"one per penalized eigenvalue")
         notes = _notes(bool(d.get("gradient_used")), gnorm if isinstance(gnorm, (int, float)) else None,
-                       float(sigma.min()))
+                       float(sigma.min()), drawn=gc is not None)
         if sigma.size < int(pen.sum()):
             notes.append(_partial(sigma.size, int(pen.sum())))
         Q = None
@@ -119,7 +131,7 @@ class ExplorerData:
         return cls(title=title, eigenvalues=sigma, coords=z, eigenvectors=Q,
                    penalized_names=[str(names[j]) for j in np.flatnonzero(pen)], lambdas=lam,
                    param_names=[str(s) for s in names], predicted=rows["predicted"], refit=rows["refit"],
-                   notes=notes, conventions={str(k): str(v) for k, v in conv.items()})
+                   gradient_coords=gc, notes=notes, conventions={str(k): str(v) for k, v in conv.items()})
 
 
 def demo_data() -> ExplorerData:
@@ -155,12 +167,18 @@ def _partial(k: int, n: int) -> str:
             "on this page cover those directions only.")
 
 
-def _notes(gradient_used: bool, gradient_norm, min_sigma: float) -> list:
+def _notes(gradient_used: bool, gradient_norm, min_sigma: float, drawn: bool = False) -> list:
     notes = []
     if gradient_used:
         g = f" (‖∇R(θ̂)‖ = {gradient_norm:.3g})" if gradient_norm is not None else ""
-        notes.append(f"θ̂ is not a stationary point{g}: the analysis kept the first-order term, "
-                     "but this page shows the pure shrinkage σ/(σ+λ)·Qᵀθ̂, without it.")
+        if drawn:
+            notes.append(f"θ̂ is not a stationary point{g}: θ̃ keeps the first-order term, "
+                         "θ̃ = Q (σ∘Qᵀθ̂ − Qᵀg)/(σ+λ). The loss ellipses are centred on the quadratic model's own "
+                         "minimizer (◆), not on θ̂ (★); the bars still show σ/(σ+λ).")
+        else:
+            notes.append(f"θ̂ is not a stationary point{g}: the analysis kept the first-order term, "
+                         "but this page shows the pure shrinkage σ/(σ+λ)·Qᵀθ̂, without it (a matrix-free "
+                         "analysis keeps only the top-k view).")
     if min_sigma < 0:
         notes.append(f"The curvature has negative eigenvalues (most negative σ = {min_sigma:.4g}): the quadratic "
                      f"model has a minimizer only for λ > {-min_sigma:.4g}, so the slider starts above that.")

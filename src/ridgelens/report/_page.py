@@ -41,13 +41,18 @@ def lambda_grid(data: ExplorerData, points: int = 41) -> np.ndarray:
 
 
 def explorer_steps(data: ExplorerData, grid, directions) -> dict:
-    """Everything the slider shows at each λ of ``grid``: factors, scaled coordinates, df, θ̃_p."""
+    """Everything the slider shows at each λ of ``grid``: factors, scaled coordinates, df, θ̃_p.
+
+    The rotated coordinates are (σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ), the pure shrinkage σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ
+    when there is no first-order term; 0/0 (σ = λ = 0) is 0, as in :func:`ridge_path`.
+    """
     sigma, z = data.eigenvalues, data.coords
     lam = np.asarray(grid, dtype=np.float64)[:, None]
     den = sigma[None, :] + lam
     null = (sigma[None, :] == 0) & (lam == 0)
     factors = np.where(null, 0.0, sigma[None, :] / np.where(null, 1.0, den))
-    scaled = factors * z[None, :]
+    num = sigma * z - (0.0 if data.gradient_coords is None else data.gradient_coords)
+    scaled = np.where(null, 0.0, num[None, :] / np.where(null, 1.0, den))
     out = {"lambdas": lam[:, 0], "factors": factors, "scaled": scaled, "df": factors.sum(axis=1),
            "plane": scaled[:, list(directions)]}
     if data.eigenvectors is not None:
@@ -92,7 +97,11 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                         "Per direction", *(["Per parameter"] if has_q else [])))
 
     # Contour view (eigen-plane coordinates c = Qᵀθ: ellipses are axis-aligned, as in DLB fig. 7.1).
-    za, zb, sa, sb = z[a], z[b], sigma[a], sigma[b]
+    # They are centred on the quadratic model's minimizer: θ̂ itself, or Qᵀθ̂ − Qᵀg̃/σ with a first-order term.
+    sa, sb = sigma[a], sigma[b]
+    gc = data.gradient_coords
+    ha, hb = z[a], z[b]  # θ̂
+    za, zb = (ha, hb) if gc is None else (ha - gc[a] / sa, hb - gc[b] / sb)
     dense = np.concatenate([[0.0], np.geomspace(grid[grid > 0].min() / 100, grid.max() * 100, 300)])
     dense = dense[dense >= grid.min()]
     fa, fb = sa / (sa + dense), sb / (sb + dense)
@@ -100,7 +109,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                              name="θ̃(λ), λ: 0 → ∞", customdata=dense,
                              hovertemplate="λ = %{customdata:.4g}<br>" + f"{qa}ᵀθ̃ = " + "%{x:.5g}<br>"
                              + f"{qb}ᵀθ̃ = " + "%{y:.5g}<extra>path</extra>"), row=1, col=1)  # 0
-    fig.add_trace(go.Scatter(x=[za], y=[zb], mode="markers", marker={"symbol": "star", "size": 16, "color": "#1f77b4"},
+    fig.add_trace(go.Scatter(x=[ha], y=[hb], mode="markers", marker={"symbol": "star", "size": 16, "color": "#1f77b4"},
                              name="θ̂ (no penalty)", hovertemplate=f"θ̂: {qa}ᵀθ̂ = " + "%{x:.5g}, "
                              + f"{qb}ᵀθ̂ = " + "%{y:.5g}<extra></extra>"), row=1, col=1)  # 1
     fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker={"symbol": "cross", "size": 9, "color": "black"},
@@ -215,14 +224,20 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     )
     for ann in fig.layout.annotations:  # the subplot titles, a little smaller
         ann.font.size = 12
-    spans = np.abs([za, zb])
-    if spans.max() <= 10 * max(spans.min(), 1e-300):  # to scale: circles look like circles
+    if gc is not None:  # the centre of the ellipses, added last so the slider's trace indices stay put
+        fig.add_trace(go.Scatter(x=[za], y=[zb], mode="markers",
+                                 marker={"symbol": "diamond", "size": 12, "color": "#2ca02c"},
+                                 name="minimizer of the quadratic model",
+                                 hovertemplate=f"θ̂ − H⁻¹g: {qa} " + "%{x:.5g}, " + f"{qb} " + "%{y:.5g}<extra></extra>"),
+                      row=1, col=1)
+    spans = np.abs([za, zb, ha, hb])
+    if max(spans[0], spans[2]) <= 10 * max(min(spans[1], spans[3]), 1e-300):  # to scale: circles look like circles
         fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
     pad = 0.15 * max(spans.max(), 1e-12)
     fig.update_xaxes(title_text=f"{qa}ᵀθ  (σ{a + 1} = {fmt(sa)})", row=1, col=1,
-                     range=[min(0, za) - pad, max(0, za) + pad])
+                     range=[min(0, za, ha) - pad, max(0, za, ha) + pad])
     fig.update_yaxes(title_text=f"{qb}ᵀθ  (σ{b + 1} = {fmt(sb)})", row=1, col=1,
-                     range=[min(0, zb) - pad, max(0, zb) + pad])
+                     range=[min(0, zb, hb) - pad, max(0, zb, hb) + pad])
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(type="log", title_text="λ", row=2, col=1)
     if has_paths:
@@ -245,8 +260,7 @@ def explorer_html(data: ExplorerData, *, directions=None, points: int = 41) -> s
 p,li{{font-size:13px;line-height:1.35}} .notes li{{color:#a33}} details{{margin-top:8px}}</style>
 </head><body>
 <h1>ridgelens: what L2 regularization does — {html.escape(data.title)}</h1>
-<p>θ̃(λ) = Q diag(σⱼ/(σⱼ+λ)) Qᵀθ̂: rotate θ̂ into the curvature's eigenbasis, shrink coordinate j by
-σⱼ/(σⱼ+λ), rotate back. Move the λ slider: θ̃ slides along its path where a loss ellipse (solid) touches a
+<p>{_formula(data)} Move the λ slider: θ̃ slides along its path where a loss ellipse (solid) touches a
 penalty circle (dashed); the bars and the tables follow. Hover for values.</p>
 {f'<ul class="notes">{notes}</ul>' if notes else ''}
 {body}
@@ -254,6 +268,15 @@ penalty circle (dashed); the bars and the tables follow. Hover for values.</p>
 <script type="application/json" id="ridgelens-meta">{_meta_json(data)}</script>
 </body></html>
 """
+
+
+def _formula(data: ExplorerData) -> str:
+    if data.gradient_coords is None:
+        return ("θ̃(λ) = Q diag(σⱼ/(σⱼ+λ)) Qᵀθ̂: rotate θ̂ into the curvature's eigenbasis, shrink coordinate j by "
+                "σⱼ/(σⱼ+λ), rotate back.")
+    return ("θ̃(λ) = Q diag(1/(σⱼ+λ)) (σ∘Qᵀθ̂ − Qᵀg): θ̂ is not stationary, so the quadratic model keeps its "
+            "gradient g and its minimizer is θ̂ − H⁻¹g (◆), not θ̂ (★). Rotate into the curvature's eigenbasis, "
+            "shrink that minimizer's coordinate j by σⱼ/(σⱼ+λ), rotate back.")
 
 
 def _meta_json(data: ExplorerData) -> str:

@@ -109,6 +109,24 @@ class Analysis:
         """df(λ), shape (m,)."""
         return self.path.effective_df
 
+    @property
+    def gradient_coords(self) -> np.ndarray | None:
+        """Qᵀg̃: the first-order term in the eigenbasis of the penalized block's curvature.
+
+        g̃ is ∇R(θ̂) reduced to the penalized block (g_p − H_pu H_uu⁻¹ g_u). Recovered from the
+        exact path, whose rotated coordinates are (σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ); None when no
+        gradient term was kept, or for a matrix-free path (which holds only the top-k view).
+        """
+        path = self.path
+        if not path.gradient_used or path.method != "dense-eigh":
+            return None
+        ok = np.flatnonzero(path.valid & np.all(np.isfinite(path.scaled), axis=1))
+        if ok.size == 0:
+            return None
+        i = ok[np.argmin(self.lambdas[ok])]  # the smallest valid λ: the least cancellation
+        sigma = path.eigenvalues
+        return sigma * path.coords - path.scaled[i] * (sigma + self.lambdas[i])
+
     def to_dict(self) -> dict:
         """A JSON-ready dict (eigenvectors only for dense analyses of at most 400 penalized parameters)."""
         return {
@@ -142,6 +160,7 @@ class Analysis:
             "penalized_eigenvectors": (self.path.eigenvectors
                                        if self.method == "dense" and self.path.eigenvalues.size <= 400 else None),
             "coords": self.path.coords,
+            "gradient_coords": self.gradient_coords,
             "factors": self.path.factors,
             "predicted": self.predicted,
             "valid": self.path.valid,
