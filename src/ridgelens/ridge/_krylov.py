@@ -197,17 +197,17 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
     return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0]}
 
 
-def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int) -> np.ndarray:
+def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int, name: str = "the Krylov path") -> np.ndarray:
     """NaN the invalid rows, warn about negative curvature and unconverged λ; the converged flags."""
     valid, t, res, nmv = run["valid"], run["t"], run["res"], run["nmv"]
     thetas[~valid] = np.nan
     conv = run["conv"] & valid
-    if (t < 0).any():
-        warnings.warn(f"the Krylov space shows negative curvature (most negative Ritz value {t.min():.4g}); "
-                      f"{int((~valid).sum())} λ have no minimizer of the quadratic model (NaN)",
-                      NegativeCurvatureWarning, stacklevel=stacklevel)
+    if (t < 0).any() or not valid.all():  # (multishift CG can also find a shift's curvature ≤ 0 first)
+        warnings.warn(f"the Krylov space shows negative curvature (most negative Ritz value "
+                      f"{t.min(initial=np.inf):.4g}); {int((~valid).sum())} λ have no minimizer of the "
+                      f"quadratic model (NaN)", NegativeCurvatureWarning, stacklevel=stacklevel)
     if not conv[valid].all():
-        warnings.warn(f"the Krylov path stopped after {nmv} products with {int((~conv[valid]).sum())} λ above "
+        warnings.warn(f"{name} stopped after {nmv} products with {int((~conv[valid]).sum())} λ above "
                       f"tol = {tol:g} (largest relative residual {res[valid].max():.3g})",
                       ConvergenceWarning, stacklevel=stacklevel)
     return conv

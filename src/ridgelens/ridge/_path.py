@@ -13,10 +13,14 @@ from ridgelens._validation import check_lambdas, check_mask, check_vector
 from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
 from ridgelens.operators import CurvatureOperator, DenseOperator, SchurComplementOperator
 from ridgelens.ridge._krylov import krylov_path, krylov_schur_path
+from ridgelens.ridge._multishift import multishift_cg_path
 from ridgelens.spectra import Spectrum, eigen
 from ridgelens.spectra._krylov_base import to_numpy
 
 _NEGATIVE = ("nan", "clip", "raise")
+_MULTISHIFT_NEEDS_ALL = (
+    "method='multishift-cg' needs every parameter penalized (H + λI is a shifted H only then); with "
+    "unpenalized parameters use method='krylov', which runs on the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up")
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,12 @@ class RidgePath:
     rank_tol : float
         Eigenvalues with |σ| ≤ rank_tol are treated as exactly 0.
     method : str
-        ``"dense-eigh"`` (exact eigen form) or ``"krylov"`` (one Lanczos run on Hθ̂ − g).
+        ``"dense-eigh"`` (exact eigen form), ``"krylov"`` (one Lanczos run on Hθ̂ − g) or
+        ``"multishift-cg"`` (multi-shift CG on Hθ̂ − g).
     n_matvecs : int
         Operator products spent by the path itself.
     residuals : ndarray of shape (m,) or None
-        Krylov: ‖b − (H + λI)θ̃‖/‖b‖ per λ.
+        Krylov and multishift-cg: ‖b − (H + λI)θ̃‖/‖b‖ per λ (multishift-cg: from the recurrence).
     converged : ndarray of bool, shape (m,) or None
     outside_share : float
         ‖(I − QQᵀ)θ̂_p‖/‖θ̂_p‖: the part of θ̂ the eigenvectors held do not describe
@@ -137,7 +142,7 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     negative : {"nan", "clip", "raise"}, default "nan"
         What to do with σⱼ < 0: ``"nan"`` marks every λ with σⱼ + λ ≤ 0 invalid
         (NaN row, warning); ``"clip"`` uses max(σⱼ, 0); ``"raise"`` raises.
-    method : {"auto", "dense", "krylov"}, default "auto"
+    method : {"auto", "dense", "krylov", "multishift-cg"}, default "auto"
         "dense": decompose H (or S) once, exact. "krylov": matrix-free, one Lanczos
         run on b = Hθ̂ − g serves every λ (memory O(m·n) for an m-step basis). With
         unpenalized parameters u, the one run is on the Schur complement S (a
@@ -145,17 +150,26 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
         b = r_p − H_pu H_uu⁻¹ r_u, r = Hθ̂ − g; each product with S costs 1 + (inner CG
         iterations on H_uu) HVPs, ``n_matvecs`` counts them all, and memory is O(m·n)
         plus O(m·#u) for the free block's responses. H_uu must be positive definite
-        (a clear error otherwise). "auto": dense when H is in memory or n ≤ ``DENSE_MAX_PARAMS``.
+        (a clear error otherwise). "multishift-cg": matrix-free multi-shift conjugate
+        gradients, one HVP per step shared by every λ and no basis: memory 2·#λ + 3
+        vectors (x_λ and p_λ per λ, two Lanczos vectors and the product) against m + 1 for
+        the Krylov basis. Pick it when the path needs many more steps than 2·#λ, e.g. few
+        λ on a big ill-conditioned model; without reorthogonalization it may need more
+        products than "krylov" in finite precision. Every parameter must be penalized
+        (with unpenalized ones use "krylov", which runs on the Schur complement); λ with
+        curvature ≤ −λ in the Krylov space get NaN rows as with "krylov". "auto": dense
+        when H is in memory or n ≤ ``DENSE_MAX_PARAMS`` (never "multishift-cg").
     tol : float, default 1e-8
-        Krylov: stop when every λ has ‖b − (H + λI)θ̃‖ ≤ tol·‖b‖ (with unpenalized
-        parameters, the reduced system's ‖b − (S + λI)θ̃_p‖ ≤ tol·‖b‖).
+        Krylov and multishift-cg: stop when every λ has ‖b − (H + λI)θ̃‖ ≤ tol·‖b‖
+        (with unpenalized parameters, the reduced system's ‖b − (S + λI)θ̃_p‖ ≤ tol·‖b‖).
     low_rank : Spectrum, optional
-        Krylov: top-k eigenpairs for the per-direction view (factors, coords, and
-        the share of θ̂ outside their span). With unpenalized parameters, of S:
+        Krylov and multishift-cg: top-k eigenpairs for the per-direction view (factors,
+        coords, and the share of θ̂ outside their span). With unpenalized parameters, of S:
         ``eigen(SchurComplementOperator(op, penalized), k)``.
     max_matvecs, checkpoint, progress
-        Krylov: product budget (products with S when some parameters are unpenalized),
-        a folder to checkpoint into and resume from, a progress line.
+        Krylov and multishift-cg: product budget (default min(n + 1, 500), the start
+        product Hθ̂ counted; with unpenalized parameters, products with S, default
+        min(#penalized, 500)), a folder to checkpoint into and resume from, a progress line.
 
     Examples
     --------
@@ -173,6 +187,8 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     if isinstance(source, SchurComplementOperator):
         if penalized is not None and not np.array_equal(check_mask(penalized, source.base_n), source.penalized):
             raise RidgelensError("penalized differs from the mask of the SchurComplementOperator passed as source")
+        if method == "multishift-cg":
+            raise RidgelensError(_MULTISHIFT_NEEDS_ALL)
         if method not in ("auto", "krylov"):
             raise RidgelensError(f"a SchurComplementOperator gives the matrix-free path; method={method!r} needs H")
         return _krylov_ridge_path(source.base, theta_hat, lam, penalized=source.penalized, gradient=gradient,
@@ -180,10 +196,12 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
                                   checkpoint=checkpoint, progress=progress, schur_op=source)
     if not isinstance(source, Spectrum):
         op = _as_operator(source)
-        if resolve_method(method, op.n, op.is_dense, allowed=("dense", "krylov")) == "krylov":
+        if method == "multishift-cg" or resolve_method(method, op.n, op.is_dense,
+                                                      allowed=("dense", "krylov")) == "krylov":
             return _krylov_ridge_path(op, theta_hat, lam, penalized=penalized, gradient=gradient,
                                       negative=negative, tol=tol, low_rank=low_rank,
-                                      max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
+                                      max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress,
+                                      method="krylov" if method == "auto" else method)
     elif method not in ("auto", "dense"):
         raise RidgelensError(f"a Spectrum gives the dense path; method={method!r} needs the operator")
     if isinstance(source, Spectrum):
@@ -265,9 +283,12 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
 
 
 def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol, low_rank,
-                       max_matvecs, checkpoint, progress, schur_op=None) -> RidgePath:
+                       max_matvecs, checkpoint, progress, schur_op=None, method="krylov") -> RidgePath:
+    """The matrix-free path: "krylov" (one Lanczos run, on S with unpenalized parameters) or "multishift-cg"."""
     n = op.n
     mask = check_mask(penalized, n)
+    if method == "multishift-cg" and not mask.all():
+        raise RidgelensError(_MULTISHIFT_NEEDS_ALL)
     if negative != "nan":
         raise RidgelensError(f"negative={negative!r} needs the dense path (method='dense')")
     theta = check_vector(theta_hat, n, "theta_hat")
@@ -278,8 +299,9 @@ def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol
         r = krylov_schur_path(S, theta, lam, gradient=g, tol=tol,
                               max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
     else:
-        r = krylov_path(op, theta, lam, gradient=g, tol=tol, max_matvecs=max_matvecs,
-                        checkpoint=checkpoint, progress=progress)
+        run = multishift_cg_path if method == "multishift-cg" else krylov_path
+        r = run(op, theta, lam, gradient=g, tol=tol, max_matvecs=max_matvecs,
+                checkpoint=checkpoint, progress=progress)
     n_p = int(mask.sum())
     if low_rank is not None:
         if not isinstance(low_rank, Spectrum) or low_rank.n != n_p:
@@ -303,7 +325,7 @@ def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol
                      coords=z, factors=factors, scaled=factors * z[None, :],
                      effective_df=np.full(lam.size, np.nan), penalized=mask, valid=r["valid"],
                      gradient_used=g is not None, curvature="schur-complement" if schur else "hessian",
-                     rank_tol=0.0, method="krylov", n_matvecs=r["n_matvecs"], residuals=r["residuals"],
+                     rank_tol=0.0, method=method, n_matvecs=r["n_matvecs"], residuals=r["residuals"],
                      converged=r["converged"], outside_share=outside,
                      ritz_values=np.asarray(r["ritz_values"], dtype=np.float64))
 
