@@ -169,3 +169,69 @@ def test_auto_never_picks_multishift_and_tiny_cases():
     assert p.converged.all() and p.n_matvecs == 3
     with pytest.raises(rl.RidgelensError, match="is zero"):
         rl.ridge_path(H, [0.0, 0.0], [1.0], method="multishift-cg")
+
+
+def _singular_case(n=60, seed=3):
+    H = psd(n, np.concatenate([np.zeros(10), np.geomspace(1e-2, 1.0, n - 10)]), seed=seed)
+    H = 0.5 * (H + H.T)
+    rng = np.random.default_rng(seed)
+    return H, rng.normal(size=n), rng  # θ̂ has a null-space component
+
+
+def _lstsq_path(H, b, lam):
+    return np.stack([np.linalg.lstsq(H, b, rcond=1e-10)[0] if lv == 0 else
+                     np.linalg.solve(H + lv * np.eye(H.shape[0]), b) for lv in lam])
+
+
+@pytest.mark.parametrize("g_kind", ["none", "in range"])
+def test_singular_psd_lambda_zero_is_the_minimum_norm_solution(g_kind):
+    H, theta, rng = _singular_case()
+    g = None if g_kind == "none" else 0.1 * H @ rng.normal(size=H.shape[0])
+    lam = np.array([0.0, 1e-3, 0.1, 1.0])
+    ref = _lstsq_path(H, H @ theta - (0.0 if g is None else g), lam)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = rl.ridge_path(H, theta, lam, gradient=g, method="multishift-cg", tol=1e-10, max_matvecs=2000)
+        k = rl.ridge_path(H, theta, lam, gradient=g, method="krylov", tol=1e-10, max_matvecs=2000)
+    assert p.valid.all() and p.converged.all()
+    assert rel_err(p.thetas, ref).max() <= 1e-7 and rel_err(k.thetas, ref).max() <= 1e-7
+
+
+def test_gradient_outside_range_at_lambda_zero_is_nan_and_said_so():
+    # b = Hθ̂ − g with a null-space component: (H + 0·I)x = b has no solution. Dense and Krylov give
+    # lstsq's pseudo-inverse solution; CG diverges, so its row is NaN with a warning that names the
+    # cause (before: "negative curvature", with a most negative Ritz value of 0 on a PSD H).
+    H, theta, rng = _singular_case()
+    g = 0.1 * rng.normal(size=H.shape[0])
+    lam = np.array([0.0, 1e-3, 0.1, 1.0])
+    ref = _lstsq_path(H, H @ theta - g, lam)
+    assert rel_err(rl.ridge_path(H, theta, lam, gradient=g, method="krylov", tol=1e-10).thetas, ref).max() <= 1e-7
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = rl.ridge_path(H, theta, lam, gradient=g, method="multishift-cg", tol=1e-10, max_matvecs=2000)
+    kinds = {type(w.message) for w in caught}
+    assert rl.NegativeCurvatureWarning not in kinds and rl.ConvergenceWarning in kinds
+    assert any("null space" in str(w.message) for w in caught)
+    np.testing.assert_array_equal(p.valid, [False, True, True, True])
+    assert np.isnan(p.thetas[0]).all() and p.converged[1:].all()
+    assert rel_err(p.thetas[1:], ref[1:]).max() <= 1e-7
+
+
+def test_duplicate_unsorted_single_lambda_and_identity():
+    H = psd(80, np.linspace(0.05, 2.0, 80), seed=1)
+    theta = np.random.default_rng(1).normal(size=80)
+    g = 0.1 * np.random.default_rng(2).normal(size=80)
+    for lam in ([0.3], [1.0, 0.1, 1.0, 0.0, 0.1]):
+        lam = np.array(lam)
+        p = rl.ridge_path(H, theta, lam, gradient=g, method="multishift-cg", tol=1e-11)
+        assert p.converged.all() and rel_err(p.thetas, solves(H, theta, lam, g)).max() <= 1e-8
+    np.testing.assert_array_equal(p.thetas[0], p.thetas[2])
+
+    class Identity(rl.CurvatureOperator):
+        def _matvec(self, v):
+            return v  # hands back its input
+
+    op = Identity(80)
+    p = rl.ridge_path(op, theta, [0.0, 1.0, 3.0], gradient=g, method="multishift-cg")
+    np.testing.assert_allclose(p.thetas, np.stack([(theta - g) / (1 + lv) for lv in (0, 1, 3)]), rtol=1e-13)
+    assert p.n_matvecs == op.n_matvecs == 2 and p.converged.all()

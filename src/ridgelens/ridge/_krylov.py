@@ -197,15 +197,26 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
     return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0]}
 
 
-def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int, name: str = "the Krylov path") -> np.ndarray:
-    """NaN the invalid rows, warn about negative curvature and unconverged λ; the converged flags."""
+def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int, name: str = "the Krylov path",
+            null_rows: np.ndarray | None = None) -> np.ndarray:
+    """NaN the invalid rows, warn about negative curvature and unconverged λ; the converged flags.
+
+    ``null_rows``: invalid λ = 0 rows whose cause is b's component in H's null space, not curvature.
+    """
     valid, t, res, nmv = run["valid"], run["t"], run["res"], run["nmv"]
     thetas[~valid] = np.nan
     conv = run["conv"] & valid
-    if (t < 0).any() or not valid.all():  # (multishift CG can also find a shift's curvature ≤ 0 first)
+    null_rows = np.zeros(valid.shape, dtype=bool) if null_rows is None else null_rows & ~valid
+    bad = ~valid & ~null_rows
+    if (t < 0).any() or bad.any():  # (multishift CG can also find a shift's curvature ≤ 0 first)
         warnings.warn(f"the Krylov space shows negative curvature (most negative Ritz value "
-                      f"{t.min(initial=np.inf):.4g}); {int((~valid).sum())} λ have no minimizer of the "
+                      f"{t.min(initial=np.inf):.4g}); {int(bad.sum())} λ have no minimizer of the "
                       f"quadratic model (NaN)", NegativeCurvatureWarning, stacklevel=stacklevel)
+    if null_rows.any():
+        warnings.warn(f"{name}: at λ = 0, Hθ̂ − g has a component in H's null space (g outside range(H)), so "
+                      "(H + 0·I)x = Hθ̂ − g has no solution and CG diverges: NaN. method='krylov' or 'dense' "
+                      "give the minimum-norm least-squares (pseudo-inverse) solution there",
+                      ConvergenceWarning, stacklevel=stacklevel)
     if not conv[valid].all():
         warnings.warn(f"{name} stopped after {nmv} products with {int((~conv[valid]).sum())} λ above "
                       f"tol = {tol:g} (largest relative residual {res[valid].max():.3g})",

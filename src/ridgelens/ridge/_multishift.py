@@ -15,7 +15,10 @@ vectors, against m + 1 for the Krylov path's basis. Without reorthogonalization 
 need more products than that path in finite precision.
 
 A shift whose pivot η ≤ 0 (or (smallest Ritz value of T) + λ ≤ 0) has no minimizer: it is
-frozen and its row is NaN. A shift with ``|ζ_λ/η_λ|·β_{k+1} ≤ tol·‖b‖`` (its residual
+frozen and its row is NaN. So is λ = 0 on a singular H when b = Hθ̂ − g has a component in H's
+null space (g outside range(H)): Hx = b has no solution, CG diverges until its pivot vanishes, and
+without a basis it cannot form the pseudo-inverse solution that the dense and Krylov paths return
+there (a ConvergenceWarning says so; use method="krylov" for that row). A shift with ``|ζ_λ/η_λ|·β_{k+1} ≤ tol·‖b‖`` (its residual
 ‖b − (H + λI)x_λ‖, from the recurrence) is converged and frozen too.
 """
 
@@ -150,7 +153,11 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
     null = (t[None, :] == 0.0) & (lam[:, None] == 0.0)
     valid = ((denom > 0) | null).all(axis=1) & ~broke
     thetas = to_numpy(X)
+    # λ = 0 broke down on a Krylov space with no negative Ritz value: b = Hθ̂ − g has a component in
+    # H's null space, Hx = b has no solution and CG diverges. The dense and Krylov paths return the
+    # pseudo-inverse solution there, which CG cannot form without a basis: NaN, said as it is.
+    null_rows = broke & (lam == 0.0) & (t.min(initial=0.0) >= 0.0)
     run = {"valid": valid, "t": t, "res": res, "nmv": nmv, "conv": conv}
-    converged = _finish(thetas, run, tol, stacklevel=4, name="the multishift-cg path")
+    converged = _finish(thetas, run, tol, stacklevel=4, name="the multishift-cg path", null_rows=null_rows)
     return {"thetas": thetas, "residuals": res, "converged": converged, "valid": valid,
             "n_matvecs": nmv, "ritz_values": t, "steps": m}
