@@ -309,3 +309,64 @@ def test_page_keeps_the_first_order_term_when_theta_hat_is_not_stationary(tmp_pa
     np.testing.assert_allclose(again.gradient_coords, data.gradient_coords, rtol=1e-12)
     html_text = explorer_html(again)
     assert "θ̂ − H⁻¹g" in html_text
+
+
+def _analysis_for(path, n):
+    """A real Analysis of the right size whose path (and λ) are ``path``'s: the page's whole chain."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(0)
+    obj = LeastSquares(rng.normal(size=(30, n - 1)), rng.normal(size=30))  # n − 1 weights + intercept
+    res = analyze(obj, [0.1], refit=False)
+    return replace(res, path=path, lambdas=path.lambdas, theta_hat=path.theta_hat, refit=None,
+                   gradient_norm=1.0)
+
+
+def test_gradient_coords_are_q_transpose_g_even_where_sigma_is_zero_or_g_is_tiny():
+    # Recovered as σz − scaledᵢ(σ + λᵢ), Qᵀg̃ was 0 in a σ = 0 direction when the smallest λ is 0 (the
+    # path's 0/0 := 0), though g has a component there (a Hessian whose null space g reaches, as a
+    # network's can), so the page's θ̃ at λ > 0 lost −(Qᵀg̃)ⱼ/λ; and it cancelled for a tiny g̃.
+    n, rng = 8, np.random.default_rng(4)
+    Q = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    H = (Q * np.array([0.0, 0.0, 1e-3, 0.1, 1.0, 3.0, 10.0, 100.0])) @ Q.T
+    theta = 100.0 * rng.normal(size=n)
+    lam = np.array([0.0, 1e-2, 1.0])
+    for g in (rng.normal(size=n), 1e-9 * rng.normal(size=n)):
+        p = ridge_path(H, theta, lam, gradient=g, method="dense")
+        res = _analysis_for(p, n)
+        want = p.eigenvectors.T @ g
+        np.testing.assert_allclose(res.gradient_coords, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+        data = ExplorerData.from_analysis(res)
+        st = explorer_steps(data, lam, (6, 7))
+        ref = np.stack([np.linalg.lstsq(H, H @ theta - g, rcond=1e-12)[0] if lv == 0 else
+                        np.linalg.solve(H + lv * np.eye(n), H @ theta - g) for lv in lam])
+        np.testing.assert_allclose(st["thetas_p"], ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+
+
+def test_page_steps_match_ridge_path_with_an_intercept_and_negative_curvature():
+    n, rng = 7, np.random.default_rng(5)
+    Q = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    H = (Q * np.array([-0.3, 0.05, 0.2, 1.0, 2.0, 5.0, 9.0])) @ Q.T
+    H[0, 0] += 0.0 if H[0, 0] > 0.5 else 0.5 - H[0, 0]  # the intercept's own curvature stays positive
+    mask = np.ones(n, bool)
+    mask[0] = False
+    theta, g = rng.normal(size=n), 0.3 * rng.normal(size=n)
+    with pytest.warns(Warning):  # negative curvature in S
+        p = ridge_path(H, theta, [0.5, 2.0], penalized=mask, gradient=g, method="dense")
+    assert p.eigenvalues.min() < 0 and p.curvature == "schur-complement"
+    data = ExplorerData.from_analysis(_analysis_for(p, n))
+    grid = lambda_grid(data)
+    assert grid.min() > -p.eigenvalues.min()
+    st = explorer_steps(data, grid, (0, 1))
+    with pytest.warns(Warning):
+        again = ridge_path(H, theta, grid, penalized=mask, gradient=g, method="dense")
+    P = np.diag(mask.astype(float))
+    ref = np.stack([np.linalg.solve(H + lv * P, H @ theta - g) for lv in grid])
+    np.testing.assert_allclose(again.thetas, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    np.testing.assert_allclose(st["thetas_p"], ref[:, mask], rtol=0, atol=1e-10 * np.abs(ref).max())
+    # The ellipses' centre (◆) is the quadratic model's stationary point, seen in the plane.
+    fig, info = explorer_figure(data)
+    a, b = info["directions"]
+    centre = p.eigenvectors.T @ np.linalg.solve(H, H @ theta - g)[mask]
+    (dia,) = [tr for tr in fig.data if tr.name == "minimizer of the quadratic model"]
+    np.testing.assert_allclose([dia.x[0], dia.y[0]], centre[[a, b]], rtol=1e-9)

@@ -113,19 +113,16 @@ class Analysis:
     def gradient_coords(self) -> np.ndarray | None:
         """Qᵀg̃: the first-order term in the eigenbasis of the penalized block's curvature.
 
-        g̃ is ∇R(θ̂) reduced to the penalized block (g_p − H_pu H_uu⁻¹ g_u). Recovered from the
-        exact path, whose rotated coordinates are (σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ); None when no
+        g̃ is ∇R(θ̂) reduced to the penalized block (g_p − H_pu H_uu⁻¹ g_u), as the exact path
+        computed it (its rotated coordinates are (σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ)); None when no
         gradient term was kept, or for a matrix-free path (which holds only the top-k view).
+        Not recovered from those coordinates: σⱼ(Qᵀθ̂)ⱼ − scaledⱼ(σⱼ + λ) cancels when g̃ is small
+        beside σ∘Qᵀθ̂ (a nearly stationary θ̂), and is 0 where σⱼ = λ = 0 whatever (Qᵀg̃)ⱼ is.
         """
         path = self.path
-        if not path.gradient_used or path.method != "dense-eigh":
+        if not path.gradient_used or path.method != "dense-eigh" or path.gradient_coords is None:
             return None
-        ok = np.flatnonzero(path.valid & np.all(np.isfinite(path.scaled), axis=1))
-        if ok.size == 0:
-            return None
-        i = ok[np.argmin(self.lambdas[ok])]  # the smallest valid λ: the least cancellation
-        sigma = path.eigenvalues
-        return sigma * path.coords - path.scaled[i] * (sigma + self.lambdas[i])
+        return np.asarray(path.gradient_coords, dtype=np.float64)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (eigenvectors only for dense analyses of at most 400 penalized parameters)."""

@@ -73,6 +73,9 @@ class RidgePath:
     ritz_values : ndarray or None
         Krylov: the Ritz values of the path's own Krylov space (of H, or of S), which
         may show curvature the top-k spectrum and the density missed.
+    gradient_coords : ndarray of shape (r,) or None
+        Dense path with a gradient term: Qᵀg̃, g̃ = g_p − H_pu H_uu⁻¹ g_u, so that
+        ``scaled = (σ∘coords − gradient_coords)/(σ + λ)`` (0 where σ = λ = 0).
     """
 
     lambdas: np.ndarray
@@ -95,6 +98,7 @@ class RidgePath:
     converged: np.ndarray | None = None
     outside_share: float = 0.0
     ritz_values: np.ndarray | None = None
+    gradient_coords: np.ndarray | None = None
 
     def steps(self, i: int) -> dict:
         """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array."""
@@ -279,7 +283,7 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
                      coords=z, factors=factors, scaled=scaled, effective_df=df, penalized=mask,
                      valid=valid, gradient_used=g is not None,
                      curvature="hessian" if H is None else "schur-complement", rank_tol=rank_tol,
-                     n_matvecs=spec.n_matvecs)
+                     n_matvecs=spec.n_matvecs, gradient_coords=gc)
 
 
 def _krylov_ridge_path(op, theta_hat, lam, *, penalized, gradient, negative, tol, low_rank,
