@@ -542,3 +542,14 @@ def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, c
         run(capsys, "analyze", "--data", "diabetes", "--model", "mlp", "--lambdas", "0.1", *extra,
             "--out", str(tmp_path / "o"))
     assert seen == [("trust-ncg", 200), ("lbfgs", 500), ("lbfgs", 7)]
+
+
+def test_negative_curvature_warning_says_whether_any_lambda_lost_its_minimizer():
+    H = psd(40, np.r_[-0.1, np.linspace(1, 2, 39)])
+    theta = np.random.default_rng(3).normal(size=40)
+    with pytest.warns(rl.NegativeCurvatureWarning, match="every λ given is above it, so each of the 2"):
+        ok = rl.ridge_path(H, theta, [0.5, 1.0], method="krylov", tol=1e-10)
+    assert ok.valid.all()
+    with pytest.warns(rl.NegativeCurvatureWarning, match="1 of 2 λ have no minimizer"):
+        part = rl.ridge_path(H, theta, [0.05, 1.0], method="krylov", tol=1e-10)
+    assert part.valid.tolist() == [False, True]

@@ -209,9 +209,10 @@ def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int, name: st
     null_rows = np.zeros(valid.shape, dtype=bool) if null_rows is None else null_rows & ~valid
     bad = ~valid & ~null_rows
     if (t < 0).any() or bad.any():  # (multishift CG can also find a shift's curvature ≤ 0 first)
+        consequence = (f"{int(bad.sum())} of {bad.size} λ have no minimizer of the quadratic model (NaN)"
+                       if bad.any() else f"every λ given is above it, so each of the {bad.size} has a minimizer")
         warnings.warn(f"the Krylov space shows negative curvature (most negative Ritz value "
-                      f"{t.min(initial=np.inf):.4g}); {int(bad.sum())} λ have no minimizer of the "
-                      f"quadratic model (NaN)", NegativeCurvatureWarning, stacklevel=stacklevel)
+                      f"{t.min(initial=np.inf):.4g}); {consequence}", NegativeCurvatureWarning, stacklevel=stacklevel)
     if null_rows.any():
         warnings.warn(f"{name}: at λ = 0, Hθ̂ − g has a component in H's null space (g outside range(H)), so "
                       "(H + 0·I)x = Hθ̂ − g has no solution and CG diverges: NaN. method='krylov' or 'dense' "
