@@ -177,6 +177,10 @@ def test_analyze_mlp_bad_weights(tmp_path, capsys):
     assert code == 2 and "does not fit a 64→64→10 MLP" in err and "Traceback" not in err
     code, _, err = run(capsys, *base, "--weights", str(tmp_path / "missing.pt"))
     assert code == 2 and "not found" in err
+    notes = tmp_path / "notes.json"  # not a torch file at all
+    notes.write_text('{"a": 1}')
+    code, _, err = run(capsys, *base, "--weights", str(notes))
+    assert code == 2 and "is not a state_dict saved with torch.save" in err and "weights_only=False" not in err
     assert not (tmp_path / "o").exists()
 
 

@@ -65,8 +65,12 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
             raise DataError(f"--weights file not found: {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # torch's message suggests weights_only=False, which we never do
+            raise DataError(f"--weights {path} is not a state_dict saved with torch.save "
+                            "(it cannot be loaded with weights_only=True)") from None
+        try:
             net.load_state_dict(state)
-        except (RuntimeError, KeyError, TypeError, ValueError, Exception) as exc:
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
     batches = [(X[i:i + BATCH], Y[i:i + BATCH]) for i in range(0, len(X), BATCH)]
