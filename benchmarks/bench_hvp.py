@@ -92,22 +92,20 @@ def make_op(obj, theta, form):
     return rl.hessian(obj, theta, form=form)
 
 
+#: The MLP models: LeNet-300-100 (a wide, data-fed first layer) and a deep narrow-input one.
+MLPS = {"mlp": ("MLP", MLP_SIZES), "deep-mlp": ("deep MLP", (16, 256, 256, 256, 256, 256, 10))}
+
+
 def build(name: str, args):
     """(model, batches, description, context) for a model name, identical in parent and child."""
     torch.manual_seed(args.seed)
     dtype = getattr(torch, args.dtype)
-    if name == "mlp":
-        model = mlp(MLP_SIZES)
-        X, y = teacher_data(args.n, MLP_SIZES[0], seed=args.seed)
-        batch, n = args.batch, args.n
-        desc = f"MLP {'-'.join(map(str, MLP_SIZES))} tanh"
-        ctx = contextlib.nullcontext
-    elif name == "deep-mlp":
-        sizes = (16, 256, 256, 256, 256, 256, 10)
+    if name in MLPS:
+        label, sizes = MLPS[name]
         model = mlp(sizes)
         X, y = teacher_data(args.n, sizes[0], seed=args.seed)
         batch, n = args.batch, args.n
-        desc = f"deep MLP {'-'.join(map(str, sizes))} tanh"
+        desc = f"{label} {'-'.join(map(str, sizes))} tanh"
         ctx = contextlib.nullcontext
     elif name == "transformer":
         model = TinyTransformer(seq=args.seq, d_model=args.d_model, ff=2 * args.d_model)

@@ -10,23 +10,13 @@ import pytest
 import torch
 
 import ridgelens as rl
+from helpers import mixed_curvature_mlp, psd
 from ridgelens.spectra import hutchpp_trace, spectral_density
-
-
-def psd(n, spectrum, seed=0):
-    Q = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
-    return (Q * spectrum) @ Q.T
 
 
 @pytest.fixture(scope="module")
 def mlp():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3)).double()
-    X = torch.randn(150, 6, dtype=torch.float64)
-    y = torch.randint(0, 3, (150,))
-    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 150, 64)]
-    obj = rl.TorchObjective(net, torch.nn.functional.cross_entropy, batches)
-    theta = obj.minimize(l2=0.05, method="lbfgs", max_iter=300).theta  # a point with curvature of both signs
+    obj, theta = mixed_curvature_mlp()  # a point with curvature of both signs
     H = np.array([obj.hvp(theta, e) for e in np.eye(obj.n_params)])
     return obj, theta, 0.5 * (H + H.T)
 

@@ -7,12 +7,8 @@ import pytest
 import torch
 
 import ridgelens as rl
+from helpers import mixed_curvature_mlp, psd
 from ridgelens.ridge._multishift import multishift_cg_path
-
-
-def psd(n, spectrum, seed=0):
-    Q = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
-    return (Q * spectrum) @ Q.T
 
 
 def solves(H, theta, lam, g=None):
@@ -34,14 +30,7 @@ SPECTRA = {  # both cond 1e4; on the geometric one CG loses orthogonality early 
 
 @pytest.fixture(scope="module")
 def mlp():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3)).double()
-    X = torch.randn(150, 6, dtype=torch.float64)
-    y = torch.randint(0, 3, (150,))
-    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 150, 64)]
-    obj = rl.TorchObjective(net, torch.nn.functional.cross_entropy, batches)
-    theta = obj.minimize(l2=0.05, method="lbfgs", max_iter=300).theta  # curvature of both signs
-    return obj, theta
+    return mixed_curvature_mlp()  # curvature of both signs
 
 
 @pytest.mark.parametrize("spectrum", sorted(SPECTRA))

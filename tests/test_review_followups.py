@@ -8,13 +8,9 @@ import pytest
 import torch
 
 import ridgelens as rl
+from helpers import psd
 from ridgelens.cli import main
 from ridgelens.spectra._lanczos import lanczos
-
-
-def psd(n, spectrum, seed=0):
-    Q = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
-    return (Q * spectrum) @ Q.T
 
 
 @pytest.fixture

@@ -136,15 +136,19 @@ class TorchObjective(Objective):
             y = y.to(self.dtype)
         return x, y
 
-    def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
-        """Yield ``(n_b / n) * loss_b`` for each batch (those numbered ``start`` to ``stop`` − 1)."""
-        params = self._params(flat)
+    def prepared_batches(self, start: int = 0, stop: int | None = None):
+        """Yield the batches numbered ``start`` to ``stop`` − 1, on the model's device and dtype."""
         for i, (x, y) in enumerate(self.batches):
             if i < start:
                 continue
             if stop is not None and i >= stop:
                 break
-            x, y = self._prepare(x, y)
+            yield self._prepare(x, y)
+
+    def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
+        """Yield ``(n_b / n) * loss_b`` for each batch (those numbered ``start`` to ``stop`` − 1)."""
+        params = self._params(flat)
+        for x, y in self.prepared_batches(start, stop):
             out = functional_call(self.model, params, (x,))
             yield self.loss_fn(out, y) * (len(y) / self._n)
 

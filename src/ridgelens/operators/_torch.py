@@ -192,12 +192,7 @@ class TorchHessianOperator(CurvatureOperator):
     def _hvp_fwd_over_rev(self, v, start: int = 0, stop: int | None = None):
         obj = self.objective
         out = torch.zeros_like(self.theta)
-        for i, (x, y) in enumerate(obj.batches):
-            if i < start:
-                continue
-            if stop is not None and i >= stop:
-                break
-            x, y = obj._prepare(x, y)
+        for x, y in obj.prepared_batches(start, stop):
             w = len(y) / obj.n_samples
 
             def loss_of(flat, x=x, y=y):

@@ -17,7 +17,6 @@ product S Vⱼ solved for anyway, kept beside the basis: memory O(m·n) plus O(m
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 
 import numpy as np
@@ -26,7 +25,12 @@ import torch
 from ridgelens._checkpoint import Checkpoint, digest, operator_fingerprint
 from ridgelens._progress import Progress
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
-from ridgelens.spectra._krylov_base import shares_memory, tensor_matvec, to_numpy
+from ridgelens.spectra._krylov_base import (
+    orthogonalize_blocks_,
+    shares_memory,
+    tensor_matvec,
+    to_numpy,
+)
 
 
 def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
@@ -94,9 +98,8 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
     device, dtype = S.device, S.torch_dtype
     max_matvecs = min(n_p, 500) if max_matvecs is None else int(max_matvecs)
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
-    # Which parameters are free, not only how many: another mask of the same size is another S.
-    free_digest = hashlib.sha256(np.packbits(~S.penalized).tobytes()).hexdigest()[:16]
-    ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p, "free": free_digest,
+    # The operator's fingerprint covers S's mask (which parameters are free, not only how many) and θ.
+    ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p,
                                                       "inner_tol": S.inner_tol, "tol": float(tol),
                                                       "lambdas": lam.tolist(), "start": digest(theta_hat, gradient),
                                                       "operator": operator_fingerprint(S)})
@@ -265,14 +268,7 @@ class _Basis:
 
     def orthogonalize_(self, w: torch.Tensor, m: int) -> torch.Tensor:
         """Orthogonalize ``w`` in place against rows [:m], twice (DGKS); return the coefficients."""
-        parts = self._parts(m)
-        total = None
-        for _ in range(2):
-            h = torch.cat([blk @ w for _, blk in parts])
-            for a, blk in parts:
-                w.addmv_(blk.T, h[a:a + blk.shape[0]], alpha=-1)
-            total = h if total is None else total + h
-        return total
+        return orthogonalize_blocks_(w, [blk for _, blk in self._parts(m)])
 
     def combine(self, Y: torch.Tensor, m: int) -> torch.Tensor:
         """``Y @ rows[:m]`` for Y of shape (r, m)."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import shares_memory, tensor_matvec
+from ridgelens.spectra._krylov_base import orthogonalize_blocks_, shares_memory, tensor_matvec
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
             if reorth == "full":
                 # Classical Gram-Schmidt twice against the whole basis, in place; α is the total
                 # coefficient on the current vector (the second pass corrects the first).
-                a = 0.0
-                for _ in range(2):
-                    h = V[: j + 1] @ w
-                    w.addmv_(V[: j + 1].T, h, alpha=-1)
-                    a += float(h[j])
+                a = float(orthogonalize_blocks_(w, [V[: j + 1]])[j])
             else:
                 a = float(w @ cur)
                 w.add_(cur, alpha=-a)

@@ -26,6 +26,24 @@ def tensor_matvec(op):
     return mv, torch.device("cpu"), torch.float64
 
 
+def orthogonalize_blocks_(w: torch.Tensor, blocks) -> torch.Tensor:
+    """Orthogonalize ``w`` in place against the rows of ``blocks`` (matrices, in order), twice (DGKS).
+
+    Returns the coefficients on every row, both passes summed. A basis kept in several
+    tensors (a head and a tail, or blocks grown as needed) is never copied into one.
+    """
+    blocks = [b for b in blocks if b.shape[0]]
+    total = None
+    for _ in range(2):
+        h = torch.cat([b @ w for b in blocks])
+        start = 0
+        for b in blocks:
+            w.addmv_(b.T, h[start:start + b.shape[0]], alpha=-1)
+            start += b.shape[0]
+        total = h if total is None else total + h
+    return total
+
+
 def shares_memory(w: torch.Tensor, *bufs: torch.Tensor) -> bool:
     """Whether ``w``'s data lies inside the memory of one of ``bufs`` (e.g. a row of a Krylov basis).
 

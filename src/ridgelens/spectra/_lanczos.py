@@ -14,7 +14,12 @@ import torch
 from ridgelens._checkpoint import Checkpoint, operator_fingerprint
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import shares_memory, start_vector, tensor_matvec
+from ridgelens.spectra._krylov_base import (
+    orthogonalize_blocks_,
+    shares_memory,
+    start_vector,
+    tensor_matvec,
+)
 
 WHICH = ("largest", "smallest", "both")
 
@@ -196,15 +201,7 @@ class _SplitBasis:
 
     def orthogonalize_(self, w: torch.Tensor, m: int) -> torch.Tensor:
         """Orthogonalize ``w`` in place against rows [:m], twice (DGKS); return the coefficients."""
-        A, B = self._parts(m)
-        total = None
-        for _ in range(2):
-            h = torch.cat([A @ w, B @ w])
-            w.addmv_(A.T, h[: A.shape[0]], alpha=-1)
-            if B.shape[0]:
-                w.addmv_(B.T, h[A.shape[0]:], alpha=-1)
-            total = h if total is None else total + h
-        return total
+        return orthogonalize_blocks_(w, self._parts(m))
 
     def rotate_(self, C: torch.Tensor, m: int, block: int = 1 << 16) -> None:
         """Rows [:p] = C @ rows [:m] for C of shape (p, m), p ≤ m, one block of columns at a time."""

@@ -1,0 +1,26 @@
+"""Small shared test helpers (imported by the test modules; pytest puts tests/ on sys.path)."""
+
+import numpy as np
+import torch
+
+import ridgelens as rl
+
+
+def psd(n, spectrum, seed=0):
+    """A symmetric n×n matrix with the given eigenvalues, in a random orthogonal basis."""
+    Q = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
+    return (Q * spectrum) @ Q.T
+
+
+def mixed_curvature_mlp():
+    """A float64 tanh MLP (103 parameters) on 150 samples, and a point θ with curvature of both signs.
+
+    θ minimizes the loss plus (0.05/2)‖θ‖², so the unpenalized Hessian there is indefinite.
+    """
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3)).double()
+    X = torch.randn(150, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (150,))
+    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 150, 64)]
+    obj = rl.TorchObjective(net, torch.nn.functional.cross_entropy, batches)
+    return obj, obj.minimize(l2=0.05, method="lbfgs", max_iter=300).theta
