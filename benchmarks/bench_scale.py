@@ -19,6 +19,7 @@ the samples are few (256) so that the 10⁷ model's HVP stays near half a second
 
     .venv-bench/bin/python benchmarks/bench_scale.py [--sizes 1e5,1e6,1e7] [--samples 256]
         [--stages eigen,density,path]   # the other stages of a matrix-free analyze too
+        [--ncv N] [--dtype float64]     # another Lanczos basis size; float64 as a reference
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ def child(args) -> None:
     size = float(args.child)
     w = width_for(size)
     torch.manual_seed(args.seed)
-    model = mlp((D_IN, w, w, D_OUT)).eval()
+    dtype = getattr(torch, args.dtype)
+    model = mlp((D_IN, w, w, D_OUT)).eval().to(dtype)
     X, y = teacher_data(args.samples, D_IN, seed=args.seed)
+    X = X.to(dtype)
     batches = batches_of(X, y, args.batch)
     base0 = peak_rss_bytes()  # interpreter + torch + model + data
     obj = rl.TorchObjective(model, F.cross_entropy, batches)
@@ -80,11 +83,11 @@ def child(args) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rl.ConvergenceWarning)
         spec = rl.eigen(op, args.k, method="lanczos", tol=args.tol, max_matvecs=budget, seed=args.seed,
-                        progress=False)
+                        ncv=args.ncv, progress=False)
     t_all = time.perf_counter() - t0
     n = n_params(model)
     item = torch.finfo(obj.dtype).bits // 8
-    ncv = default_ncv(n, args.k, item)
+    ncv = default_ncv(n, args.k, item) if args.ncv is None else args.ncv
     print(json.dumps({
         "size": size, "width": w, "n": n, "samples": args.samples, "form": op.form,
         "hvps": spec.n_matvecs, "converged": int(spec.converged.sum()), "budget": budget,
@@ -132,6 +135,8 @@ def main():
     ap.add_argument("--slq-steps", type=int, default=60, help="density: Lanczos steps per probe")
     ap.add_argument("--reorth", default="auto", choices=["auto", "full", "none"], help="density: reorthogonalization")
     ap.add_argument("--path-steps", type=int, default=40, help="path: Krylov steps (tol 1e-12, so it runs them all)")
+    ap.add_argument("--ncv", type=int, help="eigen: Lanczos basis size (default: ridgelens' own rule)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--stage", default="eigen", help=argparse.SUPPRESS)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -139,10 +144,11 @@ def main():
         child(args)
         return
     print(f"top-{args.k} Hessian eigenpairs (ridgelens Lanczos, tol {args.tol:g}) as the model grows; "
-          f"MLP {D_IN}-w-w-{D_OUT} tanh, {args.samples} samples, batch {args.batch}, float32")
+          f"MLP {D_IN}-w-w-{D_OUT} tanh, {args.samples} samples, batch {args.batch}, {args.dtype}")
     print(machine_line())
     fwd = ["--samples", str(args.samples), "--batch", str(args.batch), "--k", str(args.k), "--tol", str(args.tol),
-           "--seed", str(args.seed)] + (["--budget", str(args.budget)] if args.budget else [])
+           "--seed", str(args.seed), "--dtype", args.dtype] + (["--budget", str(args.budget)] if args.budget else []) \
+        + (["--ncv", str(args.ncv)] if args.ncv else [])
     stages = [st.strip() for st in args.stages.split(",")]
     if not set(stages) <= {"eigen", "density", "path"}:
         raise SystemExit(f"--stages takes eigen, density, path; got {args.stages!r}")
