@@ -33,8 +33,11 @@ browser:
 	fi
 
 test: $(STAMP) browser
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	@start=$$(date +%s); \
+	$(BIN)/ruff check src tests benchmarks && \
+	$(BIN)/lint-imports && \
+	$(BIN)/python -m pytest -q; status=$$?; \
+	echo "make test took $$(( $$(date +%s) - start )) s"; exit $$status
 
 test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "slow or not slow"

@@ -114,9 +114,8 @@ def test_lanczos_is_deterministic_and_partial_results_are_kept():
 def test_auto_method_records_choice():
     H = psd(50, np.linspace(1, 2, 50))
     assert rl.eigen(H, 3).method == "dense-eigh"
-    op = rl.HessianOperator.__new__(rl.HessianOperator)  # a matrix-free operator over a dense one
-    rl.CurvatureOperator.__init__(op, 50)
-    op._matvec = lambda v: H @ v
+    Ht = torch.from_numpy(H)
+    op = rl.as_operator(lambda V: Ht @ V, shape=H.shape)  # a matrix-free operator over a dense one
     assert rl.eigen(op, 3).method == "dense-eigh"  # n below DENSE_MAX_PARAMS
     with pytest.raises(rl.RidgelensError, match="method must be"):
         rl.eigen(H, 3, method="power")
@@ -180,21 +179,21 @@ def test_slq_and_hutchpp_against_exact_trace():
 
 def test_slq_without_reorthogonalization_keeps_its_quadrature(monkeypatch):
     """The three-term recurrence (3 vectors of memory) gives the same df(λ) and trace as full reorth."""
-    from ridgelens.spectra import _density
+    from ridgelens import _auto
 
     w = np.r_[np.geomspace(50, 1, 20), np.random.default_rng(7).uniform(0, 0.5, 480)]
     H = psd(500, w, seed=8)
     full = spectral_density(H, n_probes=20, m=40, seed=1, reorth="full")
     none = spectral_density(H, n_probes=20, m=40, seed=1, reorth="none")
-    assert (full.reorth, none.reorth) == ("full", "none") and none.n_matvecs == full.n_matvecs == 800
+    assert (full.reorth, none.reorth) == ("full", "local")  # "none" is the old name of "local" and none.n_matvecs == full.n_matvecs == 800
     lam = np.array([0.01, 0.1, 1.0])
     exact_df = (w[None, :] / (w[None, :] + lam[:, None])).sum(axis=1)
     np.testing.assert_allclose(none.effective_df(lam), exact_df, rtol=0.1)
     np.testing.assert_allclose(none.effective_df(lam), full.effective_df(lam), rtol=0.02)
     # Same probes: the two traces differ only by rounding (tr of the quadrature is exact: vᵀHv).
     assert abs(none.trace_of(lambda t: t) - full.trace_of(lambda t: t)) < 1e-8 * w.sum()
-    monkeypatch.setattr(_density, "SLQ_BASIS_BUDGET_BYTES", 40 * 500 * 8)  # a 41-vector basis no longer fits
-    assert spectral_density(H, n_probes=2, m=40, seed=1).reorth == "none"
+    monkeypatch.setattr(_auto, "SLQ_BASIS_BUDGET_BYTES", 40 * 500 * 8)  # a 41-vector basis no longer fits
+    assert spectral_density(H, n_probes=2, m=40, seed=1).reorth == "local"
     assert spectral_density(H, n_probes=2, m=30, seed=1).reorth == "full"
     with pytest.raises(rl.RidgelensError, match="reorth"):
         spectral_density(H, reorth="partial")
@@ -217,14 +216,15 @@ def test_analyze_matrix_free_agrees_with_dense(mlp):
 CHECKPOINT_SCRIPT = textwrap.dedent("""
     import sys, time, json
     import numpy as np
+    import torch
     import ridgelens as rl
 
     class Slow(rl.CurvatureOperator):
         def __init__(self, H):
-            super().__init__(H.shape[0]); self.H = H
-        def _matvec(self, v):
-            time.sleep(float(sys.argv[3]))
-            return self.H @ v
+            super().__init__(H.shape[0]); self.H = torch.from_numpy(H)
+        def _matmat(self, V):
+            time.sleep(float(sys.argv[3]) * V.shape[1])
+            return self.H @ V
 
     n = 300
     Q = np.linalg.qr(np.random.default_rng(0).normal(size=(n, n)))[0]

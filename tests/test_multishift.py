@@ -121,7 +121,7 @@ def test_checkpoint_resume_gives_the_same_thetas_and_count(tmp_path):
         multishift_cg_path(rl.DenseOperator(H), theta, LAM, gradient=g, tol=1e-10, max_matvecs=25,
                            checkpoint=tmp_path)
     saved = torch.load(tmp_path / "multishift_cg_path.pt", weights_only=True)
-    assert saved["nmv"] == 20 and saved["X"].shape == (LAM.size, N) and len(saved["alphas"]) == 19
+    assert saved["nmv"] == 20 and saved["X"].shape == (LAM.size, N) and len(saved["lanczos"]["alphas"]) == 19
     op = rl.DenseOperator(H)
     got = multishift_cg_path(op, theta, LAM, gradient=g, tol=1e-10, max_matvecs=2000, checkpoint=tmp_path)
     np.testing.assert_array_equal(got["thetas"], ref["thetas"])
@@ -217,8 +217,8 @@ def test_duplicate_unsorted_single_lambda_and_identity():
     np.testing.assert_array_equal(p.thetas[0], p.thetas[2])
 
     class Identity(rl.CurvatureOperator):
-        def _matvec(self, v):
-            return v  # hands back its input
+        def _matmat(self, V):
+            return V  # hands back its input
 
     op = Identity(80)
     p = rl.ridge_path(op, theta, [0.0, 1.0, 3.0], gradient=g, method="multishift-cg")

@@ -130,7 +130,7 @@ def test_model_contours_logistic_true_loss_against_the_model():
     drawn = plot_model_contours(obj, res, ax=ax, resolution=61)
     assert drawn["directions"] == (0, 4)  # the top one, and the flatter one the λ shrink visibly
     a, b = drawn["directions"]
-    B = res.spectrum.eigenvectors[:, [a, b]]
+    B = res.spectrum.Q[:, [a, b]]
     np.testing.assert_allclose(drawn["predicted"], (res.predicted - res.theta_hat) @ B, atol=1e-12)
     np.testing.assert_allclose(drawn["refit"], (res.refit - res.theta_hat) @ B, atol=1e-12)
     np.testing.assert_allclose(drawn["predicted_artist"].get_offsets(), drawn["predicted"])

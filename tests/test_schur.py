@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import ridgelens as rl
+from ridgelens import _auto
 from ridgelens.operators import _schur
 from ridgelens.ridge._krylov import krylov_schur_path
 
@@ -69,23 +70,23 @@ def test_schur_operator_products_match_dense(mlp, mode):
                                atol=1e-8 * np.linalg.norm(np.linalg.solve(Huu, Hup @ v)))
     # Every HVP is counted: the #u that formed H_uu (dense mode), then those of the product.
     assert S.n_setup_matvecs == (S.n_free if S.inner == "dense" else 0) and (S.inner == "cg") == bool(S.inner_iterations)
-    assert S.n_products == 1 and S.n_matvecs == S.n_setup_matvecs + hvps_of_last_product(S)
-    assert S.base.n_matvecs == S.n_matvecs
+    assert S.n_products == 1 and S.n_hvps == S.n_setup_matvecs + hvps_of_last_product(S)
+    assert S.base.n_matvecs == S.n_hvps
     if S.inner == "dense":
         np.testing.assert_allclose(S.free_eigenvalues, np.linalg.eigvalsh(Huu)[[0, -1]], rtol=1e-10)
-    before = S.n_matvecs
-    S.matvec(v)  # the NumPy view counts HVPs too, not products; H_uu is not formed again
-    assert S.n_matvecs - before == hvps_of_last_product(S)
+    before = S.n_hvps
+    S.matvec(v)  # the NumPy view: one more product, its HVPs counted in n_hvps; H_uu is not formed again
+    assert S.n_hvps - before == hvps_of_last_product(S)
 
 
 def test_inner_mode_choice(mlp, monkeypatch):
     obj, theta, _H, mask = mlp
     op = rl.hessian(obj, theta)
     S = rl.SchurComplementOperator(op, mask)  # 15 free parameters: dense, H_pu (108 × 15) kept
-    assert (S.inner, S.store_coupling, S.n_matvecs) == ("dense", True, 0)  # formed at the first product
+    assert (S.inner, S.store_coupling, S.n_hvps) == ("dense", True, 0)  # formed at the first product
     monkeypatch.setattr(_schur, "COUPLING_MAX_BYTES", 108 * 15 * 8 - 1)
     assert rl.SchurComplementOperator(op, mask).store_coupling is False
-    monkeypatch.setattr(_schur, "DENSE_FREE_MAX", 14)
+    monkeypatch.setattr(_auto, "DENSE_FREE_MAX", 14)
     S = rl.SchurComplementOperator(op, mask)
     assert (S.inner, S.store_coupling) == ("cg", False)
     assert rl.SchurComplementOperator(op, mask, inner="dense").inner == "dense"
@@ -147,7 +148,7 @@ def test_inner_modes_give_the_same_path_and_count_every_hvp(mlp):
             np.testing.assert_allclose(r["thetas"][i], ref[i], rtol=0, atol=1e-6 * np.abs(ref[i]).max())
         # The exact HVP count, from the operator's own counters: the start vector r = Hθ̂ (one HVP)
         # and its solve H_uu⁻¹ r_u, then each product with S.
-        assert r["n_matvecs"] == S.n_matvecs == S.base.n_matvecs
+        assert r["n_matvecs"] == S.n_hvps == S.base.n_matvecs
         if S.inner == "dense":
             per = 1 if S.store_coupling else 2  # H[v; 0], and H[0; y] unless H_pu is kept
             assert S.n_setup_matvecs == S.n_free == 15
@@ -225,10 +226,10 @@ def test_indefinite_free_block_is_a_clear_error(mode):
     with pytest.raises(rl.RidgelensError, match=r"H_uu .* is not positive definite.*Gauss-Newton"):
         S.matvec(np.ones(6))
     if S.inner == "dense":  # the dense mode states H_uu's smallest eigenvalue (and does not form H_uu again)
-        before = S.n_matvecs
+        before = S.n_hvps
         with pytest.raises(rl.RidgelensError, match=r"smallest eigenvalue is -1 \(largest 1\)"):
             S.matvec(np.ones(6))
-        assert S.n_matvecs == before + 1
+        assert S.n_hvps == before + 1
     with pytest.raises(rl.RidgelensError, match="not positive definite"):  # inner="auto": dense
         rl.ridge_path(rl.DenseOperator(H), np.ones(8), [0.1], penalized=mask, method="krylov")
     H[6:, 6:] = np.diag([1.0, 1e-9])  # positive definite, but one CG iteration cannot solve a 2×2 system
@@ -291,10 +292,10 @@ def test_schur_path_resumes_from_checkpoint(tmp_path, mode, budget):
             super().__init__(60)
             self.budget = budget
 
-        def _matvec(self, v):
+        def _matmat(self, V):
             if self.n_matvecs > self.budget:
                 raise KeyboardInterrupt
-            return H @ v
+            return torch.from_numpy(H) @ V
 
     with pytest.raises(KeyboardInterrupt):
         krylov_schur_path(rl.SchurComplementOperator(Dies(budget), mask, **mode), theta, lam, tol=1e-10,
@@ -319,10 +320,10 @@ def test_ridge_path_resumes_from_checkpoint(tmp_path):
     ref = rl.ridge_path(H, theta, lam, penalized=mask, method="krylov", tol=1e-10)
 
     class Dies(rl.CurvatureOperator):
-        def _matvec(self, v):
+        def _matmat(self, V):
             if self.n_matvecs > 20:  # 5 to form H_uu, 1 to start, then 14 products with S
                 raise KeyboardInterrupt
-            return H @ v
+            return torch.from_numpy(H) @ V
 
     with pytest.raises(KeyboardInterrupt):
         rl.ridge_path(Dies(30), theta, lam, penalized=mask, method="krylov", tol=1e-10, checkpoint=tmp_path)

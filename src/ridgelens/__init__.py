@@ -2,8 +2,8 @@
 
 The flow, one stage per subpackage::
 
-    objectives  →  operators  →  spectra  →  ridge  →  report / plots / cli
-    R(θ), ∇R, Hv   H at θ̂        eigenpairs   θ̃(λ), refit, error
+    objectives  →  operators  →  spectra  →  ridge  →  pipeline  →  report / plots / cli
+    R(θ), ∇R      H or G at θ̂   eigenpairs   θ̃(λ)      analyze: refit, error
 
 Conventions: R is the *mean* loss; the penalty is (λ/2)‖θ_p‖²; scikit-learn's
 ``Ridge(alpha=n·λ)`` and ``LogisticRegression(C=1/(n·λ))`` give the same minimizers.
@@ -25,9 +25,13 @@ from ridgelens.operators import (
     DenseOperator,
     HessianOperator,
     SchurComplementOperator,
+    as_operator,
+    curvature,
+    ggn,
     hessian,
 )
-from ridgelens.ridge import CONVENTIONS, Analysis, RidgePath, analyze, ridge_path
+from ridgelens.pipeline import CONVENTIONS, Analysis, analyze
+from ridgelens.ridge import RidgePath, make_solver, ridge_path, shrinkage
 from ridgelens.spectra import (
     SpectralDensity,
     Spectrum,
@@ -46,6 +50,7 @@ __all__ = [
     "CurvatureOperator",
     "DataError",
     "DenseOperator",
+    "GGNOperator",
     "GradientNotZeroWarning",
     "HessianOperator",
     "LeastSquares",
@@ -61,13 +66,19 @@ __all__ = [
     "SingularBlockWarning",
     "SpectralDensity",
     "Spectrum",
+    "TorchHessianOperator",
     "TorchObjective",
     "TraceEstimate",
     "analyze",
+    "as_operator",
+    "curvature",
     "eigen",
+    "ggn",
     "hessian",
     "hutchpp_trace",
+    "make_solver",
     "ridge_path",
+    "shrinkage",
     "spectral_density",
 ]
 
@@ -78,4 +89,8 @@ def __getattr__(name):
         from ridgelens.objectives.torch import TorchObjective
 
         return TorchObjective
+    if name in ("TorchHessianOperator", "GGNOperator"):
+        import ridgelens.operators as ops
+
+        return getattr(ops, name)
     raise AttributeError(f"module 'ridgelens' has no attribute {name!r}")

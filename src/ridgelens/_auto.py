@@ -1,17 +1,154 @@
-"""The one place where ``method="auto"`` is resolved."""
+"""The one place where every ``"auto"`` is resolved: :func:`select_solver`.
+
+Each decision takes the option the user asked for (``"auto"`` or a name) and the facts it
+depends on, and returns a :class:`Choice`: the name chosen, why, and the facts. Results
+record their choices, so a user can always see what ``"auto"`` became.
+
+========================  =====================================  ==========================================
+decision                  names                                  ``"auto"`` rule
+========================  =====================================  ==========================================
+``"eigen"``               ``dense``, ``lanczos``                 dense when the matrix is in memory or
+                                                                 n ≤ :data:`DENSE_MAX_PARAMS`
+``"path"``                ``dense``, ``krylov``,                 dense as above, else krylov (never
+                          ``multishift-cg``                      multishift-cg: it needs every parameter
+                                                                 penalized and has no basis for λ = 0 on a
+                                                                 singular H)
+``"analysis"``            ``dense``, ``matrix-free``             as ``"eigen"``
+``"hvp_form"``            ``reuse``, ``partial-reuse``,          reuse when the whole gradient graph fits
+                          ``double-backward``, ``fwd-over-rev``  the memory budget; partial-reuse when one
+                                                                 batch's does (and batches come in a fixed
+                                                                 order); else the faster recompute form,
+                                                                 timed on the first batch
+``"schur_inner"``         ``dense``, ``cg``                      dense when #u ≤ 4096 (H_uu ≤ 128 MiB)
+``"slq_reorth"``          ``full``, ``local``                    full unless m + 1 vectors pass 1 GiB
+========================  =====================================  ==========================================
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from ridgelens.errors import RidgelensError
 
 #: Up to this many parameters a dense Hessian (n HVPs, n² memory) is built and decomposed exactly.
 DENSE_MAX_PARAMS = 2000
+#: ``schur_inner="auto"`` forms and factors H_uu when #u is at most this.
+DENSE_FREE_MAX = 4096
+#: Above this many bytes for an SLQ basis (m + 1 vectors), ``slq_reorth="auto"`` keeps 3 vectors only.
+SLQ_BASIS_BUDGET_BYTES = 1 << 30
+
+NAMES = {
+    "eigen": ("dense", "lanczos"),
+    "path": ("dense", "krylov", "multishift-cg"),
+    "analysis": ("dense", "matrix-free"),
+    "hvp_form": ("reuse", "partial-reuse", "double-backward", "fwd-over-rev"),
+    "schur_inner": ("dense", "cg"),
+    "slq_reorth": ("full", "local"),
+}
+#: Older spellings still accepted.
+ALIASES = {("slq_reorth", "none"): "local"}
 
 
-def resolve_method(method: str, n: int, is_dense: bool, allowed=("dense", "lanczos")) -> str:
-    """``"dense"`` when the matrix is in memory or n ≤ DENSE_MAX_PARAMS, else the matrix-free method."""
-    if method == "auto":
-        return allowed[0] if is_dense or n <= DENSE_MAX_PARAMS else allowed[1]
-    if method not in allowed:
-        raise RidgelensError(f"method must be 'auto' or one of {allowed}, got {method!r}")
-    return method
+@dataclass(frozen=True)
+class Choice:
+    """What an ``"auto"`` (or an explicit name) resolved to, and why."""
+
+    decision: str
+    name: str
+    reason: str
+    facts: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.decision}={self.name} ({self.reason})"
+
+
+#: The name of the option each decision is set by (for error messages).
+OPTION = {"eigen": "method", "path": "method", "analysis": "method", "hvp_form": "form",
+          "schur_inner": "inner", "slq_reorth": "reorth"}
+
+
+def _check(decision: str, requested: str) -> str:
+    names = NAMES[decision]
+    requested = ALIASES.get((decision, requested), requested)
+    if requested != "auto" and requested not in names:
+        raise RidgelensError(f"{OPTION[decision]} must be one of {('auto', *names)}, got {requested!r}")
+    return requested
+
+
+def select_solver(decision: str, requested: str = "auto", **facts) -> Choice:
+    """Resolve ``requested`` (``"auto"`` or a name) for ``decision``; see the module table.
+
+    Examples
+    --------
+    >>> select_solver("eigen", n=50, is_dense=False).name
+    'dense'
+    >>> select_solver("path", n=10**6, is_dense=False).name
+    'krylov'
+    """
+    if decision not in NAMES:
+        raise RidgelensError(f"unknown decision {decision!r}; one of {tuple(NAMES)}")
+    requested = _check(decision, requested)
+    if decision in ("eigen", "path", "analysis"):
+        n, is_dense = int(facts["n"]), bool(facts.get("is_dense", False))
+        small = is_dense or n <= DENSE_MAX_PARAMS
+        if requested != "auto":
+            return Choice(decision, requested, "asked for", facts)
+        name = NAMES[decision][0] if small else NAMES[decision][1]
+        why = ("the matrix is in memory" if is_dense else f"n = {n} ≤ {DENSE_MAX_PARAMS}") if small else \
+            f"n = {n} > {DENSE_MAX_PARAMS}: matrix-free"
+        return Choice(decision, name, why, facts)
+    if decision == "schur_inner":
+        n_free = int(facts["n_free"])
+        if requested != "auto":
+            return Choice(decision, requested, "asked for", facts)
+        if n_free <= DENSE_FREE_MAX:
+            return Choice(decision, "dense", f"#u = {n_free} ≤ {DENSE_FREE_MAX}: form and factor H_uu once", facts)
+        return Choice(decision, "cg", f"#u = {n_free} > {DENSE_FREE_MAX}: CG on H_uu per product", facts)
+    if decision == "slq_reorth":
+        nbytes = int(facts["basis_bytes"])
+        if requested != "auto":
+            return Choice(decision, requested, "asked for", facts)
+        if nbytes <= SLQ_BASIS_BUDGET_BYTES:
+            return Choice(decision, "full", f"the basis takes {nbytes / 2**20:.0f} MiB ≤ 1 GiB", facts)
+        return Choice(decision, "local", f"the basis would take {nbytes / 2**20:.0f} MiB > 1 GiB: 3 vectors", facts)
+    return _hvp_form(requested, **facts)
+
+
+def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_order, fastest_recompute) -> Choice:
+    facts = {"n_batches": n_batches, "batch_graph_bytes": batch_graph_bytes, "memory_budget": memory_budget}
+    fits = min(n_batches, memory_budget // max(batch_graph_bytes, 1))
+    if fits < n_batches and not fixed_order:
+        # Reused graphs hold the first pass's batches 0 … fits − 1; with a shuffling loader the
+        # recomputed batches of a later pass would overlap them and miss others: a wrong H.
+        if requested == "partial-reuse":
+            raise RidgelensError(
+                "form='partial-reuse' needs the batches in the same order on every pass, but the "
+                "DataLoader draws them in a random order (shuffle=True or a random sampler); use "
+                "shuffle=False, or form='reuse' (the whole graph) or a recompute form")
+        fits = 0
+    facts["fits"] = fits
+    if requested == "auto":
+        if fits >= n_batches:
+            return Choice("hvp_form", "reuse", "the whole gradient graph fits the memory budget", facts)
+        if fits >= 1:
+            facts["recompute_form"] = fastest_recompute()
+            return Choice("hvp_form", "partial-reuse", f"{fits} of {n_batches} batch graphs fit the budget", facts)
+        facts["recompute_form"] = name = fastest_recompute()
+        if name is None:
+            raise RidgelensError("no HVP form runs on this model and loss (double backward and forward-over-reverse "
+                                 "both failed on the first batch)")
+        return Choice("hvp_form", name, "no batch graph fits the budget (or batches are shuffled); "
+                      "the faster recompute form on the first batch", facts)
+    if requested == "partial-reuse":
+        if fits >= n_batches:
+            return Choice("hvp_form", "reuse", "partial-reuse asked for, but every batch fits: nothing to recompute",
+                          facts)
+        facts["recompute_form"] = fastest_recompute()
+        if fits < 1:
+            return Choice("hvp_form", facts["recompute_form"], "partial-reuse asked for, but no batch fits", facts)
+        return Choice("hvp_form", "partial-reuse", "asked for", facts)
+    if requested in ("double-backward", "fwd-over-rev"):
+        facts["recompute_form"] = requested
+    elif requested == "reuse":
+        facts["fits"] = n_batches
+    return Choice("hvp_form", requested, "asked for", facts)

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mlp: parameters the penalty leaves out, by name pattern (repeatable), e.g. '*.bias'; "
                         "the names are 0.weight, 0.bias, 2.weight, 2.bias")
     a.add_argument("--refit-tol", type=float, help="mlp: gradient-norm tolerance of the refits (default: 1e-5)")
+    a.add_argument("--curvature", choices=["hessian", "ggn"], default="hessian",
+                   help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
+                        "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
+                        "linear and logistic models)")
 
     from ridgelens.cli._explore import directions_arg
 

@@ -12,6 +12,7 @@ from ridgelens.cli._output import new_figure, save_figure, table
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
+from ridgelens.pipeline import analyze
 from ridgelens.plots import (
     plot_coefficient_paths,
     plot_effective_df,
@@ -20,7 +21,6 @@ from ridgelens.plots import (
     plot_shrinkage,
     plot_spectral_density,
 )
-from ridgelens.ridge import analyze
 
 #: Options that only an MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_method": "trust-ncg", "refit_iters": None,
@@ -63,11 +63,12 @@ def run_analyze(args) -> None:
         cls = LeastSquares if args.model == "linear" else Logistic
         obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
                   feature_names=ds.feature_names)
-        res = analyze(obj, lam)
+        res = analyze(obj, lam, curvature=args.curvature)
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
           f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
-          f"{res.method} curvature ({res.n_matvecs} Hessian-vector products)")
+          f"{res.method} {'Gauss-Newton' if res.curvature_kind == 'ggn' else 'Hessian'} curvature "
+          f"({res.n_matvecs} curvature-vector products)")
     schur = res.method == "matrix-free" and res.path.curvature == "schur-complement"
     print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else 'H'} = "
           f"{res.min_eigenvalue:.4g}"
@@ -100,6 +101,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
     else:
         theta_hat = obj.theta0
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
+                  curvature=args.curvature,
                   tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
     if args.weights is None:
         save_state_dict(net, theta_hat, obj, out / "model.pt")

@@ -14,8 +14,9 @@ from ridgelens.data import DEMO_SIGMA as SIGMA2
 from ridgelens.data import DEMO_THETA as THETA2
 from ridgelens.data import load_dataset
 from ridgelens.objectives import LeastSquares, Logistic
+from ridgelens.pipeline import CONVENTIONS, analyze
 from ridgelens.plots import plot_coefficient_paths, plot_quadratic_contours, plot_rel_error
-from ridgelens.ridge import CONVENTIONS, analyze, ridge_path
+from ridgelens.ridge import ridge_path
 
 DIABETES_LAMBDAS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 CANCER_LAMBDAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]

@@ -19,6 +19,9 @@ def _no_options(options: dict) -> None:
 class _LinearObjective(Objective):
     """Shared plumbing: design matrix ``A = [X, 1]`` and θ = ``[w, b]``."""
 
+    #: A GLM with its canonical link: the Gauss-Newton matrix equals the Hessian.
+    canonical_glm = True
+
     def __init__(self, X, y, *, fit_intercept: bool = True, penalize_intercept: bool = False,
                  feature_names=None):
         X = check_finite_matrix(X, "X", feature_names)

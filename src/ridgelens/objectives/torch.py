@@ -12,6 +12,7 @@ from scipy import optimize
 from torch import nn
 from torch.func import functional_call
 
+from ridgelens._autodiff import second_order_attention
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
 
@@ -20,6 +21,14 @@ _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNo
 
 class TorchObjective(Objective):
     r"""A ``torch.nn.Module`` and its data as a mean loss on one flat parameter vector.
+
+    The public protocol that curvature operators are built from (and nothing else):
+    :meth:`flat_tensor` (θ as one tensor on :attr:`device` in :attr:`dtype`),
+    :meth:`prepared_batches` (the batches, on that device and dtype), :meth:`batch_weight`
+    (``n_b / n``), :meth:`outputs` (the model's outputs at a flat θ), :attr:`loss_fn` (a
+    batch's mean loss from outputs and targets), :meth:`batch_losses` (the weighted losses),
+    :attr:`n_batches` and :meth:`fingerprint` (a digest of the model's structure, the loss and
+    every batch, for checkpoints).
 
     ``R(θ) = Σ_b (n_b / n) · loss_fn(model_θ(x_b), y_b)``, where ``loss_fn`` is
     mean-reduced over its batch, so that R is the mean over all n samples even when
@@ -100,6 +109,7 @@ class TorchObjective(Objective):
         with torch.no_grad():
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
         self._n = self._count_samples()
+        self._fingerprint = None
         self.default_tol = 1e-8 if self.dtype == torch.float64 else 1e-4
 
     # ----------------------------------------------------------------- plumbing
@@ -117,9 +127,46 @@ class TorchObjective(Objective):
         self.n_batches = k + 1
         return n
 
-    def _to_tensor(self, v: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(v, dtype=np.float64), device=self.device).to(self.dtype)
+    def flat_tensor(self, theta, requires_grad: bool = False) -> torch.Tensor:
+        """θ (an array or a tensor of shape (n_params,)) as a new tensor on the model's device and dtype."""
+        if isinstance(theta, torch.Tensor):
+            if theta.shape != (self.n_params,):
+                raise RidgelensError(f"theta must have shape ({self.n_params},), got {tuple(theta.shape)}")
+            t = theta.detach().to(device=self.device, dtype=self.dtype).clone()
+        else:
+            t = torch.as_tensor(self._check(theta), device=self.device).to(self.dtype)
         return t.requires_grad_(requires_grad)
+
+    _to_tensor = flat_tensor
+
+    def batch_weight(self, targets) -> float:
+        """``n_b / n``: the weight of a batch with these targets in the mean loss."""
+        return len(targets) / self._n
+
+    def outputs(self, flat: torch.Tensor, inputs) -> torch.Tensor:
+        """The model's outputs on ``inputs`` with the parameters ``flat`` (the caller's model is untouched)."""
+        return functional_call(self.model, self._params(flat), (inputs,))
+
+    def fingerprint(self) -> str:
+        """A digest of the parameter names and shapes, the loss, the dtype and every batch (streamed, cached).
+
+        Two objectives with the same model structure but other data (another y, permuted labels)
+        get different fingerprints, so a checkpoint of one is never resumed by the other.
+        """
+        if self._fingerprint is None:
+            import hashlib
+
+            h = hashlib.sha256()
+            h.update(repr([(n, tuple(s)) for n, s in zip(self._names, self._shapes, strict=True)]).encode())
+            h.update(repr((getattr(self.loss_fn, "__qualname__", repr(self.loss_fn)), str(self.dtype),
+                           type(self.model).__name__)).encode())
+            for x, y in self.batches:
+                for t in (x, y):
+                    a = t.detach().cpu().contiguous() if isinstance(t, torch.Tensor) else torch.as_tensor(t)
+                    h.update(str((a.dtype, tuple(a.shape))).encode())
+                    h.update(a.numpy().tobytes() if a.dtype != torch.bfloat16 else a.float().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def _params(self, flat: torch.Tensor) -> dict:
         chunks = torch.split(flat, self._sizes)
@@ -150,7 +197,7 @@ class TorchObjective(Objective):
         params = self._params(flat)
         for x, y in self.prepared_batches(start, stop):
             out = functional_call(self.model, params, (x,))
-            yield self.loss_fn(out, y) * (len(y) / self._n)
+            yield self.loss_fn(out, y) * self.batch_weight(y)
 
     def _check(self, theta) -> np.ndarray:
         a = np.asarray(theta, dtype=np.float64)
@@ -191,16 +238,8 @@ class TorchObjective(Objective):
     def gradient(self, theta) -> np.ndarray:
         return self.value_and_gradient(theta)[1]
 
-    def hessian_operator(self, theta, *, form: str = "auto", memory_budget: int | None = None):
-        """H at θ as a matrix-free :class:`~ridgelens.operators.TorchHessianOperator` (graph reuse when it fits)."""
-        from ridgelens.operators._torch import TorchHessianOperator
-
-        return TorchHessianOperator(self, theta, form=form, memory_budget=memory_budget)
-
     def hvp(self, theta, v) -> np.ndarray:
         """Exact ∇²R(θ) v by double backward (Pearlmutter), accumulated over batches."""
-        from ridgelens.operators._torch import second_order_attention
-
         flat = self._to_tensor(self._check(theta), requires_grad=True)
         vt = self._to_tensor(self._check(v))
         out = torch.zeros_like(flat)

@@ -20,7 +20,9 @@ then ``y = H_uu⁻¹ c`` and ``S v = H_pp v − H_pu y``. How H_uu is inverted i
     about #u iterations or more. The solves are tight (1e-10 relative in float64): Lanczos
     on an inexactly applied operator loses accuracy in proportion to the inner error.
 
-:attr:`SchurComplementOperator.n_matvecs` counts every HVP, the ones that form H_uu included.
+:attr:`SchurComplementOperator.n_matvecs` counts products with S (as for every operator);
+:attr:`SchurComplementOperator.n_hvps` counts every HVP of H spent through S, the ones that form
+H_uu included (they are also counted on H itself, ``S.base.n_matvecs``).
 
 H_uu must be positive definite (it is at a strict minimizer). Dense: an H_uu whose smallest
 eigenvalue is ≤ 0, or whose condition number exceeds :data:`MAX_FREE_CONDITION` (1e12), raises
@@ -34,12 +36,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ridgelens._auto import DENSE_FREE_MAX, select_solver
 from ridgelens._validation import check_mask
 from ridgelens.errors import RidgelensError
-from ridgelens.operators._base import CurvatureOperator
+from ridgelens.operators._base import CurvatureOperator, as_operator
 
-DENSE_FREE_MAX = 4096
-"""``inner="auto"`` forms and factors H_uu (the dense mode) when #u is at most this."""
+__all__ = ["DENSE_FREE_MAX", "SchurComplementOperator"]
 COUPLING_MAX_BYTES = 128 * 2**20
 """The dense mode keeps H_pu (#p·#u entries in the operator's dtype) when it fits in this."""
 MAX_FREE_CONDITION = 1e12
@@ -47,7 +49,6 @@ MAX_FREE_CONDITION = 1e12
 
 _ADVICE = ("penalize those parameters too, use the dense path (method='dense', which takes a "
            "pseudo-inverse of a singular H_uu), or use a positive semi-definite curvature such as Gauss-Newton")
-_INNER = ("auto", "dense", "cg")
 
 
 class SchurComplementOperator(CurvatureOperator):
@@ -58,9 +59,8 @@ class SchurComplementOperator(CurvatureOperator):
 
     Parameters
     ----------
-    op : CurvatureOperator or array of shape (n, n)
-        H. Products run on its device and dtype when it has a native ``matvec_tensor``
-        (torch models), else in float64 on the CPU.
+    op : CurvatureOperator, or anything :func:`~ridgelens.operators.as_operator` accepts
+        H. Products run on its device and dtype.
     penalized : bool array of shape (n,)
         True for the block p that S acts on; False for the eliminated block u.
     inner : {"auto", "dense", "cg"}
@@ -85,12 +85,11 @@ class SchurComplementOperator(CurvatureOperator):
     store_coupling : bool
         Whether the dense mode keeps H_pu (always False in CG mode).
     n_matvecs : int
+        Products with S (``matvec``/``matmat`` columns/``matvec_with_solve`` calls).
+    n_hvps : int
         HVPs of H spent through this operator (outer, inner and the ones forming H_uu).
     n_setup_matvecs : int
         Of those, the HVPs that formed H_uu (#u, once, in dense mode; 0 in CG mode).
-    n_products : int
-        Products with S (``matvec``/``matvec_tensor``/``matvec_with_solve`` calls and
-        matrix columns); :func:`ridgelens.eigen` reports these in ``Spectrum.n_matvecs``.
     inner_iterations : list of int
         CG mode: CG iterations of every solve so far, in order (empty in dense mode).
     free_eigenvalues : tuple of float or None
@@ -104,28 +103,21 @@ class SchurComplementOperator(CurvatureOperator):
     >>> S = SchurComplementOperator(H, np.array([True, False]))
     >>> float(S.matvec(np.array([1.0]))[0])  # 2 − 1·(1/4)·1
     1.75
-    >>> S.inner, S.n_matvecs  # one HVP formed H_uu, one HVP for the product
-    ('dense', 2)
+    >>> S.inner, S.n_matvecs, S.n_hvps  # one product with S: one HVP formed H_uu, one for the product
+    ('dense', 1, 2)
     """
 
     def __init__(self, op, penalized, *, inner: str = "auto", inner_tol: float | None = None,
                  inner_max_iter: int | None = None, store_coupling: bool | None = None):
-        from ridgelens.operators._base import DenseOperator
-
-        base = op if isinstance(op, CurvatureOperator) else DenseOperator(op)
+        base = as_operator(op)
         mask = check_mask(penalized, base.n)
-        super().__init__(int(mask.sum()))
+        super().__init__(int(mask.sum()), dtype=base.dtype, device=base.device)
         self.base, self.penalized = base, mask
         self.base_n, self.n_free = base.n, int((~mask).sum())
-        native = getattr(base, "matvec_tensor", None)
-        if native is not None:
-            self._base_mv, self.device, self.torch_dtype = native, base.device, base.torch_dtype
-        else:
-            self._base_mv, self.device, self.torch_dtype = self._numpy_mv, torch.device("cpu"), torch.float64
-        if inner not in _INNER:
-            raise RidgelensError(f"inner must be one of {_INNER}, got {inner!r}")
-        self.inner = ("dense" if self.n_free <= DENSE_FREE_MAX else "cg") if inner == "auto" else inner
-        eps = torch.finfo(self.torch_dtype).eps
+        self.choice = select_solver("schur_inner", inner, n_free=self.n_free)
+        self.inner = self.choice.name
+        self.n_hvps = 0
+        eps = torch.finfo(self.dtype).eps
         self.inner_tol = min(max(1e-10, 100 * eps), 1e-2) if inner_tol is None else float(inner_tol)
         if not 0 < self.inner_tol < 1:
             raise RidgelensError(f"inner_tol must be in (0, 1), got {self.inner_tol}")
@@ -133,14 +125,13 @@ class SchurComplementOperator(CurvatureOperator):
         if self.inner_max_iter < 1:
             raise RidgelensError(f"inner_max_iter must be >= 1, got {self.inner_max_iter}")
         if store_coupling is None:
-            nbytes = self.n * self.n_free * torch.finfo(self.torch_dtype).bits // 8
+            nbytes = self.n * self.n_free * torch.finfo(self.dtype).bits // 8
             store_coupling = self.inner == "dense" and nbytes <= COUPLING_MAX_BYTES
         elif store_coupling and self.inner != "dense":
             raise RidgelensError("store_coupling=True needs inner='dense' (CG gets H_pu y from its own HVPs)")
         self.store_coupling = bool(store_coupling)
         self.p_index = torch.as_tensor(np.flatnonzero(mask), device=self.device)
         self.u_index = torch.as_tensor(np.flatnonzero(~mask), device=self.device)
-        self.n_products = 0
         self.n_setup_matvecs = 0
         self.inner_iterations: list[int] = []
         self.free_eigenvalues: tuple[float, float] | None = None
@@ -150,20 +141,28 @@ class SchurComplementOperator(CurvatureOperator):
         self._scale = 0.0  # largest ‖Hx‖/‖x‖ seen: the yardstick for "numerically zero" curvature
 
     # ------------------------------------------------------------------ plumbing
-    def _numpy_mv(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.base.matvec(x.detach().cpu().numpy()))
+    @property
+    def n_products(self) -> int:
+        """Products with S (the same as :attr:`n_matvecs`)."""
+        return self.n_matvecs
+
+    def fingerprint(self) -> str | None:
+        from ridgelens._checkpoint import digest
+
+        base = self.base.fingerprint()
+        return None if base is None else digest(self.penalized, None, base)
 
     def base_matvec(self, x: torch.Tensor) -> torch.Tensor:
-        """``H x`` for a full-length tensor x (one HVP, counted in :attr:`n_matvecs`)."""
-        w = self._base_mv(x.to(device=self.device, dtype=self.torch_dtype))
-        self.n_matvecs += 1
+        """``H x`` for a full-length tensor x (one HVP, counted in :attr:`n_hvps` and on H)."""
+        w = self.base.matvec(x.to(device=self.device, dtype=self.dtype))
+        self.n_hvps += 1
         xn = float(x.norm())
         if xn > 0:
             self._scale = max(self._scale, float(w.norm()) / xn)
         return w
 
     def _embed(self, idx: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        x = torch.zeros(self.base_n, device=self.device, dtype=self.torch_dtype)
+        x = torch.zeros(self.base_n, device=self.device, dtype=self.dtype)
         x[idx] = v
         return x
 
@@ -174,17 +173,17 @@ class SchurComplementOperator(CurvatureOperator):
             return
         if self._factor_error is not None:  # refused once: say so again without forming H_uu again
             raise RidgelensError(self._factor_error)
-        nu, before = self.n_free, self.n_matvecs
-        Huu = torch.empty(nu, nu, device=self.device, dtype=self.torch_dtype)
-        coupling = torch.empty(nu, self.n, device=self.device, dtype=self.torch_dtype) if self.store_coupling else None
+        nu, before = self.n_free, self.n_hvps
+        Huu = torch.empty(nu, nu, device=self.device, dtype=self.dtype)
+        coupling = torch.empty(nu, self.n, device=self.device, dtype=self.dtype) if self.store_coupling else None
         for i, j in enumerate(self.u_index.tolist()):
-            e = torch.zeros(self.base_n, device=self.device, dtype=self.torch_dtype)
+            e = torch.zeros(self.base_n, device=self.device, dtype=self.dtype)
             e[j] = 1.0
             w = self.base_matvec(e)  # column u_i of H: H_uu's column i and, in its p rows, H_pu's
             Huu[i] = w[self.u_index]
             if coupling is not None:
                 coupling[i] = w[self.p_index]
-        self.n_setup_matvecs += self.n_matvecs - before
+        self.n_setup_matvecs += self.n_hvps - before
         A = Huu.to(device="cpu", dtype=torch.float64)
         del Huu
         A = 0.5 * (A + A.T)
@@ -213,7 +212,7 @@ class SchurComplementOperator(CurvatureOperator):
     def _solve_dense(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._factor()
         y = torch.cholesky_solve(c.to(device="cpu", dtype=torch.float64)[:, None], self._chol)[:, 0]
-        y = y.to(device=self.device, dtype=self.torch_dtype)
+        y = y.to(device=self.device, dtype=self.dtype)
         if self._coupling is not None:
             return y, y @ self._coupling
         return y, self.base_matvec(self._embed(self.u_index, y))[self.p_index]
@@ -241,7 +240,7 @@ class SchurComplementOperator(CurvatureOperator):
             raise RidgelensError(f"saved H_uu factor of shape {tuple(L.shape)} does not fit this operator "
                                  f"(#u = {self.n_free}, #p = {self.n})")
         self._chol = L.to(device="cpu", dtype=torch.float64)
-        self._coupling = coupling.to(device=self.device, dtype=self.torch_dtype) if self.store_coupling else None
+        self._coupling = coupling.to(device=self.device, dtype=self.dtype) if self.store_coupling else None
         lo, hi = (float(x) for x in state["free_eigenvalues"])
         self.free_eigenvalues = (lo, hi)
 
@@ -254,9 +253,9 @@ class SchurComplementOperator(CurvatureOperator):
         Raises :class:`RidgelensError` when H_uu is not positive definite (or, dense, too
         ill-conditioned; CG, when CG does not converge within ``inner_max_iter`` iterations).
         """
-        c = c.to(device=self.device, dtype=self.torch_dtype)
+        c = c.to(device=self.device, dtype=self.dtype)
         y = torch.zeros_like(c)
-        z = torch.zeros(self.n, device=self.device, dtype=self.torch_dtype)
+        z = torch.zeros(self.n, device=self.device, dtype=self.dtype)
         c_norm = float(c.norm())
         if self.n_free == 0 or c_norm == 0.0:
             if self.inner == "cg":
@@ -269,7 +268,7 @@ class SchurComplementOperator(CurvatureOperator):
         r = c.clone()
         d = r.clone()
         rr = c_norm ** 2
-        eps = torch.finfo(self.torch_dtype).eps
+        eps = torch.finfo(self.dtype).eps
         for it in range(1, self.inner_max_iter + 1):
             w = self.base_matvec(self._embed(self.u_index, d))
             q = w[self.u_index]
@@ -296,21 +295,24 @@ class SchurComplementOperator(CurvatureOperator):
             f"{rr ** 0.5 / c_norm:.3g} > inner_tol = {self.inner_tol:g} after {self.inner_max_iter} iterations "
             "(H_uu is near-singular or badly conditioned). Raise inner_max_iter or inner_tol, or " + _ADVICE)
 
-    def matvec_with_solve(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(S v, y)`` with ``y = H_uu⁻¹ H_up v``, the free block's response to v."""
-        if v.shape != (self.n,):
-            raise RidgelensError(f"matvec expects a vector of shape ({self.n},), got {tuple(v.shape)}")
-        v = v.to(device=self.device, dtype=self.torch_dtype)
-        self.n_products += 1
+    def _apply(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.base_matvec(self._embed(self.p_index, v))
         y, z = self.solve_free(w[self.u_index])
         return w[self.p_index] - z, y
 
-    def matvec_tensor(self, v: torch.Tensor) -> torch.Tensor:
-        """``S v`` for a 1-D tensor on the base operator's device; counts HVPs in ``n_matvecs``."""
-        return self.matvec_with_solve(v)[0]
+    def matvec_with_solve(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(S v, y)`` with ``y = H_uu⁻¹ H_up v``, the free block's response to v (one product with S)."""
+        if v.shape != (self.n,):
+            raise RidgelensError(f"matvec expects a vector of shape ({self.n},), got {tuple(v.shape)}")
+        self.n_matvecs += 1
+        return self._apply(v.to(device=self.device, dtype=self.dtype))
 
-    def _matvec(self, v: np.ndarray) -> np.ndarray:
-        self.n_matvecs -= 1  # matvec/matmat counted a product; the HVPs are counted instead
-        t = torch.as_tensor(v, device=self.device).to(self.torch_dtype)
-        return self.matvec_tensor(t).to(torch.float64).cpu().numpy()
+    def _matvec(self, v: torch.Tensor) -> torch.Tensor:
+        return self._apply(v)[0]
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._apply(V[:, j])[0] for j in range(V.shape[1])], dim=1)
+
+    def matvec_tensor(self, v: torch.Tensor) -> torch.Tensor:
+        """Deprecated spelling of :meth:`matvec` on a tensor."""
+        return self.matvec(v)

@@ -15,41 +15,35 @@ Forms of the Hessian-vector product (Pearlmutter's R-operator):
 (measured with saved-tensor hooks on the first batch), else ``"partial-reuse"`` when at
 least one batch's graph fits and the batches come in the same order on every pass (not a
 shuffling DataLoader), else the faster on the first batch of the two recompute
-forms. The choice is recorded in :attr:`TorchHessianOperator.form`, and how many batches
-are reused in :attr:`~TorchHessianOperator.reused_batches`.
+forms (resolved by :func:`ridgelens._auto.select_solver`). The choice is recorded in
+:attr:`TorchHessianOperator.form`, and how many batches are reused in
+:attr:`~TorchHessianOperator.reused_batches`.
+
+``matmat`` of b vectors is one batched product where the form allows it: the reused graph
+(and each recomputed batch's graph) is differentiated once for all b vectors
+(``autograd.grad(..., is_grads_batched=True)``, vmap over ``grad_outputs``), so a block of
+vectors costs less than b products. Only the public protocol of the objective is used
+(see :class:`~ridgelens.objectives.torch.TorchObjective`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-import numpy as np
 import torch
-from torch.func import functional_call, grad, jvp
+from torch.func import grad, jvp
 
+from ridgelens._auto import select_solver
+from ridgelens._autodiff import second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 
 FORMS = ("auto", "reuse", "partial-reuse", "double-backward", "fwd-over-rev")
 RECOMPUTE_FORMS = ("double-backward", "fwd-over-rev")
-
-
-def second_order_attention():
-    """A context that routes ``scaled_dot_product_attention`` to its plain math kernel.
-
-    The fused (flash / memory-efficient) kernels have no second derivative and no forward
-    AD, so every HVP form would fail on a transformer without this.
-    """
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:  # torch < 2.3 has only the math path on CPU
-        return contextlib.nullcontext()
-    return sdpa_kernel(SDPBackend.MATH)
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for a reused graph (2 GiB)
 
 
-def _fixed_order(batches) -> bool:
+def fixed_order(batches) -> bool:
     """Whether ``batches`` yields its batches in the same order on every pass.
 
     False for a DataLoader over a map-style dataset whose batches are not drawn by a
@@ -65,11 +59,24 @@ def _fixed_order(batches) -> bool:
     return isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler)
 
 
-class TorchHessianOperator(CurvatureOperator):
-    """∇²R(θ) of a :class:`~ridgelens.objectives.torch.TorchObjective`, applied matrix-free.
+def _grad_batched(out, inp, V, retain_graph):
+    """``(∂out/∂inp)ᵀ`` applied to each row of V: one batched backward (vmap), or a loop where vmap fails."""
+    if V.shape[0] == 1:
+        (g,) = torch.autograd.grad(out, inp, grad_outputs=V[0], retain_graph=retain_graph)
+        return g[None]
+    try:
+        (g,) = torch.autograd.grad(out, inp, grad_outputs=V, retain_graph=True, is_grads_batched=True)
+        return g
+    except RuntimeError:  # an op without a batching rule: one backward per vector
+        rows = [torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=True)[0] for v in V]
+        return torch.stack(rows)
 
-    ``matvec_tensor`` takes and returns 1-D tensors on the model's device and dtype;
-    ``matvec`` is the NumPy view of the same product.
+
+class TorchHessianOperator(CurvatureOperator):
+    """∇²R(θ) of a torch objective, applied matrix-free on the model's device and dtype.
+
+    Built from the objective's public protocol alone (``flat_tensor``, ``prepared_batches``,
+    ``batch_weight``, ``outputs``, ``loss_fn``, ``batch_losses``, ``n_batches``).
 
     Attributes
     ----------
@@ -85,50 +92,41 @@ class TorchHessianOperator(CurvatureOperator):
         How the batches not reused are recomputed (None for "reuse").
     memory_budget : int
         Bytes the reused graph may take.
+    choice : Choice
+        The resolved form and why (from :func:`ridgelens._auto.select_solver`).
     """
 
     def __init__(self, objective, theta, *, form: str = "auto", memory_budget: int | None = None):
         if form not in FORMS:
             raise RidgelensError(f"form must be one of {FORMS}, got {form!r}")
-        super().__init__(objective.n_params)
+        super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
-        self.device, self.torch_dtype = objective.device, objective.dtype
-        self.theta = objective._to_tensor(objective._check(theta))
+        self.theta = objective.flat_tensor(theta)
         self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         if self.memory_budget < 0:
             raise RidgelensError(f"memory_budget must be ≥ 0 bytes, got {memory_budget}")
         self._graph = None
-        self.form_timings = {}
+        self.form_timings, self.form_errors = {}, {}
         n_b = objective.n_batches
         with second_order_attention():
             self.batch_graph_bytes = self._estimate_batch_graph_bytes()
             self.graph_bytes = self.batch_graph_bytes * n_b
-            fits = min(n_b, self.memory_budget // max(self.batch_graph_bytes, 1))
-            if fits < n_b and not _fixed_order(objective.batches):
-                # Reused graphs hold the first pass's batches 0 … fits − 1; with a shuffling loader the
-                # recomputed batches of a later pass would overlap them and miss others: a wrong H.
-                if form == "partial-reuse":
-                    raise RidgelensError(
-                        "form='partial-reuse' needs the batches in the same order on every pass, but the "
-                        "DataLoader draws them in a random order (shuffle=True or a random sampler); use "
-                        "shuffle=False, or form='reuse' (the whole graph) or a recompute form")
-                fits = 0
-            if form == "auto":
-                form = "reuse" if fits >= n_b else ("partial-reuse" if fits >= 1 else self._fastest_recompute())
-            self.recompute_form = None
-            if form == "partial-reuse":
-                if fits >= n_b:
-                    form = "reuse"  # nothing left to recompute
-                else:
-                    self.recompute_form = self._fastest_recompute()
-                    if fits < 1:  # not even one batch's graph fits: recompute them all
-                        form = self.recompute_form
-            elif form in RECOMPUTE_FORMS:
-                self.recompute_form = form
+            self.choice = select_solver("hvp_form", requested=form, n_batches=n_b,
+                                        batch_graph_bytes=self.batch_graph_bytes, memory_budget=self.memory_budget,
+                                        fixed_order=fixed_order(objective.batches),
+                                        fastest_recompute=self._fastest_recompute)
+            form = self.choice.name
+            fits = self.choice.facts["fits"]
+            self.recompute_form = self.choice.facts.get("recompute_form")
             self.reused_batches = n_b if form == "reuse" else (fits if form == "partial-reuse" else 0)
             if self.reused_batches:
                 self._build_graph(self.reused_batches)
         self.form = form
+
+    def fingerprint(self) -> str | None:
+        from ridgelens._checkpoint import digest
+
+        return digest(self.theta, None, "hessian", self.objective.fingerprint())
 
     # ----------------------------------------------------------- measurement
     def _estimate_batch_graph_bytes(self) -> int:
@@ -145,20 +143,24 @@ class TorchHessianOperator(CurvatureOperator):
         return int(seen["bytes"])
 
     def _fastest_recompute(self) -> str:
-        v = torch.randn(self.n, dtype=self.torch_dtype, device=self.device)
+        V = torch.randn(1, self.n, dtype=self.dtype, device=self.device)
         times = {}
         for form in RECOMPUTE_FORMS:
             fn = getattr(self, f"_hvp_{form.replace('-', '_')}")
-            fn(v, stop=1)  # warm-up
+            try:
+                fn(V, stop=1)  # warm-up
+            except RuntimeError as exc:  # e.g. torch.func cannot run forward-over-reverse through this loss
+                self.form_errors[form] = str(exc).splitlines()[0]
+                continue
             t0 = time.perf_counter()
-            fn(v, stop=1)
+            fn(V, stop=1)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             times[form] = time.perf_counter() - t0
         self.form_timings = times
-        return min(times, key=times.get)
+        return min(times, key=times.get) if times else None
 
-    # ------------------------------------------------------------------ forms
+    # ------------------------------------------------------------------ forms (V: (b, n) rows)
     def _build_graph(self, stop: int) -> None:
         """Hold the gradient graph of batches 0 … stop − 1 (summed)."""
         flat = self.theta.detach().requires_grad_(True)
@@ -168,54 +170,59 @@ class TorchHessianOperator(CurvatureOperator):
             g = gb if g is None else g + gb
         self._graph = (flat, g)
 
-    def _hvp_reuse(self, v):
+    def _hvp_reuse(self, V):
         flat, g = self._graph
-        (hv,) = torch.autograd.grad(g, flat, grad_outputs=v, retain_graph=True)
-        return hv
+        return _grad_batched(g, flat, V, retain_graph=True)
 
-    def _hvp_partial_reuse(self, v):
-        hv = self._hvp_reuse(v)
-        rest = getattr(self, f"_hvp_{self.recompute_form.replace('-', '_')}")(v, start=self.reused_batches)
-        # Add into ``rest`` (a fresh buffer): autograd may hand back ``v`` itself as ``hv`` (a graph that
-        # passes its grad_outputs through, e.g. an addition), and v is the caller's vector.
+    def _hvp_partial_reuse(self, V):
+        hv = self._hvp_reuse(V)
+        rest = getattr(self, f"_hvp_{self.recompute_form.replace('-', '_')}")(V, start=self.reused_batches)
+        # Add into ``rest`` (a fresh buffer): autograd may hand back V itself (a graph that passes its
+        # grad_outputs through, e.g. an addition), and V is the caller's.
         return rest.add_(hv)
 
-    def _hvp_double_backward(self, v, start: int = 0, stop: int | None = None):
+    def _hvp_double_backward(self, V, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)
-        out = torch.zeros_like(flat)
+        out = torch.zeros_like(V)
         for loss in self.objective.batch_losses(flat, start, stop):
             (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-            (hv,) = torch.autograd.grad(g, flat, grad_outputs=v)
-            out += hv
+            out += _grad_batched(g, flat, V, retain_graph=False)
         return out
 
-    def _hvp_fwd_over_rev(self, v, start: int = 0, stop: int | None = None):
+    def _hvp_fwd_over_rev(self, V, start: int = 0, stop: int | None = None):
         obj = self.objective
-        out = torch.zeros_like(self.theta)
+        out = [None] * V.shape[0]
         for x, y in obj.prepared_batches(start, stop):
-            w = len(y) / obj.n_samples
+            w = obj.batch_weight(y)
 
             def loss_of(flat, x=x, y=y):
-                return obj.loss_fn(functional_call(obj.model, obj._params(flat), (x,)), y)
+                return obj.loss_fn(obj.outputs(flat, x), y)
 
-            _, hv = jvp(grad(loss_of), (self.theta,), (v,))
-            out += w * hv
-        return out
+            for i in range(V.shape[0]):
+                _, hv = jvp(grad(loss_of), (self.theta,), (V[i].clone(),))
+                out[i] = w * hv if out[i] is None else out[i] + w * hv
+        return torch.stack([torch.zeros_like(V[0]) if o is None else o for o in out])
 
-    # ------------------------------------------------------------------ public
+    # ------------------------------------------------------------------ the hook
+    def _rows(self, V: torch.Tensor) -> torch.Tensor:
+        try:
+            with torch.enable_grad(), second_order_attention():
+                return getattr(self, f"_hvp_{self.form.replace('-', '_')}")(V).detach()
+        except RuntimeError as exc:
+            if self.form != "fwd-over-rev" and self.recompute_form != "fwd-over-rev":
+                raise
+            raise RidgelensError(f"the HVP form 'fwd-over-rev' (torch.func jvp of grad) failed on this model and "
+                                 f"loss: {str(exc).splitlines()[0]}; use form='double-backward'") from None
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return self._rows(V.T.contiguous()).T
+
+    def _matvec(self, v: torch.Tensor) -> torch.Tensor:
+        return self._rows(v[None])[0]
+
     def matvec_tensor(self, v: torch.Tensor) -> torch.Tensor:
-        """``H v`` for a 1-D tensor on the model's device; counts in ``n_matvecs``."""
-        if v.shape != (self.n,):
-            raise RidgelensError(f"matvec expects a vector of shape ({self.n},), got {tuple(v.shape)}")
-        self.n_matvecs += 1
-        v = v.to(device=self.device, dtype=self.torch_dtype)
-        with torch.enable_grad(), second_order_attention():
-            return getattr(self, f"_hvp_{self.form.replace('-', '_')}")(v).detach()
-
-    def _matvec(self, v: np.ndarray) -> np.ndarray:
-        self.n_matvecs -= 1  # matvec already counted it
-        t = torch.as_tensor(v, device=self.device).to(self.torch_dtype)
-        return self.matvec_tensor(t).to(torch.float64).cpu().numpy()
+        """Deprecated spelling of :meth:`matvec` on a tensor."""
+        return self.matvec(v)
 
     def release(self) -> None:
         """Drop the reused graph (frees its memory); later products recompute per batch."""

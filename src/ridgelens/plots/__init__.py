@@ -22,7 +22,7 @@ from ridgelens.plots._spectrum import (
     effective_df_curve,
     plot_effective_df,
     plot_spectral_density,
-    spectral_density,
+    smoothed_density,
 )
 from ridgelens.plots._steps import plot_ridge_steps
 
@@ -36,5 +36,5 @@ __all__ = [
     "plot_ridge_steps",
     "plot_shrinkage",
     "plot_spectral_density",
-    "spectral_density",
+    "smoothed_density",
 ]

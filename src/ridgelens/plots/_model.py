@@ -58,7 +58,7 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
         (False when the two axes needed different scales).
     """
     spec = analysis.spectrum
-    sigma_all, Q_all = spec.eigenvalues, spec.eigenvectors
+    sigma_all, Q_all = spec.eigenvalues, spec.Q
     th = np.asarray(analysis.theta_hat, dtype=np.float64)
     mask = np.asarray(analysis.path.penalized, dtype=bool)
     if directions is None:
@@ -163,7 +163,7 @@ def _dense_path(analysis, B, points: int = 160):
         if path.penalized.all() and spec.complete:
             thetas = ridge_path(spec, analysis.theta_hat, grid).thetas
         elif spec.complete:
-            H = (spec.eigenvectors * spec.eigenvalues) @ spec.eigenvectors.T
+            H = (spec.Q * spec.eigenvalues) @ spec.Q.T
             thetas = ridge_path(H, analysis.theta_hat, grid, penalized=path.penalized).thetas
         else:
             return None

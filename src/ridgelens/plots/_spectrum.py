@@ -67,7 +67,7 @@ def plot_effective_df(path, *, ax=None, points: int = 200):
     return {"curve": curve, "markers": markers, "lambdas": grid, "df": df, "rank": rank}
 
 
-def spectral_density(nodes, weights, grid, width: float) -> np.ndarray:
+def smoothed_density(nodes, weights, grid, width: float) -> np.ndarray:
     """Σₖ wₖ N(x; nodeₖ, width²) on ``grid``: a smoothed density of the spectrum, shape (g,)."""
     x = np.asarray(grid, dtype=np.float64)[:, None]
     d = (x - np.asarray(nodes, dtype=np.float64)[None, :]) / width
@@ -132,7 +132,7 @@ def plot_spectral_density(eigenvalues=None, *, nodes=None, weights=None, ax=None
     if width is None:
         width = rng / 40 if rng > 0 else max(abs(float(u[0])) * 0.05, 0.05)
     ugrid = np.linspace(u.min() - 4 * width, u.max() + 4 * width, points)
-    dens = spectral_density(u, w, ugrid, width)
+    dens = smoothed_density(u, w, ugrid, width)
     xgrid = 10**ugrid if scale == "log" else ugrid
     (curve,) = ax.plot(xgrid, dens, color="C0", lw=1.5,
                        label="density" + (f" ({left_out} σ ≤ 0 left out)" if left_out else ""))

@@ -8,7 +8,8 @@ import numpy as np
 
 from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.errors import RidgelensError
-from ridgelens.ridge import CONVENTIONS, ridge_path
+from ridgelens.pipeline import CONVENTIONS
+from ridgelens.ridge import ridge_path
 
 #: Eigenvectors are carried into the page only up to this many penalized parameters.
 MAX_EIGENVECTORS = 400

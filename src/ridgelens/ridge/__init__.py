@@ -1,6 +1,8 @@
-"""The ridge path, refit and the whole-flow analysis."""
+"""The ridge path θ̃(λ): path solvers that factor once and answer any λ list, and the shrinkage factor."""
 
-from ridgelens.ridge._analyze import CONVENTIONS, Analysis, analyze
 from ridgelens.ridge._path import RidgePath, ridge_path
+from ridgelens.ridge._shrinkage import shrinkage
+from ridgelens.ridge._solvers import DenseEigenSolver, KrylovSolver, MultishiftCGSolver, make_solver
 
-__all__ = ["CONVENTIONS", "Analysis", "RidgePath", "analyze", "ridge_path"]
+__all__ = ["DenseEigenSolver", "KrylovSolver", "MultishiftCGSolver", "RidgePath", "make_solver", "ridge_path",
+           "shrinkage"]

@@ -22,15 +22,12 @@ import warnings
 import numpy as np
 import torch
 
-from ridgelens._checkpoint import Checkpoint, digest, operator_fingerprint
+from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._progress import Progress
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
-from ridgelens.spectra._krylov_base import (
-    orthogonalize_blocks_,
-    shares_memory,
-    tensor_matvec,
-    to_numpy,
-)
+from ridgelens.operators import as_operator
+from ridgelens.ridge._shrinkage import shrinkage
+from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, to_numpy
 
 
 def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
@@ -43,10 +40,8 @@ def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
     t, U = w.numpy(), Ut.numpy()
     rank_tol = t.size * np.finfo(float).eps * max(np.abs(t).max(), 1e-300)
     t = np.where(np.abs(t) <= rank_tol, 0.0, t)
-    denom = t[None, :] + lam[:, None]
-    null = (t[None, :] == 0.0) & (lam[:, None] == 0.0)
-    ok = (denom > 0) | null
-    inv = np.where(ok & ~null, 1.0 / np.where(ok & ~null, denom, 1.0), 0.0)
+    inv, ok = shrinkage(t, lam, numerator=1.0)  # 1/(t + λ), 0 on the 0/0 rule, NaN where t + λ ≤ 0
+    inv = np.where(np.isnan(inv), 0.0, inv)
     Y = torch.from_numpy(inv * (beta0 * U[0, :])[None, :]) @ Ut.T  # (m_λ, j)
     return Y.numpy(), ok.all(axis=1), t
 
@@ -58,13 +53,13 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     Returns a dict: ``thetas`` (m, n) float64, ``residuals`` (m,) relative, ``converged``,
     ``valid`` (False where some Ritz value t has t + λ ≤ 0), ``n_matvecs``, ``ritz_values``.
     """
-    n = op.shape[0]
-    mv, device, dtype = tensor_matvec(op)
+    op = as_operator(op)
+    n, mv, device, dtype = op.n, op.matvec, op.device, op.dtype
     max_matvecs = min(n + 1, 500) if max_matvecs is None else int(max_matvecs)  # the start, then n steps
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
     ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist(),
                                                 "start": digest(theta_hat, gradient),
-                                                "operator": operator_fingerprint(op)})
+                                                "operator": op.fingerprint()})
 
     def start():
         b = mv(th)
@@ -75,11 +70,14 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     run = _shifted_lanczos(mv, n, start, lam, tol=tol, max_steps=max_matvecs, ck=ck, progress=progress,
                            device=device, dtype=dtype, label="krylov path",
                            zero_msg="Hθ̂ − g is zero: θ̃(λ) = 0 for every λ > 0 (θ̂ lies in H's null space)")
-    X = run["basis"].combine(torch.from_numpy(run["Y"]).to(device=device, dtype=dtype), run["m"])
-    thetas = to_numpy(X)
-    conv = _finish(thetas, run, tol, stacklevel=4)
-    return {"thetas": thetas, "residuals": run["res"], "converged": conv, "valid": run["valid"],
-            "n_matvecs": run["nmv"], "ritz_values": run["t"], "basis_size": run["m"]}
+    def at(lam2, stacklevel=5):
+        r = resolve(run, np.asarray(lam2, dtype=np.float64))
+        thetas = to_numpy(run["basis"].combine(torch.from_numpy(r["Y"]).to(device=device, dtype=dtype), run["m"]))
+        conv = _finish(thetas, r, tol, stacklevel=stacklevel)
+        return {"thetas": thetas, "residuals": r["res"], "converged": conv, "valid": r["valid"],
+                "n_matvecs": run["nmv"], "ritz_values": r["t"], "basis_size": run["m"]}
+
+    return {**at(lam), "at": at}
 
 
 def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1e-8,
@@ -95,17 +93,17 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
     system, ‖b − (S + λI)θ_p‖/‖b‖.
     """
     n, n_p = S.base_n, S.n
-    device, dtype = S.device, S.torch_dtype
+    device, dtype = S.device, S.dtype
     max_matvecs = min(n_p, 500) if max_matvecs is None else int(max_matvecs)
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
     # The operator's fingerprint covers S's mask (which parameters are free, not only how many) and θ.
     ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p,
                                                       "inner_tol": S.inner_tol, "tol": float(tol),
                                                       "lambdas": lam.tolist(), "start": digest(theta_hat, gradient),
-                                                      "operator": operator_fingerprint(S)})
-    free = _Basis(S.n_free, device, dtype)  # yⱼ, one row per Krylov basis vector Vⱼ
+                                                      "operator": S.fingerprint()})
+    free = LanczosBasis(S.n_free, device, dtype)  # yⱼ, one row per Krylov basis vector Vⱼ
     held = {"y0": None, "hvps": 0}
-    hvps_before = S.n_matvecs
+    hvps_before = S.n_hvps
 
     def start():
         r = S.base_matvec(th)
@@ -121,7 +119,7 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
         return sv
 
     def extra_state():
-        return {"Y_free": free.stacked().cpu(), "y0": held["y0"].cpu(), "hvps": held["hvps"] + S.n_matvecs - hvps_before,
+        return {"Y_free": free.stacked().cpu(), "y0": held["y0"].cpu(), "hvps": held["hvps"] + S.n_hvps - hvps_before,
                 **S.inner_state()}  # the factored H_uu: a resumed run does not form it again
 
     def restore(state):
@@ -136,14 +134,20 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
                            zero_msg="b = (Hθ̂ − g)_p − H_pu H_uu⁻¹ (Hθ̂ − g)_u is zero: θ̃_p(λ) = 0 for every λ > 0",
                            start_cost=0, extra_state=extra_state, restore=restore)
     m = run["m"]
-    Yc = torch.from_numpy(run["Y"]).to(device=device, dtype=dtype)
-    thetas = np.empty((lam.size, n))
-    thetas[:, S.penalized] = to_numpy(run["basis"].combine(Yc, m))
-    thetas[:, ~S.penalized] = to_numpy(held["y0"][None, :] - free.combine(Yc, m))
-    conv = _finish(thetas, run, tol, stacklevel=4)
-    return {"thetas": thetas, "residuals": run["res"], "converged": conv, "valid": run["valid"],
-            "n_matvecs": held["hvps"] + S.n_matvecs - hvps_before, "n_products": run["nmv"],
-            "ritz_values": run["t"], "basis_size": m}
+    hvps = held["hvps"] + S.n_hvps - hvps_before
+
+    def at(lam2, stacklevel=5):
+        lam2 = np.asarray(lam2, dtype=np.float64)
+        r = resolve(run, lam2)
+        Yc = torch.from_numpy(r["Y"]).to(device=device, dtype=dtype)
+        thetas = np.empty((lam2.size, n))
+        thetas[:, S.penalized] = to_numpy(run["basis"].combine(Yc, m))
+        thetas[:, ~S.penalized] = to_numpy(held["y0"][None, :] - free.combine(Yc, m))
+        conv = _finish(thetas, r, tol, stacklevel=stacklevel)
+        return {"thetas": thetas, "residuals": r["res"], "converged": conv, "valid": r["valid"],
+                "n_matvecs": hvps, "n_products": run["nmv"], "ritz_values": r["t"], "basis_size": m}
+
+    return {**at(lam), "at": at}
 
 
 def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device, dtype, label, zero_msg,
@@ -153,7 +157,8 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
     ``nmv`` counts the ``mv`` calls, plus ``start_cost`` for the start vector; it stops at ``max_steps``.
     """
     state = ck.load()
-    basis = _Basis(n, device, dtype)
+    it = LanczosIteration(mv, n, device, dtype, reorth="full")
+    basis = it.basis
     if state is not None:
         for v in state["V"]:
             basis.append(v.to(device=device, dtype=dtype))
@@ -173,18 +178,15 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
     res = np.full(lam.size, np.inf)
     while True:
         j = T.shape[0]
-        w = mv(basis.row(j))
-        if basis.holds(w):  # an operator that hands back its input
-            w = w.clone()
+        it.j = j
+        h, beta, w = it.step()
         nmv += 1
-        h = basis.orthogonalize_(w, j + 1)
         T2 = np.zeros((j + 1, j + 1))
         T2[:j, :j] = T
         hh = to_numpy(h)
         T2[: j + 1, j] = hh
         T2[j, : j + 1] = hh
         T = T2
-        beta = float(w.norm())
         Y, valid, t = _shifted_solves(T, beta0, lam)
         res = np.abs(beta * Y[:, -1]) / beta0
         invariant = beta <= 1e-12 * max(np.abs(t).max(), 1e-300)
@@ -194,10 +196,19 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
             break
         basis.append(w.div_(beta))
         ck.maybe_save(nmv, lambda T=T, nmv=nmv, beta=beta: {
-            "V": [v.cpu() for v in basis.rows_list()], "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0, "beta": beta,
-            **(extra_state() if extra_state is not None else {})})
+            "V": [v.cpu() for v in basis.rows_list()], "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0,
+            "beta": beta, **(extra_state() if extra_state is not None else {})})
     bar.close()
-    return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0]}
+    return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0],
+            "T": T, "beta0": beta0, "beta": beta, "tol": tol}
+
+
+def resolve(run: dict, lam: np.ndarray) -> dict:
+    """The small solves of a finished run for another λ list: ``Y``, ``valid``, ``res``, ``conv`` (no product)."""
+    Y, valid, t = _shifted_solves(run["T"], run["beta0"], lam)
+    res = np.abs(run["beta"] * Y[:, -1]) / run["beta0"]
+    invariant = run["beta"] <= 1e-12 * max(np.abs(t).max(), 1e-300)
+    return {**run, "Y": Y, "valid": valid, "t": t, "res": res, "conv": (res <= run["tol"]) | ~valid | invariant}
 
 
 def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int, name: str = "the Krylov path",
@@ -228,62 +239,5 @@ def _finish(thetas: np.ndarray, run: dict, tol: float, stacklevel: int, name: st
     return conv
 
 
-class _Basis:
-    """Krylov basis rows in blocks of ``block`` rows, allocated as the basis grows.
-
-    No row is ever copied to grow the basis, and at most ``block − 1`` rows are allocated
-    ahead. (A single tensor grown by doubling held the old and the new copy while it grew:
-    a path of 40 products at 10⁷ float32 parameters peaked at 69.6 vectors; in blocks, 48.4.)
-    """
-
-    def __init__(self, n: int, device, dtype, block: int = 16):
-        self.n, self.device, self.dtype, self.block = n, device, dtype, block
-        self._blocks: list[torch.Tensor] = []
-        self._size = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def append(self, v: torch.Tensor) -> None:
-        if self._size == len(self._blocks) * self.block:
-            self._blocks.append(torch.empty(self.block, self.n, device=self.device, dtype=self.dtype))
-        self.row(self._size).copy_(v)
-        self._size += 1
-
-    def row(self, j: int) -> torch.Tensor:
-        return self._blocks[j // self.block][j % self.block]
-
-    def _parts(self, m: int):
-        """The first m rows as a list of (first row, block view)."""
-        out = []
-        for i, blk in enumerate(self._blocks):
-            a = i * self.block
-            if a >= m:
-                break
-            out.append((a, blk[: min(self.block, m - a)]))
-        return out
-
-    def holds(self, w: torch.Tensor) -> bool:
-        return shares_memory(w, *self._blocks)
-
-    def orthogonalize_(self, w: torch.Tensor, m: int) -> torch.Tensor:
-        """Orthogonalize ``w`` in place against rows [:m], twice (DGKS); return the coefficients."""
-        return orthogonalize_blocks_(w, [blk for _, blk in self._parts(m)])
-
-    def combine(self, Y: torch.Tensor, m: int) -> torch.Tensor:
-        """``Y @ rows[:m]`` for Y of shape (r, m)."""
-        out = None
-        for a, blk in self._parts(m):
-            part = Y[:, a:a + blk.shape[0]] @ blk
-            out = part if out is None else out.add_(part)
-        return out
-
-    def rows_list(self) -> list[torch.Tensor]:
-        """The rows, as views (for a checkpoint)."""
-        return [self.row(j) for j in range(self._size)]
-
-    def stacked(self) -> torch.Tensor:
-        """The rows as one new (size, n) tensor (for small bases: the free block's solves)."""
-        if not self._size:
-            return torch.empty(0, self.n, device=self.device, dtype=self.dtype)
-        return torch.cat([blk for _, blk in self._parts(self._size)])
+#: The blocked basis (kept under its old name for the Krylov paths).
+_Basis = LanczosBasis

@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from scipy.linalg import eigvalsh_tridiagonal
 
-from ridgelens._checkpoint import Checkpoint, digest, operator_fingerprint
+from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
+from ridgelens.operators import as_operator
 from ridgelens.ridge._krylov import _finish
-from ridgelens.spectra._krylov_base import shares_memory, tensor_matvec, to_numpy
+from ridgelens.ridge._shrinkage import shrinkage
+from ridgelens.spectra._krylov import LanczosIteration, to_numpy
 
 _EPS = np.finfo(np.float64).eps
 
@@ -56,22 +58,21 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
     ``n_matvecs`` (the start product Hθ̂ included), ``ritz_values`` (of T, i.e. of H on the
     Krylov space).
     """
-    n = op.shape[0]
-    mv, device, dtype = tensor_matvec(op)
+    op = as_operator(op)
+    n, mv, device, dtype = op.n, op.matvec, op.device, op.dtype
     max_matvecs = min(n + 1, 500) if max_matvecs is None else int(max_matvecs)  # the start, then the steps
     lam = np.asarray(lam, dtype=np.float64)
     k = lam.size
     ck = Checkpoint(checkpoint, "multishift_cg_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist(),
                                                        "start": digest(theta_hat, gradient),
-                                                       "operator": operator_fingerprint(op)})
+                                                       "operator": op.fingerprint()})
     state = ck.load()
+    it = LanczosIteration(mv, n, device, dtype, reorth="none")  # the three-term recurrence CG is written on
     if state is not None:
         X = state["X"].to(device=device, dtype=dtype)
         P = state["P"].to(device=device, dtype=dtype)
-        v_prev = state["v_prev"].to(device=device, dtype=dtype)
-        v = state["v"].to(device=device, dtype=dtype)
-        nmv, beta0, beta = int(state["nmv"]), float(state["beta0"]), float(state["beta"])
-        alphas, offd = state["alphas"].tolist(), state["offd"].tolist()
+        it.load_state_dict(state["lanczos"])
+        nmv, beta0 = int(state["nmv"]), float(state["beta0"])
         eta, zeta, res = state["eta"].numpy().copy(), state["zeta"].numpy().copy(), state["res"].numpy().copy()
         conv, broke = state["conv"].numpy().copy(), state["broke"].numpy().copy()
     else:
@@ -79,40 +80,33 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
         b = mv(th)
         if gradient is not None:
             b = b - torch.as_tensor(np.asarray(gradient, dtype=np.float64)).to(device=device, dtype=dtype)
-        nmv, beta0, beta = 1, float(b.norm()), 0.0
+        nmv = 1
+        beta0 = it.start(b)
         if beta0 == 0.0:
             raise RidgelensError("Hθ̂ − g is zero: θ̃(λ) = 0 for every λ > 0 (θ̂ lies in H's null space)")
-        v = b / beta0
         del b
-        v_prev = torch.zeros_like(v)
         X = torch.zeros(k, n, device=device, dtype=dtype)
         P = torch.zeros(k, n, device=device, dtype=dtype)
-        alphas, offd = [], []
         eta, zeta, res = np.ones(k), np.full(k, beta0), np.ones(k)
         conv, broke = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
     bar = Progress("multishift-cg path", max_matvecs, progress)
 
     def snapshot():
-        return {"X": X.cpu(), "P": P.cpu(), "v_prev": v_prev.cpu(), "v": v.cpu(), "nmv": nmv, "beta0": beta0,
-                "beta": beta, "alphas": torch.tensor(alphas, dtype=torch.float64),
-                "offd": torch.tensor(offd, dtype=torch.float64), "eta": torch.from_numpy(eta.copy()),
-                "zeta": torch.from_numpy(zeta.copy()), "res": torch.from_numpy(res.copy()),
-                "conv": torch.from_numpy(conv.copy()), "broke": torch.from_numpy(broke.copy())}
+        return {"X": X.cpu(), "P": P.cpu(), "lanczos": it.state_dict(), "nmv": nmv, "beta0": beta0,
+                "eta": torch.from_numpy(eta.copy()), "zeta": torch.from_numpy(zeta.copy()),
+                "res": torch.from_numpy(res.copy()), "conv": torch.from_numpy(conv.copy()),
+                "broke": torch.from_numpy(broke.copy())}
 
+    alphas, offd = it.alphas, it.betas
     invariant = False
     a_max, b_max = max(map(abs, alphas), default=0.0), max(offd, default=0.0)
     while nmv < max_matvecs and not (conv | broke).all():
         first = not alphas
-        w = mv(v)
-        if shares_memory(w, v, v_prev):  # an operator that hands back its input
-            w = w.clone()
+        beta = offd[-1] if offd else 0.0
+        _, b_next, w = it.step()  # appends α to alphas
+        a = alphas[-1]
+        v = it.vector(it.j)
         nmv += 1
-        if beta:
-            w.add_(v_prev, alpha=-beta)
-        a = float(w @ v)
-        w.add_(v, alpha=-a)
-        b_next = float(w.norm())
-        alphas.append(a)
         for i in np.flatnonzero(~(conv | broke)):
             ell = 0.0 if first else beta / eta[i]
             z = zeta[i] if first else -ell * zeta[i]
@@ -138,10 +132,8 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
         if invariant:  # H maps the Krylov space into itself: every active shift is solved exactly
             conv |= ~broke
             break
-        offd.append(b_next)
-        v_prev, v = v, w.div_(b_next)
+        it.push(w, b_next)
         del w
-        beta = b_next
         ck.maybe_save(nmv, snapshot)
     bar.close()
     m = len(alphas)
@@ -149,9 +141,7 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
     if t.size:
         rank_tol = t.size * _EPS * max(np.abs(t).max(), 1e-300)
         t = np.where(np.abs(t) <= rank_tol, 0.0, t)
-    denom = t[None, :] + lam[:, None]
-    null = (t[None, :] == 0.0) & (lam[:, None] == 0.0)
-    valid = ((denom > 0) | null).all(axis=1) & ~broke
+    valid = shrinkage(t, lam)[1].all(axis=1) & ~broke
     thetas = to_numpy(X)
     # λ = 0 broke down on a Krylov space with no negative Ritz value: b = Hθ̂ − g has a component in
     # H's null space, Hx = b has no solution and CG diverges. The dense and Krylov paths return the

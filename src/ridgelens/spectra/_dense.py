@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import linalg
 
-from ridgelens._auto import resolve_method
+from ridgelens._auto import select_solver
 from ridgelens.errors import ConvergenceWarning, RidgelensError
-from ridgelens.operators import CurvatureOperator, DenseOperator
+from ridgelens.operators import as_operator
 from ridgelens.spectra._lanczos import WHICH, _wanted, lanczos
 
 
@@ -21,19 +22,25 @@ class Spectrum:
     ----------
     eigenvalues : ndarray of shape (k,)
         σ₁ ≥ σ₂ ≥ … ≥ σ_k.
-    eigenvectors : ndarray or torch.Tensor of shape (n, k)
-        Orthonormal columns Q (a tensor on the model's device for torch operators
-        solved by Lanczos); dense ones have each column's largest entry positive.
+    eigenvectors : torch.Tensor of shape (n, k)
+        Orthonormal columns Q, on the operator's device in its dtype (``Q`` gives a float64
+        NumPy copy); each column's largest entry is positive.
     n : int
         Dimension of the operator.
     method : str
         ``"dense-eigh"`` or ``"lanczos"`` (what ``method="auto"`` resolved to).
     n_matvecs : int
-        Operator products spent (0 when the matrix was already in memory).
+        Products with the operator spent (the n that formed a matrix-free operator densely
+        included; 0 when the matrix was already in memory).
     residuals : ndarray of shape (k,)
         ‖Hq − σq‖ per pair (0 for the dense solver, up to rounding).
     converged : ndarray of bool, shape (k,)
-        Whether each pair met ``tol · |σ_max|``.
+        Whether each pair met ``tol · |σ_max|`` *and* the deflated check found no wanted
+        eigenvalue beyond the ones returned (see :mod:`ridgelens.spectra._lanczos`).
+    choice : Choice or None
+        What ``method="auto"`` resolved to, and why.
+    checks : dict or None
+        Lanczos: the deflated checks run (rounds, products, whether a miss was found).
     """
 
     eigenvalues: np.ndarray
@@ -43,6 +50,13 @@ class Spectrum:
     n_matvecs: int
     residuals: np.ndarray | None = None
     converged: np.ndarray | None = None
+    choice: object = None
+    checks: dict | None = None
+
+    @property
+    def Q(self) -> np.ndarray:
+        """The eigenvectors as a float64 NumPy array (a copy when they live on another device)."""
+        return self.eigenvectors.detach().to(device="cpu", dtype=torch.float64).numpy()
 
     @property
     def k(self) -> int:
@@ -60,9 +74,9 @@ class Spectrum:
         return float(self.eigenvalues[-1])
 
 
-def _canonical_signs(Q: np.ndarray) -> np.ndarray:
-    idx = np.argmax(np.abs(Q), axis=0)
-    signs = np.sign(Q[idx, np.arange(Q.shape[1])])
+def _canonical_signs(Q: torch.Tensor) -> torch.Tensor:
+    idx = Q.abs().argmax(dim=0)
+    signs = torch.sign(Q[idx, torch.arange(Q.shape[1], device=Q.device)])
     signs[signs == 0] = 1.0
     return Q * signs
 
@@ -74,13 +88,15 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
 
     Parameters
     ----------
-    operator : CurvatureOperator or array of shape (n, n)
+    operator : CurvatureOperator, array of shape (n, n), scipy LinearOperator, …
+        Anything :func:`~ridgelens.operators.as_operator` accepts.
     k : int, optional
         How many pairs (default: all n, dense only).
     which : {"largest", "smallest", "both"}, default "largest"
         Which end of the spectrum; "both" takes ⌈k/2⌉ largest and ⌊k/2⌋ smallest.
     tol : float, default 1e-6
-        Lanczos stops when every wanted pair has ‖Hq − σq‖ ≤ tol · |σ_max|.
+        Lanczos stops when every wanted pair has ‖Hq − σq‖ ≤ tol · |σ_max|; then a deflated
+        check looks for wanted eigenvalues it missed (and computes them).
     method : {"auto", "dense", "lanczos"}
         "auto" is dense when the matrix is in memory or n ≤ ``DENSE_MAX_PARAMS``.
     seed : int
@@ -101,32 +117,33 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
     >>> eigen(np.diag([1.0, 2.0, 3.0]), 1, method="lanczos").eigenvalues.round(12)
     array([3.])
     """
-    op = operator if isinstance(operator, CurvatureOperator) else DenseOperator(operator)
+    op = as_operator(operator)
     if which not in WHICH:
         raise RidgelensError(f"which must be one of {WHICH}, got {which!r}")
-    if k is not None and not (isinstance(k, (int, np.integer)) and 1 <= k <= op.n):
+    if k is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= op.n):
         raise RidgelensError(f"k must be an integer in [1, {op.n}], got {k!r}")
-    chosen = resolve_method(method, op.n, op.is_dense)
-    if chosen == "lanczos":
+    choice = select_solver("eigen", method, n=op.n, is_dense=op.is_dense)
+    if choice.name == "lanczos":
         if k is None:
             raise RidgelensError(f"the matrix-free solver needs k (how many eigenpairs of {op.n}); pass k=")
         r = lanczos(op, int(k), which=which, tol=tol, ncv=ncv, max_matvecs=max_matvecs, seed=seed,
                     checkpoint=checkpoint, progress=progress)
-        Q = r["eigenvectors"]
-        if not getattr(op, "matvec_tensor", None):
-            Q = _canonical_signs(Q.numpy())
+        Q = _canonical_signs(r["eigenvectors"])
         if not r["converged"].all():
             import warnings
 
+            why = ("a deflated check found wanted eigenvalues beyond the converged ones and could not settle them "
+                   "within the budget" if r["checks"]["missed"] else "the budget ran out")
             warnings.warn(f"Lanczos stopped after {r['n_matvecs']} products with "
-                          f"{int((~r['converged']).sum())} of {k} pairs above tol (largest residual "
+                          f"{int((~r['converged']).sum())} of {k} pairs not confirmed ({why}; largest residual "
                           f"{r['residuals'].max():.3g}); the partial result is returned with its flags",
                           ConvergenceWarning, stacklevel=2)
-        return Spectrum(eigenvalues=r["eigenvalues"], eigenvectors=Q, n=op.n, method="lanczos",
-                        n_matvecs=r["n_matvecs"], residuals=r["residuals"], converged=r["converged"])
+        return Spectrum(eigenvalues=np.asarray(r["eigenvalues"], dtype=np.float64), eigenvectors=Q, n=op.n,
+                        method="lanczos", n_matvecs=r["n_matvecs"], residuals=r["residuals"],
+                        converged=r["converged"], choice=choice, checks=r["checks"])
     before = op.n_matvecs
-    H = op.to_dense()
-    spent = op.n_matvecs - before
+    H = op.to_dense().to(device="cpu", dtype=torch.float64).numpy()
+    spent = 0 if op.is_dense else op.n_matvecs - before
     # Divide and conquer (syevd): all pairs, and ~4x faster than the default MRRR driver here.
     w, Q = linalg.eigh(H, check_finite=False, driver="evd")
     if k is not None:
@@ -136,5 +153,6 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
         idx = np.arange(w.size)[::-1]
     w, Q = w[idx], Q[:, idx]
     res = np.linalg.norm(H @ Q - Q * w, axis=0) if k is not None and k <= 64 else np.zeros(w.size)
-    return Spectrum(eigenvalues=w.copy(), eigenvectors=_canonical_signs(Q), n=op.n, method="dense-eigh",
-                    n_matvecs=spent, residuals=res, converged=np.ones(w.size, dtype=bool))
+    Qt = _canonical_signs(torch.from_numpy(np.ascontiguousarray(Q)))
+    return Spectrum(eigenvalues=w.copy(), eigenvectors=Qt, n=op.n, method="dense-eigh",
+                    n_matvecs=spent, residuals=res, converged=np.ones(w.size, dtype=bool), choice=choice)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ridgelens._auto import select_solver
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov_base import orthogonalize_blocks_, shares_memory, tensor_matvec
+from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, tensor_matvec
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class SpectralDensity:
         Dimension of H.
     n_matvecs : int
     reorth : str
-        ``"full"`` or ``"none"``: how the Lanczos vectors were kept orthogonal.
+        ``"full"`` or ``"local"``: how the Lanczos vectors were kept orthogonal.
     """
 
     nodes: np.ndarray
@@ -53,10 +54,10 @@ class SpectralDensity:
         """Estimate ``tr f(H) = n Σ weightsᵢ f(nodesᵢ)``."""
         return float(self.n * np.sum(self.weights * f(self.nodes)))
 
-    def effective_df(self, lambdas) -> np.ndarray:
-        """df(λ) = tr H(H + λI)⁻¹ ≈ n Σ wᵢ θᵢ⁺/(θᵢ⁺ + λ) (negative nodes count as 0)."""
+    def effective_df(self, lambdas, rank_tol: float = 0.0) -> np.ndarray:
+        """df(λ) = tr H(H + λI)⁻¹ ≈ n Σ wᵢ θᵢ⁺/(θᵢ⁺ + λ) (negative nodes, and |θᵢ| ≤ rank_tol, count as 0)."""
         lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
-        t = np.maximum(self.nodes, 0.0)
+        t = np.where(np.abs(self.nodes) <= rank_tol, 0.0, np.maximum(self.nodes, 0.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             f = np.where(t[None, :] > 0, t[None, :] / (t[None, :] + lam[:, None]), 0.0)
         return self.n * (f * self.weights[None, :]).sum(axis=1)
@@ -77,9 +78,13 @@ def _rademacher(n, k, gen, device, dtype):
     return r.to(device=device, dtype=dtype)
 
 
-#: Above this many bytes for an SLQ basis (m + 1 vectors), ``reorth="auto"`` keeps 3 vectors only.
-SLQ_BASIS_BUDGET_BYTES = 1 << 30
-REORTH = ("auto", "full", "none")
+REORTH = ("auto", "full", "local", "none")
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise RidgelensError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandwidth: float | None = None,
@@ -89,61 +94,39 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     Costs ``n_probes · m`` products. ``bandwidth`` defaults to 1% of the spectrum's span.
 
     ``reorth``: ``"full"`` reorthogonalizes each Lanczos vector against all earlier ones
-    (memory m + 1 vectors); ``"none"`` runs the plain three-term recurrence (memory 3
-    vectors): in floating point its Ritz values repeat ("ghosts"), but the Gauss quadrature
-    it defines stays accurate (Paige; Greenbaum), which is all SLQ uses. ``"auto"`` is full
-    unless that basis would pass 1 GiB. The choice is recorded in ``SpectralDensity.reorth``.
+    (memory m + 1 vectors); ``"local"`` (``"none"`` is its old name) runs the three-term
+    recurrence with one more pass against the two vectors held (memory 3 vectors): in floating
+    point its Ritz values repeat ("ghosts"), but the Gauss quadrature it defines stays accurate
+    (Paige; Greenbaum), which is all SLQ uses. ``"auto"`` is full unless that basis would pass
+    1 GiB (:func:`ridgelens._auto.select_solver`). The choice is recorded in ``SpectralDensity.reorth``.
     """
-    n = op.shape[0]
-    if n_probes < 1 or m < 1:
-        raise RidgelensError(f"n_probes and m must be >= 1, got {n_probes}, {m}")
+    n = op.shape[0] if hasattr(op, "shape") else np.shape(op)[0]
+    n_probes, m = _check_positive_int(n_probes, "n_probes"), _check_positive_int(m, "m")
     if reorth not in REORTH:
         raise RidgelensError(f"reorth must be one of {REORTH}, got {reorth!r}")
+    if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
+        raise RidgelensError(f"bandwidth must be a positive number, got {bandwidth!r}")
+    _check_positive_int(n_grid, "n_grid")
     m = min(m, n)
     mv, device, dtype = tensor_matvec(op)
-    if reorth == "auto":
-        itemsize = torch.empty(0, dtype=dtype).element_size()
-        reorth = "full" if (m + 1) * n * itemsize <= SLQ_BASIS_BUDGET_BYTES else "none"
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    reorth = select_solver("slq_reorth", reorth, basis_bytes=(m + 1) * n * itemsize).name
     gen = torch.Generator().manual_seed(int(seed))
-    V = torch.empty(m + 1 if reorth == "full" else 2, n, device=device, dtype=dtype)
+    basis = LanczosBasis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
     nodes, weights, nmv = [], [], 0
     for _ in range(n_probes):
+        it = LanczosIteration(mv, n, device, dtype, reorth=reorth, basis=basis)
         v = _rademacher(n, 1, gen, device, dtype)[0]
-        V[0] = v / v.norm()
+        it.start(v)
         del v
-        alpha, beta = [], []
         for j in range(m):
-            cur = V[j] if reorth == "full" else V[j % 2]
-            w = mv(cur)
-            if shares_memory(w, V):
-                w = w.clone()  # an operator that hands back its input
+            _, b, w = it.step()
             nmv += 1
-            if reorth == "full":
-                # Classical Gram-Schmidt twice against the whole basis, in place; α is the total
-                # coefficient on the current vector (the second pass corrects the first).
-                a = float(orthogonalize_blocks_(w, [V[: j + 1]])[j])
-            else:
-                a = float(w @ cur)
-                w.add_(cur, alpha=-a)
-                if j > 0:
-                    w.add_(V[(j - 1) % 2], alpha=-beta[-1])
-                # Local reorthogonalization against the two vectors held: in float32 and at 10⁷
-                # parameters the plain recurrence drifts (df off by 20 % against float64).
-                rows = V[: 1 + (j > 0)]
-                c = rows @ w
-                w.addmv_(rows.T, c, alpha=-1)
-                a += float(c[j % 2])
-            alpha.append(a)
-            b = float(w.norm())
-            scale = max(max(abs(x) for x in alpha), max(beta, default=0.0), 1e-300)
+            scale = max(max(abs(x) for x in it.alphas), max(it.betas, default=0.0), 1e-300)
             if j + 1 == m or b <= 1e-12 * scale:
                 break
-            beta.append(b)
-            if reorth == "full":
-                V[j + 1] = w.div_(b)
-            else:
-                V[(j + 1) % 2] = w.div_(b)  # overwrites v_{j−1}, no longer needed
-        T = np.diag(alpha) + np.diag(beta[: len(alpha) - 1], 1) + np.diag(beta[: len(alpha) - 1], -1)
+            it.push(w, b)
+        T = it.tridiagonal()
         # torch's eigh: NumPy's BLAS threads would fight torch's between products.
         theta, U = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(T)))
         nodes.append(theta)
@@ -160,16 +143,19 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
 
 def hutchpp_trace(op, n_matvecs: int = 90, *, seed: int = 0) -> TraceEstimate:
     """tr(H) by Hutch++ with ``n_matvecs`` products (a multiple of 3 is used); exact when 2n/3 ≥ n."""
-    n = op.shape[0]
-    if n_matvecs < 3:
-        raise RidgelensError(f"Hutch++ needs at least 3 products, got {n_matvecs}")
-    mv, device, dtype = tensor_matvec(op)
+    from ridgelens.operators import as_operator
+
+    op = as_operator(op)
+    n = op.n
+    if isinstance(n_matvecs, bool) or not isinstance(n_matvecs, (int, np.integer)) or n_matvecs < 3:
+        raise RidgelensError(f"Hutch++ needs an integer number of products ≥ 3, got {n_matvecs!r}")
+    mv, device, dtype = op.matvec, op.device, op.dtype
     gen = torch.Generator().manual_seed(int(seed))
     s = min(n_matvecs // 3, n)
     S = _rademacher(n, s, gen, device, dtype)
-    HS = torch.stack([mv(v) for v in S])
+    HS = op.matmat(S.T.contiguous()).T  # one batched product for the whole sketch
     Q, _ = torch.linalg.qr(HS.T)  # (n, s)
-    HQ = torch.stack([mv(q) for q in Q.T])
+    HQ = op.matmat(Q).T
     exact = float((Q.T * HQ).sum())
     used = 2 * s
     g = n_matvecs - used

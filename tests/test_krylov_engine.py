@@ -133,8 +133,8 @@ def test_partial_reuse_leaves_the_callers_vector_alone(small_mlp):
     assert op.form == "partial-reuse"
     v = torch.randn(obj.n_params, dtype=torch.float64)
     keep = v.clone()
-    hv_reused = op._hvp_reuse(v).clone()
-    op._hvp_reuse = lambda u: u  # a pass-through graph, as autograd may give
+    hv_reused = op._hvp_reuse(v[None])[0].clone()
+    op._hvp_reuse = lambda U: U  # a pass-through graph, as autograd may give
     out = op.matvec_tensor(v)
     assert torch.equal(v, keep)
     rest = out - v  # the recomputed batches
@@ -289,17 +289,11 @@ class _F32(rl.CurvatureOperator):
     """A float32 operator with a native tensor product (as a float32 torch model has)."""
 
     def __init__(self, H):
-        super().__init__(H.shape[0])
-        self.H = H
+        super().__init__(H.shape[0], dtype=torch.float32)
         self.H32 = torch.from_numpy(H).float()
-        self.device, self.torch_dtype = torch.device("cpu"), torch.float32
 
-    def _matvec(self, v):
-        return self.H @ v
-
-    def matvec_tensor(self, v):
-        self.n_matvecs += 1
-        return self.H32 @ v
+    def _matmat(self, V):
+        return self.H32 @ V
 
 
 @pytest.mark.parametrize("reorth", ["full", "none"])
@@ -310,7 +304,7 @@ def test_slq_float32_agrees_with_float64(reorth):
     H = psd(300, w, seed=8)
     ref = spectral_density(H, n_probes=4, m=40, seed=1, reorth="full")
     got = spectral_density(_F32(H), n_probes=4, m=40, seed=1, reorth=reorth)
-    assert got.reorth == reorth and got.nodes.dtype == np.float64
+    assert got.reorth == {"none": "local"}.get(reorth, reorth) and got.nodes.dtype == np.float64
     lam = np.array([0.01, 0.1, 1.0])
     # "none" in float32: a near-zero Ritz value moves; df(0.01) within 0.2 % (SLQ's own error is larger)
     np.testing.assert_allclose(got.effective_df(lam), ref.effective_df(lam), rtol=1e-3 if reorth == "full" else 3e-3)
@@ -370,11 +364,13 @@ def test_krylov_path_ending_exactly_at_a_block_boundary(n):
 
 
 def _dies(H, budget):
+    Ht = torch.from_numpy(H)
+
     class Dies(rl.CurvatureOperator):
-        def _matvec(self, v):
+        def _matmat(self, V):
             if self.n_matvecs > budget:
                 raise KeyboardInterrupt
-            return H @ v
+            return Ht @ V
 
     return Dies(H.shape[0])
 
@@ -431,8 +427,8 @@ def test_operator_handing_back_its_input_is_not_orthogonalized_in_place():
     from ridgelens.ridge._krylov import _Basis
 
     class Identity(rl.CurvatureOperator):
-        def _matvec(self, v):
-            return v
+        def _matmat(self, V):
+            return V  # hands back its input (a row of the basis itself)
 
     r = lanczos(Identity(30), 3, ncv=8, tol=1e-10, max_matvecs=200)
     np.testing.assert_allclose(r["eigenvalues"], 1.0)
@@ -482,9 +478,9 @@ def test_analyze_killed_mid_refit_resumes_with_its_own_refits(tmp_path, small_ml
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first = rl.analyze(obj, lam, **opts)
-        assert sorted(p.name for p in ck.glob("refit_*.npz")) == ["refit_0.npz", "refit_1.npz", "refit_2.npz"]
-        (ck / "refit_1.npz").unlink()  # killed during the second refit
-        (ck / "refit_2.npz").unlink()
+        assert sorted(p.name for p in ck.glob("refit_*.pt")) == ["refit_0.pt", "refit_1.pt", "refit_2.pt"]
+        (ck / "refit_1.pt").unlink()  # killed during the second refit
+        (ck / "refit_2.pt").unlink()
         calls = []
         real = type(obj).minimize
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ridgelens._auto import resolve_method
-from ridgelens._checkpoint import digest
-from ridgelens._io import atomic_write_bytes, atomic_write_json
+from ridgelens._auto import select_solver
+from ridgelens._checkpoint import Checkpoint, digest
+from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
@@ -19,8 +20,9 @@ from ridgelens.errors import (
     NegativeCurvatureWarning,
     RidgelensError,
 )
-from ridgelens.operators import DenseOperator, SchurComplementOperator, hessian
-from ridgelens.ridge._path import RidgePath, ridge_path
+from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
+from ridgelens.operators import curvature as build_curvature
+from ridgelens.ridge import RidgePath, ridge_path
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
 CONVENTIONS = {
@@ -29,7 +31,8 @@ CONVENTIONS = {
     "penalty": "(λ/2)‖θ_p‖², θ_p = the penalized parameters (see 'penalized'); the intercept is "
                "free unless penalize_intercept was asked for",
     "prediction": "θ̃(λ) = (H + λP)⁻¹ H θ̂ (minus the first-order term g when gradient_used); "
-                  "= Q diag(σ/(σ+λ)) Qᵀ θ̂ when every parameter is penalized",
+                  "= Q diag(σ/(σ+λ)) Qᵀ θ̂ when every parameter is penalized; H is the curvature named in "
+                  "'curvature_kind' (the Hessian, or the Gauss-Newton matrix JᵀH_out J)",
     "refit": "θ*(λ) = argmin R(θ) + (λ/2)‖θ_p‖², found by the objective's own solver",
     "rel_error": "‖θ̃(λ) − θ*(λ)‖ / ‖θ*(λ)‖",
     "effective_df": "df(λ) = Σⱼ σⱼ/(σⱼ+λ) over the penalized block's curvature",
@@ -75,7 +78,12 @@ class Analysis:
         Matrix-free: the SLQ density that gives df(λ) (of S with unpenalized parameters;
         ``n_matvecs`` in HVPs of H).
     n_matvecs : int
-        Hessian-vector products spent on H (0 when H was in closed form).
+        Products with the curvature operator H (or G) spent by the whole analysis: forming it
+        densely, the spectrum, the density and the path (0 when it was in closed form).
+    curvature_kind : str
+        ``"hessian"`` or ``"ggn"`` (the Gauss–Newton matrix), the curvature the prediction uses.
+    choices : dict
+        What every ``"auto"`` resolved to, and why (``{decision: "name (reason)"}``).
     """
 
     objective: str
@@ -97,6 +105,8 @@ class Analysis:
     min_eigenvalue: float = float("nan")
     density: SpectralDensity | None = None
     n_matvecs: int = 0
+    curvature_kind: str = "hessian"
+    choices: dict = field(default_factory=dict)
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
 
     @property
@@ -152,6 +162,12 @@ class Analysis:
                 "nodes": self.density.nodes, "weights": self.density.weights,
                 "bandwidth": self.density.bandwidth, "n_matvecs": self.density.n_matvecs},
             "curvature": self.path.curvature,
+            "curvature_kind": self.curvature_kind,
+            "choices": self.choices,
+            "path_converged": self.path.converged,
+            "ritz_values": self.path.ritz_values,
+            "penalized_rank_tol": self.path.rank_tol,
+            "eigen_checks": self.spectrum.checks,
             "penalized_eigenvalues": self.path.eigenvalues,
             # Q of the penalized block, (r, r), when it is small enough to be worth writing.
             "penalized_eigenvectors": (self.path.eigenvectors
@@ -171,13 +187,34 @@ class Analysis:
 
     def to_json(self, path) -> None:
         """Write :meth:`to_dict` to ``path`` atomically (the conventions are inside the file)."""
+        if Path(path).is_dir():
+            raise RidgelensError(f"to_json needs a file path; {path} is a directory")
         atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Analysis:
+        """Rebuild an Analysis from :meth:`to_dict` (or a ``results.json`` read back).
+
+        What ``to_dict`` does not write is absent: eigenvectors of large or matrix-free analyses
+        (the spectrum then holds eigenvalues only) and the density's smoothed curve (rebuilt
+        from its nodes and weights).
+        """
+        if not isinstance(d, dict):
+            raise RidgelensError(f"an analysis must be a dict (from Analysis.to_dict), got {type(d).__name__}")
+        try:
+            return _from_dict(cls, d)
+        except KeyError as exc:
+            raise RidgelensError(f"the analysis dict misses the field {exc.args[0]!r} "
+                                 "(is it a results.json written by `ridgelens analyze`?)") from None
+        except (TypeError, ValueError) as exc:
+            raise RidgelensError(f"the analysis dict has a malformed field: {exc}") from None
 
 
 def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol: float | None = None,
             tol: float | None = None, negative: str = "nan", refit_options: dict | None = None,
             method: str = "auto", k: int = 20, seed: int = 0, eig_tol: float = 1e-6, path_tol: float = 1e-8,
-            n_probes: int = 8, slq_steps: int = 60, checkpoint=None, progress: bool | None = None) -> Analysis:
+            n_probes: int = 8, slq_steps: int = 60, checkpoint=None, progress: bool | None = None,
+            curvature: str = "hessian", curvature_options: dict | None = None) -> Analysis:
     """Predict what L2 regularization does to ``objective``'s minimizer and check it by refitting.
 
     Parameters
@@ -215,6 +252,13 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         a killed run started again with the same folder resumes and gives the same result.
     progress : bool, optional
         Progress lines for the matrix-free stages (default: when stderr is a terminal).
+    curvature : {"hessian", "ggn"}, default "hessian"
+        The curvature of the quadratic model: the Hessian H, or the generalized Gauss–Newton
+        matrix G = JᵀH_out J (positive semi-definite for losses convex in the outputs, so every
+        λ has a prediction; for least squares and logistic regression G = H). Recorded in
+        ``Analysis.curvature_kind``.
+    curvature_options : dict, optional
+        Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``).
 
     Examples
     --------
@@ -226,6 +270,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     True
     """
     lam = check_lambdas(lambdas)
+    if curvature not in CURVATURES:
+        raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
     converged = True
@@ -248,62 +294,66 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
             GradientNotZeroWarning, stacklevel=2,
         )
     gradient = g if gnorm > grad_tol else None
-    H = hessian(objective, theta_hat)
-    chosen = resolve_method(method, H.n, H.is_dense, allowed=("dense", "matrix-free"))
+    H = build_curvature(objective, theta_hat, curvature, **dict(curvature_options or {}))
+    choice = select_solver("analysis", method, n=H.n, is_dense=H.is_dense)
+    chosen = choice.name
+    choices = {"analysis": str(choice)}
+    if getattr(H, "choice", None) is not None:
+        choices["hvp_form"] = str(H.choice)
     mask = objective.penalized
     density = None
+    spent = 0  # products with H outside H.n_matvecs' own counting (none: every product is counted on H)
     if chosen == "dense":
-        if not H.is_dense:  # densify once; the spectrum and the Schur complement both use it
-            H = DenseOperator(H.to_dense())
-        spectrum = eigen(H)
+        if not H.is_dense:  # densify once (n products, counted on H); the spectrum and S both use it
+            dense = DenseOperator(H.to_dense())
+            spent = H.n_matvecs
+        else:
+            dense = H
+        spectrum = eigen(dense)
+        spectrum = replace(spectrum, n_matvecs=spectrum.n_matvecs + spent)
         min_eig = spectrum.min_eigenvalue
-        path = ridge_path(spectrum if mask.all() else H, theta_hat, lam, penalized=mask,
+        path = ridge_path(spectrum if mask.all() else dense, theta_hat, lam, penalized=mask,
                           gradient=gradient, negative=negative)
-    elif mask.all():
-        spectrum = eigen(H, min(int(k), H.n), tol=eig_tol, seed=seed, method="lanczos",
-                         checkpoint=ck, progress=progress)
-        density = spectral_density(H, n_probes=n_probes, m=slq_steps, seed=seed)
-        path = ridge_path(H, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative,
-                          method="krylov", tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
-        path = replace(path, effective_df=density.effective_df(lam))
-        # Three Krylov spaces saw H: the top-k run, the SLQ probes and the path's own; take the lowest.
-        min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min(), path.ritz_values.min()))
-        if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
-            warnings.warn(f"H has negative eigenvalues (smallest Ritz value ≈ {min_eig:.4g}): θ̂ is not a "
-                          "minimum of the quadratic model; predictions for λ below that size are unreliable",
-                          NegativeCurvatureWarning, stacklevel=2)
+        path = replace(path, n_matvecs=spent)
+        n_matvecs = H.n_matvecs
     else:
-        # Unpenalized parameters: the penalized block sees S = H_pp − H_pu H_uu⁻¹ H_up, so the eigen
+        # With unpenalized parameters the penalized block sees S = H_pp − H_pu H_uu⁻¹ H_up, so the eigen
         # view, the density (df) and the path are all of S. Factoring H_uu (or every inner CG solve)
-        # checks H_uu ≻ 0 (and raises otherwise); with it, H ⪰ 0 ⇔ S ⪰ 0, so S's smallest Ritz value
-        # is the premise.
-        S = SchurComplementOperator(H, mask)
-        before = S.n_matvecs
-        spectrum = eigen(S, min(int(k), S.n), tol=eig_tol, seed=seed, method="lanczos",
+        # checks H_uu ≻ 0 (and raises otherwise); with it, H ⪰ 0 ⇔ S ⪰ 0.
+        A = H if mask.all() else SchurComplementOperator(H, mask)
+        if isinstance(A, SchurComplementOperator):
+            choices["schur_inner"] = str(A.choice)
+        before = H.n_matvecs
+        spectrum = eigen(A, min(int(k), A.n), tol=eig_tol, seed=seed, method="lanczos",
                          checkpoint=ck, progress=progress)
-        spectrum = replace(spectrum, n_matvecs=S.n_matvecs - before)  # HVPs of H, not products with S
-        before = S.n_matvecs
-        density = spectral_density(S, n_probes=n_probes, m=slq_steps, seed=seed)
-        density = replace(density, n_matvecs=S.n_matvecs - before)
-        path = ridge_path(S, theta_hat, lam, gradient=gradient, negative=negative, method="krylov",
-                          tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)  # H_uu factored once
-        path = replace(path, effective_df=density.effective_df(lam))
+        spectrum = replace(spectrum, n_matvecs=H.n_matvecs - before)  # products with H, whatever A is
+        before = H.n_matvecs
+        density = spectral_density(A, n_probes=n_probes, m=slq_steps, seed=seed)
+        density = replace(density, n_matvecs=H.n_matvecs - before)
+        choices["slq_reorth"] = density.reorth
+        path = ridge_path(A, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative, method="krylov",
+                          tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
+        path = replace(path, effective_df=density.effective_df(lam, rank_tol=_rank_tol(spectrum)))
         min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min(), path.ritz_values.min()))
+        of = "H" if A is H else ("the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up, so H is not positive "
+                                 "semi-definite")
         if min_eig < -1e-8 * abs(float(spectrum.eigenvalues[0])):
-            warnings.warn(f"the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up has negative eigenvalues (smallest "
-                          f"Ritz value ≈ {min_eig:.4g}), so H is not positive semi-definite: θ̂ is not a minimum "
-                          "of the quadratic model; predictions for λ below that size are unreliable",
+            hint = "" if curvature == "ggn" else " Consider the Gauss-Newton curvature (curvature='ggn', CLI --curvature ggn)."
+            warnings.warn(f"{of} has negative eigenvalues (smallest Ritz value ≈ {min_eig:.4g}): θ̂ is not a "
+                          "minimum of the quadratic model; predictions for λ below that size are unreliable." + hint,
                           NegativeCurvatureWarning, stacklevel=2)
-    n_matvecs = H.n_matvecs
+        n_matvecs = H.n_matvecs
+    choices["path"] = str(path.choice) if path.choice is not None else path.method
 
     refits = conv = gnorms = rel = None
     if refit:
         refits = np.empty_like(path.thetas)
         conv = np.zeros(lam.size, dtype=bool)
         gnorms = np.empty(lam.size)
+        fp = _objective_fingerprint(objective)
         for i, lam_i in enumerate(lam):
             refits[i], conv[i], gnorms[i] = _refit_one(objective, float(lam_i), i, path, theta_hat, tol,
-                                                       refit_options, ck)
+                                                       refit_options, ck, fp)
         if not conv.all():
             warnings.warn(f"the refit did not converge for λ = {', '.join(f'{v:g}' for v in lam[~conv])}",
                           ConvergenceWarning, stacklevel=2)
@@ -314,28 +364,99 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     lambdas=lam, theta_hat=theta_hat, gradient_norm=gnorm, grad_tol=grad_tol,
                     spectrum=spectrum, path=path, refit=refits, refit_converged=conv,
                     refit_gradient_norm=gnorms, rel_error=rel, theta_hat_converged=converged,
-                    method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs)
+                    method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs,
+                    curvature_kind=curvature, choices=choices)
 
 
-def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck):
-    """One refit, warm-started at θ̃(λ); saved to and resumed from ``ck/refit_i.npz``."""
-    file = None if ck is None else ck / f"refit_{i}.npz"
-    # θ̂ and how the refit is run (tolerance, method, iterations): another setting is another run.
-    run_id = f"{digest(theta_hat)} tol={tol!r} {sorted((k, repr(v)) for k, v in options.items())}"
-    if file is not None and file.exists():
-        saved = np.load(file)
-        if "run" not in saved:
-            raise RidgelensError(f"checkpoint {file} has no run fingerprint (written by an older ridgelens); "
-                                 "delete it or use another --checkpoint folder")
-        if float(saved["lam"]) != lam or saved["theta"].shape != theta_hat.shape or str(saved["run"]) != run_id:
-            raise RidgelensError(f"checkpoint {file} holds a refit of another run (another λ, θ̂ or refit "
-                                 "setting); use another --checkpoint folder or delete it")
-        return saved["theta"], bool(saved["converged"]), float(saved["gradient_norm"])
+def _rank_tol(spectrum: Spectrum) -> float:
+    """Eigenvalues below this in size are zero (rounding), not negative curvature: |σ| ≤ n·eps·σ_max."""
+    return spectrum.n * np.finfo(np.float64).eps * float(np.abs(spectrum.eigenvalues).max(initial=0.0))
+
+
+def _objective_fingerprint(objective) -> str:
+    fp = getattr(objective, "fingerprint", None)
+    if callable(fp):
+        return str(fp())
+    data = [getattr(objective, a, None) for a in ("X", "y")]
+    return digest(*[np.asarray(a) if a is not None else None for a in data], objective.penalized)
+
+
+def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck, fingerprint):
+    """One refit, warm-started at θ̃(λ); saved to and resumed from the checkpoint folder (one mechanism)."""
+    # The data and model, θ̂ and how the refit is run (tolerance, method, iterations): another
+    # setting is another run, and its checkpoint is refused.
+    run_id = f"{fingerprint} {digest(theta_hat)} tol={tol!r} {sorted((k, repr(v)) for k, v in options.items())}"
+    cp = Checkpoint(ck, f"refit_{i}", {"lambda": lam, "n": int(theta_hat.size), "run": run_id})
+    try:
+        saved = cp.load()
+    except RidgelensError:
+        raise RidgelensError(f"checkpoint {cp.path} holds a refit of another run (another λ, θ̂, data, model or "
+                             "refit setting); use another --checkpoint folder or delete it") from None
+    if saved is not None:
+        return saved["theta"].numpy(), bool(saved["converged"]), float(saved["gradient_norm"])
     x0 = path.thetas[i] if path.valid[i] else theta_hat
     r = objective.minimize(l2=lam, x0=x0, tol=tol, **options)
-    if file is not None:
-        buf = io.BytesIO()
-        np.savez(buf, lam=lam, theta=r.theta, converged=r.converged, gradient_norm=r.gradient_norm,
-                 run=run_id)
-        atomic_write_bytes(file, buf.getvalue())
+    cp.save({"theta": torch.from_numpy(np.asarray(r.theta, dtype=np.float64)), "converged": bool(r.converged),
+             "gradient_norm": float(r.gradient_norm)})
     return r.theta, r.converged, r.gradient_norm
+
+
+def _arr(v, dtype=np.float64):
+    if v is None:
+        return None
+    return np.array([[np.nan if x is None else x for x in row] for row in v] if v and isinstance(v[0], list)
+                    else [np.nan if x is None else x for x in v], dtype=dtype)
+
+
+def _from_dict(cls, d: dict) -> Analysis:
+    lam = _arr(d["lambdas"])
+    pen = np.array([bool(x) for x in d["penalized"]])
+    sigma = _arr(d["penalized_eigenvalues"])
+    Q = _arr(d.get("penalized_eigenvectors"))
+    coords = _arr(d["coords"])
+    m, n = lam.size, len(d["param_names"])
+    path = RidgePath(
+        lambdas=lam, theta_hat=_arr(d["theta_hat"]), thetas=_arr(d["predicted"]).reshape(m, n),
+        eigenvalues=sigma, eigenvectors=Q if Q is not None else np.zeros((int(pen.sum()), 0)), coords=coords,
+        factors=_arr(d["factors"]).reshape(m, sigma.size), scaled=_arr(d["factors"]).reshape(m, sigma.size) * coords,
+        effective_df=_arr(d["effective_df"]), penalized=pen, valid=np.array([bool(x) for x in d["valid"]]),
+        gradient_used=bool(d["gradient_used"]), curvature=str(d["curvature"]),
+        rank_tol=float(d.get("penalized_rank_tol") or 0.0), method=str(d["path_method"]),
+        residuals=_arr(d.get("path_residuals")),
+        converged=None if d.get("path_converged") is None else np.array([bool(x) for x in d["path_converged"]]),
+        outside_share=float(d["outside_share"]) if d.get("outside_share") is not None else float("nan"),
+        ritz_values=_arr(d.get("ritz_values")), gradient_coords=_arr(d.get("gradient_coords")))
+    ev = _arr(d["eigenvalues"])
+    spectrum = Spectrum(eigenvalues=ev, eigenvectors=torch.zeros(n, 0, dtype=torch.float64), n=n,
+                        method=str(d["spectrum_method"]), n_matvecs=0, residuals=_arr(d.get("eigen_residuals")),
+                        converged=None if d.get("eigen_converged") is None
+                        else np.array([bool(x) for x in d["eigen_converged"]]), checks=d.get("eigen_checks"))
+    density = None
+    if d.get("density"):
+        dd = d["density"]
+        nodes, weights = _arr(dd["nodes"]), _arr(dd["weights"])
+        bw = float(dd["bandwidth"])
+        grid = np.linspace(nodes.min() - 3 * bw, nodes.max() + 3 * bw, 400)
+        dens = (weights[None, :] * np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / bw) ** 2)).sum(1)
+        density = SpectralDensity(nodes=nodes, weights=weights, grid=grid, density=dens / (bw * np.sqrt(2 * np.pi)),
+                                  bandwidth=bw, n=int(pen.sum()) if d["curvature"] == "schur-complement" else n,
+                                  n_matvecs=int(dd.get("n_matvecs", 0)))
+
+    def opt(key, kind=np.float64):
+        v = d.get(key)
+        if v is None:
+            return None
+        return np.array([bool(x) for x in v]) if kind is bool else _arr(v)
+
+    refit = opt("refit")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kw = dict(objective=str(d["objective"]), n_samples=int(d["n_samples"]), n_params=int(d["n_params"]),
+              param_names=list(d["param_names"]), lambdas=lam, theta_hat=_arr(d["theta_hat"]),
+              gradient_norm=float(d["gradient_norm"]), grad_tol=float(d["grad_tol"]), spectrum=spectrum, path=path,
+              refit=None if refit is None else refit.reshape(m, n), refit_converged=opt("refit_converged", bool),
+              refit_gradient_norm=opt("refit_gradient_norm"), rel_error=opt("rel_error"),
+              theta_hat_converged=bool(d["theta_hat_converged"]), method=str(d["method"]),
+              min_eigenvalue=float("nan") if d.get("min_eigenvalue") is None else float(d["min_eigenvalue"]),
+              density=density, n_matvecs=int(d["n_matvecs"]), curvature_kind=str(d.get("curvature_kind", "hessian")),
+              choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS))
+    return cls(**{k: v for k, v in kw.items() if k in fields})

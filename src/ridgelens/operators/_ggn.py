@@ -1,0 +1,158 @@
+"""The generalized Gauss–Newton curvature G = Σ_b w_b J_bᵀ H_out,b J_b, matrix-free.
+
+For a batch b with outputs o = f(θ, x_b) and mean loss L_b(o) = loss_fn(o, y_b), J_b = ∂o/∂θ
+and H_out,b = ∂²L_b/∂o². G drops the term of H that carries the second derivatives of the
+model, Σ (∂L/∂o)·∂²o/∂θ², so it is positive semi-definite whenever the loss is convex in the
+outputs (squared error, cross-entropy, binary cross-entropy with logits). For a GLM with its
+canonical link, that dropped term is zero: G = H.
+
+One product with G, per batch: J v (a backward pass through a held "vjp of a vjp" graph),
+H_out (J v) (autograd on the loss as a function of the outputs: no model pass), and
+Jᵀ(·) (a backward pass). Nothing n × n or n × #outputs is ever formed. With ``reuse`` (the
+default when it fits the memory budget) the forward graphs are built once; otherwise each
+product rebuilds them batch by batch.
+
+The premise is checked, not assumed: at construction the output Hessian of the first batch
+(its first samples, formed densely when small, else probed) must be PSD, and every product
+checks ⟨Jv, H_out Jv⟩ ≥ 0 on every batch (up to rounding); a loss that is not convex in the
+outputs raises :class:`~ridgelens.errors.RidgelensError` naming the loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ridgelens._autodiff import second_order_attention
+from ridgelens.errors import RidgelensError
+from ridgelens.operators._base import CurvatureOperator
+from ridgelens.operators._torch import DEFAULT_MEMORY_BUDGET, _grad_batched
+
+#: The PSD check forms the output Hessian of the first batch's first samples, up to this many outputs.
+DENSE_OUTPUT_CHECK = 512
+
+
+class GGNOperator(CurvatureOperator):
+    """The Gauss–Newton matrix ``Σ_b w_b J_bᵀ H_out,b J_b`` of a torch objective at θ.
+
+    Parameters
+    ----------
+    objective : TorchObjective
+        Anything with the torch objective protocol (``flat_tensor``, ``prepared_batches``,
+        ``batch_weight``, ``outputs``, ``loss_fn``, ``n_batches``).
+    theta : array or tensor of shape (n,)
+    reuse : bool, optional
+        Hold every batch's forward graph (faster products, more memory). Default: when the
+        first batch's graph times the number of batches fits ``memory_budget``.
+    memory_budget : int, optional
+        Bytes the held graphs may take (default 2 GiB).
+
+    Attributes
+    ----------
+    form : str
+        ``"reuse"`` or ``"recompute"``.
+    output_min_eigenvalue : float or None
+        The smallest eigenvalue of the first batch's output Hessian (dense check), if formed.
+    """
+
+    def __init__(self, objective, theta, *, reuse: bool | None = None, memory_budget: int | None = None):
+        super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
+        self.objective = objective
+        self.theta = objective.flat_tensor(theta)
+        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+        self.loss_name = getattr(objective.loss_fn, "__name__", type(objective.loss_fn).__name__)
+        self.output_min_eigenvalue = None
+        self._held = None
+        self._scale = 0.0
+        first = next(iter(objective.prepared_batches(0, 1)))
+        with second_order_attention():
+            self._check_output_hessian(*first)
+            if reuse is None:
+                reuse = self._graph_bytes(*first) * objective.n_batches <= budget
+            if reuse:
+                self._held = [self._linearize(x, y) for x, y in objective.prepared_batches()]
+        self.form = "reuse" if reuse else "recompute"
+
+    def fingerprint(self) -> str | None:
+        from ridgelens._checkpoint import digest
+
+        return digest(self.theta, None, "ggn", self.objective.fingerprint())
+
+    # ------------------------------------------------------------------ building blocks
+    def _linearize(self, x, y):
+        """Per batch: the leaf θ, the outputs o, a dummy u with g(u) = Jᵀu kept differentiable, and ∇_o L."""
+        obj = self.objective
+        flat = self.theta.detach().requires_grad_(True)
+        out = obj.outputs(flat, x)
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            raise RidgelensError(f"the Gauss-Newton curvature needs the model to return a floating tensor of "
+                                 f"outputs, got {type(out).__name__}")
+        u = torch.zeros_like(out, requires_grad=True)
+        (jt_u,) = torch.autograd.grad(out, flat, grad_outputs=u, create_graph=True)
+        o = out.detach().requires_grad_(True)
+        loss = obj.loss_fn(o, y) * obj.batch_weight(y)
+        (g_out,) = torch.autograd.grad(loss, o, create_graph=True)
+        return flat, out, u, jt_u, o, g_out
+
+    def _graph_bytes(self, x, y) -> int:
+        seen = {"bytes": 0}
+
+        def pack(t):
+            seen["bytes"] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            self._linearize(x, y)
+        return int(seen["bytes"])
+
+    def _check_output_hessian(self, x, y) -> None:
+        """Refuse a loss whose output Hessian is indefinite on the first batch's first samples."""
+        obj = self.objective
+        with torch.no_grad():
+            out = obj.outputs(self.theta, x)
+        per = out[0].numel() if out.ndim > 1 else 1
+        k = max(1, min(len(y), DENSE_OUTPUT_CHECK // max(per, 1)))
+        o, t = out[:k].detach(), y[:k]
+        if o.numel() > DENSE_OUTPUT_CHECK:
+            return  # too large to form: the per-product check below still guards every product
+        try:
+            Hout = torch.func.hessian(lambda z: obj.loss_fn(z, t))(o).reshape(o.numel(), o.numel())
+        except Exception:  # a loss that cannot be sliced or has no second derivative: per-product check only
+            return
+        Hout = 0.5 * (Hout + Hout.T).to(torch.float64)
+        ev = torch.linalg.eigvalsh(Hout)
+        lo, hi = float(ev[0]), float(ev[-1])
+        self.output_min_eigenvalue = lo
+        if lo < -1e-8 * max(abs(hi), 1e-300):
+            raise RidgelensError(
+                f"the Gauss-Newton curvature needs a loss convex in the model's outputs, but {self.loss_name}'s "
+                f"Hessian in the outputs has a negative eigenvalue {lo:.3g} (largest {hi:.3g}) on the first "
+                "batch; G = JᵀH_out J would not be positive semi-definite. Use curvature='hessian', or a loss "
+                "convex in the outputs (mean squared error, cross-entropy, BCE with logits)")
+
+    def _apply(self, held, V, keep: bool) -> torch.Tensor:
+        flat, out, u, jt_u, o, g_out = held
+        JV = _grad_batched(jt_u, u, V, retain_graph=True)  # (b, *out.shape): J v for each row v
+        HJV = _grad_batched(g_out, o, JV, retain_graph=True)
+        quad = (JV.flatten(1) * HJV.flatten(1)).sum(1)
+        scale = (JV.flatten(1).norm(dim=1) * HJV.flatten(1).norm(dim=1))
+        bad = quad < -1e-6 * scale
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise RidgelensError(
+                f"the Gauss-Newton curvature met ⟨Jv, H_out Jv⟩ = {float(quad[i]):.3g} < 0 for {self.loss_name}: "
+                "the loss is not convex in the model's outputs here, so G is not positive semi-definite. "
+                "Use curvature='hessian', or a loss convex in the outputs")
+        return _grad_batched(out, flat, HJV, retain_graph=keep)
+
+    # ------------------------------------------------------------------ the hook
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        rows = V.T.contiguous()
+        total = torch.zeros_like(rows)
+        with torch.enable_grad(), second_order_attention():
+            if self._held is not None:
+                for held in self._held:
+                    total += self._apply(held, rows, keep=True)
+            else:
+                for x, y in self.objective.prepared_batches():
+                    total += self._apply(self._linearize(x, y), rows, keep=False)
+        return total.detach().T

@@ -1,0 +1,224 @@
+"""The operator contract: products, composition, adapters, the Gauss-Newton curvature, bad input.
+
+Every operator is checked against a dense float64 reference (torch.func.hessian; for the GGN the
+Jacobian and the output Hessian formed densely), plus the properties of the contract.
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.sparse.linalg import aslinearoperator
+
+import ridgelens as rl
+from helpers import psd
+from ridgelens.objectives.torch import TorchObjective
+
+
+def _half_squared(o, t):
+    return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
+
+
+def _net_objective(loss="mse", seed=0, n=40, d=4, hidden=5, out=3):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, out)).double()
+    X = torch.randn(n, d, dtype=torch.float64)
+    if loss in ("mse", "half"):
+        Y = torch.randn(n, out, dtype=torch.float64)
+        fn = torch.nn.functional.mse_loss if loss == "mse" else _half_squared
+    elif loss == "ce":
+        Y = torch.randint(0, out, (n,))
+        fn = torch.nn.functional.cross_entropy
+    else:
+        raise ValueError(loss)
+    batches = [(X[i:i + 16], Y[i:i + 16]) for i in range(0, n, 16)]  # a short last batch
+    return TorchObjective(net, fn, batches), net, X, Y, fn
+
+
+def _dense_hessian(obj):
+    theta = torch.from_numpy(obj.theta0)
+
+    def R(t):
+        return sum(obj.batch_losses(t))
+
+    return torch.func.hessian(R)(theta)
+
+
+def _dense_ggn(obj):
+    """Σ_b w_b J_bᵀ H_out,b J_b with J_b and H_out,b formed densely."""
+    theta = torch.from_numpy(obj.theta0)
+    G = torch.zeros(obj.n_params, obj.n_params, dtype=torch.float64)
+    for x, y in obj.prepared_batches():
+        J = torch.func.jacrev(lambda t, x=x: obj.outputs(t, x))(theta).reshape(-1, obj.n_params)
+        o = obj.outputs(theta, x).detach()
+        Hout = torch.func.hessian(lambda z, y=y: obj.loss_fn(z, y))(o).reshape(o.numel(), o.numel())
+        G += obj.batch_weight(y) * J.T @ Hout @ J
+    return G
+
+
+@pytest.mark.parametrize("form", ["reuse", "double-backward", "fwd-over-rev", "partial-reuse"])
+def test_torch_hessian_matches_dense_and_matmat_is_batched(form):
+    # (torch.func cannot run forward-over-reverse through F.mse_loss: a loss written out instead)
+    obj, *_ = _net_objective("half")
+    H = _dense_hessian(obj)
+    budget = {"memory_budget": rl.hessian(obj, obj.theta0).batch_graph_bytes} if form == "partial-reuse" else {}
+    op = rl.hessian(obj, obj.theta0, form=form, **budget)
+    assert op.form == form and op.dtype == torch.float64
+    V = torch.randn(obj.n_params, 5, dtype=torch.float64)
+    torch.testing.assert_close(op.matmat(V), H @ V, rtol=1e-10, atol=1e-12)
+    # matmat = stacked matvec, and each vector counts once
+    stacked = torch.stack([op.matvec(V[:, j]) for j in range(5)], dim=1)
+    torch.testing.assert_close(op.matmat(V), stacked, rtol=1e-12, atol=1e-13)
+    assert op.n_matvecs == 15
+    torch.testing.assert_close(op.to_dense(), 0.5 * (H + H.T), rtol=1e-10, atol=1e-12)
+
+
+def test_fwd_over_rev_failure_is_named_and_auto_avoids_it():
+    obj, *_ = _net_objective("mse")  # torch.func cannot take jvp(grad) through F.mse_loss
+    with pytest.raises(rl.RidgelensError, match=r"fwd-over-rev.*double-backward"):
+        rl.hessian(obj, obj.theta0, form="fwd-over-rev").matvec(np.ones(obj.n_params))
+    op = rl.hessian(obj, obj.theta0, memory_budget=0)  # nothing reused: auto times the recompute forms
+    assert op.form == "double-backward" and "fwd-over-rev" in op.form_errors
+    torch.testing.assert_close(op.to_dense(), _dense_hessian(obj), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_ggn_matches_dense_jacobian_form_and_is_psd(loss):
+    obj, *_ = _net_objective(loss)
+    G = _dense_ggn(obj)
+    for reuse in (True, False):
+        op = rl.ggn(obj, obj.theta0, reuse=reuse)
+        assert op.form == ("reuse" if reuse else "recompute")
+        torch.testing.assert_close(op.to_dense(), 0.5 * (G + G.T), rtol=1e-9, atol=1e-11)
+    assert torch.linalg.eigvalsh(op.to_dense()).min() >= -1e-12 * torch.linalg.eigvalsh(G).max()
+    # and it is not the Hessian of this non-linear model
+    assert (op.to_dense() - _dense_hessian(obj)).abs().max() > 1e-6
+
+
+def test_ggn_equals_hessian_for_a_glm_with_canonical_link():
+    torch.manual_seed(3)
+    X = torch.randn(60, 4, dtype=torch.float64)
+    y = (torch.rand(60) < 0.5).to(torch.float64)[:, None]
+    net = torch.nn.Linear(4, 1).double()
+    obj = TorchObjective(net, torch.nn.functional.binary_cross_entropy_with_logits, [(X[:32], y[:32]), (X[32:], y[32:])])
+    torch.testing.assert_close(rl.ggn(obj, obj.theta0).to_dense(), rl.hessian(obj, obj.theta0).to_dense(),
+                               rtol=1e-10, atol=1e-12)
+    # the closed-form GLMs: their GGN is their exact Hessian
+    Xn, yn = X.numpy(), y[:, 0].numpy()
+    lg = rl.Logistic(Xn, yn)
+    th = np.full(5, 0.1)
+    np.testing.assert_allclose(rl.ggn(lg, th).to_dense().numpy(), lg.hessian_dense(th), rtol=1e-14, atol=1e-16)
+
+
+def test_ggn_refuses_a_loss_not_convex_in_the_outputs():
+    _obj, net, X, Y, _ = _net_objective()
+
+    def concave(o, t):
+        return -((o - t) ** 2).mean()
+
+    bad = TorchObjective(net, concave, [(X, Y)])
+    with pytest.raises(rl.RidgelensError, match=r"not positive semi-definite|convex in the model.s outputs"):
+        rl.ggn(bad, bad.theta0)
+
+
+def test_analyze_with_ggn_curvature_records_it_and_has_every_lambda():
+    obj, *_ = _net_objective("mse", n=48)
+    theta = obj.minimize(method="trust-ncg", max_iter=200).theta
+    res = rl.analyze(obj, [1e-4, 1e-2], theta_hat=theta, curvature="ggn", refit=False)
+    assert res.curvature_kind == "ggn" and res.path.valid.all() and res.min_eigenvalue >= -1e-10
+    G = rl.ggn(obj, theta).to_dense().numpy()
+    lam = 1e-2
+    ref = np.linalg.solve(G + lam * np.eye(G.shape[0]), G @ theta - (obj.gradient(theta) if res.path.gradient_used else 0))
+    np.testing.assert_allclose(res.predicted[1], ref, rtol=1e-6, atol=1e-8)  # eigen form vs a solve, cond(G + λI) ~ 1e4
+    assert res.n_matvecs == obj.n_params  # formed densely: one product per parameter, counted
+    d = res.to_dict()
+    assert d["curvature_kind"] == "ggn"
+    back = rl.Analysis.from_dict(d)
+    np.testing.assert_array_equal(back.predicted, res.predicted)
+    assert back.curvature_kind == "ggn" and back.n_matvecs == res.n_matvecs
+
+
+def test_composition_against_dense():
+    A = psd(7, np.linspace(0.5, 3, 7), seed=1)
+    B = psd(7, np.linspace(1, 2, 7), seed=2)
+    a, b = rl.DenseOperator(A), rl.DenseOperator(B)
+    s = np.linspace(0.5, 2.0, 7)
+    cases = {
+        "A + B": (a + b, A + B), "A - B": (a - b, A - B), "2.5 A": (2.5 * a, 2.5 * A), "-A": (-a, -A),
+        "A + 0.3 I": (a.shift(0.3), A + 0.3 * np.eye(7)), "A @ B": (a @ b, A @ B),
+        "D^-1/2 A D^-1/2": (a.sandwich(s ** -0.5), np.diag(s ** -0.5) @ A @ np.diag(s ** -0.5)),
+    }
+    for name, (op, ref) in cases.items():
+        np.testing.assert_allclose(op.to_dense().numpy(), ref if not op.symmetric else 0.5 * (ref + ref.T),
+                                   rtol=1e-13, atol=1e-13, err_msg=name)
+        assert op.symmetric == (name != "A @ B")
+    v = np.arange(7.0)
+    np.testing.assert_allclose(a.shift(1.0) @ v, A @ v + v, rtol=1e-14)
+    lin = (a + b).to_scipy()
+    np.testing.assert_allclose(lin @ v, (A + B) @ v, rtol=1e-13)
+
+
+def test_schur_complement_of_a_composed_operator():
+    A = psd(9, np.linspace(1, 4, 9), seed=3)
+    mask = np.array([True] * 6 + [False] * 3)
+    op = rl.DenseOperator(A).shift(0.5)
+    S = rl.SchurComplementOperator(op, mask)
+    M = A + 0.5 * np.eye(9)
+    p, u = mask, ~mask
+    ref = M[np.ix_(p, p)] - M[np.ix_(p, u)] @ np.linalg.solve(M[np.ix_(u, u)], M[np.ix_(u, p)])
+    np.testing.assert_allclose(S.to_dense().numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_outside_operators_are_accepted_as_they_are():
+    H = psd(30, np.geomspace(10, 0.1, 30), seed=4)
+    theta = np.linspace(-1, 1, 30)
+    lam = [0.01, 0.5]
+    ref = rl.ridge_path(H, theta, lam, method="dense")
+    lin = aslinearoperator(H)  # what curvlinops' .to_scipy() hands over
+    for source in (lin, torch.from_numpy(H)):
+        spec = rl.eigen(source, 3, method="lanczos", tol=1e-10)
+        np.testing.assert_allclose(spec.eigenvalues, np.linalg.eigvalsh(H)[::-1][:3], rtol=1e-9)
+        path = rl.ridge_path(source, theta, lam, method="krylov", tol=1e-11)
+        np.testing.assert_allclose(path.thetas, ref.thetas, rtol=1e-8, atol=1e-10)
+    Ht = torch.from_numpy(H)
+    op = rl.as_operator(lambda V: Ht @ V, shape=(30, 30))
+    np.testing.assert_allclose(rl.ridge_path(op, theta, lam, method="dense").thetas, ref.thetas, rtol=1e-12)
+
+
+def test_bad_curvature_inputs_are_named():
+    with pytest.raises(rl.RidgelensError, match="symmetric"):
+        rl.eigen(np.array([[1.0, 2.0], [0.0, 1.0]]))
+    with pytest.raises(rl.RidgelensError, match="not symmetric"):
+        rl.ridge_path(aslinearoperator(np.array([[1.0, 2.0], [0.0, 1.0]])), np.ones(2), [1.0])
+    with pytest.raises(rl.RidgelensError, match="returned shape"):
+        rl.eigen(rl.as_operator(lambda V: V[:1], shape=(4, 4), check_symmetric=False), 1, method="lanczos")
+    with pytest.raises(rl.RidgelensError, match="dtype"):
+        rl.eigen(rl.as_operator(lambda V: V.float(), shape=(4, 4), check_symmetric=False), 1, method="lanczos")
+    with pytest.raises(rl.RidgelensError, match="shape="):
+        rl.as_operator(lambda V: V)
+    with pytest.raises(rl.RidgelensError, match="0×0"):
+        rl.eigen(np.zeros((0, 0)))
+    with pytest.raises(rl.RidgelensError, match="None"):
+        rl.hessian(None, np.zeros(2))
+    with pytest.raises(rl.RidgelensError, match="sizes 3 and 4"):
+        rl.DenseOperator(np.eye(3)) + rl.DenseOperator(np.eye(4))
+    with pytest.raises(rl.RidgelensError, match="one device and dtype"):
+        rl.DenseOperator(np.eye(3)) + rl.DenseOperator(torch.eye(3, dtype=torch.float32))
+    with pytest.raises(rl.RidgelensError, match="n_probes must be a positive integer"):
+        rl.spectral_density(np.eye(3), n_probes=2.5)
+    with pytest.raises(rl.RidgelensError, match="bandwidth must be a positive"):
+        rl.spectral_density(np.eye(3), bandwidth=-1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 12), st.integers(0, 10**6), st.floats(0.0, 5.0))
+def test_symmetry_and_stacking_properties(n, seed, shift):
+    A = psd(n, np.random.default_rng(seed).uniform(0, 3, n), seed=seed)
+    op = rl.DenseOperator(A).shift(shift).sandwich(np.linspace(0.5, 1.5, n))
+    rng = np.random.default_rng(seed + 1)
+    u, v = rng.normal(size=n), rng.normal(size=n)
+    assert abs(u @ op.matvec(v) - op.matvec(u) @ v) <= 1e-12 * (1 + np.abs(A).max() + shift) * n
+    V = rng.normal(size=(n, 3))
+    np.testing.assert_allclose(op.matmat(V), np.column_stack([op.matvec(V[:, j]) for j in range(3)]), rtol=1e-13,
+                               atol=1e-13)
