@@ -75,6 +75,18 @@ def test_longley_certified_digits():
     assert lre(theta_hat(X, y, penalize_intercept=True).theta, LONGLEY_CERTIFIED).min() >= MIN_DIGITS
 
 
+@pytest.mark.parametrize("power", [20, 30])
+def test_longley_in_other_units_keeps_its_digits(power):
+    # Scaling columns by powers of 2 is exact, and so is the certified solution's answer to
+    # it. 2^±30 makes cond(Xc) ≈ 2.5e19: an SVD of Xc alone would see two columns as zero.
+    X, y = longley()
+    scale = 2.0 ** (power * np.array([1, -1, 0, 1, -1, 0.5]))
+    certified = LONGLEY_CERTIFIED.copy()
+    certified[:6] /= scale
+    digits = lre(theta_hat(X * scale, y).theta, certified)
+    assert digits.min() >= MIN_DIGITS, digits
+
+
 @pytest.mark.parametrize(("name", "coefficients"), [("Wampler1", WAMPLER1), ("Wampler2", WAMPLER2)])
 def test_wampler_certified_digits(name, coefficients):
     X, y = wampler(coefficients)

@@ -26,6 +26,10 @@ from ridgelens.objectives._base import MinimizeResult, Objective
 ILL_CONDITIONED = 1e8
 
 _EPS = np.finfo(np.float64).eps
+#: The SVD of the design is used as it is when its singular values span less than 1/this
+#: (then refinement converges fast); otherwise the rank and θ̂ come from the SVD of the
+#: column-scaled design, so that the units of the features do not matter.
+_DIRECT_SVD_RATIO = 1e-10
 #: Refinement steps of θ̂ at most (one is enough on NIST's Longley and Wampler 1–2).
 _MAX_REFINE = 3
 def _no_options(options: dict) -> None:
@@ -96,6 +100,7 @@ def _check_weights(sample_weight, n: int) -> np.ndarray:
 # ----------------------------------------------------------- accurate residuals
 # Error-free transformations (Dekker 1971, Knuth): a + b = s + e and a·b = p + e exactly.
 _SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp's splitting of a double into two halves)
+_RESIDUAL_BLOCK = 1 << 18  # entries per block of rows in _accurate_residual (2 MiB arrays)
 
 
 def _two_sum(a, b):
@@ -113,26 +118,30 @@ def _two_prod(a, b):
 
 
 def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
-    """``y − X coef − intercept`` as if summed in twice the working precision.
+    """``y − X coef − intercept`` as if computed in twice the working precision.
 
-    Ogita, Rump & Oishi's Dot2 (SIAM J. Sci. Comput. 26, 2005), one column at a time:
-    the products and partial sums are split into a rounded value and its exact error,
-    and the errors are summed on the side. Falls back to the plain residual if the
-    splitting overflows (entries beyond ~1e300).
+    In the spirit of Ogita, Rump & Oishi's Dot2 (SIAM J. Sci. Comput. 26, 2005): every
+    product and every partial sum is split into its rounded value and its exact error
+    (``_two_prod``, ``_two_sum``), the sums run as a pairwise cascade across the columns,
+    and the errors, tiny, are added at the end. Vectorized over blocks of rows. Falls back
+    to the plain residual if the splitting overflows (entries beyond ~1e300).
     """
-    s = y.copy()
-    c = np.zeros_like(s)
-    if intercept != 0.0:
-        s, e = _two_sum(s, -intercept)
-        c += e
-    for j in range(X.shape[1]):
-        p, ep = _two_prod(X[:, j], -coef[j])
-        s, e = _two_sum(s, p)
-        c += e + ep
-    r = s + c
-    if not np.all(np.isfinite(r)):
-        r = y - X @ coef - intercept
-    return r
+    n, d = X.shape
+    out = np.empty(n)
+    rows = max(1, _RESIDUAL_BLOCK // (d + 2))
+    for i in range(0, n, rows):
+        p, err = _two_prod(X[i:i + rows], -coef)
+        err = err.sum(axis=1)
+        terms = np.column_stack([y[i:i + rows], np.full(p.shape[0], -intercept), p])
+        while terms.shape[1] > 1:
+            if terms.shape[1] % 2:
+                terms = np.column_stack([terms, np.zeros(terms.shape[0])])
+            terms, e = _two_sum(terms[:, 0::2], terms[:, 1::2])
+            err += e.sum(axis=1)
+        out[i:i + rows] = terms[:, 0] + err
+    if not np.all(np.isfinite(out)):
+        out = y - X @ coef - intercept
+    return out
 
 
 def _thin_svd(M: np.ndarray):
@@ -225,16 +234,22 @@ class _Factors:
             Z, t, free = X, y, None
         if w is not None:
             Z, t = sw[:, None] * Z, sw * t
-        # SVD of the column-scaled design: the rank, and θ̂, do not depend on the units.
-        D = np.linalg.norm(Z, axis=0)
-        D[D == 0] = 1.0
-        Us, ss, Vst = _thin_svd(Z / D)
-        k = int(np.count_nonzero(ss > ss[0] * max(n, d) * _EPS)) if ss.size and ss[0] > 0 else 0
-        # The unscaled SVD (what the penalty sees) from the small k × d factor diag(ss) Vst D.
-        P, s, Vt = _thin_svd(ss[:k, None] * Vst[:k] * D)
-        U = Us[:, :k] @ P
-        self.full_rank = k == d
-        self.P, self.ss, self.Vst, self.D = P, ss[:k], Vst[:k], D
+        U, s, Vt = _thin_svd(Z)
+        self.scaled = None
+        if not (s.size == d and s[-1] > _DIRECT_SVD_RATIO * s[0]):
+            # Nearly singular, or rank-deficient: decide the rank on the column-scaled design,
+            # so that the features' units do not decide which directions count as zero, and
+            # keep its SVD for θ̂. The unscaled SVD (what the penalty sees) then follows from
+            # the small k × d factor diag(ss) Vst D of Z = (Us diag(ss) Vst) D.
+            D = np.linalg.norm(Z, axis=0)
+            D[D == 0] = 1.0
+            Us, ss, Vst = _thin_svd(Z / D)
+            k = int(np.count_nonzero(ss > ss[0] * max(n, d) * _EPS)) if ss.size and ss[0] > 0 else 0
+            P, s, Vt = _thin_svd(ss[:k, None] * Vst[:k] * D)
+            U = Us[:, :k] @ P
+            if k == d:
+                self.scaled = (P, ss[:k], Vst[:k], D)
+        k = s.size
         self.sw, self.W = sw, W
 
         # The whole design W^{1/2}A = [U, free] M with M = [[diag(s) Vt, 0], [√Σw x̄ᵀ, √Σw]].
@@ -243,7 +258,10 @@ class _Factors:
             M[:k, :d] = s[:, None] * Vt
             M[k, :d] = np.sqrt(W) * self.x_mean
             M[k, d] = np.sqrt(W)
-            Pa, g, Vta = _thin_svd(M)
+            if obj.penalized[-1]:
+                Pa, g, Vta = _thin_svd(M)
+            else:
+                g = linalg.svdvals(M, check_finite=False)
             ka = int(np.count_nonzero(g > g[0] * max(n, d + 1) * _EPS))
             cond = float(g[0] / g[ka - 1])
         else:
@@ -259,11 +277,12 @@ class _Factors:
     def solve_centred(self, r: np.ndarray) -> np.ndarray:
         """Least-squares solution of ``Z coef = r``.
 
-        Through the column-scaled SVD when Z has full column rank, else the minimum-norm
-        solution (pseudo-inverse of the kept singular values).
+        Through the column-scaled SVD when there is one and Z has full column rank, else
+        the minimum-norm solution (pseudo-inverse of the kept singular values).
         """
-        if self.full_rank:
-            return (self.Vst.T @ ((self.P @ (self.U.T @ r)) / self.ss)) / self.D
+        if self.scaled is not None:  # U = Us P, so Usᵀr = P Uᵀr
+            P, ss, Vst, D = self.scaled
+            return (Vst.T @ ((P @ (self.U.T @ r)) / ss)) / D
         return self.Vt.T @ ((self.U.T @ r) / self.s)
 
 
@@ -424,7 +443,10 @@ class LeastSquares(_LinearObjective):
             if not np.isfinite(size) or size > 0.5 * last:
                 break  # the refinement stopped converging: keep the last iterate
             coef, intercept, solves = coef + dc, intercept + db, solves + 1
-            if size <= 4 * _EPS * float(np.linalg.norm(np.r_[coef, intercept])):
+            # Linear convergence at the rate size/last: stop once the next step would be
+            # below rounding, without spending another residual on it.
+            rate = min(1.0, size / last) if solves > 1 else 1.0  # unknown after the first solve
+            if size * rate <= 4 * _EPS * float(np.linalg.norm(np.r_[coef, intercept])):
                 break
             last = size
             r = _accurate_residual(self.X, self.y, coef, intercept)
@@ -452,11 +474,8 @@ class LeastSquares(_LinearObjective):
             theta, n_iter = self._ridge(l2), 1
             message = ("closed form through the SVD of the " +
                        ("centred design" if self.fit_intercept else "design"))
-        # Judge convergence relative to the data scale, with the residual summed accurately.
-        coef, intercept = (theta[:-1], float(theta[-1])) if self.fit_intercept else (theta, 0.0)
-        r = _accurate_residual(self.X, self.y, coef, intercept)
-        wr = r if self.sample_weight is None else self.sample_weight * r
-        g = -(self._A.T @ wr) / self.weight_sum + l2 * np.where(self.penalized, theta, 0.0)
+        # The solve is exact up to rounding, so judge convergence relative to the data scale.
+        g = self.penalized_gradient(theta, l2)
         wy = self.y if self.sample_weight is None else self.sample_weight * self.y
         scale = max(1.0, float(np.abs(self._A.T @ wy).max()) / self.weight_sum)
         gnorm = float(np.linalg.norm(g))
