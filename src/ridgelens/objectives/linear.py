@@ -2,9 +2,9 @@
 
 Least squares is solved through an SVD of the (weighted, centred) design, never through
 the normal equations: ``AᵀA`` squares the condition number (NIST's Longley data has
-cond([X, 1]) ≈ 4.9e9, so ``AᵀA`` is numerically singular), while the SVD of the centred,
-column-scaled design plus one step of iterative refinement with a residual summed in
-twice the working precision recovers θ̂ to 13+ of NIST's certified digits.
+cond([X, 1]) ≈ 4.9e9, so ``AᵀA`` is numerically singular), while the SVD of the centred
+design plus a step of iterative refinement with a residual summed in twice the working
+precision recovers θ̂ to 13+ of NIST's certified digits (Longley, Wampler 1 and 2).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ _EPS = np.finfo(np.float64).eps
 _DIRECT_SVD_RATIO = 1e-10
 #: Refinement steps of θ̂ at most (one is enough on NIST's Longley and Wampler 1–2).
 _MAX_REFINE = 3
+
+
 def _no_options(options: dict) -> None:
     if options:
         raise RidgelensError(f"unknown minimize option(s) for a linear objective: {', '.join(options)}")
@@ -172,9 +174,10 @@ class DesignSVD:
     ``Vtᵀ diag(s/(s² + λΣw)) Uᵀ target``, and the hat matrix of the ridge fit in the
     √w-scaled space is ``free freeᵀ + U diag(s²/(s² + λΣw)) Uᵀ``.
 
-    Only the ``rank`` non-zero singular values are kept. The rank is decided on the
-    column-scaled design (each column of ``Z`` divided by its norm), so the units of the
-    features do not decide which directions count as zero.
+    Only the ``rank`` non-zero singular values are kept. When the singular values of ``Z``
+    span more than 1e10, the rank is decided on the column-scaled design (each column of
+    ``Z`` divided by its norm), so that the units of the features do not decide which
+    directions count as zero.
 
     Attributes
     ----------
@@ -388,7 +391,7 @@ class LeastSquares(_LinearObjective):
     def penalized_spectrum(self) -> tuple[np.ndarray, np.ndarray]:
         r"""Eigenpairs of the curvature that the penalized block sees, from the design's SVD.
 
-        Free intercept (the default): the Schur complement ``S = Z ᵀZ/Σw`` with the
+        Free intercept (the default): the Schur complement ``S = ZᵀZ/Σw`` with the
         (weighted) centred design ``Z``; penalized intercept or none: ``H = AᵀWA/Σw``.
         The eigenvalues are ``s²/Σw`` from the singular values ``s``, so a small eigenvalue
         keeps a relative accuracy of about ``ε·s_max/s`` instead of the ``ε·(s_max/s)²``
@@ -452,7 +455,7 @@ class LeastSquares(_LinearObjective):
             r = _accurate_residual(self.X, self.y, coef, intercept)
         rank, p = f.svd.rank, f.svd.n_columns
         how = ("SVD of the centred design" if self.fit_intercept else "SVD of the design") + \
-            f" (cond {f.svd.condition_number:.2g})"
+            f" (condition number of the design {f.svd.condition_number:.2g})"
         if rank < p:
             how += (f"; rank {rank} < {p}: the minimum-norm solution, the λ → 0 limit of the "
                     "ridge path")
