@@ -37,3 +37,7 @@ class ConvergenceWarning(RidgelensWarning):
 
 class SingularBlockWarning(RidgelensWarning):
     """The unpenalized block of H is singular; a pseudo-inverse was used."""
+
+
+class IllConditionedWarning(RidgelensWarning):
+    """The design matrix is ill-conditioned: anything built from the explicit Hessian loses digits."""

@@ -1,0 +1,95 @@
+"""Choosing λ: ridgelens' select_lambda against scikit-learn's RidgeCV(gcv_mode="svd").
+
+n = 5000, d = 500, 100 λ log-spaced. Both decompose the centred design once (an SVD) and
+then score every λ by exact leave-one-out; RidgeCV loops over the λ in Python, ridgelens
+scores the whole grid in two matrix products. Prints medians of repeated runs (timed in
+rounds, one call of each per round), the ratio, and whether the same λ was chosen.
+
+    .venv/bin/python benchmarks/bench_select.py [--repeats 5] [--n 5000] [--d 500] [--m 100] [--threads 1]
+
+On a machine other jobs share, ``--threads 1`` (BLAS threads, via threadpoolctl) gives
+steadier numbers: a multi-threaded BLAS that has to wait for busy cores can run many times
+slower than one thread. Every timed call starts from a fresh ``LeastSquares`` (nothing cached). The split of
+ridgelens' time (the SVD, then the criterion on the cached SVD) is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import RidgeCV
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from ridgelens.objectives import LeastSquares
+from ridgelens.select import select_lambda
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--d", type=int, default=500)
+    ap.add_argument("--m", type=int, default=100, help="number of λ")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as configured)")
+    args = ap.parse_args()
+    if args.repeats < 3:
+        ap.error("--repeats must be at least 3 (the medians need them)")
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        run(args)
+
+
+def run(args):
+    rng = np.random.default_rng(0)
+    n, d = args.n, args.d
+    X = rng.normal(size=(n, d)) @ np.diag(np.geomspace(1.0, 0.05, d)) + rng.normal(size=d)
+    y = X @ rng.normal(size=d) + 3.0 * rng.normal(size=n)
+    lambdas = np.geomspace(1e-5, 1e1, args.m)
+
+    contenders = {
+        "ridgelens loo": lambda: select_lambda(LeastSquares(X, y), lambdas, method="loo").lambda_,
+        "ridgelens gcv": lambda: select_lambda(LeastSquares(X, y), lambdas, method="gcv").lambda_,
+        "RidgeCV svd": lambda: RidgeCV(alphas=n * lambdas, gcv_mode="svd").fit(X, y).alpha_ / n,
+    }
+    times = {k: [] for k in contenders}
+    chosen = {}
+    for k, fn in contenders.items():  # warm-up
+        chosen[k] = fn()
+    for _ in range(args.repeats):
+        for k, fn in contenders.items():
+            times[k].append(timed(fn)[0])
+    # Where ridgelens' time goes: the SVD, then the criterion over the grid on the cached SVD.
+    split_svd, split_loo = [], []
+    for _ in range(args.repeats):
+        obj = LeastSquares(X, y)
+        split_svd.append(timed(obj.design_svd)[0])
+        split_loo.append(timed(lambda o=obj: select_lambda(o, lambdas, method="loo"))[0])
+
+    print(f"n = {n}, d = {d}, {lambdas.size} λ in [{lambdas[0]:g}, {lambdas[-1]:g}]; "
+          f"{args.repeats} repeats; {os.cpu_count()} cores, numpy {np.__version__}, "
+          f"scikit-learn {sklearn.__version__}, BLAS threads "
+          f"{', '.join(str(p['num_threads']) for p in threadpool_info() if p['user_api'] == 'blas')}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = med["RidgeCV svd"]
+    for k, v in times.items():
+        print(f"  {k:14s} median {med[k] * 1e3:8.1f} ms  (min–max {min(v) * 1e3:.0f}–{max(v) * 1e3:.0f})"
+              f"  RidgeCV/this = {ref / med[k]:5.1f}×   λ = {chosen[k]:.6g}")
+    print(f"  ridgelens loo split: SVD {statistics.median(split_svd) * 1e3:.1f} ms, "
+          f"criterion over the grid {statistics.median(split_loo) * 1e3:.1f} ms")
+    same = chosen["ridgelens loo"] == chosen["RidgeCV svd"]
+    print(f"same λ as RidgeCV (leave-one-out): {same}")
+
+
+if __name__ == "__main__":
+    main()

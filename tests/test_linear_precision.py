@@ -1,0 +1,302 @@
+"""LeastSquares precision against independent references, and sample weights.
+
+- θ̂ against NIST StRD certified values (Longley; Wampler 1 and 2), counted in certified
+  digits (log relative error, LRE), as in McCullough's assessments of statistical software.
+- The ridge path and the penalized curvature's eigenvalues on *raw* Longley against
+  50-digit mpmath solves and eigendecompositions.
+- ``sample_weight`` against row repetition (integer weights), row deletion (zero weights)
+  and scikit-learn's ``Ridge(alpha=λ·Σw, sample_weight=w)``.
+"""
+
+import warnings
+from fractions import Fraction
+
+import mpmath as mp
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression, Ridge
+
+import ridgelens as rl
+from ridgelens.errors import IllConditionedWarning
+from ridgelens.objectives.linear import LeastSquares
+
+pytest.importorskip("statsmodels")
+
+# NIST StRD, Linear Least Squares Regression, "Longley" (certified with 500-digit arithmetic):
+# https://www.itl.nist.gov/div898/strd/lls/data/Longley.shtml
+# y = B0 + B1 x1 + ... + B6 x6 with x1..x6 = GNP deflator, GNP, unemployed, armed forces,
+# population, year (statsmodels' column order). Written here as (B1, ..., B6, B0).
+LONGLEY_CERTIFIED = np.array([
+    15.0618722713733, -0.358191792925910e-01, -2.02022980381683, -1.03322686717359,
+    -0.511041056535807e-01, 1829.15146461355, -3482258.63459582,
+])
+MIN_DIGITS = 11.0
+
+
+def lre(estimate, certified):
+    """Certified digits: −log10 |estimate − certified| / |certified| (15 when exact)."""
+    err = np.abs(np.asarray(estimate) - certified) / np.abs(certified)
+    with np.errstate(divide="ignore"):
+        return np.minimum(15.0, -np.log10(err))
+
+
+def longley():
+    from statsmodels.datasets import longley as data
+
+    ds = data.load()
+    return np.asarray(ds.exog, dtype=np.float64), np.asarray(ds.endog, dtype=np.float64)
+
+
+def wampler(coefficients):
+    """NIST Wampler data: x = 0..20, y = Σₖ cₖ xᵏ exactly (NIST lists these exact decimals), design x..x⁵."""
+    x = np.arange(21)
+    y = np.array([float(sum(c * Fraction(int(xi)) ** k for k, c in enumerate(coefficients))) for xi in x])
+    return np.column_stack([x ** k for k in range(1, 6)]).astype(np.float64), y
+
+
+WAMPLER1 = [Fraction(1)] * 6  # certified: all 1
+WAMPLER2 = [Fraction(1, 10 ** k) for k in range(6)]  # certified: 1, 0.1, ..., 1e-5
+
+
+def theta_hat(X, y, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        return LeastSquares(X, y, **kwargs).minimize()
+
+
+# ----------------------------------------------------------------- NIST certified θ̂
+def test_longley_certified_digits():
+    X, y = longley()
+    hat = theta_hat(X, y)
+    assert hat.converged
+    digits = lre(hat.theta, LONGLEY_CERTIFIED)
+    assert digits.min() >= MIN_DIGITS, digits
+    # The intercept penalized or not, θ̂ is the same OLS solution.
+    assert lre(theta_hat(X, y, penalize_intercept=True).theta, LONGLEY_CERTIFIED).min() >= MIN_DIGITS
+
+
+@pytest.mark.parametrize("power", [20, 30])
+def test_longley_in_other_units_keeps_its_digits(power):
+    # Scaling columns by powers of 2 is exact, and so is the certified solution's answer to
+    # it. 2^±30 makes cond(Xc) ≈ 2.5e19: an SVD of Xc alone would see two columns as zero.
+    X, y = longley()
+    scale = 2.0 ** (power * np.array([1, -1, 0, 1, -1, 0.5]))
+    certified = LONGLEY_CERTIFIED.copy()
+    certified[:6] /= scale
+    digits = lre(theta_hat(X * scale, y).theta, certified)
+    assert digits.min() >= MIN_DIGITS, digits
+
+
+@pytest.mark.parametrize(("name", "coefficients"), [("Wampler1", WAMPLER1), ("Wampler2", WAMPLER2)])
+def test_wampler_certified_digits(name, coefficients):
+    X, y = wampler(coefficients)
+    certified = np.array([float(c) for c in coefficients[1:]] + [float(coefficients[0])])
+    digits = lre(theta_hat(X, y).theta, certified)
+    assert digits.min() >= MIN_DIGITS, (name, digits)
+    # Without an intercept column: the data through the origin minus y(0), same slopes.
+    digits = lre(theta_hat(X[1:], y[1:] - float(coefficients[0]), fit_intercept=False).theta, certified[:-1])
+    assert digits.min() >= MIN_DIGITS, (name, digits)
+
+
+def test_longley_warns_with_the_condition_number():
+    X, y = longley()
+    obj = LeastSquares(X, y)
+    with pytest.warns(IllConditionedWarning, match=r"condition number 4\.86e\+09 > 1e\+08") as rec:
+        obj.minimize()
+    assert "hessian_dense" in str(rec[0].message)
+    A = np.hstack([X, np.ones((len(y), 1))])
+    assert obj.design_svd().condition_number == pytest.approx(np.linalg.cond(A), rel=1e-6)
+    with warnings.catch_warnings():  # once per objective
+        warnings.simplefilter("error")
+        obj.minimize(l2=1.0)
+        obj.penalized_spectrum()
+    Xd, yd = np.random.default_rng(0).normal(size=(50, 4)), np.arange(50.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LeastSquares(Xd, yd).minimize()
+
+
+# ------------------------------------------------------------------ mpmath references
+def mp_matrix(X):
+    return mp.matrix([[mp.mpf(float(v)) for v in row] for row in X])
+
+
+def mp_ridge(X, y, lam, *, mode):
+    """50-digit ridge solution; mode "free" (intercept unpenalized), "penalized" or "none"."""
+    mp.mp.dps = 50
+    n, d = X.shape
+    A = mp_matrix(np.hstack([X, np.ones((n, 1))]) if mode != "none" else X)
+    yy = mp.matrix([mp.mpf(float(v)) for v in y])
+    P = mp.eye(A.cols)
+    if mode == "free":
+        P[d, d] = 0
+    theta = mp.lu_solve(A.T * A + n * mp.mpf(lam) * P, A.T * yy)
+    return np.array([float(v) for v in theta])
+
+
+def mp_curvature_eigenvalues(X, *, mode):
+    """50-digit eigenvalues (descending) of S = XcᵀXc/n (free intercept) or H = AᵀA/n."""
+    mp.mp.dps = 50
+    n, d = X.shape
+    if mode == "free":
+        Xm = mp_matrix(X)
+        means = [mp.fsum(Xm[i, j] for i in range(n)) / n for j in range(d)]
+        A = mp.matrix(n, d)
+        for i in range(n):
+            for j in range(d):
+                A[i, j] = Xm[i, j] - means[j]
+    else:
+        A = mp_matrix(np.hstack([X, np.ones((n, 1))]) if mode == "penalized" else X)
+    E, _ = mp.eigsy(A.T * A / n)
+    return np.sort(np.array([float(e) for e in E]))[::-1]
+
+
+OPTIONS = {"free": {}, "penalized": {"penalize_intercept": True}, "none": {"fit_intercept": False}}
+PATH_TOL = 1e-10
+
+
+@pytest.mark.parametrize("lam", [1e-6, 1e-4, 1e-2, 1.0, 100.0])
+def test_ridge_path_on_raw_longley_matches_mpmath(lam):
+    X, y = longley()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        for mode, kwargs in OPTIONS.items():
+            if mode != "free" and lam not in (1e-2, 1.0):
+                continue
+            ref = mp_ridge(X, y, lam, mode=mode)
+            res = LeastSquares(X, y, **kwargs).minimize(l2=lam)
+            assert res.converged
+            err = np.abs(res.theta - ref).max() / np.abs(ref).max()
+            assert err < PATH_TOL, (mode, lam, err)
+            if mode == "free":  # the weights alone, against their own largest
+                err_w = np.abs(res.theta[:-1] - ref[:-1]).max() / np.abs(ref[:-1]).max()
+                assert err_w < PATH_TOL, (lam, err_w)
+
+
+@pytest.mark.parametrize("mode", sorted(OPTIONS))
+def test_penalized_spectrum_on_raw_longley_matches_mpmath(mode):
+    X, y = longley()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        obj = LeastSquares(X, y, **OPTIONS[mode])
+        sigma, Q = obj.penalized_spectrum()
+        theta_hat = obj.minimize().theta
+    ref = mp_curvature_eigenvalues(X, mode=mode)
+    p = obj.penalized.sum()
+    assert sigma.shape == (p,) and Q.shape == (p, p)
+    # Every eigenvalue to relative accuracy, the smallest too (cond(S) = 3.3e11 here; an eigh
+    # of the formed Schur complement or Hessian loses 6e-11 to 2.5e-9 in the smallest).
+    assert np.all(np.abs(sigma - ref) / ref < 1e-12), np.abs(sigma - ref) / ref
+    assert np.allclose(Q.T @ Q, np.eye(p), rtol=0, atol=1e-13)
+    # The exact predicted path from it: θ̃_p = Q diag(σ/(σ+λ)) Qᵀ θ̂_p (free b = ȳ − x̄ᵀw).
+    for lam in (1e-4, 1e-2, 1.0):
+        ref_path = mp_ridge(X, y, lam, mode=mode)
+        pen = obj.penalized
+        pred = np.array(theta_hat)
+        pred[pen] = Q @ (sigma / (sigma + lam) * (Q.T @ theta_hat[pen]))
+        if mode == "free":
+            pred[-1] = y.mean() - X.mean(axis=0) @ pred[:-1]
+        err = np.abs(pred - ref_path).max() / np.abs(ref_path).max()
+        assert err < PATH_TOL, (lam, err)
+
+
+# ------------------------------------------------------------------- small designs
+def random_problem(n=60, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 3.0
+    return X, X @ rng.normal(size=d) + 2.0 + rng.normal(size=n)
+
+
+@pytest.mark.parametrize("mode", sorted(OPTIONS))
+def test_penalized_spectrum_matches_eigh_of_the_dense_curvature(mode):
+    X, y = random_problem()
+    obj = LeastSquares(X, y, **OPTIONS[mode])
+    H = obj.hessian_dense()
+    if mode == "free":  # Schur complement onto the weights
+        H = H[:-1, :-1] - np.outer(H[:-1, -1], H[-1, :-1]) / H[-1, -1]
+    sigma, Q = obj.penalized_spectrum()
+    assert np.all(np.diff(sigma) <= 0)
+    assert np.allclose(sigma, np.linalg.eigvalsh(H)[::-1], rtol=1e-12, atol=0)
+    assert np.allclose(H @ Q, Q * sigma, rtol=0, atol=1e-12 * sigma[0])
+
+
+def test_rank_deficient_design_gives_minimum_norm_solution():
+    X, y = random_problem()
+    X = np.hstack([X, 2.0 * X[:, :1] - X[:, 1:2]])  # an exact linear combination
+    obj = LeastSquares(X, y)
+    hat = obj.minimize()
+    assert "rank 5 < 6" in hat.message and hat.converged
+    Xc = X - X.mean(axis=0)
+    w = np.linalg.lstsq(Xc, y - y.mean(), rcond=None)[0]  # minimum-norm
+    assert np.allclose(hat.theta[:-1], w, rtol=0, atol=1e-12 * np.abs(w).max())
+    # ... which is where the ridge path goes as λ → 0.
+    assert np.allclose(obj.minimize(l2=1e-12).theta, hat.theta, rtol=1e-8, atol=0)
+    sigma, Q = obj.penalized_spectrum()
+    assert sigma[-1] == 0.0 and np.all(sigma[:-1] > 0)
+    assert np.allclose(Q.T @ Q, np.eye(6), rtol=0, atol=1e-13)
+    assert np.allclose(Xc @ Q[:, -1], 0.0, rtol=0, atol=1e-12 * np.abs(Xc).max())
+
+
+def test_wide_design_spectrum_is_complete():
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(8, 20)), rng.normal(size=8)
+    obj = LeastSquares(X, y)
+    sigma, Q = obj.penalized_spectrum()
+    assert obj.design_svd().rank == 7  # centring removes one of the 8 dimensions
+    assert np.all(sigma[:7] > 0) and np.all(sigma[7:] == 0)
+    assert np.allclose(Q.T @ Q, np.eye(20), rtol=0, atol=1e-13)
+    hat = obj.minimize()
+    assert hat.converged  # an exact fit; minimum-norm weights
+    w = np.linalg.lstsq(X - X.mean(axis=0), y - y.mean(), rcond=None)[0]
+    assert np.allclose(hat.theta[:-1], w, rtol=0, atol=1e-12 * np.abs(w).max())
+
+
+# ------------------------------------------------------------------- sample weights
+@pytest.mark.parametrize("mode", sorted(OPTIONS))
+def test_integer_weights_equal_repeated_rows(mode):
+    X, y = random_problem(n=30)
+    counts = np.random.default_rng(1).integers(0, 4, size=30)  # 0 drops the row
+    weighted = LeastSquares(X, y, sample_weight=counts, **OPTIONS[mode])
+    repeated = LeastSquares(np.repeat(X, counts, axis=0), np.repeat(y, counts), **OPTIONS[mode])
+    theta = np.random.default_rng(2).normal(size=weighted.n_params)
+    assert weighted.value(theta) == pytest.approx(repeated.value(theta), rel=1e-13)
+    assert np.allclose(weighted.gradient(theta), repeated.gradient(theta), rtol=1e-12, atol=0)
+    assert np.allclose(weighted.hessian_dense(), repeated.hessian_dense(), rtol=1e-12, atol=0)
+    for lam in (0.0, 1e-3, 1.0):
+        a, b = weighted.minimize(l2=lam), repeated.minimize(l2=lam)
+        assert a.converged and np.allclose(a.theta, b.theta, rtol=1e-11, atol=0), lam
+    sw, sr = weighted.penalized_spectrum()[0], repeated.penalized_spectrum()[0]
+    assert np.allclose(sw, sr, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["free", "none"])
+def test_weights_match_sklearn_with_alpha_lambda_times_weight_sum(mode):
+    X, y = random_problem(n=40)
+    w = np.random.default_rng(4).uniform(0.0, 3.0, size=40)
+    fit_intercept = mode == "free"
+    obj = LeastSquares(X, y, sample_weight=w, fit_intercept=fit_intercept)
+    for lam in (0.0, 1e-3, 0.1, 10.0):
+        if lam == 0.0:
+            m = LinearRegression(fit_intercept=fit_intercept).fit(X, y, sample_weight=w)
+        else:  # scikit-learn minimizes Σwᵢrᵢ² + α‖w‖²; ours is that over 2Σw with α = λΣw
+            m = Ridge(alpha=lam * w.sum(), fit_intercept=fit_intercept, solver="svd").fit(X, y, sample_weight=w)
+        ref = np.r_[m.coef_, m.intercept_] if fit_intercept else m.coef_
+        assert np.allclose(obj.minimize(l2=lam).theta, ref, rtol=1e-10, atol=0), lam
+    # Scaling every weight changes nothing: the loss is their weighted mean.
+    assert np.allclose(LeastSquares(X, y, sample_weight=7.5 * w, fit_intercept=fit_intercept)
+                       .minimize(l2=0.1).theta, obj.minimize(l2=0.1).theta, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    (-np.ones(10), r"sample_weight\[0\] = -1 is negative \(10 negative"),
+    (np.r_[np.ones(9), np.nan], r"sample_weight\[9\] = nan is not finite"),
+    (np.r_[np.ones(9), np.inf], r"sample_weight\[9\] = inf is not finite"),
+    (np.ones(9), r"sample_weight must have shape \(10,\).*got shape \(9,\)"),
+    (np.ones((10, 1)), r"sample_weight must have shape \(10,\).*got shape \(10, 1\)"),
+    (np.zeros(10), "sample_weight sums to 0"),
+    (["a"] * 10, "sample_weight must be numbers"),
+])
+def test_bad_weights_are_named(weights, message):
+    X, y = random_problem(n=10)
+    with pytest.raises(rl.DataError, match=message):
+        LeastSquares(X, y, sample_weight=weights)
