@@ -37,3 +37,8 @@ class ConvergenceWarning(RidgelensWarning):
 
 class SingularBlockWarning(RidgelensWarning):
     """The unpenalized block of H is singular; a pseudo-inverse was used."""
+
+
+class OutputError(RidgelensError):
+    """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
+
