@@ -1,4 +1,9 @@
-"""Atomic file output: a reader sees the old file or the whole new one, never a part."""
+"""Atomic file output: a reader sees the old file or the whole new one, never a part.
+
+Temporary entries are named ``.ridgelens-tmp-…`` (short, whatever the target's name, so a
+name at the file system's limit still works) and live beside their target, on the same
+file system, so that the final ``rename`` is one atomic step.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+#: Prefix of every temporary file or folder ridgelens creates beside an output.
+TMP_PREFIX = ".ridgelens-tmp-"
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -22,7 +30,7 @@ def atomic_write_with(path, write) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -33,7 +41,34 @@ def atomic_write_with(path, write) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
     return path
+
+
+def fsync_dir(folder) -> None:
+    """Flush a folder's entries (renames, new files) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the data files were synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root) -> None:
+    """Flush every file and folder under ``root`` to disk (deepest first), then ``root`` itself."""
+    for here, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(here, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(here)
 
 
 def _umask() -> int:

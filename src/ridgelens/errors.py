@@ -41,3 +41,8 @@ class SingularBlockWarning(RidgelensWarning):
 
 class IllConditionedWarning(RidgelensWarning):
     """The design matrix is ill-conditioned: anything built from the explicit Hessian loses digits."""
+
+
+class OutputError(RidgelensError):
+    """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
+

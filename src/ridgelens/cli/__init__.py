@@ -1,30 +1,59 @@
-"""The ``ridgelens`` command line: a thin layer that parses, calls the library and writes files."""
+"""The ``ridgelens`` command line: a thin layer that parses, calls the library and writes files.
+
+Exit codes (see docs/errors.md): 0 done; 2 bad input, with exactly one ``ridgelens: error:``
+line on stderr and no output written; 1 an internal error (one line too; the traceback only
+with ``RIDGELENS_DEBUG=1``); 130 / 143 interrupted by SIGINT / SIGTERM, no output written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 import warnings
 
+from ridgelens.cli._signals import Interrupted, handling
 from ridgelens.errors import RidgelensError, RidgelensWarning
+
+DEBUG_ENV = "RIDGELENS_DEBUG"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``ridgelens: error:`` line (then SystemExit(2), as argparse does)."""
+
+    def error(self, message):
+        print(f"ridgelens: error: {one_line(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def one_line(text) -> str:
+    """``text`` with every line break (as ``str.splitlines`` counts them) turned into a space."""
+    return " ".join(str(text).splitlines()).strip()
 
 
 def _lambdas(text: str) -> list[float]:
     try:
-        return [float(t) for t in text.split(",") if t.strip()]
+        values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--lambdas must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"--lambdas is empty ({text!r}); give comma-separated λ >= 0, "
+                                         "e.g. 1e-3,1e-2,0.1")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    p = argparse.ArgumentParser(prog="ridgelens", description=(
+    p = _Parser(prog="ridgelens", description=(
         "What L2 regularization (ridge, weight decay) would do to a model's weights, and why. "
         "Conventions: mean loss, penalty (λ/2)‖θ‖², scikit-learn alpha = n·λ."))
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="the seeds' 2-D picture, diabetes (least squares), breast cancer (logistic)")
     d.add_argument("--out", default="ridgelens-demo", help="output folder (default: %(default)s)")
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
 
     a = sub.add_parser("analyze", help="predicted vs refit ridge path for a data set and model")
     a.add_argument("--data", required=True, help="diabetes, breast_cancer, digits, or csv:PATH")
@@ -36,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
     a.add_argument("--positive-class", type=float, help="logistic: y = 1 where target == this value")
-    a.add_argument("--out", required=True, help="output folder for results.json and figures")
+    a.add_argument("--out", required=True, help="output folder for results.json and figures; written as a "
+                                                "whole at the end, or not at all")
+    a.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
     a.add_argument("--hidden", type=int, help="mlp: hidden units (default: 64)")
     a.add_argument("--k", type=int, help="eigenvalues reported; mlp: top eigenpairs by Lanczos (default: 20; "
                                          "linear and logistic: every pair is computed exactly, 10 are printed)")
@@ -72,29 +104,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    """Run the command line; returns the exit status.
+
+    0 done; 2 bad input (one ``ridgelens: error:`` line, nothing written); 1 internal error;
+    130 / 143 interrupted by SIGINT / SIGTERM. A malformed command line raises SystemExit(2)
+    after its one error line, as argparse does.
+    """
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings(record=True) as caught:
+    with handling(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RidgelensWarning)
         try:
-            if args.command == "demo":
-                from ridgelens.cli._demo import run_demo
-
-                run_demo(args.out)
-            elif args.command == "explore":
-                from ridgelens.cli._explore import run_explore
-
-                run_explore(args)
-            else:
-                from ridgelens.cli._analyze import run_analyze
-
-                run_analyze(args)
+            _dispatch(args)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            _flush(caught)
+            print(f"ridgelens: interrupted{_checkpoint_note(args)}", file=sys.stderr)
+            return exc.exit_code if isinstance(exc, Interrupted) else 130
         except RidgelensError as exc:
             _flush(caught)
-            print(f"ridgelens: error: {exc}", file=sys.stderr)
+            print(f"ridgelens: error: {one_line(exc)}", file=sys.stderr)
             return 2
+        except OSError as exc:  # the file system refused something a user can fix
+            _flush(caught)
+            if os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            print(f"ridgelens: error: {one_line(where + (exc.strerror or str(exc) or type(exc).__name__))}",
+                  file=sys.stderr)
+            return 2
+        except Exception as exc:
+            _flush(caught)
+            if os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            print(f"ridgelens: error: internal error ({type(exc).__name__}: {one_line(exc)[:300]}); "
+                  f"rerun with {DEBUG_ENV}=1 for the traceback", file=sys.stderr)
+            return 1
         _flush(caught)
     return 0
+
+
+def _dispatch(args) -> None:
+    if args.command == "demo":
+        from ridgelens.cli._demo import run_demo
+
+        run_demo(args.out, overwrite=args.overwrite)
+    elif args.command == "explore":
+        from ridgelens.cli._explore import run_explore
+
+        run_explore(args)
+    else:
+        from ridgelens.cli._analyze import run_analyze
+
+        run_analyze(args)
+
+
+def _checkpoint_note(args) -> str:
+    ck = getattr(args, "checkpoint", None)
+    if not ck:
+        return ""
+    try:
+        saved = any(e.is_file() for e in os.scandir(ck))
+    except OSError:
+        saved = False
+    return f"; checkpoint saved in {ck}" if saved else f"; nothing was checkpointed yet in {ck}"
 
 
 def _flush(caught) -> None:

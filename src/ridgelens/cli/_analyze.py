@@ -8,7 +8,15 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas
-from ridgelens.cli._output import new_figure, save_figure, table
+from ridgelens.cli._output import (
+    checked_path,
+    new_figure,
+    prepare_checkpoint,
+    remove_empty,
+    save_figure,
+    staged_folder,
+    table,
+)
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
@@ -50,9 +58,35 @@ def run_analyze(args) -> None:
             args.refit_iters = 200 if args.refit_method == "trust-ncg" else 500
     if args.k is not None and args.k < 1:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise RidgelensError(f"--out {out} exists and is not a folder")
+    if args.model == "mlp":
+        _check_mlp_numbers(args)
+    created = []
+    if args.model == "mlp" and args.checkpoint is not None:
+        created = prepare_checkpoint(args.checkpoint, checked_path(args.out, "--out"))
+    try:
+        # Everything is written into `out`, a staging folder moved into place as --out at the end.
+        with staged_folder(args.out, overwrite=args.overwrite) as out:
+            written = _run(args, lam, out)
+    except BaseException:
+        remove_empty(created)  # a checkpoint folder this run made and never wrote into
+        raise
+    print(f"wrote {args.out}/: {', '.join(written)}")
+
+
+def _check_mlp_numbers(args) -> None:
+    """The MLP's counts and tolerance, checked before any work (naming the option)."""
+    for name, low in (("hidden", 1), ("train_iters", 1), ("refit_iters", 1)):
+        v = getattr(args, name)
+        if v < low:
+            raise RidgelensError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {v}")
+    if not 0 <= args.seed < 2**63:
+        raise RidgelensError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+    if not (np.isfinite(args.refit_tol) and args.refit_tol > 0):
+        raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {args.refit_tol}")
+
+
+def _run(args, lam: np.ndarray, out: Path) -> list[str]:
+    """Load, compute, print the summary and write every output into ``out``; returns the file names."""
     ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
                       positive_class=args.positive_class)
     extra = {}
@@ -83,12 +117,14 @@ def run_analyze(args) -> None:
     d = res.to_dict()
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
-    written = ["results.json", *_figures(res, obj, lam, out)]
-    print(f"wrote {out}/: {', '.join(written)}")
+    return ["results.json", *_figures(res, obj, lam, out)]
 
 
 def _analyze_mlp(args, ds, lam, out: Path):
-    """Train (or load) the MLP, then analyze it; the trained weights are saved as model.pt."""
+    """Train (or load) the MLP, then analyze it; the trained weights are saved as ``out``/model.pt.
+
+    ``out`` is the staging folder; the results name model.pt where it will be, in ``--out``.
+    """
     from ridgelens.cli._mlp import build_mlp_objective, save_state_dict
 
     obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
@@ -108,7 +144,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,
                  "refit_iters": args.refit_iters,
-                 "weights": args.weights or str(out / "model.pt")}
+                 "weights": args.weights or str(Path(args.out) / "model.pt")}
 
 
 def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_json
-from ridgelens.cli._output import new_figure, save_figure, table
+from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
 from ridgelens.data import DEMO_H as H2
 from ridgelens.data import DEMO_LAMBDAS as LAMBDAS2
 from ridgelens.data import DEMO_SIGMA as SIGMA2
@@ -23,14 +23,19 @@ CANCER_LAMBDAS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 CANCER_FEATURES = 10  # the ten "mean ..." columns; all 30 separate the classes (no θ̂ exists)
 
 
-def run_demo(out) -> dict:
-    """Run the three parts, print their tables, write figures and ``demo.json`` into ``out``."""
-    out = Path(out)
-    summary = {"conventions": CONVENTIONS}
-    summary["quadratic_2d"] = _part_a(out)
-    summary["diabetes"] = _part_b(out)
-    summary["breast_cancer"] = _part_c(out)
-    atomic_write_json(out / "demo.json", summary)
+def run_demo(out, *, overwrite: bool = False) -> dict:
+    """Run the three parts, print their tables, write figures and ``demo.json`` into ``out``.
+
+    The files are built in a staging folder and moved into place as ``out`` in one step at the
+    end (see :func:`ridgelens.cli._output.staged_folder`); ``out`` must be new or empty unless
+    ``overwrite``.
+    """
+    with staged_folder(out, overwrite=overwrite) as stage:
+        summary = {"conventions": CONVENTIONS}
+        summary["quadratic_2d"] = _part_a(stage)
+        summary["diabetes"] = _part_b(stage)
+        summary["breast_cancer"] = _part_c(stage)
+        atomic_write_json(stage / "demo.json", summary)
     print(f"\nwrote {out}/: contour.png, diabetes_paths.png, breast_cancer_error.png, demo.json")
     return summary
 

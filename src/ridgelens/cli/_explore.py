@@ -3,45 +3,74 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from ridgelens.errors import RidgelensError
+from ridgelens.cli._output import checked_path, prepare_parent, remove_empty
+from ridgelens.errors import OutputError, RidgelensError
 
 
 def run_explore(args) -> None:
     """Validate the input and the output path, build the page in memory, then write it atomically."""
     if (args.results is None) == (not args.demo):
         raise RidgelensError("give a RESULTS_JSON file (from `ridgelens analyze`) or --demo, not both and not neither")
-    out = Path(args.out)
+    out = checked_path(args.out, "--out", "page (.html file)", replaced=False)
     if out.is_dir():
-        raise RidgelensError(f"--out {out} is a folder; give the path of the .html file to write")
+        raise OutputError(f"--out {args.out} is a folder; give the path of the .html file to write")
+    if out.exists() and not out.is_file():
+        raise OutputError(f"--out {args.out} is not a regular file; give the path of the .html file to write")
     from ridgelens.report import ExplorerData, demo_data, write_explorer
 
     if args.demo:
         data = demo_data()
     else:
-        data = ExplorerData.from_results(_load(Path(args.results)), source=str(args.results))
+        d = _load(Path(args.results))
+        _check_lambdas(d, str(args.results))
+        data = ExplorerData.from_results(d, source=str(args.results))
     r = data.eigenvalues.size
     if args.directions is not None and max(args.directions) >= r:
         a, b = (d + 1 for d in args.directions)
         raise RidgelensError(f"--directions {a},{b}: there are only {r} eigen-directions (q1 … q{r})")
     if args.directions is not None and args.directions[0] == args.directions[1]:
         raise RidgelensError("--directions must name two different eigen-directions")
-    path = write_explorer(data, out, directions=args.directions)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser, offline)")
+    created = prepare_parent(out, "--out")  # the page is built in memory, then written atomically
+    try:
+        path = write_explorer(data, out, directions=args.directions)
+    except BaseException:
+        remove_empty(created)
+        raise
+    print(f"wrote {args.out} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser, offline)")
 
 
 def _load(path: Path):
-    if not path.exists():
-        raise RidgelensError(f"{path}: no such file (write one with `ridgelens analyze ... --out DIR`)")
-    if not path.is_file():
-        raise RidgelensError(f"{path}: not a file; give the results.json inside it")
+    from ridgelens.data import read_input
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        missing = not (path.exists() or path.is_symlink())
+    except (OSError, ValueError):  # a name too long, a NUL character: read_input says which
+        missing = False
+    if missing:
+        raise RidgelensError(f"{path}: no such file (write one with `ridgelens analyze ... --out DIR`)")
+    raw = read_input(path, "RESULTS_JSON file")
+    try:
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RidgelensError(f"{path}: not valid JSON ({exc}); expected a results.json from `ridgelens analyze`") from None
-    except OSError as exc:
-        raise RidgelensError(f"{path}: cannot be read ({exc.strerror})") from None
+    except RecursionError:
+        raise RidgelensError(f"{path}: nested too deeply to be a results.json from `ridgelens analyze`") from None
+
+
+def _check_lambdas(d, source: str) -> None:
+    """λ in a results file must be finite numbers >= 0, as `ridgelens analyze` writes them."""
+    if not isinstance(d, dict) or "lambdas" not in d:
+        return  # ExplorerData.from_results names what is missing
+    lam = d["lambdas"]
+    if not isinstance(lam, list) or not lam:
+        raise RidgelensError(f"{source}: 'lambdas' must be a non-empty list of numbers >= 0")
+    for i, v in enumerate(lam):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise RidgelensError(f"{source}: lambdas[{i}] is {json.dumps(v)[:40]}; every λ must be a finite "
+                                 "number >= 0 (the penalty is (λ/2)‖θ‖²)")
 
 
 def directions_arg(text: str) -> tuple[int, int]:

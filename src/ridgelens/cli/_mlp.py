@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_bytes
+from ridgelens.data import read_input
 from ridgelens.errors import DataError, RidgelensError
 
 BATCH = 512
@@ -61,10 +62,9 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
                               torch.nn.Linear(hidden, out)).double()
     if weights is not None:
         path = Path(weights)
-        if not path.is_file():
-            raise DataError(f"--weights file not found: {path}")
+        blob = read_input(path, "--weights file")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         except Exception:  # torch's message suggests weights_only=False, which we never do
             raise DataError(f"--weights {path} is not a state_dict saved with torch.save "
                             "(it cannot be loaded with weights_only=True)") from None

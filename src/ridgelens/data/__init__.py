@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +65,8 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
     if not isinstance(spec, str) or not spec:
         raise DataError(f"data must be one of {', '.join(BUILTIN)} or csv:PATH, got {spec!r}")
     if spec.startswith("csv:"):
+        if not spec[4:]:
+            raise DataError("csv: needs a file path, e.g. csv:data.csv")
         ds = _load_csv(Path(spec[4:]), target)
     elif spec in BUILTIN:
         if target is not None:
@@ -93,14 +98,22 @@ def _load_builtin(name: str) -> Dataset:
 
 
 def _load_csv(path: Path, target: str | None) -> Dataset:
-    if not path.is_file():
-        raise DataError(f"CSV file not found: {path}")
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        raise DataError(f"{path} is empty: expected a header row and data rows")
-    header = [h.strip() for h in rows[0]]
-    body = [r for r in rows[1:] if any(c.strip() for c in r)]
+    """Read a numeric CSV with a header row; every problem is a :class:`DataError` naming the file."""
+    text = _read_text(path)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header_row = next(reader, None)
+        if header_row is None:
+            raise DataError(f"{path} is empty: expected a header row and data rows")
+        header = [h.strip() for h in header_row]
+        _check_header(path, header)
+        body, lines = [], []
+        for row in reader:
+            if any(c.strip() for c in row):
+                body.append(row)
+                lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file at line {reader.line_num} ({exc})") from None
     if not body:
         raise DataError(f"{path} has a header but no data rows")
     if target is None:
@@ -110,17 +123,97 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     values = np.empty((len(body), len(header)))
     for i, row in enumerate(body):
         if len(row) != len(header):
-            raise DataError(f"{path}: data row {i} has {len(row)} cells, the header has {len(header)}")
+            raise DataError(f"{path}: data row {i} (line {lines[i]}) has {len(row)} cells, "
+                            f"the header has {len(header)}")
         for j, cell in enumerate(row):
             try:
                 values[i, j] = float(cell)
             except ValueError:
                 raise DataError(
-                    f"{path}: column {header[j]!r} is not numeric: data row {i} holds {cell!r}; "
-                    "encode it as numbers or drop the column"
+                    f"{path}: column {header[j]!r} is not numeric: data row {i} holds {cell!r} "
+                    f"(line {lines[i]}, column {j + 1}); encode it as numbers or drop the column"
                 ) from None
+    if len(body) < 2:
+        raise DataError(f"{path} has a single data row (line {lines[0]}); need at least 2 samples")
     t = header.index(target)
     features = [h for k, h in enumerate(header) if k != t]
     X = check_finite_matrix(np.delete(values, t, axis=1), f"{path.name} features", features)
     y = check_finite_vector(values[:, t], f"{path.name} target {target!r}")
     return Dataset(X=X, y=y, feature_names=features, target_name=target, name=path.stem)
+
+
+def read_input(path, what: str = "file") -> bytes:
+    """The bytes of an input file, or a :class:`DataError` naming it and saying why not.
+
+    ``what`` names the file in messages (``"CSV file"``, ``"--weights file"``, …). A folder, a
+    device, a missing or unreadable file, or a path the system cannot take is refused; a
+    named pipe is read to its end.
+    """
+    text = str(path)
+    if not text:
+        raise DataError(f"the {what} path is empty")
+    if "\x00" in text:
+        raise DataError(f"the {what} path {text!r} contains a NUL character")
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise DataError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{what} {path} is a folder, not a file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise DataError(f"{what} {path} is not a regular file (a device or socket?)")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, decoded as UTF-8 (a byte-order mark is dropped), or a DataError saying why not."""
+    raw = read_input(path, "CSV file")
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+        skipped = len(codecs.BOM_UTF8)
+    else:
+        skipped = 0
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        hint, source = "", "latin1"
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            hint, source = " (it starts with a UTF-16 byte-order mark)", "utf-16"
+        raise DataError(
+            f"{path} is not UTF-8 text{hint}: byte 0x{raw[exc.start]:02x} at offset {exc.start + skipped} "
+            f"(line {line}) cannot be decoded; re-encode the file as UTF-8, e.g. "
+            f"iconv -f {source} -t utf-8 {path.name} > {path.stem}-utf8.csv"
+        ) from None
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Column names must be present, distinct, and a header (not a first row of numbers)."""
+    blank = [str(j + 1) for j, h in enumerate(header) if not h]
+    if blank:
+        raise DataError(f"{path}: the header row has no name for column{'s' if len(blank) > 1 else ''} "
+                        f"{', '.join(blank)} (counting from 1); every column needs a distinct name")
+    seen: dict[str, list[int]] = {}
+    for j, h in enumerate(header):
+        seen.setdefault(h, []).append(j + 1)
+    dup = [f"{h!r} (columns {', '.join(map(str, cols))})" for h, cols in seen.items() if len(cols) > 1]
+    if dup:
+        raise DataError(f"{path}: the header row names {'a column' if len(dup) == 1 else 'columns'} more than once: "
+                        f"{'; '.join(dup)}; every column needs a distinct name")
+    if all(_is_number(h) for h in header):
+        raise DataError(f"{path}: the first row ({', '.join(header[:5])}{', …' if len(header) > 5 else ''}) holds "
+                        "only numbers; the CSV needs a header row naming the columns")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
