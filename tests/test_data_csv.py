@@ -61,7 +61,7 @@ def test_utf8_bom_is_stripped_from_the_first_name(tmp_path):
 
 
 def test_latin1_file_names_the_file_the_offset_and_the_fix(tmp_path, capsys):
-    data = "a,prix,t\n1,2,3\n4,5,7\n7,8,8\n".encode() + "d,é,t\n".encode("latin-1")
+    data = b"a,prix,t\n1,2,3\n4,5,7\n7,8,8\n" + "d,é,t\n".encode("latin-1")
     code, err = analyze_csv(tmp_path, capsys, data)
     offset = data.index(b"\xe9")
     assert code == 2

@@ -404,6 +404,8 @@ def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck,
 def _arr(v, dtype=np.float64):
     if v is None:
         return None
+    if isinstance(v, np.ndarray):
+        return v.astype(dtype)
     return np.array([[np.nan if x is None else x for x in row] for row in v] if v and isinstance(v[0], list)
                     else [np.nan if x is None else x for x in v], dtype=dtype)
 
