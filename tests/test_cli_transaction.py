@@ -271,13 +271,17 @@ def test_explore_deeply_nested_json_and_a_late_failure(tmp_path, capsys, monkeyp
 
 
 def _start(cwd: Path, *extra):
-    """`python -m ridgelens analyze` on a 97-parameter MLP with 1000 λ: 1000 short refits (~7 ms each)."""
+    """`python -m ridgelens analyze` on a 97-parameter MLP with 1000 λ: 1000 short refits (a few ms each).
+
+    Gauss-Newton curvature keeps every λ valid (this barely trained MLP's Hessian is indefinite,
+    and a λ with no minimizer is not refit), so the refits run and are checkpointed one by one.
+    """
     lambdas = ",".join(f"{v:.4g}" for v in [10 ** (-4 + 4 * i / 999) for i in range(1000)])
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
     return subprocess.Popen(
         [sys.executable, "-m", "ridgelens", "analyze", "--data", "diabetes", "--standardize", "--model", "mlp",
-         "--hidden", "8", "--train-iters", "5", "--refit-method", "lbfgs", "--refit-iters", "2",
+         "--hidden", "8", "--train-iters", "5", "--refit-method", "lbfgs", "--refit-iters", "2", "--curvature", "ggn",
          "--lambdas", lambdas, "--out", "o", "--overwrite", *extra],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -290,7 +294,6 @@ def _wait_for(cond, proc, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.slow  # timing-dependent: after the core rebuild the run can finish before the signal lands (see closing note)
 def test_sigint_and_sigterm_leave_no_partial_output(tmp_path):
     # Two runs at once (one per signal), each into a folder holding a previous run's outputs.
     runs = {}
@@ -304,7 +307,7 @@ def test_sigint_and_sigterm_leave_no_partial_output(tmp_path):
         # Computing: past training (its line is printed), for SIGTERM past the first saved refit.
         _wait_for(lambda p=proc: p.stdout.readline().startswith("trained the"), proc, "training ended")
         if sig == signal.SIGTERM:
-            _wait_for(lambda c=cwd: (c / "ck" / "refit_0.npz").exists(), proc, "the first refit was saved")
+            _wait_for(lambda c=cwd: any((c / "ck").glob("refit_*")), proc, "the first refit was saved")
         assert any(p.name.startswith(".ridgelens-tmp-") for p in cwd.iterdir())  # it was staging
         proc.send_signal(sig)
     for sig, (cwd, before, proc) in runs.items():
@@ -319,5 +322,5 @@ def test_sigint_and_sigterm_leave_no_partial_output(tmp_path):
             assert last == "ridgelens: interrupted; checkpoint saved in ck"
             after = snapshot(cwd)
             assert {k: v for k, v in after.items() if not k.startswith("ck")} == before
-            assert "ck/refit_0.npz" in after  # the checkpoint is kept, to resume from
+            assert any(k.startswith("ck/refit_") for k in after)  # the checkpoint is kept, to resume from
         assert not [ln for ln in err.splitlines() if ln.startswith("ridgelens: error")]
