@@ -324,3 +324,32 @@ def test_sigint_and_sigterm_leave_no_partial_output(tmp_path):
             assert {k: v for k, v in after.items() if not k.startswith("ck")} == before
             assert any(k.startswith("ck/refit_") for k in after)  # the checkpoint is kept, to resume from
         assert not [ln for ln in err.splitlines() if ln.startswith("ridgelens: error")]
+
+
+def test_lambda_zero_alone_is_drawn_without_the_log_axis_paths(tmp_path, capsys):
+    # The paths figure has a log λ axis; with only λ = 0 it used to fail after every other output was made.
+    code, out, err = run(capsys, *LINEAR, "--lambdas", "0", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert not (tmp_path / "o" / "paths.png").exists() and (tmp_path / "o" / "rel_error.png").exists()
+    assert "paths.png" not in out
+
+
+def test_numerical_warnings_are_printed_not_swallowed(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    real = _analyze.plot_rel_error
+
+    def noisy(*a, **k):
+        for _ in range(3):
+            warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        warnings.warn("some library is deprecated", DeprecationWarning, stacklevel=1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(_analyze, "plot_rel_error", noisy)
+    with warnings.catch_warnings():
+        warnings.resetwarnings()  # Python's defaults, as in a user's shell (pytest's turn these into errors)
+        warnings.simplefilter("default")
+        code, _, err = run(capsys, *LINEAR, "--lambdas", "0.1", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "ridgelens: warning: RuntimeWarning: overflow encountered in exp" in err
+    assert "deprecated" not in err and err.count("\n") == 1

@@ -169,11 +169,21 @@ def _checkpoint_note(args) -> str:
 
 
 def _flush(caught) -> None:
-    seen = set()
+    """Print ridgelens' warnings and numerical ones (overflow, an ill-conditioned solve).
+
+    A numerical RuntimeWarning from NumPy or SciPy says a number in the output may be wrong,
+    so it is never swallowed (once per place in the code, with a count); other libraries'
+    deprecation and user warnings are.
+    """
+    groups: dict = {}
     for w in caught:
-        if issubclass(w.category, RidgelensWarning) and str(w.message) not in seen:
-            seen.add(str(w.message))
-            print(f"ridgelens: warning: {w.category.__name__}: {w.message}", file=sys.stderr)
+        if issubclass(w.category, RidgelensWarning):
+            groups.setdefault(str(w.message), []).append(w)
+        elif issubclass(w.category, RuntimeWarning):
+            groups.setdefault((w.category, w.filename, w.lineno), []).append(w)
+    for ws in groups.values():
+        more = f" (and {len(ws) - 1} more like it)" if len(ws) > 1 else ""
+        print(f"ridgelens: warning: {ws[0].category.__name__}: {one_line(ws[0].message)}{more}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover
