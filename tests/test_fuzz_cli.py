@@ -1,0 +1,212 @@
+"""Fuzz the command line's contract with random CSV files, λ lists and output locations.
+
+Whatever the input, `ridgelens.cli.main` must
+- return 0 or 2 (a malformed command line: SystemExit(2), as argparse does);
+- on 2, print exactly one line starting `ridgelens: error:` and no traceback;
+- on failure, leave every file and folder around it byte for byte as it was (no partial
+  output, no `.ridgelens-tmp-*` leftovers, no new parent folders);
+- on success, change nothing but the output folder, never replace a non-empty folder
+  without --overwrite, and report distinct, non-blank feature names (no silent misread).
+
+Only the closed-form linear and logistic models run here, in-process, so each example is
+fast. The default profile runs 25 examples; the `slow` one 300
+(`pytest tests/test_fuzz_cli.py -m slow --hypothesis-show-statistics` says what stopped each run).
+"""
+
+import contextlib
+import csv
+import io
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from ridgelens.cli import main
+
+NAMES = st.one_of(
+    st.sampled_from(["a", "b", "y", "t", "x1", "", " ", "a ", "\ufeffa", "é", "1", "2.5", "a,b", 'q"', "y\n"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=5),
+)
+CELLS = st.one_of(
+    st.integers(-3, 3).map(str),
+    st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: f"{v:.6g}"),
+    st.sampled_from(["", "x", "nan", "inf", "-inf", "1e400", " 2 ", "1_0", "0x1", "١", "\x00", "1,5", '"3"']),
+    st.floats().map(repr),
+)
+
+
+@st.composite
+def csv_files(draw) -> bytes:
+    """Bytes of a CSV: a header and rows (ragged at times), written plainly or quoted, in an encoding."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=80))
+    ncol = draw(st.integers(1, 4))
+    plain = st.sampled_from(["a", "b", "c", "y", "t", "x1", "é"])
+    header = draw(st.lists(plain, min_size=ncol, max_size=ncol, unique=True)
+                  | st.lists(NAMES, min_size=ncol, max_size=ncol))
+    numeric = draw(st.integers(0, 2)) > 0  # a numeric body 2/3 of the time
+    cell = st.integers(0, 1).map(str) | st.floats(-5, 5).map(lambda v: f"{v:.4g}") if numeric else CELLS
+    nrow = draw(st.integers(0, 8) | st.integers(2, 12) if numeric else st.integers(0, 8))
+    rows = [draw(st.lists(cell, min_size=ncol if numeric else max(ncol - 1, 0),
+                          max_size=ncol if numeric else ncol + 1)) for _ in range(nrow)]
+    if draw(st.booleans()):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows([header, *rows])
+        text = buf.getvalue()
+    else:
+        text = "\n".join(",".join(r) for r in [header, *rows]) + draw(st.sampled_from(["", "\n", "\n\n"]))
+    enc = draw(st.sampled_from(["utf-8"] * 5 + ["utf-8-sig", "latin-1", "utf-16", "cp1252"]))
+    return text.encode(enc, errors="replace")
+
+
+@st.composite
+def valid_csv_files(draw) -> bytes:
+    """A well-formed numeric CSV (a 0/1 last column, so logistic can run too)."""
+    ncol = draw(st.integers(2, 4))
+    header = draw(st.lists(st.sampled_from(["a", "b", "c", "y", "t", "x1", "é", "long name"]),
+                           min_size=ncol, max_size=ncol, unique=True))
+    nrow = draw(st.integers(3, 12))
+    num = st.floats(-5, 5, allow_nan=False).map(lambda v: f"{v:.4g}")
+    rows = [[*draw(st.lists(num, min_size=ncol - 1, max_size=ncol - 1)), draw(st.sampled_from(["0", "1"]))]
+            for _ in range(nrow)]
+    text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+    return text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig"])))
+
+
+GOOD_LAMBDAS = st.lists(st.floats(0, 10).map(lambda v: f"{v:.3g}"), min_size=1, max_size=3).map(",".join)
+ANY_LAMBDA = st.one_of(
+    st.floats(0, 10).map(lambda v: f"{v:.3g}"),
+    st.sampled_from(["0", "-1", "-0.5", "nan", "inf", "1e400", "", " ", "x", "1e-300", "--1"]),
+    st.floats().map(repr),
+)
+# Each dimension is valid most of the time, so that the others (the CSV above all) get reached.
+LAMBDAS = st.one_of(GOOD_LAMBDAS, GOOD_LAMBDAS, GOOD_LAMBDAS, GOOD_LAMBDAS,
+                    st.lists(ANY_LAMBDA, min_size=1, max_size=4).map(",".join))
+
+GOOD_OUT = ["new", "nested", "empty", "previous", "odd-name"]
+BAD_OUT = ["foreign", "file", "under-file", "blank", "long"]
+OUT_KINDS = st.sampled_from(GOOD_OUT * 3 + BAD_OUT)
+
+
+def prepare_out(root: Path, kind: str) -> str:
+    """Make the output location of the given kind under ``root``; returns the --out argument."""
+    if kind == "new":
+        return str(root / "out")
+    if kind == "nested":
+        return str(root / "a" / "b" / "out")
+    if kind == "empty":
+        (root / "out").mkdir()
+        return str(root / "out")
+    if kind in ("previous", "foreign"):
+        (root / "out").mkdir()
+        (root / "out" / "results.json").write_text('{"old": 1}')
+        (root / "out" / "paths.png").write_bytes(b"old")
+        if kind == "foreign":
+            (root / "out" / "notes.txt").write_text("mine")
+        return str(root / "out")
+    if kind == "file":
+        (root / "out").write_text("a file")
+        return str(root / "out")
+    if kind == "under-file":
+        (root / "f").write_text("a file")
+        return str(root / "f" / "out")
+    if kind == "blank":
+        return ""
+    if kind == "long":
+        return str(root / ("x" * 256))
+    return str(root / "out ♥ [1]")
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def call(argv) -> tuple[int, str]:
+    """``main(argv)`` as a user's process runs it: Python's default warning filters, not pytest's
+    (which turn RuntimeWarnings into errors); the CLI prints numerical warnings as warning lines."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # a malformed command line, reported by argparse
+            code = exc.code
+    return code, err.getvalue()
+
+
+def check_contract(data: bytes, target, model: str, lambdas: str, kind: str, overwrite: bool,
+                   record: bool = True) -> int:
+    """Run one case and check the contract; returns the exit code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "d.csv").write_bytes(data)
+        out = prepare_out(root, kind)
+        before = snapshot(root)
+        argv = ["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", model, f"--lambdas={lambdas}",
+                "--out", out, *(["--target", target] if target is not None else []),
+                *(["--overwrite"] if overwrite else [])]
+        code, err = call(argv)
+        if record:  # what stopped the run: see --hypothesis-show-statistics
+            event(f"exit {code}")
+            if code == 2:
+                event(err.splitlines()[-1].replace(str(root), "")[18:60] if err else "")
+        assert "Traceback" not in err, err
+        assert code in (0, 2), (code, err)
+        after = snapshot(root)
+        assert not [k for k in after if ".ridgelens-tmp-" in k], after.keys()
+        if code == 2:
+            assert [ln.startswith("ridgelens: error:") for ln in err.splitlines()].count(True) == 1, err
+            assert after == before, err
+            return code
+        out_rel = Path(out).relative_to(root)
+        mine = {str(out_rel), *map(str, out_rel.parents)}  # the folder and the parents it may have made
+
+        def others(snap):
+            return {k: v for k, v in snap.items() if k not in mine and not k.startswith(f"{out_rel}/")}
+
+        assert others(after) == others(before)
+        if kind in ("previous", "foreign"):
+            assert overwrite and kind == "previous", "a non-empty folder was replaced"
+        res = json.loads((Path(out) / "results.json").read_text())
+        features = [n for n in res["param_names"] if n != "intercept"]
+        assert len(set(features)) == len(features) and all(n.strip() == n and n for n in features), features
+        assert not any("\ufeff" in n for n in features)
+        return code
+
+
+def fuzz_args():
+    return dict(
+        data=st.one_of(valid_csv_files(), csv_files()),
+        target=st.one_of(st.none(), st.none(), NAMES),
+        model=st.sampled_from(["linear", "logistic"]),
+        lambdas=LAMBDAS,
+        kind=OUT_KINDS,
+        overwrite=st.booleans(),
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**fuzz_args())
+def test_cli_contract(data, target, model, lambdas, kind, overwrite):
+    check_contract(data, target, model, lambdas, kind, overwrite)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**fuzz_args())
+def test_cli_contract_long(data, target, model, lambdas, kind, overwrite):
+    check_contract(data, target, model, lambdas, kind, overwrite)
+
+
+def test_valid_examples_succeed_under_the_contract():
+    """The success branch of the contract is exercised whatever the default profile draws."""
+    rows = "\n".join(f"{i},{(i * 7) % 5},{i % 2}" for i in range(12))
+    assert check_contract(f"a,b,y\n{rows}\n".encode(), None, "logistic", "0.1,1", "previous", True,
+                          record=False) == 0
+    assert check_contract(f"\ufeffa,b,y\n{rows}\n".encode(), "a", "linear", "0,0.5", "nested", False,
+                          record=False) == 0
