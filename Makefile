@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ridgelens demo --out ridgelens-demo
+	$(BIN)/ridgelens demo --out ridgelens-demo --overwrite
 
 browser:
 	@if [ ! -x $(CHROMIUM) ]; then \

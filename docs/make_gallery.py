@@ -42,8 +42,14 @@ def save(fig: Figure, name: str) -> None:
 
 def main_gallery() -> int:
     """Write every gallery figure; returns the exit status."""
-    if main(["demo", "--out", str(OUT)]) != 0:  # contour.png, diabetes_paths.png, breast_cancer_error.png
-        return 1
+    # The demo writes a folder of its own (and refuses a non-empty one); its figures are copied in.
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if main(["demo", "--out", str(Path(tmp) / "demo")]) != 0:  # contour, diabetes_paths, breast_cancer_error
+            return 1
+        for f in sorted((Path(tmp) / "demo").iterdir()):
+            shutil.copy2(f, OUT / f.name)
     # The three steps, on the seeds' H with a θ̂ whose flat coordinate is visible.
     fig = Figure(figsize=(13, 3.6), layout="constrained")
     plot_ridge_steps(ridge_path(DEMO_H, [1.0, 2.0], [0.5]), 0, axes=fig.subplots(1, 4))
