@@ -21,13 +21,15 @@ rounds, min–max shown), all on the same vector:
 
 - gradient the ordinary way (``loss.backward()`` per batch): the denominator;
 - gradient through the ridgelens objective (``functional_call``), for reference;
-- ridgelens ``TorchHessianOperator.matvec_tensor`` with ``form="reuse"`` (one gradient
+- ridgelens ``TorchHessianOperator.matvec`` with ``form="reuse"`` (one gradient
   graph kept for the whole data set), ``"double-backward"``, ``"fwd-over-rev"``,
   ``"partial-reuse"`` with a memory budget of half the whole graph (half the batches'
   graphs kept, the rest recomputed) and ``"auto"`` (what it picks is printed);
 - ``torch.func`` vjp-over-grad (reverse-over-reverse), a reference that is not a ridgelens form;
 - PyHessian 0.1 ``hessian(model, criterion, dataloader=batches).dataloader_hv_product(v)``,
-  its full-data HVP (double backward per batch), on a copy of the model.
+  its full-data HVP (double backward per batch), on a copy of the model;
+- the Gauss–Newton product ``GGNOperator.matvec`` (JᵀH_out J v), with the forward graphs held
+  ("reuse") and rebuilt per product ("recompute"), in multiples of the same gradient.
 
 Peak memory: one ordinary gradient and each of reuse / double-backward / fwd-over-rev /
 PyHessian run again alone in a fresh interpreter (3 calls each) and report the peak RSS
@@ -197,7 +199,7 @@ def memory_child(args) -> None:
             obj = rl.TorchObjective(model, F.cross_entropy, batches)
             op = make_op(obj, obj.theta0, contender)
             graph_bytes = op.batch_graph_bytes * op.reused_batches
-            hvp = op.matvec_tensor
+            hvp = op.matvec
         for _ in range(3):
             hvp(v)
         sync(args.device)
@@ -230,7 +232,7 @@ def bench_model(name: str, args, pyh: bool) -> list[str]:
         ops, setup = {}, {}
         for form in (*FORMS, "auto"):
             setup[form], ops[form] = timed(lambda form=form: make_op(obj, theta, form), dev)
-        flat = obj._to_tensor(theta, requires_grad=True)
+        flat = obj.flat_tensor(theta, requires_grad=True)
 
         def grad_objective():
             g = torch.zeros_like(flat)
@@ -243,8 +245,11 @@ def bench_model(name: str, args, pyh: bool) -> list[str]:
             "gradient, ridgelens objective (functional_call)": grad_objective,
         }
         for form in FORMS:
-            fns[f"HVP ridgelens {form}"] = lambda op=ops[form]: op.matvec_tensor(v)
-        fns[f"HVP ridgelens auto (picked {ops['auto'].form})"] = lambda: ops["auto"].matvec_tensor(v)
+            fns[f"HVP ridgelens {form}"] = lambda op=ops[form]: op.matvec(v)
+        fns[f"HVP ridgelens auto (picked {ops['auto'].form})"] = lambda: ops["auto"].matvec(v)
+        ggns = {r: rl.ggn(obj, theta, reuse=r) for r in (True, False)}
+        fns["GGN ridgelens reuse"] = lambda: ggns[True].matvec(v)
+        fns["GGN ridgelens recompute"] = lambda: ggns[False].matvec(v)
         rr = rev_over_rev(model, batches, n)
         fns["HVP torch.func vjp-over-grad (reference)"] = lambda: rr(v)
         if pyh:
@@ -259,6 +264,10 @@ def bench_model(name: str, args, pyh: bool) -> list[str]:
     for k, (t, ts) in res.items():
         vs = f"{tp / t:11.2f}x" if tp is not None and k.startswith("HVP") else ""
         print(f"  {k:52s} {t * 1e3:8.1f}ms {spread(ts):>12s} {t / tg:10.2f}x {vs:>12s}")
+    g_ref = fns["GGN ridgelens reuse"]()
+    g_diff = float((fns["GGN ridgelens recompute"]() - g_ref).norm() / g_ref.norm())
+    print(f"  GGN reuse vs recompute agreement {g_diff:.1e}; ⟨v, Gv⟩/‖v‖² = {float(v @ g_ref) / float(v @ v):.3g}, "
+          f"⟨v, Hv⟩/‖v‖² = {float(v @ results['HVP ridgelens reuse']) / float(v @ v):.3g}")
     ref = results["HVP ridgelens reuse"]
     diffs = {k.replace("HVP ", ""): float((h.to(ref) - ref).norm() / ref.norm()) for k, h in results.items()}
     print("  agreement, ‖Hv − Hv_reuse‖/‖Hv_reuse‖: " + ", ".join(f"{k} {d:.1e}" for k, d in diffs.items()))

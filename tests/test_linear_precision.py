@@ -300,3 +300,33 @@ def test_bad_weights_are_named(weights, message):
     X, y = random_problem(n=10)
     with pytest.raises(rl.DataError, match=message):
         LeastSquares(X, y, sample_weight=weights)
+
+
+@pytest.mark.parametrize("mode", sorted(OPTIONS))
+def test_predicted_path_of_analyze_on_raw_longley_matches_mpmath(mode):
+    # The prediction θ̃(λ) itself (not only the refit), built from the design's SVD by the dense solver.
+    from ridgelens import analyze, ridge_path
+
+    X, y = longley()
+    lams = [1e-4, 1e-2, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        obj = LeastSquares(X, y, **OPTIONS[mode])
+        res = analyze(obj, lams, refit=False)
+        through_h = ridge_path(rl_hessian(obj, res.theta_hat), res.theta_hat, lams, penalized=obj.penalized)
+    for i, lam in enumerate(lams):
+        ref = mp_ridge(X, y, lam, mode=mode)
+        err = np.abs(res.predicted[i] - ref).max() / np.abs(ref).max()
+        assert err < PATH_TOL, (mode, lam, err)
+        if mode == "free":
+            err_w = np.abs(res.predicted[i][:-1] - ref[:-1]).max() / np.abs(ref[:-1]).max()
+            assert err_w < PATH_TOL, (lam, err_w)
+    # the Gram-matrix route is what loses digits here (the reason the SVD route exists)
+    worst = max(np.abs(through_h.thetas[i] - mp_ridge(X, y, lam, mode=mode)).max() for i, lam in enumerate(lams))
+    assert worst > 0
+
+
+def rl_hessian(obj, theta):
+    from ridgelens import hessian
+
+    return hessian(obj, theta)

@@ -312,8 +312,12 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         spectrum = eigen(dense)
         spectrum = replace(spectrum, n_matvecs=spectrum.n_matvecs + spent)
         min_eig = spectrum.min_eigenvalue
-        path = ridge_path(spectrum if mask.all() else dense, theta_hat, lam, penalized=mask,
-                          gradient=gradient, negative=negative)
+        # Least squares gives its penalized block's eigenpairs from the SVD θ̂ was solved with
+        # (no Gram matrix, full precision on ill-conditioned designs); its GGN is its Hessian.
+        exact = callable(getattr(objective, "penalized_spectrum", None)) and \
+            callable(getattr(objective, "hessian_columns", None))
+        path = ridge_path(objective if exact else (spectrum if mask.all() else dense), theta_hat, lam,
+                          penalized=mask, gradient=gradient, negative=negative)
         path = replace(path, n_matvecs=spent)
         n_matvecs = H.n_matvecs
     else:

@@ -111,8 +111,10 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
 
     Parameters
     ----------
-    source : Spectrum, CurvatureOperator, array of shape (n, n), scipy LinearOperator, …
-        The curvature H at θ̂ (anything :func:`~ridgelens.operators.as_operator` accepts). A
+    source : Spectrum, CurvatureOperator, array of shape (n, n), scipy LinearOperator, LeastSquares, …
+        The curvature H at θ̂ (anything :func:`~ridgelens.operators.as_operator` accepts), or a
+        least-squares objective, whose exact path comes from its design's SVD (the one θ̂ was
+        solved with; no Gram matrix, full precision on ill-conditioned designs). A
         :class:`Spectrum` must be complete and can only be used when every parameter is
         penalized. A :class:`~ridgelens.operators.SchurComplementOperator` stands for its H and
         penalty mask, and runs the matrix-free path on itself, reusing the free block it has
