@@ -222,3 +222,18 @@ def test_symmetry_and_stacking_properties(n, seed, shift):
     V = rng.normal(size=(n, 3))
     np.testing.assert_allclose(op.matmat(V), np.column_stack([op.matvec(V[:, j]) for j in range(3)]), rtol=1e-13,
                                atol=1e-13)
+
+
+def test_ggn_of_a_float32_cross_entropy_model_is_accepted():
+    # float32 rounding makes a cross-entropy's output Hessian show eigenvalues near −1e-7·largest:
+    # that is not a loss that is not convex (it was refused, found by bench_hvp)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.Tanh(), torch.nn.Linear(30, 10))
+    X, y = torch.randn(256, 20), torch.randint(0, 10, (256,))
+    obj = TorchObjective(net, torch.nn.functional.cross_entropy, [(X[:128], y[:128]), (X[128:], y[128:])])
+    op = rl.ggn(obj, obj.theta0)
+    v = torch.randn(obj.n_params)
+    assert float(v @ op.matvec(v)) >= 0 and op.dtype == torch.float32
+    ref = rl.ggn(TorchObjective(net.double(), torch.nn.functional.cross_entropy,
+                                [(X[:128].double(), y[:128]), (X[128:].double(), y[128:])]), obj.theta0)
+    torch.testing.assert_close(op.matvec(v).double(), ref.matvec(v.double()), rtol=1e-4, atol=1e-6)

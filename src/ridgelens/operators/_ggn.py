@@ -61,6 +61,8 @@ class GGNOperator(CurvatureOperator):
         budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         self.loss_name = getattr(objective.loss_fn, "__name__", type(objective.loss_fn).__name__)
         self.output_min_eigenvalue = None
+        #: relative size below which a negative curvature of the output Hessian is rounding (float64 ~2e-13, float32 ~1e-4)
+        self._psd_tol = 1e3 * torch.finfo(self.dtype).eps
         self._held = None
         self._scale = 0.0
         first = next(iter(objective.prepared_batches(0, 1)))
@@ -122,7 +124,9 @@ class GGNOperator(CurvatureOperator):
         ev = torch.linalg.eigvalsh(Hout)
         lo, hi = float(ev[0]), float(ev[-1])
         self.output_min_eigenvalue = lo
-        if lo < -1e-8 * max(abs(hi), 1e-300):
+        # Rounding in the loss's dtype (and in forming the Hessian) is not indefiniteness: in float32 a
+        # cross-entropy's output Hessian shows eigenvalues near −1e-7·largest that are exactly 0.
+        if lo < -self._psd_tol * max(abs(hi), 1e-300):
             raise RidgelensError(
                 f"the Gauss-Newton curvature needs a loss convex in the model's outputs, but {self.loss_name}'s "
                 f"Hessian in the outputs has a negative eigenvalue {lo:.3g} (largest {hi:.3g}) on the first "
@@ -135,7 +139,7 @@ class GGNOperator(CurvatureOperator):
         HJV = _grad_batched(g_out, o, JV, retain_graph=True)
         quad = (JV.flatten(1) * HJV.flatten(1)).sum(1)
         scale = (JV.flatten(1).norm(dim=1) * HJV.flatten(1).norm(dim=1))
-        bad = quad < -1e-6 * scale
+        bad = quad < -self._psd_tol * scale
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
             raise RidgelensError(
