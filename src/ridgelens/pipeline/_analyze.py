@@ -22,7 +22,7 @@ from ridgelens.errors import (
 )
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
-from ridgelens.ridge import RidgePath, ridge_path
+from ridgelens.ridge import RidgePath, ridge_path, shrinkage
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
 CONVENTIONS = {
@@ -421,17 +421,24 @@ def _from_dict(cls, d: dict) -> Analysis:
     Q = _arr(d.get("penalized_eigenvectors"))
     coords = _arr(d["coords"])
     m, n = lam.size, len(d["param_names"])
+    # Derived fields are recomputed from σ, λ and the coordinates (one formula, ridge.shrinkage), not trusted.
+    gcoords = _arr(d.get("gradient_coords"))
+    factors, ok = shrinkage(sigma, lam)
+    num = sigma[None, :] * coords[None, :] - (0.0 if gcoords is None else gcoords[None, :])
+    scaled, _ = shrinkage(sigma, lam, numerator=num)
+    valid = ok.all(axis=1) if d.get("valid") is None else np.array([bool(x) for x in d["valid"]])
+    factors[~valid], scaled[~valid] = np.nan, np.nan
+    df = _arr(d["effective_df"]) if d.get("effective_df") is not None else factors.sum(axis=1)
     path = RidgePath(
         lambdas=lam, theta_hat=_arr(d["theta_hat"]), thetas=_arr(d["predicted"]).reshape(m, n),
         eigenvalues=sigma, eigenvectors=Q if Q is not None else np.zeros((int(pen.sum()), 0)), coords=coords,
-        factors=_arr(d["factors"]).reshape(m, sigma.size), scaled=_arr(d["factors"]).reshape(m, sigma.size) * coords,
-        effective_df=_arr(d["effective_df"]), penalized=pen, valid=np.array([bool(x) for x in d["valid"]]),
+        factors=factors, scaled=scaled, effective_df=df, penalized=pen, valid=valid,
         gradient_used=bool(d["gradient_used"]), curvature=str(d["curvature"]),
         rank_tol=float(d.get("penalized_rank_tol") or 0.0), method=str(d["path_method"]),
         residuals=_arr(d.get("path_residuals")),
         converged=None if d.get("path_converged") is None else np.array([bool(x) for x in d["path_converged"]]),
         outside_share=float(d["outside_share"]) if d.get("outside_share") is not None else float("nan"),
-        ritz_values=_arr(d.get("ritz_values")), gradient_coords=_arr(d.get("gradient_coords")))
+        ritz_values=_arr(d.get("ritz_values")), gradient_coords=gcoords)
     ev = _arr(d["eigenvalues"])
     spectrum = Spectrum(eigenvalues=ev, eigenvectors=torch.zeros(n, 0, dtype=torch.float64), n=n,
                         method=str(d["spectrum_method"]), n_matvecs=0, residuals=_arr(d.get("eigen_residuals")),
@@ -458,11 +465,12 @@ def _from_dict(cls, d: dict) -> Analysis:
     fields = {f.name for f in dataclasses.fields(cls)}
     kw = dict(objective=str(d["objective"]), n_samples=int(d["n_samples"]), n_params=int(d["n_params"]),
               param_names=list(d["param_names"]), lambdas=lam, theta_hat=_arr(d["theta_hat"]),
-              gradient_norm=float(d["gradient_norm"]), grad_tol=float(d["grad_tol"]), spectrum=spectrum, path=path,
+              gradient_norm=float("nan") if d.get("gradient_norm") is None else float(d["gradient_norm"]),
+              grad_tol=float(d.get("grad_tol") or 0.0), spectrum=spectrum, path=path,
               refit=None if refit is None else refit.reshape(m, n), refit_converged=opt("refit_converged", bool),
               refit_gradient_norm=opt("refit_gradient_norm"), rel_error=opt("rel_error"),
-              theta_hat_converged=bool(d["theta_hat_converged"]), method=str(d["method"]),
+              theta_hat_converged=bool(d.get("theta_hat_converged", True)), method=str(d.get("method", "dense")),
               min_eigenvalue=float("nan") if d.get("min_eigenvalue") is None else float(d["min_eigenvalue"]),
-              density=density, n_matvecs=int(d["n_matvecs"]), curvature_kind=str(d.get("curvature_kind", "hessian")),
+              density=density, n_matvecs=int(d.get("n_matvecs") or 0), curvature_kind=str(d.get("curvature_kind", "hessian")),
               choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS))
     return cls(**{k: v for k, v in kw.items() if k in fields})

@@ -78,7 +78,10 @@ class ExplorerData:
     def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:
         """The page's data from the dict ``ridgelens analyze`` writes (``Analysis.to_dict``).
 
-        Raises :class:`RidgelensError` naming the field when one is missing or malformed.
+        The fields the page needs are validated here, at the boundary (a :class:`RidgelensError`
+        names the field when one is missing or malformed); then the dict is read back as one
+        :class:`~ridgelens.Analysis` (``Analysis.from_dict``) and the page is built from it,
+        exactly as from a live analysis (:meth:`from_analysis`).
         """
         if not isinstance(d, dict):
             raise RidgelensError(f"{source}: expected a JSON object (from `ridgelens analyze`), got {type(d).__name__}")
@@ -129,10 +132,10 @@ class ExplorerData:
             if Q.shape != (sigma.size, sigma.size):
                 raise RidgelensError(f"{source}: 'penalized_eigenvectors' must have shape "
                                      f"({sigma.size}, {sigma.size}), got {Q.shape}")
-        return cls(title=title, eigenvalues=sigma, coords=z, eigenvectors=Q,
-                   penalized_names=[str(names[j]) for j in np.flatnonzero(pen)], lambdas=lam,
-                   param_names=[str(s) for s in names], predicted=rows["predicted"], refit=rows["refit"],
-                   gradient_coords=gc, notes=notes, conventions={str(k): str(v) for k, v in conv.items()})
+        del notes, Q, rows, conv  # validated above; the page is built from the one Analysis the file holds
+        from ridgelens.pipeline import Analysis
+
+        return cls.from_analysis(Analysis.from_dict(d), title=title)
 
 
 def demo_data() -> ExplorerData:
