@@ -4,9 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
+import ridgelens as rl
 from ridgelens.cli import main
 
 
@@ -168,7 +170,6 @@ def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
 
 
 def test_analyze_mlp_bad_weights(tmp_path, capsys):
-    import torch
 
     bad = tmp_path / "bad.pt"
     torch.save({"0.weight": torch.zeros(3, 3)}, bad)
@@ -228,3 +229,39 @@ def test_analyze_mlp_unpenalized_biases_use_the_schur_complement(tmp_path, capsy
     code, out, err = run(capsys, "analyze", "--data", "digits", "--model", "mlp", "--lambdas", "0.1",
                          "--unpenalized", "*.gain", "--out", str(tmp_path / "b"))
     assert code == 2 and "matches no parameter" in err and "0.bias" in err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--unpenalized", "*.weight", "--unpenalized", "*.bias"], "--unpenalized *.weight *.bias leaves no parameter"),
+    (["--penalize-intercept"], "--penalize-intercept is for the linear and logistic"),
+    (["--no-intercept"], "--no-intercept is for the linear and logistic"),
+])
+def test_mlp_option_combinations_are_refused_by_name(tmp_path, capsys, argv, needle):
+    code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "mlp", "--hidden", "2",
+                          "--train-iters", "2", "--lambdas", "0.1", *argv, "--out", str(tmp_path / "o"))
+    assert code == 2 and needle in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, capsys, monkeypatch):
+    code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--refit-method", "lbfgs",
+                          "--lambdas", "0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and "--refit-method is for --model mlp" in err, err
+    with pytest.raises(SystemExit):
+        main(["analyze", "--data", "diabetes", "--model", "mlp", "--refit-method", "newton", "--lambdas", "0.1",
+              "--out", str(tmp_path / "o")])
+    assert "invalid choice" in capsys.readouterr().err
+    from ridgelens.cli import _analyze as cli_analyze
+
+    seen = []
+
+    def fake(args, ds, lam, out):
+        seen.append((args.refit_method, args.refit_iters))
+        raise rl.RidgelensError("stop here")
+
+    monkeypatch.setattr(cli_analyze, "_analyze_mlp", fake)
+    for extra in ([], ["--refit-method", "lbfgs"], ["--refit-method", "lbfgs", "--refit-iters", "7"]):
+        run(capsys, "analyze", "--data", "diabetes", "--model", "mlp", "--lambdas", "0.1", *extra,
+            "--out", str(tmp_path / "o"))
+    assert seen == [("trust-ncg", 200), ("lbfgs", 500), ("lbfgs", 7)]
+

@@ -237,3 +237,50 @@ def test_ggn_of_a_float32_cross_entropy_model_is_accepted():
     ref = rl.ggn(TorchObjective(net.double(), torch.nn.functional.cross_entropy,
                                 [(X[:128].double(), y[:128]), (X[128:].double(), y[128:])]), obj.theta0)
     torch.testing.assert_close(op.matvec(v).double(), ref.matvec(v.double()), rtol=1e-4, atol=1e-6)
+
+
+def test_partial_reuse_with_no_batch_fitting_recomputes_everything(small_mlp):
+    _net, _X, _y, obj, H = small_mlp
+    op = rl.hessian(obj, obj.theta0, form="partial-reuse", memory_budget=0)  # was: a TypeError at the product
+    assert op.reused_batches == 0 and op.form in ("double-backward", "fwd-over-rev")
+    np.testing.assert_allclose(op.to_dense(), H, atol=1e-12)
+
+
+def test_partial_reuse_refuses_a_shuffling_loader(small_mlp):
+    net, X, y, obj, H = small_mlp
+    torch.manual_seed(1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=20, shuffle=True)
+    shuffled = rl.TorchObjective(net, torch.nn.functional.cross_entropy, loader)
+    budget = rl.hessian(obj, obj.theta0).batch_graph_bytes  # one of three batches fits
+    # auto: the reused first-pass batches would overlap the reshuffled recomputed ones (H off by ~40 %)
+    op = rl.hessian(shuffled, shuffled.theta0, memory_budget=budget)
+    assert op.form in ("double-backward", "fwd-over-rev") and op.reused_batches == 0
+    np.testing.assert_allclose(op.to_dense(), H, atol=1e-12)
+    with pytest.raises(rl.RidgelensError, match="same order on every pass"):
+        rl.hessian(shuffled, shuffled.theta0, form="partial-reuse", memory_budget=budget)
+    ordered = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=20)
+    op = rl.hessian(rl.TorchObjective(net, torch.nn.functional.cross_entropy, ordered), obj.theta0,
+                    memory_budget=budget)
+    assert op.form == "partial-reuse" and op.reused_batches == 1
+    np.testing.assert_allclose(op.to_dense(), H, atol=1e-12)
+
+
+def test_partial_reuse_leaves_the_callers_vector_alone(small_mlp):
+    # autograd hands back grad_outputs itself when the graph only passes it through (an addition);
+    # the partial sum must not be accumulated into it, since v is e.g. a row of the Lanczos basis.
+    flat = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(3, dtype=torch.float64)
+    (hv,) = torch.autograd.grad(flat + 0.0, flat, grad_outputs=v)
+    assert hv.data_ptr() == v.data_ptr()  # the premise
+    _net, _X, _y, obj, H = small_mlp
+    op = rl.hessian(obj, obj.theta0, form="partial-reuse", memory_budget=rl.hessian(obj, obj.theta0).batch_graph_bytes)
+    assert op.form == "partial-reuse"
+    v = torch.randn(obj.n_params, dtype=torch.float64)
+    keep = v.clone()
+    hv_reused = op._hvp_reuse(v[None])[0].clone()
+    op._hvp_reuse = lambda U: U  # a pass-through graph, as autograd may give
+    out = op.matvec_tensor(v)
+    assert torch.equal(v, keep)
+    rest = out - v  # the recomputed batches
+    np.testing.assert_allclose((rest + hv_reused).numpy(), H @ keep.numpy(), atol=1e-12)
+

@@ -336,8 +336,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         density = replace(density, n_matvecs=H.n_matvecs - before)
         choices["slq_reorth"] = density.reorth
         path = ridge_path(A, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative, method="krylov",
-                          tol=path_tol, low_rank=spectrum, checkpoint=ck, progress=progress)
-        path = replace(path, effective_df=density.effective_df(lam, rank_tol=_rank_tol(spectrum)))
+                          tol=path_tol, low_rank=spectrum, density=density, checkpoint=ck, progress=progress)
         min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min(), path.ritz_values.min()))
         of = "H" if A is H else ("the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up, so H is not positive "
                                  "semi-definite")
@@ -370,11 +369,6 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     refit_gradient_norm=gnorms, rel_error=rel, theta_hat_converged=converged,
                     method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs,
                     curvature_kind=curvature, choices=choices)
-
-
-def _rank_tol(spectrum: Spectrum) -> float:
-    """Eigenvalues below this in size are zero (rounding), not negative curvature: |σ| ≤ n·eps·σ_max."""
-    return spectrum.n * np.finfo(np.float64).eps * float(np.abs(spectrum.eigenvalues).max(initial=0.0))
 
 
 def _objective_fingerprint(objective) -> str:

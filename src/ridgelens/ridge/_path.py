@@ -101,7 +101,7 @@ class RidgePath:
 
 
 def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
-               negative: str = "nan", method: str = "auto", tol: float = 1e-8, low_rank=None,
+               negative: str = "nan", method: str = "auto", tol: float = 1e-8, low_rank=None, density=None,
                max_matvecs: int | None = None, checkpoint=None, progress: bool | None = None) -> RidgePath:
     """Predict the L2-regularized minimizer θ̃(λ) for every λ from one decomposition.
 
@@ -145,6 +145,9 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     low_rank : Spectrum, optional
         Krylov and multishift-cg: top-k eigenpairs (of H, or of S) for the per-direction view
         (factors, coords, and the share of θ̂ outside their span).
+    density : SpectralDensity, optional
+        Krylov and multishift-cg: the SLQ density of the same curvature, from which df(λ) is
+        computed (NaN without it: the path alone does not know the whole spectrum).
     max_matvecs, checkpoint, progress
         Krylov and multishift-cg: product budget (default min(n + 1, 500), the start
         product Hθ̂ counted; with unpenalized parameters, products with S, default
@@ -164,5 +167,6 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
 
     lam = check_lambdas(lambdas)
     solver = make_solver(source, method=method, penalized=penalized, negative=negative, tol=tol,
-                         low_rank=low_rank, max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
+                         low_rank=low_rank, density=density, max_matvecs=max_matvecs, checkpoint=checkpoint,
+                         progress=progress)
     return solver.init(source, theta_hat, gradient=gradient, lambdas=lam).compute(lam)

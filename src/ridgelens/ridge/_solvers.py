@@ -39,12 +39,12 @@ _MULTISHIFT_NEEDS_ALL = (
 
 
 def make_solver(source, *, method: str = "auto", penalized=None, negative: str = "nan", tol: float = 1e-8,
-                low_rank=None, max_matvecs=None, checkpoint=None, progress=None):
+                low_rank=None, density=None, max_matvecs=None, checkpoint=None, progress=None):
     """The path solver for ``source`` (a Spectrum, an operator, a Schur complement, a matrix, …)."""
     if negative not in _NEGATIVE:
         raise RidgelensError(f"negative must be one of {_NEGATIVE}, got {negative!r}")
-    krylov_opts = {"tol": tol, "low_rank": low_rank, "max_matvecs": max_matvecs, "checkpoint": checkpoint,
-                   "progress": progress}
+    krylov_opts = {"tol": tol, "low_rank": low_rank, "density": density, "max_matvecs": max_matvecs,
+                   "checkpoint": checkpoint, "progress": progress}
     if isinstance(source, SchurComplementOperator):
         if penalized is not None and not np.array_equal(check_mask(penalized, source.base_n), source.penalized):
             raise RidgelensError("penalized differs from the mask of the SchurComplementOperator passed as source")
@@ -211,11 +211,12 @@ class KrylovSolver:
 
     name = "krylov"
 
-    def __init__(self, *, choice=None, penalized=None, negative="nan", tol=1e-8, low_rank=None, max_matvecs=None,
-                 checkpoint=None, progress=None):
+    def __init__(self, *, choice=None, penalized=None, negative="nan", tol=1e-8, low_rank=None, density=None,
+                 max_matvecs=None, checkpoint=None, progress=None):
         if negative != "nan":
             raise RidgelensError(f"negative={negative!r} needs the dense path (method='dense')")
         self.choice, self.penalized, self.tol, self.low_rank = choice, penalized, tol, low_rank
+        self.density = density
         self.max_matvecs, self.checkpoint, self.progress = max_matvecs, checkpoint, progress
 
     def _run(self, op, theta, lam, g, mask):
@@ -272,9 +273,20 @@ class KrylovSolver:
         else:
             sigma, Qn, z, outside = np.zeros(0), np.zeros((n_p, 0)), np.zeros(0), float("nan")
             factors = np.zeros((lam.size, 0))
+        # df(λ) needs the whole spectrum: from the SLQ density when one is given, else unknown (NaN).
+        if self.density is not None:
+            if self.density.n != n_p:
+                raise RidgelensError(f"density must be of the curvature the penalized block sees (n = {n_p}), "
+                                     f"got n = {self.density.n}")
+            rank_tol = 0.0 if low_rank is None else \
+                low_rank.n * np.finfo(np.float64).eps * float(np.abs(low_rank.eigenvalues).max(initial=0.0))
+            # (defined for every λ: negative nodes count as 0, as they always have)
+            df = self.density.effective_df(lam, rank_tol=rank_tol)
+        else:
+            df = np.full(lam.size, np.nan)
         return RidgePath(lambdas=lam, theta_hat=theta, thetas=r["thetas"], eigenvalues=sigma, eigenvectors=Qn,
                          coords=z, factors=factors, scaled=factors * z[None, :],
-                         effective_df=np.full(lam.size, np.nan), penalized=mask, valid=r["valid"],
+                         effective_df=df, penalized=mask, valid=r["valid"],
                          gradient_used=self.g is not None, curvature="schur-complement" if schur else "hessian",
                          rank_tol=0.0, method=self.name, n_matvecs=r["n_matvecs"], residuals=r["residuals"],
                          converged=r["converged"], outside_share=outside,

@@ -4,8 +4,9 @@ Memory: ``ncv + 1`` vectors of length n (the basis); the k Ritz vectors returned
 first block of rows. A Ritz pair whose residual is small is *an* eigenpair; it need not be
 one of the k *wanted* ones (Lanczos can converge on the edge of its Krylov space while an
 eigenvalue further out, or another copy of a cluster, is missed). So once every pair has
-converged, a short Lanczos run on the deflated operator ``(I − QQᵀ)A(I − QQᵀ)`` from a fresh
-random start looks beyond the returned values. If it finds a Ritz value beyond them (by
+converged, a short Lanczos run (``check_steps(k)``: k + 5 steps, at least 15 and at most 30; 3
+vectors of memory) on the deflated operator ``(I − QQᵀ)A(I − QQᵀ)`` from a fresh random start
+looks beyond the returned values. If it finds a Ritz value beyond them (by
 more than tol·|σ_max|; a Ritz value of the deflated operator never lies outside its
 spectrum, so this is a proof of a miss), the missed pairs are computed by thick-restart
 Lanczos on the deflated operator with the found pairs locked, merged, and checked again.
@@ -27,8 +28,13 @@ from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, start_vector
 
 WHICH = ("largest", "smallest", "both")
-#: Steps of each deflated check run.
-CHECK_STEPS = 30
+#: Steps of each deflated check run: between these, k + 5.
+CHECK_STEPS_MIN, CHECK_STEPS_MAX = 15, 30
+
+
+def check_steps(k: int) -> int:
+    """Length of a deflated check run for k wanted pairs."""
+    return int(min(CHECK_STEPS_MAX, max(CHECK_STEPS_MIN, k + 5)))
 #: How many rounds of "check, then compute what was missed" before giving up.
 CHECK_ROUNDS = 4
 
@@ -195,14 +201,19 @@ def _miss(mv, Q, values, which, tol, smax, seed, steps) -> tuple[bool, int, np.n
     dm = _deflated(mv, Q)
     v = start_vector(n, seed, mv.device, mv.dtype)
     v -= Q @ (Q.T @ v)
-    it = LanczosIteration(dm, n, mv.device, mv.dtype, reorth="full",
-                          basis=LanczosBasis(n, mv.device, mv.dtype, capacity=steps + 1))
+    # Only the extreme Ritz values are needed: the three-term recurrence with local
+    # reorthogonalization (3 vectors, not a second basis beside the k returned) gives them; its
+    # Ritz values stay inside the deflated operator's spectrum up to rounding, so a value beyond
+    # the returned ones still proves a miss.
+    it = LanczosIteration(dm, n, mv.device, mv.dtype, reorth="local")
     it.start(v)
+    del v
     for _ in range(steps):
         _, beta, w = it.step()
         if beta <= 1e-10 * max(abs(x) for x in [*it.alphas, 1e-300]) or it.j + 1 >= steps:
             break
         it.push(w, beta)
+        del w
     ritz = np.linalg.eigvalsh(it.tridiagonal())
     margin = tol * max(smax, float(np.abs(values).max(initial=0.0))) or tol
     vals = np.sort(values)
@@ -249,7 +260,8 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
                                             "operator": op.fingerprint(), "ncv": ncv, "seed": int(seed),
                                             "layout": 3})
     r = _thick_restart(mv, n, int(k), which, tol, ncv, max_matvecs, seed, ck, progress)
-    checks = {"rounds": 0, "n_matvecs": 0, "missed": False, "steps": CHECK_STEPS}
+    steps = check_steps(int(k))
+    checks = {"rounds": 0, "n_matvecs": 0, "missed": False, "steps": steps}
     if not check or k >= n or not r["converged"].all():
         r["checks"] = checks
         return r
@@ -260,7 +272,7 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
     limit = nmv + max_matvecs  # the checks and the fixes get a budget of their own, as large as the first run's
     confirmed = False
     for rnd in range(CHECK_ROUNDS):
-        missed, spent, _ = _miss(mv, Q, vals, which, tol, smax, seed + 1000 + rnd, CHECK_STEPS)
+        missed, spent, _ = _miss(mv, Q, vals, which, tol, smax, seed + 1000 + rnd, steps)
         nmv += spent
         checks["rounds"], checks["n_matvecs"] = rnd + 1, checks["n_matvecs"] + spent
         if not missed:
