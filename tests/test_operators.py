@@ -205,6 +205,8 @@ def test_bad_curvature_inputs_are_named():
         rl.DenseOperator(np.eye(3)) + rl.DenseOperator(np.eye(4))
     with pytest.raises(rl.RidgelensError, match="one device and dtype"):
         rl.DenseOperator(np.eye(3)) + rl.DenseOperator(torch.eye(3, dtype=torch.float32))
+    with pytest.raises(rl.RidgelensError, match=r"theta_hat is a tensor on meta .* runs on cpu"):
+        rl.ridge_path(np.eye(3), torch.ones(3, device="meta"), [1.0])
     with pytest.raises(rl.RidgelensError, match="n_probes must be a positive integer"):
         rl.spectral_density(np.eye(3), n_probes=2.5)
     with pytest.raises(rl.RidgelensError, match="bandwidth must be a positive"):

@@ -163,9 +163,10 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     >>> path.effective_df
     array([2.  , 1.25])
     """
-    from ridgelens.ridge._solvers import make_solver
+    from ridgelens.ridge._solvers import check_same_device, make_solver
 
     lam = check_lambdas(lambdas)
+    check_same_device(source, theta_hat=theta_hat, gradient=gradient)
     solver = make_solver(source, method=method, penalized=penalized, negative=negative, tol=tol,
                          low_rank=low_rank, density=density, max_matvecs=max_matvecs, checkpoint=checkpoint,
                          progress=progress)

@@ -38,6 +38,19 @@ _MULTISHIFT_NEEDS_ALL = (
     "unpenalized parameters use method='krylov', which runs on the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up")
 
 
+def check_same_device(source, **vectors) -> None:
+    """Refuse a θ̂ (or gradient) tensor on another device than the operator, naming both."""
+    import torch
+
+    device = getattr(source, "device", None)
+    if device is None:
+        return
+    for name, v in vectors.items():
+        if isinstance(v, torch.Tensor) and v.device != torch.device(device):
+            raise RidgelensError(f"{name} is a tensor on {v.device} but the curvature operator runs on {device}; "
+                                 f"move it there first ({name}.to({str(device)!r})), or pass it as a NumPy array")
+
+
 def make_solver(source, *, method: str = "auto", penalized=None, negative: str = "nan", tol: float = 1e-8,
                 low_rank=None, density=None, max_matvecs=None, checkpoint=None, progress=None):
     """The path solver for ``source`` (a Spectrum, an operator, a Schur complement, a matrix, …)."""

@@ -100,7 +100,8 @@ class LanczosBasis:
         self.block, self.first = block, block if first is None else max(int(first), 1)
         self._blocks: list[torch.Tensor] = []
         self._size = 0
-        if capacity is not None:
+        self.capacity = capacity
+        if capacity is not None:  # exactly capacity rows: the last block is cut to size
             while self._allocated() < capacity:
                 self._grow(zero=True)
 
@@ -109,6 +110,8 @@ class LanczosBasis:
 
     def _grow(self, zero: bool = False) -> None:
         rows = self.first if not self._blocks else self.block
+        if self.capacity is not None:
+            rows = max(1, min(rows, self.capacity - self._allocated()))
         alloc = torch.zeros if zero else torch.empty
         self._blocks.append(alloc(rows, self.n, device=self.device, dtype=self.dtype))
 
@@ -123,10 +126,12 @@ class LanczosBasis:
     def _locate(self, j: int) -> tuple[int, int]:
         if j < self.first:
             return 0, j
-        q, r = divmod(j - self.first, self.block)
+        q, r = divmod(j - self.first, self.block)  # every block but a capacity-cut last one is full
         return q + 1, r
 
     def row(self, j: int) -> torch.Tensor:
+        if self.capacity is not None and j >= self.capacity:
+            raise IndexError(f"row {j} of a basis of capacity {self.capacity}")
         while j >= self._allocated():
             self._grow()
         b, r = self._locate(j)
