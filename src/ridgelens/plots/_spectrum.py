@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax
 
@@ -16,10 +17,8 @@ def effective_df_curve(eigenvalues, lambdas) -> np.ndarray:
     >>> effective_df_curve([3.0, 1.0], [0.0, 1.0])
     array([2.  , 1.25])
     """
-    sigma = np.asarray(eigenvalues, dtype=np.float64)[None, :]
-    lam = np.asarray(lambdas, dtype=np.float64)[:, None]
-    den = sigma + lam
-    return np.where(sigma == 0, 0.0, sigma / np.where(den == 0, 1.0, den)).sum(axis=1)
+    factors, _ = shrinkage(np.asarray(eigenvalues, dtype=np.float64), np.asarray(lambdas, dtype=np.float64))
+    return factors.sum(axis=1)  # NaN where some σⱼ + λ ≤ 0: no minimizer there, so no df
 
 
 def plot_effective_df(path, *, ax=None, points: int = 200):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_bytes
+from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.report._data import ExplorerData
 from ridgelens.report._plane import check_directions, default_directions
@@ -47,13 +48,11 @@ def explorer_steps(data: ExplorerData, grid, directions) -> dict:
     when there is no first-order term; 0/0 (σ = λ = 0) is 0, as in :func:`ridge_path`.
     """
     sigma, z = data.eigenvalues, data.coords
-    lam = np.asarray(grid, dtype=np.float64)[:, None]
-    den = sigma[None, :] + lam
-    null = (sigma[None, :] == 0) & (lam == 0)
-    factors = np.where(null, 0.0, sigma[None, :] / np.where(null, 1.0, den))
+    lam = np.asarray(grid, dtype=np.float64)
+    factors, _ = shrinkage(sigma, lam)
     num = sigma * z - (0.0 if data.gradient_coords is None else data.gradient_coords)
-    scaled = np.where(null, 0.0, num[None, :] / np.where(null, 1.0, den))
-    out = {"lambdas": lam[:, 0], "factors": factors, "scaled": scaled, "df": factors.sum(axis=1),
+    scaled, _ = shrinkage(sigma, lam, numerator=num[None, :])
+    out = {"lambdas": lam, "factors": factors, "scaled": scaled, "df": factors.sum(axis=1),
            "plane": scaled[:, list(directions)]}
     if data.eigenvectors is not None:
         out["thetas_p"] = scaled @ data.eigenvectors.T

@@ -24,9 +24,9 @@ import torch
 
 from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._progress import Progress
+from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
 from ridgelens.operators import as_operator
-from ridgelens.ridge._shrinkage import shrinkage
 from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, to_numpy
 
 

@@ -30,10 +30,10 @@ from scipy.linalg import eigvalsh_tridiagonal
 
 from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._progress import Progress
+from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import as_operator
 from ridgelens.ridge._krylov import _finish
-from ridgelens.ridge._shrinkage import shrinkage
 from ridgelens.spectra._krylov import LanczosIteration, to_numpy
 
 _EPS = np.finfo(np.float64).eps

@@ -23,13 +23,13 @@ import numpy as np
 from scipy import linalg
 
 from ridgelens._auto import select_solver
+from ridgelens._shrinkage import shrinkage
 from ridgelens._validation import check_lambdas, check_mask, check_vector
 from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
 from ridgelens.operators import SchurComplementOperator, as_operator
 from ridgelens.ridge._krylov import krylov_path, krylov_schur_path
 from ridgelens.ridge._multishift import multishift_cg_path
 from ridgelens.ridge._path import RidgePath
-from ridgelens.ridge._shrinkage import shrinkage
 from ridgelens.spectra import Spectrum, eigen
 
 _NEGATIVE = ("nan", "clip", "raise")

@@ -75,10 +75,15 @@ class Spectrum:
 
 
 def _canonical_signs(Q: torch.Tensor) -> torch.Tensor:
-    idx = Q.abs().argmax(dim=0)
-    signs = torch.sign(Q[idx, torch.arange(Q.shape[1], device=Q.device)])
-    signs[signs == 0] = 1.0
-    return Q * signs
+    """Flip columns so that each one's largest entry is positive, in place, one column at a time.
+
+    Q may be k vectors of 10⁷ entries: ``Q.abs()`` of all of them at once would be a second Q.
+    """
+    for j in range(Q.shape[1]):
+        col = Q[:, j]
+        if float(col[int(col.abs().argmax())]) < 0:
+            col.neg_()
+    return Q
 
 
 def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float = 1e-6,

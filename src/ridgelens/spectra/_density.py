@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ridgelens._auto import select_solver
+from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, tensor_matvec
 
@@ -58,8 +59,7 @@ class SpectralDensity:
         """df(λ) = tr H(H + λI)⁻¹ ≈ n Σ wᵢ θᵢ⁺/(θᵢ⁺ + λ) (negative nodes, and |θᵢ| ≤ rank_tol, count as 0)."""
         lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
         t = np.where(np.abs(self.nodes) <= rank_tol, 0.0, np.maximum(self.nodes, 0.0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = np.where(t[None, :] > 0, t[None, :] / (t[None, :] + lam[:, None]), 0.0)
+        f, _ = shrinkage(t, lam)  # t ≥ 0: defined for every λ ≥ 0 (0/0 := 0)
         return self.n * (f * self.weights[None, :]).sum(axis=1)
 
 

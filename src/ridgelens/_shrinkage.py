@@ -1,4 +1,8 @@
-"""The shrinkage factor σ/(σ+λ) and its 0/0 rule, written once."""
+"""The shrinkage factor σ/(σ+λ) and its 0/0 rule, written once.
+
+At the bottom of the house (no ridgelens imports), so that every stage that needs it — the
+SLQ density's df(λ), the path solvers, the df curve, the interactive page — uses this one.
+"""
 
 from __future__ import annotations
 
