@@ -146,19 +146,24 @@ def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept
     n, d = X.shape
     out = np.empty(n)
     rows = max(1, _RESIDUAL_BLOCK // (d + 2))
-    for i in range(0, n, rows):
-        p, err = _two_prod(X[i:i + rows], -coef)
-        err = err.sum(axis=1)
-        terms = np.column_stack([y[i:i + rows], np.full(p.shape[0], -intercept), p])
-        while terms.shape[1] > 1:
-            if terms.shape[1] % 2:
-                terms = np.column_stack([terms, np.zeros(terms.shape[0])])
-            terms, e = _two_sum(terms[:, 0::2], terms[:, 1::2])
-            err += e.sum(axis=1)
-        out[i:i + rows] = terms[:, 0] + err
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: the plain residual below
+        for i in range(0, n, rows):
+            out[i:i + rows] = _accurate_block(X[i:i + rows], y[i:i + rows], coef, intercept)
     if not np.all(np.isfinite(out)):
         out = y - X @ coef - intercept
     return out
+
+
+def _accurate_block(X, y, coef, intercept):
+    p, err = _two_prod(X, -coef)
+    err = err.sum(axis=1)
+    terms = np.column_stack([y, np.full(p.shape[0], -intercept), p])
+    while terms.shape[1] > 1:  # pairwise cascade of error-free sums
+        if terms.shape[1] % 2:
+            terms = np.column_stack([terms, np.zeros(terms.shape[0])])
+        terms, e = _two_sum(terms[:, 0::2], terms[:, 1::2])
+        err += e.sum(axis=1)
+    return terms[:, 0] + err
 
 
 def _thin_svd(M: np.ndarray):
