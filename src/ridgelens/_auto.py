@@ -88,30 +88,39 @@ def select_solver(decision: str, requested: str = "auto", **facts) -> Choice:
     if decision not in NAMES:
         raise RidgelensError(f"unknown decision {decision!r}; one of {tuple(NAMES)}")
     requested = _check(decision, requested)
-    if decision in ("eigen", "path", "analysis"):
-        n, is_dense = int(facts["n"]), bool(facts.get("is_dense", False))
-        small = is_dense or n <= DENSE_MAX_PARAMS
-        if requested != "auto":
-            return Choice(decision, requested, "asked for", facts)
-        name = NAMES[decision][0] if small else NAMES[decision][1]
-        why = ("the matrix is in memory" if is_dense else f"n = {n} ≤ {DENSE_MAX_PARAMS}") if small else \
-            f"n = {n} > {DENSE_MAX_PARAMS}: matrix-free"
-        return Choice(decision, name, why, facts)
-    if decision == "schur_inner":
-        n_free = int(facts["n_free"])
-        if requested != "auto":
-            return Choice(decision, requested, "asked for", facts)
-        if n_free <= DENSE_FREE_MAX:
-            return Choice(decision, "dense", f"#u = {n_free} ≤ {DENSE_FREE_MAX}: form and factor H_uu once", facts)
-        return Choice(decision, "cg", f"#u = {n_free} > {DENSE_FREE_MAX}: CG on H_uu per product", facts)
-    if decision == "slq_reorth":
-        nbytes = int(facts["basis_bytes"])
-        if requested != "auto":
-            return Choice(decision, requested, "asked for", facts)
-        if nbytes <= SLQ_BASIS_BUDGET_BYTES:
-            return Choice(decision, "full", f"the basis takes {nbytes / 2**20:.0f} MiB ≤ 1 GiB", facts)
-        return Choice(decision, "local", f"the basis would take {nbytes / 2**20:.0f} MiB > 1 GiB: 3 vectors", facts)
-    return _hvp_form(requested, **facts)
+    if decision == "hvp_form":  # its facts shape what "asked for" becomes too
+        return _hvp_form(requested, **facts)
+    if requested != "auto":
+        return Choice(decision, requested, "asked for", facts)
+    name, why = _RULES[decision](**facts)
+    return Choice(decision, name, why, facts)
+
+
+def _size_rule(decision):
+    def rule(n, is_dense=False, **_):
+        first, second = NAMES[decision][:2]
+        if is_dense:
+            return first, "the matrix is in memory"
+        if n <= DENSE_MAX_PARAMS:
+            return first, f"n = {n} ≤ {DENSE_MAX_PARAMS}"
+        return second, f"n = {n} > {DENSE_MAX_PARAMS}: matrix-free"
+    return rule
+
+
+def _schur_rule(n_free, **_):
+    if n_free <= DENSE_FREE_MAX:
+        return "dense", f"#u = {n_free} ≤ {DENSE_FREE_MAX}: form and factor H_uu once"
+    return "cg", f"#u = {n_free} > {DENSE_FREE_MAX}: CG on H_uu per product"
+
+
+def _slq_rule(basis_bytes, **_):
+    if basis_bytes <= SLQ_BASIS_BUDGET_BYTES:
+        return "full", f"the basis takes {basis_bytes / 2**20:.0f} MiB ≤ 1 GiB"
+    return "local", f"the basis would take {basis_bytes / 2**20:.0f} MiB > 1 GiB: 3 vectors"
+
+
+_RULES = {"eigen": _size_rule("eigen"), "path": _size_rule("path"), "analysis": _size_rule("analysis"),
+          "schur_inner": _schur_rule, "slq_reorth": _slq_rule}
 
 
 def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_order, fastest_recompute) -> Choice:

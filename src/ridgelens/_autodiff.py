@@ -16,3 +16,18 @@ def second_order_attention():
     except ImportError:  # torch < 2.3 has only the math path on CPU
         return contextlib.nullcontext()
     return sdpa_kernel(SDPBackend.MATH)
+
+
+def saved_bytes(fn):
+    """``(fn(), bytes)``: the result of ``fn`` and the bytes of the tensors autograd saved while it ran."""
+    import torch
+
+    seen = [0]
+
+    def pack(t):
+        seen[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, int(seen[0])

@@ -244,19 +244,18 @@ class SumOperator(CurvatureOperator):
         self.terms = terms
         self.symmetric = all(op.symmetric for _, op in terms)
 
-    def _matmat(self, V):
+    def _combine(self, x, product: str):
         out = None
         for c, op in self.terms:
-            part = op.matmat(V)
+            part = getattr(op, product)(x)
             out = c * part if out is None else out.add_(part, alpha=c)
         return out
 
+    def _matmat(self, V):
+        return self._combine(V, "matmat")
+
     def _matvec(self, v):
-        out = None
-        for c, op in self.terms:
-            part = op.matvec(v)
-            out = c * part if out is None else out.add_(part, alpha=c)
-        return out
+        return self._combine(v, "matvec")
 
     @property
     def is_dense(self) -> bool:

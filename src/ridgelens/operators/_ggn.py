@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ridgelens._autodiff import second_order_attention
+from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 from ridgelens.operators._torch import DEFAULT_MEMORY_BUDGET, _grad_batched
@@ -68,10 +68,13 @@ class GGNOperator(CurvatureOperator):
         first = next(iter(objective.prepared_batches(0, 1)))
         with second_order_attention():
             self._check_output_hessian(*first)
+            held0, nbytes = saved_bytes(lambda: self._linearize(*first))  # measured while built, kept if reused
             if reuse is None:
-                reuse = self._graph_bytes(*first) * objective.n_batches <= budget
+                reuse = nbytes * objective.n_batches <= budget
             if reuse:
-                self._held = [self._linearize(x, y) for x, y in objective.prepared_batches()]
+                rest = objective.prepared_batches(1)
+                self._held = [held0, *(self._linearize(x, y) for x, y in rest)]
+            del held0
         self.form = "reuse" if reuse else "recompute"
 
     def fingerprint(self) -> str | None:
@@ -94,17 +97,6 @@ class GGNOperator(CurvatureOperator):
         loss = obj.loss_fn(o, y) * obj.batch_weight(y)
         (g_out,) = torch.autograd.grad(loss, o, create_graph=True)
         return flat, out, u, jt_u, o, g_out
-
-    def _graph_bytes(self, x, y) -> int:
-        seen = {"bytes": 0}
-
-        def pack(t):
-            seen["bytes"] += t.numel() * t.element_size()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            self._linearize(x, y)
-        return int(seen["bytes"])
 
     def _check_output_hessian(self, x, y) -> None:
         """Refuse a loss whose output Hessian is indefinite on the first batch's first samples."""

@@ -34,7 +34,7 @@ import torch
 from torch.func import grad, jvp
 
 from ridgelens._auto import select_solver
-from ridgelens._autodiff import second_order_attention
+from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 
@@ -130,17 +130,13 @@ class TorchHessianOperator(CurvatureOperator):
 
     # ----------------------------------------------------------- measurement
     def _estimate_batch_graph_bytes(self) -> int:
-        seen = {"bytes": 0}
-
-        def pack(t):
-            seen["bytes"] += t.numel() * t.element_size()
-            return t
-
         flat = self.theta.detach().requires_grad_(True)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+
+        def first_gradient_graph():
             loss = next(iter(self.objective.batch_losses(flat)))
-            torch.autograd.grad(loss, flat, create_graph=True)
-        return int(seen["bytes"])
+            return torch.autograd.grad(loss, flat, create_graph=True)
+
+        return saved_bytes(first_gradient_graph)[1]
 
     def _fastest_recompute(self) -> str:
         V = torch.randn(1, self.n, dtype=self.dtype, device=self.device)

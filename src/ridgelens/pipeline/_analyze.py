@@ -22,7 +22,7 @@ from ridgelens.errors import (
 )
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
-from ridgelens.ridge import RidgePath, ridge_path, shrinkage
+from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
 CONVENTIONS = {
@@ -302,23 +302,19 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         choices["hvp_form"] = str(H.choice)
     mask = objective.penalized
     density = None
-    spent = 0  # products with H outside H.n_matvecs' own counting (none: every product is counted on H)
     if chosen == "dense":
-        if not H.is_dense:  # densify once (n products, counted on H); the spectrum and S both use it
-            dense = DenseOperator(H.to_dense())
-            spent = H.n_matvecs
-        else:
-            dense = H
+        # Densify once; the spectrum and the Schur complement both use it. The n products that formed
+        # a matrix-free H are reported on the spectrum and the path, as the dense work they fed.
+        dense = H if H.is_dense else DenseOperator(H.to_dense())
+        formed = H.n_matvecs
         spectrum = eigen(dense)
-        spectrum = replace(spectrum, n_matvecs=spectrum.n_matvecs + spent)
+        spectrum = replace(spectrum, n_matvecs=spectrum.n_matvecs + formed)
         min_eig = spectrum.min_eigenvalue
         # Least squares gives its penalized block's eigenpairs from the SVD θ̂ was solved with
         # (no Gram matrix, full precision on ill-conditioned designs); its GGN is its Hessian.
-        exact = callable(getattr(objective, "penalized_spectrum", None)) and \
-            callable(getattr(objective, "hessian_columns", None))
-        path = ridge_path(objective if exact else (spectrum if mask.all() else dense), theta_hat, lam,
-                          penalized=mask, gradient=gradient, negative=negative)
-        path = replace(path, n_matvecs=spent)
+        source = objective if has_exact_path(objective) else (spectrum if mask.all() else dense)
+        path = ridge_path(source, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative)
+        path = replace(path, n_matvecs=formed)
         n_matvecs = H.n_matvecs
     else:
         # With unpenalized parameters the penalized block sees S = H_pp − H_pu H_uu⁻¹ H_up, so the eigen
@@ -441,13 +437,9 @@ def _from_dict(cls, d: dict) -> Analysis:
     density = None
     if d.get("density"):
         dd = d["density"]
-        nodes, weights = _arr(dd["nodes"]), _arr(dd["weights"])
-        bw = float(dd["bandwidth"])
-        grid = np.linspace(nodes.min() - 3 * bw, nodes.max() + 3 * bw, 400)
-        dens = (weights[None, :] * np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / bw) ** 2)).sum(1)
-        density = SpectralDensity(nodes=nodes, weights=weights, grid=grid, density=dens / (bw * np.sqrt(2 * np.pi)),
-                                  bandwidth=bw, n=int(pen.sum()) if d["curvature"] == "schur-complement" else n,
-                                  n_matvecs=int(dd.get("n_matvecs", 0)))
+        density = SpectralDensity.from_nodes(
+            _arr(dd["nodes"]), _arr(dd["weights"]), bandwidth=float(dd["bandwidth"]),
+            n=int(pen.sum()) if d["curvature"] == "schur-complement" else n, n_matvecs=int(dd.get("n_matvecs", 0)))
 
     def opt(key, kind=np.float64):
         v = d.get(key)

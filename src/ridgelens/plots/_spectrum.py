@@ -7,6 +7,7 @@ import numpy as np
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax
+from ridgelens.spectra._density import gaussian_density
 
 
 def effective_df_curve(eigenvalues, lambdas) -> np.ndarray:
@@ -68,9 +69,7 @@ def plot_effective_df(path, *, ax=None, points: int = 200):
 
 def smoothed_density(nodes, weights, grid, width: float) -> np.ndarray:
     """Σₖ wₖ N(x; nodeₖ, width²) on ``grid``: a smoothed density of the spectrum, shape (g,)."""
-    x = np.asarray(grid, dtype=np.float64)[:, None]
-    d = (x - np.asarray(nodes, dtype=np.float64)[None, :]) / width
-    return (np.exp(-0.5 * d**2) @ np.asarray(weights, dtype=np.float64)) / (width * np.sqrt(2 * np.pi))
+    return gaussian_density(nodes, weights, grid, width)
 
 
 def plot_spectral_density(eigenvalues=None, *, nodes=None, weights=None, ax=None, scale: str = "log",

@@ -2,7 +2,13 @@
 
 from ridgelens._shrinkage import shrinkage
 from ridgelens.ridge._path import RidgePath, ridge_path
-from ridgelens.ridge._solvers import DenseEigenSolver, KrylovSolver, MultishiftCGSolver, make_solver
+from ridgelens.ridge._solvers import (
+    DenseEigenSolver,
+    KrylovSolver,
+    MultishiftCGSolver,
+    has_exact_path,
+    make_solver,
+)
 
-__all__ = ["DenseEigenSolver", "KrylovSolver", "MultishiftCGSolver", "RidgePath", "make_solver", "ridge_path",
+__all__ = ["DenseEigenSolver", "KrylovSolver", "MultishiftCGSolver", "RidgePath", "has_exact_path", "make_solver", "ridge_path",
            "shrinkage"]

@@ -67,7 +67,7 @@ def make_solver(source, *, method: str = "auto", penalized=None, negative: str =
             raise RidgelensError(f"a SchurComplementOperator gives the matrix-free path; method={method!r} needs H")
         choice = select_solver("path", "krylov", n=source.base_n)
         return KrylovSolver(choice=choice, penalized=source.penalized, negative=negative, **krylov_opts)
-    if _exact_source(source):
+    if has_exact_path(source):
         if method not in ("auto", "dense"):
             raise RidgelensError(f"{type(source).__name__} gives its exact path from its own decomposition; "
                                  f"method={method!r} needs an operator (ridgelens.hessian(objective, θ̂))")
@@ -88,7 +88,7 @@ def make_solver(source, *, method: str = "auto", penalized=None, negative: str =
     return cls(choice=choice, penalized=penalized, negative=negative, **krylov_opts)
 
 
-def _exact_source(source) -> bool:
+def has_exact_path(source) -> bool:
     """An objective that gives the penalized block's eigenpairs itself (least squares, from its design's SVD)."""
     return callable(getattr(source, "penalized_spectrum", None)) and callable(getattr(source, "hessian_columns", None))
 
@@ -106,7 +106,7 @@ class DenseEigenSolver:
         self.choice, self.penalized, self.negative = choice, penalized, negative
 
     def init(self, source, theta_hat, *, gradient=None, lambdas=None) -> DenseEigenSolver:
-        if _exact_source(source):
+        if has_exact_path(source):
             return self._init_exact(source, theta_hat, gradient)
         if isinstance(source, Spectrum):
             n = source.n
