@@ -46,3 +46,7 @@ class IllConditionedWarning(RidgelensWarning):
 class OutputError(RidgelensError):
     """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
 
+
+
+class ModelOutputError(RidgelensError):
+    """A model's forward returns something ridgelens cannot use (neither logits nor a loss, or a wrong shape)."""

@@ -3,7 +3,7 @@
 from ridgelens.objectives._base import MinimizeResult, Objective
 from ridgelens.objectives.linear import LeastSquares, Logistic
 
-__all__ = ["LeastSquares", "Logistic", "MinimizeResult", "Objective", "TorchObjective"]
+__all__ = ["LMObjective", "LeastSquares", "Logistic", "MinimizeResult", "Objective", "TorchObjective"]
 
 
 def __getattr__(name):
@@ -12,4 +12,8 @@ def __getattr__(name):
         from ridgelens.objectives.torch import TorchObjective
 
         return TorchObjective
+    if name == "LMObjective":
+        from ridgelens.objectives.lm import LMObjective
+
+        return LMObjective
     raise AttributeError(name)

@@ -1,0 +1,207 @@
+r"""A causal language model on a finite set of token windows, as a mean next-token loss.
+
+``R(θ) = (1/N) Σ_{windows w} Σ_{t=1..T} −log softmax(f_θ(w_{<t}))[w_t]``, with N the number of
+predicted tokens: the mean cross-entropy per token (``exp R`` is the perplexity). Every window
+has the same length T, so the mean over windows of each window's mean token loss is that mean,
+and the torch objective's batch weights ``n_b / n`` (windows) are exact.
+
+Memory at vocabulary scale: a batch's logits are ``windows × T × vocab`` numbers, and a
+Hessian- or Gauss–Newton-vector product holds their second-order graph. The windows are
+therefore cut into batches of at most ``max_logits`` logits each (:data:`DEFAULT_MAX_LOGITS`
+by default): a product that recomputes batch by batch (``form="double-backward"``, GGN
+``reuse=False``) never holds more than that many logits at once. A graph *reused* across
+products holds every batch's; :meth:`LMObjective.product_options` gives the operator options
+that keep the bound.
+
+The model is any ``nn.Module`` whose forward takes the token ids — positionally (the built-in
+:class:`~ridgelens.lm.ByteTransformer`) or as ``input_ids=`` (a Hugging Face causal LM, called
+with ``use_cache=False``) — and returns logits of shape (batch, T, vocab): as a tensor, or as
+an output with a ``logits`` field. A model that returns only a ``loss`` (when given
+``labels=``) works for the Hessian (it has no outputs for the Gauss–Newton matrix); a forward
+that returns neither raises :class:`~ridgelens.errors.ModelOutputError`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import torch
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from ridgelens.errors import DataError, ModelOutputError, RidgelensError
+from ridgelens.objectives.torch import TorchObjective
+
+#: Logits one batch (and so one recomputed product) may hold: 2**20, 8 MiB in float64.
+DEFAULT_MAX_LOGITS = 2**20
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of ``logits`` (…, vocab) against ``targets`` (…)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _accepts(model, name: str) -> bool:
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class LMObjective(TorchObjective):
+    """A causal LM and token windows as the mean per-token cross-entropy (see module docs).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    windows : LongTensor of shape (n_windows, T + 1)
+        Token ids; position t predicts t + 1.
+    max_logits : int, default DEFAULT_MAX_LOGITS
+        Largest number of logits (windows × T × vocab) in one batch.
+    context : int, optional
+        The model's longest input; windows longer than it are refused (default: the model's
+        ``config.context``, ``config.n_positions`` or ``config.max_position_embeddings`` if any).
+    dtype, unpenalized, eval_mode
+        As for :class:`TorchObjective`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ridgelens.lm import ByteTransformer, LMConfig
+    >>> net = ByteTransformer(LMConfig(layers=1, width=8, heads=1, context=4))
+    >>> w = torch.tensor(list(b"def f(x): return x"))[:15].view(3, 5)
+    >>> obj = LMObjective(net, w, max_logits=2048)
+    >>> obj.n_batches, obj.n_tokens
+    (2, 12)
+    """
+
+    def __init__(self, model, windows, *, max_logits: int = DEFAULT_MAX_LOGITS, context: int | None = None,
+                 dtype=None, unpenalized=(), eval_mode: bool = False):
+        w = torch.as_tensor(windows)
+        if w.ndim != 2 or w.shape[1] < 2 or w.shape[0] < 1:
+            raise DataError(f"windows must have shape (n_windows >= 1, T + 1 >= 2), got {tuple(w.shape)}")
+        if w.dtype.is_floating_point or w.dtype == torch.bool:
+            raise DataError(f"windows must hold integer token ids, got {w.dtype}")
+        w = w.to(torch.long)
+        if int(max_logits) < 1:
+            raise RidgelensError(f"max_logits must be a positive number of logits, got {max_logits}")
+        self.max_logits = int(max_logits)
+        self._unpenalized = tuple(unpenalized)
+        self.windows = w
+        self.T = w.shape[1] - 1
+        self.context = context if context is not None else _model_context(model)
+        if self.context is not None and self.T > self.context:
+            raise RidgelensError(f"--context {self.T} is larger than the model's context of {self.context} tokens")
+        self._keyword = _accepts(model, "input_ids")
+        self._no_cache = self._keyword and _accepts(model, "use_cache")
+        self.returns, self.vocab = self._probe(model, w[:1])
+        if self.vocab is not None and int(w.max()) >= self.vocab:
+            raise DataError(f"token id {int(w.max())} is outside the model's vocabulary of {self.vocab}")
+        per_window = self.T * (self.vocab or 1)
+        if per_window > self.max_logits:
+            raise RidgelensError(f"one window holds {per_window} logits ({self.T} tokens × vocab {self.vocab}), "
+                                 f"more than max_logits={self.max_logits}; raise max_logits or shorten the context")
+        self.windows_per_batch = max(1, self.max_logits // per_window)
+        b = self.windows_per_batch
+        batches = [(w[i:i + b, :-1], w[i:i + b, 1:]) for i in range(0, w.shape[0], b)]
+        super().__init__(model, token_cross_entropy, batches, dtype=dtype, unpenalized=unpenalized,
+                         eval_mode=eval_mode)
+
+    # ------------------------------------------------------------------ the model's forward
+    def _call(self, model_or_params, x, labels=None, params=None):
+        kwargs = {}
+        if self._no_cache:
+            kwargs["use_cache"] = False
+        if labels is not None:
+            kwargs["labels"] = labels
+        if self._keyword:
+            args, kwargs = (), {"input_ids": x, **kwargs}
+        else:
+            args = (x,)
+        if params is None:
+            return model_or_params(*args, **kwargs)
+        return functional_call(model_or_params, params, args, kwargs)
+
+    def _probe(self, model, w):
+        """What the forward returns ("logits" or "loss") and the vocabulary size (None for loss only)."""
+        with torch.no_grad():
+            out = self._call(model, w[:, :-1])
+            logits = _logits_of(out)
+            if logits is not None:
+                if logits.ndim != 3 or logits.shape[:2] != w[:, :-1].shape:
+                    raise ModelOutputError(f"the model's logits have shape {tuple(logits.shape)}; expected "
+                                           f"(batch, T, vocab) = (1, {w.shape[1] - 1}, vocab)")
+                return "logits", int(logits.shape[-1])
+            if _accepts(model, "labels"):
+                loss = _loss_of(self._call(model, w, labels=w))
+                if loss is not None:
+                    return "loss", None
+        raise ModelOutputError(f"the model's forward returned {type(out).__name__}, with neither logits nor a "
+                               "loss; ridgelens needs logits (batch, T, vocab) or an output with a 'logits' or "
+                               "'loss' field")
+
+    def outputs(self, flat: torch.Tensor, inputs) -> torch.Tensor:
+        """The logits (batch, T, vocab) at the parameters ``flat``."""
+        if self.returns != "logits":
+            # NotImplementedError (a RuntimeError): the HVP form chooser skips forms that need outputs.
+            raise NotImplementedError("this model returns only a loss, so it has no logits: the Gauss-Newton "
+                                      "curvature and forward-over-reverse products need them")
+        return _logits_of(self._call(self.model, inputs, params=self._params(flat)))
+
+    def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
+        """Yield ``(n_b / n) · loss_b`` for each batch (the model's own loss when it returns only that)."""
+        if self.returns == "logits":
+            yield from super().batch_losses(flat, start, stop)
+            return
+        params = self._params(flat)
+        for x, y in self.prepared_batches(start, stop):
+            full = torch.cat([x, y[:, -1:]], dim=1)
+            yield _loss_of(self._call(self.model, full, labels=full, params=params)) * self.batch_weight(y)
+
+    # ------------------------------------------------------------------ LM helpers
+    @property
+    def n_tokens(self) -> int:
+        """Predicted tokens the mean is over (windows × T)."""
+        return self.windows.shape[0] * self.T
+
+    def perplexity(self, theta) -> float:
+        """``exp R(θ)``: the perplexity per token on these windows."""
+        return math.exp(self.value(theta))
+
+    def on(self, windows) -> LMObjective:
+        """The same model, settings and dtype on other windows (validation text, a subsample)."""
+        return LMObjective(self.model, windows, max_logits=self.max_logits, context=self.context, dtype=self.dtype,
+                           unpenalized=self._unpenalized)
+
+    def product_options(self, kind: str) -> dict:
+        """Operator options that keep every product within ``max_logits`` logits.
+
+        One batch: the graph may be reused (it holds that batch's logits only). Several: the
+        products recompute batch by batch.
+        """
+        if self.n_batches == 1:
+            return {}
+        return {"form": "double-backward"} if kind == "hessian" else {"reuse": False}
+
+
+def _logits_of(out):
+    if isinstance(out, torch.Tensor):
+        return out if out.is_floating_point() else None
+    logits = out.get("logits") if isinstance(out, dict) else getattr(out, "logits", None)
+    return logits if isinstance(logits, torch.Tensor) else None
+
+
+def _loss_of(out):
+    loss = out.get("loss") if isinstance(out, dict) else getattr(out, "loss", None)
+    return loss if isinstance(loss, torch.Tensor) and loss.ndim == 0 else None
+
+
+def _model_context(model) -> int | None:
+    cfg = getattr(model, "config", None)
+    for name in ("context", "n_positions", "max_position_embeddings"):
+        v = getattr(cfg, name, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None

@@ -1,0 +1,156 @@
+"""The byte LM objective: chunked products, the GGN over (tokens × vocab) logits, the corpus, bad input."""
+
+import math
+
+import pytest
+import torch
+from torch.func import functional_call, grad, jvp, vjp
+
+from ridgelens._autodiff import second_order_attention
+from ridgelens.errors import DataError, ModelOutputError, RidgelensError
+from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
+from ridgelens.objectives.lm import LMObjective
+from ridgelens.operators import GGNOperator, TorchHessianOperator
+
+CFG = LMConfig(layers=1, width=8, heads=2, context=8)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return stdlib_split(8, 96)
+
+
+@pytest.fixture(scope="module")
+def net(split):
+    return train_lm(CFG, split.train, steps=20, seed=0)
+
+
+def _full_loss(obj, flat):
+    """The mean token cross-entropy over every window at once (no batches), written independently."""
+    names = [n for n, p in obj.model.named_parameters()]
+    shapes = [p.shape for p in obj.model.parameters()]
+    params = dict(zip(names, (c.view(s) for c, s in zip(torch.split(flat, [math.prod(s) for s in shapes]),
+                                                           shapes, strict=True)), strict=True))
+    logits = functional_call(obj.model, params, (obj.windows[:, :-1],))
+    logp = torch.log_softmax(logits, -1)
+    return -logp.gather(-1, obj.windows[:, 1:, None]).mean()
+
+
+def test_corpus_is_split_by_file_and_deterministic(split):
+    assert not set(split.train_files) & set(split.val_files)
+    again = stdlib_split(8, 96)
+    assert torch.equal(again.train, split.train) and torch.equal(again.val, split.val)
+    assert split.train.shape == (12, 9)
+    text = bytes(split.train[0].tolist())
+    assert text.decode("utf-8")  # real source text
+
+
+def test_training_is_reproducible_for_a_seed(split):
+    a = train_lm(CFG, split.train, steps=5, seed=3)
+    b = train_lm(CFG, split.train, steps=5, seed=3)
+    c = train_lm(CFG, split.train, steps=5, seed=4)
+    sa, sb, sc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
+    assert torch.equal(sa, sb) and not torch.equal(sa, sc)
+
+
+def test_loss_is_the_mean_token_cross_entropy(split, net):
+    obj = LMObjective(net, split.train, max_logits=3 * 8 * 256, dtype=torch.float64)
+    assert obj.n_batches == 4
+    flat = obj.flat_tensor(obj.theta0)
+    assert obj.value(obj.theta0) == pytest.approx(float(_full_loss(obj, flat)), rel=1e-12)
+    assert obj.perplexity(obj.theta0) == pytest.approx(math.exp(float(_full_loss(obj, flat))), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["hessian", "ggn"])
+def test_chunked_and_unchunked_products_agree(split, net, kind):
+    whole = LMObjective(net, split.train, dtype=torch.float64)
+    chunked = LMObjective(net, split.train, max_logits=2 * 8 * 256, dtype=torch.float64)
+    assert whole.n_batches == 1 and chunked.n_batches == 6
+    seen = []
+    for x, _ in chunked.prepared_batches():
+        seen.append(x.numel() * chunked.vocab)
+    assert max(seen) <= chunked.max_logits
+    theta = whole.theta0
+    V = torch.randn(whole.n_params, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    if kind == "hessian":
+        A = TorchHessianOperator(whole, theta)
+        B = TorchHessianOperator(chunked, theta, **chunked.product_options("hessian"))
+        assert B.form == "double-backward"
+    else:
+        A = GGNOperator(whole, theta)
+        B = GGNOperator(chunked, theta, **chunked.product_options("ggn"))
+        assert B.form == "recompute"
+    torch.testing.assert_close(B @ V, A @ V, rtol=1e-10, atol=1e-12)
+
+
+def test_hessian_product_matches_torch_func_on_the_whole_loss(split, net):
+    obj = LMObjective(net, split.train, max_logits=4 * 8 * 256, dtype=torch.float64)
+    flat = obj.flat_tensor(obj.theta0)
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with second_order_attention():
+        _, ref = jvp(grad(lambda f: _full_loss(obj, f)), (flat,), (v,))
+    H = TorchHessianOperator(obj, obj.theta0, **obj.product_options("hessian"))
+    torch.testing.assert_close(H @ v, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_ggn_is_jt_softmax_hessian_j_over_tokens(split, net):
+    """G v = Jᵀ H_out J v with H_out = (diag p − p pᵀ)/N per token, built from torch.func jvp/vjp."""
+    obj = LMObjective(net, split.train, max_logits=4 * 8 * 256, dtype=torch.float64)
+    flat = obj.flat_tensor(obj.theta0)
+    N = obj.n_tokens
+
+    def logits_of(f):
+        return obj.outputs(f, obj.windows[:, :-1])
+
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with second_order_attention():
+        z, Jv = jvp(logits_of, (flat,), (v,))
+    p = torch.softmax(z, -1)
+    HJv = (p * Jv - p * (p * Jv).sum(-1, keepdim=True)) / N
+    _, pull = vjp(logits_of, flat)
+    (ref,) = pull(HJv)
+    G = GGNOperator(obj, obj.theta0, **obj.product_options("ggn"))
+    torch.testing.assert_close(G @ v, ref, rtol=1e-9, atol=1e-12)
+    # PSD by construction, unlike H at this (not converged) θ̂
+    assert float(v @ (G @ v)) > 0
+
+
+def test_bad_text_files(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        file_split(empty, 8)
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DataError, match="binary"):
+        file_split(binary, 8)
+    short = tmp_path / "short.txt"
+    short.write_text("def f(): pass\n")
+    with pytest.raises(DataError, match="fewer than two contexts"):
+        file_split(short, 8)
+    with pytest.raises(DataError, match="not found"):
+        file_split(tmp_path / "missing.txt", 8)
+
+
+def test_context_longer_than_the_model_is_refused(split, net):
+    w = stdlib_split(16, 64).train
+    with pytest.raises(RidgelensError, match="larger than the model's context of 8"):
+        LMObjective(net, w)
+
+
+def test_forward_without_logits_or_loss_is_refused(split):
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(256, 4)
+
+        def forward(self, x):
+            return {"hidden": self.emb(x)}
+
+    with pytest.raises(ModelOutputError, match="neither logits nor a loss"):
+        LMObjective(Features(), split.train)
+
+
+def test_window_over_max_logits_is_refused(split, net):
+    with pytest.raises(RidgelensError, match="more than max_logits"):
+        LMObjective(net, split.train, max_logits=100)
