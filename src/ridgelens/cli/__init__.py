@@ -43,6 +43,12 @@ def _lambdas(text: str) -> list[float]:
     return values
 
 
+def _model_name(text: str) -> str:
+    if text in ("linear", "logistic", "mlp", "lm") or (text.startswith("hf:") and len(text) > 3):
+        return text
+    raise argparse.ArgumentTypeError(f"--model must be linear, logistic, mlp, lm or hf:DIR, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = _Parser(prog="ridgelens", description=(
@@ -54,12 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="ridgelens-demo", help="output folder (default: %(default)s)")
     d.add_argument("--overwrite", action="store_true",
                    help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
+    d.add_argument("--lm", action="store_true", help="instead: train the built-in byte-level language model on the "
+                                                     "standard library's sources and analyze it (a few minutes)")
 
     a = sub.add_parser("analyze", help="predicted vs refit ridge path for a data set and model")
-    a.add_argument("--data", required=True, help="diabetes, breast_cancer, digits, or csv:PATH")
+    a.add_argument("--data", help="diabetes, breast_cancer, digits, or csv:PATH (required unless --model lm/hf:DIR)")
     a.add_argument("--target", help="target column of a CSV file (default: its last column)")
-    a.add_argument("--model", required=True, choices=["linear", "logistic", "mlp"],
-                   help="mlp: a d→hidden→tanh→out torch MLP (cross-entropy for class targets)")
+    a.add_argument("--model", required=True, type=_model_name,
+                   help="linear, logistic, mlp (a d→hidden→tanh→out torch MLP), lm (the built-in byte-level "
+                        "transformer, trained on --text) or hf:DIR (a local Hugging Face causal-LM checkpoint)")
     a.add_argument("--lambdas", required=True, type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1")
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
@@ -92,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
                         "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
                         "linear and logistic models)")
+
+    from ridgelens.cli._lm import add_lm_arguments
+
+    add_lm_arguments(a)
 
     from ridgelens.cli._explore import directions_arg
 
@@ -146,6 +159,11 @@ def _dispatch(args) -> None:
     if args.command == "demo":
         from ridgelens.cli._demo import run_demo
 
+        if args.lm:
+            from ridgelens.cli._lm import run_lm_demo
+
+            run_lm_demo(args.out, overwrite=args.overwrite)
+            return
         run_demo(args.out, overwrite=args.overwrite)
     elif args.command == "explore":
         from ridgelens.cli._explore import run_explore

@@ -38,6 +38,19 @@ MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_method": "t
 
 def run_analyze(args) -> None:
     """Validate everything first, compute, then write the outputs atomically."""
+    from ridgelens.cli._lm import is_lm, refuse_lm_options, run_lm_analyze
+
+    if is_lm(args.model):
+        given = ["--" + n.replace("_", "-") for n in MLP_DEFAULTS if n != "seed" and getattr(args, n) is not None]
+        if given or args.no_intercept or args.penalize_intercept or args.standardize:
+            raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
+                                 "--steps, --seed, --k, --subsamples, --max-logits; not "
+                                 + ", ".join(given or ["the tabular options"]))
+        run_lm_analyze(args)
+        return
+    refuse_lm_options(args)
+    if args.data is None:
+        raise RidgelensError(f"--data is required for --model {args.model}")
     lam = check_lambdas(args.lambdas, "--lambdas")
     if args.no_intercept and args.penalize_intercept:
         raise RidgelensError("--no-intercept and --penalize-intercept contradict each other; choose one")

@@ -5,6 +5,7 @@
 - :func:`plot_ridge_steps`: rotate → shrink → rotate back, as four panels.
 - :func:`plot_shrinkage`, :func:`plot_effective_df`, :func:`plot_spectral_density`: the eigen view.
 - :func:`plot_coefficient_paths`, :func:`plot_rel_error`: predicted against refit.
+- :func:`plot_lm_error`, :func:`plot_lm_perplexity`: a language model's analysis, per curvature.
 
 matplotlib is an optional dependency (``pip install ridgelens[plot]``); importing this
 package without it raises an ImportError that says so.
@@ -16,6 +17,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("ridgelens.plots needs matplotlib: pip install 'ridgelens[plot]'") from exc
 
 from ridgelens.plots._contour import plot_quadratic_contours
+from ridgelens.plots._lm import plot_lm_error, plot_lm_perplexity
 from ridgelens.plots._model import plot_model_contours
 from ridgelens.plots._paths import plot_coefficient_paths, plot_rel_error, plot_shrinkage
 from ridgelens.plots._spectrum import (
@@ -30,6 +32,8 @@ __all__ = [
     "effective_df_curve",
     "plot_coefficient_paths",
     "plot_effective_df",
+    "plot_lm_error",
+    "plot_lm_perplexity",
     "plot_model_contours",
     "plot_quadratic_contours",
     "plot_rel_error",

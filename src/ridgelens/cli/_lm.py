@@ -1,0 +1,199 @@
+"""``ridgelens demo --lm`` and ``ridgelens analyze --model lm|hf:DIR``: language models end to end."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ridgelens._io import atomic_write_bytes, atomic_write_json
+from ridgelens._validation import check_lambdas
+from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
+from ridgelens.errors import RidgelensError
+
+#: Options only a language model takes (``analyze --model lm`` or ``hf:DIR``).
+LM_OPTIONS = ("text", "layers", "width", "heads", "context", "tokens", "steps", "subsamples", "max_logits")
+#: Defaults of ``analyze --model lm`` (the built-in byte transformer on the standard library).
+LM_DEFAULTS = {"text": "stdlib", "layers": 2, "width": 96, "heads": 4, "context": 32, "tokens": 512, "steps": 150,
+               "seed": 0, "k": 10, "subsamples": 3, "max_logits": None}
+#: The quick demo: 276k parameters, 512 training tokens, four λ.
+DEMO = dict(LM_DEFAULTS)
+DEMO_LAMBDAS = [1e-4, 1e-3, 1e-2, 1e-1]
+
+
+def is_lm(model: str) -> bool:
+    """Whether ``--model`` names a language model (``lm`` or ``hf:DIR``)."""
+    return model == "lm" or model.startswith("hf:")
+
+
+def refuse_lm_options(args) -> None:
+    """A non-LM model given an LM-only option: one clear error."""
+    given = ["--" + n.replace("_", "-") for n in LM_OPTIONS if getattr(args, n, None) is not None]
+    if given:
+        raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model lm or hf:DIR")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_lm_demo(out, *, overwrite: bool = False) -> dict:
+    """The quick LM demo: train the built-in LM on the standard library, analyze it, write ``out``."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(model="lm", out=out, overwrite=overwrite, lambdas=DEMO_LAMBDAS, data=None, **DEMO)
+    return run_lm_analyze(args, title="ridgelens demo --lm")
+
+
+def _settle(args) -> None:
+    for name, default in LM_DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, default)
+    if getattr(args, "data", None) is not None:
+        raise RidgelensError("--data is for tabular models; a language model reads --text PATH (or stdlib)")
+    for name in ("layers", "width", "heads", "context", "tokens", "k"):
+        if getattr(args, name) < 1:
+            raise RidgelensError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.steps < 0:
+        raise RidgelensError(f"--steps must be >= 0, got {args.steps}")
+    if args.subsamples == 1 or args.subsamples < 0:
+        raise RidgelensError(f"--subsamples must be 0 (off) or >= 2 disjoint subsamples, got {args.subsamples}")
+    if not 0 <= args.seed < 2**63:
+        raise RidgelensError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+
+
+def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
+    """Validate, build the objective (train the built-in LM or load the checkpoint), analyze, write."""
+    lam = check_lambdas(args.lambdas, "--lambdas")
+    if np.any(lam <= 0):
+        raise RidgelensError("--lambdas for a language model must be > 0 (λ = 0 is θ̂ itself)")
+    _settle(args)
+    with staged_folder(args.out, overwrite=args.overwrite) as out:
+        report = _run(args, lam, out, title)
+    print(f"wrote {args.out}/: results.json, {', '.join(report['figures'])}"
+          + (", model.pt" if args.model == "lm" else ""))
+    return report
+
+
+def _run(args, lam, out: Path, title: str) -> dict:
+    import torch
+
+    from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective
+    from ridgelens.pipeline import LMSettings, analyze_lm
+
+    t0 = time.perf_counter()
+    max_logits = args.max_logits or DEFAULT_MAX_LOGITS
+    if args.model == "lm":
+        from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
+
+        cfg = LMConfig(layers=args.layers, width=args.width, heads=args.heads, context=args.context)
+        split = (stdlib_split(args.context, args.tokens) if args.text == "stdlib"
+                 else file_split(args.text, args.context, args.tokens))
+        _say(f"{title}: byte-level transformer ({args.layers} layers, width {args.width}, {args.heads} heads, "
+             f"context {args.context}) on {split.train.shape[0] * args.context} tokens of {split.source} "
+             f"({len(split.train_files)} training files, {len(split.val_files)} validation files); "
+             f"training {args.steps} Adam steps from seed {args.seed}")
+        net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed, progress=True)
+        model_info = {"kind": "built-in byte transformer", **cfg.to_dict(), "steps": args.steps, "seed": args.seed}
+    else:
+        from ridgelens.lm import load_hf_checkpoint
+
+        net, tokenize, how = load_hf_checkpoint(args.model[3:])
+        from ridgelens.lm import file_split
+
+        if args.text == "stdlib":
+            raise RidgelensError("--model hf:DIR needs --text PATH (a UTF-8 text file)")
+        ctx = args.context
+        split = file_split(args.text, ctx, args.tokens, tokenize=tokenize)
+        _say(f"{title}: Hugging Face checkpoint {args.model[3:]} ({how}) on {split.train.shape[0] * ctx} tokens "
+             f"of {split.source}")
+        model_info = {"kind": "hugging face causal LM", "dir": args.model[3:], "tokenizer": how, "context": ctx}
+    obj = LMObjective(net, split.train, max_logits=max_logits, dtype=torch.float64)
+    val = obj.on(split.val)
+    _say(f"  {obj.n_params} parameters; {obj.n_tokens} training tokens in {obj.n_batches} batch(es) of at most "
+         f"{obj.max_logits} logits; {val.n_tokens} validation tokens")
+    curv = ("ggn", "hessian") if obj.returns == "logits" else ("hessian",)
+    res = analyze_lm(obj, val, obj.theta0, lam, curvatures=curv,
+                     settings=LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed), progress=True)
+    report = res.to_dict()
+    report.update(model=model_info, text=split.source, train_files=split.train_files, val_files=split.val_files)
+    _print_summary(report)
+    figures = _figures(res, report, out)
+    report["figures"] = figures
+    report["total_seconds"] = time.perf_counter() - t0
+    atomic_write_json(out / "results.json", report)
+    if args.model == "lm":
+        buf = io.BytesIO()
+        torch.save(obj.state_dict(obj.theta0), buf)
+        atomic_write_bytes(out / "model.pt", buf.getvalue())
+    _say(f"  done in {report['total_seconds']:.0f} s")
+    return report
+
+
+def _print_summary(r: dict) -> None:
+    print(f"θ̂: ‖∇R‖ = {r['gradient_norm']:.3g} ({r['gradient_ratio']:.3g} × a typical single-window gradient), "
+          f"validation perplexity {r['val_perplexity_hat']:.4g}")
+    for kind, c in r["curvature"].items():
+        name = "Hessian" if kind == "hessian" else "Gauss-Newton"
+        neg = ", ".join(f"{v:.4g} (residual {q:.2g})" for v, q in zip(c["most_negative_eigenvalues"],
+                                                                       c["most_negative_residuals"], strict=True))
+        print(f"{name}: top eigenvalues {', '.join(f'{v:.4g}' for v in c['top_eigenvalues'][:5])}; "
+              f"most negative {neg}; a prediction exists {c['prediction_exists']}")
+    rows = []
+    for i, lam in enumerate(r["lambdas"]):
+        row = [lam]
+        for c in r["curvature"].values():
+            row += ["—" if not np.isfinite(c["rel_error"][i]) else c["rel_error"][i],
+                    "—" if not np.isfinite(c["cosine"][i]) else c["cosine"][i],
+                    "—" if c["val_perplexity"][i] is None else c["val_perplexity"][i]]
+        row += [r["retraining"]["val_perplexity"][i], "yes" if r["retraining"]["converged"][i] else "NO"]
+        rows.append(row)
+    heads = ["λ"]
+    for kind in r["curvature"]:
+        s = "H" if kind == "hessian" else "G"
+        heads += [f"err({s})", f"cos({s})", f"ppl θ̃({s})"]
+    heads += ["ppl θ*", "θ* converged"]
+    print(table(heads, rows))
+    for c in r["curvature"].values():
+        print(c["holds"])
+    noise = r.get("sampling_noise")
+    if noise:
+        for kind in r["curvature"]:
+            print(f"top eigenvalues of the {kind} over {noise['subsamples']} disjoint subsamples: "
+                  + ", ".join(f"{m:.4g} ± {d:.2g}" for m, d in zip(noise[kind]["mean"], noise[kind]["std"],
+                                                                   strict=True)))
+
+
+def _figures(res, report: dict, out: Path) -> list[str]:
+    from ridgelens.plots import plot_lm_error, plot_lm_perplexity, plot_spectral_density
+
+    figs = {"rel_error.png": lambda ax: plot_lm_error(report, ax=ax),
+            "perplexity.png": lambda ax: plot_lm_perplexity(report, ax=ax)}
+    for kind, a in res.curvatures.items():
+        figs[f"spectral_density_{kind}.png"] = (
+            lambda ax, a=a: plot_spectral_density(nodes=a.density.nodes, weights=a.density.weights, ax=ax))
+    for name, draw in figs.items():
+        fig = new_figure()
+        draw(fig.add_subplot())
+        save_figure(fig, out / name)
+    return list(figs)
+
+
+def add_lm_arguments(a) -> None:
+    """The language-model options of ``ridgelens analyze`` (defaults in :data:`LM_DEFAULTS`)."""
+    a.add_argument("--text", help="lm/hf: a UTF-8 text file, or 'stdlib' (the standard library's own .py "
+                                  "sources, split by file; lm's default)")
+    a.add_argument("--layers", type=int, help=f"lm: transformer blocks (default {LM_DEFAULTS['layers']})")
+    a.add_argument("--width", type=int, help=f"lm: model width (default {LM_DEFAULTS['width']})")
+    a.add_argument("--heads", type=int, help=f"lm: attention heads (default {LM_DEFAULTS['heads']})")
+    a.add_argument("--context", type=int, help=f"lm/hf: tokens per window (default {LM_DEFAULTS['context']})")
+    a.add_argument("--tokens", type=int, help=f"lm/hf: training tokens, the finite set θ̂, θ̃ and θ* are on "
+                                              f"(default {LM_DEFAULTS['tokens']})")
+    a.add_argument("--steps", type=int, help=f"lm: Adam steps of training (default {LM_DEFAULTS['steps']})")
+    a.add_argument("--subsamples", type=int, help="lm/hf: top eigenvalues over this many disjoint subsamples of the "
+                                                  f"tokens, as mean ± sd (default {LM_DEFAULTS['subsamples']}; 0: off)")
+    a.add_argument("--max-logits", type=int, help="lm/hf: most logits one batch (one recomputed product) holds "
+                                                  "(default 2^20)")
