@@ -81,7 +81,7 @@ def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
 def _run(args, lam, out: Path, title: str) -> dict:
     import torch
 
-    from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective
+    from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective, model_context
     from ridgelens.pipeline import LMSettings, analyze_lm
 
     t0 = time.perf_counter()
@@ -107,6 +107,9 @@ def _run(args, lam, out: Path, title: str) -> dict:
         if args.text == "stdlib":
             raise RidgelensError("--model hf:DIR needs --text PATH (a UTF-8 text file)")
         ctx = args.context
+        limit = model_context(net)
+        if limit is not None and ctx > limit:
+            raise RidgelensError(f"--context {ctx} is larger than the model's context of {limit} tokens")
         split = file_split(args.text, ctx, args.tokens, tokenize=tokenize)
         _say(f"{title}: Hugging Face checkpoint {args.model[3:]} ({how}) on {split.train.shape[0] * ctx} tokens "
              f"of {split.source}")

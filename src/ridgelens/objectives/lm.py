@@ -91,7 +91,7 @@ class LMObjective(TorchObjective):
         self._unpenalized = tuple(unpenalized)
         self.windows = w
         self.T = w.shape[1] - 1
-        self.context = context if context is not None else _model_context(model)
+        self.context = context if context is not None else model_context(model)
         if self.context is not None and self.T > self.context:
             raise RidgelensError(f"--context {self.T} is larger than the model's context of {self.context} tokens")
         self._keyword = _accepts(model, "input_ids")
@@ -152,11 +152,12 @@ class LMObjective(TorchObjective):
 
     def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
         """Yield ``(n_b / n) · loss_b`` for each batch (the model's own loss when it returns only that)."""
-        if self.returns == "logits":
-            yield from super().batch_losses(flat, start, stop)
-            return
         params = self._params(flat)
         for x, y in self.prepared_batches(start, stop):
+            if self.returns == "logits":
+                logits = _logits_of(self._call(self.model, x, params=params))
+                yield self.loss_fn(logits, y) * self.batch_weight(y)
+                continue
             full = torch.cat([x, y[:, -1:]], dim=1)
             yield _loss_of(self._call(self.model, full, labels=full, params=params)) * self.batch_weight(y)
 
@@ -198,7 +199,8 @@ def _loss_of(out):
     return loss if isinstance(loss, torch.Tensor) and loss.ndim == 0 else None
 
 
-def _model_context(model) -> int | None:
+def model_context(model) -> int | None:
+    """The longest input a model takes, from its config (``context``, ``n_positions``, ``max_position_embeddings``)."""
     cfg = getattr(model, "config", None)
     for name in ("context", "n_positions", "max_position_embeddings"):
         v = getattr(cfg, name, None)

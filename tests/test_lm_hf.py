@@ -1,0 +1,127 @@
+"""Local Hugging Face checkpoints: a tiny GPT-2 trained on local text, saved, loaded offline, analyzed."""
+
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from ridgelens.cli import main
+from ridgelens.errors import DataError
+from ridgelens.lm import file_split, load_hf_checkpoint
+from ridgelens.objectives.lm import LMObjective
+from ridgelens.operators import TorchHessianOperator
+
+TEXT = Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py"  # real text, on every machine
+
+
+def _tiny_gpt2(vocab=256):
+    cfg = transformers.GPT2Config(vocab_size=vocab, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny GPT-2 trained briefly on textwrap.py's bytes and saved with save_pretrained."""
+    model = _tiny_gpt2()
+    w = file_split(TEXT, 8, 256).train
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for step in range(15):
+        batch = w[step % 4 * 8: step % 4 * 8 + 8]
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    d = tmp_path_factory.mktemp("gpt2")
+    model.save_pretrained(d)
+    return d
+
+
+def test_hvp_of_a_loaded_checkpoint_matches_finite_differences(checkpoint):
+    model, tokenize, how = load_hf_checkpoint(checkpoint)
+    assert how.startswith("bytes")
+    w = file_split(TEXT, 8, 64, tokenize=tokenize).train
+    obj = LMObjective(model, w, dtype=torch.float64)
+    assert obj.returns == "logits" and obj.vocab == 256
+    theta = obj.theta0
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).numpy()
+    eps = 1e-5
+    fd = (obj.gradient(theta + eps * v) - obj.gradient(theta - eps * v)) / (2 * eps)
+    hv = TorchHessianOperator(obj, theta) @ v
+    assert abs(hv - fd).max() <= 1e-5 * abs(fd).max()
+
+
+class _LossOnly(torch.nn.Module):
+    """A causal LM whose forward returns only a loss (given labels), as some wrappers do."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, labels=None):
+        out = self.inner(input_ids=input_ids, labels=labels)
+        return {"loss": out.loss} if labels is not None else {}
+
+
+def test_a_forward_that_returns_only_a_loss_gives_the_same_hessian(checkpoint):
+    model, tokenize, _ = load_hf_checkpoint(checkpoint)
+    w = file_split(TEXT, 8, 64, tokenize=tokenize).train
+    logits = LMObjective(model, w, dtype=torch.float64)
+    loss_only = LMObjective(_LossOnly(model), w, dtype=torch.float64)
+    assert loss_only.returns == "loss"
+    # transformers' own loss casts the logits to float32 (ForCausalLMLoss), hence float32-level agreement
+    assert loss_only.value(loss_only.theta0) == pytest.approx(logits.value(logits.theta0), rel=1e-6)
+    v = torch.randn(logits.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    H1 = TorchHessianOperator(logits, logits.theta0)
+    H2 = TorchHessianOperator(loss_only, loss_only.theta0)
+    torch.testing.assert_close(H2 @ v, H1 @ v, rtol=1e-4, atol=1e-5 * float((H1 @ v).abs().max()))
+
+
+def test_cli_analyzes_the_checkpoint_folder(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["analyze", "--model", f"hf:{checkpoint}", "--text", str(TEXT), "--context", "8", "--tokens", "64",
+               "--lambdas", "0.1,1", "--k", "2", "--subsamples", "0", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads((out / "results.json").read_text())
+    assert r["model"]["kind"] == "hugging face causal LM" and r["n_tokens"] == 64
+    assert set(r["curvature"]) == {"ggn", "hessian"}
+    assert all(len(c["rel_error"]) == 2 for c in r["curvature"].values())
+
+
+@pytest.mark.parametrize("case", ["no-config", "wrong-shape", "small-vocab", "context", "missing"])
+def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsys, case):
+    d = tmp_path / "ckpt"
+    context = "8"
+    if case == "no-config":
+        d.mkdir()
+        (d / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes())
+    elif case == "wrong-shape":
+        d.mkdir()
+        (d / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes())
+        cfg = json.loads((checkpoint / "config.json").read_text())
+        cfg["n_embd"] = 32
+        (d / "config.json").write_text(json.dumps(cfg))
+    elif case == "small-vocab":
+        _tiny_gpt2(vocab=100).save_pretrained(d)
+    elif case == "context":
+        d = checkpoint
+        context = "32"  # the model's n_positions is 16
+    out = tmp_path / "out"
+    capsys.readouterr()  # the set-up's own output (save_pretrained's progress bar)
+    rc = main(["analyze", "--model", f"hf:{d}", "--text", str(TEXT), "--context", context, "--tokens", "64",
+               "--lambdas", "0.1", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("ridgelens: error:"), err
+    assert {"no-config": "config.json", "wrong-shape": "cannot be loaded", "small-vocab": "fewer than the 256",
+            "context": "larger than the model's context of 16", "missing": "does not exist"}[case] in err[0]
+    assert not out.exists()
+
+
+def test_python_loader_errors_are_typed(tmp_path):
+    with pytest.raises(DataError, match=r"config\.json"):
+        load_hf_checkpoint(tmp_path)
