@@ -1,0 +1,67 @@
+"""``ridgelens analyze --model lm`` and ``demo --lm``: outputs, the λ that have a prediction, bad input."""
+
+import json
+
+import pytest
+
+from ridgelens.cli import main
+
+TINY = ["--layers", "1", "--width", "8", "--heads", "2", "--context", "8", "--tokens", "64", "--steps", "10",
+        "--k", "2", "--subsamples", "3"]
+
+
+def test_analyze_lm_writes_both_curvatures_and_says_which_lambdas_have_a_prediction(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.01,3", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    r = json.loads((out / "results.json").read_text())
+    assert {"results.json", "model.pt", "rel_error.png", "perplexity.png", "spectral_density_hessian.png",
+            "spectral_density_ggn.png"} <= {p.name for p in out.iterdir()}
+    assert r["n_tokens"] == 64 and r["model"]["layers"] == 1
+    assert not set(r["train_files"]) & set(r["val_files"])
+    h, g = r["curvature"]["hessian"], r["curvature"]["ggn"]
+    lowest = h["most_negative_eigenvalues"][0]
+    assert lowest < 0 and h["most_negative_residuals"][0] < 1e-2 * h["top_eigenvalues"][0]
+    # a Hessian prediction exists exactly for the λ above the most negative curvature; the GGN's for all
+    assert h["valid"] == [lam > -lowest for lam in r["lambdas"]]
+    assert g["valid"] == [True, True] and min(g["most_negative_eigenvalues"]) > -1e-6 * g["top_eigenvalues"][0]
+    for c in (h, g):
+        for ok, cos in zip(c["valid"], c["cosine"], strict=True):
+            assert not ok or -1 <= cos <= 1
+    noise = r["sampling_noise"]
+    assert noise["windows_each"] == [3, 3, 2] and len(noise["hessian"]["mean"]) == 3
+    assert "‖θ̃−θ*‖/‖θ*‖ < 10%" in cap.out or "at or above 10%" in cap.out
+    assert "training step" in cap.err  # progress goes to stderr
+
+
+@pytest.mark.parametrize("case,msg", [
+    ("empty", "is empty"), ("binary", "looks binary"), ("short", "fewer than two contexts"),
+    ("heads", "multiple of --heads"), ("data", "--data is for tabular models"),
+    ("lambda0", "must be > 0"),
+])
+def test_bad_lm_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, msg):
+    text = tmp_path / "t.txt"
+    text.write_bytes({"empty": b"", "binary": bytes(range(256)) * 8, "short": b"x = 1\n"}.get(case, b"a = 1\n" * 50))
+    extra = {"heads": ["--heads", "3"], "data": ["--data", "digits"]}.get(case, [])
+    lam = "0" if case == "lambda0" else "0.1"
+    out = tmp_path / "out"
+    rc = main(["analyze", "--model", "lm", *TINY, "--text", str(text), *extra, "--lambdas", lam, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("ridgelens: error:") and msg in err[0], err
+    assert not out.exists()
+
+
+def test_lm_options_are_refused_for_tabular_models(tmp_path, capsys):
+    rc = main(["analyze", "--data", "diabetes", "--model", "linear", "--text", "stdlib", "--lambdas", "0.1",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--text is for --model lm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_lm_runs_a_model_of_at_least_200k_parameters(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--lm", "--out", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["n_params"] >= 200_000
+    assert set(r["curvature"]) == {"hessian", "ggn"}
