@@ -21,7 +21,7 @@ LM_DEFAULTS = {"text": "stdlib", "layers": 2, "width": 96, "heads": 4, "context"
                "seed": 0, "k": 10, "subsamples": 3, "max_logits": None}
 #: The quick demo: 276k parameters, 512 training tokens, four λ.
 DEMO = dict(LM_DEFAULTS)
-DEMO_LAMBDAS = [1e-4, 1e-3, 1e-2, 1e-1]
+DEMO_LAMBDAS = [1e-3, 1e-2, 1e-1, 1.0]
 
 
 def is_lm(model: str) -> bool:

@@ -1,0 +1,208 @@
+"""Language-model curvature products: ridgelens against curvlinops on the same model and tokens.
+
+On the built-in byte transformer trained on the standard library (the ``demo --lm`` setting by
+default), per contender: one Hessian- or GGN-vector product in ms, in tokens/s and as a multiple
+of one gradient; the peak memory of one product against one gradient (each in a fresh child
+process, above that process's base); and the time for the top-20 eigenpairs. Contenders:
+
+- ridgelens ``TorchHessianOperator`` (graph reused across products, and recomputed per product)
+  and ``GGNOperator``, through :class:`ridgelens.objectives.lm.LMObjective`;
+- curvlinops ``HessianLinearOperator`` and ``GGNLinearOperator`` (if installed: ``make bench-env``),
+  on the same model, flattened to (tokens, vocab) logits, one batch holding every token;
+- the gradient itself (plain ``loss.backward()``), the unit of every ratio.
+
+Every product is checked against ridgelens' reused-graph Hessian (or GGN) on the same vector.
+Run: ``OMP_NUM_THREADS=1 .venv-bench/bin/python benchmarks/bench_lm.py --threads 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from _common import (
+    current_rss_bytes,
+    interleaved_medians,
+    machine_line,
+    mib,
+    peak_rss_bytes,
+    run_child,
+)
+
+CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-ggn", "cl-hessian", "cl-ggn")
+
+
+def have_curvlinops() -> str | None:
+    try:
+        import curvlinops
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if hasattr(curvlinops, "HessianLinearOperator") else "no HessianLinearOperator"
+
+
+def setting(args):
+    """The trained model and tokens (deterministic for the seed), as a float64 LMObjective."""
+    from ridgelens.lm import LMConfig, stdlib_split, train_lm
+    from ridgelens.objectives.lm import LMObjective
+
+    cfg = LMConfig(layers=args.layers, width=args.width, heads=args.heads, context=args.context)
+    split = stdlib_split(args.context, args.tokens)
+    net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed)
+    obj = LMObjective(net, split.train, dtype=torch.float64)
+    return net.double(), obj
+
+
+class _Flat(torch.nn.Module):
+    """The LM with its logits flattened to (tokens, vocab), as curvlinops' cross-entropy expects."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).flatten(0, 1)
+
+
+def build(name, net, obj):
+    """``fn(v)`` for one product (or gradient) of contender ``name``; building is part of the first call."""
+    from ridgelens._autodiff import second_order_attention
+    from ridgelens.operators import GGNOperator, TorchHessianOperator
+
+    theta = obj.theta0
+    if name == "gradient":
+        x, y = obj.windows[:, :-1], obj.windows[:, 1:]
+
+        def grad(_v):
+            net.zero_grad(set_to_none=True)
+            logits = net(x)
+            torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+            return torch.cat([p.grad.flatten() for p in net.parameters()])
+        return grad
+    if name == "rl-hessian-reuse":
+        op = TorchHessianOperator(obj, theta, form="reuse")
+        return lambda v: op @ v
+    if name == "rl-hessian-recompute":
+        op = TorchHessianOperator(obj, theta, form="double-backward")
+        return lambda v: op @ v
+    if name == "rl-ggn":
+        op = GGNOperator(obj, theta, reuse=True)
+        return lambda v: op @ v
+    from curvlinops import GGNLinearOperator, HessianLinearOperator
+
+    cls = HessianLinearOperator if name == "cl-hessian" else GGNLinearOperator
+    data = [(obj.windows[:, :-1], obj.windows[:, 1:].flatten())]
+    params = [p for p in net.parameters() if p.requires_grad]
+    op = cls(_Flat(net), torch.nn.CrossEntropyLoss(), params, data, progressbar=False, check_deterministic=False)
+
+    def product(v):
+        with second_order_attention():
+            return op @ v
+    return product
+
+
+def memory_child(args):
+    torch.set_num_threads(args.threads)
+    net, obj = setting(args)
+    fn = build(args.child, net, obj)
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    base = max(current_rss_bytes(), 0)
+    before = peak_rss_bytes()
+    fn(v)
+    print({"base": base, "peak": max(peak_rss_bytes(), before)}.__repr__().replace("'", '"'))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--width", type=int, default=96)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--context", type=int, default=32)
+    ap.add_argument("--tokens", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eig-k", type=int, default=20)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-eigen", action="store_true")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        memory_child(args)
+        return
+    torch.set_num_threads(args.threads)
+    why_not = have_curvlinops()
+    names = [c for c in CONTENDERS if not (c.startswith("cl-") and why_not)]
+    print("LM curvature products: ridgelens against curvlinops (float64, one batch of all tokens)")
+    print(machine_line())
+    if why_not:
+        print(f"note: curvlinops could not be imported ({why_not}); its rows are skipped (make bench-env)")
+    net, obj = setting(args)
+    print(f"model: {args.layers} layers, width {args.width}, context {args.context}; {obj.n_params} parameters; "
+          f"{obj.n_tokens} tokens of the standard library; vocab 256")
+    fns = {c: build(c, net, obj) for c in names}
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ref = {"hessian": fns["rl-hessian-reuse"](v), "ggn": fns["rl-ggn"](v)}
+    theta, eps = obj.theta0, 1e-5
+    fd = torch.as_tensor((obj.gradient(theta + eps * v.numpy()) - obj.gradient(theta - eps * v.numpy())) / (2 * eps))
+    print(f"  check rl-hessian-reuse against central differences of gradients (ε = {eps:g}): max |Δ| / max |fd| = "
+          f"{float((ref['hessian'] - fd).abs().max() / fd.abs().max()):.2e}")
+    if "cl-hessian" in names:
+        out = torch.as_tensor(np.asarray(fns["cl-hessian"](v))).reshape(-1)
+        print(f"  check cl-hessian against the same central differences:            max |Δ| / max |fd| = "
+              f"{float((out - fd).abs().max() / fd.abs().max()):.2e}")
+    for c in names[1:]:
+        r = ref["ggn" if "ggn" in c else "hessian"]
+        out = torch.as_tensor(np.asarray(fns[c](v))).reshape(-1)
+        print(f"  check {c:22s} max |Δ| / max |ref| = {float((out - r).abs().max() / r.abs().max()):.2e}")
+    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in names}, args.repeats)
+    g = med["gradient"][0]
+    print(f"\n  {'contender':22s} {'ms (median)':>12s} {'tokens/s':>10s} {'× gradient':>11s}")
+    for c in names:
+        t = med[c][0]
+        print(f"  {c:22s} {t * 1e3:12.1f} {obj.n_tokens / t:10.0f} {t / g:11.2f}")
+    if not args.skip_memory:
+        here = os.path.abspath(__file__)
+        fwd = [f"--{k}={getattr(args, k)}" for k in ("layers", "width", "heads", "context", "tokens", "steps",
+                                                    "seed", "threads")]
+        mem = {c: run_child(here, [*fwd, "--child", c]) for c in names}
+        gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
+        print("\n  peak memory of one call, above the child's base (model, data loaded):")
+        for c, m in mem.items():
+            above = m["peak"] - m["base"]
+            print(f"  {c:22s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
+    if not args.skip_eigen:
+        from ridgelens.operators import GGNOperator, TorchHessianOperator
+        from ridgelens.spectra import eigen
+
+        print(f"\n  top-{args.eig_k} eigenpairs (ridgelens Lanczos, tol 1e-6; curvlinops: scipy eigsh on its operator):")
+        ops = {"rl-hessian-reuse": TorchHessianOperator(obj, obj.theta0, form="reuse"),
+               "rl-ggn": GGNOperator(obj, obj.theta0, reuse=True)}
+        for c, op in ops.items():
+            t0 = time.perf_counter()
+            s = eigen(op, args.eig_k, method="lanczos", tol=1e-6)
+            print(f"  {c:22s} {time.perf_counter() - t0:8.1f} s   {s.n_matvecs} products   top {s.eigenvalues[0]:.6g}")
+        if not why_not:
+            from curvlinops import GGNLinearOperator, HessianLinearOperator
+            from scipy.sparse.linalg import eigsh
+
+            from ridgelens._autodiff import second_order_attention
+
+            data = [(obj.windows[:, :-1], obj.windows[:, 1:].flatten())]
+            params = [p for p in net.parameters() if p.requires_grad]
+            for c, cls in (("cl-hessian", HessianLinearOperator), ("cl-ggn", GGNLinearOperator)):
+                op = cls(_Flat(net), torch.nn.CrossEntropyLoss(), params, data, progressbar=False,
+                         check_deterministic=False).to_scipy()
+                t0 = time.perf_counter()
+                with second_order_attention():
+                    w = eigsh(op, k=args.eig_k, which="LA", tol=1e-6, return_eigenvectors=False)
+                print(f"  {c:22s} {time.perf_counter() - t0:8.1f} s   top {w.max():.6g}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
