@@ -48,6 +48,10 @@ BENCH_VENV  ?= .venv-bench
 BENCH_BIN   := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_PEERS := pyhessian==0.1
+# curvlinops (bench_lm.py) without its declared deps: backpack-for-pytorch pulls torchvision, which
+# breaks against this torch; the Hessian/GGN operators need only these.
+BENCH_NODEPS := curvlinops-for-pytorch==3.0.1 einconv linear_operator jaxtyping wadler_lindig
+BENCH_NODEPS_NEEDS := tqdm einops opt-einsum
 
 .PHONY: bench-env
 bench-env: $(BENCH_STAMP)
@@ -56,6 +60,8 @@ $(BENCH_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
 	$(BENCH_BIN)/python -m pip install --quiet -c constraints.txt -e '.[plot]' $(BENCH_PEERS)
+	$(BENCH_BIN)/python -m pip install --quiet -c constraints.txt $(BENCH_NODEPS_NEEDS)
+	$(BENCH_BIN)/python -m pip install --quiet --no-deps -c constraints.txt $(BENCH_NODEPS)
 	touch $(BENCH_STAMP)
 
 # All benchmarks at full size (about 20 minutes on 2 cores); each prints its ratios.
