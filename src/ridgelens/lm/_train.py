@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from ridgelens.errors import RidgelensError
 from ridgelens.lm._model import ByteTransformer, LMConfig
 
 
@@ -21,7 +22,7 @@ def train_lm(config: LMConfig, train_windows: torch.Tensor, *, steps: int = 200,
     10%. The model is returned in eval mode; it has no dropout.
     """
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise RidgelensError(f"steps must be >= 0, got {steps}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = ByteTransformer(config)
