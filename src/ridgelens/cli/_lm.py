@@ -177,7 +177,9 @@ def _figures(res, report: dict, out: Path) -> list[str]:
             "perplexity.png": lambda ax: plot_lm_perplexity(report, ax=ax)}
     for kind, a in res.curvatures.items():
         figs[f"spectral_density_{kind}.png"] = (
-            lambda ax, a=a: plot_spectral_density(nodes=a.density.nodes, weights=a.density.weights, ax=ax))
+            # the Hessian's negative eigenvalues are the point: a log axis would leave them out
+            lambda ax, a=a, k=kind: plot_spectral_density(nodes=a.density.nodes, weights=a.density.weights, ax=ax,
+                                                          scale="linear" if k == "hessian" else "log"))
     for name, draw in figs.items():
         fig = new_figure()
         draw(fig.add_subplot())
