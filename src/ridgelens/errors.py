@@ -46,3 +46,11 @@ class IllConditionedWarning(RidgelensWarning):
 class OutputError(RidgelensError):
     """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
 
+
+
+class PenaltyError(RidgelensError):
+    """A penalty matrix is unusable: a negative or non-finite factor, a pattern that matches no parameter, a wrong length."""
+
+
+class OptimizerStateError(RidgelensError):
+    """A saved optimizer state does not fit: another model (shapes), another optimizer, or no second moments."""
