@@ -47,7 +47,7 @@ test-all: $(STAMP) browser
 BENCH_VENV  ?= .venv-bench
 BENCH_BIN   := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.installed
-BENCH_PEERS := pyhessian==0.1
+BENCH_PEERS := pyhessian==0.1 python-glmnet==2.6.1
 
 .PHONY: bench-env
 bench-env: $(BENCH_STAMP)
