@@ -59,7 +59,7 @@ def test_glmnet_conversion_matches_its_closed_form(diabetes, standardize):
 
 
 def test_glmnet_binomial_lambda_is_unscaled():
-    X, y = load_breast_cancer(return_X_y=True)
+    X, _ = load_breast_cancer(return_X_y=True)
     lam, d = glmnet_to_ridgelens([0.1], [1.0, 1.0, 2.0], family="binomial", X=X[:, :3])
     np.testing.assert_allclose(lam, [0.1])
     np.testing.assert_allclose(d, np.array([0.75, 0.75, 1.5]) * X[:, :3].var(0))

@@ -67,7 +67,7 @@ def _y_scale(y, family: str) -> float:
 
 def glmnet_to_ridgelens(lambda_glmnet, penalty_factor, *, y=None, X=None, standardize: bool = True,
                         family: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
-    """glmnet's ridge (``alpha = 0``) ``lambda`` and ``penalty.factor`` as ridgelens' (λ, feature factors d).
+    """Glmnet's ridge (``alpha = 0``) ``lambda`` and ``penalty.factor`` as ridgelens' (λ, feature factors d).
 
     Returns ``(lam, d)``: ``lam`` of the shape of ``lambda_glmnet`` (``λ_g / s_y``; unchanged for
     binomial) and ``d`` of shape (p,), the rescaled ``pf*ⱼ`` times ``sⱼ²`` when ``standardize``.
@@ -88,7 +88,7 @@ def glmnet_to_ridgelens(lambda_glmnet, penalty_factor, *, y=None, X=None, standa
 
 def ridgelens_to_glmnet(lam, factors, *, y=None, X=None, standardize: bool = True,
                         family: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
-    """ridgelens' (λ, feature factors d) as glmnet's ``lambda`` and ``penalty.factor``.
+    """Ridgelens' (λ, feature factors d) as glmnet's ``lambda`` and ``penalty.factor``.
 
     The factors returned are already rescaled the way glmnet rescales them (they sum to p),
     so ``λ`` is the one glmnet will use. The inverse of :func:`glmnet_to_ridgelens`.
@@ -101,7 +101,7 @@ def ridgelens_to_glmnet(lam, factors, *, y=None, X=None, standardize: bool = Tru
 
 
 def statsmodels_to_ridgelens(alpha, *, lam: float | None = None) -> tuple[float, np.ndarray]:
-    """statsmodels' ``fit_regularized(alpha=a, L1_wt=0)`` as ridgelens' (λ, d) with λ·d = a.
+    """Statsmodels' ``fit_regularized(alpha=a, L1_wt=0)`` as ridgelens' (λ, d) with λ·d = a.
 
     ``lam`` defaults to ``max(a)`` (so the largest factor is 1). The order of ``d`` is statsmodels'
     column order: move the constant's entry to the end for a :class:`LeastSquares` with intercept.
@@ -114,7 +114,7 @@ def statsmodels_to_ridgelens(alpha, *, lam: float | None = None) -> tuple[float,
 
 
 def ridgelens_to_statsmodels(lam, factors) -> np.ndarray:
-    """ridgelens' (λ, d) as statsmodels' per-coefficient ``alpha = λ·d`` (for ``L1_wt=0``)."""
+    """Ridgelens' (λ, d) as statsmodels' per-coefficient ``alpha = λ·d`` (for ``L1_wt=0``)."""
     lam = float(lam)
     if not (np.isfinite(lam) and lam >= 0):
         raise PenaltyError(f"lam must be a number >= 0, got {lam}")

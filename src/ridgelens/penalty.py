@@ -7,7 +7,13 @@ group λ (:func:`from_group_lambdas`), or from a saved optimizer state
 ``alpha`` convert both ways (:func:`glmnet_to_ridgelens`, :func:`statsmodels_to_ridgelens`, …).
 """
 
-from ridgelens._penalty import PenaltyMatrix, check_factors, from_group_lambdas, from_patterns, from_vector
+from ridgelens._penalty import (
+    PenaltyMatrix,
+    check_factors,
+    from_group_lambdas,
+    from_patterns,
+    from_vector,
+)
 from ridgelens._penalty_convert import (
     glmnet_to_ridgelens,
     ridgelens_to_glmnet,
