@@ -1,5 +1,6 @@
 """The whole flow, above the stages: θ̂ → curvature → spectrum → predicted path → refit → error."""
 
 from ridgelens.pipeline._analyze import CONVENTIONS, Analysis, analyze
+from ridgelens.pipeline._weight_decay import analyze_weight_decay, optimizer_refit
 
-__all__ = ["CONVENTIONS", "Analysis", "analyze"]
+__all__ = ["CONVENTIONS", "Analysis", "analyze", "analyze_weight_decay", "optimizer_refit"]
