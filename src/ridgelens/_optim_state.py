@@ -54,15 +54,19 @@ REGIME = ("minibatch: v̂ held fixed at the saved state's value (gradient noise 
           "which this prediction does not model")
 
 
-def load_optimizer_state(path) -> dict:
-    """A ``torch.optim`` ``state_dict`` saved with ``torch.save``, loaded with ``weights_only=True``."""
+def load_optimizer_state(path, blob: bytes | None = None) -> dict:
+    """A ``torch.optim`` ``state_dict`` saved with ``torch.save``, loaded with ``weights_only=True``.
+
+    ``blob``: the file's bytes when already read (``path`` then only names it in messages).
+    """
     import torch
 
     p = Path(path)
-    try:
-        blob = p.read_bytes()
-    except OSError as exc:
-        raise OptimizerStateError(f"optimizer state {p}: {exc.strerror or exc}") from None
+    if blob is None:
+        try:
+            blob = p.read_bytes()
+        except OSError as exc:
+            raise OptimizerStateError(f"optimizer state {p}: {exc.strerror or exc}") from None
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception:  # torch suggests weights_only=False, which is never done here
@@ -72,6 +76,15 @@ def load_optimizer_state(path) -> dict:
         raise OptimizerStateError(f"optimizer state {p} is not an optimizer's state_dict (no 'state' and "
                                   "'param_groups'; a model's state_dict?)")
     return state
+
+
+def optimizer_kind(state: dict) -> str:
+    """"sgd", "adam" or "adamw" from a state_dict's ``param_groups`` (OptimizerStateError if mixed or unknown)."""
+    kinds = {_kind(g) for g in state["param_groups"]}
+    if len(kinds) != 1 or "unknown" in kinds:
+        raise OptimizerStateError(f"the optimizer state is not one of {OPTIMIZERS} (its groups look like "
+                                  f"{', '.join(sorted(kinds)) or 'nothing'})")
+    return kinds.pop()
 
 
 def _kind(group: dict) -> str:
