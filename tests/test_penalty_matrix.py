@@ -131,6 +131,10 @@ def test_torch_linear_refit_equals_prediction():
                             penalty=np.array([0.5, 1, 2, 3, 0.2, 0.0]))
     res = rl.analyze(obj, [0.01, 0.3])
     assert res.rel_error.max() < 1e-7
+    # unpenalized globs stay factor 0 under a vector of factors too
+    free = rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X, Y)], unpenalized=("bias",),
+                             penalty=np.full(6, 2.0))
+    np.testing.assert_array_equal(free.penalty_factors, [2, 2, 2, 2, 2, 0])
 
 
 def test_bad_factors_are_typed_errors():

@@ -115,7 +115,9 @@ class TorchObjective(Objective):
             if hasattr(penalty, "keys"):
                 self.set_penalty({**dict.fromkeys(unpenalized, 0.0), **dict(penalty)})
             else:
-                self.set_penalty(self.set_penalty(penalty).factors * self.penalized)
+                mask = self.penalized.copy()
+                pm = self.set_penalty(penalty)
+                self.set_penalty(type(pm)(pm.factors * mask, pm.source, pm.detail))
         with torch.no_grad():
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
         self._n = self._count_samples()
