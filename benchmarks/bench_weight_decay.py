@@ -106,7 +106,7 @@ def main() -> None:
     pred_l2_at = {tuple(lam): rl.ridge_path(H, theta, lam, gradient=grad).thetas for lam in (lam_l2, lam_aw)}
     pred_aw = rl.ridge_path(H, theta, lam_aw, gradient=grad, penalty=D).thetas
     wobj = rl.TorchObjective(obj.model, obj.loss_fn, obj.batches, penalty=D)
-    fixed = [wobj.minimize(lam, x0=pred_aw[i], max_iter=100).theta for i, lam in enumerate(lam_aw)]
+    fixed = [wobj.minimize(lam, x0=pred_aw[i], max_iter=30).theta for i, lam in enumerate(lam_aw)]
 
     print("\n1. the real optimizer from θ̂, minibatch; errors are ‖θ̃ − θ*‖ / ‖θ* − θ̂‖")
     print(f"{'optimizer':>9} {'λ':>9} {'‖θ*−θ̂‖':>9} {'noise':>7} {'settle':>8} {'aware':>8} {'plain L2':>9} "

@@ -161,3 +161,13 @@ def test_group_lambdas_are_ratios():
     np.testing.assert_allclose(pm.factors, [1.0, 1.0, 0.0])
     assert pm.detail["reference_lambda"] == 0.1
     assert isinstance(pm, PenaltyMatrix)
+
+
+def test_scaled_operator_fingerprint_tells_penalties_apart(tiny_mlp):
+    """A checkpoint of the path under one D must not be resumed under another."""
+    obj, theta, _ = tiny_mlp
+    op = rl.hessian(obj, theta)
+    a = op.sandwich(np.full(op.n, 1.0)).fingerprint()
+    b = op.sandwich(np.full(op.n, 2.0)).fingerprint()
+    assert a is not None and b is not None and a != b
+    assert a == op.sandwich(np.full(op.n, 1.0)).fingerprint()
