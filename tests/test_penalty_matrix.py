@@ -171,3 +171,25 @@ def test_scaled_operator_fingerprint_tells_penalties_apart(tiny_mlp):
     b = op.sandwich(np.full(op.n, 2.0)).fingerprint()
     assert a is not None and b is not None and a != b
     assert a == op.sandwich(np.full(op.n, 1.0)).fingerprint()
+
+
+def test_group_shrinkage_and_optimizer_paths_figures():
+    import matplotlib.pyplot as plt
+
+    from ridgelens.plots import plot_group_shrinkage, plot_optimizer_paths
+
+    X, y = load_diabetes(return_X_y=True)
+    obj = rl.LeastSquares(X, y, feature_names=[f"f{j}" for j in range(10)])
+    obj.set_penalty({"f[0-4]": 0.1, "f*": 3.0})
+    res = rl.analyze(obj, LAM)
+    fig, ax = plt.subplots()
+    drawn = plot_group_shrinkage(res, {"light": "f[0-4]", "heavy": "f[5-9]"}, ax=ax)
+    light = np.linalg.norm(res.predicted[:, :5], axis=1) / np.linalg.norm(res.theta_hat[:5])
+    np.testing.assert_allclose(drawn["ratios"][:, 0], light)
+    assert (drawn["ratios"][-1, 1] < drawn["ratios"][-1, 0])  # the heavier factor shrinks more
+    fig2, ax2 = plt.subplots()
+    out = plot_optimizer_paths({"adamw": {"lambdas": LAM, "theta_hat": res.theta_hat, "predicted": res.predicted,
+                                          "retrained": res.refit}}, ax=ax2)
+    np.testing.assert_allclose(out["lines"]["adamw"].get_ydata(), np.linalg.norm(res.predicted - res.theta_hat, axis=1))
+    plt.close(fig)
+    plt.close(fig2)
