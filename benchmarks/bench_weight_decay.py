@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3, help="Adam and AdamW learning rate")
     ap.add_argument("--lr-sgd", type=float, default=0.05)
+    ap.add_argument("--optimizers", default="adamw,adam,sgd", help="which optimizers to run in part 1")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -113,6 +114,8 @@ def main() -> None:
           f"{'exact FP':>9}")
     retrain = []
     for opt, lams in (("adamw", lam_aw), ("adam", lam_l2), ("sgd", lam_l2)):
+        if opt not in args.optimizers.split(","):
+            continue
         okw = dict(kw, lr=args.lr_sgd) if opt == "sgd" else kw
         state = states.get(opt)
         base = optimizer_refit(obj, theta, 0.0, opt, optimizer_state=state, epochs=args.epochs, **okw)["theta"]
