@@ -47,7 +47,7 @@ test-all: $(STAMP) browser
 BENCH_VENV  ?= .venv-bench
 BENCH_BIN   := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.installed
-BENCH_PEERS := pyhessian==0.1
+BENCH_PEERS := pyhessian==0.1 python-glmnet==2.6.1
 # curvlinops (bench_lm.py) without its declared deps: backpack-for-pytorch pulls torchvision, which
 # breaks against this torch; the Hessian/GGN operators need only these.
 BENCH_NODEPS := curvlinops-for-pytorch==3.0.1 einconv linear_operator jaxtyping wadler_lindig

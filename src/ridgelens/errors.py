@@ -50,3 +50,11 @@ class OutputError(RidgelensError):
 
 class ModelOutputError(RidgelensError):
     """A model's forward returns something ridgelens cannot use (neither logits nor a loss, or a wrong shape)."""
+
+
+class PenaltyError(RidgelensError):
+    """A penalty matrix is unusable: a negative or non-finite factor, a pattern that matches no parameter, a wrong length."""
+
+
+class OptimizerStateError(RidgelensError):
+    """A saved optimizer state does not fit: another model (shapes), another optimizer, or no second moments."""

@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--unpenalized", action="append", metavar="GLOB",
                    help="mlp: parameters the penalty leaves out, by name pattern (repeatable), e.g. '*.bias'; "
                         "the names are 0.weight, 0.bias, 2.weight, 2.bias")
+    from ridgelens.cli._penalty import penalty_pattern
+
+    a.add_argument("--penalty", action="append", type=penalty_pattern, metavar="PATTERN=FACTOR",
+                   help="mlp: penalty factor of the parameters whose name matches PATTERN (repeatable; first match "
+                        "wins, others keep 1): the penalty becomes (λ/2)θᵀDθ, e.g. --penalty '*.bias=0' "
+                        "--penalty '2.*=0.1'")
+    a.add_argument("--penalty-factors", metavar="FILE",
+                   help="linear/logistic: one penalty factor per feature (or per parameter, the intercept last), "
+                        "numbers separated by commas, spaces or new lines, like glmnet's penalty.factor unscaled")
+    a.add_argument("--optimizer", choices=["sgd", "adam", "adamw"],
+                   help="mlp: predict this optimizer's weight_decay = λ (sgd, adam: plain L2; adamw: D = diag(√v̂+ε) "
+                        "from --optimizer-state; default: the state's own optimizer)")
+    a.add_argument("--optimizer-state", metavar="FILE",
+                   help="mlp: the torch.optim state_dict (torch.save) that trained --weights (weights_only loading)")
     a.add_argument("--refit-tol", type=float, help="mlp: gradient-norm tolerance of the refits (default: 1e-5)")
     a.add_argument("--curvature", choices=["hessian", "ggn"], default="hessian",
                    help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "

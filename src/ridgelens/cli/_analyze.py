@@ -17,6 +17,7 @@ from ridgelens.cli._output import (
     staged_folder,
     table,
 )
+from ridgelens.cli._penalty import apply_linear, apply_mlp
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
@@ -33,7 +34,8 @@ from ridgelens.plots import (
 #: Options that only an MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_method": "trust-ncg", "refit_iters": None,
                "loss": "mse",
-                "refit_tol": 1e-5, "weights": None, "checkpoint": None, "unpenalized": ()}
+                "refit_tol": 1e-5, "weights": None, "checkpoint": None, "unpenalized": (),
+                "penalty": (), "optimizer": None, "optimizer_state": None}
 
 
 def run_analyze(args) -> None:
@@ -69,6 +71,9 @@ def run_analyze(args) -> None:
                 setattr(args, name, default)
         if args.refit_iters is None:
             args.refit_iters = 200 if args.refit_method == "trust-ncg" else 500
+    if args.model == "mlp" and args.penalty_factors is not None:
+        raise RidgelensError("--penalty-factors is for the linear and logistic models; an mlp takes --penalty "
+                             "PATTERN=FACTOR by parameter name")
     if args.k is not None and args.k < 1:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
     if args.model == "mlp":
@@ -110,6 +115,7 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
         cls = LeastSquares if args.model == "linear" else Logistic
         obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
                   feature_names=ds.feature_names)
+        extra = apply_linear(args, obj)
         res = analyze(obj, lam, curvature=args.curvature)
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
@@ -122,6 +128,10 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
           + ("  (Ritz estimate)" if res.method == "matrix-free" else ""))
     top = res.spectrum.eigenvalues[: min(args.k or 10, res.spectrum.k)]
     of = "S, H's Schur complement on the penalized block" if schur else "H"
+    if res.penalty is not None:
+        of = "D^{-1/2}HD^{-1/2}" + (" (its Schur complement on the penalized block)" if schur else "")
+        print(f"penalty (λ/2)θᵀDθ from {res.penalty['source']}: {res.penalty['n_zero']} factors 0, the others in "
+              f"[{res.penalty['min_positive']:.3g}, {res.penalty['max']:.3g}]")
     print(f"largest {top.size} eigenvalues of {of}: " + ", ".join(f"{v:.4g}" for v in top))
     rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
             for i, lam_i in enumerate(res.lambdas)]
@@ -142,6 +152,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
 
     obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
                                          loss=args.loss, unpenalized=args.unpenalized)
+    penalty_extra = apply_mlp(args, obj)
     if args.weights is None:
         trained = obj.minimize(method="lbfgs", max_iter=args.train_iters, tol=1e-8)
         theta_hat = trained.theta
@@ -157,7 +168,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,
                  "refit_iters": args.refit_iters,
-                 "weights": args.weights or str(Path(args.out) / "model.pt")}
+                 "weights": args.weights or str(Path(args.out) / "model.pt"), **penalty_extra}
 
 
 def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ridgelens._penalty import PenaltyMatrix, from_patterns, from_vector
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import RidgelensError
 
@@ -118,5 +119,41 @@ class Objective(abc.ABC):
         return self._minimize(lam, x0, tol, int(max_iter), **options)
 
     def penalized_gradient(self, theta: np.ndarray, l2: float) -> np.ndarray:
-        """∇(R(θ) + (λ/2)‖θ_p‖²)."""
-        return self.gradient(theta) + l2 * np.where(self.penalized, theta, 0.0)
+        """∇(R(θ) + (λ/2)θᵀDθ) (D = the 0/1 mask ``penalized`` unless :meth:`set_penalty` set factors)."""
+        return self.gradient(theta) + l2 * self.penalty_factors * theta
+
+    # ------------------------------------------------------------ penalty matrix
+    #: The penalty matrix D of ``(λ/2)θᵀDθ`` set by :meth:`set_penalty`; None: D = diag(``penalized``).
+    penalty: PenaltyMatrix | None = None
+
+    @property
+    def penalty_factors(self) -> np.ndarray:
+        """The diagonal of D, shape (n_params,): the set factors, or the 0/1 mask ``penalized``."""
+        return self.penalty.factors if self.penalty is not None else np.asarray(self.penalized, dtype=np.float64)
+
+    def param_blocks(self) -> tuple[list[str], list[int]]:
+        """Names that penalty patterns match, and how many entries of θ each covers (here: one each)."""
+        names = list(self.param_names)
+        return names, [1] * len(names)
+
+    def set_penalty(self, penalty) -> PenaltyMatrix:
+        """Penalize with ``(λ/2)θᵀDθ``: refits minimize it, and :func:`ridgelens.analyze` predicts with it.
+
+        ``penalty`` is a :class:`~ridgelens._penalty.PenaltyMatrix`, a mapping of name patterns to
+        factors (``{"*.bias": 0, "*embed*": 0.1}``; first match wins, unmatched parameters keep their
+        factor, 1 or 0 for a free intercept, and a pattern matching nothing is an error), or one factor per parameter. ``None`` goes back
+        to the 0/1 mask. ``penalized`` becomes ``factors > 0``. Returns the penalty matrix set.
+        """
+        if penalty is None:
+            self.penalty = None
+            return PenaltyMatrix(self.penalty_factors, "mask")
+        if isinstance(penalty, PenaltyMatrix):
+            pm = PenaltyMatrix(from_vector(penalty.factors, self.n_params).factors, penalty.source, penalty.detail)
+        elif isinstance(penalty, dict) or hasattr(penalty, "keys"):
+            names, sizes = self.param_blocks()
+            pm = from_patterns(names, sizes, penalty, default=self.penalty_factors)
+        else:
+            pm = from_vector(penalty, self.n_params)
+        self.penalty = pm
+        self.penalized = pm.penalized
+        return pm

@@ -85,6 +85,16 @@ class _LinearObjective(Objective):
     def hvp(self, theta, v):
         return self.hessian_dense(theta) @ np.asarray(v, dtype=np.float64)
 
+    def set_penalty(self, penalty):
+        """As :meth:`Objective.set_penalty`, and a vector of one factor per feature is accepted.
+
+        That is glmnet's ``penalty.factor``; the intercept then keeps its own factor (0 unless penalized).
+        """
+        if (self.fit_intercept and not hasattr(penalty, "keys") and not hasattr(penalty, "factors")
+                and np.ndim(penalty) == 1 and len(penalty) == self.n_params - 1):
+            penalty = np.append(np.asarray(penalty, dtype=np.float64), self.penalty_factors[-1])
+        return super().set_penalty(penalty)
+
     def _result(self, theta, l2, tol, n_iter, method, message=""):
         gnorm = float(np.linalg.norm(self.penalized_gradient(theta, l2)))
         return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol, gradient_norm=gnorm,
@@ -492,10 +502,20 @@ class LeastSquares(_LinearObjective):
             return c
         return self._theta(c, f.y_mean - float(f.x_mean @ c))
 
+    def _weighted_ridge(self, l2: float) -> np.ndarray:
+        """The minimizer of (1/2Σw)‖W^½(Aθ − y)‖² + (λ/2)θᵀDθ, as least squares on the stacked ``[W^½A/√Σw; √(λD)]``."""
+        w = np.ones(self.n_samples) if self.sample_weight is None else self.sample_weight
+        r = np.sqrt(w / self.weight_sum)
+        M = np.vstack([self._A * r[:, None], np.diag(np.sqrt(l2 * self.penalty_factors))])
+        rhs = np.concatenate([self.y * r, np.zeros(self.n_params)])
+        return linalg.lstsq(M, rhs, check_finite=False)[0]
+
     def _minimize(self, l2, x0, tol, max_iter, **options):
         _no_options(options)
         if l2 == 0.0:
             theta, n_iter, message = self._ols()
+        elif self.penalty is not None:
+            theta, n_iter, message = self._weighted_ridge(l2), 1, "least squares on [W^½A; √λ D^½] (weighted penalty)"
         else:
             theta, n_iter = self._ridge(l2), 1
             message = ("closed form through the SVD of the " +
@@ -569,7 +589,7 @@ class Logistic(_LinearObjective):
                 "the classes are linearly separable, so the unregularized logistic loss has no "
                 "minimizer (‖θ‖ → ∞ as R → 0); use fewer features, more data, or a penalty l2 > 0"
             )
-        P = self.penalized.astype(float)
+        P = self.penalty_factors
         theta = np.zeros(self.n_params) if x0 is None else x0.copy()
 
         def f(t):

@@ -54,6 +54,11 @@ class TorchObjective(Objective):
         Glob patterns of parameter names left out of the penalty, e.g. ``("*.bias",)``.
     dtype : torch.dtype, optional
         Compute in this dtype (default: the model's). float64 is best for analysis.
+    penalty : mapping of str to float, or array of shape (n_params,), optional
+        Penalty factors (the penalty becomes ``(λ/2)θᵀDθ``): name patterns to factors, the
+        shape of AdamW parameter groups (``{"*.bias": 0, "*norm*": 0, "*embed*": 0.1}``; first
+        match wins, other parameters keep 1), or one factor per entry. ``unpenalized`` patterns
+        are factor 0. See :meth:`~ridgelens.objectives.Objective.set_penalty`.
 
     Examples
     --------
@@ -66,7 +71,7 @@ class TorchObjective(Objective):
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable, batches: Iterable, *,
-                 eval_mode: bool = False, unpenalized: Sequence[str] = (), dtype=None):
+                 eval_mode: bool = False, unpenalized: Sequence[str] = (), dtype=None, penalty=None):
         if not isinstance(model, nn.Module):
             raise RidgelensError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
@@ -106,6 +111,13 @@ class TorchObjective(Objective):
         ])
         if not self.penalized.any():
             raise RidgelensError(f"unpenalized={tuple(unpenalized)!r} leaves no parameter penalized")
+        if penalty is not None:  # unpenalized globs are the factor-0 patterns of the general penalty
+            if hasattr(penalty, "keys"):
+                self.set_penalty({**dict.fromkeys(unpenalized, 0.0), **dict(penalty)})
+            else:
+                mask = self.penalized.copy()
+                pm = self.set_penalty(penalty)
+                self.set_penalty(type(pm)(pm.factors * mask, pm.source, pm.detail))
         with torch.no_grad():
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
         self._n = self._count_samples()
@@ -212,6 +224,10 @@ class TorchObjective(Objective):
         return [f"{n}[{i}]" if s > 1 else n for n, s in zip(self._names, self._sizes, strict=True)
                 for i in range(s)]
 
+    def param_blocks(self) -> tuple[list[str], list[int]]:
+        """Parameter tensor names (``named_parameters()``) and their sizes, for penalty patterns."""
+        return list(self._names), list(self._sizes)
+
     @property
     def n_params(self) -> int:
         return int(sum(self._sizes))
@@ -270,7 +286,7 @@ class TorchObjective(Objective):
                                 max_iter=max_iter, method=method, lr=lr)
 
     def _minimize(self, l2, x0, tol, max_iter, method="trust-ncg", lr=None):
-        P = self.penalized.astype(np.float64)
+        P = self.penalty_factors
         x0 = self._check(x0)
 
         def fun(t):

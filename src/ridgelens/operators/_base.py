@@ -301,6 +301,13 @@ class SandwichOperator(CurvatureOperator):
     def _matvec(self, v):
         return self.s * self.A.matvec(self.s * v)
 
+    def fingerprint(self) -> str | None:
+        """A's fingerprint and the scaling (a checkpoint of another D is refused), or None when A's is unknown."""
+        from ridgelens._checkpoint import digest
+
+        base = self.A.fingerprint()
+        return None if base is None else digest(self.s, np.frombuffer(base.encode(), dtype=np.uint8))
+
 
 class FunctionOperator(CurvatureOperator):
     """An operator from a function: a torch ``matmat`` callable (tensor ``(n, b)`` → ``(n, b)``) or a NumPy one.

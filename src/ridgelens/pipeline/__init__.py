@@ -2,5 +2,7 @@
 
 from ridgelens.pipeline._analyze import CONVENTIONS, Analysis, analyze
 from ridgelens.pipeline._lm import LMAnalysis, LMSettings, analyze_lm
+from ridgelens.pipeline._weight_decay import analyze_weight_decay, optimizer_refit
 
-__all__ = ["CONVENTIONS", "Analysis", "LMAnalysis", "LMSettings", "analyze", "analyze_lm"]
+__all__ = ["CONVENTIONS", "Analysis", "LMAnalysis", "LMSettings", "analyze", "analyze_lm", "analyze_weight_decay",
+           "optimizer_refit"]

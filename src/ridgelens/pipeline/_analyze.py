@@ -23,6 +23,7 @@ from ridgelens.errors import (
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
+from ridgelens.ridge._weighted import scale_problem, unscale_path, weighted_conventions
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
 CONVENTIONS = {
@@ -108,6 +109,8 @@ class Analysis:
     curvature_kind: str = "hessian"
     choices: dict = field(default_factory=dict)
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
+    #: The penalty matrix D of (λ/2)θᵀDθ and its source (``PenaltyMatrix.to_dict()``); None: D = diag(penalized).
+    penalty: dict | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -183,6 +186,7 @@ class Analysis:
             "rel_error": self.rel_error,
             "effective_df": self.effective_df,
             "conventions": self.conventions,
+            "penalty": self.penalty,
         }
 
     def to_json(self, path) -> None:
@@ -295,6 +299,12 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         )
     gradient = g if gnorm > grad_tol else None
     H = build_curvature(objective, theta_hat, curvature, **dict(curvature_options or {}))
+    # A penalty matrix (λ/2)θᵀDθ: the whole analysis runs on D^{-1/2} H D^{-1/2} in φ = D^{1/2}θ
+    # (ridge/_weighted.py); the path comes back in θ's coordinates before the refits.
+    penalty = getattr(objective, "penalty", None)
+    theta_in, g_in = theta_hat, gradient
+    if penalty is not None:
+        H, theta_in, g_in, _, scale = scale_problem(H, theta_hat, gradient, penalty)
     choice = select_solver("analysis", method, n=H.n, is_dense=H.is_dense)
     chosen = choice.name
     choices = {"analysis": str(choice)}
@@ -313,7 +323,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         # Least squares gives its penalized block's eigenpairs from the SVD θ̂ was solved with
         # (no Gram matrix, full precision on ill-conditioned designs); its GGN is its Hessian.
         source = objective if has_exact_path(objective) else (spectrum if mask.all() else dense)
-        path = ridge_path(source, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative)
+        path = ridge_path(source, theta_in, lam, penalized=mask, gradient=g_in, negative=negative)
         path = replace(path, n_matvecs=formed)
         n_matvecs = H.n_matvecs
     else:
@@ -331,7 +341,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         density = spectral_density(A, n_probes=n_probes, m=slq_steps, seed=seed)
         density = replace(density, n_matvecs=H.n_matvecs - before)
         choices["slq_reorth"] = density.reorth
-        path = ridge_path(A, theta_hat, lam, penalized=mask, gradient=gradient, negative=negative, method="krylov",
+        path = ridge_path(A, theta_in, lam, penalized=mask, gradient=g_in, negative=negative, method="krylov",
                           tol=path_tol, low_rank=spectrum, density=density, checkpoint=ck, progress=progress)
         min_eig = float(min(density.nodes.min(), spectrum.eigenvalues.min(), path.ritz_values.min()))
         of = "H" if A is H else ("the Schur complement S = H_pp − H_pu H_uu⁻¹ H_up, so H is not positive "
@@ -343,6 +353,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                           NegativeCurvatureWarning, stacklevel=2)
         n_matvecs = H.n_matvecs
     choices["path"] = str(path.choice) if path.choice is not None else path.method
+    if penalty is not None:
+        path = unscale_path(path, scale, penalty, theta_hat)
 
     refits = conv = gnorms = rel = None
     if refit:
@@ -364,7 +376,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     spectrum=spectrum, path=path, refit=refits, refit_converged=conv,
                     refit_gradient_norm=gnorms, rel_error=rel, theta_hat_converged=converged,
                     method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs,
-                    curvature_kind=curvature, choices=choices)
+                    curvature_kind=curvature, choices=choices,
+                    conventions=dict(CONVENTIONS) if penalty is None else weighted_conventions(CONVENTIONS, penalty),
+                    penalty=None if penalty is None else penalty.to_dict())
 
 
 def _objective_fingerprint(objective) -> str:
@@ -375,11 +389,17 @@ def _objective_fingerprint(objective) -> str:
     return digest(*[np.asarray(a) if a is not None else None for a in data], objective.penalized)
 
 
+def _penalty_digest(objective) -> str:
+    pm = getattr(objective, "penalty", None)
+    return "" if pm is None else " penalty=" + digest(pm.factors)
+
+
 def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck, fingerprint):
     """One refit, warm-started at θ̃(λ); saved to and resumed from the checkpoint folder (one mechanism)."""
     # The data and model, θ̂ and how the refit is run (tolerance, method, iterations): another
     # setting is another run, and its checkpoint is refused.
     run_id = f"{fingerprint} {digest(theta_hat)} tol={tol!r} {sorted((k, repr(v)) for k, v in options.items())}"
+    run_id += _penalty_digest(objective)
     cp = Checkpoint(ck, f"refit_{i}", {"lambda": lam, "n": int(theta_hat.size), "run": run_id})
     try:
         saved = cp.load()
@@ -428,7 +448,8 @@ def _from_dict(cls, d: dict) -> Analysis:
         residuals=_arr(d.get("path_residuals")),
         converged=None if d.get("path_converged") is None else np.array([bool(x) for x in d["path_converged"]]),
         outside_share=float(d["outside_share"]) if d.get("outside_share") is not None else float("nan"),
-        ritz_values=_arr(d.get("ritz_values")), gradient_coords=gcoords)
+        ritz_values=_arr(d.get("ritz_values")), gradient_coords=gcoords,
+        penalty_factors=_arr(d["penalty"]["factors"]) if d.get("penalty") else None)
     ev = _arr(d["eigenvalues"])
     spectrum = Spectrum(eigenvalues=ev, eigenvectors=torch.zeros(n, 0, dtype=torch.float64), n=n,
                         method=str(d["spectrum_method"]), n_matvecs=0, residuals=_arr(d.get("eigen_residuals")),
@@ -458,5 +479,6 @@ def _from_dict(cls, d: dict) -> Analysis:
               theta_hat_converged=bool(d.get("theta_hat_converged", True)), method=str(d.get("method", "dense")),
               min_eigenvalue=float("nan") if d.get("min_eigenvalue") is None else float(d["min_eigenvalue"]),
               density=density, n_matvecs=int(d.get("n_matvecs") or 0), curvature_kind=str(d.get("curvature_kind", "hessian")),
-              choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS))
+              choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS),
+              penalty=d.get("penalty"))
     return cls(**{k: v for k, v in kw.items() if k in fields})

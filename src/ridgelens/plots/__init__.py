@@ -6,6 +6,7 @@
 - :func:`plot_shrinkage`, :func:`plot_effective_df`, :func:`plot_spectral_density`: the eigen view.
 - :func:`plot_coefficient_paths`, :func:`plot_rel_error`: predicted against refit.
 - :func:`plot_lm_error`, :func:`plot_lm_perplexity`: a language model's analysis, per curvature.
+- :func:`plot_group_shrinkage`, :func:`plot_optimizer_paths`: penalty matrices and optimizers' weight decay.
 
 matplotlib is an optional dependency (``pip install ridgelens[plot]``); importing this
 package without it raises an ImportError that says so.
@@ -27,14 +28,17 @@ from ridgelens.plots._spectrum import (
     smoothed_density,
 )
 from ridgelens.plots._steps import plot_ridge_steps
+from ridgelens.plots._weight_decay import plot_group_shrinkage, plot_optimizer_paths
 
 __all__ = [
     "effective_df_curve",
     "plot_coefficient_paths",
     "plot_effective_df",
+    "plot_group_shrinkage",
     "plot_lm_error",
     "plot_lm_perplexity",
     "plot_model_contours",
+    "plot_optimizer_paths",
     "plot_quadratic_contours",
     "plot_rel_error",
     "plot_ridge_steps",

@@ -60,6 +60,11 @@ class RidgePath:
     ritz_values : ndarray or None
         Krylov: the Ritz values of the path's own Krylov space (of H, or of S), which
         may show curvature the top-k spectrum and the density missed.
+    penalty_factors : ndarray of shape (n,) or None
+        With a penalty matrix ``(λ/2)θᵀDθ`` (``ridge_path(..., penalty=)``): D's diagonal. Then
+        the eigen view (eigenvalues, eigenvectors, coords, factors, scaled, df) is that of the
+        scaled curvature ``D^{-1/2} H D^{-1/2}`` (its Schur complement when some factors are 0), in
+        the coordinates φ = D^{1/2}θ; ``thetas`` and ``theta_hat`` are in θ's. None: D = diag(penalized).
     gradient_coords : ndarray of shape (r,) or None
         Dense path with a gradient term: Qᵀg̃, g̃ = g_p − H_pu H_uu⁻¹ g_u, so that
         ``scaled = (σ∘coords − gradient_coords)/(σ + λ)`` (0 where σ = λ = 0).
@@ -87,22 +92,28 @@ class RidgePath:
     ritz_values: np.ndarray | None = None
     gradient_coords: np.ndarray | None = None
     choice: object = None
+    penalty_factors: np.ndarray | None = None
 
     def steps(self, i: int) -> dict:
-        """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array."""
+        """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array.
+
+        With a penalty matrix, in the scaled coordinates φ_p = D_p^{1/2}θ_p the eigen view lives in.
+        """
+        w = 1.0 if self.penalty_factors is None else np.sqrt(self.penalty_factors[self.penalized])
         return {
             "lambda": float(self.lambdas[i]),
-            "theta_hat_p": self.theta_hat[self.penalized],
+            "theta_hat_p": w * self.theta_hat[self.penalized],
             "rotated": self.coords,
             "factors": self.factors[i],
             "scaled": self.scaled[i],
-            "rotated_back": self.thetas[i][self.penalized],
+            "rotated_back": w * self.thetas[i][self.penalized],
         }
 
 
 def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
                negative: str = "nan", method: str = "auto", tol: float = 1e-8, low_rank=None, density=None,
-               max_matvecs: int | None = None, checkpoint=None, progress: bool | None = None) -> RidgePath:
+               max_matvecs: int | None = None, checkpoint=None, progress: bool | None = None,
+               penalty=None) -> RidgePath:
     """Predict the L2-regularized minimizer θ̃(λ) for every λ from one decomposition.
 
     ``θ̃(λ) = (H + λP)⁻¹(Hθ̂ − g)``; with ``g = 0`` and every parameter penalized this is
@@ -148,6 +159,11 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     density : SpectralDensity, optional
         Krylov and multishift-cg: the SLQ density of the same curvature, from which df(λ) is
         computed (NaN without it: the path alone does not know the whole spectrum).
+    penalty : PenaltyMatrix or array of shape (n,), optional
+        D's diagonal (factors ≥ 0) for the penalty ``(λ/2)θᵀDθ``: θ̃(λ) = (H + λD)⁻¹(Hθ̂ − g). Zero
+        factors go through the Schur complement, positive ones through ``D^{-1/2} H D^{-1/2}``
+        (:mod:`ridgelens.ridge._weighted`); the eigen view is that scaled operator's and
+        ``penalty_factors`` records D. ``penalized`` is then ``factors > 0``.
     max_matvecs, checkpoint, progress
         Krylov and multishift-cg: product budget (default min(n + 1, 500), the start
         product Hθ̂ counted; with unpenalized parameters, products with S, default
@@ -167,6 +183,12 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
 
     lam = check_lambdas(lambdas)
     check_same_device(source, theta_hat=theta_hat, gradient=gradient)
+    if penalty is not None:
+        from ridgelens.ridge._weighted import weighted_ridge_path
+
+        return weighted_ridge_path(source, theta_hat, lam, penalty, penalized=penalized, gradient=gradient,
+                                   negative=negative, method=method, tol=tol, low_rank=low_rank, density=density,
+                                   max_matvecs=max_matvecs, checkpoint=checkpoint, progress=progress)
     solver = make_solver(source, method=method, penalized=penalized, negative=negative, tol=tol,
                          low_rank=low_rank, density=density, max_matvecs=max_matvecs, checkpoint=checkpoint,
                          progress=progress)

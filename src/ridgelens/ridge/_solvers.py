@@ -89,8 +89,11 @@ def make_solver(source, *, method: str = "auto", penalized=None, negative: str =
 
 
 def has_exact_path(source) -> bool:
-    """An objective that gives the penalized block's eigenpairs itself (least squares, from its design's SVD)."""
-    return callable(getattr(source, "penalized_spectrum", None)) and callable(getattr(source, "hessian_columns", None))
+    """An objective that gives the penalized block's eigenpairs itself (least squares, from its design's SVD).
+
+    Not with a penalty matrix set (``set_penalty``): the SVD knows only the 0/1 intercept mask.
+    """
+    return getattr(source, "penalty", None) is None and callable(getattr(source, "penalized_spectrum", None)) and callable(getattr(source, "hessian_columns", None))
 
 
 class DenseEigenSolver:

@@ -1,0 +1,172 @@
+"""What an optimizer's weight_decay does, predicted and then checked by running the optimizer itself.
+
+Model: the CLI's digits MLP (scikit-learn's bundled digits, standardized, 64 → ``--hidden`` → tanh →
+10, half squared error on one-hot labels, float64), θ̂ by L-BFGS as ``ridgelens analyze`` finds it.
+
+1. **Checked against the real optimizer.** A "trained" AdamW state is made at θ̂: ``--warm-epochs``
+   of AdamW with weight decay 0 from θ̂ (minibatch ``--batch-size``, lr ``--lr``); its exp_avg_sq
+   gives D = diag(√v̂ + ε). Then, for each λ, ``torch.optim.AdamW`` (resuming that state), ``Adam``
+   (its own warmed state) and ``SGD`` (momentum 0.9, lr ``--lr-sgd``) run from θ̂ with
+   ``weight_decay = λ`` for ``--epochs`` epochs of shuffled minibatches, and θ* is the average of
+   the iterates over the last half of the steps. Per λ it prints ``‖θ̃ − θ*‖ / ‖θ* − θ̂‖`` (error
+   relative to how far the optimizer moved) for the AdamW-aware prediction (H + λD)⁻¹(Hθ̂ − g) and the
+   plain L2 one (H + λI)⁻¹(Hθ̂ − g), and for the exact minimizer of R + (λ/2)θᵀDθ (the fixed point
+   with v̂ frozen, by Newton-CG), which separates the quadratic model's error from the frozen-v̂
+   assumption's. The noise floor is the same run with λ = 0: ``‖θ*₀ − θ̂‖ / ‖θ* − θ̂‖``.
+   ``settle`` is the relative change of the mean minibatch loss between the last two quarters of
+   the run (small: settled). AdamW's λ grid defaults to the L2 grid divided by the median of D,
+   so that both move the weights by comparable amounts.
+2. **Cost of a weighted path.** On the same model, matrix-free (HVPs with graph reuse), the
+   one-run Krylov path on D^{-1/2} H D^{-1/2} (weighted) against the one on H (unweighted), each at
+   λ = σ_max·(1e-4, 1e-3, 1e-2, 1e-1) of its own operator, tol 1e-8: HVPs and median time.
+3. **Prediction against retraining.** The weighted matrix-free path for every AdamW λ against
+   one AdamW run to the settled loss (the first epoch whose mean minibatch loss is within 1% of
+   the last quarter's mean), median over λ.
+
+The demo language model (issue 9, branch ``lm``) is not covered here.
+
+    .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 [--hidden 16] [--epochs 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import ridgelens as rl
+from ridgelens.cli._mlp import build_mlp_objective
+from ridgelens.data import load_dataset
+from ridgelens.penalty import optimizer_penalty
+from ridgelens.pipeline import optimizer_refit
+
+
+def settle(epoch_loss) -> float:
+    """Relative change of the mean loss between the last two quarters of the epochs."""
+    q = max(1, len(epoch_loss) // 4)
+    a, b = np.mean(epoch_loss[-2 * q:-q]), np.mean(epoch_loss[-q:])
+    return float(abs(b - a) / b)
+
+
+def time_to_settle(run) -> float:
+    """Seconds until the epoch's mean loss first comes within 1% of the last quarter's mean."""
+    loss = np.asarray(run["epoch_loss"])
+    target = loss[-max(1, len(loss) // 4):].mean()
+    first = int(np.argmax(np.abs(loss - target) <= 0.01 * target))
+    return run["seconds"] * (first + 1) / len(loss)
+
+
+def main() -> None:
+    """Run the three parts and print their tables."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", type=int, default=16)
+    ap.add_argument("--lambdas", default="3e-3,1e-2,3e-2", help="L2 (SGD, Adam) weight decays")
+    ap.add_argument("--adamw-lambdas", default="auto", help="AdamW weight decays (auto: L2 grid / median D)")
+    ap.add_argument("--epochs", type=int, default=150)
+    ap.add_argument("--warm-epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3, help="Adam and AdamW learning rate")
+    ap.add_argument("--lr-sgd", type=float, default=0.05)
+    ap.add_argument("--optimizers", default="adamw,adam,sgd", help="which optimizers to run in part 1")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", rl.RidgelensWarning)
+    import os
+
+    print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f} at start")
+
+    ds = load_dataset("digits", standardize=True)
+    obj, _, _ = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=None)
+    t0 = time.perf_counter()
+    hat = obj.minimize(method="lbfgs", max_iter=2000, tol=1e-8)
+    theta = hat.theta
+    g = obj.gradient(theta)
+    print(f"digits MLP 64→{args.hidden}→10: {obj.n_params} parameters, θ̂ by L-BFGS in {time.perf_counter() - t0:.1f} s, "
+          f"‖∇R(θ̂)‖ = {np.linalg.norm(g):.2e}, ‖θ̂‖ = {np.linalg.norm(theta):.3g}")
+    grad = g if np.linalg.norm(g) > 1e-6 else None
+
+    kw = {"lr": args.lr, "batch_size": args.batch_size, "seed": args.seed}
+    states = {o: optimizer_refit(obj, theta, 0.0, o, epochs=args.warm_epochs, **kw)["state"] for o in ("adamw", "adam")}
+    D = optimizer_penalty(obj, "adamw", states["adamw"]).factors
+    print(f"AdamW D = √v̂ + ε after {args.warm_epochs} warm epochs at θ̂: median {np.median(D):.3g}, "
+          f"range [{D.min():.3g}, {D.max():.3g}]")
+    lam_l2 = np.array([float(v) for v in args.lambdas.split(",")])
+    lam_aw = (np.array([float(f"{v:.1g}") for v in lam_l2 / np.median(D)]) if args.adamw_lambdas == "auto"
+              else np.array([float(v) for v in args.adamw_lambdas.split(",")]))
+
+    t0 = time.perf_counter()
+    H = rl.DenseOperator(rl.hessian(obj, theta).to_dense())
+    t_dense = time.perf_counter() - t0
+    pred_l2_at = {tuple(lam): rl.ridge_path(H, theta, lam, gradient=grad).thetas for lam in (lam_l2, lam_aw)}
+    pred_aw = rl.ridge_path(H, theta, lam_aw, gradient=grad, penalty=D).thetas
+    wobj = rl.TorchObjective(obj.model, obj.loss_fn, obj.batches, penalty=D)
+    fixed = [wobj.minimize(lam, x0=pred_aw[i], max_iter=30).theta for i, lam in enumerate(lam_aw)]
+
+    print("\n1. the real optimizer from θ̂, minibatch; errors are ‖θ̃ − θ*‖ / ‖θ* − θ̂‖")
+    print(f"{'optimizer':>9} {'λ':>9} {'‖θ*−θ̂‖':>9} {'noise':>7} {'settle':>8} {'aware':>8} {'plain L2':>9} "
+          f"{'exact FP':>9}")
+    retrain = []
+    for opt, lams in (("adamw", lam_aw), ("adam", lam_l2), ("sgd", lam_l2)):
+        if opt not in args.optimizers.split(","):
+            continue
+        okw = dict(kw, lr=args.lr_sgd) if opt == "sgd" else kw
+        state = states.get(opt)
+        base = optimizer_refit(obj, theta, 0.0, opt, optimizer_state=state, epochs=args.epochs, **okw)["theta"]
+        for i, lam in enumerate(lams):
+            run = optimizer_refit(obj, theta, lam, opt, optimizer_state=state, epochs=args.epochs, **okw)
+            ts = run["theta"]
+            shift = np.linalg.norm(ts - theta)
+            l2 = pred_l2_at[tuple(lams)][i]
+            aware = pred_aw[i] if opt == "adamw" else l2
+            fp = (f"{np.linalg.norm(fixed[i] - ts) / shift:9.3f}" if opt == "adamw" else f"{'—':>9}")
+            print(f"{opt:>9} {lam:9.3g} {shift:9.3g} {np.linalg.norm(base - theta) / shift:7.3f} "
+                  f"{settle(run['epoch_loss']):8.1e} {np.linalg.norm(aware - ts) / shift:8.3f} "
+                  f"{np.linalg.norm(l2 - ts) / shift:9.3f} {fp}")
+            if opt == "adamw":
+                retrain.append(run)
+
+    print("\n2. cost of a path, matrix-free (Krylov, tol 1e-8), λ = σ_max·(1e-4, 1e-3, 1e-2, 1e-1)")
+    op = rl.hessian(obj, theta)
+    sig = {"unweighted": float(np.linalg.eigvalsh(H.to_dense().numpy())[-1])}
+    s = 1 / np.sqrt(D)
+    sig["weighted"] = float(np.linalg.eigvalsh(s[:, None] * H.to_dense().numpy() * s[None, :])[-1])
+    rel = np.array([1e-4, 1e-3, 1e-2, 1e-1])
+    costs = {}
+    for name, pen in (("unweighted", None), ("weighted", D)):
+        times, hvps = [], None
+        for _ in range(args.repeats):
+            before = op.n_matvecs
+            t0 = time.perf_counter()
+            path = rl.ridge_path(op, theta, sig[name] * rel, gradient=grad, method="krylov", tol=1e-8, penalty=pen)
+            times.append(time.perf_counter() - t0)
+            hvps = op.n_matvecs - before
+        costs[name] = (statistics.median(times), hvps)
+        print(f"{name:>11}: σ_max {sig[name]:.3g}, smallest Ritz value {path.ritz_values.min():.3g}, {hvps} HVPs, "
+              f"{statistics.median(times) * 1e3:.0f} ms (median of {args.repeats}); λ with a minimizer "
+              f"{int(path.valid.sum())}/{path.valid.size}, converged {int(np.sum(path.converged))}/{path.valid.size}")
+    print(f"weighted / unweighted: {costs['weighted'][1] / costs['unweighted'][1]:.2f}× HVPs, "
+          f"{costs['weighted'][0] / costs['unweighted'][0]:.2f}× time")
+
+    print("\n3. prediction against retraining (AdamW)")
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        rl.ridge_path(op, theta, lam_aw, gradient=grad, method="krylov", tol=1e-8, penalty=D)
+        times.append(time.perf_counter() - t0)
+    t_pred = statistics.median(times)
+    t_settle = statistics.median(time_to_settle(r) for r in retrain)
+    t_run = statistics.median(r["seconds"] for r in retrain)
+    print(f"prediction, every one of {lam_aw.size} λ (matrix-free path): {t_pred:.2f} s (dense H formed once: {t_dense:.2f} s)")
+    print(f"one AdamW run to the settled loss: {t_settle:.2f} s (whole {args.epochs}-epoch run {t_run:.2f} s), "
+          f"median over λ; ratio {t_settle / t_pred:.1f}× per λ, {lam_aw.size * t_settle / t_pred:.1f}× for the path")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""``--penalty``, ``--penalty-factors``, ``--optimizer`` and ``--optimizer-state``: the penalty matrix from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+
+from ridgelens._optim_state import (
+    REGIME,
+    WEIGHT_DECAY_TABLE,
+    load_optimizer_state,
+    optimizer_kind,
+    optimizer_penalty,
+)
+from ridgelens.data import read_input
+from ridgelens.errors import PenaltyError, RidgelensError
+
+
+def penalty_pattern(text: str) -> tuple[str, float]:
+    """``PATTERN=FACTOR`` (argparse type): a name glob and its factor (checked ≥ 0 and finite later)."""
+    pattern, sep, value = text.rpartition("=")
+    if not sep or not pattern:
+        raise argparse.ArgumentTypeError(f"--penalty must be PATTERN=FACTOR (e.g. '*.bias=0'), got {text!r}")
+    try:
+        return pattern, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--penalty {text!r}: the factor {value!r} is not a number") from None
+
+
+def read_penalty_factors(path: str) -> np.ndarray:
+    """Numbers separated by commas, spaces or new lines (``#`` starts a comment), one per feature or parameter."""
+    blob = read_input(path, "--penalty-factors file")
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PenaltyError(f"--penalty-factors {path} is not a text file (UTF-8)") from None
+    tokens = [t for line in text.splitlines() for t in re.split(r"[,\s]+", line.split("#")[0]) if t]
+    values = []
+    for i, t in enumerate(tokens):
+        try:
+            values.append(float(t))
+        except ValueError:
+            raise PenaltyError(f"--penalty-factors {path}: entry {i} ({t!r}) is not a number") from None
+    if not values:
+        raise PenaltyError(f"--penalty-factors {path} holds no numbers")
+    return np.array(values)
+
+
+def apply_linear(args, obj) -> dict:
+    """Set ``--penalty-factors`` on a linear objective; returns what results.json records of it."""
+    if args.penalty_factors is None:
+        return {}
+    d = read_penalty_factors(args.penalty_factors)
+    n_feat = obj.n_params - (1 if obj.fit_intercept else 0)
+    if d.size not in (n_feat, obj.n_params):
+        want = f"{n_feat} (one per feature)" + (f" or {obj.n_params} (features, then the intercept)"
+                                                 if obj.fit_intercept else "")
+        raise PenaltyError(f"--penalty-factors {args.penalty_factors} holds {d.size} factors; this model needs {want}")
+    try:
+        pm = obj.set_penalty(d)
+    except PenaltyError as exc:
+        raise PenaltyError(f"--penalty-factors {args.penalty_factors}: {exc}") from None
+    return {"penalty_factors_file": args.penalty_factors, "penalty_source": pm.source}
+
+
+def apply_mlp(args, obj) -> dict:
+    """Set ``--penalty`` patterns and the ``--optimizer``'s D on a torch objective; returns the results' record."""
+    extra = {}
+    base = None
+    if args.penalty:
+        patterns = dict.fromkeys(args.unpenalized, 0.0)
+        patterns.update(dict(args.penalty))
+        try:
+            base = obj.set_penalty(patterns)
+        except PenaltyError as exc:
+            raise PenaltyError(f"--penalty: {exc}") from None
+        extra["penalty_patterns"] = dict(args.penalty)
+    state = None
+    if args.optimizer_state is not None:
+        if args.weights is None:
+            raise RidgelensError("--optimizer-state belongs to the weights it trained: pass them with --weights")
+        state = load_optimizer_state(args.optimizer_state, read_input(args.optimizer_state, "--optimizer-state file"))
+        if args.optimizer is None:
+            args.optimizer = optimizer_kind(state)
+    if args.optimizer is not None:
+        pm = optimizer_penalty(obj, args.optimizer, state)
+        obj.set_penalty(pm if base is None else base.times(pm))
+        extra["weight_decay"] = {"optimizer": args.optimizer, **WEIGHT_DECAY_TABLE[args.optimizer],
+                                 "regime": REGIME if args.optimizer == "adamw" else "any (the L2 fixed point)",
+                                 "optimizer_state": args.optimizer_state}
+    return extra
