@@ -153,7 +153,8 @@ def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:
     if np.any(lam > 0):  # the paths are drawn on a log λ axis: λ = 0 alone has no place on it
         figs["paths.png"] = lambda ax: plot_coefficient_paths(res, ax=ax)
     figs["rel_error.png"] = lambda ax: plot_rel_error(res, ax=ax)
-    figs["shrinkage.png"] = lambda ax: plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=ax)
+    figs["shrinkage.png"] = lambda ax: plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=ax,
+                                                      density=res.density)
     if res.method == "dense":
         figs["effective_df.png"] = lambda ax: plot_effective_df(res.path, ax=ax)
         figs["spectral_density.png"] = lambda ax: plot_spectral_density(res.path.eigenvalues, ax=ax)

@@ -12,7 +12,7 @@ from ridgelens._io import atomic_write_bytes
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.report._data import ExplorerData
-from ridgelens.report._plane import check_directions, default_directions
+from ridgelens.report._plane import display_eigenvalues, plane_directions
 
 #: Significant digits of every number the page prints.
 DIGITS = 5
@@ -26,7 +26,7 @@ def fmt(x: float) -> str:
 
 def lambda_grid(data: ExplorerData, points: int = 41) -> np.ndarray:
     """The slider's λ: a log grid over the spectrum's range, plus every analysed λ (and 0)."""
-    sigma = data.eigenvalues
+    sigma = display_eigenvalues(data.eigenvalues, data.rank_tol)[0]
     pos = sigma[sigma > 0]
     if pos.size == 0:
         raise RidgelensError("the page needs at least one positive eigenvalue")
@@ -47,7 +47,7 @@ def explorer_steps(data: ExplorerData, grid, directions) -> dict:
     The rotated coordinates are (σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ), the pure shrinkage σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ
     when there is no first-order term; 0/0 (σ = λ = 0) is 0, as in :func:`ridge_path`.
     """
-    sigma, z = data.eigenvalues, data.coords
+    sigma, z = display_eigenvalues(data.eigenvalues, data.rank_tol)[0], data.coords
     lam = np.asarray(grid, dtype=np.float64)
     factors, _ = shrinkage(sigma, lam)
     num = sigma * z - (0.0 if data.gradient_coords is None else data.gradient_coords)
@@ -71,10 +71,8 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise RidgelensError("the interactive page needs plotly: pip install 'ridgelens[plot]'") from exc
 
-    sigma, z, r = data.eigenvalues, data.coords, data.eigenvalues.size
-    if directions is None:
-        directions = default_directions(sigma, z, data.lambdas)
-    a, b = check_directions(directions, r)
+    sigma, z, r = display_eigenvalues(data.eigenvalues, data.rank_tol)[0], data.coords, data.eigenvalues.size
+    a, b = plane_directions(sigma, z, data.lambdas, directions, rank_tol=data.rank_tol)
     if sigma[a] <= 0 or sigma[b] <= 0:
         raise RidgelensError(f"the contour view needs two directions with σ > 0; σ{a + 1} = {sigma[a]:.3g}, "
                              f"σ{b + 1} = {sigma[b]:.3g}")
