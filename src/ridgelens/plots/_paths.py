@@ -131,7 +131,8 @@ def plot_rel_error(analysis, *, ax=None, rounding: float = ROUNDING):
     elif ok.any():
         (line,) = ax.plot(lam[ok], np.maximum(err[ok], floor), color="C3", lw=1.2, zorder=4)
         good, bad = ok & conv, ok & ~conv
-        ax.scatter(lam[good], np.maximum(err[good], floor), color="C3", s=30, zorder=5, label="‖θ̃ − θ*‖/‖θ*‖")
+        if good.any():
+            ax.scatter(lam[good], np.maximum(err[good], floor), color="C3", s=30, zorder=5, label="‖θ̃ − θ*‖/‖θ*‖")
         if bad.any():
             ax.scatter(lam[bad], np.maximum(err[bad], floor), facecolor="none", edgecolor="C3", s=50, zorder=5,
                        label="refit did not converge")
@@ -216,7 +217,7 @@ def plot_shrinkage(path, index: int = 0, *, ax=None, density=None):
     if shrunk is not None:
         notes.append(f"σ < λ (shrunk by over half): ≈ {100 * shrunk:.0f}% of directions (SLQ)")
         flat = float(w[nodes <= 0].sum())
-        if flat > 0:
+        if flat >= 0.005:
             notes.append(f"σ ≤ 0 (rounding level or below): ≈ {100 * flat:.0f}% of directions, factor 0")
     if zeroed:
         notes.append(f"{zeroed} rounding-level σ (|σ| ≤ {tol:.1g}) counted as 0")

@@ -151,7 +151,7 @@ def demo_data() -> ExplorerData:
     """The seeds' 2-D quadratic ``½(θ−θ̂)ᵀH(θ−θ̂)``: σ = (2, 0.25) rotated by 30°, θ̂ = (2, 1.5)."""
     path = ridge_path(DEMO_H, DEMO_THETA, DEMO_LAMBDAS)
     return ExplorerData(
-        title="The seeds' 2-D quadratic: σ = (2, 0.25), axes rotated by 30°, θ̂ = (2, 1.5)",
+        title="a 2-D quadratic loss ½(θ−θ̂)ᵀH(θ−θ̂): σ = (2, 0.25), eigen-axes rotated by 30°, θ̂ = (2, 1.5)",
         eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=path.eigenvectors,
         penalized_names=["θ₁", "θ₂"], lambdas=path.lambdas, param_names=["θ₁", "θ₂"],
         predicted=path.thetas, refit=path.thetas.copy(),
