@@ -38,6 +38,7 @@ def test_slider_stops_are_round_numbers_and_ticks_are_powers_of_ten():
     labels = [s.label for s in fig.layout.sliders[0].steps]
     shown = [lab for lab in labels if lab]
     assert shown[0] == "0" and set(shown[1:]) <= {"0.01", "0.1", "1", "10", "100"} and len(shown) >= 4
+    assert len(grid) <= 41 + data.lambdas.size + 1  # few enough stops that Plotly shows every label
 
 
 def test_rounding_level_eigenvalue_neither_starts_the_slider_nor_drives_df_negative():

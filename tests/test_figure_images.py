@@ -125,3 +125,23 @@ def test_contour_axis_labels_inside_the_axes(cases):
         bb = t.get_window_extent(r)
         assert box.x0 <= bb.x0 and bb.x1 <= box.x1 and box.y0 <= bb.y0 and bb.y1 <= box.y1, (t.get_text(), bb, box)
         assert "σ" in t.get_text()
+
+
+def test_matrix_free_shrinkage_states_the_share_outside_against_dense_eigh(cases):
+    fig, d = _draw("shrinkage_matrix_free", cases)
+    _, res = cases["matrix_free"]
+    from ridgelens.data import load_dataset
+
+    X = load_dataset("diabetes").X
+    Xc = X - X.mean(axis=0)
+    S = Xc.T @ Xc / X.shape[0]  # the intercept profiled out: S = H_pp − H_pu H_uu⁻¹ H_up, in closed form
+    w, V = np.linalg.eigh(S)
+    top = V[:, np.argsort(w)[::-1][:4]]
+    th = res.theta_hat[:10]
+    share = np.linalg.norm(th - top @ (top.T @ th)) / np.linalg.norm(th)
+    np.testing.assert_allclose(d["outside_share"], share, rtol=1e-4)
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert f"{100 * share:.1f}%" in text and "top 4 of 10" in text
+    # Both ends of the spectrum are on the axis: the flattest σ of S as well as the top ones.
+    lo, hi = fig.axes[0].get_xlim()
+    assert lo <= w.min() and hi >= w.max()

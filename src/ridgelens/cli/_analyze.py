@@ -161,10 +161,11 @@ def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:
     else:
         figs["spectral_density.png"] = lambda ax: plot_spectral_density(nodes=res.density.nodes,
                                                                         weights=res.density.weights, ax=ax)
-    if obj is not None and res.spectrum.k >= 2 and res.path.valid.any():
+    if (obj is not None and res.spectrum.k >= 2 and res.path.valid.any()
+            and (res.spectrum.complete or res.path.penalized.all())):  # else the intercept's response is unknown
         figs["model_contours.png"] = lambda ax: plot_model_contours(obj, res, ax=ax)
     for name, draw in figs.items():
-        fig = new_figure()
+        fig = new_figure(*({"model_contours.png": (8.0, 5.8)}.get(name, ())))  # its legend sits outside
         draw(fig.add_subplot())
         save_figure(fig, out / name)
     return list(figs)

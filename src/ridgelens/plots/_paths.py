@@ -189,7 +189,7 @@ def plot_shrinkage(path, index: int = 0, *, ax=None, density=None):
     xs = np.geomspace(lo_x, hi_x, 300)
     (curve,) = ax.plot(xs, xs / (xs + lam), color="0.55", lw=1.0, label="σ/(σ+λ) for any σ")
     (f,) = ax.plot(sigma[keep], factors[0, keep], ls="none", marker="o", ms=4, color="C0",
-                   label=f"computed directions ({int(keep.sum())})")
+                   label=f"{'computed directions' if partial else 'directions'} with σ > 0 ({int(keep.sum())})")
     vline = ax.axvline(lam, color="C3", ls="--", lw=0.9, label=f"σ = λ = {lam:g}: factor ½")
     ax.set_xscale("log")
     ax.set_xlim(lo_x, hi_x)

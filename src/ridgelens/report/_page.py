@@ -34,7 +34,9 @@ def lambda_grid(data: ExplorerData, points: int = 41) -> np.ndarray:
 
     The range is [σ_min/30, 30·σ_max] over the positive σ (rounding-level σ count as 0), and
     starts above −σ_min when the curvature has negative eigenvalues. The mantissas per decade
-    are the coarsest set of :data:`_MANTISSAS` giving at least ``points`` stops.
+    are the finest set of :data:`_MANTISSAS` giving at most ``points`` stops (before the
+    analysed λ are added): more stops than the slider has room for labels would make
+    Plotly thin out the labels, and the powers of ten among them.
     """
     sigma = display_eigenvalues(data.eigenvalues, data.rank_tol)[0]
     pos = sigma[sigma > 0]
@@ -46,10 +48,10 @@ def lambda_grid(data: ExplorerData, points: int = 41) -> np.ndarray:
     hi = max(hi, 2 * lo)
     lam = data.lambdas[np.isfinite(data.lambdas) & (data.lambdas > floor)]
     decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
-    for mant in _MANTISSAS:
+    for mant in reversed(_MANTISSAS):  # the finest set with at most `points` stops (Plotly thins crowded labels)
         grid = np.array([float(f"{m}e{int(k)}") for k in decades for m in mant])
         grid = grid[(grid >= lo) & (grid <= hi)]
-        if grid.size >= points:
+        if grid.size <= points:
             break
     grid = np.union1d(grid, lam)
     if floor == 0:
@@ -62,7 +64,9 @@ def _tick_label(value: float) -> str:
     if value == 0:
         return "0"
     e = np.log10(value)
-    return f"{value:g}" if abs(e - round(e)) < 1e-12 else ""
+    if abs(e - round(e)) >= 1e-12:
+        return ""
+    return f"{value:g}" if -2 <= round(e) <= 3 else f"1e{round(e)}"  # short: every label fits its stop
 
 
 def explorer_steps(data: ExplorerData, grid, directions) -> dict:
@@ -325,8 +329,9 @@ def _paths_panel(fig, go, data, grid, st, lam_x, i0, max_lines: int = 8) -> dict
     ok = lam > 0
     pos = grid > 0
     pen_idx = [data.param_names.index(nm) for nm in data.penalized_names if nm in data.param_names]
-    if "thetas_p" in st:  # θ̃_p on the slider's grid, from the eigen form
-        xs, curves = grid[pos], st["thetas_p"][pos]
+    if "thetas_p" in st:  # θ̃_p on the slider's grid, from the eigen form, a decade around the analysed λ
+        near = pos & (grid >= lam[ok].min() / 10) & (grid <= lam[ok].max() * 10) if ok.any() else pos
+        xs, curves = grid[near], st["thetas_p"][near]
     else:
         xs, curves = lam[ok], data.predicted[ok][:, pen_idx]
     th = data.eigenvectors @ data.coords if data.eigenvectors is not None else data.predicted[0, pen_idx]
