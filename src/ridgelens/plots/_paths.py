@@ -120,8 +120,9 @@ def plot_rel_error(analysis, *, ax=None, rounding: float = ROUNDING):
     exact = bool(ok.any()) and bool(np.all(err[ok] <= rounding))
     floor = np.finfo(float).eps
     line = None
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if pos.any():  # log axes with no positive data cannot be drawn
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     if exact:
         ax.axhspan(floor / 10, rounding, color="C2", alpha=0.12, label=f"rounding level (≤ {rounding:.0e})")
         ax.scatter(lam[ok], np.maximum(err[ok], floor), color="C2", s=28, zorder=5, label="‖θ̃ − θ*‖/‖θ*‖")
@@ -185,12 +186,13 @@ def plot_shrinkage(path, index: int = 0, *, ax=None, density=None):
         w = w / w.sum()
         if np.any(nodes > 0):
             lo_s = min(lo_s, nodes[nodes > 0].min())
-    lo_x, hi_x = min(lo_s, lam) / 3, max(hi_s, lam) * 3
+    at = lam if lam > 0 else lo_s  # λ = 0 has no place on the log axis: every factor is 1 (or 0 where σ = 0)
+    lo_x, hi_x = min(lo_s, at) / 3, max(hi_s, at) * 3
     xs = np.geomspace(lo_x, hi_x, 300)
     (curve,) = ax.plot(xs, xs / (xs + lam), color="0.55", lw=1.0, label="σ/(σ+λ) for any σ")
     (f,) = ax.plot(sigma[keep], factors[0, keep], ls="none", marker="o", ms=4, color="C0",
                    label=f"{'computed directions' if partial else 'directions'} with σ > 0 ({int(keep.sum())})")
-    vline = ax.axvline(lam, color="C3", ls="--", lw=0.9, label=f"σ = λ = {lam:g}: factor ½")
+    vline = ax.axvline(lam, color="C3", ls="--", lw=0.9, label=f"σ = λ = {lam:g}: factor ½") if lam > 0 else None
     ax.set_xscale("log")
     ax.set_xlim(lo_x, hi_x)
     ax.set_ylim(-0.02, 1.1)
