@@ -1,12 +1,22 @@
 """Regenerate the README's gallery in docs/gallery/: `make gallery` (or run this file).
 
-Writes the `ridgelens demo` figures, the new eigen-view figures, and, when Debian's
-chromium is installed, a screenshot of the interactive page (`ridgelens explore --demo`).
+Writes, from real runs of the command line and the plot functions:
+
+- the `ridgelens demo` figures (contour.png, diabetes_paths.png, breast_cancer_error.png);
+- steps.png (rotate, shrink, rotate back), model_contours.png (least squares on diabetes, the
+  plane of two penalized eigen-directions), eigen_view.png (logistic on breast cancer);
+- a real neural network: `ridgelens analyze` of a torch MLP (diabetes, 97 parameters,
+  Gauss-Newton curvature), its figures as mlp_*.png;
+- when Debian's chromium is installed, screenshots of the interactive page: the 2-D demo at
+  three λ (explorer_*.png) and the MLP's results (explorer_mlp.png).
+
+The language-model figures will join when the LM analysis lands (its own branch).
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 import tempfile
 import warnings
@@ -15,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ridgelens import Logistic, RidgelensWarning, analyze, ridge_path
+from ridgelens import LeastSquares, Logistic, RidgelensWarning, analyze, ridge_path
 from ridgelens._io import atomic_write_bytes
 from ridgelens.cli import main
 from ridgelens.data import load_dataset
@@ -26,10 +36,14 @@ from ridgelens.plots import (
     plot_shrinkage,
     plot_spectral_density,
 )
+from ridgelens.report import demo_data, lambda_grid
 from ridgelens.report._data import DEMO_H
 
 OUT = Path(__file__).resolve().parent / "gallery"
 CHROMIUM = "/usr/bin/chromium"
+#: The MLP of the gallery: small enough for the dense path (every eigenvalue), real data.
+MLP_ARGS = ["analyze", "--data", "diabetes", "--standardize", "--model", "mlp", "--hidden", "8",
+            "--curvature", "ggn", "--lambdas", "1e-4,1e-3,1e-2,0.1,1"]
 
 
 def save(fig: Figure, name: str) -> None:
@@ -40,64 +54,98 @@ def save(fig: Figure, name: str) -> None:
     print(f"wrote {OUT / name}")
 
 
-def main_gallery() -> int:
-    """Write every gallery figure; returns the exit status."""
-    # The demo writes a folder of its own (and refuses a non-empty one); its figures are copied in.
-    import shutil
+def main_gallery(mlp_results: str | None = None) -> int:
+    """Write every gallery figure; returns the exit status.
 
+    ``mlp_results``: a results.json of an earlier run of :data:`MLP_ARGS` to draw from
+    instead of training the MLP again (minutes on a busy machine).
+    """
+    OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        if main(["demo", "--out", str(Path(tmp) / "demo")]) != 0:  # contour, diabetes_paths, breast_cancer_error
+        tmp = Path(tmp)
+        # The demo writes a folder of its own (and refuses a non-empty one); its figures are copied in.
+        if main(["demo", "--out", str(tmp / "demo")]) != 0:
             return 1
-        for f in sorted((Path(tmp) / "demo").iterdir()):
+        for f in sorted((tmp / "demo").iterdir()):
             shutil.copy2(f, OUT / f.name)
+        _library_figures()
+        if mlp_results is not None:
+            _redraw(Path(mlp_results), tmp / "mlp")
+        elif main([*MLP_ARGS, "--out", str(tmp / "mlp")]) != 0:
+            return 1
+        for f in sorted((tmp / "mlp").glob("*.png")):
+            shutil.copy2(f, OUT / f"mlp_{f.name}")
+            print(f"wrote {OUT / f'mlp_{f.name}'}")
+        _screenshots(tmp, tmp / "mlp" / "results.json")
+    return 0
+
+
+def _redraw(results: Path, out: Path) -> None:
+    """The figures `ridgelens analyze` writes, drawn again from its results.json."""
+    import json
+
+    from ridgelens.cli._analyze import _figures
+    from ridgelens.pipeline import Analysis
+
+    out.mkdir()
+    shutil.copy2(results, out / "results.json")
+    res = Analysis.from_dict(json.loads(results.read_text()))
+    _figures(res, None, res.lambdas, out)
+
+
+def _library_figures() -> None:
     # The three steps, on the seeds' H with a θ̂ whose flat coordinate is visible.
     fig = Figure(figsize=(13, 3.6), layout="constrained")
     plot_ridge_steps(ridge_path(DEMO_H, [1.0, 2.0], [0.5]), 0, axes=fig.subplots(1, 4))
     save(fig, "steps.png")
-    # A real model: logistic regression on the breast-cancer data (ten "mean" features).
+    # Least squares on diabetes: the plane of two penalized directions (the intercept follows).
+    ds = load_dataset("diabetes")
+    lin = LeastSquares(ds.X, ds.y, feature_names=ds.feature_names)
+    res = analyze(lin, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    plot_model_contours(lin, res, ax=fig.add_subplot())
+    save(fig, "model_contours.png")
+    # Logistic regression on breast cancer (ten "mean" features): the eigen view.
     ds = load_dataset("breast_cancer", standardize=True)
     obj = Logistic(ds.X[:, :10], ds.y, feature_names=ds.feature_names[:10])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RidgelensWarning)
         res = analyze(obj, [1e-3, 1e-2, 1e-1])
-    fig = Figure(figsize=(7, 6), layout="constrained")
-    plot_model_contours(obj, res, ax=fig.add_subplot())
-    save(fig, "model_contours.png")
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    fig = Figure(figsize=(15, 4.2), layout="constrained")
     a1, a2, a3 = fig.subplots(1, 3)
     plot_shrinkage(res.path, 1, ax=a1)
     plot_effective_df(res.path, ax=a2)
     plot_spectral_density(res.spectrum, ax=a3)
     save(fig, "eigen_view.png")
-    _screenshot()
-    return 0
 
 
-def _screenshot() -> None:
+def _screenshots(tmp: Path, mlp_results: Path) -> None:
     if not Path(CHROMIUM).is_file():
-        print(f"skipped explorer.png: {CHROMIUM} is missing (make browser installs it)")
+        print(f"skipped the page's screenshots: {CHROMIUM} is missing (make browser installs it)")
         return
-    from playwright.sync_api import sync_playwright
+    from ridgelens.report._screenshot import page_screenshots
 
-    with tempfile.TemporaryDirectory() as tmp:
-        page_file = Path(tmp) / "explore.html"
-        main(["explore", "--demo", "--out", str(page_file)])
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            page = b.new_page(viewport={"width": 1300, "height": 1100})
-            page.goto(page_file.as_uri())
-            page.wait_for_selector(".slider-rail-rect")
-            box = page.locator(".slider-rail-rect").bounding_box()
-            page.mouse.click(box["x"] + 0.62 * box["width"], box["y"] + box["height"] / 2)
-            page.wait_for_timeout(300)
-            png = page.screenshot(full_page=False)
-            b.close()
-    atomic_write_bytes(OUT / "explorer.png", png)
-    print(f"wrote {OUT / 'explorer.png'}")
+    demo = tmp / "explore.html"
+    main(["explore", "--demo", "--out", str(demo)])
+    grid = lambda_grid(demo_data())
+    lams = (0.1, 0.5, 2.0)  # the demo's analysed λ, the same stops as the tests' baselines
+    for lam, png in zip(lams, page_screenshots(demo, [int(np.flatnonzero(grid == v)[0]) for v in lams], CHROMIUM),
+                        strict=True):
+        atomic_write_bytes(OUT / f"explorer_{lam:g}.png", png)
+        print(f"wrote {OUT / f'explorer_{lam:g}.png'}")
+    page = tmp / "mlp.html"
+    main(["explore", str(mlp_results), "--out", str(page)])
+    import json
+
+    from ridgelens.report import ExplorerData
+
+    g = lambda_grid(ExplorerData.from_results(json.loads(mlp_results.read_text())))
+    (png,) = page_screenshots(page, [int(np.argmin(np.abs(np.log(g[g > 0]) - np.log(1e-2)))) + int(g[0] == 0)],
+                              CHROMIUM)
+    atomic_write_bytes(OUT / "explorer_mlp.png", png)
+    print(f"wrote {OUT / 'explorer_mlp.png'}")
 
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    sys.exit(main_gallery())
+    sys.exit(main_gallery(sys.argv[1] if len(sys.argv) > 1 else None))

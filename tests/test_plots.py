@@ -60,14 +60,25 @@ def test_paths_error_and_shrinkage_draw_the_analysis():
     res = analyze(LeastSquares(X, y), [1e-3, 1e-1, 10.0])
     ax = Figure().add_subplot()
     drawn = plot_coefficient_paths(res, ax=ax)
-    assert len(drawn["lines"]) == 4 and len(drawn["markers"]) == 4
-    j = drawn["indices"][0]
-    np.testing.assert_allclose(drawn["lines"][0].get_ydata(), res.predicted[:, j])
-    np.testing.assert_allclose(drawn["markers"][0].get_offsets()[:, 1], res.refit[:, j])
-    line = plot_rel_error(res, ax=Figure().add_subplot())
-    assert len(line.get_xdata()) == 3
+    assert len(drawn["lines"]) == 4 and len(drawn["markers"]) == 4 and drawn["fine"]
+    # The smooth line is the eigen form on a fine grid: at any λ it is the closed-form ridge.
+    Xc, yc = X - X.mean(axis=0), y - y.mean()
+    for k, j in enumerate(drawn["indices"]):
+        lam_g, th_g = drawn["lines"][k].get_data()
+        for g in (0, 137, 299):
+            ref = np.linalg.solve(Xc.T @ Xc / 60 + lam_g[g] * np.eye(4), Xc.T @ yc / 60)
+            np.testing.assert_allclose(th_g[g], ref[j], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(drawn["markers"][k].get_offsets()[:, 1], res.predicted[:, j])
+        np.testing.assert_allclose(drawn["refits"][k].get_offsets()[:, 1], res.refit[:, j])
+    # The coefficients drawn first move most over the drawn λ range.
+    moved = [np.ptp(np.r_[ln.get_ydata(), res.theta_hat[j]]) for ln, j in zip(drawn["lines"], drawn["indices"],
+                                                                                strict=True)]
+    assert moved == sorted(moved, reverse=True)
+    err = plot_rel_error(res, ax=Figure().add_subplot())
+    assert err["exact"] and err["line"] is None and err["missing"].size == 0  # a quadratic loss: rounding only
     sh = plot_shrinkage(res.path, 1, ax=Figure().add_subplot())
     np.testing.assert_allclose(sh["factors"].get_ydata(), res.path.factors[1])
+    assert sh["outside_share"] == 0.0 and sh["shrunk_share"] is None
 
 
 # --- the contour picture for any model, the three steps, df(λ), the spectral density -----------
@@ -128,19 +139,34 @@ def test_model_contours_logistic_true_loss_against_the_model():
     res = analyze(obj, [1e-2, 1e-1, 1.0])
     ax = Figure().add_subplot()
     drawn = plot_model_contours(obj, res, ax=ax, resolution=61)
-    assert drawn["directions"] == (0, 4)  # the top one, and the flatter one the λ shrink visibly
-    a, b = drawn["directions"]
-    B = res.spectrum.Q[:, [a, b]]
-    np.testing.assert_allclose(drawn["predicted"], (res.predicted - res.theta_hat) @ B, atol=1e-12)
-    np.testing.assert_allclose(drawn["refit"], (res.refit - res.theta_hat) @ B, atol=1e-12)
+    # The plane is chosen among the penalized directions (the intercept is not penalized), by the
+    # same rule as the interactive page.
+    from ridgelens.report import ExplorerData, explorer_figure
+
+    assert drawn["directions"] == explorer_figure(ExplorerData.from_analysis(res))[1]["directions"]
+    mask = res.path.penalized
+    assert not mask[-1] and mask[:-1].all()
+    B = drawn["basis"]
+    np.testing.assert_allclose(B[mask].T @ B[mask], np.eye(2), atol=1e-12)  # circles stay circles
+    # θ_u follows at its best response: the plane's directions are H-orthogonal to the unpenalized axis.
+    X1 = np.c_[X, np.ones(300)]  # weights, then the intercept
+    pr = 1 / (1 + np.exp(-X1 @ res.theta_hat))
+    Hd = (X1 * (pr * (1 - pr))[:, None]).T @ X1 / 300  # mean log-loss Hessian, independent closed form
+    np.testing.assert_allclose((Hd @ B)[~mask], 0.0, atol=1e-10)
+    to_plane = lambda T: (T[:, mask] - res.theta_hat[mask]) @ B[mask]  # noqa: E731
+    np.testing.assert_allclose(drawn["predicted"], to_plane(res.predicted), atol=1e-12)
+    np.testing.assert_allclose(drawn["refit"], to_plane(res.refit), atol=1e-12)
     np.testing.assert_allclose(drawn["predicted_artist"].get_offsets(), drawn["predicted"])
+    labels = [t.get_text() for t in drawn["legend"].get_texts()]
+    assert all(f"λ = {v:g}" in labels for v in res.lambdas)  # every λ is in the legend
     r0 = obj.value(res.theta_hat)
+    a, b = drawn["directions"]
     for k, lev in enumerate(drawn["levels"]):
         tv = _vertices(drawn["true_contours"][k])
         vals = np.array([obj.value(res.theta_hat + B @ p) for p in tv]) - r0
         np.testing.assert_allclose(vals, lev, rtol=0.05)  # on the true loss's level set
         mv = _vertices(drawn["model_ellipses"][k])
-        s = res.spectrum.eigenvalues[[a, b]]
+        s = res.path.eigenvalues[[a, b]]
         np.testing.assert_allclose(0.5 * (s[0] * mv[:, 0] ** 2 + s[1] * mv[:, 1] ** 2), lev, rtol=0.05)
     x, yv = drawn["path"].get_data()
     np.testing.assert_allclose([x[0], yv[0]], [0, 0], atol=1e-9)  # the path starts at θ̂ (λ = 0)
@@ -207,6 +233,7 @@ def test_rel_error_plot_without_any_valid_lambda_says_so():
 
     fig = Figure()
     ax = fig.add_subplot()
-    ln = plot_rel_error(SimpleNamespace(lambdas=np.array([0.01, 0.1]), rel_error=np.full(2, np.nan)), ax=ax)
+    drawn = plot_rel_error(SimpleNamespace(lambdas=np.array([0.01, 0.1]), rel_error=np.full(2, np.nan)), ax=ax)
     fig.savefig(io.BytesIO(), format="png")  # log axes with no positive data would raise here
-    assert ln.get_xdata().size == 0 and "no λ" in ax.texts[0].get_text()
+    assert drawn["line"] is None and "no λ" in ax.texts[0].get_text()
+    np.testing.assert_array_equal(drawn["missing"], [0.01, 0.1])  # marked, not dropped

@@ -177,17 +177,19 @@ def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:
     if np.any(lam > 0):  # the paths are drawn on a log λ axis: λ = 0 alone has no place on it
         figs["paths.png"] = lambda ax: plot_coefficient_paths(res, ax=ax)
     figs["rel_error.png"] = lambda ax: plot_rel_error(res, ax=ax)
-    figs["shrinkage.png"] = lambda ax: plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=ax)
+    figs["shrinkage.png"] = lambda ax: plot_shrinkage(res.path, int(np.argsort(lam)[lam.size // 2]), ax=ax,
+                                                      density=res.density)
     if res.method == "dense":
         figs["effective_df.png"] = lambda ax: plot_effective_df(res.path, ax=ax)
         figs["spectral_density.png"] = lambda ax: plot_spectral_density(res.path.eigenvalues, ax=ax)
     else:
         figs["spectral_density.png"] = lambda ax: plot_spectral_density(nodes=res.density.nodes,
                                                                         weights=res.density.weights, ax=ax)
-    if obj is not None and res.spectrum.k >= 2 and res.path.valid.any():
+    if (obj is not None and res.spectrum.k >= 2 and res.path.valid.any()
+            and (res.spectrum.complete or res.path.penalized.all())):  # else the intercept's response is unknown
         figs["model_contours.png"] = lambda ax: plot_model_contours(obj, res, ax=ax)
     for name, draw in figs.items():
-        fig = new_figure()
+        fig = new_figure(*({"model_contours.png": (8.0, 5.8)}.get(name, ())))  # its legend sits outside
         draw(fig.add_subplot())
         save_figure(fig, out / name)
     return list(figs)

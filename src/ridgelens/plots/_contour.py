@@ -74,8 +74,19 @@ def plot_quadratic_contours(H, theta_hat, lambdas, *, ax=None, path_points: int 
     for j in range(2):
         q = Q[:, j] * span * 0.6
         (ln,) = ax.plot([th[0] - q[0], th[0] + q[0]], [th[1] - q[1], th[1] + q[1]], color="0.6", lw=0.8, ls=":")
-        ax.annotate(f"q{j + 1}: σ = {sigma[j]:.3g}", th + 0.5 * q, fontsize=8, color="0.3", clip_on=True)
         axes.append(ln)
+    # Each eigen-axis is labelled at the end of its segment nearer the view's centre, the text
+    # pointing inwards, so that no label runs off the axes (the old label at θ̂ + q/2 did).
+    centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2])
+    labels = []
+    for j in range(2):
+        q = Q[:, j] * span * 0.6
+        end = min((th + 0.55 * q, th - 0.55 * q), key=lambda p: float(np.linalg.norm(p - centre)))
+        labels.append(ax.annotate(f"q{j + 1} (σ = {sigma[j]:.3g})", end, fontsize=8, color="0.3",
+                                  ha="left" if end[0] < centre[0] else "right",
+                                  va="bottom" if end[1] < centre[1] else "top",
+                                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                                        "alpha": 0.8}))
     hat = ax.scatter([th[0]], [th[1]], marker="*", s=160, color="C0", zorder=5, label="θ̂ (no penalty)")
     tang = ax.scatter(path.thetas[:, 0], path.thetas[:, 1], s=36, color=colors, zorder=5, edgecolor="k",
                       label="θ̃(λ): tangent points")
@@ -88,4 +99,5 @@ def plot_quadratic_contours(H, theta_hat, lambdas, *, ax=None, path_points: int 
     ax.set_title("Loss ellipses (solid) meet penalty circles (dashed) at θ̃(λ)")
     ax.legend(loc="best", fontsize=7)
     return {"ellipses": ellipses, "circles": circles, "theta_hat": hat, "tangent_points": path.thetas,
-            "tangent_artist": tang, "path": path_line, "axes": axes, "levels": levels}
+            "tangent_artist": tang, "path": path_line, "axes": axes, "levels": levels,
+            "axis_labels": labels}

@@ -1,46 +1,50 @@
-"""The contour-line picture for any model: the plane through θ̂ spanned by two eigenvectors of H."""
+"""The contour-line picture for any model: the plane through θ̂ spanned by two penalized eigen-directions."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from ridgelens.errors import NegativeCurvatureWarning
+from ridgelens._shrinkage import shrinkage
+from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax
-from ridgelens.report._plane import check_directions, default_directions
-from ridgelens.ridge import ridge_path
+from ridgelens.report._plane import display_eigenvalues, plane_directions
+
+#: At most this many λ are drawn (each gets its own colour and legend entry).
+MAX_LAMBDAS = 8
 
 
 def plot_model_contours(objective, analysis, *, directions=None, indices=None, ax=None,
                         resolution: int = 61, margin: float = 0.3):
     """True-loss contours against the quadratic model's ellipses, in a plane through θ̂.
 
-    The plane is ``θ = θ̂ + u·q_a + v·q_b`` for two eigenvectors ``q_a``, ``q_b`` of H at θ̂;
-    the axes are the coordinates ``u``, ``v``. In it the quadratic model is
-    ``½(σ_a u² + σ_b v²)`` (axis-aligned ellipses) and the penalty ``(λ/2)‖θ_p‖²`` restricted
-    to the plane has circular level sets (ellipses when some parameters are unpenalized)
-    around the projection of 0. For each λ shown:
+    The plane is spanned by two eigenvectors ``q_a``, ``q_b`` of the curvature the
+    **penalized** block sees (``analysis.path``: H, or its Schur complement S when the
+    intercept or other parameters are unpenalized), chosen by
+    :func:`ridgelens.report._plane.plane_directions` — the same rule the interactive page
+    uses, so the PNG and the page show the same plane. A point ``(u, v)`` of the plane is
+    ``θ_p = θ̂_p + u·q_a + v·q_b`` with the unpenalized block following at its best
+    response, ``θ_u = θ̂_u − H_uu⁻¹H_up(θ_p − θ̂_p)``. There the quadratic model is
+    ``½(σ_a u² + σ_b v²)`` (axis-aligned ellipses) and the penalty ``(λ/2)‖θ_p‖²`` has circular
+    level sets around the projection of 0 (the textbook picture, DLB figure 7.1). For each λ:
 
     - the **true** loss ``R(θ) − R(θ̂)`` (solid) and the quadratic model (dash-dot) at the
       model's level through the projected θ̃(λ), so their gap is the model's error;
     - the penalty contour through the projected θ̃(λ) (dashed);
     - the predicted θ̃(λ) (filled circle) and the refit θ*(λ) (open square), projected
-      orthogonally into the plane. When the plane holds θ̃ (a 2-parameter model) θ̃ is the
-      tangent point of the dash-dot ellipse and the dashed circle.
+      orthogonally (in the penalized coordinates) into the plane.
 
     Parameters
     ----------
     objective : Objective
-        The objective the analysis was made from (its ``value`` is evaluated on the grid:
-        ``resolution²`` evaluations).
+        The objective the analysis was made from (``resolution²`` evaluations of ``value``).
     analysis : Analysis
-        From :func:`ridgelens.analyze`; its spectrum must hold the chosen directions.
+        From :func:`ridgelens.analyze`; with unpenalized parameters its spectrum must be
+        complete (a dense analysis) to place the unpenalized block.
     directions : pair of int, optional
-        Indices of the eigenvectors (descending σ). Default: the top one and a flatter one
-        that the analysed λ shrink visibly, see :func:`ridgelens.report.default_directions`.
+        0-based indices of the penalized eigen-directions (descending σ).
     indices : sequence of int, optional
-        Which of ``analysis.lambdas`` to draw (default: all valid ones, at most 4, spread out).
+        Which of ``analysis.lambdas`` to draw (default: every valid λ > 0, at most
+        ``MAX_LAMBDAS``, spread out). λ without a valid prediction are listed in the legend.
     ax : matplotlib Axes, optional
     resolution : int
         Grid points per side for the true loss and the penalty.
@@ -51,34 +55,35 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
     -------
     dict
         ``true_contours``, ``model_ellipses``, ``penalty_contours`` (one ContourSet per λ),
-        ``levels`` (model levels, one per λ), ``predicted`` and ``refit`` (arrays (k, 2) of
-        plane coordinates, refit None without a refit), ``predicted_artist``,
-        ``refit_artist``, ``theta_hat``, ``path`` (Line2D or None), ``directions``,
-        ``sigma`` (σ_a, σ_b), ``basis`` (array (n, 2): q_a, q_b), ``indices``, ``to_scale``
-        (False when the two axes needed different scales).
+        ``levels``, ``predicted`` and ``refit`` (arrays (k, 2) of plane coordinates; refit
+        None without a refit), ``predicted_artist``, ``refit_artist``, ``theta_hat``, ``path``
+        (Line2D or None), ``directions``, ``sigma`` (σ_a, σ_b), ``basis`` (array (n, 2): the
+        plane's two directions in the full θ), ``indices``, ``to_scale``, ``legend``.
     """
-    spec = analysis.spectrum
-    sigma_all, Q_all = spec.eigenvalues, spec.Q
+    path = analysis.path
     th = np.asarray(analysis.theta_hat, dtype=np.float64)
-    mask = np.asarray(analysis.path.penalized, dtype=bool)
-    if directions is None:
-        directions = default_directions(sigma_all, Q_all.T @ th, analysis.lambdas)
-    a, b = check_directions(directions, sigma_all.size)
-    B = Q_all[:, [a, b]]
-    sig = sigma_all[[a, b]]
+    mask = np.asarray(path.penalized, dtype=bool)
+    a, b = plane_directions(path.eigenvalues, path.coords, analysis.lambdas, directions, rank_tol=path.rank_tol)
+    Qp = np.asarray(path.eigenvectors, dtype=np.float64)
+    if Qp.ndim != 2 or Qp.shape[0] != int(mask.sum()) or max(a, b) >= Qp.shape[1]:
+        raise RidgelensError("the model-plane figure needs the penalized block's eigenvectors; this analysis "
+                             f"holds {Qp.shape} for {int(mask.sum())} penalized parameters")
+    sig = display_eigenvalues(path.eigenvalues, path.rank_tol)[0][[a, b]]
+    B = _embed(analysis, Qp[:, [a, b]], mask)
     lam = analysis.lambdas
     if indices is None:
-        ok = np.flatnonzero(analysis.path.valid & (lam > 0))
-        indices = ok[np.unique(np.linspace(0, ok.size - 1, min(4, ok.size)).round().astype(int))] if ok.size else ok
+        ok = np.flatnonzero(path.valid & (lam > 0))
+        take = np.unique(np.linspace(0, ok.size - 1, min(MAX_LAMBDAS, ok.size)).round().astype(int))
+        indices = ok[take] if ok.size else ok
     idx = np.asarray(indices, dtype=int).reshape(-1)
     ax = get_ax(ax)
 
-    to_plane = lambda T: (np.atleast_2d(T) - th) @ B  # noqa: E731  (k, n) -> (k, 2)
+    Bp = B[mask]  # orthonormal columns: q_a, q_b in the penalized coordinates
+    to_plane = lambda T: (np.atleast_2d(T)[:, mask] - th[mask]) @ Bp  # noqa: E731  (k, n) -> (k, 2)
     pred = to_plane(analysis.predicted[idx]) if idx.size else np.empty((0, 2))
     refit = to_plane(analysis.refit[idx]) if analysis.refit is not None and idx.size else None
-
-    path_uv = _dense_path(analysis, B)
-    origin = -th @ B  # where 0 (the penalty's centre) projects
+    path_uv = _eigen_path(analysis, (a, b))
+    origin = -th[mask] @ Bp  # where 0 (the penalty's centre) projects
     pts = [np.zeros((1, 2)), origin[None, :], pred]
     if refit is not None:
         pts.append(refit)
@@ -102,30 +107,31 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
 
     levels = 0.5 * (sig[0] * pred[:, 0] ** 2 + sig[1] * pred[:, 1] ** 2) if idx.size else np.empty(0)
     true_cs, model_cs, pen_cs = [], [], []
+    colors = [f"C{(k % 9) + 1}" for k in range(idx.size)]
     for k, i in enumerate(idx):
-        color = f"C{k + 1}"
         lev = levels[k]
         if lev > 0:
-            true_cs.append(ax.contour(UU, VV, true, levels=[lev], colors=[color], linestyles="solid",
+            true_cs.append(ax.contour(UU, VV, true, levels=[lev], colors=[colors[k]], linestyles="solid",
                                       linewidths=1.5))
-            model_cs.append(ax.contour(UU, VV, model, levels=[lev], colors=[color], linestyles="dashdot",
+            model_cs.append(ax.contour(UU, VV, model, levels=[lev], colors=[colors[k]], linestyles="dashdot",
                                        linewidths=1.0))
-        p_lev = 0.5 * float(np.sum((th + B @ pred[k])[mask] ** 2))
-        pen_cs.append(ax.contour(UU, VV, pen, levels=[p_lev], colors=[color], linestyles="dashed",
+        p_lev = 0.5 * float(np.sum((th[mask] + Bp @ pred[k]) ** 2))
+        pen_cs.append(ax.contour(UU, VV, pen, levels=[p_lev], colors=[colors[k]], linestyles="dashed",
                                  linewidths=1.0))
-        ax.plot([], [], color=color, lw=1.5, label=f"λ = {lam[i]:g}")
+        ax.plot([], [], color=colors[k], lw=1.5, label=f"λ = {lam[i]:g}")
+    for i in np.flatnonzero((lam > 0) & ~path.valid):
+        ax.plot([], [], ls="none", marker="x", color="0.5", label=f"λ = {lam[i]:g}: no valid prediction")
     path_line = None
     if path_uv is not None:
         (path_line,) = ax.plot(path_uv[:, 0], path_uv[:, 1], color="0.35", lw=1.0, label="θ̃(λ), λ: 0 → ∞")
-    colors = [f"C{k + 1}" for k in range(idx.size)]
     pred_art = ax.scatter(pred[:, 0], pred[:, 1], s=40, color=colors, edgecolor="k", zorder=5,
                           label="θ̃(λ) predicted")
     refit_art = None
     if refit is not None:
-        refit_art = ax.scatter(refit[:, 0], refit[:, 1], s=60, marker="s", facecolor="none",
+        refit_art = ax.scatter(refit[:, 0], refit[:, 1], s=70, marker="s", facecolor="none",
                                edgecolor=colors, linewidths=1.5, zorder=6, label="θ*(λ) refit")
     hat = ax.scatter([0], [0], marker="*", s=160, color="C0", zorder=6, label="θ̂")
-    ax.scatter([origin[0]], [origin[1]], marker="+", color="k", s=60, zorder=6)
+    ax.scatter([origin[0]], [origin[1]], marker="+", color="k", s=60, zorder=6, label="θ_p = 0")
     ax.plot([], [], color="0.3", ls="solid", label="true loss")
     ax.plot([], [], color="0.3", ls="dashdot", label="quadratic model")
     ax.plot([], [], color="0.3", ls="dashed", label="penalty")
@@ -133,38 +139,59 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
         ax.set_aspect("equal")
     ax.set_xlim(us[0], us[-1])
     ax.set_ylim(vs[0], vs[-1])
-    ax.set_xlabel(f"q{a + 1}ᵀ(θ − θ̂)   (σ{a + 1} = {sig[0]:.3g})")
-    ax.set_ylabel(f"q{b + 1}ᵀ(θ − θ̂)   (σ{b + 1} = {sig[1]:.3g})")
-    ax.set_title(f"{analysis.objective}: true loss vs quadratic model, (q{a + 1}, q{b + 1}) plane through θ̂"
-                 + ("" if to_scale else "\n(axes not to scale: circles look like ellipses)"), fontsize=10)
-    ax.legend(loc="best", fontsize=7)
+    of = "S" if path.curvature == "schur-complement" else "H"
+    ax.set_xlabel(f"q{a + 1}ᵀ(θ_p − θ̂_p)   (σ{a + 1} = {sig[0]:.3g})")
+    ax.set_ylabel(f"q{b + 1}ᵀ(θ_p − θ̂_p)   (σ{b + 1} = {sig[1]:.3g})")
+    left_out = [analysis.param_names[j] for j in np.flatnonzero(~mask)]
+    which = (f"penalized eigen-directions q{a + 1}, q{b + 1} of {of}"
+             + (f" ({', '.join(left_out[:3])}{' …' if len(left_out) > 3 else ''} unpenalized, at its best response)"
+                if left_out else ""))
+    ax.set_title(f"{analysis.objective}: true loss vs quadratic model through θ̂\n{which}"
+                 + ("" if to_scale else "\naxes not to scale: circles look like ellipses"), fontsize=9)
+    leg = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return {"true_contours": true_cs, "model_ellipses": model_cs, "penalty_contours": pen_cs,
             "levels": levels, "predicted": pred, "refit": refit, "predicted_artist": pred_art,
             "refit_artist": refit_art, "theta_hat": hat, "path": path_line, "directions": (a, b),
-            "sigma": sig, "basis": B, "indices": idx, "to_scale": to_scale}
+            "sigma": sig, "basis": B, "indices": idx, "to_scale": to_scale, "legend": leg}
 
 
-def _dense_path(analysis, B, points: int = 160):
-    """θ̃(λ) on a log grid from ~0 to ~∞, projected into the plane; None when it cannot be had."""
-    path, spec = analysis.path, analysis.spectrum
-    if path.gradient_used:  # the first-order term g is not kept in the Analysis
+def _embed(analysis, Qab, mask) -> np.ndarray:
+    """The plane's directions in the full θ: q in the penalized block, −H_uu⁻¹H_up q in the rest."""
+    n = mask.size
+    B = np.zeros((n, 2))
+    B[mask] = Qab
+    if mask.all():
+        return B
+    spec = analysis.spectrum
+    if not spec.complete or spec.Q.shape[0] != n:
+        raise RidgelensError("with unpenalized parameters the model-plane figure needs the full curvature (a dense "
+                             "analysis, n ≤ the dense limit)")
+    H = (spec.Q * spec.eigenvalues) @ spec.Q.T
+    u = ~mask
+    B[u] = -np.linalg.solve(H[np.ix_(u, u)], H[np.ix_(u, mask)] @ Qab)
+    return B
+
+
+def _eigen_path(analysis, directions, points: int = 200):
+    """θ̃(λ) − θ̂ in the plane's coordinates on a fine log grid from ~0 to ~∞, from the eigen form.
+
+    Coordinate j is ``(σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ) − (Qᵀθ̂)ⱼ``; None when the first-order
+    term was used but its coordinates are not kept (matrix-free).
+    """
+    path = analysis.path
+    gc = analysis.gradient_coords
+    if path.gradient_used and gc is None:
         return None
-    sigma = path.eigenvalues[path.eigenvalues > 0]
-    if sigma.size == 0:
+    sigma, _, _ = display_eigenvalues(path.eigenvalues, path.rank_tol)
+    pos = sigma[sigma > 0]
+    if pos.size == 0:
         return None
-    smin = float(path.eigenvalues.min())
-    start = sigma.min() * 1e-3
+    j = list(directions)
+    smin = float(sigma.min())
     if smin < 0:  # the quadratic model has a minimizer only for λ > −σ_min
-        grid = np.geomspace(max(start, -1.01 * smin), max(sigma.max(), -smin) * 1e3, points)
+        grid = np.geomspace(-1.01 * smin, max(pos.max(), -smin) * 1e3, points)
     else:
-        grid = np.concatenate([[0.0], np.geomspace(start, sigma.max() * 1e3, points)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NegativeCurvatureWarning)  # the analysis has said so already
-        if path.penalized.all() and spec.complete:
-            thetas = ridge_path(spec, analysis.theta_hat, grid).thetas
-        elif spec.complete:
-            H = (spec.Q * spec.eigenvalues) @ spec.Q.T
-            thetas = ridge_path(H, analysis.theta_hat, grid, penalized=path.penalized).thetas
-        else:
-            return None
-    return (thetas - analysis.theta_hat) @ B
+        grid = np.concatenate([[0.0], np.geomspace(pos.min() * 1e-3, pos.max() * 1e3, points)])
+    num = sigma[j] * path.coords[j] - (0.0 if gc is None else gc[j])
+    scaled, _ = shrinkage(sigma[j], grid, numerator=num[None, :])
+    return scaled - path.coords[j]

@@ -7,6 +7,7 @@ import numpy as np
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax
+from ridgelens.report._plane import display_eigenvalues
 from ridgelens.spectra._density import gaussian_density
 
 
@@ -41,7 +42,7 @@ def plot_effective_df(path, *, ax=None, points: int = 200):
         and ``df`` (the curve's arrays), ``rank`` (the horizontal line).
     """
     ax = get_ax(ax)
-    sigma = path.eigenvalues
+    sigma, zeroed, tol = display_eigenvalues(path.eigenvalues, path.rank_tol)  # rounding noise is not curvature
     pos = sigma[sigma > 0]
     if pos.size == 0:
         raise RidgelensError("df(λ) needs at least one positive eigenvalue; the curvature has none")
@@ -58,7 +59,8 @@ def plot_effective_df(path, *, ax=None, points: int = 200):
     markers = ax.scatter(path.lambdas[keep], path.effective_df[keep], color="C3", zorder=5, s=24,
                          label="analysed λ")
     rank = ax.axhline(int((sigma > 0).sum()), color="0.6", ls=":", lw=0.8,
-                      label=f"rank = {int((sigma > 0).sum())} of {sigma.size}")
+                      label=f"rank = {int((sigma > 0).sum())} of {sigma.size}"
+                      + (f" ({zeroed} rounding-level σ, |σ| ≤ {tol:.1g}, counted as 0)" if zeroed else ""))
     ax.set_xscale("log")
     ax.set_xlabel("λ")
     ax.set_ylabel("effective number of parameters")

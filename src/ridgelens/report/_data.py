@@ -9,6 +9,7 @@ import numpy as np
 from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.errors import RidgelensError
 from ridgelens.pipeline import CONVENTIONS
+from ridgelens.report._plane import display_eigenvalues
 from ridgelens.ridge import ridge_path
 
 #: Eigenvectors are carried into the page only up to this many penalized parameters.
@@ -41,6 +42,9 @@ class ExplorerData:
     notes : list of str
         Failed premises and caveats, shown on the page.
     conventions : dict
+    rank_tol : float
+        Eigenvalues with ``|σ| ≤ rank_tol`` are rounding noise; the page draws them as 0
+        (see :func:`ridgelens.report._plane.display_eigenvalues`).
     """
 
     title: str
@@ -55,6 +59,7 @@ class ExplorerData:
     gradient_coords: np.ndarray | None = None
     notes: list = field(default_factory=list)
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
+    rank_tol: float = 0.0
 
     @classmethod
     def from_analysis(cls, analysis, *, title: str | None = None) -> ExplorerData:
@@ -68,11 +73,15 @@ class ExplorerData:
         notes = _notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min()), drawn=gc is not None)
         if r < n_pen:
             notes.append(_partial(r, n_pen))
+        _, zeroed, tol = display_eigenvalues(path.eigenvalues, path.rank_tol)
+        if zeroed:
+            notes.append(f"{zeroed} eigenvalue{'s' if zeroed > 1 else ''} with |σ| ≤ {tol:.2g} (rounding level) "
+                         "drawn as 0.")
         return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
-                   notes=notes, conventions=dict(analysis.conventions))
+                   notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol))
 
     @classmethod
     def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:
@@ -142,7 +151,7 @@ def demo_data() -> ExplorerData:
     """The seeds' 2-D quadratic ``½(θ−θ̂)ᵀH(θ−θ̂)``: σ = (2, 0.25) rotated by 30°, θ̂ = (2, 1.5)."""
     path = ridge_path(DEMO_H, DEMO_THETA, DEMO_LAMBDAS)
     return ExplorerData(
-        title="The seeds' 2-D quadratic: σ = (2, 0.25), axes rotated by 30°, θ̂ = (2, 1.5)",
+        title="a 2-D quadratic loss ½(θ−θ̂)ᵀH(θ−θ̂): σ = (2, 0.25), eigen-axes rotated by 30°, θ̂ = (2, 1.5)",
         eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=path.eigenvectors,
         penalized_names=["θ₁", "θ₂"], lambdas=path.lambdas, param_names=["θ₁", "θ₂"],
         predicted=path.thetas, refit=path.thetas.copy(),

@@ -12,7 +12,7 @@ from ridgelens._io import atomic_write_bytes
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.report._data import ExplorerData
-from ridgelens.report._plane import check_directions, default_directions
+from ridgelens.report._plane import display_eigenvalues, plane_directions
 
 #: Significant digits of every number the page prints.
 DIGITS = 5
@@ -24,21 +24,49 @@ def fmt(x: float) -> str:
     return "—" if not np.isfinite(x) else f"{x:.{DIGITS}g}"
 
 
+#: Mantissas of the slider's stops per decade, from coarse to fine: the stops are round numbers.
+_MANTISSAS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
+              (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0))
+
+
 def lambda_grid(data: ExplorerData, points: int = 41) -> np.ndarray:
-    """The slider's λ: a log grid over the spectrum's range, plus every analysed λ (and 0)."""
-    sigma = data.eigenvalues
+    """The slider's λ: round numbers (1, 2, 5 … × 10ᵏ) over the spectrum's range, every analysed λ, and 0.
+
+    The range is [σ_min/30, 30·σ_max] over the positive σ (rounding-level σ count as 0), and
+    starts above −σ_min when the curvature has negative eigenvalues. The mantissas per decade
+    are the finest set of :data:`_MANTISSAS` giving at most ``points`` stops (before the
+    analysed λ are added): more stops than the slider has room for labels would make
+    Plotly thin out the labels, and the powers of ten among them.
+    """
+    sigma = display_eigenvalues(data.eigenvalues, data.rank_tol)[0]
     pos = sigma[sigma > 0]
     if pos.size == 0:
         raise RidgelensError("the page needs at least one positive eigenvalue")
     lo, hi = pos.min() / 30, pos.max() * 30
     floor = -float(sigma.min()) if sigma.min() < 0 else 0.0  # the model has a minimizer only above it
     lo = max(lo, 1.05 * floor) if floor > 0 else lo
+    hi = max(hi, 2 * lo)
     lam = data.lambdas[np.isfinite(data.lambdas) & (data.lambdas > floor)]
-    grid = np.geomspace(lo, max(hi, 2 * lo), points)
+    decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
+    for mant in reversed(_MANTISSAS):  # the finest set with at most `points` stops (Plotly thins crowded labels)
+        grid = np.array([float(f"{m}e{int(k)}") for k in decades for m in mant])
+        grid = grid[(grid >= lo) & (grid <= hi)]
+        if grid.size <= points:
+            break
     grid = np.union1d(grid, lam)
     if floor == 0:
         grid = np.union1d([0.0], grid)
     return grid
+
+
+def _tick_label(value: float) -> str:
+    """A slider tick: 0 and the powers of ten are labelled, the other stops are not."""
+    if value == 0:
+        return "0"
+    e = np.log10(value)
+    if abs(e - round(e)) >= 1e-12:
+        return ""
+    return f"{value:g}" if -2 <= round(e) <= 3 else f"1e{round(e)}"  # short: every label fits its stop
 
 
 def explorer_steps(data: ExplorerData, grid, directions) -> dict:
@@ -47,7 +75,7 @@ def explorer_steps(data: ExplorerData, grid, directions) -> dict:
     The rotated coordinates are (σⱼ(Qᵀθ̂)ⱼ − (Qᵀg̃)ⱼ)/(σⱼ + λ), the pure shrinkage σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ
     when there is no first-order term; 0/0 (σ = λ = 0) is 0, as in :func:`ridge_path`.
     """
-    sigma, z = data.eigenvalues, data.coords
+    sigma, z = display_eigenvalues(data.eigenvalues, data.rank_tol)[0], data.coords
     lam = np.asarray(grid, dtype=np.float64)
     factors, _ = shrinkage(sigma, lam)
     num = sigma * z - (0.0 if data.gradient_coords is None else data.gradient_coords)
@@ -71,10 +99,8 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise RidgelensError("the interactive page needs plotly: pip install 'ridgelens[plot]'") from exc
 
-    sigma, z, r = data.eigenvalues, data.coords, data.eigenvalues.size
-    if directions is None:
-        directions = default_directions(sigma, z, data.lambdas)
-    a, b = check_directions(directions, r)
+    sigma, z, r = display_eigenvalues(data.eigenvalues, data.rank_tol)[0], data.coords, data.eigenvalues.size
+    a, b = plane_directions(sigma, z, data.lambdas, directions, rank_tol=data.rank_tol)
     if sigma[a] <= 0 or sigma[b] <= 0:
         raise RidgelensError(f"the contour view needs two directions with σ > 0; σ{a + 1} = {sigma[a]:.3g}, "
                              f"σ{b + 1} = {sigma[b]:.3g}")
@@ -82,18 +108,19 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     st = explorer_steps(data, grid, (a, b))
     has_paths = data.predicted is not None and np.isfinite(data.predicted).any()
     has_q = "thetas_p" in st
+    rotation = has_q and r == 2  # the whole θ-space is the plane: show rotate → scale → rotate back in it
     qa, qb = f"q{a + 1}", f"q{b + 1}"
     n_rows = min(r, MAX_TABLE_ROWS)
     table_share = max(0.5, min(2.5, (n_rows + 2) / 8))
+    right2 = ("θ in its own coordinates: rotate, scale by σⱼ/(σⱼ+λ), rotate back" if rotation else
+              "Paths: predicted θ̃ (lines), refit θ* (circles)" if has_paths else "|Qᵀθ̂| and |Qᵀθ̃|")
 
     fig = make_subplots(
-        rows=3, cols=2, row_heights=[0.45, 0.3, 0.25 * table_share], vertical_spacing=0.07, horizontal_spacing=0.09,
+        rows=3, cols=2, row_heights=[0.45, 0.3, 0.25 * table_share], vertical_spacing=0.1, horizontal_spacing=0.1,
         specs=[[{"type": "xy"}, {"type": "xy"}], [{"type": "xy"}, {"type": "xy"}],
                [{"type": "table"}, {"type": "table"}] if has_q else [{"type": "table", "colspan": 2}, None]],
-        subplot_titles=(f"Contour view: the ({qa}, {qb}) eigen-plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
-                        "df(λ) = Σ σⱼ/(σⱼ+λ)",
-                        "Paths: predicted θ̃ (lines), refit θ* (markers)" if has_paths else "|Qᵀθ̂| and |Qᵀθ̃|",
-                        "Per direction", *(["Per parameter"] if has_q else [])))
+        subplot_titles=(f"Eigen-coordinates: the ({qa}, {qb}) plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
+                        "df(λ) = Σ σⱼ/(σⱼ+λ)", right2, "Per direction", *(["Per parameter"] if has_q else [])))
 
     # Contour view (eigen-plane coordinates c = Qᵀθ: ellipses are axis-aligned, as in DLB fig. 7.1).
     # They are centred on the quadratic model's minimizer: θ̂ itself, or Qᵀθ̂ − Qᵀg̃/σ with a first-order term.
@@ -105,9 +132,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     dense = dense[dense >= grid.min()]
     fa, fb = sa / (sa + dense), sb / (sb + dense)
     fig.add_trace(go.Scatter(x=fa * za, y=fb * zb, mode="lines", line={"color": "#555", "width": 1.5},
-                             name="θ̃(λ), λ: 0 → ∞", customdata=dense,
-                             hovertemplate="λ = %{customdata:.4g}<br>" + f"{qa}ᵀθ̃ = " + "%{x:.5g}<br>"
-                             + f"{qb}ᵀθ̃ = " + "%{y:.5g}<extra>path</extra>"), row=1, col=1)  # 0
+                             name="θ̃(λ), λ: 0 → ∞", hoverinfo="skip"), row=1, col=1)  # 0 (its hover: see the end)
     fig.add_trace(go.Scatter(x=[ha], y=[hb], mode="markers", marker={"symbol": "star", "size": 16, "color": "#1f77b4"},
                              name="θ̂ (no penalty)", hovertemplate=f"θ̂: {qa}ᵀθ̂ = " + "%{x:.5g}, "
                              + f"{qb}ᵀθ̂ = " + "%{y:.5g}<extra></extra>"), row=1, col=1)  # 1
@@ -130,7 +155,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                              name="loss ellipse through θ̃", hoverinfo="skip"), row=1, col=1)  # 4
     fig.add_trace(go.Scatter(x=[st["plane"][i0, 0]], y=[st["plane"][i0, 1]], mode="markers",
                              marker={"size": 12, "color": "#ff7f0e", "line": {"color": "black", "width": 1}},
-                             name="θ̃(λ)", hovertemplate=f"θ̃: {qa}ᵀθ̃ = " + "%{x:.5g}, " + f"{qb}ᵀθ̃ = "
+                             name="θ̃(λ) predicted", hovertemplate=f"θ̃: {qa}ᵀθ̃ = " + "%{x:.5g}, " + f"{qb}ᵀθ̃ = "
                              + "%{y:.5g}<extra></extra>"), row=1, col=1)  # 5
     # Shrinkage bars, one per eigen-direction (descending σ).
     labels = [f"q{j + 1}" for j in range(r)]
@@ -142,31 +167,29 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     pos = grid > 0
     fig.add_trace(go.Scatter(x=grid[pos], y=st["df"][pos], mode="lines", line={"color": "#1f77b4"}, name="df(λ)", showlegend=False,
                              hovertemplate="λ = %{x:.4g}<br>df = %{y:.5g}<extra></extra>"), row=2, col=1)  # 7
-    lam0_x = grid[i0] if grid[i0] > 0 else grid[pos].min()
-    fig.add_trace(go.Scatter(x=[lam0_x], y=[st["df"][i0]], mode="markers", marker={"size": 10, "color": "#ff7f0e"},
+    lam_x = lambda i: grid[i] if grid[i] > 0 else grid[pos].min()  # noqa: E731  (λ = 0 has no place on a log axis)
+    fig.add_trace(go.Scatter(x=[lam_x(i0)], y=[st["df"][i0]], mode="markers", marker={"size": 10, "color": "#ff7f0e"},
                              name="df at λ", showlegend=False, hovertemplate="df = %{y:.5g}<extra></extra>"), row=2, col=1)  # 8
-    dynamic = [3, 4, 5, 6, 8]
-    # Paths at the analysed λ (static), or the rotated coordinates before/after.
-    if has_paths:
-        lam = data.lambdas
-        ok = lam > 0
-        pen_idx = [data.param_names.index(nm) for nm in data.penalized_names if nm in data.param_names]
-        top = sorted(pen_idx, key=lambda j: -abs(np.nan_to_num(data.predicted[0, j])))[:8]
-        for k, j in enumerate(top):
-            color = f"hsl({(k * 47) % 360},60%,45%)"
-            fig.add_trace(go.Scatter(x=lam[ok], y=data.predicted[ok, j], mode="lines", line={"color": color},
-                                     name=f"θ̃ {data.param_names[j]}", legendgroup="paths", showlegend=False,
-                                     hovertemplate=f"{data.param_names[j]}<br>" + "λ = %{x:.4g}<br>θ̃ = %{y:.5g}"
-                                     "<extra>predicted</extra>"), row=2, col=2)
-            if data.refit is not None:
-                fig.add_trace(go.Scatter(x=lam[ok], y=data.refit[ok, j], mode="markers",
-                                         marker={"symbol": "circle-open", "color": color, "size": 8},
-                                         name=f"θ* {data.param_names[j]}", showlegend=False,
-                                         hovertemplate=f"{data.param_names[j]}<br>" + "λ = %{x:.4g}<br>θ* = "
-                                         "%{y:.5g}<extra>refit</extra>"), row=2, col=2)
+    # What each slider step rewrites: trace index -> (x, y) per step.
+    moving = {3: lambda i: shapes(i)[0], 4: lambda i: shapes(i)[1],
+              5: lambda i: ([st["plane"][i, 0]], [st["plane"][i, 1]]),
+              6: lambda i: (labels, st["factors"][i]), 8: lambda i: ([lam_x(i)], [st["df"][i]])}
+    if rotation:
+        moving.update(_rotation_panel(fig, go, data, st, i0))
+    elif has_paths:
+        moving.update(_paths_panel(fig, go, data, grid, st, lam_x, i0))
     else:
         fig.add_trace(go.Bar(x=labels, y=np.abs(z), name="|Qᵀθ̂|", showlegend=False, marker={"color": "#c7c7c7"},
                              hovertemplate="%{x}: |Qᵀθ̂| = %{y:.5g}<extra></extra>"), row=2, col=2)
+    if has_q and data.refit is not None and np.isfinite(data.refit).any():  # θ* beside θ̃ in the eigen-plane
+        pen_idx = [data.param_names.index(nm) for nm in data.penalized_names]
+        ok = np.all(np.isfinite(data.refit[:, pen_idx]), axis=1)
+        cz = data.refit[ok][:, pen_idx] @ data.eigenvectors[:, [a, b]]
+        fig.add_trace(go.Scatter(x=cz[:, 0], y=cz[:, 1], mode="markers", name="θ*(λ) refit, at the analysed λ",
+                                 marker={"symbol": "square-open", "size": 11, "color": "#8c564b",
+                                         "line": {"width": 2}}, customdata=data.lambdas[ok],
+                                 hovertemplate="refit θ* at λ = %{customdata:.4g}<br>" + f"{qa}ᵀθ* = "
+                                 + "%{x:.5g}, " + f"{qb}ᵀθ* = " + "%{y:.5g}<extra></extra>"), row=1, col=1)
     # Tables.
     rows = np.arange(r) if r <= MAX_TABLE_ROWS else np.sort(np.argsort(-np.abs(z))[:MAX_TABLE_ROWS])
 
@@ -177,7 +200,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     fig.add_trace(go.Table(header={"values": ["direction", "σⱼ", "(Qᵀθ̂)ⱼ", "σⱼ/(σⱼ+λ)", "(Qᵀθ̃)ⱼ"],
                                    "fill": {"color": "#e8e8f0"}},
                            cells={"values": dir_cells(i0)}, name="directions"), row=3, col=1)
-    dynamic.append(len(fig.data) - 1)
+    tables = {len(fig.data) - 1: dir_cells}
     thp = None
     if has_q:
         thp = np.asarray(data.eigenvectors @ z)  # θ̂_p
@@ -187,7 +210,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
 
         fig.add_trace(go.Table(header={"values": ["parameter", "θ̂", "θ̃(λ)"], "fill": {"color": "#e8e8f0"}},
                                cells={"values": par_cells(i0)}, name="parameters"), row=3, col=2)
-        dynamic.append(len(fig.data) - 1)
+        tables[len(fig.data) - 1] = par_cells
 
     def readout(i):
         lam_i = grid[i]
@@ -197,28 +220,26 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
             s += "   ·   θ̃ = (" + ", ".join(fmt(v) for v in st["thetas_p"][i]) + ")"
         return s
 
-    # The slider: each step restyles the dynamic traces and rewrites the readout (no custom JS).
+    # The slider: each step restyles the moving traces and rewrites the readout (no custom JS).
+    dynamic = sorted(moving) + sorted(tables)
     steps = []
     for i in range(grid.size):
-        circ, ell = shapes(i)
-        xs = [circ[0], ell[0], [st["plane"][i, 0]], labels, [grid[i] if grid[i] > 0 else grid[pos].min()]]
-        ys = [circ[1], ell[1], [st["plane"][i, 1]], st["factors"][i], [st["df"][i]]]
-        cells = [None] * (len(dynamic) - (2 if has_q else 1)) + [dir_cells(i)]
-        if has_q:
-            cells.append(par_cells(i))
-        xs += [None] * (len(dynamic) - len(xs))
-        ys += [None] * (len(dynamic) - len(ys))
-        label = fmt(grid[i]) if i % 6 == 0 or i == grid.size - 1 else ""  # tick labels; the title has λ
-        steps.append({"method": "update", "label": label, "value": repr(float(grid[i])),
+        xy = [moving[k](i) for k in sorted(moving)]
+        xs = [v[0] for v in xy] + [None] * len(tables)
+        ys = [v[1] for v in xy] + [None] * len(tables)
+        cells = [None] * len(moving) + [tables[k](i) for k in sorted(tables)]
+        steps.append({"method": "update", "label": _tick_label(grid[i]), "value": repr(float(grid[i])),
                       "args": [{"x": xs, "y": ys, "cells.values": cells}, {"title.text": readout(i)}, dynamic]})
     fig.update_layout(
-        title={"text": readout(i0), "x": 0.01, "font": {"size": 15}},
+        title={"text": readout(i0), "x": 0.01, "xanchor": "left", "y": 0.995, "yref": "container", "yanchor": "top",
+               "font": {"size": 15}},  # above the slider, clear of its tick labels
         sliders=[{"active": i0, "steps": steps, "currentvalue": {"visible": False}, "pad": {"t": 0, "b": 10},
-                  "x": 0.0, "len": 1.0, "y": 1.04, "yanchor": "bottom", "font": {"size": 10},
+                  "x": 0.0, "len": 1.0, "y": 1.1, "yanchor": "bottom", "font": {"size": 10},
                   "ticklen": 4, "minorticklen": 2}],
-        height=int(900 + 180 * table_share), margin={"t": 170, "l": 60, "r": 30, "b": 30}, bargap=0.2,
-        legend={"x": 0.005, "y": 1.0 - 0.01, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255,255,255,0.75)",
-                "font": {"size": 10}},
+        height=int(950 + 180 * table_share), margin={"t": 200, "l": 60, "r": 30, "b": 30}, bargap=0.2,
+        # Above the panels, under the slider: it never covers θ̂, θ̃ or a curve.
+        legend={"orientation": "h", "x": 0.0, "y": 1.035, "xanchor": "left", "yanchor": "bottom",
+                "font": {"size": 11}},
         hovermode="closest", template="plotly_white",
     )
     for ann in fig.layout.annotations:  # the subplot titles, a little smaller
@@ -229,6 +250,12 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                                  name="minimizer of the quadratic model",
                                  hovertemplate=f"θ̂ − H⁻¹g: {qa} " + "%{x:.5g}, " + f"{qb} " + "%{y:.5g}<extra></extra>"),
                       row=1, col=1)
+    # The path's hover points are the slider's stops, in a trace after the θ̃ marker: where θ̃ sits on one,
+    # the two tie and θ̃'s own hover (the earlier trace, the larger marker) wins.
+    fig.add_trace(go.Scatter(x=st["plane"][:, 0], y=st["plane"][:, 1], mode="markers",
+                             marker={"size": 4, "opacity": 0}, showlegend=False, customdata=grid, name="θ̃(λ) path",
+                             hovertemplate="λ = %{customdata:.4g}<br>" + f"{qa}ᵀθ̃ = " + "%{x:.5g}<br>"
+                             + f"{qb}ᵀθ̃ = " + "%{y:.5g}<extra>path</extra>"), row=1, col=1)
     spans = np.abs([za, zb, ha, hb])
     if max(spans[0], spans[2]) <= 10 * max(min(spans[1], spans[3]), 1e-300):  # to scale: circles look like circles
         fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
@@ -239,9 +266,98 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                      range=[min(0, zb, hb) - pad, max(0, zb, hb) + pad])
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(type="log", title_text="λ", row=2, col=1)
-    if has_paths:
+    if rotation:
+        ext = 1.15 * float(np.linalg.norm(z))
+        fig.update_xaxes(title_text=data.penalized_names[0], range=[-0.35 * ext, ext], row=2, col=2)
+        fig.update_yaxes(title_text=data.penalized_names[1], range=[-0.35 * ext, ext], scaleanchor="x4", scaleratio=1,
+                         row=2, col=2)
+    elif has_paths:
         fig.update_xaxes(type="log", title_text="λ", row=2, col=2)
-    return fig, {"lambdas": grid, "directions": (a, b), "steps": st, "initial": i0}
+    return fig, {"lambdas": grid, "directions": (a, b), "steps": st, "initial": i0, "rotation": rotation}
+
+
+def _rotation_panel(fig, go, data, st, i0) -> dict:
+    """θ in its own coordinates (a 2-parameter model): θ̂ split along q₁, q₂; each part scaled; summed back.
+
+    Read as the slides' three steps: rotate (the coordinates (Qᵀθ̂)ⱼ are θ̂'s parts along the
+    eigen-axes, dotted), scale (each part by σⱼ/(σⱼ+λ): the coloured segments shrink as λ
+    moves), rotate back (θ̃ is their sum). Returns the moving traces for the slider.
+    """
+    Q, z = np.asarray(data.eigenvectors), data.coords
+    th = Q @ z
+    ext = 1.2 * float(np.linalg.norm(th))
+    for j, dash in ((0, "dot"), (1, "dot")):
+        fig.add_trace(go.Scatter(x=[-0.3 * ext * Q[0, j], ext * Q[0, j]], y=[-0.3 * ext * Q[1, j], ext * Q[1, j]],
+                                 mode="lines", line={"color": "#999", "dash": dash, "width": 1}, showlegend=False,
+                                 hoverinfo="skip"), row=2, col=2)
+        fig.add_annotation(x=ext * Q[0, j], y=ext * Q[1, j], text=f"q{j + 1}", showarrow=False, font={"size": 11},
+                           xanchor="left", row=2, col=2)
+    p1 = z[0] * Q[:, 0]
+    fig.add_trace(go.Scatter(x=[0, p1[0], th[0]], y=[0, p1[1], th[1]], mode="lines",
+                             line={"color": "#bbb", "dash": "dash"}, name="θ̂ rotated: its parts (Qᵀθ̂)ⱼ·qⱼ",
+                             hoverinfo="skip"), row=2, col=2)
+    fig.add_trace(go.Scatter(x=[th[0]], y=[th[1]], mode="markers", showlegend=False,
+                             marker={"symbol": "star", "size": 14, "color": "#1f77b4"},
+                             hovertemplate="θ̂ = (%{x:.5g}, %{y:.5g})<extra></extra>"), row=2, col=2)
+
+    def parts(i):
+        s = st["scaled"][i]
+        a1 = s[0] * Q[:, 0]
+        return a1, a1 + s[1] * Q[:, 1]
+
+    a1, tt = parts(i0)
+    base = len(fig.data)
+    fig.add_trace(go.Scatter(x=[0, a1[0]], y=[0, a1[1]], mode="lines", line={"color": "#9467bd", "width": 4},
+                             name="scaled: σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ·qⱼ", hoverinfo="skip"), row=2, col=2)
+    fig.add_trace(go.Scatter(x=[a1[0], tt[0]], y=[a1[1], tt[1]], mode="lines", line={"color": "#9467bd", "width": 4},
+                             showlegend=False, hoverinfo="skip"), row=2, col=2)
+    fig.add_trace(go.Scatter(x=[tt[0]], y=[tt[1]], mode="markers", showlegend=False,
+                             marker={"size": 12, "color": "#ff7f0e", "line": {"color": "black", "width": 1}},
+                             hovertemplate="θ̃ = (%{x:.5g}, %{y:.5g})<extra>rotated back</extra>"), row=2, col=2)
+    return {base: lambda i: ([0, parts(i)[0][0]], [0, parts(i)[0][1]]),
+            base + 1: lambda i: ([parts(i)[0][0], parts(i)[1][0]], [parts(i)[0][1], parts(i)[1][1]]),
+            base + 2: lambda i: ([parts(i)[1][0]], [parts(i)[1][1]])}
+
+
+def _paths_panel(fig, go, data, grid, st, lam_x, i0, max_lines: int = 8) -> dict:
+    """Coefficient paths with a marker of the current λ; smooth (the slider's grid) when Q is known.
+
+    Draws the ``max_lines`` penalized parameters that move most, the refits θ* at the analysed
+    λ as open circles, and a vertical line at the slider's λ. Returns the moving trace.
+    """
+    lam = data.lambdas
+    ok = lam > 0
+    pos = grid > 0
+    pen_idx = [data.param_names.index(nm) for nm in data.penalized_names if nm in data.param_names]
+    if "thetas_p" in st:  # θ̃_p on the slider's grid, from the eigen form, a decade around the analysed λ
+        near = pos & (grid >= lam[ok].min() / 10) & (grid <= lam[ok].max() * 10) if ok.any() else pos
+        xs, curves = grid[near], st["thetas_p"][near]
+    else:
+        xs, curves = lam[ok], data.predicted[ok][:, pen_idx]
+    th = data.eigenvectors @ data.coords if data.eigenvectors is not None else data.predicted[0, pen_idx]
+    moved = np.nanmax(np.abs(np.vstack([curves, th[None, :]]) - th), axis=0)
+    top = np.argsort(-np.nan_to_num(moved, nan=-1.0), kind="stable")[:max_lines]
+    values = [curves[:, top]]
+    for k, c in enumerate(top):
+        j = pen_idx[c]
+        color = f"hsl({(k * 47) % 360},60%,45%)"
+        fig.add_trace(go.Scatter(x=xs, y=curves[:, c], mode="lines", line={"color": color},
+                                 name=f"θ̃ {data.param_names[j]}", showlegend=False,
+                                 hovertemplate=f"{data.param_names[j]}<br>" + "λ = %{x:.4g}<br>θ̃ = %{y:.5g}"
+                                 "<extra>predicted</extra>"), row=2, col=2)
+        if data.refit is not None:
+            values.append(data.refit[ok][:, [j]])
+            fig.add_trace(go.Scatter(x=lam[ok], y=data.refit[ok, j], mode="markers",
+                                     marker={"symbol": "circle-open", "color": color, "size": 8},
+                                     name=f"θ* {data.param_names[j]}", showlegend=False,
+                                     hovertemplate=f"{data.param_names[j]}<br>" + "λ = %{x:.4g}<br>θ* = "
+                                     "%{y:.5g}<extra>refit</extra>"), row=2, col=2)
+    allv = np.concatenate([np.ravel(v) for v in values])
+    allv = allv[np.isfinite(allv)]
+    lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (-1.0, 1.0)
+    fig.add_trace(go.Scatter(x=[lam_x(i0)] * 2, y=[lo, hi], mode="lines", line={"color": "#ff7f0e", "width": 2},
+                             name="current λ", showlegend=False, hoverinfo="skip"), row=2, col=2)
+    return {len(fig.data) - 1: lambda i: ([lam_x(i)] * 2, [lo, hi])}
 
 
 def explorer_html(data: ExplorerData, *, directions=None, points: int = 41) -> str:

@@ -59,3 +59,42 @@ def check_directions(directions, k: int) -> tuple[int, int]:
     if not (0 <= a < k and 0 <= b < k) or a == b:
         raise RidgelensError(f"directions must be two different indices in [0, {k}), got ({a}, {b})")
     return a, b
+
+
+def display_eigenvalues(eigenvalues, rank_tol: float = 0.0) -> tuple[np.ndarray, int, float]:
+    """σ as the figures and the page draw them: rounding-level values shown as exactly 0.
+
+    A value with ``|σ| ≤ tol`` is drawn as 0: drawn as it is, a rounding-level σ of −4e-12
+    sends df(λ) to −45 at λ = 5e-12 and starts a λ slider there. The display tolerance is
+    the path's own ``rank_tol`` or ``√ε·max|σ|`` (≈ 1.5e-8 relative), whichever is larger:
+    curvature that small is invisible on any λ axis the figures draw (they start near the
+    smallest σ above it), and every figure and the page say how many values it zeroed. The
+    core's own tolerance is the core's business; this one only decides what is drawn.
+
+    Returns ``(sigma, n_zeroed, tol)``; the figures say how many were zeroed.
+
+    >>> s, k, _ = display_eigenvalues([2.0, 1.0, 3e-17, -4.4e-12])
+    >>> s.tolist(), k
+    ([2.0, 1.0, 0.0, 0.0], 2)
+    """
+    sigma = np.array(eigenvalues, dtype=np.float64).reshape(-1)
+    scale = float(np.abs(sigma).max(initial=0.0))
+    tol = max(float(rank_tol), np.sqrt(np.finfo(np.float64).eps) * scale)
+    small = (np.abs(sigma) <= tol) & (sigma != 0.0)
+    sigma[np.abs(sigma) <= tol] = 0.0
+    return sigma, int(small.sum()), tol
+
+
+def plane_directions(eigenvalues, coords, lambdas=None, directions=None, *, rank_tol: float = 0.0) -> tuple[int, int]:
+    """The one rule that picks the drawn plane, for the static figure and the interactive page alike.
+
+    ``eigenvalues`` and ``coords`` are those of the curvature the **penalized** block sees
+    (``RidgePath.eigenvalues`` and ``.coords``: H, or its Schur complement when the intercept
+    or other parameters are left out of the penalty), so an unpenalized direction is never
+    an axis of the picture. ``directions`` (0-based) overrides the default
+    (:func:`default_directions` on the rounding-cleaned σ, see :func:`display_eigenvalues`).
+    """
+    sigma, _, _ = display_eigenvalues(eigenvalues, rank_tol)
+    if directions is None:
+        directions = default_directions(sigma, coords, lambdas)
+    return check_directions(directions, sigma.size)
