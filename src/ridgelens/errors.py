@@ -46,3 +46,7 @@ class IllConditionedWarning(RidgelensWarning):
 class OutputError(RidgelensError):
     """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
 
+
+
+class ModelError(RidgelensError):
+    """A user's model cannot be built or loaded: the ``module:factory`` spec, its import, what it returns, or its weights."""
