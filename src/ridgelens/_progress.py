@@ -115,6 +115,7 @@ class Progress:
         if self.enabled:
             self._bar = _display(self.stream)
             self._task = self._bar.add_task(label, total=self.total, unit=unit)
+            self._bar.refresh()  # drawn at once, however short the stage
 
     def update(self, done: int) -> None:
         """Record ``done`` units so far."""
