@@ -17,6 +17,7 @@ refit's optimizer iterations under the "refits" bar), and disappears when closed
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from contextlib import contextmanager
@@ -45,14 +46,32 @@ def is_enabled(explicit: bool | None = None, stream=None) -> bool:
 
 
 @contextmanager
-def quiet():
-    """No bars inside this block (whatever stderr is)."""
+def setting(flag: bool | None):
+    """Inside this block, bars follow ``flag`` (None: leave the current setting as it is)."""
     global _setting
-    before, _setting = _setting, False
+    before = _setting
+    if flag is not None:
+        _setting = bool(flag)
     try:
         yield
     finally:
         _setting = before
+
+
+def quiet():
+    """No bars inside this block (whatever stderr is)."""
+    return setting(False)
+
+
+def governs_stages(fn):
+    """Make a function's ``progress=`` argument hold for every stage it calls (optimizers included)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, progress: bool | None = None, **kwargs):
+        with setting(progress):
+            return fn(*args, progress=progress, **kwargs)
+
+    return wrapper
 
 
 def _display(stream):

@@ -13,7 +13,7 @@ import torch
 from ridgelens._auto import select_solver
 from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._io import atomic_write_json
-from ridgelens._progress import Progress
+from ridgelens._progress import Progress, governs_stages
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
@@ -237,6 +237,7 @@ class Analysis:
             raise RidgelensError(f"the analysis dict has a malformed field: {exc}") from None
 
 
+@governs_stages
 def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol: float | None = None,
             tol: float | None = None, negative: str = "nan", refit_options: dict | None = None,
             method: str = "auto", k: int = 20, seed: int = 0, eig_tol: float = 1e-6, path_tol: float = 1e-8,
@@ -281,7 +282,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         Folder for checkpoints of the long stages (Lanczos, Krylov path, each refit);
         a killed run started again with the same folder resumes and gives the same result.
     progress : bool, optional
-        Progress lines for the matrix-free stages (default: when stderr is a terminal).
+        Progress bars on stderr for every long stage (polishing θ̂, Lanczos, SLQ, the path, each
+        refit); default: when stderr is a terminal (see :mod:`ridgelens._progress`).
     curvature : {"hessian", "ggn"}, default "hessian"
         The curvature of the quadratic model: the Hessian H, or the generalized Gauss–Newton
         matrix G = JᵀH_out J (positive semi-definite for losses convex in the outputs, so every
