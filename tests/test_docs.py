@@ -10,11 +10,14 @@ How it works (for whoever adds a section):
 - Blocks in any other language, or none (program output, a formula, a file tree), are text.
 - One HTML comment on the line just above the opening fence changes that:
 
-  - ``<!-- docs-test: continue -->`` runs the python block in the namespace of the previous
-    python block of the same file (a reader continues where the last block stopped);
+  - ``<!-- docs-test: continue -->`` runs the block in the working folder of the previous
+    block of the same file, and a python block in its namespace too (a reader continues where
+    the last block stopped);
   - ``<!-- docs-test: slow -->`` runs it only with ``-m slow`` (``make test-all``);
   - ``<!-- docs-test: skip REASON -->`` is illustrative only (a usage synopsis, an interface
-    sketch, a command that rebuilds the environment); the reason is required. Keep these few.
+    sketch, a command that rebuilds the environment); the reason is required. Keep these few;
+  - ``<!-- docs-test: output-of COMMAND -->`` above a text block (program output): every
+    line of the block must appear, as a line, in what ``COMMAND`` (a ridgelens command) prints.
 
 A new block needs nothing: it is found and run. A block that fails is a failing test named
 after its file and first line.
@@ -35,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELLS = ("bash", "sh", "shell")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
-MARK = re.compile(r"^\s*<!--\s*docs-test:\s*(continue|slow|skip)\b\s*(.*?)\s*-->\s*$")
+MARK = re.compile(r"^\s*<!--\s*docs-test:\s*(continue|slow|skip|output-of)\b\s*(.*?)\s*-->\s*$")
 
 
 def blocks(path: Path) -> list[dict]:
@@ -64,7 +67,7 @@ def _cases():
     cases = []
     for path in FILES:
         for b in blocks(path):
-            if b["lang"] not in ("python", *SHELLS):
+            if b["lang"] not in ("python", *SHELLS) and b["mark"] != "output-of":
                 continue
             marks = [pytest.mark.slow] if b["mark"] == "slow" else []
             first = next((ln.strip() for ln in b["code"].splitlines() if ln.strip()), "")[:40]
@@ -93,6 +96,7 @@ def ridgelens_on_path(tmp_path):
 
 
 _namespaces: dict = {}
+_workdirs: dict = {}
 
 
 @pytest.mark.parametrize("block", _cases())
@@ -100,14 +104,29 @@ def test_doc_block_runs(block, tmp_path, monkeypatch, ridgelens_on_path):
     if block["mark"] == "skip":
         assert block["reason"], f"{block['file'].name}:{block['line']}: a skipped block must say why"
         pytest.skip(f"illustrative only: {block['reason']}")
-    work = tmp_path / "work"
-    work.mkdir()
+    key = block["file"]
+    if block["mark"] == "continue":
+        assert key in _workdirs, f"{key.name}:{block['line']}: 'continue' needs a block before it"
+        work = _workdirs[key]
+    else:
+        work = tmp_path / "work"
+        work.mkdir()
+    _workdirs[key] = work
     monkeypatch.chdir(work)
+    if block["mark"] == "output-of":
+        command = block["reason"]
+        assert command.startswith("ridgelens "), f"{key.name}:{block['line']}: output-of needs a ridgelens command"
+        done = subprocess.run(["bash", "-e", "-c", command], cwd=work, env=ridgelens_on_path,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        printed = {ln.strip() for ln in done.stdout.splitlines()}
+        missing = [ln for ln in block["code"].splitlines() if ln.strip() and ln.strip() not in printed]
+        assert not missing, f"{key.name}:{block['line']}: `{command}` does not print {missing[0]!r}"
+        return
     if block["lang"] == "python":
         import matplotlib
 
         matplotlib.use("Agg")
-        key = block["file"]
         if block["mark"] == "continue":
             assert key in _namespaces, f"{key.name}:{block['line']}: 'continue' needs a python block before it"
             ns = _namespaces[key]
