@@ -14,6 +14,7 @@ How it works (for whoever adds a section):
     block of the same file, and a python block in its namespace too (a reader continues where
     the last block stopped);
   - ``<!-- docs-test: slow -->`` runs it only with ``-m slow`` (``make test-all``);
+    ``<!-- docs-test: continue slow -->`` is both;
   - ``<!-- docs-test: skip REASON -->`` is illustrative only (a usage synopsis, an interface
     sketch, a command that rebuilds the environment); the reason is required. Keep these few;
   - ``<!-- docs-test: output-of COMMAND -->`` above a text block (program output): every
@@ -69,7 +70,8 @@ def _cases():
         for b in blocks(path):
             if b["lang"] not in ("python", *SHELLS) and b["mark"] != "output-of":
                 continue
-            marks = [pytest.mark.slow] if b["mark"] == "slow" else []
+            slow = b["mark"] == "slow" or (b["mark"] == "continue" and b["reason"] == "slow")
+            marks = [pytest.mark.slow] if slow else []
             first = next((ln.strip() for ln in b["code"].splitlines() if ln.strip()), "")[:40]
             cases.append(pytest.param(b, id=f"{path.name}:{b['line']}:{first}", marks=marks))
     return cases
@@ -153,4 +155,4 @@ def test_the_extractor_finds_markers_and_blocks(tmp_path):
     assert [(b["lang"], b["mark"], b["line"]) for b in found] == [
         ("bash", "skip", 4), ("python", None, 7), ("python", "continue", 11), ("", None, 14)]
     assert found[0]["reason"] == "a synopsis" and found[2]["code"] == "assert x == 1"
-    assert _commands("ridgelens a \\\n  --b 1  # note\n# c\nridgelens d") == ["ridgelens a   --b 1", "ridgelens d"]
+    assert _commands("ridgelens a \\\n  --b 1  # note\n# c\nridgelens d") == ["ridgelens a    --b 1", "ridgelens d"]
