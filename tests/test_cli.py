@@ -246,7 +246,7 @@ def test_mlp_option_combinations_are_refused_by_name(tmp_path, capsys, argv, nee
 def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, capsys, monkeypatch):
     code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--refit-method", "lbfgs",
                           "--lambdas", "0.1", "--out", str(tmp_path / "o"))
-    assert code == 2 and "--refit-method is for --model mlp" in err, err
+    assert code == 2 and "--refit-method is for torch models" in err, err
     with pytest.raises(SystemExit):
         main(["analyze", "--data", "diabetes", "--model", "mlp", "--refit-method", "newton", "--lambdas", "0.1",
               "--out", str(tmp_path / "o")])

@@ -352,7 +352,7 @@ def test_linear_torch_model_matches_least_squares():
 
     obj = TorchObjective(lin, half_mse, split(X, Y, (15, 15, 10)), unpenalized=("bias",))
     lams = [1e-3, 1e-1, 1.0]
-    res = rl.analyze(obj, lams)
+    res = rl.analyze(obj, lams, polish=True)  # a random nn.Linear: polish it to the minimizer
     ls = rl.analyze(rl.LeastSquares(X.numpy(), Y.numpy()[:, 0]), lams)
     np.testing.assert_allclose(res.predicted, ls.predicted, rtol=0, atol=1e-10)
     np.testing.assert_allclose(res.refit, ls.predicted, rtol=0, atol=1e-8)

@@ -19,27 +19,20 @@ from ridgelens.errors import (
     RidgelensWarning,
     SingularBlockWarning,
 )
-from ridgelens.objectives import LeastSquares, Logistic, MinimizeResult, Objective
-from ridgelens.operators import (
-    CurvatureOperator,
-    DenseOperator,
-    HessianOperator,
-    SchurComplementOperator,
-    as_operator,
-    curvature,
-    ggn,
-    hessian,
-)
-from ridgelens.pipeline import CONVENTIONS, Analysis, analyze
-from ridgelens.ridge import RidgePath, make_solver, ridge_path, shrinkage
-from ridgelens.spectra import (
-    SpectralDensity,
-    Spectrum,
-    TraceEstimate,
-    eigen,
-    hutchpp_trace,
-    spectral_density,
-)
+
+# Everything else is imported on first use (PEP 562), so that `import ridgelens` and the
+# command line's --help/--version do not pay for torch, SciPy or scikit-learn.
+_LAZY = {
+    "ridgelens.objectives": ("LeastSquares", "Logistic", "MinimizeResult", "Objective"),
+    "ridgelens.objectives.torch": ("TorchObjective",),
+    "ridgelens.operators": ("CurvatureOperator", "DenseOperator", "HessianOperator", "SchurComplementOperator",
+                            "as_operator", "curvature", "ggn", "hessian", "TorchHessianOperator", "GGNOperator"),
+    "ridgelens.pipeline": ("CONVENTIONS", "Analysis", "analyze"),
+    "ridgelens.ridge": ("RidgePath", "make_solver", "ridge_path", "shrinkage"),
+    "ridgelens.spectra": ("SpectralDensity", "Spectrum", "TraceEstimate", "eigen", "hutchpp_trace",
+                          "spectral_density"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
 __version__ = "0.1.0"
 
@@ -84,13 +77,15 @@ __all__ = [
 
 
 def __getattr__(name):
-    # torch is heavy; import it only when a torch objective is asked for.
-    if name == "TorchObjective":
-        from ridgelens.objectives.torch import TorchObjective
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ridgelens' has no attribute {name!r}")
+    import importlib
 
-        return TorchObjective
-    if name in ("TorchHessianOperator", "GGNOperator"):
-        import ridgelens.operators as ops
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
 
-        return getattr(ops, name)
-    raise AttributeError(f"module 'ridgelens' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -58,3 +58,7 @@ class PenaltyError(RidgelensError):
 
 class OptimizerStateError(RidgelensError):
     """A saved optimizer state does not fit: another model (shapes), another optimizer, or no second moments."""
+
+
+class ModelError(RidgelensError):
+    """A user's model cannot be built or loaded: the ``module:factory`` spec, its import, what it returns, or its weights."""

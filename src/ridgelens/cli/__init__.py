@@ -8,6 +8,7 @@ with ``RIDGELENS_DEBUG=1``); 130 / 143 interrupted by SIGINT / SIGTERM, no outpu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -43,10 +44,11 @@ def _lambdas(text: str) -> list[float]:
     return values
 
 
-def _model_name(text: str) -> str:
-    if text in ("linear", "logistic", "mlp", "lm") or (text.startswith("hf:") and len(text) > 3):
-        return text
-    raise argparse.ArgumentTypeError(f"--model must be linear, logistic, mlp, lm or hf:DIR, got {text!r}")
+def directions_arg(text: str):
+    """``--directions``, checked by the explore command's own parser (imported only when used: --help stays light)."""
+    from ridgelens.cli._explore import directions_arg as parse
+
+    return parse(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ridgelens", description=(
         "What L2 regularization (ridge, weight decay) would do to a model's weights, and why. "
         "Conventions: mean loss, penalty (λ/2)‖θ‖², scikit-learn alpha = n·λ."))
+    from ridgelens import __version__
+    from ridgelens.cli._args import add_lm_arguments, penalty_pattern
+    from ridgelens.cli._torch import DTYPES, model_arg
+
+    p.add_argument("--version", action="version", version=f"ridgelens {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="the seeds' 2-D picture, diabetes (least squares), breast cancer (logistic)")
@@ -62,42 +69,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
     d.add_argument("--lm", action="store_true", help="instead: train the built-in byte-level language model on the "
                                                      "standard library's sources and analyze it (a few minutes)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn on stderr, only on a terminal)")
 
     a = sub.add_parser("analyze", help="predicted vs refit ridge path for a data set and model")
-    a.add_argument("--data", help="diabetes, breast_cancer, digits, or csv:PATH (required unless --model lm/hf:DIR)")
+    a.add_argument("--data",
+                   help="diabetes, breast_cancer, digits, csv:PATH, or tensors:PATH (a .npz or .pt file holding "
+                        "X and y; the only data a module:factory model takes); required unless --model lm/hf:DIR")
     a.add_argument("--target", help="target column of a CSV file (default: its last column)")
-    a.add_argument("--model", required=True, type=_model_name,
-                   help="linear, logistic, mlp (a d→hidden→tanh→out torch MLP), lm (the built-in byte-level "
-                        "transformer, trained on --text) or hf:DIR (a local Hugging Face causal-LM checkpoint)")
+    a.add_argument("--model", required=True, type=model_arg,
+                   metavar="{linear,logistic,mlp,lm,hf:DIR,MODULE:FACTORY,FILE.py:FACTORY}",
+                   help="mlp: a d→hidden→tanh→out torch MLP, trained here (squared loss, on one-hot labels for "
+                        "class targets; see --loss); lm: the built-in byte-level transformer, trained on --text; "
+                        "hf:DIR: a local Hugging Face causal-LM checkpoint; MODULE:FACTORY or FILE.py:FACTORY: your "
+                        "own torch model, FACTORY() returning an nn.Module (with --weights and --data tensors:PATH)")
     a.add_argument("--lambdas", required=True, type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1")
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
-    a.add_argument("--positive-class", type=float, help="logistic: y = 1 where target == this value")
+    a.add_argument("--positive-class", type=float, help="turn the target into 0/1 labels, 1 where target == this value (e.g. one digit for logistic)")
     a.add_argument("--out", required=True, help="output folder for results.json and figures; written as a "
                                                 "whole at the end, or not at all")
     a.add_argument("--overwrite", action="store_true",
                    help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
     a.add_argument("--hidden", type=int, help="mlp: hidden units (default: 64)")
-    a.add_argument("--k", type=int, help="eigenvalues reported; mlp: top eigenpairs by Lanczos (default: 20; "
-                                         "linear and logistic: every pair is computed exactly, 10 are printed)")
-    a.add_argument("--seed", type=int, help="mlp: seed of the initial weights and of Lanczos (default: 0)")
+    a.add_argument("--k", type=int, help="eigenvalues printed (default: 10); torch models: also how many top "
+                                         "eigenpairs Lanczos computes when the run is matrix-free (default: 20); "
+                                         "linear and logistic: every pair is computed exactly")
+    a.add_argument("--seed", type=int, help="torch models: seed of Lanczos and SLQ, and for mlp of the initial "
+                                            "weights (default: 0)")
     a.add_argument("--train-iters", type=int, help="mlp: L-BFGS iterations of training (default: 1000)")
     a.add_argument("--refit-method", choices=["trust-ncg", "lbfgs"],
-                   help="mlp: optimizer of each refit (default: trust-ncg, Newton-CG with exact HVPs, which "
+                   help="torch models: optimizer of each refit and of --polish (default: trust-ncg, Newton-CG with exact HVPs, which "
                         "reaches the refit tolerance where L-BFGS stalls)")
     a.add_argument("--refit-iters", type=int,
-                   help="mlp: iterations of each refit (default: 200 for trust-ncg, 500 for lbfgs)")
-    a.add_argument("--weights", help="mlp: a saved state_dict to analyze instead of training (weights_only)")
-    a.add_argument("--checkpoint", help="mlp: folder to checkpoint the long stages into, and resume from")
+                   help="torch models: iterations of each refit and of --polish (default: 200 for trust-ncg, "
+                        "500 for lbfgs)")
+    a.add_argument("--weights", help="torch models: a state_dict (torch.save, always loaded with weights_only=True) "
+                                     "or .safetensors file; θ̂ is these weights as given (mlp: instead of training)")
+    a.add_argument("--polish", action="store_true", default=None,
+                   help="torch models: minimize further from the weights (--refit-method) before the analysis, "
+                        "and report how far θ̂ moved and how the loss changed (default: θ̂ is taken as given)")
+    a.add_argument("--checkpoint", help="torch models: folder to checkpoint the long stages into, and resume from")
     a.add_argument("--loss", choices=["mse", "cross-entropy"],
-                   help="mlp classification loss (default: mse; cross-entropy has no finite "
-                        "minimizer on separable data)")
+                   help="torch models: mse, the mean of ½‖f(x) − y‖² (one-hot labels for classes), or cross-entropy "
+                        "(default: mlp mse, since cross-entropy has no finite minimizer on separable data; "
+                        "your own model: cross-entropy for integer targets, else mse)")
     a.add_argument("--unpenalized", action="append", metavar="GLOB",
-                   help="mlp: parameters the penalty leaves out, by name pattern (repeatable), e.g. '*.bias'; "
-                        "the names are 0.weight, 0.bias, 2.weight, 2.bias")
-    from ridgelens.cli._penalty import penalty_pattern
-
+                   help="torch models: parameters the penalty leaves out, by name pattern (repeatable), e.g. "
+                        "'*.bias'; the mlp's names are 0.weight, 0.bias, 2.weight, 2.bias")
+    a.add_argument("--refit-tol", type=float, help="torch models: gradient-norm tolerance of the refits and of "
+                                                   "--polish (default: 1e-5)")
+    a.add_argument("--device", help="torch models: where the products run, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    a.add_argument("--dtype", choices=DTYPES, help="torch models: the precision of the analysis (default: float64)")
+    a.add_argument("--batch-size", type=int, help="torch models: samples per batch of each product (default: 512)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn on stderr, only on a terminal)")
     a.add_argument("--penalty", action="append", type=penalty_pattern, metavar="PATTERN=FACTOR",
                    help="mlp: penalty factor of the parameters whose name matches PATTERN (repeatable; first match "
                         "wins, others keep 1): the penalty becomes (λ/2)θᵀDθ, e.g. --penalty '*.bias=0' "
@@ -110,17 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "from --optimizer-state; default: the state's own optimizer)")
     a.add_argument("--optimizer-state", metavar="FILE",
                    help="mlp: the torch.optim state_dict (torch.save) that trained --weights (weights_only loading)")
-    a.add_argument("--refit-tol", type=float, help="mlp: gradient-norm tolerance of the refits (default: 1e-5)")
     a.add_argument("--curvature", choices=["hessian", "ggn"], default="hessian",
                    help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
                         "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
                         "linear and logistic models)")
 
-    from ridgelens.cli._lm import add_lm_arguments
-
     add_lm_arguments(a)
-
-    from ridgelens.cli._explore import directions_arg
 
     e = sub.add_parser("explore", help="an interactive, self-contained HTML page with a λ slider")
     e.add_argument("results", nargs="?", metavar="RESULTS_JSON", help="a results.json written by `ridgelens analyze`")
@@ -138,7 +158,11 @@ def main(argv=None) -> int:
     after its one error line, as argparse does.
     """
     args = build_parser().parse_args(argv)
-    with handling(), warnings.catch_warnings(record=True) as caught:
+    from ridgelens import _progress
+
+    if getattr(args, "quiet", False):
+        _progress.set_enabled(False)
+    with handling(), warnings.catch_warnings(record=True) as caught, _restoring(_progress):
         warnings.simplefilter("always", RidgelensWarning)
         try:
             _dispatch(args)
@@ -169,7 +193,26 @@ def main(argv=None) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _restoring(progress):
+    """Remove any progress bar still drawn (a stage that raised) and restore the setting, whatever happens."""
+    try:
+        yield
+    finally:
+        progress.reset()
+        progress.set_enabled(None)
+
+
 def _dispatch(args) -> None:
+    from ridgelens import _progress
+
+    try:
+        _run_command(args)
+    finally:  # no bar left drawn under the error or summary lines that follow
+        _progress.reset()
+
+
+def _run_command(args) -> None:
     if args.command == "demo":
         from ridgelens.cli._demo import run_demo
 

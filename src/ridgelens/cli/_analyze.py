@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_json
+from ridgelens._progress import stage
 from ridgelens._validation import check_lambdas
 from ridgelens.cli._output import (
     checked_path,
@@ -18,6 +19,7 @@ from ridgelens.cli._output import (
     table,
 )
 from ridgelens.cli._penalty import apply_linear, apply_mlp
+from ridgelens.cli._torch import is_user_model
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
@@ -31,11 +33,12 @@ from ridgelens.plots import (
     plot_spectral_density,
 )
 
-#: Options that only an MLP uses, with their defaults (None on the command line = not given).
-MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_method": "trust-ncg", "refit_iters": None,
-               "loss": "mse",
-                "refit_tol": 1e-5, "weights": None, "checkpoint": None, "unpenalized": (),
-                "penalty": (), "optimizer": None, "optimizer_state": None}
+#: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
+MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None}
+#: Options of every torch model (the MLP and a user's MODULE:FACTORY), with their defaults.
+TORCH_DEFAULTS = {"seed": 0, "refit_method": "trust-ncg", "refit_iters": None, "loss": None, "refit_tol": 1e-5,
+                  "weights": None, "checkpoint": None, "unpenalized": (), "device": "cpu", "dtype": "float64",
+                  "batch_size": 512, "polish": False}
 
 
 def run_analyze(args) -> None:
@@ -43,7 +46,8 @@ def run_analyze(args) -> None:
     from ridgelens.cli._lm import is_lm, refuse_lm_options, run_lm_analyze
 
     if is_lm(args.model):
-        given = ["--" + n.replace("_", "-") for n in MLP_DEFAULTS if n != "seed" and getattr(args, n) is not None]
+        given = ["--" + n.replace("_", "-") for n in {**MLP_DEFAULTS, **TORCH_DEFAULTS}
+                 if n != "seed" and getattr(args, n) is not None]
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
             raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
                                  "--steps, --seed, --k, --subsamples, --max-logits; not "
@@ -56,19 +60,25 @@ def run_analyze(args) -> None:
     lam = check_lambdas(args.lambdas, "--lambdas")
     if args.no_intercept and args.penalize_intercept:
         raise RidgelensError("--no-intercept and --penalize-intercept contradict each other; choose one")
-    if args.model != "mlp":
-        given = ["--" + name.replace("_", "-") for name in MLP_DEFAULTS if getattr(args, name) is not None]
+    torch_model = args.model == "mlp" or is_user_model(args.model)
+    for names, what in ((MLP_DEFAULTS, "--model mlp"), (TORCH_DEFAULTS, "torch models (--model mlp or MODULE:FACTORY)")):
+        if (names is MLP_DEFAULTS and args.model == "mlp") or (names is TORCH_DEFAULTS and torch_model):
+            continue
+        given = ["--" + name.replace("_", "-") for name in names if getattr(args, name) is not None]
         if given:
-            raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model mlp; "
-                                 f"a {args.model} model is solved exactly")
-    else:
+            raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for {what}; "
+                                 f"{'a' if args.model in ('linear', 'logistic') else 'your'} {args.model} model "
+                                 f"{'is solved exactly' if args.model in ('linear', 'logistic') else 'is not trained here'}")
+    if torch_model:
         if args.no_intercept or args.penalize_intercept:
             raise RidgelensError(f"{'--no-intercept' if args.no_intercept else '--penalize-intercept'} is for the "
-                                 "linear and logistic models; an mlp's biases are penalized unless "
+                                 "linear and logistic models; a torch model's biases are penalized unless "
                                  "--unpenalized '*.bias' leaves them out")
-        for name, default in MLP_DEFAULTS.items():
+        for name, default in {**(MLP_DEFAULTS if args.model == "mlp" else {}), **TORCH_DEFAULTS}.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)
+        if args.model == "mlp" and args.loss is None:
+            args.loss = "mse"
         if args.refit_iters is None:
             args.refit_iters = 200 if args.refit_method == "trust-ncg" else 500
     if args.model == "mlp" and args.penalty_factors is not None:
@@ -76,10 +86,10 @@ def run_analyze(args) -> None:
                              "PATTERN=FACTOR by parameter name")
     if args.k is not None and args.k < 1:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
-    if args.model == "mlp":
+    if torch_model:
         _check_mlp_numbers(args)
     created = []
-    if args.model == "mlp" and args.checkpoint is not None:
+    if torch_model and args.checkpoint is not None:
         created = prepare_checkpoint(args.checkpoint, checked_path(args.out, "--out"))
     try:
         # Everything is written into `out`, a staging folder moved into place as --out at the end.
@@ -93,8 +103,10 @@ def run_analyze(args) -> None:
 
 def _check_mlp_numbers(args) -> None:
     """The MLP's counts and tolerance, checked before any work (naming the option)."""
-    for name, low in (("hidden", 1), ("train_iters", 1), ("refit_iters", 1)):
-        v = getattr(args, name)
+    for name, low in (("hidden", 1), ("train_iters", 1), ("refit_iters", 1), ("batch_size", 1)):
+        v = getattr(args, name, None)
+        if v is None:  # an mlp-only option of a user's model
+            continue
         if v < low:
             raise RidgelensError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {v}")
     if not 0 <= args.seed < 2**63:
@@ -105,10 +117,18 @@ def _check_mlp_numbers(args) -> None:
 
 def _run(args, lam: np.ndarray, out: Path) -> list[str]:
     """Load, compute, print the summary and write every output into ``out``; returns the file names."""
-    ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
-                      positive_class=args.positive_class)
+    if is_user_model(args.model):
+        from ridgelens.cli._torch import load_user_data
+
+        ds = load_user_data(args)
+    else:
+        ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
+                          positive_class=args.positive_class)
     extra = {}
-    if args.model == "mlp":
+    if is_user_model(args.model):
+        res, extra = _analyze_user(args, ds, lam)
+        obj = None
+    elif args.model == "mlp":
         res, extra = _analyze_mlp(args, ds, lam, out)
         obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
     else:
@@ -151,24 +171,51 @@ def _analyze_mlp(args, ds, lam, out: Path):
     from ridgelens.cli._mlp import build_mlp_objective, save_state_dict
 
     obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
-                                         loss=args.loss, unpenalized=args.unpenalized)
+                                         loss=args.loss, unpenalized=args.unpenalized, dtype=args.dtype,
+                                         device=args.device, batch_size=args.batch_size)
     penalty_extra = apply_mlp(args, obj)
-    if args.weights is None:
-        trained = obj.minimize(method="lbfgs", max_iter=args.train_iters, tol=1e-8)
+    if args.weights is None:  # θ̂ is the minimizer this training finds (--polish continues it with --refit-method)
+        with stage("training the MLP (L-BFGS)"):
+            trained = obj.minimize(method="lbfgs", max_iter=args.train_iters, tol=1e-8)
         theta_hat = trained.theta
         print(f"trained the {obj.n_params}-parameter MLP ({task}) with L-BFGS from seed {args.seed}: "
               f"{trained.n_iter} iterations, ‖∇R‖ = {trained.gradient_norm:.3g}")
     else:
         theta_hat = obj.theta0
-    res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
-                  curvature=args.curvature,
-                  tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
-    if args.weights is None:
-        save_state_dict(net, theta_hat, obj, out / "model.pt")
+    res = _analyze_torch(args, obj, lam, theta_hat)
+    save_state_dict(net, res.theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,
-                 "refit_iters": args.refit_iters,
-                 "weights": args.weights or str(Path(args.out) / "model.pt"), **penalty_extra}
+                 "refit_iters": args.refit_iters, "device": args.device, "dtype": args.dtype,
+                 "batch_size": args.batch_size, "weights_given": args.weights,
+                 "weights": str(Path(args.out) / "model.pt"), **penalty_extra}
+
+
+def _analyze_user(args, ds, lam):
+    """A user's MODULE:FACTORY model on tensors data: θ̂ is its weights as given (or polished with --polish)."""
+    from ridgelens.cli._torch import build_user_objective
+
+    obj, loss = build_user_objective(args, ds.X, ds.y)
+    res = _analyze_torch(args, obj, lam, None)
+    return res, {"model_factory": args.model, "seed": args.seed, "loss": loss, "unpenalized": list(args.unpenalized),
+                 "refit_method": args.refit_method, "refit_iters": args.refit_iters, "device": args.device,
+                 "dtype": args.dtype, "batch_size": args.batch_size, "weights": args.weights}
+
+
+def _analyze_torch(args, obj, lam, theta_hat):
+    """The analysis of a torch model, with the θ̂ it was given (or polished, and then said how far it moved)."""
+    res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
+                  curvature=args.curvature, polish=bool(args.polish),
+                  tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
+    p = res.polish
+    if p is not None:
+        print(f"polished θ̂ ({p['method']}, {p['n_iter']} iterations{'' if p['converged'] else ', NOT converged'}): "
+              f"moved ‖Δθ‖ = {p['moved']:.3g} ({p['moved_relative']:.3g} of ‖θ‖); loss {p['loss_before']:.6g} → "
+              f"{p['loss_after']:.6g}; ‖∇R‖ {p['gradient_norm_before']:.3g} → {p['gradient_norm_after']:.3g}")
+    elif args.weights is not None or is_user_model(args.model):
+        print(f"θ̂ is the model's weights as given{f' ({args.weights})' if args.weights else ''}, "
+              "not re-minimized (--polish would)")
+    return res
 
 
 def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:

@@ -11,14 +11,13 @@ import numpy as np
 
 from ridgelens._io import atomic_write_bytes, atomic_write_json
 from ridgelens._validation import check_lambdas
+from ridgelens.cli._args import LM_DEFAULTS
 from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
 from ridgelens.errors import RidgelensError
 
 #: Options only a language model takes (``analyze --model lm`` or ``hf:DIR``).
 LM_OPTIONS = ("text", "layers", "width", "heads", "context", "tokens", "steps", "subsamples", "max_logits")
 #: Defaults of ``analyze --model lm`` (the built-in byte transformer on the standard library).
-LM_DEFAULTS = {"text": "stdlib", "layers": 2, "width": 96, "heads": 4, "context": 32, "tokens": 512, "steps": 150,
-               "seed": 0, "k": 10, "subsamples": 3, "max_logits": None}
 #: The quick demo: 276k parameters, 512 training tokens, three λ (about 4.5 min of wall time on a busy 2-core machine).
 DEMO = dict(LM_DEFAULTS)
 DEMO_LAMBDAS = [1e-2, 1e-1, 1.0]
@@ -185,20 +184,3 @@ def _figures(res, report: dict, out: Path) -> list[str]:
         draw(fig.add_subplot())
         save_figure(fig, out / name)
     return list(figs)
-
-
-def add_lm_arguments(a) -> None:
-    """The language-model options of ``ridgelens analyze`` (defaults in :data:`LM_DEFAULTS`)."""
-    a.add_argument("--text", help="lm/hf: a UTF-8 text file, or 'stdlib' (the standard library's own .py "
-                                  "sources, split by file; lm's default)")
-    a.add_argument("--layers", type=int, help=f"lm: transformer blocks (default {LM_DEFAULTS['layers']})")
-    a.add_argument("--width", type=int, help=f"lm: model width (default {LM_DEFAULTS['width']})")
-    a.add_argument("--heads", type=int, help=f"lm: attention heads (default {LM_DEFAULTS['heads']})")
-    a.add_argument("--context", type=int, help=f"lm/hf: tokens per window (default {LM_DEFAULTS['context']})")
-    a.add_argument("--tokens", type=int, help=f"lm/hf: training tokens, the finite set θ̂, θ̃ and θ* are on "
-                                              f"(default {LM_DEFAULTS['tokens']})")
-    a.add_argument("--steps", type=int, help=f"lm: Adam steps of training (default {LM_DEFAULTS['steps']})")
-    a.add_argument("--subsamples", type=int, help="lm/hf: top eigenvalues over this many disjoint subsamples of the "
-                                                  f"tokens, as mean ± sd (default {LM_DEFAULTS['subsamples']}; 0: off)")
-    a.add_argument("--max-logits", type=int, help="lm/hf: most logits one batch (one recomputed product) holds "
-                                                  "(default 2^20)")

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_bytes
-from ridgelens.data import read_input
 from ridgelens.errors import DataError, RidgelensError
 
 BATCH = 512
@@ -21,7 +20,7 @@ def is_classification(y: np.ndarray) -> bool:
 
 
 def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse",
-                        unpenalized=()):
+                        unpenalized=(), dtype: str = "float64", device: str = "cpu", batch_size: int = BATCH):
     """The MLP ``d → hidden → tanh → out`` as a TorchObjective (float64), plus its task name.
 
     Regression uses the mean of ½(f(x) − y)². Classification uses, by default, the same
@@ -31,9 +30,12 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     is available; expect ridgelens to report ‖∇R‖ ≈ 0 only because the loss saturates.
     ``weights`` is a saved ``state_dict`` (loaded with ``weights_only=True``).
     ``unpenalized``: name patterns of parameters the penalty leaves out (e.g. ``"*.bias"``).
+    ``dtype``, ``device``, ``batch_size``: where and how the products run (``--dtype`` etc.).
     """
     import torch
 
+    from ridgelens.cli._torch import torch_device, torch_dtype
+    from ridgelens.data._tensors import load_state_dict
     from ridgelens.objectives.torch import TorchObjective
 
     if hidden < 1:
@@ -50,41 +52,43 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
             loss_fn = torch.nn.functional.cross_entropy
         elif loss == "mse":
             Y = torch.nn.functional.one_hot(torch.tensor(y_idx), out).to(torch.float64)
-            loss_fn = _half_squared
+            loss_fn = half_squared
         else:
             raise RidgelensError(f"--loss must be 'mse' or 'cross-entropy', got {loss!r}")
     else:
         if loss != "mse":
             raise RidgelensError("--loss cross-entropy needs a class target; this target is continuous")
-        Y, out, loss_fn = torch.tensor(ds.y, dtype=torch.float64)[:, None], 1, _half_squared
+        Y, out, loss_fn = torch.tensor(ds.y, dtype=torch.float64)[:, None], 1, half_squared
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.Tanh(),
                               torch.nn.Linear(hidden, out)).double()
     if weights is not None:
         path = Path(weights)
-        blob = read_input(path, "--weights file")
-        try:
-            state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        except Exception:  # torch's message suggests weights_only=False, which we never do
-            raise DataError(f"--weights {path} is not a state_dict saved with torch.save "
-                            "(it cannot be loaded with weights_only=True)") from None
+        state = load_state_dict(path)
         try:
             net.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
-    batches = [(X[i:i + BATCH], Y[i:i + BATCH]) for i in range(0, len(X), BATCH)]
-    names = [n for n, _ in net.named_parameters()]
+    dev, dt = torch_device(device), torch_dtype(dtype)
+    net = net.to(device=dev, dtype=dt)
+    X, Y = X.to(device=dev, dtype=dt), Y.to(device=dev, dtype=dt if Y.is_floating_point() else Y.dtype)
+    batches = [(X[i:i + batch_size], Y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+    check_unpenalized([n for n, _ in net.named_parameters()], unpenalized)
+    return TorchObjective(net, loss_fn, batches, unpenalized=tuple(unpenalized)), net, "classification" if classify else "regression"
+
+
+def check_unpenalized(names, unpenalized) -> None:
+    """Each ``--unpenalized`` pattern matches a parameter name, and some parameter stays penalized."""
     for pat in unpenalized:
         if not any(fnmatch.fnmatch(n, pat) for n in names):
             raise RidgelensError(f"--unpenalized {pat!r} matches no parameter; the names are {', '.join(names)}")
     if unpenalized and all(any(fnmatch.fnmatch(n, pat) for pat in unpenalized) for n in names):
         raise RidgelensError(f"--unpenalized {' '.join(unpenalized)} leaves no parameter penalized (the names are "
                              f"{', '.join(names)}): the penalty would act on nothing")
-    return TorchObjective(net, loss_fn, batches, unpenalized=tuple(unpenalized)), net, "classification" if classify else "regression"
 
 
-def _half_squared(o, t):
+def half_squared(o, t):
     """Mean over samples of ½‖f(x) − y‖² (summed over outputs)."""
     return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
 

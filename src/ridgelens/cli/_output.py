@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ridgelens._io import TMP_PREFIX, _umask, atomic_write_bytes, fsync_dir, fsync_tree
+from ridgelens._table import table  # noqa: F401  (re-exported: the commands print their tables with it)
 from ridgelens.cli._signals import critical
 from ridgelens.errors import OutputError
 
@@ -41,14 +42,6 @@ def save_figure(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def table(headers: list[str], rows: list[list], fmt: str = "{:.4g}") -> str:
-    """A right-aligned plain-text table."""
-    cells = [[c if isinstance(c, str) else fmt.format(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
 def checked_path(raw, option: str, what: str = "folder", *, replaced: bool = True) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 
 import numpy as np
@@ -14,19 +13,9 @@ from ridgelens._optim_state import (
     optimizer_kind,
     optimizer_penalty,
 )
+from ridgelens.cli._args import penalty_pattern  # noqa: F401 (re-exported)
 from ridgelens.data import read_input
 from ridgelens.errors import PenaltyError, RidgelensError
-
-
-def penalty_pattern(text: str) -> tuple[str, float]:
-    """``PATTERN=FACTOR`` (argparse type): a name glob and its factor (checked ≥ 0 and finite later)."""
-    pattern, sep, value = text.rpartition("=")
-    if not sep or not pattern:
-        raise argparse.ArgumentTypeError(f"--penalty must be PATTERN=FACTOR (e.g. '*.bias=0'), got {text!r}")
-    try:
-        return pattern, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--penalty {text!r}: the factor {value!r} is not a number") from None
 
 
 def read_penalty_factors(path: str) -> np.ndarray:

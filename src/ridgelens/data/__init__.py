@@ -54,7 +54,9 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
     Parameters
     ----------
     spec : str
-        A built-in name or ``csv:PATH``. A CSV file needs a header row and numeric cells.
+        A built-in name, ``csv:PATH`` or ``tensors:PATH``. A CSV file needs a header row and numeric
+        cells; a tensors file (``.npz`` or ``.pt``, see :mod:`ridgelens.data._tensors`) holds X of
+        shape (n, d) and y of shape (n,).
     target : str, optional
         The CSV column to predict (default: the last column). Not allowed for built-ins.
     standardize : bool, default False
@@ -63,17 +65,19 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
         Turn y into 0/1 labels, 1 where ``y == positive_class`` (e.g. digits for logistic).
     """
     if not isinstance(spec, str) or not spec:
-        raise DataError(f"data must be one of {', '.join(BUILTIN)} or csv:PATH, got {spec!r}")
+        raise DataError(f"data must be one of {', '.join(BUILTIN)}, csv:PATH or tensors:PATH, got {spec!r}")
     if spec.startswith("csv:"):
         if not spec[4:]:
             raise DataError("csv: needs a file path, e.g. csv:data.csv")
         ds = _load_csv(Path(spec[4:]), target)
+    elif spec.startswith("tensors:"):
+        ds = _load_tensors_dataset(spec[8:], target)
     elif spec in BUILTIN:
         if target is not None:
             raise DataError(f"--target is only for csv: data; {spec!r} has a fixed target")
         ds = _load_builtin(spec)
     else:
-        raise DataError(f"unknown data set {spec!r}: expected one of {', '.join(BUILTIN)}, or csv:PATH")
+        raise DataError(f"unknown data set {spec!r}: expected one of {', '.join(BUILTIN)}, csv:PATH or tensors:PATH")
     X, y = ds.X, ds.y
     if positive_class is not None:
         hits = y == positive_class
@@ -140,6 +144,24 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     X = check_finite_matrix(np.delete(values, t, axis=1), f"{path.name} features", features)
     y = check_finite_vector(values[:, t], f"{path.name} target {target!r}")
     return Dataset(X=X, y=y, feature_names=features, target_name=target, name=path.stem)
+
+
+def _load_tensors_dataset(text: str, target) -> Dataset:
+    """``tensors:PATH`` as a table (X of shape (n, d), y of shape (n,)) for the linear, logistic and MLP models."""
+    from ridgelens.data._tensors import load_tensors
+
+    if not text:
+        raise DataError("tensors: needs a file path, e.g. tensors:data.npz")
+    if target is not None:
+        raise DataError("--target is only for csv: data; a tensors file holds its target as y")
+    X, y = load_tensors(text)
+    if X.ndim != 2 or y.ndim != 1:
+        raise DataError(f"tensors:{text}: this model needs X of shape (n, d) and y of shape (n,), got "
+                        f"{tuple(X.shape)} and {tuple(y.shape)} (other shapes need your own model: "
+                        "--model module:factory)")
+    X = X.double().numpy()
+    return Dataset(X=X, y=y.double().numpy(), feature_names=[f"x{j}" for j in range(X.shape[1])],
+                   target_name="y", name=f"tensors:{text}")
 
 
 def read_input(path, what: str = "file") -> bytes:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ridgelens._autodiff import second_order_attention
+from ridgelens._progress import Progress
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
 
@@ -286,6 +287,13 @@ class TorchObjective(Objective):
                                 max_iter=max_iter, method=method, lr=lr)
 
     def _minimize(self, l2, x0, tol, max_iter, method="trust-ncg", lr=None):
+        bar = Progress(f"minimize ({method}{f', λ = {l2:g}' if l2 else ''})", max_iter, unit="iterations")
+        try:
+            return self._minimize_with(bar, l2, x0, tol, max_iter, method, lr)
+        finally:
+            bar.close()
+
+    def _minimize_with(self, bar, l2, x0, tol, max_iter, method, lr):
         P = self.penalty_factors
         x0 = self._check(x0)
 
@@ -309,17 +317,18 @@ class TorchObjective(Objective):
                 if np.linalg.norm(g) <= tol:
                     return result(theta, it, "gradient norm below tol")
                 theta = theta - lr * g
+                bar.update(it + 1)
             return result(theta, max_iter, f"reached max_iter={max_iter}")
         if method == "lbfgs":
             res = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
                                     options={"maxiter": max_iter, "gtol": tol * 1e-2, "ftol": 0.0,
-                                             "maxcor": 30})
+                                             "maxcor": 30}, callback=lambda *_: bar.advance())
             return result(res.x, int(res.nit), str(res.message))
         if method == "trust-ncg":
             res = optimize.minimize(
                 fun, x0, jac=True, method="trust-ncg",
                 hessp=lambda t, v: self.hvp(t, v) + l2 * P * v,
-                options={"gtol": tol, "maxiter": max_iter},
+                options={"gtol": tol, "maxiter": max_iter}, callback=lambda *_: bar.advance(),
             )
             return result(res.x, int(res.nit), str(res.message))
         raise RidgelensError(f"method must be one of 'trust-ncg', 'lbfgs', 'gd'; got {method!r}")

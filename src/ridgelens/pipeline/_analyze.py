@@ -13,6 +13,7 @@ import torch
 from ridgelens._auto import select_solver
 from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._io import atomic_write_json
+from ridgelens._progress import Progress, governs_stages
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
@@ -22,6 +23,7 @@ from ridgelens.errors import (
 )
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
+from ridgelens.pipeline import _display
 from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
 from ridgelens.ridge._weighted import scale_problem, unscale_path, weighted_conventions
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
@@ -85,6 +87,11 @@ class Analysis:
         ``"hessian"`` or ``"ggn"`` (the Gauss–Newton matrix), the curvature the prediction uses.
     choices : dict
         What every ``"auto"`` resolved to, and why (``{decision: "name (reason)"}``).
+    polish : dict or None
+        When θ̂ was polished (minimized further from the weights given): how far it moved
+        (``moved``, ``moved_relative``), the loss and gradient norm before and after, and
+        whether the minimizer converged. None when θ̂ was taken as given or solved for from
+        scratch (see ``choices["theta_hat"]``).
     """
 
     objective: str
@@ -111,6 +118,7 @@ class Analysis:
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
     #: The penalty matrix D of (λ/2)θᵀDθ and its source (``PenaltyMatrix.to_dict()``); None: D = diag(penalized).
     penalty: dict | None = None
+    polish: dict | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -187,7 +195,26 @@ class Analysis:
             "effective_df": self.effective_df,
             "conventions": self.conventions,
             "penalty": self.penalty,
+            "polish": self.polish,
         }
+
+    def summary(self) -> str:
+        """A readable text summary: the model, θ̂ and the premises, then one row per λ."""
+        return _display.summary(self)
+
+    def _repr_html_(self) -> str:
+        return _display.to_html(self)
+
+    def __repr__(self) -> str:
+        return (f"<Analysis of {self.objective}: {self.n_params} parameters, {self.lambdas.size} λ, {self.method} "
+                f"{self.curvature_kind}; .summary() for a table>")
+
+    def to_pandas(self):
+        """One row per λ: lambda, effective_df, rel_error, refit_converged, refit_gradient_norm, valid.
+
+        Needs pandas (an optional dependency; a clear ModuleNotFoundError says so otherwise).
+        """
+        return _display.to_pandas(self)
 
     def to_json(self, path) -> None:
         """Write :meth:`to_dict` to ``path`` atomically (the conventions are inside the file)."""
@@ -214,11 +241,13 @@ class Analysis:
             raise RidgelensError(f"the analysis dict has a malformed field: {exc}") from None
 
 
+@governs_stages
 def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol: float | None = None,
             tol: float | None = None, negative: str = "nan", refit_options: dict | None = None,
             method: str = "auto", k: int = 20, seed: int = 0, eig_tol: float = 1e-6, path_tol: float = 1e-8,
             n_probes: int = 8, slq_steps: int = 60, checkpoint=None, progress: bool | None = None,
-            curvature: str = "hessian", curvature_options: dict | None = None) -> Analysis:
+            curvature: str = "hessian", curvature_options: dict | None = None,
+            polish: bool | None = None) -> Analysis:
     """Predict what L2 regularization does to ``objective``'s minimizer and check it by refitting.
 
     Parameters
@@ -228,7 +257,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     lambdas : array of shape (m,)
         Penalties λ ≥ 0 of ``(λ/2)‖θ_p‖²`` (mean-loss convention).
     theta_hat : array of shape (n,), optional
-        The unregularized minimizer; found with ``objective.minimize()`` if not given.
+        The unregularized minimizer. Default: a model's own weights (a :class:`TorchObjective`'s
+        ``theta0``, taken as given); an objective without weights of its own (least squares,
+        logistic) is minimized to find it.
     refit : bool, default True
         Also find the true regularized minimizers θ*(λ) (warm-started at θ̃(λ)).
     grad_tol : float, optional
@@ -255,7 +286,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         Folder for checkpoints of the long stages (Lanczos, Krylov path, each refit);
         a killed run started again with the same folder resumes and gives the same result.
     progress : bool, optional
-        Progress lines for the matrix-free stages (default: when stderr is a terminal).
+        Progress bars on stderr for every long stage (polishing θ̂, Lanczos, SLQ, the path, each
+        refit); default: when stderr is a terminal (see :mod:`ridgelens._progress`).
     curvature : {"hessian", "ggn"}, default "hessian"
         The curvature of the quadratic model: the Hessian H, or the generalized Gauss–Newton
         matrix G = JᵀH_out J (positive semi-definite for losses convex in the outputs, so every
@@ -263,6 +295,10 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         ``Analysis.curvature_kind``.
     curvature_options : dict, optional
         Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``).
+    polish : bool, optional
+        Minimize further from θ̂ (the given ``theta_hat`` or the model's weights) before the
+        analysis, with ``tol`` and ``refit_options``; ``Analysis.polish`` then says how far θ̂
+        moved and how the loss changed. Default: only when there is no θ̂ to start from.
 
     Examples
     --------
@@ -278,16 +314,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
-    converged = True
-    if theta_hat is not None:  # the caller's θ̂ must fit the objective (a clear error, not a matmul one)
-        theta_hat = check_vector(theta_hat, objective.n_params, "theta_hat")
-    else:
-        hat = objective.minimize(tol=tol, **refit_options)
-        theta_hat, converged = hat.theta, hat.converged
-        if not converged:
-            warnings.warn(f"finding θ̂ stopped at ‖∇R‖ = {hat.gradient_norm:.3g} > tol = {hat.tol:.3g} "
-                          f"({hat.message})", ConvergenceWarning, stacklevel=2)
-    theta_hat = np.asarray(theta_hat, dtype=np.float64)
+    theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
     g = objective.gradient(theta_hat)
     gnorm = float(np.linalg.norm(g))
     grad_tol = 100 * objective.default_tol if grad_tol is None else float(grad_tol)
@@ -307,7 +334,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         H, theta_in, g_in, _, scale = scale_problem(H, theta_hat, gradient, penalty)
     choice = select_solver("analysis", method, n=H.n, is_dense=H.is_dense)
     chosen = choice.name
-    choices = {"analysis": str(choice)}
+    choices = {"theta_hat": how, "analysis": str(choice)}
     if getattr(H, "choice", None) is not None:
         choices["hvp_form"] = str(H.choice)
     mask = objective.penalized
@@ -338,7 +365,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                          checkpoint=ck, progress=progress)
         spectrum = replace(spectrum, n_matvecs=H.n_matvecs - before)  # products with H, whatever A is
         before = H.n_matvecs
-        density = spectral_density(A, n_probes=n_probes, m=slq_steps, seed=seed)
+        density = spectral_density(A, n_probes=n_probes, m=slq_steps, seed=seed, progress=progress)
         density = replace(density, n_matvecs=H.n_matvecs - before)
         choices["slq_reorth"] = density.reorth
         path = ridge_path(A, theta_in, lam, penalized=mask, gradient=g_in, negative=negative, method="krylov",
@@ -362,9 +389,12 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         conv = np.zeros(lam.size, dtype=bool)
         gnorms = np.empty(lam.size)
         fp = _objective_fingerprint(objective)
-        for i, lam_i in enumerate(lam):
-            refits[i], conv[i], gnorms[i] = _refit_one(objective, float(lam_i), i, path, theta_hat, tol,
-                                                       refit_options, ck, fp)
+        with Progress("refits θ*(λ)", lam.size, progress, unit="refits") as bar:
+            for i, lam_i in enumerate(lam):
+                bar.describe(f"refit θ*(λ = {lam_i:g})")
+                refits[i], conv[i], gnorms[i] = _refit_one(objective, float(lam_i), i, path, theta_hat, tol,
+                                                           refit_options, ck, fp)
+                bar.advance()
         if not conv.all():
             warnings.warn(f"the refit did not converge for λ = {', '.join(f'{v:g}' for v in lam[~conv])}",
                           ConvergenceWarning, stacklevel=2)
@@ -378,7 +408,39 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs,
                     curvature_kind=curvature, choices=choices,
                     conventions=dict(CONVENTIONS) if penalty is None else weighted_conventions(CONVENTIONS, penalty),
-                    penalty=None if penalty is None else penalty.to_dict())
+                    penalty=None if penalty is None else penalty.to_dict(), polish=polished)
+
+
+def _theta_hat(objective, theta_hat, polish, tol, options):
+    """θ̂ as given, as the model's own weights, or minimized; returns (θ̂, converged, polish record, how)."""
+    if polish is not None and not isinstance(polish, bool):
+        raise RidgelensError(f"polish must be True, False or None, got {polish!r}")
+    own = getattr(objective, "theta0", None)
+    if theta_hat is not None:  # the caller's θ̂ must fit the objective (a clear error, not a matmul one)
+        start, how = check_vector(theta_hat, objective.n_params, "theta_hat"), "given (theta_hat)"
+    elif own is not None:
+        start, how = np.asarray(own, dtype=np.float64), "the model's own weights"
+    elif polish is False:
+        raise RidgelensError(f"polish=False needs a θ̂: pass theta_hat= ({type(objective).__name__} has no "
+                             "weights of its own)")
+    else:
+        start, how = None, "found by objective.minimize() (the objective has no weights of its own)"
+    if start is not None and not polish:
+        return np.asarray(start, dtype=np.float64), True, None, how
+    hat = objective.minimize(x0=start, tol=tol, **options)
+    if not hat.converged:
+        warnings.warn(f"finding θ̂ stopped at ‖∇R‖ = {hat.gradient_norm:.3g} > tol = {hat.tol:.3g} "
+                      f"({hat.message})", ConvergenceWarning, stacklevel=3)
+    theta = np.asarray(hat.theta, dtype=np.float64)
+    if start is None:
+        return theta, bool(hat.converged), None, how
+    moved = float(np.linalg.norm(theta - start))
+    record = {"from": how, "moved": moved, "moved_relative": moved / max(float(np.linalg.norm(start)), 1e-300),
+              "loss_before": float(objective.value(start)), "loss_after": float(objective.value(theta)),
+              "gradient_norm_before": float(np.linalg.norm(objective.gradient(start))),
+              "gradient_norm_after": float(hat.gradient_norm), "converged": bool(hat.converged),
+              "n_iter": int(hat.n_iter), "method": str(hat.method)}
+    return theta, bool(hat.converged), record, f"polished from {how}"
 
 
 def _objective_fingerprint(objective) -> str:
@@ -480,5 +542,5 @@ def _from_dict(cls, d: dict) -> Analysis:
               min_eigenvalue=float("nan") if d.get("min_eigenvalue") is None else float(d["min_eigenvalue"]),
               density=density, n_matvecs=int(d.get("n_matvecs") or 0), curvature_kind=str(d.get("curvature_kind", "hessian")),
               choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS),
-              penalty=d.get("penalty"))
+              penalty=d.get("penalty"), polish=d.get("polish"))
     return cls(**{k: v for k, v in kw.items() if k in fields})

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ridgelens._auto import select_solver
+from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, tensor_matvec
@@ -109,7 +110,7 @@ def _check_positive_int(value, name: str) -> int:
 
 
 def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandwidth: float | None = None,
-                     n_grid: int = 400, reorth: str = "auto") -> SpectralDensity:
+                     n_grid: int = 400, reorth: str = "auto", progress: bool | None = None) -> SpectralDensity:
     """Eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
 
     Costs ``n_probes · m`` products. ``bandwidth`` defaults to 1% of the spectrum's span.
@@ -120,6 +121,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     point its Ritz values repeat ("ghosts"), but the Gauss quadrature it defines stays accurate
     (Paige; Greenbaum), which is all SLQ uses. ``"auto"`` is full unless that basis would pass
     1 GiB (:func:`ridgelens._auto.select_solver`). The choice is recorded in ``SpectralDensity.reorth``.
+    ``progress``: a progress bar of the products (default: when stderr is a terminal).
     """
     n = op.shape[0] if hasattr(op, "shape") else np.shape(op)[0]
     n_probes, m = _check_positive_int(n_probes, "n_probes"), _check_positive_int(m, "m")
@@ -135,6 +137,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     gen = torch.Generator().manual_seed(int(seed))
     basis = LanczosBasis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
     nodes, weights, nmv = [], [], 0
+    bar = Progress("spectral density (SLQ)", n_probes * m, progress)
     for _ in range(n_probes):
         it = LanczosIteration(mv, n, device, dtype, reorth=reorth, basis=basis)
         v = _rademacher(n, 1, gen, device, dtype)[0]
@@ -143,6 +146,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
         for j in range(m):
             _, b, w = it.step()
             nmv += 1
+            bar.update(nmv)
             scale = max(max(abs(x) for x in it.alphas), max(it.betas, default=0.0), 1e-300)
             if j + 1 == m or b <= 1e-12 * scale:
                 break
@@ -152,6 +156,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
         theta, U = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(T)))
         nodes.append(theta)
         weights.append(U[0, :] ** 2 / n_probes)
+    bar.close()
     return SpectralDensity.from_nodes(np.concatenate(nodes), np.concatenate(weights), n=n, n_matvecs=nmv,
                                       reorth=reorth, bandwidth=bandwidth, n_grid=n_grid)
 

@@ -1,0 +1,173 @@
+"""Torch models on the command line: ``--device``/``--dtype``/``--batch-size``, and a user's own model.
+
+A user's model is ``--model module.path:factory`` (imported with the working directory on
+``sys.path``) or ``--model file.py:factory``; ``factory()`` is called with no arguments and
+must return a ``torch.nn.Module``. It is analyzed in eval mode (a private copy). ``--weights``
+(a ``state_dict`` or ``.safetensors``, never unpickled beyond tensors) is loaded into it; its
+weights are θ̂ as given unless ``--polish``. The data are ``--data tensors:PATH`` (X and y, see
+:mod:`ridgelens.data._tensors`). The loss: ``cross-entropy`` for integer targets, otherwise
+``mse`` (the mean over samples of ½‖f(x) − y‖², as for ``--model mlp``); ``--loss`` overrides.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from ridgelens.errors import DataError, ModelError, RidgelensError
+
+BUILTIN_MODELS = ("linear", "logistic", "mlp", "lm")
+DTYPES = ("float64", "float32")
+
+
+def model_arg(text: str) -> str:
+    """``--model``: a built-in name, ``hf:DIR``, or ``module.path:factory`` / ``file.py:factory`` (form only)."""
+    if text in BUILTIN_MODELS or (text.startswith("hf:") and len(text) > 3):
+        return text
+    where, sep, factory = text.rpartition(":")
+    if not sep or not where or not factory.isidentifier():
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"--model must be one of {', '.join(BUILTIN_MODELS)}, hf:DIR, or module.path:factory or file.py:factory "
+            f"(a function returning a torch.nn.Module), got {text!r}")
+    return text
+
+
+def is_user_model(spec: str) -> bool:
+    """Whether ``--model`` names a user's factory rather than a built-in model."""
+    return spec not in BUILTIN_MODELS and not spec.startswith("hf:")
+
+
+def torch_device(text: str):
+    """``--device`` as a torch.device that exists on this machine."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise RidgelensError(f"--device {text!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RidgelensError(f"--device {text}: torch sees no CUDA device on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RidgelensError(f"--device {text}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise RidgelensError(f"--device {text}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise RidgelensError(f"--device {text}: ridgelens runs on cpu, cuda or mps, not {device.type}")
+    return device
+
+
+def torch_dtype(text: str):
+    """``--dtype`` as a torch floating dtype."""
+    import torch
+
+    if text not in DTYPES:
+        raise RidgelensError(f"--dtype must be one of {', '.join(DTYPES)}, got {text!r}")
+    return getattr(torch, text)
+
+
+def load_factory(spec: str):
+    """The factory function named by ``module.path:factory`` or ``file.py:factory``."""
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        path = Path(where)
+        if not path.is_file():
+            raise ModelError(f"--model {spec}: no file {path}")
+        mod_name = f"_ridgelens_user_model_{abs(hash(str(path.resolve())))}"
+        try:
+            loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[mod_name] = module
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(mod_name, None)
+            raise ModelError(f"--model {spec}: running {path} raised {type(exc).__name__}: {exc}") from None
+    else:
+        if os.getcwd() not in sys.path:  # `ridgelens` is a script: the working directory is not on the path
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            raise ModelError(f"--model {spec}: no module named {exc.name!r} (run from the folder that holds it, "
+                             "or give file.py:factory)") from None
+        except Exception as exc:
+            raise ModelError(f"--model {spec}: importing {where} raised {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ModelError(f"--model {spec}: {where} has no function {name!r}")
+    return factory
+
+
+def load_user_data(args):
+    """``--data tensors:PATH`` for a user's model, as a Dataset whose X and y are tensors of any shape."""
+    from ridgelens.data import Dataset
+    from ridgelens.data._tensors import load_tensors
+
+    for flag, value in (("--standardize", args.standardize), ("--target", args.target),
+                        ("--positive-class", args.positive_class)):
+        if value not in (None, False):
+            raise RidgelensError(f"{flag} is for the built-in models; your model takes the tensors as they are")
+    if not args.data.startswith("tensors:") or not args.data[8:]:
+        raise DataError(f"--model {args.model} takes --data tensors:PATH (a .npz or .pt file holding X and y), "
+                        f"got {args.data!r}")
+    X, y = load_tensors(args.data[8:])
+    return Dataset(X=X, y=y, feature_names=[], target_name="y", name=args.data)
+
+
+def build_user_objective(args, X, y):
+    """The user's model (factory, then ``--weights``) and data as a TorchObjective; returns (objective, task)."""
+    import torch
+
+    from ridgelens.cli._mlp import check_unpenalized, half_squared
+    from ridgelens.data._tensors import load_state_dict
+    from ridgelens.objectives.torch import TorchObjective
+
+    factory = load_factory(args.model)
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ModelError(f"--model {args.model}: calling {factory.__name__}() raised "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"--model {args.model}: {factory.__name__}() returned a {type(model).__name__}, "
+                         "not a torch.nn.Module")
+    if args.weights is not None:
+        state = load_state_dict(args.weights)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"--weights {args.weights} does not fit the model of {args.model}: {first}") from None
+    dtype, device = torch_dtype(args.dtype), torch_device(args.device)
+    model = model.to(device=device, dtype=dtype)
+    X = X.to(device=device, dtype=dtype) if X.is_floating_point() else X.to(device)
+    classify = not y.is_floating_point()
+    loss = args.loss or ("cross-entropy" if classify else "mse")
+    if loss == "cross-entropy":
+        if not classify:
+            raise DataError("--loss cross-entropy needs integer class labels in y; this y is real-valued")
+        Y, loss_fn = y.to(device=device, dtype=torch.long), torch.nn.functional.cross_entropy
+    else:
+        Y = y.to(device=device, dtype=dtype)
+        if classify:  # class labels under the squared loss: one-hot, as for --model mlp
+            Y = torch.nn.functional.one_hot(y.to(torch.long)).to(device=device, dtype=dtype)
+        elif Y.ndim == 1:
+            Y = Y[:, None]
+        loss_fn = half_squared
+    check_unpenalized([n for n, p in model.named_parameters() if p.requires_grad], args.unpenalized)
+    bs = args.batch_size
+    batches = [(X[i:i + bs], Y[i:i + bs]) for i in range(0, len(X), bs)]
+    try:
+        with torch.no_grad():
+            out = model(batches[0][0])
+        loss_fn(out, batches[0][1])
+    except Exception as exc:
+        raise ModelError(f"--model {args.model} on the first batch of {args.data}: {type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (loss {loss})") from None
+    obj = TorchObjective(model, loss_fn, batches, eval_mode=True, unpenalized=tuple(args.unpenalized))
+    return obj, loss

@@ -1,0 +1,227 @@
+"""A user's own torch model from the CLI and from Python: θ̂ as given, --polish, safe weights and data."""
+
+import copy
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_diabetes
+
+import ridgelens as rl
+from ridgelens.cli import main
+from ridgelens.data._tensors import load_state_dict, load_tensors
+from ridgelens.errors import DataError, ModelError
+
+MODEL_PY = '''import torch
+
+
+def make():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(10, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+
+
+def not_a_module():
+    return 42
+
+
+def broken():
+    raise RuntimeError("no GPU here")
+'''
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    """A folder with mymodel.py, diabetes.npz (120 real rows, standardized) and briefly trained weights."""
+    d = tmp_path_factory.mktemp("user")
+    (d / "mymodel.py").write_text(MODEL_PY)
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:120], y[:120]
+    X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+    np.savez(d / "diabetes.npz", X=X, y=y)
+    ns = {}
+    exec(MODEL_PY, ns)
+    net = ns["make"]()
+    opt = torch.optim.Adam(net.parameters(), 2e-2)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)[:, None]
+    for _ in range(150):
+        opt.zero_grad()
+        loss = 0.5 * ((net(Xt) - yt) ** 2).sum(1).mean()
+        loss.backward()
+        opt.step()
+    torch.save(net.state_dict(), d / "weights.pt")
+    flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()]).double().numpy()
+    return {"dir": d, "X": X, "y": y, "theta": flat, "net": net}
+
+
+def _args(user, *more, out="o"):
+    d = user["dir"]
+    return ["analyze", "--data", f"tensors:{d / 'diabetes.npz'}", "--model", f"{d / 'mymodel.py'}:make",
+            "--weights", str(d / "weights.pt"), "--lambdas", "0.05,0.5", "--out", str(d / out), "--overwrite", *more]
+
+
+def _half_mse(theta, user):
+    """½ mean squared error at a flat θ, computed here with plain torch in float64 (the reference)."""
+    W1, b1, W2, b2 = np.split(theta, [30, 33, 36])
+    h = np.tanh(user["X"] @ W1.reshape(3, 10).T + b1)
+    return float(0.5 * np.mean((h @ W2.reshape(1, 3).T + b2 - user["y"][:, None]) ** 2))
+
+
+def test_user_weights_are_theta_hat_as_given(user, capsys):
+    code, out, err = run(capsys, *_args(user, out="given"))
+    assert code == 0, err
+    assert "not re-minimized" in out
+    res = json.loads((user["dir"] / "given" / "results.json").read_text())
+    np.testing.assert_array_equal(res["theta_hat"], user["theta"])  # float32 weights, exactly, in float64
+    assert res["polish"] is None and res["choices"]["theta_hat"] == "the model's own weights"
+    assert res["dtype"] == "float64" and res["model_factory"].endswith("mymodel.py:make")
+
+
+def test_polish_reports_how_far_theta_moved_and_the_loss(user, capsys):
+    code, out, err = run(capsys, *_args(user, "--polish", out="polished"))
+    assert code == 0, err
+    res = json.loads((user["dir"] / "polished" / "results.json").read_text())
+    p = res["polish"]
+    moved = np.linalg.norm(np.array(res["theta_hat"]) - user["theta"])
+    assert p["moved"] == pytest.approx(moved, rel=1e-12) and p["moved"] > 1e-3
+    assert p["moved_relative"] == pytest.approx(moved / np.linalg.norm(user["theta"]), rel=1e-12)
+    assert p["loss_before"] == pytest.approx(_half_mse(user["theta"], user), rel=1e-10)
+    assert p["loss_after"] == pytest.approx(_half_mse(np.array(res["theta_hat"]), user), rel=1e-10)
+    assert p["loss_after"] < p["loss_before"] and p["converged"]
+    assert f"moved ‖Δθ‖ = {p['moved']:.3g}" in out
+
+
+def test_module_factory_and_safetensors_give_the_same_theta(user, capsys, monkeypatch):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in user["net"].state_dict().items()}, user["dir"] / "w.safetensors")
+    monkeypatch.chdir(user["dir"])
+    code, _, err = run(capsys, "analyze", "--data", "tensors:diabetes.npz", "--model", "mymodel:make",
+                       "--weights", "w.safetensors", "--lambdas", "0.5", "--out", "st", "--dtype", "float32",
+                       "--batch-size", "50", "--quiet")
+    assert code == 0, err
+    res = json.loads((user["dir"] / "st" / "results.json").read_text())
+    np.testing.assert_array_equal(res["theta_hat"], user["theta"])
+    assert res["dtype"] == "float32" and res["batch_size"] == 50
+
+
+def test_a_pickle_in_place_of_weights_is_refused_never_run(user, capsys, tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"0.weight": Evil()}))
+    argv = _args(user, out="evil")
+    argv[argv.index("--weights") + 1] = str(bad)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith("ridgelens: error: --weights") and "weights_only=True" in err
+    assert err.count("\n") == 1 and not marker.exists() and not (user["dir"] / "evil").exists()
+    with pytest.raises(ModelError, match="never executed"):
+        load_state_dict(bad)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("model", "needle"), [
+    ("{d}/nofile.py:make", "no file"),
+    ("{d}/mymodel.py:missing", "has no function 'missing'"),
+    ("{d}/mymodel.py:not_a_module", "returned a int, not a torch.nn.Module"),
+    ("{d}/mymodel.py:broken", "RuntimeError: no GPU here"),
+    ("no_such_module_xyz:make", "no module named 'no_such_module_xyz'"),
+])
+def test_bad_model_specs_are_one_line_errors(user, capsys, model, needle):
+    argv = _args(user, out="bad")
+    argv[argv.index("--model") + 1] = model.format(d=user["dir"])
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (user["dir"] / "bad").exists()
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--device", "warp-drive", "is not a torch device"),
+    ("--device", "cuda:99", "--device cuda:99"),
+    ("--batch-size", "0", "--batch-size must be an integer >= 1"),
+    ("--data", "diabetes", "takes --data tensors:PATH"),
+    ("--standardize", None, "--standardize is for the built-in models"),
+    ("--hidden", "4", "--hidden is for --model mlp"),
+])
+def test_bad_options_of_a_user_model(user, capsys, flag, value, needle):
+    argv = _args(user, out="bad")
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag] + ([value] if value is not None else [])
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (user["dir"] / "bad").exists()
+
+
+def test_bad_model_spec_form_and_torch_options_on_a_linear_model(user, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--data", "diabetes", "--model", "not a spec", "--lambdas", "1", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "module.path:factory" in capsys.readouterr().err
+    code, _, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "1",
+                       "--device", "cpu", "--polish", "--out", str(tmp_path / "o"))
+    assert code == 2 and "--device, --polish are for torch models" in err
+
+
+def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
+    torch.save({"0.weight": torch.zeros(2, 2)}, tmp_path / "small.pt")
+    argv = _args(user, out="bad")
+    argv[argv.index("--weights") + 1] = str(tmp_path / "small.pt")
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "does not fit the model" in err
+    np.savez(tmp_path / "noy.npz", X=user["X"])
+    with pytest.raises(DataError, match=r"must hold X and y \(found \['X'\]\)"):
+        load_tensors(tmp_path / "noy.npz")
+    X = user["X"].copy()
+    X[7, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", X=X, y=user["y"])
+    with pytest.raises(DataError, match="NaN or Inf in row 7"):
+        load_tensors(tmp_path / "nan.npz")
+    np.savez(tmp_path / "obj.npz", X=np.array([object()]), y=np.zeros(1))
+    with pytest.raises(DataError, match="need pickle"):
+        load_tensors(tmp_path / "obj.npz")
+    torch.save((torch.zeros(3, 2), torch.zeros(4)), tmp_path / "rows.pt")
+    with pytest.raises(DataError, match="one row per sample"):
+        load_tensors(tmp_path / "rows.pt")
+    with pytest.raises(DataError, match="must end in"):
+        load_tensors(tmp_path / "data.csv")
+
+
+def test_tensors_data_feed_the_built_in_models_too(user, tmp_path):
+    from ridgelens.data import load_dataset
+
+    ds = load_dataset(f"tensors:{user['dir'] / 'diabetes.npz'}")
+    np.testing.assert_array_equal(ds.X, user["X"])
+    torch.save({"X": torch.zeros(4, 2, 2), "y": torch.zeros(4)}, tmp_path / "img.pt")
+    with pytest.raises(DataError, match="needs X of shape"):
+        load_dataset(f"tensors:{tmp_path / 'img.pt'}")
+
+
+def test_python_analyze_takes_a_torch_models_weights_as_given(user):
+    X = torch.tensor(user["X"])
+    Y = torch.tensor(user["y"])[:, None]
+    net = user["net"]
+    obj = rl.TorchObjective(copy.deepcopy(net).double(), lambda o, t: 0.5 * ((o - t) ** 2).sum(1).mean(), [(X, Y)])
+    with pytest.warns(rl.GradientNotZeroWarning):  # briefly trained: not a stationary point, and said so
+        res = rl.analyze(obj, [0.5], refit=False, curvature="ggn")
+    np.testing.assert_array_equal(res.theta_hat, obj.theta0)
+    assert res.polish is None and res.choices["theta_hat"] == "the model's own weights"
+    pol = rl.analyze(obj, [0.5], refit=False, polish=True, curvature="ggn")
+    assert pol.polish["moved"] == pytest.approx(np.linalg.norm(pol.theta_hat - obj.theta0), rel=1e-12)
+    assert np.linalg.norm(obj.gradient(pol.theta_hat)) <= obj.default_tol
+    with pytest.raises(rl.RidgelensError, match="polish=False needs a θ̂"):
+        rl.analyze(rl.LeastSquares(user["X"], user["y"]), [0.1], polish=False)
+    with pytest.raises(rl.RidgelensError, match="polish must be"):
+        rl.analyze(obj, [0.1], polish="yes")
+
