@@ -44,6 +44,8 @@ class _LinearObjective(Objective):
 
     #: A GLM with its canonical link: the Gauss-Newton matrix equals the Hessian.
     canonical_glm = True
+    #: The loss is convex in θ (ridgelens.pipeline bounds ‖θ̃ − θ*‖ by strong convexity).
+    convex = True
 
     def __init__(self, X, y, *, fit_intercept: bool = True, penalize_intercept: bool = False,
                  feature_names=None):
@@ -352,6 +354,9 @@ class LeastSquares(_LinearObjective):
     >>> np.round(sigma, 6)
     array([1.      , 0.333333])
     """
+
+    #: The Hessian does not depend on θ (the error bound is then a bound for every parameter).
+    constant_curvature = True
 
     def __init__(self, X, y, *, fit_intercept: bool = True, penalize_intercept: bool = False,
                  feature_names=None, sample_weight=None):
