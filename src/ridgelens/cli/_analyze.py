@@ -8,6 +8,7 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas
+from ridgelens.cli._columns import pick_features
 from ridgelens.cli._output import (
     checked_path,
     new_figure,
@@ -17,6 +18,8 @@ from ridgelens.cli._output import (
     staged_folder,
     table,
 )
+from ridgelens.cli._report import recorded_warnings, write_report
+from ridgelens.cli._select import check_select, choose, default_lambdas, split
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
@@ -26,6 +29,7 @@ from ridgelens.plots import (
     plot_effective_df,
     plot_model_contours,
     plot_rel_error,
+    plot_selection,
     plot_shrinkage,
     plot_spectral_density,
 )
@@ -38,7 +42,8 @@ MLP_DEFAULTS = {"hidden": 64, "seed": 0, "train_iters": 1000, "refit_method": "t
 
 def run_analyze(args) -> None:
     """Validate everything first, compute, then write the outputs atomically."""
-    lam = check_lambdas(args.lambdas, "--lambdas")
+    lam = check_lambdas(args.lambdas, "--lambdas") if args.lambdas is not None else None
+    check_select(args, lam)
     if args.no_intercept and args.penalize_intercept:
         raise RidgelensError("--no-intercept and --penalize-intercept contradict each other; choose one")
     if args.model != "mlp":
@@ -85,11 +90,20 @@ def _check_mlp_numbers(args) -> None:
         raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {args.refit_tol}")
 
 
-def _run(args, lam: np.ndarray, out: Path) -> list[str]:
+def _run(args, lam: np.ndarray | None, out: Path) -> list[str]:
     """Load, compute, print the summary and write every output into ``out``; returns the file names."""
+    with recorded_warnings() as caught:
+        return _run_recorded(args, lam, out, caught)
+
+
+def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
                       positive_class=args.positive_class)
+    ds = pick_features(ds, args.features)
     extra = {}
+    validation = split_info = None
+    if args.select == "validation":
+        ds, validation, split_info = split(ds, args.validation_fraction)
     if args.model == "mlp":
         res, extra = _analyze_mlp(args, ds, lam, out)
         obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
@@ -97,6 +111,8 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
         cls = LeastSquares if args.model == "linear" else Logistic
         obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
                   feature_names=ds.feature_names)
+        if lam is None:
+            lam, extra["grid"] = default_lambdas(obj, args.curvature)
         res = analyze(obj, lam, curvature=args.curvature)
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
@@ -113,11 +129,22 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
     rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
             for i, lam_i in enumerate(res.lambdas)]
     print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
+    selection = None
+    if args.select is not None:
+        selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
 
     d = res.to_dict()
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
-    return ["results.json", *_figures(res, obj, lam, out)]
+    written = ["results.json", *_figures(res, obj, lam, out)]
+    if selection is not None:
+        fig = new_figure()
+        plot_selection(selection, ax=fig.add_subplot())
+        save_figure(fig, out / "selection.png")
+        written.append("selection.png")
+    if args.report:
+        written.append(write_report(out, d, caught))
+    return written
 
 
 def _analyze_mlp(args, ds, lam, out: Path):

@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ridgelens.plots._contour import plot_quadratic_contours
 from ridgelens.plots._model import plot_model_contours
 from ridgelens.plots._paths import plot_coefficient_paths, plot_rel_error, plot_shrinkage
+from ridgelens.plots._selection import plot_selection
 from ridgelens.plots._spectrum import (
     effective_df_curve,
     plot_effective_df,
@@ -34,6 +35,7 @@ __all__ = [
     "plot_quadratic_contours",
     "plot_rel_error",
     "plot_ridge_steps",
+    "plot_selection",
     "plot_shrinkage",
     "plot_spectral_density",
     "smoothed_density",

@@ -26,12 +26,22 @@ def predict(objective, lambdas, *, theta_hat=None, **options):
     default grid built from it; the path is then evaluated on that grid.
     """
     if lambdas is None:
-        with warnings.catch_warnings():  # the premises' warnings come once, from the second call
-            warnings.simplefilter("ignore")
-            first = analyze(objective, [1.0], theta_hat=theta_hat, refit=False, **options)
-        grid, how = default_grid(curvature_eigenvalues(first), rank_tol=first.path.rank_tol or None)
-        theta_hat = first.theta_hat
+        grid, how, theta_hat = spectrum_grid(objective, theta_hat=theta_hat, **options)
     else:
         grid, how = given_grid(lambdas, check_lambdas)
     res = analyze(objective, grid, theta_hat=theta_hat, refit=False, **options)
     return grid, how, res
+
+
+def spectrum_grid(objective, *, theta_hat=None, **options):
+    """``(grid, how, θ̂)``: the default grid from the objective's curvature spectrum at θ̂ (no refit)."""
+    if hasattr(objective, "design_svd"):  # least squares: its design's SVD, no Hessian
+        svd = objective.design_svd()
+        if svd.rank:
+            grid, how = default_grid(svd.s ** 2 / svd.weight_sum, rank_tol=0.0)
+            return grid, how, theta_hat
+    with warnings.catch_warnings():  # the analysis that follows warns about its premises itself
+        warnings.simplefilter("ignore")
+        first = analyze(objective, [1.0], theta_hat=theta_hat, refit=False, **options)
+    grid, how = default_grid(curvature_eigenvalues(first), rank_tol=first.path.rank_tol or None)
+    return grid, how, first.theta_hat
