@@ -8,7 +8,7 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas
-from ridgelens.cli._columns import pick_features
+from ridgelens.cli._columns import original_scale, pick_features
 from ridgelens.cli._output import (
     checked_path,
     new_figure,
@@ -134,6 +134,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
 
     d = res.to_dict()
+    if ds.standardized and obj is not None:
+        extra["original_scale"] = original_scale(args, res)
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
     written = ["results.json", *_figures(res, obj, lam, out)]
