@@ -196,7 +196,7 @@ def test_lambda_zero_on_an_interpolating_design_is_infinite_not_a_warning():
     ([0.1], "gcv", r"at least 2 λ to choose among, got 1"),
     ([0.1, -1.0], "loo", r"lambdas must be >= 0 .* got -1"),
     ([0.1, np.nan], "gcv", r"lambdas must be finite"),
-    ([0.1, 1.0], "aic", r"method must be one of 'gcv', 'loo', got 'aic'"),
+    ([0.1, 1.0], "aic", r"method must be one of 'gcv', 'loo', 'alo', 'evidence', 'validation', got 'aic'"),
 ])
 def test_bad_requests_are_named(lambdas, method, message):
     X, y = random_problem()
@@ -209,7 +209,7 @@ def test_non_quadratic_objective_is_refused_with_the_methods_that_apply(method):
     X, y = random_problem()
     obj = Logistic(X, (y > np.median(y)).astype(float))
     with pytest.raises(rl.RidgelensError, match=rf"method='{method}' needs a quadratic loss, and Logistic is not.*"
-                       r"'gcv' and 'loo' for LeastSquares"):
+                       r"'gcv' for LeastSquares; 'loo' for LeastSquares; 'alo' for Logistic"):
         select_lambda(obj, [0.1, 1.0], method=method)
 
 

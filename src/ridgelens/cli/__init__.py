@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "class targets; see --loss); lm: the built-in byte-level transformer, trained on --text; "
                         "hf:DIR: a local Hugging Face causal-LM checkpoint; MODULE:FACTORY or FILE.py:FACTORY: your "
                         "own torch model, FACTORY() returning an nn.Module (with --weights and --data tensors:PATH)")
-    a.add_argument("--lambdas", required=True, type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1")
+    a.add_argument("--lambdas", type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1 (with --select it may "
+                                                    "be omitted: 100 λ log-spaced from the spectrum)")
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
@@ -139,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
                         "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
                         "linear and logistic models)")
+    a.add_argument("--select", choices=["gcv", "loo", "alo", "evidence", "validation"],
+                   help="choose λ on the grid without retraining: gcv, loo (linear), alo (logistic), evidence, "
+                        "validation (held-out rows, see --validation-fraction); prints the choice, draws "
+                        "selection.png, adds 'selection' to results.json")
+    a.add_argument("--features", help="columns of the data the model uses: comma-separated names or 0-based "
+                                      "indices (default: every column but the target)")
+    a.add_argument("--validation-fraction", type=float,
+                   help="--select validation: share of the rows held out at random (default: 0.2)")
+    a.add_argument("--report", action="store_true",
+                   help="also write report.html: one self-contained page with the figures, tables, conventions, "
+                        "premise checks, warnings, the λ choice and the error bounds")
 
     add_lm_arguments(a)
 

@@ -9,6 +9,7 @@ import numpy as np
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import stage
 from ridgelens._validation import check_lambdas
+from ridgelens.cli._columns import original_scale, pick_features
 from ridgelens.cli._output import (
     checked_path,
     new_figure,
@@ -19,6 +20,8 @@ from ridgelens.cli._output import (
     table,
 )
 from ridgelens.cli._penalty import apply_linear, apply_mlp
+from ridgelens.cli._report import recorded_warnings, write_report
+from ridgelens.cli._select import check_select, choose, default_lambdas, split
 from ridgelens.cli._torch import is_user_model
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
@@ -29,6 +32,7 @@ from ridgelens.plots import (
     plot_effective_df,
     plot_model_contours,
     plot_rel_error,
+    plot_selection,
     plot_shrinkage,
     plot_spectral_density,
 )
@@ -46,6 +50,14 @@ def run_analyze(args) -> None:
     from ridgelens.cli._lm import is_lm, refuse_lm_options, run_lm_analyze
 
     if is_lm(args.model):
+        chosen = [opt for opt, v in (("--select", args.select), ("--features", args.features),
+                                     ("--validation-fraction", args.validation_fraction), ("--report", args.report))
+                  if v]
+        if chosen:
+            raise RidgelensError(f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} not yet available for "
+                                 "--model lm/hf:DIR")
+        if args.lambdas is None:
+            raise RidgelensError("--model lm/hf:DIR needs --lambdas, e.g. --lambdas 1e-2,0.1,1")
         given = ["--" + n.replace("_", "-") for n in {**MLP_DEFAULTS, **TORCH_DEFAULTS}
                  if n != "seed" and getattr(args, n) is not None]
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
@@ -57,7 +69,8 @@ def run_analyze(args) -> None:
     refuse_lm_options(args)
     if args.data is None:
         raise RidgelensError(f"--data is required for --model {args.model}")
-    lam = check_lambdas(args.lambdas, "--lambdas")
+    lam = check_lambdas(args.lambdas, "--lambdas") if args.lambdas is not None else None
+    check_select(args, lam)
     if args.no_intercept and args.penalize_intercept:
         raise RidgelensError("--no-intercept and --penalize-intercept contradict each other; choose one")
     torch_model = args.model == "mlp" or is_user_model(args.model)
@@ -115,8 +128,13 @@ def _check_mlp_numbers(args) -> None:
         raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {args.refit_tol}")
 
 
-def _run(args, lam: np.ndarray, out: Path) -> list[str]:
+def _run(args, lam: np.ndarray | None, out: Path) -> list[str]:
     """Load, compute, print the summary and write every output into ``out``; returns the file names."""
+    with recorded_warnings() as caught:
+        return _run_recorded(args, lam, out, caught)
+
+
+def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     if is_user_model(args.model):
         from ridgelens.cli._torch import load_user_data
 
@@ -124,7 +142,11 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
     else:
         ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
                           positive_class=args.positive_class)
+    ds = pick_features(ds, args.features)
     extra = {}
+    validation = split_info = None
+    if args.select == "validation":
+        ds, validation, split_info = split(ds, args.validation_fraction)
     if is_user_model(args.model):
         res, extra = _analyze_user(args, ds, lam)
         obj = None
@@ -136,6 +158,8 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
         obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
                   feature_names=ds.feature_names)
         extra = apply_linear(args, obj)
+        if lam is None:
+            lam, extra["grid"] = default_lambdas(obj, args.curvature)
         res = analyze(obj, lam, curvature=args.curvature)
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
@@ -156,11 +180,24 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
     rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
             for i, lam_i in enumerate(res.lambdas)]
     print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
+    selection = None
+    if args.select is not None:
+        selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
 
     d = res.to_dict()
+    if ds.standardized and obj is not None:
+        extra["original_scale"] = original_scale(args, res)
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
-    return ["results.json", *_figures(res, obj, lam, out)]
+    written = ["results.json", *_figures(res, obj, lam, out)]
+    if selection is not None:
+        fig = new_figure()
+        plot_selection(selection, ax=fig.add_subplot())
+        save_figure(fig, out / "selection.png")
+        written.append("selection.png")
+    if args.report:
+        written.append(write_report(out, d, caught))
+    return written
 
 
 def _analyze_mlp(args, ds, lam, out: Path):

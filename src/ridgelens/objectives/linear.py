@@ -9,8 +9,9 @@ precision recovers θ̂ to 13+ of NIST's certified digits (Longley, Wampler 1 an
 
 from __future__ import annotations
 
+import copy
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg, optimize
@@ -32,6 +33,20 @@ _EPS = np.finfo(np.float64).eps
 _DIRECT_SVD_RATIO = 1e-10
 #: Refinement steps of θ̂ at most (one is enough on NIST's Longley and Wampler 1–2).
 _MAX_REFINE = 3
+#: A scipy.sparse X is densified (8 bytes per entry) up to this many entries (2 GiB).
+_MAX_DENSE_ENTRIES = 2**28
+
+
+def _densified(X):
+    """A scipy.sparse matrix as a dense array (the SVD and the Hessian need the dense design), else X."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        n, d = X.shape
+        if n * d > _MAX_DENSE_ENTRIES:
+            raise DataError(f"X is a sparse {n}×{d} matrix; the linear objectives densify it for the SVD, "
+                            f"which would take {n * d * 8 / 2**30:.1f} GiB (limit {_MAX_DENSE_ENTRIES * 8 / 2**30:.0f} "
+                            "GiB): reduce the columns, or use a torch model with the matrix-free path")
+        return X.toarray()
+    return X
 
 
 def _no_options(options: dict) -> None:
@@ -44,10 +59,14 @@ class _LinearObjective(Objective):
 
     #: A GLM with its canonical link: the Gauss-Newton matrix equals the Hessian.
     canonical_glm = True
+    #: The loss is convex in θ (ridgelens.pipeline bounds ‖θ̃ − θ*‖ by strong convexity).
+    convex = True
 
     def __init__(self, X, y, *, fit_intercept: bool = True, penalize_intercept: bool = False,
                  feature_names=None):
-        X = check_finite_matrix(X, "X", feature_names)
+        if feature_names is None and hasattr(X, "columns"):  # a pandas DataFrame: its column names
+            feature_names = [str(c) for c in X.columns]
+        X = check_finite_matrix(_densified(X), "X", feature_names)
         y = check_finite_vector(y, "y")
         check_same_rows(X, y)
         self.X, self.y = X, y
@@ -363,6 +382,9 @@ class LeastSquares(_LinearObjective):
     array([1.      , 0.333333])
     """
 
+    #: The Hessian does not depend on θ (the error bound is then a bound for every parameter).
+    constant_curvature = True
+
     def __init__(self, X, y, *, fit_intercept: bool = True, penalize_intercept: bool = False,
                  feature_names=None, sample_weight=None):
         super().__init__(X, y, fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
@@ -412,6 +434,25 @@ class LeastSquares(_LinearObjective):
                     IllConditionedWarning, stacklevel=3,
                 )
         return self._factors
+
+    def with_target(self, y) -> LeastSquares:
+        """The same design, weights and options with another target ``y``; the design's SVD is shared.
+
+        For many targets on one design (multi-output y, one λ per target): the SVD is computed
+        once, and each target costs ``O(n·rank)``.
+        """
+        other = copy.copy(self)
+        other.y = check_finite_vector(y, "y")
+        check_same_rows(self.X, other.y)
+        f = copy.copy(self._get_factors())
+        w = self.sample_weight
+        if self.fit_intercept:
+            f.y_mean = float(other.y.mean()) if w is None else float(w @ other.y) / f.W
+        target = f.sw * (other.y - f.y_mean) if f.svd.free is not None else f.sw * other.y
+        f.svd = replace(f.svd, target=target)
+        f.Ut_target = f.svd.U.T @ target
+        other._factors = f
+        return other
 
     def design_svd(self) -> DesignSVD:
         """The thin SVD of the weighted design the penalty sees (computed once, then cached).

@@ -24,6 +24,7 @@ from ridgelens.errors import (
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline import _display
+from ridgelens.pipeline._bound import coordinate_rel_error, error_bounds
 from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
 from ridgelens.ridge._weighted import scale_problem, unscale_path, weighted_conventions
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
@@ -38,6 +39,10 @@ CONVENTIONS = {
                   "'curvature_kind' (the Hessian, or the Gauss-Newton matrix JᵀH_out J)",
     "refit": "θ*(λ) = argmin R(θ) + (λ/2)‖θ_p‖², found by the objective's own solver",
     "rel_error": "‖θ̃(λ) − θ*(λ)‖ / ‖θ*(λ)‖",
+    "rel_error_coord": "max_j |θ̃_j(λ) − θ*_j(λ)| / |θ*_j(λ)|, so a large intercept cannot hide a wrong slope",
+    "error_bound": "an upper bound on ‖θ̃(λ) − θ*(λ)‖ from one gradient, by λ-strong convexity on the penalized "
+                   "block (see error_bound_kind: a bound, a bound on the penalized block with an estimate for "
+                   "the free parameters, or for non-convex models ‖∇F(θ̃)‖ as an indicator)",
     "effective_df": "df(λ) = Σⱼ σⱼ/(σⱼ+λ) over the penalized block's curvature",
     "sklearn": "Ridge(alpha = n·λ); LogisticRegression(C = 1/(n·λ))",
 }
@@ -119,6 +124,12 @@ class Analysis:
     #: The penalty matrix D of (λ/2)θᵀDθ and its source (``PenaltyMatrix.to_dict()``); None: D = diag(penalized).
     penalty: dict | None = None
     polish: dict | None = None
+    #: Per λ, without a refit: see ridgelens.pipeline._bound (None when not computed).
+    error_bound: np.ndarray | None = None
+    error_bound_penalized: np.ndarray | None = None
+    error_bound_kind: str | None = None
+    #: max_j |θ̃_j − θ*_j| / |θ*_j| per λ (with refits).
+    rel_error_coord: np.ndarray | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -196,6 +207,10 @@ class Analysis:
             "conventions": self.conventions,
             "penalty": self.penalty,
             "polish": self.polish,
+            "error_bound": self.error_bound,
+            "error_bound_penalized": self.error_bound_penalized,
+            "error_bound_kind": self.error_bound_kind,
+            "rel_error_coord": self.rel_error_coord,
         }
 
     def summary(self) -> str:
@@ -383,7 +398,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     if penalty is not None:
         path = unscale_path(path, scale, penalty, theta_hat)
 
-    refits = conv = gnorms = rel = None
+    refits = conv = gnorms = rel = rel_coord = None
     if refit:
         refits = np.empty_like(path.thetas)
         conv = np.zeros(lam.size, dtype=bool)
@@ -400,6 +415,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                           ConvergenceWarning, stacklevel=2)
         denom = np.maximum(np.linalg.norm(refits, axis=1), np.finfo(float).tiny)
         rel = np.linalg.norm(path.thetas - refits, axis=1) / denom
+        rel_coord = coordinate_rel_error(path.thetas, refits)
+    bound, bound_p, bound_kind = error_bounds(objective, lam, path.thetas, path.valid)
     return Analysis(objective=type(objective).__name__, n_samples=objective.n_samples,
                     n_params=objective.n_params, param_names=list(objective.param_names),
                     lambdas=lam, theta_hat=theta_hat, gradient_norm=gnorm, grad_tol=grad_tol,
@@ -408,7 +425,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     method=chosen, min_eigenvalue=min_eig, density=density, n_matvecs=n_matvecs,
                     curvature_kind=curvature, choices=choices,
                     conventions=dict(CONVENTIONS) if penalty is None else weighted_conventions(CONVENTIONS, penalty),
-                    penalty=None if penalty is None else penalty.to_dict(), polish=polished)
+                    penalty=None if penalty is None else penalty.to_dict(), polish=polished,
+                    error_bound=bound, error_bound_penalized=bound_p, error_bound_kind=bound_kind,
+                    rel_error_coord=rel_coord)
 
 
 def _theta_hat(objective, theta_hat, polish, tol, options):
@@ -542,5 +561,8 @@ def _from_dict(cls, d: dict) -> Analysis:
               min_eigenvalue=float("nan") if d.get("min_eigenvalue") is None else float(d["min_eigenvalue"]),
               density=density, n_matvecs=int(d.get("n_matvecs") or 0), curvature_kind=str(d.get("curvature_kind", "hessian")),
               choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS),
-              penalty=d.get("penalty"), polish=d.get("polish"))
+              penalty=d.get("penalty"), polish=d.get("polish"),
+              error_bound=opt("error_bound"), error_bound_penalized=opt("error_bound_penalized"),
+              error_bound_kind=d.get("error_bound_kind"), rel_error_coord=opt("rel_error_coord"))
+
     return cls(**{k: v for k, v in kw.items() if k in fields})

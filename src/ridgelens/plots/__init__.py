@@ -21,6 +21,7 @@ from ridgelens.plots._contour import plot_quadratic_contours
 from ridgelens.plots._lm import plot_lm_error, plot_lm_perplexity
 from ridgelens.plots._model import plot_model_contours
 from ridgelens.plots._paths import plot_coefficient_paths, plot_rel_error, plot_shrinkage
+from ridgelens.plots._selection import plot_selection
 from ridgelens.plots._spectrum import (
     effective_df_curve,
     plot_effective_df,
@@ -42,6 +43,7 @@ __all__ = [
     "plot_quadratic_contours",
     "plot_rel_error",
     "plot_ridge_steps",
+    "plot_selection",
     "plot_shrinkage",
     "plot_spectral_density",
     "smoothed_density",

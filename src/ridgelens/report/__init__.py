@@ -20,6 +20,7 @@ from ridgelens.report._page import (
     write_explorer,
 )
 from ridgelens.report._plane import default_directions
+from ridgelens.report._results import read_figures, results_report
 
 __all__ = [
     "DIGITS",
@@ -31,5 +32,7 @@ __all__ = [
     "explorer_steps",
     "fmt",
     "lambda_grid",
+    "read_figures",
+    "results_report",
     "write_explorer",
 ]

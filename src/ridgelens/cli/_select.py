@@ -1,0 +1,88 @@
+"""``ridgelens analyze --select``: which methods apply, the held-out split, the choice and its JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ridgelens.data import Dataset
+from ridgelens.errors import RidgelensError
+from ridgelens.select import select_lambda
+from ridgelens.select._predict import spectrum_grid
+
+#: The models each --select method applies to.
+MODELS = {"gcv": ("linear",), "loo": ("linear",), "alo": ("logistic",), "evidence": ("linear", "logistic"),
+          "validation": ("linear", "logistic")}
+#: The held-out share of the rows for --select validation when --validation-fraction is not given.
+DEFAULT_FRACTION = 0.2
+
+
+def check_select(args, lam) -> None:
+    """Refuse, before any work, a method that does not apply, a grid too short, a bad fraction."""
+    frac = getattr(args, "validation_fraction", None)
+    if args.select is None:
+        if frac is not None:
+            raise RidgelensError("--validation-fraction is for --select validation")
+        if lam is None:
+            raise RidgelensError("--lambdas is required unless --select is given (then the default grid is 100 λ "
+                                 "from the spectrum); e.g. --lambdas 1e-3,1e-2,0.1")
+        return
+    fits = MODELS[args.select]
+    if args.model not in fits:
+        apply = ", ".join(m for m, models in MODELS.items() if args.model in models) or "none yet"
+        raise RidgelensError(f"--select {args.select} applies to --model {' or '.join(fits)}, not {args.model} "
+                             f"(for --model {args.model}: {apply})")
+    if lam is not None and lam.size < 2:
+        raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got {lam.size}; "
+                             "or omit --lambdas for the default grid (100 λ from the spectrum)")
+    if frac is not None and args.select != "validation":
+        raise RidgelensError("--validation-fraction is for --select validation")
+    if args.select == "validation":
+        args.validation_fraction = DEFAULT_FRACTION if frac is None else frac
+        if not 0 < args.validation_fraction < 1:
+            raise RidgelensError(f"--validation-fraction must be in (0, 1), got {args.validation_fraction}")
+
+
+def split(ds: Dataset, fraction: float, seed: int = 0):
+    """``(training Dataset, (X_val, y_val), info)``: a random held-out share of the rows."""
+    n = ds.y.size
+    n_val = round(fraction * n)
+    if n_val < 1 or n - n_val < 2:
+        raise RidgelensError(f"--validation-fraction {fraction} leaves {n_val} held-out and {n - n_val} training "
+                             f"rows of {n}; both need rows")
+    order = np.random.default_rng(seed).permutation(n)
+    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train = Dataset(X=ds.X[tr], y=ds.y[tr], feature_names=ds.feature_names, target_name=ds.target_name,
+                    name=ds.name, standardized=ds.standardized)
+    info = {"fraction": fraction, "n_train": int(tr.size), "n_validation": int(val.size), "seed": seed,
+            "rows": "a random permutation of the rows (numpy default_rng(seed)); the analysis uses the training rows"}
+    return train, (ds.X[val], ds.y[val]), info
+
+
+def default_lambdas(obj, curvature: str):
+    """The default grid for the analysis, from the spectrum: ``(grid, how)``."""
+    grid, how, _ = spectrum_grid(obj, curvature=curvature)
+    return grid, how
+
+
+def choose(args, obj, lam, validation, split_info) -> tuple:
+    """Run the selection; returns ``(Selection, JSON-ready dict)`` and prints the choice."""
+    sel = select_lambda(obj, lam, method=args.select, validation=validation)
+    d = sel.diagnostics
+    out = {"method": sel.method, "lambda": sel.lambda_, "lambdas": sel.lambdas, "criterion": sel.criterion,
+           "index": d.get("index"), "at_grid_edge": d.get("at_grid_edge"), "grid": d.get("grid"),
+           "sklearn_alpha": sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples)}
+    for key in ("confirm", "noise_variance", "gamma", "grid_lambda", "fixed_point_iterations", "treatment",
+                "mackay_lambda", "polish_iterations"):
+        if key in d:
+            out[key] = d[key]
+    if split_info is not None:
+        out["validation"] = split_info
+    i = d.get("index")
+    at = f", criterion {sel.criterion[i]:.6g}" if i is not None else ""
+    print(f"selected λ = {sel.lambda_:.6g} by {sel.method} (scikit-learn alpha = {out['sklearn_alpha']:.6g}{at})"
+          + ("; at the edge of the grid: widen it" if d.get("at_grid_edge") else ""))
+    if "confirm" in d:
+        c = d["confirm"]
+        print(f"  one refit at that λ: held-out loss {c['refit_loss']:.6g} (prediction's {c['predicted_loss']:.6g}, "
+              f"gap {c['loss_gap']:.3g}; ‖θ̃−θ*‖/‖θ*‖ = {c['rel_error']:.3g})")
+    return sel, out

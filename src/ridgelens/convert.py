@@ -1,0 +1,83 @@
+r"""λ in other libraries' conventions, and coefficients back on the original scale of the features.
+
+ridgelens' convention: the mean loss plus ``(λ/2)‖θ_p‖²``, i.e. for least squares
+``(1/2Σw) Σ wᵢ rᵢ² + (λ/2)‖β‖²`` with a free intercept.
+
+- **scikit-learn** ``Ridge(alpha)`` minimizes ``Σ wᵢ rᵢ² + alpha‖β‖²``: ``λ = alpha/Σw``.
+- **glmnet** (Friedman, Hastie & Tibshirani 2010, J. Stat. Softw. 33(1), eq. (1) with
+  ``alpha = 0``, ``family = "gaussian"``; weights rescaled to sum to N) standardizes y to unit
+  variance (the 1/N standard deviation, weighted) before fitting and unstandardizes the
+  coefficients after, while its λ sequence stays on the scale of y (as the lasso needs):
+  on ``ỹ = y/sd(y)`` it minimizes ``(1/2N) Σ wᵢ (ỹᵢ − b₀ − xᵢᵀb)² + (λ_g/sd(y))·½‖b‖²`` and
+  returns ``sd(y)·b``. Ridge is linear in y, so glmnet's coefficients at ``λ_g`` are
+  ridgelens' at ``λ = λ_g / sd(y)`` (scikit-learn ``alpha = N·λ_g/sd(y)``). This follows
+  glmnet's documentation; it was not run against R here. glmnet's default
+  ``standardize = TRUE`` also scales each column of x by its 1/N standard deviation and
+  penalizes the coefficients of the scaled x: run ridgelens on the standardized design
+  (CLI ``--standardize``, the same 1/n standard deviation) and read the original-scale
+  coefficients (:func:`unstandardize`).
+- **MASS::lm.ridge** (Venables & Ripley) centres y, scales each column of the centred X by
+  ``s = √(Σ(x − x̄)²/n)`` and returns ``(XsᵀXs + λ_M I)⁻¹ Xsᵀ y``, the minimizer of
+  ``‖y − Xsβ‖² + λ_M‖β‖²``: ridgelens on the standardized design at ``λ = λ_M/n``
+  (``coef(fit)`` is then :func:`unstandardize` of it).
+
+Penalty factors / per-coefficient penalties are not converted here (plain λ only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def lambda_from_sklearn(alpha, weight_sum):
+    """scikit-learn ``Ridge(alpha)`` → ridgelens λ = alpha/Σw (Σw = n without weights)."""
+    return np.asarray(alpha, dtype=np.float64) / float(weight_sum)
+
+
+def lambda_to_sklearn(lam, weight_sum):
+    """Ridgelens λ → scikit-learn alpha = λ·Σw."""
+    return np.asarray(lam, dtype=np.float64) * float(weight_sum)
+
+
+def _sd(y, weights=None) -> float:
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    mean = float(w @ y) / w.sum()
+    return float(np.sqrt(w @ (y - mean) ** 2 / w.sum()))
+
+
+def lambda_from_glmnet(lambda_glmnet, y, weights=None):
+    """Glmnet's λ (``family="gaussian"``, ``alpha=0``) → ridgelens λ = λ_g / sd(y) (1/N, weighted)."""
+    return np.asarray(lambda_glmnet, dtype=np.float64) / _sd(y, weights)
+
+
+def lambda_to_glmnet(lam, y, weights=None):
+    """Ridgelens λ → glmnet's λ = λ·sd(y)."""
+    return np.asarray(lam, dtype=np.float64) * _sd(y, weights)
+
+
+def lambda_from_lm_ridge(lambda_mass, n_samples):
+    """MASS::lm.ridge's λ → ridgelens λ = λ_M/n (on the design lm.ridge scales: 1/n standard deviations)."""
+    return np.asarray(lambda_mass, dtype=np.float64) / float(n_samples)
+
+
+def lambda_to_lm_ridge(lam, n_samples):
+    """Ridgelens λ → MASS::lm.ridge's λ = n·λ."""
+    return np.asarray(lam, dtype=np.float64) * float(n_samples)
+
+
+def unstandardize(thetas, mean, scale, *, fit_intercept: bool = True) -> np.ndarray:
+    """Coefficients of ``(X − mean)/scale`` as coefficients of X: ``w/scale``, ``b − Σ mean·w/scale``.
+
+    ``thetas`` has shape (..., d [+ 1]) with the intercept last when ``fit_intercept``; a
+    scale of 0 (a constant column, only centred) counts as 1. Without an intercept the
+    original-scale model needs one, ``−Σ mean·w/scale``, which is appended. Returns shape
+    (..., d + 1).
+    """
+    t = np.asarray(thetas, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    scale = np.where(np.asarray(scale, dtype=np.float64) > 0, scale, 1.0)
+    d = mean.size
+    w = t[..., :d] / scale
+    b = t[..., d] if fit_intercept else np.zeros(t.shape[:-1])
+    return np.concatenate([w, (b - w @ mean)[..., None]], axis=-1)
