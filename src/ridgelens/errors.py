@@ -46,3 +46,11 @@ class IllConditionedWarning(RidgelensWarning):
 class OutputError(RidgelensError):
     """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
 
+
+
+class RandomObjectiveError(ModelModeError):
+    """Two evaluations of the loss on the same batch and θ differ (dropout inside forward, nondeterministic kernels) or each pass over the data sees other samples."""
+
+
+class LossReductionError(RidgelensError):
+    """The loss function is sum-reduced over its batch; R must be the mean loss."""

@@ -15,6 +15,7 @@ from torch.func import functional_call
 from ridgelens._autodiff import second_order_attention
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
+from ridgelens.objectives._probes import probe_objective
 
 _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
@@ -39,7 +40,11 @@ class TorchObjective(Objective):
     :func:`torch.func.functional_call` with θ's values. A model in train mode whose
     dropout or batch-norm layers would make the loss random (or would update running
     statistics) is refused with :class:`ModelModeError`; pass ``eval_mode=True`` to
-    evaluate a private copy of the model in eval mode instead.
+    evaluate a private copy of the model in eval mode instead (dropout with p = 0 is not
+    random and is accepted). What no module scan can see is measured on the first batch:
+    two evaluations that differ (dropout inside ``forward``, nondeterministic kernels, a
+    ``DataLoader`` whose passes see other samples) raise :class:`RandomObjectiveError`, and
+    a sum-reduced loss raises :class:`LossReductionError`.
 
     Parameters
     ----------
@@ -77,7 +82,7 @@ class TorchObjective(Objective):
                 "got a one-shot iterator, which would be exhausted after the first pass"
             )
         offenders = [name or type(model).__name__ for name, m in model.named_modules()
-                     if m.training and isinstance(m, _RANDOM_IN_TRAIN)]
+                     if m.training and isinstance(m, _RANDOM_IN_TRAIN) and getattr(m, "p", None) != 0]
         if offenders:
             if not eval_mode:
                 raise ModelModeError(
@@ -86,6 +91,7 @@ class TorchObjective(Objective):
                     "running statistics; call model.eval() yourself, or pass eval_mode=True to analyze "
                     "a private eval-mode copy"
                 )
+        if eval_mode and any(m.training for m in model.modules()):  # also for dropout inside forward
             model = copy.deepcopy(model).eval()
         self.model = model
         self.loss_fn = loss_fn
@@ -111,6 +117,15 @@ class TorchObjective(Objective):
         self._n = self._count_samples()
         self._fingerprint = None
         self.default_tol = 1e-8 if self.dtype == torch.float64 else 1e-4
+        self._probe_at_start()
+
+    def _probe_at_start(self) -> None:
+        """Refuse a random or sum-reduced objective (two evaluations of one batch; see ``_probes``).
+
+        A subclass that needs more set-up before its first evaluation overrides this and calls
+        ``probe_objective(self)`` itself once ready.
+        """
+        probe_objective(self)
 
     # ----------------------------------------------------------------- plumbing
     def _count_samples(self) -> int:

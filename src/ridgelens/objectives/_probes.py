@@ -1,0 +1,123 @@
+"""Cheap checks, run once when a torch objective is built, that R is what the analysis assumes.
+
+The quadratic model needs R to be a fixed function of θ (every pass over the data gives the
+same value and the same products) and a *mean* loss (so that λ means what the conventions
+say). Neither can be seen by scanning modules: ``F.dropout(x, training=self.training)``
+inside ``forward``, a shuffling ``DataLoader`` that drops its last partial batch, a
+nondeterministic kernel or ``MSELoss(reduction='sum')`` all look like any other objective.
+So they are measured, on the first batch only:
+
+- the data: a ``DataLoader`` whose passes see different samples (a random order with
+  ``drop_last=True`` and a partial last batch, or a sampler that draws with replacement);
+- randomness: the loss and its gradient on the same batch, evaluated twice, must agree to
+  rounding (two forward and backward passes of one batch);
+- the reduction: the batch's loss against the losses of its two halves (one more forward
+  pass, in halves): a mean-reduced loss is their sample-weighted mean, a sum-reduced one
+  their sum.
+
+The caller's random-number state is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ridgelens.errors import LossReductionError, RandomObjectiveError
+
+
+def probe_objective(obj) -> dict:
+    """Run the three checks on ``obj`` (a TorchObjective) at its θ₀; raise on a failure.
+
+    Returns what was measured (``{"value": …, "gradient_diff": …, "reduction": "mean" | "sum"
+    | "undecided"}``), for tests and benchmarks.
+    """
+    _check_sampler(obj.batches)
+    x, y = next(iter(obj.prepared_batches(0, 1)))
+    flat = obj.flat_tensor(obj.theta0)
+    devices = [obj.device] if obj.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # the user's random stream is left as it was
+        v1, g1 = _value_and_grad(obj, flat, x, y)
+        v2, g2 = _value_and_grad(obj, flat, x, y)
+        eps = torch.finfo(obj.dtype).eps if obj.dtype.is_floating_point else 2.0**-52
+        dv, dg = abs(v1 - v2), float((g1 - g2).norm())
+        scale_g = max(float(g1.norm()), float(g2.norm()))
+        if not all(map(math.isfinite, (v1, v2, dg, scale_g))):  # non-finite: the data checks say where
+            return {"value": v1, "gradient_diff": dg, "reduction": "undecided"}
+        if dv > 64 * eps * max(abs(v1), abs(v2)) or dg > 64 * eps * scale_g:
+            raise RandomObjectiveError(_random_message(obj, v1, v2, dg, scale_g))
+        reduction = _reduction(obj, flat, x, y, v1, eps)
+    return {"value": v1, "gradient_diff": dg, "reduction": reduction}
+
+
+def _value_and_grad(obj, flat, x, y):
+    flat = flat.detach().clone().requires_grad_(True)
+    loss = obj.loss_fn(obj.outputs(flat, x), y)
+    if loss.dim() != 0:
+        return float("nan"), flat.detach()  # not a scalar: the objective's own checks say so later
+    (g,) = torch.autograd.grad(loss, flat, allow_unused=True)
+    return float(loss.detach()), (torch.zeros_like(flat) if g is None else g).detach()
+
+
+def _random_message(obj, v1, v2, dg, scale_g) -> str:
+    training = [name or type(obj.model).__name__ for name, m in obj.model.named_modules() if m.training]
+    if training:
+        why = ("the model is in train mode and its forward pass is random (F.dropout(x, training=self.training) "
+               "or another random op inside forward, which no module scan can see); call model.eval() yourself, "
+               "or pass eval_mode=True to analyze a private eval-mode copy")
+    else:
+        why = ("the model is in eval mode, so its forward pass draws random numbers itself (torch.rand, "
+               "F.dropout(..., training=True)) or runs nondeterministic kernels (call "
+               "torch.use_deterministic_algorithms(True))")
+    return (f"the objective is random: the same batch (batch 0) at the same θ gave the loss {v1:.17g} and then "
+            f"{v2:.17g} (gradients {dg:.3g} apart, against a norm of {scale_g:.3g}). The quadratic model needs "
+            f"one fixed R(θ), and ridgelens never averages noise silently: {why}")
+
+
+def _reduction(obj, flat, x, y, value, eps) -> str:
+    """``"mean"`` or ``"sum"`` from the losses of the batch's two halves; ``"undecided"`` when they cannot tell."""
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or len(y) < 2 or len(x) != len(y):
+        return "undecided"
+    n, h = len(y), len(y) // 2
+    with torch.no_grad():
+        halves = [float(obj.loss_fn(obj.outputs(flat, x[s]), y[s])) for s in (slice(0, h), slice(h, n))]
+    as_sum = halves[0] + halves[1]
+    as_mean = (h * halves[0] + (n - h) * halves[1]) / n
+    scale = max(abs(value), abs(halves[0]) + abs(halves[1]))
+    if scale == 0 or scale != scale:
+        return "undecided"
+    close = 1e3 * eps ** 0.5 * scale  # the halves are summed in another order: not bitwise equal
+    if abs(value - as_mean) <= close:
+        return "mean"
+    if abs(value - as_sum) <= close:
+        raise LossReductionError(
+            f"loss_fn looks sum-reduced: on batch 0 ({n} rows) it gave {value:.6g}, the sum of its halves' losses "
+            f"({halves[0]:.6g} + {halves[1]:.6g}), not their weighted mean ({as_mean:.6g}). R must be the mean "
+            "loss over the samples (a sum would scale R, H and every λ by the batch size): use reduction='mean' "
+            "(e.g. nn.MSELoss()), or divide the loss by len(targets)")
+    return "undecided"
+
+
+def _check_sampler(batches) -> None:
+    """Refuse a DataLoader whose passes see different samples (not only another order)."""
+    from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
+
+    if not isinstance(batches, DataLoader) or isinstance(batches.dataset, IterableDataset):
+        return
+    bs = batches.batch_sampler
+    sampler = bs.sampler if bs is not None and hasattr(bs, "sampler") else batches.sampler
+    if isinstance(sampler, SequentialSampler):
+        return
+    if getattr(sampler, "replacement", False) or type(sampler).__name__ == "WeightedRandomSampler":
+        raise RandomObjectiveError(
+            f"the DataLoader draws its samples with replacement ({type(sampler).__name__}), so every pass over "
+            "the data is another sample and R(θ) changes from one evaluation to the next; use a fixed order "
+            "(shuffle=False) or a sampler without replacement")
+    size = getattr(batches, "batch_size", None)
+    if batches.drop_last and size and len(batches.dataset) % size:
+        raise RandomObjectiveError(
+            f"the DataLoader shuffles ({type(sampler).__name__}) and drops its last partial batch "
+            f"(drop_last=True, {len(batches.dataset)} samples in batches of {size}), so each pass leaves out "
+            f"another {len(batches.dataset) % size} samples and R(θ) changes from one evaluation to the next; "
+            "use drop_last=False (a shuffled order alone is fine) or shuffle=False")
