@@ -126,7 +126,8 @@ def test_sum_reduced_loss_is_refused(diabetes, loss):
     net = nn.Linear(10, 1).double()
     # The premise, from torch itself: the sum reduction is n times the mean one.
     mean = type(loss)()
-    assert float(loss(net(X), Y)) == pytest.approx(len(X) * float(mean(net(X), Y)), rel=1e-12)
+    with torch.no_grad():
+        assert float(loss(net(X), Y)) == pytest.approx(len(X) * float(mean(net(X), Y)), rel=1e-12)
     with pytest.raises(rl.LossReductionError, match="sum-reduced") as exc:
         rl.TorchObjective(net, loss, batches(X, Y))
     assert "reduction='mean'" in str(exc.value)
@@ -142,3 +143,34 @@ def test_sum_reduced_cross_entropy_is_refused():
     with pytest.raises(rl.LossReductionError):
         rl.TorchObjective(net, nn.CrossEntropyLoss(reduction="sum"), [(X[:500], y[:500])])
     assert probe_objective(rl.TorchObjective(net, nn.CrossEntropyLoss(), [(X[:500], y[:500])]))["reduction"] == "mean"
+
+
+def test_inputs_a_user_could_get_wrong_are_typed_errors_that_say_where(diabetes):
+    X, Y = diabetes
+    net = nn.Linear(10, 1).double()
+    bad = X.clone()
+    bad[130, 4] = float("nan")  # batch 1 (rows 100-199), its row 30, column 4
+    with pytest.raises(rl.DataError, match=r"batch 1 has a non-finite value \(nan\) in its inputs at row 30, column 4"):
+        rl.TorchObjective(net, F.mse_loss, batches(bad, Y))
+    with pytest.raises(rl.RidgelensError, match="got NoneType"):
+        rl.TorchObjective(net, F.mse_loss, None)
+    with pytest.raises(rl.DataError, match=r"fail on batch 0 \(inputs \(100, 10\) int64"):
+        rl.TorchObjective(net, F.mse_loss, batches(X.long(), Y))
+    with pytest.raises(rl.LossReductionError, match=r"returned \(100, 1\)"):
+        rl.TorchObjective(net, lambda o, t: F.mse_loss(o, t, reduction="none"), batches(X, Y))
+    with pytest.raises(rl.RidgelensError, match="'meta' device"):
+        rl.TorchObjective(nn.Linear(10, 1, device="meta"), F.mse_loss, batches(X, Y))
+
+
+def test_a_corrupted_or_truncated_checkpoint_is_named(tmp_path):
+    from ridgelens._checkpoint import Checkpoint
+
+    good = Checkpoint(tmp_path, "lanczos", {"n": 3})
+    good.save({"x": torch.arange(1000.0)})
+    blob = good.path.read_bytes()
+    for name, data in (("truncated", blob[: len(blob) // 2]), ("garbage", b"not a checkpoint" * 4)):
+        cp = Checkpoint(tmp_path, name, {"n": 3})
+        cp.path.write_bytes(data)
+        with pytest.raises(rl.DataError, match=f"checkpoint {cp.path} is corrupted or truncated"):
+            cp.load()
+    assert torch.equal(good.load()["x"], torch.arange(1000.0))  # an intact one still loads

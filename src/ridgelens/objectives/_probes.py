@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from ridgelens.errors import LossReductionError, RandomObjectiveError
+from ridgelens.errors import DataError, LossReductionError, RandomObjectiveError, RidgelensError
 
 
 def probe_objective(obj) -> dict:
@@ -38,7 +38,14 @@ def probe_objective(obj) -> dict:
     flat = obj.flat_tensor(obj.theta0)
     devices = [obj.device] if obj.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # the user's random stream is left as it was
-        v1, g1 = _value_and_grad(obj, flat, x, y)
+        try:
+            v1, g1 = _value_and_grad(obj, flat, x, y)
+        except RidgelensError:
+            raise
+        except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DataError(f"the model and loss_fn fail on batch 0 (inputs {_describe(x)}, targets "
+                            f"{_describe(y)}): {first}") from None
         v2, g2 = _value_and_grad(obj, flat, x, y)
         eps = torch.finfo(obj.dtype).eps if obj.dtype.is_floating_point else 2.0**-52
         dv, dg = abs(v1 - v2), float((g1 - g2).norm())
@@ -54,10 +61,30 @@ def probe_objective(obj) -> dict:
 def _value_and_grad(obj, flat, x, y):
     flat = flat.detach().clone().requires_grad_(True)
     loss = obj.loss_fn(obj.outputs(flat, x), y)
-    if loss.dim() != 0:
-        return float("nan"), flat.detach()  # not a scalar: the objective's own checks say so later
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise LossReductionError(f"loss_fn must return the batch's mean loss as a scalar tensor; on batch 0 it "
+                                 f"returned {shape} (reduction='none'?): use reduction='mean'")
     (g,) = torch.autograd.grad(loss, flat, allow_unused=True)
     return float(loss.detach()), (torch.zeros_like(flat) if g is None else g).detach()
+
+
+def _describe(t) -> str:
+    return f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def check_batch(k: int, x, y) -> None:
+    """Refuse NaN or infinite values in batch ``k``, naming the batch, the row and the column."""
+    for what, t in (("inputs", x), ("targets", y)):
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not t.is_meta:
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                where = [int(i) for i in bad.nonzero()[0]]
+                row, col = where[0], where[1:] if len(where) > 1 else None
+                value = float(t[tuple(where)])
+                raise DataError(f"batch {k} has a non-finite value ({value}) in its {what} at row {row}"
+                                + (f", column {col[0] if len(col) == 1 else tuple(col)}" if col else "")
+                                + f" ({int(bad.sum())} in all); remove or impute them first")
 
 
 def _random_message(obj, v1, v2, dg, scale_g) -> str:

@@ -15,7 +15,7 @@ from torch.func import functional_call
 from ridgelens._autodiff import second_order_attention
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
-from ridgelens.objectives._probes import probe_objective
+from ridgelens.objectives._probes import check_batch, probe_objective
 
 _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
@@ -76,6 +76,9 @@ class TorchObjective(Objective):
             raise RidgelensError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise RidgelensError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        if batches is None or not hasattr(batches, "__iter__"):
+            raise RidgelensError(f"batches must be a list of (inputs, targets) pairs or a DataLoader, "
+                                 f"got {type(batches).__name__}")
         if iter(batches) is batches:
             raise RidgelensError(
                 "batches must be re-iterable (a list of (inputs, targets) pairs or a DataLoader); "
@@ -100,6 +103,9 @@ class TorchObjective(Objective):
         if not named:
             raise RidgelensError("the model has no trainable parameters (requires_grad=True)")
         first = named[0][1]
+        if any(p.is_meta for _, p in named):
+            raise RidgelensError("the model's parameters are on the 'meta' device (shapes without values); "
+                                 "load its weights (e.g. model.to_empty(device='cpu') then load_state_dict) first")
         self.dtype = dtype if dtype is not None else first.dtype
         self.device = first.device
         self._names = [n for n, _ in named]
@@ -133,6 +139,7 @@ class TorchObjective(Objective):
         for k, batch in enumerate(self.batches):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
                 raise DataError(f"batch {k} must be an (inputs, targets) pair, got {type(batch).__name__}")
+            check_batch(k, *batch)
             n_b = len(batch[1])
             if n_b == 0:
                 raise DataError(f"batch {k} is empty")
