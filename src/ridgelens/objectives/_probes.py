@@ -9,11 +9,11 @@ So they are measured, on the first batch only:
 
 - the data: a ``DataLoader`` whose passes see different samples (a random order with
   ``drop_last=True`` and a partial last batch, or a sampler that draws with replacement);
-- randomness: the loss and its gradient on the same batch, evaluated twice, must agree to
-  rounding (two forward and backward passes of one batch);
-- the reduction: the batch's loss against the losses of its two halves (one more forward
-  pass, in halves): a mean-reduced loss is their sample-weighted mean, a sum-reduced one
-  their sum.
+- randomness and the reduction, together: the loss and gradient of the batch, then of its two
+  halves (two evaluations of one batch in all). A deterministic mean-reduced loss gives the
+  halves' sample-weighted mean back to rounding, a sum-reduced one their sum; anything else
+  is evaluated once more on the whole batch, where a random objective does not repeat itself
+  (dropout inside ``forward``, nondeterministic kernels).
 
 The caller's random-number state is restored afterwards.
 """
@@ -30,12 +30,18 @@ from ridgelens.errors import DataError, LossReductionError, RandomObjectiveError
 def probe_objective(obj) -> dict:
     """Run the three checks on ``obj`` (a TorchObjective) at its θ₀; raise on a failure.
 
-    Returns what was measured (``{"value": …, "gradient_diff": …, "reduction": "mean" | "sum"
-    | "undecided"}``), for tests and benchmarks.
+    Two evaluations of batch 0 (loss and gradient): the whole batch, then its two halves. A
+    deterministic mean-reduced loss gives back the whole batch's loss and gradient as the halves'
+    sample-weighted mean (to rounding); a sum-reduced one as their sum. When neither holds (a
+    random objective, or a loss that couples its samples), a third evaluation of the whole batch
+    tells which: a random objective does not repeat itself.
+
+    Returns what was measured (``{"value", "evaluations", "reduction": "mean" | "undecided"}``).
     """
     _check_sampler(obj.batches)
     x, y = next(iter(obj.prepared_batches(0, 1)))
     flat = obj.flat_tensor(obj.theta0)
+    eps = torch.finfo(obj.dtype).eps if obj.dtype.is_floating_point else 2.0**-52
     devices = [obj.device] if obj.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # the user's random stream is left as it was
         try:
@@ -46,16 +52,31 @@ def probe_objective(obj) -> dict:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DataError(f"the model and loss_fn fail on batch 0 (inputs {_describe(x)}, targets "
                             f"{_describe(y)}): {first}") from None
+        if not (math.isfinite(v1) and bool(torch.isfinite(g1).all())):
+            return {"value": v1, "evaluations": 1, "reduction": "undecided"}  # the data checks say where
+        halves = _halves(obj, flat, x, y)
+        if halves is not None:
+            (va, ga), (vb, gb), h, n = halves
+            scale_v, scale_g = max(abs(v1), abs(va) + abs(vb)), max(float(g1.norm()), float(ga.norm() + gb.norm()))
+
+            def close(v, g):  # the halves are summed in another order: equal to a few roundings
+                return abs(v1 - v) <= 1e3 * eps * scale_v and float((g1 - g).norm()) <= 1e3 * eps * scale_g
+
+            if close((h * va + (n - h) * vb) / n, (h * ga + (n - h) * gb) / n):
+                return {"value": v1, "evaluations": 2, "reduction": "mean"}
+            if close(va + vb, ga + gb):
+                raise LossReductionError(
+                    f"loss_fn looks sum-reduced: on batch 0 ({n} rows) it gave {v1:.6g}, the sum of its halves' "
+                    f"losses ({va:.6g} + {vb:.6g}), not their weighted mean ({(h * va + (n - h) * vb) / n:.6g}), and "
+                    "so did the gradients. R must be the mean loss over the samples (a sum would scale R, H and "
+                    "every λ by the batch size): use reduction='mean' (e.g. nn.MSELoss()), or divide the loss "
+                    "by len(targets)")
         v2, g2 = _value_and_grad(obj, flat, x, y)
-        eps = torch.finfo(obj.dtype).eps if obj.dtype.is_floating_point else 2.0**-52
         dv, dg = abs(v1 - v2), float((g1 - g2).norm())
         scale_g = max(float(g1.norm()), float(g2.norm()))
-        if not all(map(math.isfinite, (v1, v2, dg, scale_g))):  # non-finite: the data checks say where
-            return {"value": v1, "gradient_diff": dg, "reduction": "undecided"}
-        if dv > 64 * eps * max(abs(v1), abs(v2)) or dg > 64 * eps * scale_g:
+        if not (dv <= 64 * eps * max(abs(v1), abs(v2)) and dg <= 64 * eps * scale_g):
             raise RandomObjectiveError(_random_message(obj, v1, v2, dg, scale_g))
-        reduction = _reduction(obj, flat, x, y, v1, eps)
-    return {"value": v1, "gradient_diff": dg, "reduction": reduction}
+    return {"value": v1, "evaluations": 2 if halves is None else 3, "reduction": "undecided"}
 
 
 def _value_and_grad(obj, flat, x, y):
@@ -67,6 +88,14 @@ def _value_and_grad(obj, flat, x, y):
                                  f"returned {shape} (reduction='none'?): use reduction='mean'")
     (g,) = torch.autograd.grad(loss, flat, allow_unused=True)
     return float(loss.detach()), (torch.zeros_like(flat) if g is None else g).detach()
+
+
+def _halves(obj, flat, x, y):
+    """Loss and gradient of each half of the batch, or None when it cannot be halved."""
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or len(y) < 2 or len(x) != len(y):
+        return None
+    n, h = len(y), len(y) // 2
+    return _value_and_grad(obj, flat, x[:h], y[:h]), _value_and_grad(obj, flat, x[h:], y[h:]), h, n
 
 
 def _describe(t) -> str:
@@ -100,30 +129,6 @@ def _random_message(obj, v1, v2, dg, scale_g) -> str:
     return (f"the objective is random: the same batch (batch 0) at the same θ gave the loss {v1:.17g} and then "
             f"{v2:.17g} (gradients {dg:.3g} apart, against a norm of {scale_g:.3g}). The quadratic model needs "
             f"one fixed R(θ), and ridgelens never averages noise silently: {why}")
-
-
-def _reduction(obj, flat, x, y, value, eps) -> str:
-    """``"mean"`` or ``"sum"`` from the losses of the batch's two halves; ``"undecided"`` when they cannot tell."""
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or len(y) < 2 or len(x) != len(y):
-        return "undecided"
-    n, h = len(y), len(y) // 2
-    with torch.no_grad():
-        halves = [float(obj.loss_fn(obj.outputs(flat, x[s]), y[s])) for s in (slice(0, h), slice(h, n))]
-    as_sum = halves[0] + halves[1]
-    as_mean = (h * halves[0] + (n - h) * halves[1]) / n
-    scale = max(abs(value), abs(halves[0]) + abs(halves[1]))
-    if scale == 0 or scale != scale:
-        return "undecided"
-    close = 1e3 * eps ** 0.5 * scale  # the halves are summed in another order: not bitwise equal
-    if abs(value - as_mean) <= close:
-        return "mean"
-    if abs(value - as_sum) <= close:
-        raise LossReductionError(
-            f"loss_fn looks sum-reduced: on batch 0 ({n} rows) it gave {value:.6g}, the sum of its halves' losses "
-            f"({halves[0]:.6g} + {halves[1]:.6g}), not their weighted mean ({as_mean:.6g}). R must be the mean "
-            "loss over the samples (a sum would scale R, H and every λ by the batch size): use reduction='mean' "
-            "(e.g. nn.MSELoss()), or divide the loss by len(targets)")
-    return "undecided"
 
 
 def _check_sampler(batches) -> None:
