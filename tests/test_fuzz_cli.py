@@ -271,7 +271,7 @@ def torch_case(reduction, dropout, train, eval_mode, loader, nan_at, int_inputs)
                  else None)
     try:
         return rl.TorchObjective(net, loss, batches, eval_mode=eval_mode), must_fail
-    except Exception as exc:  # noqa: BLE001 - the contract is checked by the caller
+    except Exception as exc:
         return exc, must_fail
 
 
@@ -311,12 +311,12 @@ def intact_checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("ck")
     rows = "\n".join(f"{i / 10},{(i * 7) % 5},{(i % 3) / 2}" for i in range(12))
     (root / "d.csv").write_text(f"a,b,y\n{rows}\n")
-    code, err = call(MLP_ARGS(root, root / "ck", root / "out"))
+    code, err = call(mlp_args(root, root / "ck", root / "out"))
     assert code == 0, err
     return root
 
 
-def MLP_ARGS(root, ck, out):  # noqa: N802 - a constant-like builder
+def mlp_args(root, ck, out):
     return ["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "mlp", "--hidden", "2", "--train-iters", "30",
             "--refit-iters", "30", "--lambdas", "0.1,1", "--checkpoint", str(ck), "--out", str(out)]
 
@@ -337,7 +337,7 @@ def test_corrupted_checkpoint_is_one_error_naming_it(intact_checkpoint, which, c
                "flip": blob[: len(blob) // 2] + bytes([blob[len(blob) // 2] ^ 0xFF]) + blob[len(blob) // 2 + 1:]}[mode]
         (ck / which).write_bytes(bad)
         before = snapshot(Path(tmp))
-        code, err = call(MLP_ARGS(root, ck, Path(tmp) / "out"))
+        code, err = call(mlp_args(root, ck, Path(tmp) / "out"))
         assert "Traceback" not in err, err
         if code == 0:  # a flipped byte inside a tensor's data is not detectable by the format: it loads
             event("a corrupted file that still loads")
