@@ -24,7 +24,7 @@ import numpy as np
 
 from ridgelens.errors import DataError
 
-BLOCK = 16 * 2**20  # bytes of text parsed at a time
+BLOCK = 4 * 2**20  # bytes of text parsed at a time
 
 
 def read_plain_csv(path: Path) -> tuple[list[str], np.ndarray] | None:
