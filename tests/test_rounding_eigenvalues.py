@@ -81,3 +81,17 @@ def test_genuine_negative_curvature_still_warns():
     with pytest.warns(rl.NegativeCurvatureWarning):
         res = rl.analyze(obj, [1e-3, 1.0], theta_hat=obj.theta0, refit=False, method="dense")
     assert res.min_eigenvalue < -1e-3  # the Hessian at a random θ: well beyond rounding
+
+
+def test_df_curve_and_page_slider_ignore_a_rounding_level_eigenvalue():
+    from types import SimpleNamespace
+
+    from ridgelens.plots import effective_df_curve
+    from ridgelens.report._page import lambda_grid
+
+    sigma = np.array([4.0, 1.0, 1.3e-16, -4.2e-16])  # the last two: below 4 · ε · 4 = 3.6e-15
+    grid = np.geomspace(1e-18, 10, 50)
+    df = effective_df_curve(sigma, grid)
+    np.testing.assert_allclose(df, 4 / (4 + grid) + 1 / (1 + grid), rtol=1e-12)  # closed form, two directions
+    lam = lambda_grid(SimpleNamespace(eigenvalues=sigma, lambdas=np.array([0.1])))
+    assert lam[0] == 0.0 and lam[1] == pytest.approx(1.0 / 30)  # from the smallest real eigenvalue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ridgelens._shrinkage import shrinkage
+from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax
 from ridgelens.spectra._density import gaussian_density
@@ -18,7 +18,8 @@ def effective_df_curve(eigenvalues, lambdas) -> np.ndarray:
     >>> effective_df_curve([3.0, 1.0], [0.0, 1.0])
     array([2.  , 1.25])
     """
-    factors, _ = shrinkage(np.asarray(eigenvalues, dtype=np.float64), np.asarray(lambdas, dtype=np.float64))
+    sigma, _ = snap_rounding(eigenvalues)  # rounding-level |σ| is 0: no negative df from −1e-12
+    factors, _ = shrinkage(sigma, np.asarray(lambdas, dtype=np.float64))
     return factors.sum(axis=1)  # NaN where some σⱼ + λ ≤ 0: no minimizer there, so no df
 
 
@@ -41,7 +42,7 @@ def plot_effective_df(path, *, ax=None, points: int = 200):
         and ``df`` (the curve's arrays), ``rank`` (the horizontal line).
     """
     ax = get_ax(ax)
-    sigma = path.eigenvalues
+    sigma, _ = snap_rounding(path.eigenvalues)
     pos = sigma[sigma > 0]
     if pos.size == 0:
         raise RidgelensError("df(λ) needs at least one positive eigenvalue; the curvature has none")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_bytes
-from ridgelens._shrinkage import shrinkage
+from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import RidgelensError
 from ridgelens.report._data import ExplorerData
 from ridgelens.report._plane import check_directions, default_directions
@@ -26,7 +26,7 @@ def fmt(x: float) -> str:
 
 def lambda_grid(data: ExplorerData, points: int = 41) -> np.ndarray:
     """The slider's λ: a log grid over the spectrum's range, plus every analysed λ (and 0)."""
-    sigma = data.eigenvalues
+    sigma, _ = snap_rounding(data.eigenvalues)  # a results file may hold rounding-level ±1e-12: those are 0
     pos = sigma[sigma > 0]
     if pos.size == 0:
         raise RidgelensError("the page needs at least one positive eigenvalue")
