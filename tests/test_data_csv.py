@@ -126,7 +126,11 @@ def test_unreadable_file(tmp_path, monkeypatch):
         def deny(self):
             raise PermissionError(13, "Permission denied", str(self))
 
+        def deny_open(self, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(self))
+
         monkeypatch.setattr(Path, "read_bytes", deny)
+        monkeypatch.setattr(Path, "open", deny_open)  # the streamed reader opens the file itself
     try:
         with pytest.raises(DataError, match=r"secret\.csv cannot be read: Permission denied"):
             load_dataset(f"csv:{src}")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ridgelens._io import atomic_write_with
-from ridgelens.errors import RidgelensError
+from ridgelens.errors import DataError, RidgelensError
 
 
 class Checkpoint:
@@ -28,8 +28,13 @@ class Checkpoint:
         """The saved state, or None when there is none."""
         if self.path is None or not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state.get("signature") != self.signature:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, BadZipFile, ...
+            raise DataError(
+                f"checkpoint {self.path} is corrupted or truncated and cannot be read ({type(exc).__name__}); "
+                "delete it (the run then starts that stage afresh) or use another --checkpoint folder") from None
+        if not isinstance(state, dict) or state.get("signature") != self.signature:
             raise RidgelensError(
                 f"checkpoint {self.path} belongs to another run ({state.get('signature')}); "
                 f"this run is {self.signature}. Use another --checkpoint folder or delete it"

@@ -39,3 +39,35 @@ def shrinkage(sigma, lam, numerator=None) -> tuple[np.ndarray, np.ndarray]:
     safe = np.where(ok & ~null, denom, 1.0)
     out = np.where(null, 0.0, num / safe)
     return np.where(ok, out, np.nan), ok
+
+
+#: Unit roundoff of the dtypes a curvature may be formed in (by name, so that NumPy and torch dtypes both work).
+_EPS = {"float64": 2.0**-52, "float32": 2.0**-23, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+
+
+def rounding_tol(sigma, dtype="float64", n: int | None = None) -> float:
+    """The size below which an eigenvalue is zero to rounding: ``n · ε(dtype) · max|σ|``.
+
+    The eigenvalues of a symmetric matrix formed in ``dtype`` carry errors of about this size
+    (the convention of ``numpy.linalg.matrix_rank`` and LAPACK), so |σ| ≤ tol is 0, not negative
+    curvature and not a direction to shrink. ``dtype`` is the dtype the matrix was *formed* in
+    (a float32 Hessian cast to float64 keeps float32's errors); ``n`` defaults to ``len(σ)``.
+
+    >>> rounding_tol(np.array([2.0, -1e-14, 0.0]))  # 3 · 2⁻⁵² · 2
+    1.3322676295501878e-15
+    >>> rounding_tol([1.0], "torch.float32", n=100)
+    1.1920928955078125e-05
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    name = str(dtype).rsplit(".", 1)[-1]
+    eps = _EPS.get(name, _EPS["float64"])
+    size = sigma.size if n is None else int(n)
+    return max(size, 1) * eps * float(np.abs(sigma).max(initial=0.0))
+
+
+def snap_rounding(sigma, dtype="float64", n: int | None = None) -> tuple[np.ndarray, float]:
+    """σ with every |σⱼ| ≤ :func:`rounding_tol` set to exactly 0 (a copy), and that tolerance."""
+    tol = rounding_tol(sigma, dtype, n)
+    out = np.array(sigma, dtype=np.float64)
+    out[np.abs(out) <= tol] = 0.0
+    return out, tol

@@ -62,3 +62,11 @@ class OptimizerStateError(RidgelensError):
 
 class ModelError(RidgelensError):
     """A user's model cannot be built or loaded: the ``module:factory`` spec, its import, what it returns, or its weights."""
+
+
+class RandomObjectiveError(ModelModeError):
+    """Two evaluations of the loss on the same batch and θ differ (dropout inside forward, nondeterministic kernels) or each pass over the data sees other samples."""
+
+
+class LossReductionError(RidgelensError):
+    """The loss function is sum-reduced over its batch; R must be the mean loss."""

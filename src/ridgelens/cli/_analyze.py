@@ -10,6 +10,7 @@ from ridgelens._io import atomic_write_json
 from ridgelens._progress import stage
 from ridgelens._validation import check_lambdas
 from ridgelens.cli._columns import original_scale, pick_features
+from ridgelens.cli._notes import singular_note
 from ridgelens.cli._output import (
     checked_path,
     new_figure,
@@ -170,6 +171,9 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else 'H'} = "
           f"{res.min_eigenvalue:.4g}"
           + ("  (Ritz estimate)" if res.method == "matrix-free" else ""))
+    note = singular_note(res)
+    if note:
+        print(note)
     top = res.spectrum.eigenvalues[: min(args.k or 10, res.spectrum.k)]
     of = "S, H's Schur complement on the penalized block" if schur else "H"
     if res.penalty is not None:

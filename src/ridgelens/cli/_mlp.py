@@ -68,7 +68,9 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
         try:
             net.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # torch's message puts the keys on the lines after a header line: keep them, on one line
+            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+            first = "; ".join(lines[1:] or lines)[:600] if lines else type(exc).__name__
             raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
     dev, dt = torch_device(device), torch_dtype(dtype)
     net = net.to(device=dev, dtype=dt)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._validation import check_finite_matrix, check_finite_vector
+from ridgelens.data._fastcsv import read_plain_csv
 from ridgelens.errors import DataError
 
 BUILTIN = ("diabetes", "breast_cancer", "digits")
@@ -102,7 +103,18 @@ def _load_builtin(name: str) -> Dataset:
 
 
 def _load_csv(path: Path, target: str | None) -> Dataset:
-    """Read a numeric CSV with a header row; every problem is a :class:`DataError` naming the file."""
+    """Read a numeric CSV with a header row; every problem is a :class:`DataError` naming the file.
+
+    A plain file (unquoted ASCII numbers) is streamed through NumPy's parser
+    (:mod:`ridgelens.data._fastcsv`); anything else, and every error message, comes from the
+    careful reader below.
+    """
+    read_input(path, "CSV file", content=False)  # the file's checks (missing, a folder, a device) first
+    plain = None if stat.S_ISFIFO(path.stat().st_mode) else read_plain_csv(path)  # a pipe is read once
+    if plain is not None:
+        header, values = plain
+        _check_header(path, header)
+        return _dataset(path, header, values, target)
     text = _read_text(path)
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
@@ -120,9 +132,7 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
         raise DataError(f"{path}: not a readable CSV file at line {reader.line_num} ({exc})") from None
     if not body:
         raise DataError(f"{path} has a header but no data rows")
-    if target is None:
-        target = header[-1]
-    if target not in header:
+    if target is not None and target not in header:
         raise DataError(f"unknown target column {target!r} in {path}; columns are: {', '.join(header)}")
     values = np.empty((len(body), len(header)))
     for i, row in enumerate(body):
@@ -139,6 +149,15 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
                 ) from None
     if len(body) < 2:
         raise DataError(f"{path} has a single data row (line {lines[0]}); need at least 2 samples")
+    return _dataset(path, header, values, target)
+
+
+def _dataset(path: Path, header: list, values: np.ndarray, target: str | None) -> Dataset:
+    """The Dataset of a parsed CSV: the target column split off, NaN and infinities refused."""
+    if target is None:
+        target = header[-1]
+    if target not in header:
+        raise DataError(f"unknown target column {target!r} in {path}; columns are: {', '.join(header)}")
     t = header.index(target)
     features = [h for k, h in enumerate(header) if k != t]
     X = check_finite_matrix(np.delete(values, t, axis=1), f"{path.name} features", features)
@@ -164,12 +183,12 @@ def _load_tensors_dataset(text: str, target) -> Dataset:
                    target_name="y", name=f"tensors:{text}")
 
 
-def read_input(path, what: str = "file") -> bytes:
+def read_input(path, what: str = "file", content: bool = True) -> bytes | None:
     """The bytes of an input file, or a :class:`DataError` naming it and saying why not.
 
     ``what`` names the file in messages (``"CSV file"``, ``"--weights file"``, …). A folder, a
     device, a missing or unreadable file, or a path the system cannot take is refused; a
-    named pipe is read to its end.
+    named pipe is read to its end. ``content=False``: the checks only (returns None).
     """
     text = str(path)
     if not text:
@@ -187,6 +206,8 @@ def read_input(path, what: str = "file") -> bytes:
         raise DataError(f"{what} {path} is a folder, not a file")
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
         raise DataError(f"{what} {path} is not a regular file (a device or socket?)")
+    if not content:  # only the checks: the caller streams the file itself
+        return None
     try:
         return path.read_bytes()
     except OSError as exc:

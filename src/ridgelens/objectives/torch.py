@@ -16,6 +16,7 @@ from ridgelens._autodiff import second_order_attention
 from ridgelens._progress import Progress
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
+from ridgelens.objectives._probes import check_batch, probe_objective
 
 _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
@@ -40,7 +41,11 @@ class TorchObjective(Objective):
     :func:`torch.func.functional_call` with θ's values. A model in train mode whose
     dropout or batch-norm layers would make the loss random (or would update running
     statistics) is refused with :class:`ModelModeError`; pass ``eval_mode=True`` to
-    evaluate a private copy of the model in eval mode instead.
+    evaluate a private copy of the model in eval mode instead (dropout with p = 0 is not
+    random and is accepted). What no module scan can see is measured on the first batch:
+    two evaluations that differ (dropout inside ``forward``, nondeterministic kernels, a
+    ``DataLoader`` whose passes see other samples) raise :class:`RandomObjectiveError`, and
+    a sum-reduced loss raises :class:`LossReductionError`.
 
     Parameters
     ----------
@@ -77,13 +82,16 @@ class TorchObjective(Objective):
             raise RidgelensError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise RidgelensError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        if batches is None or not hasattr(batches, "__iter__"):
+            raise RidgelensError(f"batches must be a list of (inputs, targets) pairs or a DataLoader, "
+                                 f"got {type(batches).__name__}")
         if iter(batches) is batches:
             raise RidgelensError(
                 "batches must be re-iterable (a list of (inputs, targets) pairs or a DataLoader); "
                 "got a one-shot iterator, which would be exhausted after the first pass"
             )
         offenders = [name or type(model).__name__ for name, m in model.named_modules()
-                     if m.training and isinstance(m, _RANDOM_IN_TRAIN)]
+                     if m.training and isinstance(m, _RANDOM_IN_TRAIN) and getattr(m, "p", None) != 0]
         if offenders:
             if not eval_mode:
                 raise ModelModeError(
@@ -92,6 +100,7 @@ class TorchObjective(Objective):
                     "running statistics; call model.eval() yourself, or pass eval_mode=True to analyze "
                     "a private eval-mode copy"
                 )
+        if eval_mode and any(m.training for m in model.modules()):  # also for dropout inside forward
             model = copy.deepcopy(model).eval()
         self.model = model
         self.loss_fn = loss_fn
@@ -100,6 +109,9 @@ class TorchObjective(Objective):
         if not named:
             raise RidgelensError("the model has no trainable parameters (requires_grad=True)")
         first = named[0][1]
+        if any(p.is_meta for _, p in named):
+            raise RidgelensError("the model's parameters are on the 'meta' device (shapes without values); "
+                                 "load its weights (e.g. model.to_empty(device='cpu') then load_state_dict) first")
         self.dtype = dtype if dtype is not None else first.dtype
         self.device = first.device
         self._names = [n for n, _ in named]
@@ -124,6 +136,15 @@ class TorchObjective(Objective):
         self._n = self._count_samples()
         self._fingerprint = None
         self.default_tol = 1e-8 if self.dtype == torch.float64 else 1e-4
+        self._probe_at_start()
+
+    def _probe_at_start(self) -> None:
+        """Refuse a random or sum-reduced objective (two evaluations of one batch; see ``_probes``).
+
+        A subclass that needs more set-up before its first evaluation overrides this and calls
+        ``probe_objective(self)`` itself once ready.
+        """
+        probe_objective(self)
 
     # ----------------------------------------------------------------- plumbing
     def _count_samples(self) -> int:
@@ -131,6 +152,7 @@ class TorchObjective(Objective):
         for k, batch in enumerate(self.batches):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
                 raise DataError(f"batch {k} must be an (inputs, targets) pair, got {type(batch).__name__}")
+            check_batch(k, *batch)
             n_b = len(batch[1])
             if n_b == 0:
                 raise DataError(f"batch {k} is empty")

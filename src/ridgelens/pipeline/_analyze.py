@@ -17,6 +17,7 @@ from ridgelens._progress import Progress, governs_stages
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
+    DataError,
     GradientNotZeroWarning,
     NegativeCurvatureWarning,
     RidgelensError,
@@ -484,6 +485,8 @@ def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck,
     cp = Checkpoint(ck, f"refit_{i}", {"lambda": lam, "n": int(theta_hat.size), "run": run_id})
     try:
         saved = cp.load()
+    except DataError:  # a corrupted or truncated file: said as such by Checkpoint.load
+        raise
     except RidgelensError:
         raise RidgelensError(f"checkpoint {cp.path} holds a refit of another run (another λ, θ̂, data, model or "
                              "refit setting); use another --checkpoint folder or delete it") from None

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import linalg
 
 from ridgelens._auto import select_solver
-from ridgelens._shrinkage import shrinkage
+from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens._validation import check_lambdas, check_mask, check_vector
 from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
 from ridgelens.operators import SchurComplementOperator, as_operator
@@ -120,10 +120,10 @@ class DenseEigenSolver:
                     "(pass the operator, or eigen(operator) with k=None)")
             if not mask.all():
                 raise RidgelensError("a penalty mask needs the operator, not only its spectrum: pass H")
-            spec, H, spent = source, None, source.n_matvecs
+            spec, H, spent, formed_in = source, None, source.n_matvecs, "float64"
         else:
             op = as_operator(source)
-            n = op.n
+            n, formed_in = op.n, op.dtype
             mask = check_mask(self.penalized, n)
             before = op.n_matvecs
             if mask.all():
@@ -142,8 +142,8 @@ class DenseEigenSolver:
             spec = eigen(Hpp - Hpu @ Huu_inv @ Hpu.T)
             self.Hpu, self.Huu_inv = Hpu, Huu_inv
         sigma, Q = spec.eigenvalues.copy(), spec.Q
-        rank_tol = max(sigma.size, 1) * np.finfo(np.float64).eps * max(float(np.abs(sigma).max(initial=0.0)), 1e-300)
-        sigma[np.abs(sigma) <= rank_tol] = 0.0
+        sigma, rank_tol = snap_rounding(sigma, formed_in)  # the one rounding rule (ridgelens._shrinkage)
+        rank_tol = max(rank_tol, getattr(spec, "zero_tol", 0.0))  # a float32 H's spectrum says so itself
         if self.negative == "raise" and sigma.min() < 0:
             raise RidgelensError(f"H has a negative eigenvalue {sigma.min():.4g}; the quadratic model is not convex")
         if self.negative == "clip":

@@ -9,6 +9,7 @@ import torch
 from scipy import linalg
 
 from ridgelens._auto import select_solver
+from ridgelens._shrinkage import snap_rounding
 from ridgelens.errors import ConvergenceWarning, RidgelensError
 from ridgelens.operators import as_operator
 from ridgelens.spectra._lanczos import WHICH, _wanted, lanczos
@@ -41,6 +42,9 @@ class Spectrum:
         What ``method="auto"`` resolved to, and why.
     checks : dict or None
         Lanczos: the deflated checks run (rounds, products, whether a miss was found).
+    zero_tol : float
+        Dense: eigenvalues with |σ| ≤ ``zero_tol`` (``n·ε·max|σ|`` in the dtype the matrix was
+        formed in, :func:`ridgelens._shrinkage.rounding_tol`) are zero to rounding and were set to 0.
     """
 
     eigenvalues: np.ndarray
@@ -52,6 +56,7 @@ class Spectrum:
     converged: np.ndarray | None = None
     choice: object = None
     checks: dict | None = None
+    zero_tol: float = 0.0
 
     @property
     def Q(self) -> np.ndarray:
@@ -151,6 +156,7 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
     spent = 0 if op.is_dense else op.n_matvecs - before
     # Divide and conquer (syevd): all pairs, and ~4x faster than the default MRRR driver here.
     w, Q = linalg.eigh(H, check_finite=False, driver="evd")
+    w, zero_tol = snap_rounding(w, op.dtype)  # rounding-level |σ| is 0, not negative curvature (and stays sorted)
     if k is not None:
         idx = _wanted(w, k, which)
         idx = idx[np.argsort(-w[idx], kind="stable")]
@@ -160,4 +166,5 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
     res = np.linalg.norm(H @ Q - Q * w, axis=0) if k is not None and k <= 64 else np.zeros(w.size)
     Qt = _canonical_signs(torch.from_numpy(np.ascontiguousarray(Q)))
     return Spectrum(eigenvalues=w.copy(), eigenvectors=Qt, n=op.n, method="dense-eigh",
-                    n_matvecs=spent, residuals=res, converged=np.ones(w.size, dtype=bool), choice=choice)
+                    n_matvecs=spent, residuals=res, converged=np.ones(w.size, dtype=bool), choice=choice,
+                    zero_tol=zero_tol)
