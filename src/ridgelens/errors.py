@@ -46,3 +46,7 @@ class IllConditionedWarning(RidgelensWarning):
 class OutputError(RidgelensError):
     """An output or checkpoint location is unusable: a file where a folder is needed, read-only, a name too long, or a folder that already holds outputs."""
 
+
+
+class DistributedError(RidgelensError):
+    """A data-parallel run cannot go on: a rank was lost, the ranks disagree, or the process group is unusable."""

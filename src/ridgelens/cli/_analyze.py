@@ -8,6 +8,7 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas
+from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._output import (
     checked_path,
     new_figure,
@@ -60,6 +61,12 @@ def run_analyze(args) -> None:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
     if args.model == "mlp":
         _check_mlp_numbers(args)
+    if launched():
+        if args.model != "mlp":
+            raise RidgelensError(f"a {args.model} model is solved exactly in one process; torchrun shards the "
+                                 "batches of --model mlp only (run this one without torchrun)")
+        with session():
+            return run_sharded(args, lam, _run)
     created = []
     if args.model == "mlp" and args.checkpoint is not None:
         created = prepare_checkpoint(args.checkpoint, checked_path(args.out, "--out"))
@@ -114,6 +121,8 @@ def _run(args, lam: np.ndarray, out: Path) -> list[str]:
             for i, lam_i in enumerate(res.lambdas)]
     print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
 
+    if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
+        return []
     d = res.to_dict()
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
@@ -139,7 +148,7 @@ def _analyze_mlp(args, ds, lam, out: Path):
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
                   curvature=args.curvature,
                   tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
-    if args.weights is None:
+    if args.weights is None and out is not None:
         save_state_dict(net, theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ridgelens._distributed import shard
 from ridgelens._io import atomic_write_bytes
 from ridgelens.data import read_input
 from ridgelens.errors import DataError, RidgelensError
@@ -74,6 +75,7 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
     batches = [(X[i:i + BATCH], Y[i:i + BATCH]) for i in range(0, len(X), BATCH)]
+    batches = shard(batches)  # under torchrun: this rank's share of the batches (all of them otherwise)
     names = [n for n, _ in net.named_parameters()]
     for pat in unpenalized:
         if not any(fnmatch.fnmatch(n, pat) for n in names):

@@ -12,6 +12,7 @@ import torch
 
 from ridgelens._auto import select_solver
 from ridgelens._checkpoint import Checkpoint, digest
+from ridgelens._distributed import check_shardable
 from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
@@ -270,6 +271,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     True
     """
     lam = check_lambdas(lambdas)
+    check_shardable(objective)  # under a process group: a torch objective (sharded batches) only
     if curvature not in CURVATURES:
         raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     refit_options = dict(refit_options or {})
