@@ -1,0 +1,121 @@
+"""Data parallel over torch.distributed: two gloo processes on the CPU give the single-process answers.
+
+Each test spawns its ranks (tests/dist_worker.py) with a deadline and kills whatever is still
+running when it ends, passed or failed: no process is left behind.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ridgelens
+
+HERE = Path(__file__).parent
+WORKER = HERE / "dist_worker.py"
+SRC = str(Path(ridgelens.__file__).parents[1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(scenario, world, folder, *, timeout=60.0, env=None):
+    """Run ``world`` ranks of ``scenario``; returns [(returncode, output, seconds)] in rank order."""
+    port = free_port()
+    full_env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "OMP_NUM_THREADS": "1", **(env or {})}
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, str(WORKER), scenario, str(r), str(world), str(port), str(folder)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+             for r in range(world)]
+    out = []
+    try:
+        for p in procs:
+            text, _ = p.communicate(timeout=max(timeout - (time.monotonic() - t0), 1.0))
+            out.append((p.returncode, text, time.monotonic() - t0))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-300))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The single-process answers (this process, no process group), and θ̂ of the MLP for the workers."""
+    sys.path.insert(0, str(HERE))
+    import dist_worker
+
+    folder = tmp_path_factory.mktemp("dist")
+    mlp = dist_worker.mlp_objective(dist_worker.digits_batches())
+    theta = mlp.minimize(method="lbfgs", max_iter=100, tol=1e-9).theta
+    np.save(folder / "mlp_theta.npy", theta)
+    return folder, dist_worker.scenario_equal(lambda b: b, str(folder))
+
+
+def test_two_gloo_ranks_equal_one_process(reference):
+    folder, ref = reference
+    runs = spawn("equal", 2, folder, timeout=90)
+    for rc, text, _ in runs:
+        assert rc == 0, text[-2000:]
+    got = dict(np.load(folder / "equal-2.npz"))
+    assert set(got) == set(ref)
+    for key, v in ref.items():
+        assert np.all(np.isfinite(v)), key
+        assert rel(v, got[key]) < 1e-6, (key, rel(v, got[key]))
+    # The shards were uneven (rank 0: 5 diabetes batches, rank 1: 4 with the short one), and the
+    # answers still are the mean over all samples: the dense eigenvalues are those of XᵀX/n.
+    from dist_worker import diabetes_batches
+
+    import torch
+
+    X = torch.cat([x for x, _ in diabetes_batches()]).numpy()
+    A = np.hstack([X, np.ones((len(X), 1))])
+    top = np.linalg.eigvalsh(A.T @ A / len(X))[::-1]
+    assert rel(top, ref["lin_dense_eigenvalues"]) < 1e-10
+
+
+def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
+    runs = spawn("kill", 2, tmp_path, timeout=60, env={"RIDGELENS_DIST_TIMEOUT": "10"})
+    (rc0, text0, t0), (rc1, _, _) = runs
+    assert rc1 == -9  # killed
+    assert rc0 == 2, text0[-2000:]
+    assert "lost rank 1" in text0 and text0.count("error:") == 1, text0[-2000:]
+    exited = float(text0.split("exited at ")[1].split()[0])
+    waited = exited - float((tmp_path / "killed_at").read_text())
+    assert 0 < waited < 10 + 3 + 5, waited  # the timeout, the roll call's grace, a margin
+
+
+def test_more_ranks_than_batches_fails_on_every_rank(tmp_path):
+    for rc, text, _ in spawn("more_ranks", 2, tmp_path, timeout=40):
+        assert rc == 2, text[-2000:]
+        assert "rank 1 of 2 holds no batch" in text and "larger than the number of batches" in text
+
+
+def test_ranks_with_other_weights_are_named(tmp_path):
+    for rc, text, _ in spawn("other_model", 2, tmp_path, timeout=40):
+        assert rc == 2, text[-2000:]
+        assert "rank 1 has another model" in text
+
+
+def test_checkpoint_of_another_world_size_is_refused(tmp_path):
+    for rc, text, _ in spawn("checkpoint", 2, tmp_path, timeout=40):
+        assert rc == 0, text[-2000:]
+    assert (tmp_path / "ck" / "lanczos.pt").exists()
+    (rc, text, _), = spawn("checkpoint", 1, tmp_path, timeout=40)
+    assert rc == 2
+    assert "written by a run of 2 process(es); this run has 1" in text
