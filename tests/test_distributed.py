@@ -79,9 +79,9 @@ def test_two_gloo_ranks_equal_one_process(reference):
         assert rel(v, got[key]) < 1e-6, (key, rel(v, got[key]))
     # The shards were uneven (rank 0: 5 diabetes batches, rank 1: 4 with the short one), and the
     # answers still are the mean over all samples: the dense eigenvalues are those of XᵀX/n.
-    from dist_worker import diabetes_batches
-
     import torch
+
+    from dist_worker import diabetes_batches
 
     X = torch.cat([x for x, _ in diabetes_batches()]).numpy()
     A = np.hstack([X, np.ones((len(X), 1))])
@@ -91,7 +91,7 @@ def test_two_gloo_ranks_equal_one_process(reference):
 
 def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
     runs = spawn("kill", 2, tmp_path, timeout=60, env={"RIDGELENS_DIST_TIMEOUT": "10"})
-    (rc0, text0, t0), (rc1, _, _) = runs
+    (rc0, text0, _), (rc1, _, _) = runs
     assert rc1 == -9  # killed
     assert rc0 == 2, text0[-2000:]
     assert "lost rank 1" in text0 and text0.count("error:") == 1, text0[-2000:]
