@@ -71,6 +71,20 @@ def scenario_equal(shard, folder):
                     ("lin_mf_ggn", {"method": "matrix-free", "curvature": "ggn", "k": 4})):
         for key, v in results(rl.analyze(lin, lam, tol=1e-7, **kw)).items():
             out[f"{tag}_{key}"] = v
+    widths = []
+    from ridgelens.spectra import _krylov
+
+    init = _krylov.ShardedLanczosBasis.__init__
+
+    def recording(self, n, *a, **kw):
+        init(self, n, *a, **kw)
+        widths.append((n, self.n))
+
+    _krylov.ShardedLanczosBasis.__init__ = recording
+    kw = {"method": "matrix-free", "curvature": "ggn", "k": 4}
+    for key, v in results(rl.analyze(lin, lam, tol=1e-7, shard_basis=True, **kw)).items():
+        out[f"lin_mf_ggn_sharded_{key}"] = v
+    out["sharded_widths"] = np.array(widths if widths else [(0, 0)])
     mlp = mlp_objective(shard(digits_batches()))
     theta_hat = np.load(os.path.join(folder, "mlp_theta.npy"))
     res = rl.analyze(mlp, [0.5, 2.0], theta_hat=theta_hat, method="matrix-free", k=4, slq_steps=30, n_probes=4,

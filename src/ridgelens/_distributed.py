@@ -291,3 +291,35 @@ def check_shardable(objective) -> None:
             f"{world()[1]} ranks of the process group (each would hold all of them, and the answers would "
             "not be data parallel). Run it without torchrun / init_process_group, or wrap the model as a "
             "TorchObjective whose batches are this rank's shard")
+
+
+_sharding = [False]
+
+
+def basis_sharding() -> bool:
+    """Whether Krylov bases built now are sliced across the ranks (inside :func:`sharded_bases`)."""
+    return _sharding[0]
+
+
+@contextlib.contextmanager
+def sharded_bases(on: bool = True):
+    """Within the block, every Lanczos/Krylov basis is stored sliced across the ranks (1/N per rank)."""
+    old, _sharding[0] = _sharding[0], bool(on)
+    try:
+        yield
+    finally:
+        _sharding[0] = old
+
+
+def shard_basis_option(fn):
+    """Give ``fn`` a keyword ``shard_basis=False``: when true, ``fn`` runs inside :func:`sharded_bases`."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, shard_basis: bool = False, **kwargs):
+        if not shard_basis:
+            return fn(*args, **kwargs)
+        with sharded_bases():
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--hidden", type=int, help="mlp: hidden units (default: 64)")
     a.add_argument("--k", type=int, help="eigenvalues reported; mlp: top eigenpairs by Lanczos (default: 20; "
                                          "linear and logistic: every pair is computed exactly, 10 are printed)")
+    a.add_argument("--shard-basis", action="store_true",
+                   help="under torchrun: store the Lanczos/Krylov bases sliced across the ranks (1/N memory each)")
     a.add_argument("--seed", type=int, help="mlp: seed of the initial weights and of Lanczos (default: 0)")
     a.add_argument("--train-iters", type=int, help="mlp: L-BFGS iterations of training (default: 1000)")
     a.add_argument("--refit-method", choices=["trust-ncg", "lbfgs"],

@@ -61,6 +61,9 @@ def run_analyze(args) -> None:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
     if args.model == "mlp":
         _check_mlp_numbers(args)
+    if args.shard_basis and not launched():
+        raise RidgelensError("--shard-basis slices the Krylov bases across the ranks of a torchrun launch; "
+                             "this run is one process (launch it with torchrun --nproc-per-node N)")
     if launched():
         if args.model != "mlp":
             raise RidgelensError(f"a {args.model} model is solved exactly in one process; torchrun shards the "

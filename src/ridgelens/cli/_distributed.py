@@ -66,7 +66,7 @@ def run_sharded(args, lam, run) -> None:
     try:
         with stack:
             out = dist.agree(enter, "check of --out and --checkpoint")[dist.world()[0]]
-            with dist.quiet_unless_rank0():
+            with dist.quiet_unless_rank0(), dist.sharded_bases(bool(getattr(args, "shard_basis", False))):
                 written = run(args, lam, out)
     except BaseException:
         remove_empty(created)

@@ -12,7 +12,7 @@ import torch
 
 from ridgelens._auto import select_solver
 from ridgelens._checkpoint import Checkpoint, digest
-from ridgelens._distributed import check_shardable
+from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
@@ -211,6 +211,7 @@ class Analysis:
             raise RidgelensError(f"the analysis dict has a malformed field: {exc}") from None
 
 
+@shard_basis_option
 def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol: float | None = None,
             tol: float | None = None, negative: str = "nan", refit_options: dict | None = None,
             method: str = "auto", k: int = 20, seed: int = 0, eig_tol: float = 1e-6, path_tol: float = 1e-8,
@@ -260,6 +261,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         ``Analysis.curvature_kind``.
     curvature_options : dict, optional
         Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``).
+    shard_basis : bool, default False
+        Under a ``torch.distributed`` process group, store the Lanczos and Krylov bases sliced
+        across the ranks (1/N of every basis vector per rank; inner products all-reduced).
 
     Examples
     --------

@@ -20,7 +20,7 @@ import torch
 from ridgelens._auto import select_solver
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, tensor_matvec
+from ridgelens.spectra._krylov import LanczosIteration, new_basis, tensor_matvec
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     itemsize = torch.empty(0, dtype=dtype).element_size()
     reorth = select_solver("slq_reorth", reorth, basis_bytes=(m + 1) * n * itemsize).name
     gen = torch.Generator().manual_seed(int(seed))
-    basis = LanczosBasis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
+    basis = new_basis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
     nodes, weights, nmv = [], [], 0
     for _ in range(n_probes):
         it = LanczosIteration(mv, n, device, dtype, reorth=reorth, basis=basis)
