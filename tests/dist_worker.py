@@ -94,42 +94,61 @@ def scenario_equal(shard, folder):
     return out
 
 
-def scenario_kill(shard, folder):
-    """Rank 1 dies (SIGKILL) at its 5th Hessian product; the others must stop with a message naming it."""
+def die_at(n):
+    """Make rank 1 SIGKILL itself at its n-th Hessian product (writing the time to FOLDER/killed_at)."""
     import signal
 
-    import ridgelens as rl
     from ridgelens import _distributed as dist
     from ridgelens.operators import _torch
 
+    if dist.world()[0] != 1:
+        return
+    original, calls = _torch.TorchHessianOperator._rows, [0]
+
+    def dying(self, V):
+        calls[0] += 1
+        if calls[0] == n:
+            with open(os.path.join(sys.argv[5], "killed_at"), "w") as fh:
+                fh.write(repr(time.time()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, V)
+
+    _torch.TorchHessianOperator._rows = dying
+
+
+def scenario_kill(shard, folder):
+    """Rank 1 dies (SIGKILL) at its 5th Hessian product; the others must stop with a message naming it."""
+    import ridgelens as rl
+
     lin = linear_objective(shard(diabetes_batches()))
-    if dist.world()[0] == 1:
-        original, calls = _torch.TorchHessianOperator._rows, [0]
-
-        def dying(self, V):
-            calls[0] += 1
-            if calls[0] == 5:
-                with open(os.path.join(folder, "killed_at"), "w") as fh:
-                    fh.write(repr(time.time()))
-                os.kill(os.getpid(), signal.SIGKILL)
-            return original(self, V)
-
-        _torch.TorchHessianOperator._rows = dying
+    die_at(5)
     rl.analyze(lin, [0.1], method="matrix-free", k=3, refit=False)
     return {}
 
 
-def scenario_more_ranks(shard, folder):
-    """Two ranks, one batch: rank 1 holds none."""
-    linear_objective(shard(diabetes_batches(size=1000)))
-    return {}
+def scenario_resume(shard, folder):
+    """The MLP's matrix-free analysis with a checkpoint folder; rank 1 dies at product DIE_AT if set."""
+    import ridgelens as rl
+
+    mlp = mlp_objective(shard(digits_batches()))
+    if os.environ.get("DIE_AT"):
+        die_at(int(os.environ["DIE_AT"]))
+    res = rl.analyze(mlp, [0.5, 2.0], theta_hat=np.load(os.path.join(folder, "mlp_theta.npy")),
+                     method="matrix-free", k=4, slq_steps=30, n_probes=4, refit=False,
+                     checkpoint=os.path.join(folder, "ck"))
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas}
 
 
-def scenario_other_model(shard, folder):
-    """Rank 1's model has other weights than rank 0's."""
+def scenario_bad_input(shard, folder):
+    """Two checks in one process group: one batch for two ranks; rank 1's model has other weights."""
     import ridgelens as rl
     from ridgelens import _distributed as dist
+    from ridgelens.errors import RidgelensError
 
+    try:
+        linear_objective(shard(diabetes_batches(size=1000)))
+    except RidgelensError as exc:
+        print(f"first: {exc}", flush=True)
     torch.manual_seed(dist.world()[0])
     rl.TorchObjective(torch.nn.Linear(10, 1).double(), half_squared, shard(diabetes_batches()))
     return {}
