@@ -164,3 +164,31 @@ def test_torchrun_cli_equals_one_process(tmp_path):
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
     for key in ("eigenvalues", "predicted", "refit", "effective_df"):
         assert rel(a[key], b[key]) < 1e-6, key
+
+
+@pytest.fixture
+def world_of_one(tmp_path):
+    """A gloo process group of this process alone, destroyed afterwards (other tests see none)."""
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_numpy_objectives_and_unusable_devices_are_refused(world_of_one):
+    import torch
+    from sklearn.datasets import load_diabetes
+
+    from ridgelens import _distributed as dist
+    from ridgelens.errors import DistributedError
+
+    X, y = load_diabetes(return_X_y=True)
+    with pytest.raises(DistributedError, match="LeastSquares is solved in one process"):
+        ridgelens.analyze(ridgelens.LeastSquares(X, y), [0.1])
+    with pytest.raises(DistributedError, match="backend 'gloo' cannot all-reduce tensors on 'meta'"):
+        dist.check_device(torch.device("meta"))
+    t = torch.arange(3.0)
+    assert dist.all_reduce_sum(t.clone()).tolist() == [0.0, 1.0, 2.0]  # a world of one: the sum is itself
