@@ -187,6 +187,13 @@ def main() -> None:
     t2 = max(r["topk"]["False"]["seconds"] for r in res[2])
     t2s = max(r["topk"]["True"]["seconds"] for r in res[2])
     print(f"top-10 Lanczos: 1 process {t1:.2f} s, 2 processes {t2:.2f} s, 2 with a sharded basis {t2s:.2f} s")
+    for w, rows in res.items():
+        for s in ("False", "True"):
+            r = rows[0]
+            m = r["topk"][s]["n_matvecs"]
+            rest = (r["topk"][s]["seconds"] - m * np.median(r["hvp"])) / m
+            print(f"  {w} process(es), {'sharded' if s == 'True' else 'unsharded'} basis: {m} HVPs; time per step "
+                  f"beyond the HVP (basis operations, restarts, gathers): {1e3 * rest:.1f} ms")
     same = all(np.allclose(r["topk"][s]["top"], res[1][0]["topk"]["False"]["top"], rtol=1e-8)
                for rows in res.values() for r in rows for s in ("False", "True"))
     print(f"top eigenvalues agree across runs (rtol 1e-8): {same}")
