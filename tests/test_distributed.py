@@ -192,3 +192,14 @@ def test_numpy_objectives_and_unusable_devices_are_refused(world_of_one):
         dist.check_device(torch.device("meta"))
     t = torch.arange(3.0)
     assert dist.all_reduce_sum(t.clone()).tolist() == [0.0, 1.0, 2.0]  # a world of one: the sum is itself
+
+
+def test_cli_shard_basis_needs_torchrun(tmp_path, capsys, monkeypatch):
+    from ridgelens.cli import main
+
+    monkeypatch.delenv("RANK", raising=False)
+    code = main(["analyze", "--data", "digits", "--model", "mlp", "--lambdas", "0.1", "--shard-basis",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ridgelens: error: --shard-basis") and "torchrun" in err
+    assert not (tmp_path / "o").exists()
