@@ -139,6 +139,16 @@ def scenario_resume(shard, folder):
     return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas}
 
 
+def scenario_sharded_schur(shard, folder):
+    """The MLP's matrix-free analysis (Schur complement: the output bias is unpenalized) with a sharded basis."""
+    import ridgelens as rl
+
+    mlp = mlp_objective(shard(digits_batches()))
+    res = rl.analyze(mlp, [0.5, 2.0], theta_hat=np.load(os.path.join(folder, "mlp_theta.npy")),
+                     method="matrix-free", k=4, slq_steps=30, n_probes=4, refit=False, shard_basis=True)
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas, "df": res.effective_df}
+
+
 def scenario_bad_input(shard, folder):
     """Two checks in one process group: one batch for two ranks; rank 1's model has other weights."""
     import ridgelens as rl

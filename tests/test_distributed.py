@@ -139,6 +139,17 @@ def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
 
 
 @pytest.mark.slow
+def test_sharded_basis_through_the_schur_complement(reference, tmp_path):
+    folder, ref = reference
+    (tmp_path / "mlp_theta.npy").write_bytes((folder / "mlp_theta.npy").read_bytes())
+    for rc, text, _ in spawn("sharded_schur", 2, tmp_path, timeout=120):
+        assert rc == 0, text[-2000:]
+    got = np.load(tmp_path / "sharded_schur-2.npz")
+    for key in ("eigenvalues", "thetas", "df"):
+        assert rel(ref[f"mlp_{key}"], got[key]) < 1e-6, key
+
+
+@pytest.mark.slow
 def test_torchrun_cli_equals_one_process(tmp_path):
     """``torchrun --nproc-per-node 2 -m ridgelens analyze`` writes what one process writes."""
     import json
