@@ -28,7 +28,11 @@ def free_port() -> int:
 
 
 def spawn(scenario, world, folder, *, timeout=60.0, env=None):
-    """Run ``world`` ranks of ``scenario``; returns [(returncode, output, seconds)] in rank order."""
+    """Run ``world`` ranks of ``scenario``; returns [(returncode, output, seconds)] in rank order.
+
+    ``timeout`` guards against a hang (generous: start-up alone takes tens of seconds on a loaded
+    machine); it is not a timing assertion.
+    """
     port = free_port()
     full_env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
                 "OMP_NUM_THREADS": "1", **(env or {})}
@@ -69,7 +73,7 @@ def reference(tmp_path_factory):
 
 def test_two_gloo_ranks_equal_one_process(reference):
     folder, ref = reference
-    runs = spawn("equal", 2, folder, timeout=90)
+    runs = spawn("equal", 2, folder, timeout=180)
     for rc, text, _ in runs:
         assert rc == 0, text[-2000:]
     got = dict(np.load(folder / "equal-2.npz"))
@@ -96,7 +100,7 @@ def test_two_gloo_ranks_equal_one_process(reference):
 
 
 def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
-    runs = spawn("kill", 2, tmp_path, timeout=60, env={"RIDGELENS_DIST_TIMEOUT": "10"})
+    runs = spawn("kill", 2, tmp_path, timeout=120, env={"RIDGELENS_DIST_TIMEOUT": "10"})
     (rc0, text0, _), (rc1, _, _) = runs
     assert rc1 == -9  # killed
     assert rc0 == 2, text0[-2000:]
@@ -107,7 +111,7 @@ def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
 
 
 def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
-    for rc, text, _ in spawn("bad_input", 2, tmp_path, timeout=40):
+    for rc, text, _ in spawn("bad_input", 2, tmp_path, timeout=120):
         assert rc == 2, text[-2000:]
         first = text.split("first: ")[1].splitlines()[0]
         assert "rank 1 of 2 holds no batch" in first and "larger than the number of batches" in first, first
@@ -115,10 +119,10 @@ def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
 
 
 def test_checkpoint_of_another_world_size_is_refused(tmp_path):
-    for rc, text, _ in spawn("checkpoint", 2, tmp_path, timeout=40):
+    for rc, text, _ in spawn("checkpoint", 2, tmp_path, timeout=120):
         assert rc == 0, text[-2000:]
     assert (tmp_path / "ck" / "lanczos.pt").exists()
-    (rc, text, _), = spawn("checkpoint", 1, tmp_path, timeout=40)
+    (rc, text, _), = spawn("checkpoint", 1, tmp_path, timeout=120)
     assert rc == 2
     assert "written by a run of 2 process(es); this run has 1" in text
 
@@ -127,11 +131,11 @@ def test_checkpoint_of_another_world_size_is_refused(tmp_path):
 def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
     folder, ref = reference
     (tmp_path / "mlp_theta.npy").write_bytes((folder / "mlp_theta.npy").read_bytes())
-    (rc0, text0, _), (rc1, _, _) = spawn("resume", 2, tmp_path, timeout=120,
+    (rc0, text0, _), (rc1, _, _) = spawn("resume", 2, tmp_path, timeout=240,
                                          env={"DIE_AT": "30", "RIDGELENS_DIST_TIMEOUT": "10"})
     assert rc1 == -9 and rc0 == 2 and "lost rank 1" in text0, text0[-2000:]
     assert (tmp_path / "ck" / "lanczos.pt").exists()  # written by rank 0 before rank 1 died
-    for rc, text, _ in spawn("resume", 2, tmp_path, timeout=120):
+    for rc, text, _ in spawn("resume", 2, tmp_path, timeout=240):
         assert rc == 0, text[-2000:]
     got = np.load(tmp_path / "resume-2.npz")
     assert rel(ref["mlp_eigenvalues"], got["eigenvalues"]) < 1e-9
@@ -142,7 +146,7 @@ def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
 def test_sharded_basis_through_the_schur_complement(reference, tmp_path):
     folder, ref = reference
     (tmp_path / "mlp_theta.npy").write_bytes((folder / "mlp_theta.npy").read_bytes())
-    for rc, text, _ in spawn("sharded_schur", 2, tmp_path, timeout=120):
+    for rc, text, _ in spawn("sharded_schur", 2, tmp_path, timeout=240):
         assert rc == 0, text[-2000:]
     got = np.load(tmp_path / "sharded_schur-2.npz")
     for key in ("eigenvalues", "thetas", "df"):
