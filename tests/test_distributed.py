@@ -218,3 +218,14 @@ def test_cli_shard_basis_needs_torchrun(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("ridgelens: error: --shard-basis") and "torchrun" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_of_two_ranks_is_refused_by_one_process(tmp_path):
+    import torch
+
+    from ridgelens._checkpoint import Checkpoint
+    from ridgelens.errors import DistributedError
+
+    torch.save({"signature": {"lambda": 0.1, "world_size": 2}, "theta": torch.zeros(3)}, tmp_path / "refit_0.pt")
+    with pytest.raises(DistributedError, match=r"written by a run of 2 process\(es\); this run has 1"):
+        Checkpoint(tmp_path, "refit_0", {"lambda": 0.1}).load()

@@ -10,7 +10,7 @@ import torch
 
 from ridgelens import _distributed as dist
 from ridgelens._io import atomic_write_with
-from ridgelens.errors import RidgelensError
+from ridgelens.errors import DistributedError, RidgelensError
 
 
 class Checkpoint:
@@ -41,7 +41,7 @@ class Checkpoint:
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         saved, now = (state.get("signature") or {}).get("world_size", 1), self.signature.get("world_size", 1)
         if saved != now:
-            raise RidgelensError(f"checkpoint {self.path} was written by a run of {saved} process(es); this run has "
+            raise DistributedError(f"checkpoint {self.path} was written by a run of {saved} process(es); this run has "
                                  f"{now}. Restart with the same world size (torchrun --nproc-per-node {saved}) or "
                                  "use another --checkpoint folder")
         if state.get("signature") != self.signature:

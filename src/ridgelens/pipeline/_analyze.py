@@ -17,6 +17,7 @@ from ridgelens._io import atomic_write_json
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
+    DistributedError,
     GradientNotZeroWarning,
     NegativeCurvatureWarning,
     RidgelensError,
@@ -389,6 +390,8 @@ def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck,
     cp = Checkpoint(ck, f"refit_{i}", {"lambda": lam, "n": int(theta_hat.size), "run": run_id})
     try:
         saved = cp.load()
+    except DistributedError:  # another world size, or a lost rank: its own message
+        raise
     except RidgelensError:
         raise RidgelensError(f"checkpoint {cp.path} holds a refit of another run (another λ, θ̂, data, model or "
                              "refit setting); use another --checkpoint folder or delete it") from None
