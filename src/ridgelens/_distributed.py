@@ -230,13 +230,17 @@ def tensor_digest(t: torch.Tensor) -> str:
 
 @contextlib.contextmanager
 def quiet_unless_rank0():
-    """Silence stdout and warnings on ranks other than 0 (only rank 0 prints)."""
+    """Silence stdout, stderr (progress lines) and warnings on ranks other than 0 (only rank 0 prints).
+
+    Errors still reach the user: the CLI prints them after this block has ended.
+    """
     if is_rank0():
         yield
         return
     import warnings
 
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
+    with (open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink),
+          warnings.catch_warnings()):
         warnings.simplefilter("ignore")
         yield
 
