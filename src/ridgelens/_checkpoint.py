@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ridgelens import _distributed as dist
 from ridgelens._io import atomic_write_with
-from ridgelens.errors import DataError, RidgelensError
+from ridgelens.errors import DataError, DistributedError, RidgelensError
 
 
 class Checkpoint:
@@ -18,14 +19,23 @@ class Checkpoint:
     ``signature`` (a dict of plain values) identifies the run; a checkpoint written by a
     different run (other n, k, seed, tolerance, ...) is refused with a clear error rather
     than silently mixed in.
+
+    Under a process group, rank 0 alone reads and writes; what it read reaches every rank
+    (every rank's state is the same: the products are all-reduced). The world size is part
+    of the signature, and a checkpoint of another world size is refused with its own message.
     """
 
     def __init__(self, folder, name: str, signature: dict, every: int = 10):
         self.path = None if folder is None else Path(folder) / f"{name}.pt"
         self.signature, self.every = dict(signature), max(int(every), 1)
+        if dist.is_distributed():
+            self.signature["world_size"] = dist.world()[1]
 
     def load(self) -> dict | None:
-        """The saved state, or None when there is none."""
+        """The saved state, or None when there is none (read by rank 0, handed to every rank)."""
+        return dist.rank0(self._load, "checkpoint broadcast") if self.path is not None else None
+
+    def _load(self) -> dict | None:
         if self.path is None or not self.path.exists():
             return None
         try:
@@ -34,6 +44,12 @@ class Checkpoint:
             raise DataError(
                 f"checkpoint {self.path} is corrupted or truncated and cannot be read ({type(exc).__name__}); "
                 "delete it (the run then starts that stage afresh) or use another --checkpoint folder") from None
+        if isinstance(state, dict) and isinstance(state.get("signature"), dict):
+            saved, now = state["signature"].get("world_size", 1), self.signature.get("world_size", 1)
+            if saved != now:
+                raise DistributedError(f"checkpoint {self.path} was written by a run of {saved} process(es); this run "
+                                       f"has {now}. Restart with the same world size (torchrun --nproc-per-node "
+                                       f"{saved}) or use another --checkpoint folder")
         if not isinstance(state, dict) or state.get("signature") != self.signature:
             raise RidgelensError(
                 f"checkpoint {self.path} belongs to another run ({state.get('signature')}); "
@@ -43,12 +59,12 @@ class Checkpoint:
 
     def maybe_save(self, n_done: int, state_fn) -> None:
         """Save ``state_fn()`` every ``every`` products."""
-        if self.path is not None and n_done % self.every == 0:
+        if self.path is not None and n_done % self.every == 0 and dist.is_rank0():
             self.save(state_fn())
 
     def save(self, state: dict) -> None:
-        """Write ``state`` atomically."""
-        if self.path is None:
+        """Write ``state`` atomically (rank 0 only under a process group)."""
+        if self.path is None or not dist.is_rank0():
             return
         # Streamed to the temporary file: no in-memory copy of a basis that may be gigabytes.
         atomic_write_with(self.path, lambda fh: torch.save({**state, "signature": self.signature}, fh))

@@ -70,3 +70,7 @@ class RandomObjectiveError(ModelModeError):
 
 class LossReductionError(RidgelensError):
     """The loss function is sum-reduced over its batch; R must be the mean loss."""
+
+
+class DistributedError(RidgelensError):
+    """A data-parallel run cannot go on: a rank was lost, the ranks disagree, or the process group is unusable."""

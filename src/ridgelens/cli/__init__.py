@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--k", type=int, help="eigenvalues printed (default: 10); torch models: also how many top "
                                          "eigenpairs Lanczos computes when the run is matrix-free (default: 20); "
                                          "linear and logistic: every pair is computed exactly")
+    a.add_argument("--shard-basis", action="store_true",
+                   help="under torchrun: store the Lanczos/Krylov bases sliced across the ranks (1/N memory each)")
     a.add_argument("--seed", type=int, help="torch models: seed of Lanczos and SLQ, and for mlp of the initial "
                                             "weights (default: 0)")
     a.add_argument("--train-iters", type=int, help="mlp: L-BFGS iterations of training (default: 1000)")

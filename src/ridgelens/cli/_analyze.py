@@ -10,6 +10,7 @@ from ridgelens._io import atomic_write_json
 from ridgelens._progress import stage
 from ridgelens._validation import check_lambdas
 from ridgelens.cli._columns import original_scale, pick_features
+from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._notes import singular_note
 from ridgelens.cli._output import (
     checked_path,
@@ -102,6 +103,15 @@ def run_analyze(args) -> None:
         raise RidgelensError(f"--k must be a positive number of eigenvalues, got {args.k}")
     if torch_model:
         _check_mlp_numbers(args)
+    if args.shard_basis and not launched():
+        raise RidgelensError("--shard-basis slices the Krylov bases across the ranks of a torchrun launch; "
+                             "this run is one process (launch it with torchrun --nproc-per-node N)")
+    if launched():
+        if args.model != "mlp":
+            raise RidgelensError(f"a {args.model} model is solved exactly in one process; torchrun shards the "
+                                 "batches of --model mlp only (run this one without torchrun)")
+        with session():
+            return run_sharded(args, lam, _run)
     created = []
     if torch_model and args.checkpoint is not None:
         created = prepare_checkpoint(args.checkpoint, checked_path(args.out, "--out"))
@@ -188,6 +198,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     if args.select is not None:
         selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
 
+    if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
+        return []
     d = res.to_dict()
     if ds.standardized and obj is not None:
         extra["original_scale"] = original_scale(args, res)
@@ -224,7 +236,8 @@ def _analyze_mlp(args, ds, lam, out: Path):
     else:
         theta_hat = obj.theta0
     res = _analyze_torch(args, obj, lam, theta_hat)
-    save_state_dict(net, res.theta_hat, obj, out / "model.pt")
+    if out is not None:  # None on the ranks other than 0 of a data-parallel run: rank 0 writes
+        save_state_dict(net, res.theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,
                  "refit_iters": args.refit_iters, "device": args.device, "dtype": args.dtype,

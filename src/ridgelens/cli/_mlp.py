@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ridgelens._distributed import shard
 from ridgelens._io import atomic_write_bytes
 from ridgelens.errors import DataError, RidgelensError
 
@@ -76,6 +77,7 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     net = net.to(device=dev, dtype=dt)
     X, Y = X.to(device=dev, dtype=dt), Y.to(device=dev, dtype=dt if Y.is_floating_point() else Y.dtype)
     batches = [(X[i:i + batch_size], Y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+    batches = shard(batches)  # under torchrun: this rank's share of the batches (all of them otherwise)
     check_unpenalized([n for n, _ in net.named_parameters()], unpenalized)
     return TorchObjective(net, loss_fn, batches, unpenalized=tuple(unpenalized)), net, "classification" if classify else "regression"
 

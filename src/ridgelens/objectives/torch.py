@@ -12,6 +12,7 @@ from scipy import optimize
 from torch import nn
 from torch.func import functional_call
 
+from ridgelens import _distributed as dist
 from ridgelens._autodiff import second_order_attention
 from ridgelens._progress import Progress
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
@@ -133,8 +134,12 @@ class TorchObjective(Objective):
                 self.set_penalty(type(pm)(pm.factors * mask, pm.source, pm.detail))
         with torch.no_grad():
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
-        self._n = self._count_samples()
+        # Under a process group: n over every rank's shard, one model on every rank, a joint fingerprint.
+        self._n = dist.global_count(self.batches, self._count_samples, self.device)
         self._fingerprint = None
+        if dist.is_distributed():
+            dist.check_model(self._names, self._shapes, self.dtype, self.theta0)
+            self._fingerprint = dist.joint_fingerprint(self.fingerprint())
         self.default_tol = 1e-8 if self.dtype == torch.float64 else 1e-4
         self._probe_at_start()
 
@@ -262,7 +267,10 @@ class TorchObjective(Objective):
     def value(self, theta) -> float:
         flat = self._to_tensor(self._check(theta))
         with torch.no_grad():
-            return float(sum(self.batch_losses(flat)))
+            total = float(sum(self.batch_losses(flat)))
+        if dist.is_distributed():
+            total = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64), "loss all-reduce"))
+        return total
 
     def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
         """R(θ) and ∇R(θ) in one pass over the data."""
@@ -272,6 +280,9 @@ class TorchObjective(Objective):
             (g,) = torch.autograd.grad(loss, flat)
             grad += g
             total += float(loss.detach())
+        if dist.is_distributed():  # the loss rides along with the gradient: one all-reduce
+            both = dist.all_reduce_sum(torch.cat([grad.detach(), grad.new_tensor([total])]), "gradient all-reduce")
+            grad, total = both[:-1], float(both[-1])
         return total, grad.detach().to(torch.float64).cpu().numpy()
 
     def gradient(self, theta) -> np.ndarray:
@@ -287,6 +298,7 @@ class TorchObjective(Objective):
                 (g,) = torch.autograd.grad(loss, flat, create_graph=True)
                 (hv,) = torch.autograd.grad(g, flat, grad_outputs=vt)
                 out += hv
+        dist.all_reduce_sum(out, "Hessian-vector product all-reduce")
         return out.detach().to(torch.float64).cpu().numpy()
 
     def state_dict(self, theta) -> dict:

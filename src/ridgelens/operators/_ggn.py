@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from ridgelens import _distributed as dist
 from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
@@ -58,6 +59,7 @@ class GGNOperator(CurvatureOperator):
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
         self.theta = objective.flat_tensor(theta)
+        dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))  # no-op without a process group
         budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         self.loss_name = getattr(objective.loss_fn, "__name__", type(objective.loss_fn).__name__)
         self.output_min_eigenvalue = None
@@ -67,7 +69,7 @@ class GGNOperator(CurvatureOperator):
         self._scale = 0.0
         first = next(iter(objective.prepared_batches(0, 1)))
         with second_order_attention():
-            self._check_output_hessian(*first)
+            dist.agree(lambda: self._check_output_hessian(*first), "check of the output Hessian")
             held0, nbytes = saved_bytes(lambda: self._linearize(*first))  # measured while built, kept if reused
             if reuse is None:
                 reuse = nbytes * objective.n_batches <= budget
@@ -151,4 +153,4 @@ class GGNOperator(CurvatureOperator):
             else:
                 for x, y in self.objective.prepared_batches():
                     total += self._apply(self._linearize(x, y), rows, keep=False)
-        return total.detach().T
+        return dist.all_reduce_sum(total.detach(), "Gauss-Newton product all-reduce").T

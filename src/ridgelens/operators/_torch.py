@@ -33,6 +33,7 @@ import time
 import torch
 from torch.func import grad, jvp
 
+from ridgelens import _distributed as dist
 from ridgelens._auto import select_solver
 from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
@@ -102,6 +103,7 @@ class TorchHessianOperator(CurvatureOperator):
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
         self.theta = objective.flat_tensor(theta)
+        dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))  # no-op without a process group
         self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         if self.memory_budget < 0:
             raise RidgelensError(f"memory_budget must be ≥ 0 bytes, got {memory_budget}")
@@ -203,7 +205,9 @@ class TorchHessianOperator(CurvatureOperator):
     def _rows(self, V: torch.Tensor) -> torch.Tensor:
         try:
             with torch.enable_grad(), second_order_attention():
-                return getattr(self, f"_hvp_{self.form.replace('-', '_')}")(V).detach()
+                hv = getattr(self, f"_hvp_{self.form.replace('-', '_')}")(V).detach()
+            # This rank's batches, then one all-reduce (a no-op without a process group); never V in place.
+            return dist.all_reduce_sum(hv.clone() if hv.data_ptr() == V.data_ptr() else hv, "Hessian product all-reduce")
         except RuntimeError as exc:
             if self.form != "fwd-over-rev" and self.recompute_form != "fwd-over-rev":
                 raise

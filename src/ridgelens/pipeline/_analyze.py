@@ -12,12 +12,14 @@ import torch
 
 from ridgelens._auto import select_solver
 from ridgelens._checkpoint import Checkpoint, digest
+from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import Progress, governs_stages
 from ridgelens._validation import check_lambdas, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
     DataError,
+    DistributedError,
     GradientNotZeroWarning,
     NegativeCurvatureWarning,
     RidgelensError,
@@ -257,6 +259,7 @@ class Analysis:
             raise RidgelensError(f"the analysis dict has a malformed field: {exc}") from None
 
 
+@shard_basis_option
 @governs_stages
 def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol: float | None = None,
             tol: float | None = None, negative: str = "nan", refit_options: dict | None = None,
@@ -315,6 +318,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         Minimize further from θ̂ (the given ``theta_hat`` or the model's weights) before the
         analysis, with ``tol`` and ``refit_options``; ``Analysis.polish`` then says how far θ̂
         moved and how the loss changed. Default: only when there is no θ̂ to start from.
+    shard_basis : bool, default False
+        Under a ``torch.distributed`` process group, store the Lanczos and Krylov bases sliced
+        across the ranks (1/N of every basis vector per rank; inner products all-reduced).
 
     Examples
     --------
@@ -326,6 +332,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     True
     """
     lam = check_lambdas(lambdas)
+    check_shardable(objective)  # under a process group: a torch objective (sharded batches) only
     if curvature not in CURVATURES:
         raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     refit_options = dict(refit_options or {})
@@ -485,7 +492,7 @@ def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck,
     cp = Checkpoint(ck, f"refit_{i}", {"lambda": lam, "n": int(theta_hat.size), "run": run_id})
     try:
         saved = cp.load()
-    except DataError:  # a corrupted or truncated file: said as such by Checkpoint.load
+    except (DataError, DistributedError):  # a corrupted file, another world size, a lost rank: their own messages
         raise
     except RidgelensError:
         raise RidgelensError(f"checkpoint {cp.path} holds a refit of another run (another λ, θ̂, data, model or "

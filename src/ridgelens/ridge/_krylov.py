@@ -27,7 +27,12 @@ from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
 from ridgelens.operators import as_operator
-from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, to_numpy
+from ridgelens.spectra._krylov import (
+    LanczosBasis,
+    LanczosIteration,
+    refuse_sharded_checkpoint,
+    to_numpy,
+)
 
 
 def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
@@ -72,7 +77,8 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
                            zero_msg="Hθ̂ − g is zero: θ̃(λ) = 0 for every λ > 0 (θ̂ lies in H's null space)")
     def at(lam2, stacklevel=5):
         r = resolve(run, np.asarray(lam2, dtype=np.float64))
-        thetas = to_numpy(run["basis"].combine(torch.from_numpy(r["Y"]).to(device=device, dtype=dtype), run["m"]))
+        thetas = to_numpy(run["basis"].full(run["basis"].combine(torch.from_numpy(r["Y"]).to(device=device, dtype=dtype),
+                                                                run["m"])))
         conv = _finish(thetas, r, tol, stacklevel=stacklevel)
         return {"thetas": thetas, "residuals": r["res"], "converged": conv, "valid": r["valid"],
                 "n_matvecs": run["nmv"], "ritz_values": r["t"], "basis_size": run["m"]}
@@ -141,7 +147,7 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
         r = resolve(run, lam2)
         Yc = torch.from_numpy(r["Y"]).to(device=device, dtype=dtype)
         thetas = np.empty((lam2.size, n))
-        thetas[:, S.penalized] = to_numpy(run["basis"].combine(Yc, m))
+        thetas[:, S.penalized] = to_numpy(run["basis"].full(run["basis"].combine(Yc, m)))
         thetas[:, ~S.penalized] = to_numpy(held["y0"][None, :] - free.combine(Yc, m))
         conv = _finish(thetas, r, tol, stacklevel=stacklevel)
         return {"thetas": thetas, "residuals": r["res"], "converged": conv, "valid": r["valid"],
@@ -159,6 +165,7 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
     state = ck.load()
     it = LanczosIteration(mv, n, device, dtype, reorth="full")
     basis = it.basis
+    refuse_sharded_checkpoint(basis, ck)
     if state is not None:
         for v in state["V"]:
             basis.append(v.to(device=device, dtype=dtype))
@@ -171,7 +178,7 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
         nmv, beta0, beta = start_cost, float(b.norm()), 0.0
         if beta0 == 0.0:
             raise RidgelensError(zero_msg)
-        basis.append(b / beta0)
+        basis.append(basis.local(b) / beta0)
         T = np.zeros((0, 0))
     bar = Progress(label, max_steps, progress)
     conv = np.zeros(lam.size, dtype=bool)

@@ -21,7 +21,7 @@ from ridgelens._auto import select_solver
 from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, tensor_matvec
+from ridgelens.spectra._krylov import LanczosIteration, new_basis, tensor_matvec
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     itemsize = torch.empty(0, dtype=dtype).element_size()
     reorth = select_solver("slq_reorth", reorth, basis_bytes=(m + 1) * n * itemsize).name
     gen = torch.Generator().manual_seed(int(seed))
-    basis = LanczosBasis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
+    basis = new_basis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
     nodes, weights, nmv = [], [], 0
     bar = Progress("spectral density (SLQ)", n_probes * m, progress)
     for _ in range(n_probes):

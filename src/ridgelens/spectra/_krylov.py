@@ -32,11 +32,12 @@ def tensor_matvec(op):
     return op.matvec, op.device, op.dtype
 
 
-def orthogonalize_blocks_(w: torch.Tensor, blocks) -> torch.Tensor:
+def orthogonalize_blocks_(w: torch.Tensor, blocks, reduce=None) -> torch.Tensor:
     """Orthogonalize ``w`` in place against the rows of ``blocks`` (matrices, in order), twice (DGKS).
 
     Returns the coefficients on every row, both passes summed. A basis kept in several
-    tensors is never copied into one.
+    tensors is never copied into one. ``reduce`` (e.g. an all-reduce) completes the inner
+    products of a basis whose rows are sliced across processes.
     """
     blocks = [b for b in blocks if b.shape[0]]
     if not blocks:
@@ -44,6 +45,8 @@ def orthogonalize_blocks_(w: torch.Tensor, blocks) -> torch.Tensor:
     total = None
     for _ in range(2):
         h = torch.cat([b @ w for b in blocks])
+        if reduce is not None:
+            h = reduce(h)
         start = 0
         for b in blocks:
             w.addmv_(b.T, h[start:start + b.shape[0]], alpha=-1)
@@ -117,6 +120,21 @@ class LanczosBasis:
 
     def __len__(self) -> int:
         return self._size
+
+    #: Whether the rows are slices of the vectors, one slice per rank (:class:`ShardedLanczosBasis`).
+    sharded = False
+
+    def local(self, v: torch.Tensor) -> torch.Tensor:
+        """The part of a full vector that this basis stores (the vector itself here)."""
+        return v
+
+    def full(self, rows: torch.Tensor) -> torch.Tensor:
+        """Full vectors from stored rows (the rows themselves here)."""
+        return rows
+
+    def norm(self, w: torch.Tensor) -> float:
+        """‖w‖ of a stored-layout vector."""
+        return float(w.norm())
 
     @property
     def head(self) -> torch.Tensor:
@@ -222,7 +240,7 @@ class LanczosIteration:
         self.mv, self.n, self.reorth = mv, n, reorth
         self.device, self.dtype = torch.device(device), dtype
         if reorth == "full":
-            self.basis = basis if basis is not None else LanczosBasis(n, device, dtype)
+            self.basis = basis if basis is not None else new_basis(n, device, dtype)
         else:
             self.basis = None
             self.ring = torch.zeros(2, n, device=device, dtype=dtype)
@@ -238,7 +256,7 @@ class LanczosIteration:
     def start(self, b: torch.Tensor) -> float:
         norm = float(b.norm())
         if norm > 0:
-            self.vector(0).copy_(b / norm)
+            self.vector(0).copy_((b if self.basis is None else self.basis.local(b)) / norm)
             if self.basis is not None:
                 self.basis.set_size(1)
         self.j, self.alphas, self.betas = 0, [], []
@@ -247,7 +265,9 @@ class LanczosIteration:
     def step(self):
         j = self.j
         v = self.vector(j)
-        w = self.mv(v)
+        sharded = self.basis is not None and self.basis.sharded
+        # A sharded basis gathers the row, applies the operator, and keeps its own slice of the result.
+        w = self.basis.local(self.mv(self.basis.full(v))) if sharded else self.mv(v)
         bufs = self.basis._blocks if self.basis is not None else [self.ring]
         if shares_memory(w, *bufs):  # an operator that hands back its input (or a view of the basis)
             w = w.clone()
@@ -267,7 +287,7 @@ class LanczosIteration:
                 alpha += float(c[j % 2] if j > 0 else c[0])
             h = torch.tensor([alpha], dtype=torch.float64)
         self.alphas.append(alpha)
-        return h, float(w.norm()), w
+        return h, self.basis.norm(w) if sharded else float(w.norm()), w
 
     def push(self, w: torch.Tensor, beta: float) -> None:
         """Store ``w/β`` (in place in w) as row j + 1 and advance; β is recorded as the coupling."""
@@ -303,3 +323,74 @@ class LanczosIteration:
             self.basis.load_state_dict(state)
         else:
             self.ring.copy_(state["ring"].to(device=self.device, dtype=self.dtype))
+
+
+class ShardedLanczosBasis(LanczosBasis):
+    """A basis whose rows are sliced across the ranks of a process group: each holds ``1/N`` of every row.
+
+    The base class' methods run unchanged on the slices (it is built with ``n`` = this rank's
+    width); inner products and norms are all-reduced, :meth:`full` all-gathers rows. Every
+    rank runs the same recurrence on the same all-reduced products, so the coefficients, and
+    the results, are those of the unsharded basis up to rounding.
+    """
+
+    sharded = True
+
+    def __init__(self, n: int, device, dtype, **kw):
+        from ridgelens import _distributed as dist
+
+        rank, size = dist.world()
+        self.global_n, self.chunk = n, -(-n // size)
+        self.lo, self.hi = min(n, rank * self.chunk), min(n, (rank + 1) * self.chunk)
+        super().__init__(self.hi - self.lo, device, dtype, **kw)
+
+    def local(self, v: torch.Tensor) -> torch.Tensor:
+        """Return this rank's slice of a full vector (a copy)."""
+        return v[self.lo:self.hi].clone()
+
+    def full(self, rows: torch.Tensor) -> torch.Tensor:
+        """All-gather the slices of one row (n,) or of rows (r, n) into full vectors."""
+        import torch.distributed as tdist
+
+        from ridgelens import _distributed as dist
+
+        one = rows.ndim == 1
+        rows = rows[None] if one else rows
+        pad = torch.zeros(rows.shape[0], self.chunk, device=rows.device, dtype=rows.dtype)
+        pad[:, : rows.shape[1]] = rows
+        parts = [torch.empty_like(pad) for _ in range(dist.world()[1])]
+        dist._collective("basis all-gather", lambda: tdist.all_gather(parts, pad, async_op=True))
+        out = torch.cat(parts, dim=1)[:, : self.global_n]
+        return out[0] if one else out
+
+    def norm(self, w: torch.Tensor) -> float:
+        """‖w‖ over every rank's slice."""
+        from ridgelens import _distributed as dist
+
+        return float(dist.all_reduce_sum((w @ w).reshape(1), "basis norm all-reduce")[0]) ** 0.5
+
+    def orthogonalize_(self, w: torch.Tensor, m: int) -> torch.Tensor:
+        """DGKS against rows [:m], each pass' inner products all-reduced."""
+        from ridgelens import _distributed as dist
+
+        return orthogonalize_blocks_(w, [blk for _, blk in self.parts(m)],
+                                     reduce=lambda h: dist.all_reduce_sum(h, "basis inner products all-reduce"))
+
+
+
+def new_basis(n: int, device, dtype, **kw) -> LanczosBasis:
+    """A :class:`LanczosBasis`, or a :class:`ShardedLanczosBasis` inside :func:`sharded_bases` under a process group."""
+    from ridgelens import _distributed as dist
+
+    if dist.basis_sharding() and dist.is_distributed():
+        return ShardedLanczosBasis(n, device, dtype, **kw)
+    return LanczosBasis(n, device, dtype, **kw)
+
+
+def refuse_sharded_checkpoint(basis: LanczosBasis, ck) -> None:
+    """Refuse (on every rank, before any work) a checkpoint of a sharded basis: not supported yet."""
+    if basis.sharded and ck is not None and getattr(ck, "path", None) is not None:
+        from ridgelens.errors import RidgelensError
+
+        raise RidgelensError("a sharded Krylov basis is not checkpointed yet; drop shard_basis (--shard-basis) or "
+                             "the checkpoint folder (--checkpoint)")

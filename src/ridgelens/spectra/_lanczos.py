@@ -25,7 +25,12 @@ import torch
 from ridgelens._checkpoint import Checkpoint
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
-from ridgelens.spectra._krylov import LanczosBasis, LanczosIteration, start_vector
+from ridgelens.spectra._krylov import (
+    LanczosIteration,
+    new_basis,
+    refuse_sharded_checkpoint,
+    start_vector,
+)
 
 WHICH = ("largest", "smallest", "both")
 #: Steps of each deflated check run: between these, k + 5.
@@ -97,7 +102,8 @@ def _ritz(T: torch.Tensor, m: int, beta: float, k: int, which: str, tol: float, 
 def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, smax=0.0, label="lanczos"):
     """One thick-restart Lanczos run for the k wanted pairs of ``mv``; see :func:`lanczos`."""
     device, dtype = mv.device, mv.dtype
-    basis = LanczosBasis(n, device, dtype, first=min(k, ncv + 1), capacity=ncv + 1)
+    basis = new_basis(n, device, dtype, first=min(k, ncv + 1), capacity=ncv + 1)
+    refuse_sharded_checkpoint(basis, ck)
     it = LanczosIteration(mv, n, device, dtype, reorth="full", basis=basis)
     T = torch.zeros(ncv, ncv, dtype=torch.float64)
     j0, nmv, beta = 0, 0, 0.0
@@ -107,6 +113,8 @@ def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, s
         basis.set_size(ncv + 1)
         T.copy_(state["T"])
         j0, nmv, beta = int(state["j"]), int(state["nmv"]), float(state["beta"])
+    elif basis.sharded:
+        basis.row(0).copy_(basis.local(start_vector(n, seed, device, dtype)))
     else:
         start_vector(n, seed, device, dtype, out=basis.row(0))
     bar = Progress(label, max_matvecs, progress)
@@ -129,9 +137,9 @@ def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, s
             scale = float(T[: j + 1, : j + 1].abs().max())
             if beta <= 1e-10 * max(scale, 1e-300) and j + 1 < n:
                 # Invariant subspace: continue with a fresh random direction (coupling 0).
-                w = torch.randn(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+                w = basis.local(torch.randn(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype))
                 basis.orthogonalize_(w, j + 1)
-                basis.row(j + 1).copy_(w / w.norm())
+                basis.row(j + 1).copy_(w / basis.norm(w))
                 beta = 0.0
             else:
                 basis.row(j + 1).copy_(w.div_(beta) if beta > 0 else w)
@@ -166,7 +174,7 @@ def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, s
     rank = np.argsort(-theta[want], kind="stable")
     Sk = torch.from_numpy(np.ascontiguousarray(S[:, order])).to(device=device, dtype=dtype)
     basis.rotate_(Sk.T, m)
-    Q = basis.head[: order.size].T  # (n, k), a view of the first block
+    Q = basis.full(basis.head[: order.size]).T  # (n, k), a view of the first block (gathered when sharded)
     return {"eigenvalues": theta[order], "eigenvectors": Q, "residuals": res[want][rank],
             "converged": conv[rank], "n_matvecs": nmv, "ncv": ncv, "theta_all": theta}
 

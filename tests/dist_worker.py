@@ -1,0 +1,202 @@
+"""One rank of a data-parallel test run (spawned by tests/test_distributed.py; not a test module).
+
+Usage: ``python dist_worker.py SCENARIO RANK WORLD PORT FOLDER``. ``WORLD`` 0 runs without a
+process group (the single-process reference, on all the batches). Results go to
+``FOLDER/SCENARIO-WORLD.npz`` (rank 0 only); errors are printed as one ``error:`` line.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def diabetes_batches(size=50):
+    """Diabetes (442 rows, standardized), in batches of ``size``: 9 batches, the last one short."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = torch.tensor((X - X.mean(0)) / X.std(0))
+    Y = torch.tensor((y - y.mean()) / y.std())[:, None]
+    return [(X[i:i + size], Y[i:i + size]) for i in range(0, len(X), size)]
+
+
+def digits_batches(size=200, rows=900):
+    """The first ``rows`` digits (64 pixels / 16), one-hot targets, in batches of ``size`` (the last one short)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:rows], y[:rows]
+    X = torch.tensor(X / 16.0)
+    Y = torch.nn.functional.one_hot(torch.tensor(y), 10).to(torch.float64)
+    return [(X[i:i + size], Y[i:i + size]) for i in range(0, len(X), size)]
+
+
+def half_squared(o, t):
+    """Mean over samples of ½‖o − t‖²."""
+    return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
+
+
+def linear_objective(batches):
+    import ridgelens as rl
+
+    torch.manual_seed(0)
+    return rl.TorchObjective(torch.nn.Linear(10, 1).double(), half_squared, batches)
+
+
+def mlp_objective(batches):
+    import ridgelens as rl
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 4), torch.nn.Tanh(), torch.nn.Linear(4, 10)).double()
+    return rl.TorchObjective(net, half_squared, batches, unpenalized=("2.bias",))
+
+
+def results(res):
+    """The compared numbers of an Analysis."""
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas, "refit": res.refit,
+            "df": res.effective_df}
+
+
+def scenario_equal(shard, folder):
+    """Linear model (dense Hessian; matrix-free GGN) and the digits MLP (matrix-free, Schur complement)."""
+    import ridgelens as rl
+
+    out = {}
+    lam = [0.01, 0.1, 1.0]
+    lin = linear_objective(shard(diabetes_batches()))
+    for tag, kw in (("lin_dense", {"method": "dense"}),
+                    ("lin_mf_ggn", {"method": "matrix-free", "curvature": "ggn", "k": 4})):
+        for key, v in results(rl.analyze(lin, lam, tol=1e-7, **kw)).items():
+            out[f"{tag}_{key}"] = v
+    widths = []
+    from ridgelens.spectra import _krylov
+
+    init = _krylov.ShardedLanczosBasis.__init__
+
+    def recording(self, n, *a, **kw):
+        init(self, n, *a, **kw)
+        widths.append((n, self.n))
+
+    _krylov.ShardedLanczosBasis.__init__ = recording
+    kw = {"method": "matrix-free", "curvature": "ggn", "k": 4}
+    for key, v in results(rl.analyze(lin, lam, tol=1e-7, shard_basis=True, **kw)).items():
+        out[f"lin_mf_ggn_sharded_{key}"] = v
+    out["sharded_widths"] = np.array(widths if widths else [(0, 0)])
+    mlp = mlp_objective(shard(digits_batches()))
+    theta_hat = np.load(os.path.join(folder, "mlp_theta.npy"))
+    res = rl.analyze(mlp, [0.5, 2.0], theta_hat=theta_hat, method="matrix-free", k=4, slq_steps=30, n_probes=4,
+                     tol=1e-8, refit_options={"max_iter": 50})
+    for key, v in results(res).items():
+        out[f"mlp_{key}"] = v
+    return out
+
+
+def die_at(n):
+    """Make rank 1 SIGKILL itself at its n-th Hessian product (writing the time to FOLDER/killed_at)."""
+    import signal
+
+    from ridgelens import _distributed as dist
+    from ridgelens.operators import _torch
+
+    if dist.world()[0] != 1:
+        return
+    original, calls = _torch.TorchHessianOperator._rows, [0]
+
+    def dying(self, V):
+        calls[0] += 1
+        if calls[0] == n:
+            with open(os.path.join(sys.argv[5], "killed_at"), "w") as fh:
+                fh.write(repr(time.time()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, V)
+
+    _torch.TorchHessianOperator._rows = dying
+
+
+def scenario_kill(shard, folder):
+    """Rank 1 dies (SIGKILL) at its 5th Hessian product; the others must stop with a message naming it."""
+    import ridgelens as rl
+
+    lin = linear_objective(shard(diabetes_batches()))
+    die_at(5)
+    rl.analyze(lin, [0.1], method="matrix-free", k=3, refit=False)
+    return {}
+
+
+def scenario_resume(shard, folder):
+    """The MLP's matrix-free analysis with a checkpoint folder; rank 1 dies at product DIE_AT if set."""
+    import ridgelens as rl
+
+    mlp = mlp_objective(shard(digits_batches()))
+    if os.environ.get("DIE_AT"):
+        die_at(int(os.environ["DIE_AT"]))
+    res = rl.analyze(mlp, [0.5, 2.0], theta_hat=np.load(os.path.join(folder, "mlp_theta.npy")),
+                     method="matrix-free", k=4, slq_steps=30, n_probes=4, refit=False,
+                     checkpoint=os.path.join(folder, "ck"))
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas}
+
+
+def scenario_sharded_schur(shard, folder):
+    """The MLP's matrix-free analysis (Schur complement: the output bias is unpenalized) with a sharded basis."""
+    import ridgelens as rl
+
+    mlp = mlp_objective(shard(digits_batches()))
+    res = rl.analyze(mlp, [0.5, 2.0], theta_hat=np.load(os.path.join(folder, "mlp_theta.npy")),
+                     method="matrix-free", k=4, slq_steps=30, n_probes=4, refit=False, shard_basis=True)
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas, "df": res.effective_df}
+
+
+def scenario_bad_input(shard, folder):
+    """Two checks in one process group: one batch for two ranks; rank 1's model has other weights."""
+    import ridgelens as rl
+    from ridgelens import _distributed as dist
+    from ridgelens.errors import RidgelensError
+
+    try:
+        linear_objective(shard(diabetes_batches(size=1000)))
+    except RidgelensError as exc:
+        print(f"first: {exc}", flush=True)
+    torch.manual_seed(dist.world()[0])
+    rl.TorchObjective(torch.nn.Linear(10, 1).double(), half_squared, shard(diabetes_batches()))
+    return {}
+
+
+def scenario_checkpoint(shard, folder):
+    """A matrix-free analysis with a checkpoint folder (rank 0 writes it)."""
+    import ridgelens as rl
+
+    lin = linear_objective(shard(diabetes_batches()))
+    res = rl.analyze(lin, [0.1], method="matrix-free", k=3, refit=False, checkpoint=os.path.join(folder, "ck"))
+    return {"eigenvalues": res.spectrum.eigenvalues}
+
+
+def main():
+    scenario, rank, world, port, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    torch.set_num_threads(1)
+    if world > 0:
+        import torch.distributed as tdist
+
+        tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    from ridgelens import _distributed as dist
+    from ridgelens.errors import RidgelensError
+
+    try:
+        out = globals()[f"scenario_{scenario}"](dist.shard, folder)
+    except RidgelensError as exc:
+        print(f"error: {exc}", flush=True)
+        print(f"exited at {time.time()!r}", flush=True)
+        sys.exit(2)
+    if rank == 0:
+        np.savez(os.path.join(folder, f"{scenario}-{world}.npz"), **out)
+    if world > 0:
+        dist.barrier()
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Data parallel over torch.distributed: two gloo processes on the CPU give the single-process answers.
+
+Each test spawns its ranks (tests/dist_worker.py) with a deadline and kills whatever is still
+running when it ends, passed or failed: no process is left behind.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ridgelens
+
+HERE = Path(__file__).parent
+WORKER = HERE / "dist_worker.py"
+SRC = str(Path(ridgelens.__file__).parents[1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(scenario, world, folder, *, timeout=60.0, env=None):
+    """Run ``world`` ranks of ``scenario``; returns [(returncode, output, seconds)] in rank order.
+
+    ``timeout`` guards against a hang (generous: start-up alone takes tens of seconds on a loaded
+    machine); it is not a timing assertion.
+    """
+    port = free_port()
+    full_env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "OMP_NUM_THREADS": "1", **(env or {})}
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, str(WORKER), scenario, str(r), str(world), str(port), str(folder)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+             for r in range(world)]
+    out = []
+    try:
+        for p in procs:
+            text, _ = p.communicate(timeout=max(timeout - (time.monotonic() - t0), 1.0))
+            out.append((p.returncode, text, time.monotonic() - t0))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-300))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The single-process answers (this process, no process group), and θ̂ of the MLP for the workers."""
+    sys.path.insert(0, str(HERE))
+    import dist_worker
+
+    folder = tmp_path_factory.mktemp("dist")
+    mlp = dist_worker.mlp_objective(dist_worker.digits_batches())
+    theta = mlp.minimize(method="lbfgs", max_iter=100, tol=1e-9).theta
+    np.save(folder / "mlp_theta.npy", theta)
+    return folder, dist_worker.scenario_equal(lambda b: b, str(folder))
+
+
+def test_two_gloo_ranks_equal_one_process(reference):
+    folder, ref = reference
+    runs = spawn("equal", 2, folder, timeout=180)
+    for rc, text, _ in runs:
+        assert rc == 0, text[-2000:]
+    got = dict(np.load(folder / "equal-2.npz"))
+    # With a sharded basis (shard_basis=True) each rank held half of every basis vector: 6 of 11 entries.
+    widths = got.pop("sharded_widths")
+    assert len(widths) >= 3 and all(n == 11 and w == 6 for n, w in widths), widths
+    for key in [k for k in got if "_sharded_" in k]:
+        assert rel(ref[key.replace("_sharded", "")], got.pop(key)) < 1e-6, key
+    ref = {k: v for k, v in ref.items() if "sharded" not in k}
+    assert set(got) == set(ref)
+    for key, v in ref.items():
+        assert np.all(np.isfinite(v)), key
+        assert rel(v, got[key]) < 1e-6, (key, rel(v, got[key]))
+    # The shards were uneven (rank 0: 5 diabetes batches, rank 1: 4 with the short one), and the
+    # answers still are the mean over all samples: the dense eigenvalues are those of XᵀX/n.
+    import torch
+
+    from dist_worker import diabetes_batches
+
+    X = torch.cat([x for x, _ in diabetes_batches()]).numpy()
+    A = np.hstack([X, np.ones((len(X), 1))])
+    top = np.linalg.eigvalsh(A.T @ A / len(X))[::-1]
+    assert rel(top, ref["lin_dense_eigenvalues"]) < 1e-10
+
+
+def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
+    runs = spawn("kill", 2, tmp_path, timeout=120, env={"RIDGELENS_DIST_TIMEOUT": "10"})
+    (rc0, text0, _), (rc1, _, _) = runs
+    assert rc1 == -9  # killed
+    assert rc0 == 2, text0[-2000:]
+    assert "lost rank 1" in text0 and text0.count("error:") == 1, text0[-2000:]
+    exited = float(text0.split("exited at ")[1].split()[0])
+    waited = exited - float((tmp_path / "killed_at").read_text())
+    assert 0 < waited < 10 + 3 + 5, waited  # the timeout, the roll call's grace, a margin
+
+
+def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
+    for rc, text, _ in spawn("bad_input", 2, tmp_path, timeout=120):
+        assert rc == 2, text[-2000:]
+        first = text.split("first: ")[1].splitlines()[0]
+        assert "rank 1 of 2 holds no batch" in first and "larger than the number of batches" in first, first
+        assert "rank 1 has another model" in text.split("error: ")[1], text
+
+
+def test_checkpoint_of_another_world_size_is_refused(tmp_path):
+    for rc, text, _ in spawn("checkpoint", 2, tmp_path, timeout=120):
+        assert rc == 0, text[-2000:]
+    assert (tmp_path / "ck" / "lanczos.pt").exists()
+    (rc, text, _), = spawn("checkpoint", 1, tmp_path, timeout=120)
+    assert rc == 2
+    assert "written by a run of 2 process(es); this run has 1" in text
+
+
+@pytest.mark.slow
+def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
+    folder, ref = reference
+    (tmp_path / "mlp_theta.npy").write_bytes((folder / "mlp_theta.npy").read_bytes())
+    (rc0, text0, _), (rc1, _, _) = spawn("resume", 2, tmp_path, timeout=240,
+                                         env={"DIE_AT": "30", "RIDGELENS_DIST_TIMEOUT": "10"})
+    assert rc1 == -9 and rc0 == 2 and "lost rank 1" in text0, text0[-2000:]
+    assert (tmp_path / "ck" / "lanczos.pt").exists()  # written by rank 0 before rank 1 died
+    for rc, text, _ in spawn("resume", 2, tmp_path, timeout=240):
+        assert rc == 0, text[-2000:]
+    got = np.load(tmp_path / "resume-2.npz")
+    assert rel(ref["mlp_eigenvalues"], got["eigenvalues"]) < 1e-9
+    assert rel(ref["mlp_thetas"], got["thetas"]) < 1e-6
+
+
+@pytest.mark.slow
+def test_sharded_basis_through_the_schur_complement(reference, tmp_path):
+    folder, ref = reference
+    (tmp_path / "mlp_theta.npy").write_bytes((folder / "mlp_theta.npy").read_bytes())
+    for rc, text, _ in spawn("sharded_schur", 2, tmp_path, timeout=240):
+        assert rc == 0, text[-2000:]
+    got = np.load(tmp_path / "sharded_schur-2.npz")
+    for key in ("eigenvalues", "thetas", "df"):
+        assert rel(ref[f"mlp_{key}"], got[key]) < 1e-6, key
+
+
+@pytest.mark.slow
+def test_torchrun_cli_equals_one_process(tmp_path):
+    """``torchrun --nproc-per-node 2 -m ridgelens analyze`` writes what one process writes."""
+    import json
+
+    args = ["analyze", "--data", "digits", "--model", "mlp", "--hidden", "4", "--train-iters", "30",
+            "--lambdas", "0.5,2", "--k", "3"]
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "ridgelens", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                "--master-port", str(free_port())]
+    proc = subprocess.Popen([*torchrun, "-m", "ridgelens", *args, "--out", str(tmp_path / "two")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert out.count("ridgelens analyze: digits") == 1 and "(2 ranks)" in out  # rank 0 alone prints
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    for key in ("eigenvalues", "predicted", "refit", "effective_df"):
+        assert rel(a[key], b[key]) < 1e-6, key
+
+
+@pytest.fixture
+def world_of_one(tmp_path):
+    """A gloo process group of this process alone, destroyed afterwards (other tests see none)."""
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_numpy_objectives_and_unusable_devices_are_refused(world_of_one):
+    import torch
+    from sklearn.datasets import load_diabetes
+
+    from ridgelens import _distributed as dist
+    from ridgelens.errors import DistributedError
+
+    X, y = load_diabetes(return_X_y=True)
+    with pytest.raises(DistributedError, match="LeastSquares is solved in one process"):
+        ridgelens.analyze(ridgelens.LeastSquares(X, y), [0.1])
+    with pytest.raises(DistributedError, match="backend 'gloo' cannot all-reduce tensors on 'meta'"):
+        dist.check_device(torch.device("meta"))
+    t = torch.arange(3.0)
+    assert dist.all_reduce_sum(t.clone()).tolist() == [0.0, 1.0, 2.0]  # a world of one: the sum is itself
+
+
+def test_cli_shard_basis_needs_torchrun(tmp_path, capsys, monkeypatch):
+    from ridgelens.cli import main
+
+    monkeypatch.delenv("RANK", raising=False)
+    code = main(["analyze", "--data", "digits", "--model", "mlp", "--lambdas", "0.1", "--shard-basis",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ridgelens: error: --shard-basis") and "torchrun" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_of_two_ranks_is_refused_by_one_process(tmp_path):
+    import torch
+
+    from ridgelens._checkpoint import Checkpoint
+    from ridgelens.errors import DistributedError
+
+    torch.save({"signature": {"lambda": 0.1, "world_size": 2}, "theta": torch.zeros(3)}, tmp_path / "refit_0.pt")
+    with pytest.raises(DistributedError, match=r"written by a run of 2 process\(es\); this run has 1"):
+        Checkpoint(tmp_path, "refit_0", {"lambda": 0.1}).load()
