@@ -279,7 +279,8 @@ def test_progress_line_reports_hvps_and_time_left():
         bar.update(i)
     bar.close()
     text = stream.getvalue()
-    assert "40/≤40 HVPs" in text and "left" in text and text.endswith("\n")
+    assert "40/40" in text and "HVPs" in text and "eta" in text  # the count, its unit, the time left
+    assert text.rstrip("\r").endswith("\x1b[?25h")  # and the terminal's cursor is given back
     quiet = io.StringIO()  # not a terminal: silent unless asked
     Progress("x", 5, stream=quiet).update(5)
     assert quiet.getvalue() == ""

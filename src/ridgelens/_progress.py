@@ -155,6 +155,7 @@ class Progress:
     def close(self) -> None:
         """Remove the bar (idempotent)."""
         if self._task is not None:
+            self._bar.refresh()  # the last count is drawn once (a terminal's scrollback shows where it ended)
             self._bar.remove_task(self._task)
             self._task = None
             _release()

@@ -142,6 +142,16 @@ class LMObjective(TorchObjective):
                                "loss; ridgelens needs logits (batch, T, vocab) or an output with a 'logits' or "
                                "'loss' field")
 
+    def _probe_at_start(self) -> None:
+        """The randomness and reduction probes need logits: a model that returns only its loss skips them.
+
+        Its loss is the model's own (a mean over tokens, as transformers computes it), and no
+        logits exist to halve a batch with; the determinism of the forward pass is then the
+        caller's to ensure (``model.eval()``).
+        """
+        if self.returns == "logits":
+            super()._probe_at_start()
+
     def outputs(self, flat: torch.Tensor, inputs) -> torch.Tensor:
         """The logits (batch, T, vocab) at the parameters ``flat``."""
         if self.returns != "logits":
