@@ -35,3 +35,27 @@ def small_mlp():
     H = rl.hessian(obj, obj.theta0, form="double-backward").to_dense()
     return net, X, y, obj, H
 
+
+
+# --- the real browser (Debian's chromium; `make test` installs it when run as root) ------------
+CHROMIUM = os.environ.get("RIDGELENS_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test (the page, its layout, the report)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the Python package playwright is not installed (pip install -e '.[test]')")
+    from pathlib import Path
+
+    from ridgelens.report._screenshot import CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (`make test` installs Debian's chromium via apt-get when "
+                    "run as root; it could not here)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

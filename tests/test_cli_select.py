@@ -5,8 +5,6 @@ References: scikit-learn's RidgeCV (same λ on the same grid), the data files th
 """
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +13,6 @@ from sklearn.linear_model import RidgeCV
 
 from ridgelens.cli import main
 from ridgelens.report._results import number
-
-CHROMIUM = os.environ.get("RIDGELENS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def run(capsys, *argv):
@@ -98,19 +92,6 @@ def test_bad_select_requests_are_one_line_and_write_nothing(tmp_path, capsys, ar
 
 # --- the report in a real browser -------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the Python package playwright is not installed (pip install -e '.[test]')")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no browser: {CHROMIUM} is missing")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _lookup(d, key, index):

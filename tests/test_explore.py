@@ -1,7 +1,6 @@
 """`ridgelens explore` and the interactive page: the file, its numbers, and a real headless Chromium."""
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -20,10 +19,6 @@ from ridgelens.report import (
     lambda_grid,
 )
 from ridgelens.report._data import DEMO_H, DEMO_THETA
-
-CHROMIUM = os.environ.get("RIDGELENS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def run(capsys, *argv):
@@ -162,20 +157,6 @@ def test_negative_curvature_starts_the_slider_above_minus_sigma_min():
 
 # --- the real browser -------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the Python package playwright is not installed (pip install -e '.[test]')")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no browser: {CHROMIUM} is missing (`make test` installs Debian's chromium via apt-get when "
-                    "run as root; it could not here)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path):

@@ -17,7 +17,7 @@ from ridgelens import ridge_path
 from ridgelens.cli import main
 from ridgelens.report import ExplorerData, demo_data, explorer_figure, lambda_grid
 from ridgelens.report._data import DEMO_H, DEMO_THETA
-from ridgelens.report._screenshot import CHROMIUM_ARGS, page_screenshots, set_step
+from ridgelens.report._screenshot import page_screenshots, set_step
 
 CHROMIUM = os.environ.get("RIDGELENS_CHROMIUM", "/usr/bin/chromium")
 BASELINE = Path(__file__).parent / "baseline"
@@ -66,20 +66,6 @@ def test_rounding_level_eigenvalue_neither_starts_the_slider_nor_drives_df_negat
     assert any("1 eigenvalue with |σ| ≤" in n and "drawn as 0" in n for n in page.notes), page.notes
     assert lambda_grid(page)[1] > 1e-8
 
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the Python package playwright is not installed (pip install -e '.[test]')")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no browser: {CHROMIUM} is missing (`make test` installs Debian's chromium via apt-get when "
-                    "run as root; it could not here)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
