@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import io
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from ridgelens._distributed import shard
 from ridgelens._io import atomic_write_bytes
+from ridgelens.cli._torch import check_unpenalized, half_squared, torch_device, torch_dtype
 from ridgelens.errors import DataError, RidgelensError
 
 BATCH = 512
@@ -35,7 +35,6 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     """
     import torch
 
-    from ridgelens.cli._torch import torch_device, torch_dtype
     from ridgelens.data._tensors import load_state_dict
     from ridgelens.objectives.torch import TorchObjective
 
@@ -80,21 +79,6 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     batches = shard(batches)  # under torchrun: this rank's share of the batches (all of them otherwise)
     check_unpenalized([n for n, _ in net.named_parameters()], unpenalized)
     return TorchObjective(net, loss_fn, batches, unpenalized=tuple(unpenalized)), net, "classification" if classify else "regression"
-
-
-def check_unpenalized(names, unpenalized) -> None:
-    """Each ``--unpenalized`` pattern matches a parameter name, and some parameter stays penalized."""
-    for pat in unpenalized:
-        if not any(fnmatch.fnmatch(n, pat) for n in names):
-            raise RidgelensError(f"--unpenalized {pat!r} matches no parameter; the names are {', '.join(names)}")
-    if unpenalized and all(any(fnmatch.fnmatch(n, pat) for pat in unpenalized) for n in names):
-        raise RidgelensError(f"--unpenalized {' '.join(unpenalized)} leaves no parameter penalized (the names are "
-                             f"{', '.join(names)}): the penalty would act on nothing")
-
-
-def half_squared(o, t):
-    """Mean over samples of ½‖f(x) − y‖² (summed over outputs)."""
-    return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
 
 
 def save_state_dict(net, theta, obj, path: Path) -> None:

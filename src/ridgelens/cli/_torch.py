@@ -11,6 +11,7 @@ weights are θ̂ as given unless ``--polish``. The data are ``--data tensors:PAT
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import importlib.util
 import os
@@ -71,6 +72,21 @@ def torch_dtype(text: str):
     return getattr(torch, text)
 
 
+def check_unpenalized(names, unpenalized) -> None:
+    """Each ``--unpenalized`` pattern matches a parameter name, and some parameter stays penalized."""
+    for pat in unpenalized:
+        if not any(fnmatch.fnmatch(n, pat) for n in names):
+            raise RidgelensError(f"--unpenalized {pat!r} matches no parameter; the names are {', '.join(names)}")
+    if unpenalized and all(any(fnmatch.fnmatch(n, pat) for pat in unpenalized) for n in names):
+        raise RidgelensError(f"--unpenalized {' '.join(unpenalized)} leaves no parameter penalized (the names are "
+                             f"{', '.join(names)}): the penalty would act on nothing")
+
+
+def half_squared(o, t):
+    """Mean over samples of ½‖f(x) − y‖² (summed over outputs)."""
+    return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
+
+
 def load_factory(spec: str):
     """The factory function named by ``module.path:factory`` or ``file.py:factory``."""
     where, _, name = spec.rpartition(":")
@@ -123,7 +139,6 @@ def build_user_objective(args, X, y):
     """The user's model (factory, then ``--weights``) and data as a TorchObjective; returns (objective, task)."""
     import torch
 
-    from ridgelens.cli._mlp import check_unpenalized, half_squared
     from ridgelens.data._tensors import load_state_dict
     from ridgelens.objectives.torch import TorchObjective
 
