@@ -72,11 +72,17 @@ def loo(prep: Prepared, lambdas: np.ndarray, objective: LeastSquares):
     rho = prep.t_perp[:, None] + svd.U @ (g * prep.c[:, None])
     slack = prep.ell[:, None] + prep.U2 @ g  # 1 − hᵢᵢ(λ)
     pos = prep.positive
+    every = bool(pos.all())
+    if not every:
+        rho, slack = rho[pos], slack[pos]
     with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = np.where(slack[pos] > 0, rho[pos] / slack[pos], np.inf)  # √wᵢ × error
-        errors = np.empty_like(rho)
-        errors[pos] = scaled / svd.sqrt_weights[pos, None]
-    if not pos.all():  # weight 0: the fit never saw the sample; its error is the full fit's
+        scaled = np.divide(rho, slack, out=np.full_like(rho, np.inf), where=slack > 0)  # √wᵢ × error
+        if every:
+            errors = scaled if objective.sample_weight is None else scaled / svd.sqrt_weights[:, None]
+        else:
+            errors = np.empty((pos.size, scaled.shape[1]))
+            errors[pos] = scaled / svd.sqrt_weights[pos, None]
+    if not every:  # weight 0: the fit never saw the sample; its error is the full fit's
         errors[~pos] = _zero_weight_errors(objective, prep, lambdas, ~pos)
     crit = (scaled ** 2).sum(axis=0) / svd.weight_sum
     return errors.T, crit, f.sum(axis=0)
