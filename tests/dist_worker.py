@@ -94,6 +94,49 @@ def scenario_equal(shard, folder):
     return out
 
 
+def lm_objective(folder, shard):
+    """A tiny byte LM (2 100 parameters, 100 tokens of stdlib source) at the weights in FOLDER/lm_theta.npy.
+
+    Every rank passes all 25 windows; ``shard=True`` keeps every other batch of 3 windows under
+    a process group: 9 batches, rank 0 holds 5 (with the short one), rank 1 holds 4.
+    """
+    from ridgelens.lm import ByteTransformer, LMConfig, stdlib_split
+    from ridgelens.objectives.lm import LMObjective
+
+    net = ByteTransformer(LMConfig(layers=1, width=4, heads=1, context=4)).double()
+    theta = torch.tensor(np.load(os.path.join(folder, "lm_theta.npy")))
+    torch.nn.utils.vector_to_parameters(theta, net.parameters())
+    return LMObjective(net, stdlib_split(4, 100).train, max_logits=3 * 4 * 256, dtype=torch.float64,
+                       shard=shard is not None)
+
+
+def scenario_lm(shard, folder):
+    """The byte LM, matrix-free: Hessian (λ above its negative curvature) and Gauss-Newton, no refits."""
+    import ridgelens as rl
+
+    obj = lm_objective(folder, None if shard(range(2)) == [0, 1] else shard)
+    out = {"n_tokens": np.array(obj.n_tokens), "n_batches": np.array(obj.n_batches)}
+    for curv, lam in (("hessian", [5.0, 20.0]), ("ggn", [0.05, 0.5, 2.0])):
+        res = rl.analyze(obj, lam, method="matrix-free", curvature=curv, k=3, slq_steps=12, n_probes=2,
+                         refit=False, curvature_options=obj.product_options(curv))
+        for key in ("eigenvalues", "thetas", "df"):
+            out[f"lm_{curv}_{key}"] = results(res)[key]
+    return out
+
+
+def scenario_lm_products(shard, folder):
+    """The byte LM's window count, loss, gradient, Hessian and Gauss-Newton products on two vectors (fast)."""
+    from ridgelens.operators import GGNOperator, TorchHessianOperator
+
+    obj = lm_objective(folder, None if shard(range(2)) == [0, 1] else shard)
+    theta = obj.theta0
+    V = np.random.default_rng(0).standard_normal((obj.n_params, 2))
+    value, grad = obj.value_and_gradient(theta)
+    return {"n_tokens": np.array(obj.n_tokens), "value": np.array(value), "gradient": grad,
+            "hessian": TorchHessianOperator(obj, theta, **obj.product_options("hessian")).matmat(V),
+            "ggn": GGNOperator(obj, theta, **obj.product_options("ggn")).matmat(V)}
+
+
 def die_at(n):
     """Make rank 1 SIGKILL itself at its n-th Hessian product (writing the time to FOLDER/killed_at)."""
     import signal

@@ -13,6 +13,12 @@ by default): a product that recomputes batch by batch (``form="double-backward"`
 products holds every batch's; :meth:`LMObjective.product_options` gives the operator options
 that keep the bound.
 
+Data parallel (under a ``torch.distributed`` process group): either every rank passes *all*
+windows with ``shard=True`` and keeps every world-size-th batch (the batches are cut first, so
+each stays within ``max_logits``), or each rank passes its own windows. Either way the window
+count is all-reduced (:mod:`ridgelens._distributed`), so each batch weighs its windows over the
+global count and the loss, gradient and products are the mean over every rank's tokens.
+
 The model is any ``nn.Module`` whose forward takes the token ids — positionally (the built-in
 :class:`~ridgelens.lm.ByteTransformer`) or as ``input_ids=`` (a Hugging Face causal LM, called
 with ``use_cache=False``) — and returns logits of shape (batch, T, vocab): as a tensor, or as
@@ -30,6 +36,7 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from ridgelens import _distributed as dist
 from ridgelens.errors import DataError, ModelOutputError, RidgelensError
 from ridgelens.objectives.torch import TorchObjective
 
@@ -65,6 +72,9 @@ class LMObjective(TorchObjective):
         ``config.context``, ``config.n_positions`` or ``config.max_position_embeddings`` if any).
     dtype, unpenalized, eval_mode
         As for :class:`TorchObjective`.
+    shard : bool, default False
+        Under a process group, keep only this rank's share of the batches (every rank passes
+        the same windows); without one, all of them.
 
     Examples
     --------
@@ -78,7 +88,7 @@ class LMObjective(TorchObjective):
     """
 
     def __init__(self, model, windows, *, max_logits: int = DEFAULT_MAX_LOGITS, context: int | None = None,
-                 dtype=None, unpenalized=(), eval_mode: bool = False):
+                 dtype=None, unpenalized=(), eval_mode: bool = False, shard: bool = False):
         w = torch.as_tensor(windows)
         if w.ndim != 2 or w.shape[1] < 2 or w.shape[0] < 1:
             raise DataError(f"windows must have shape (n_windows >= 1, T + 1 >= 2), got {tuple(w.shape)}")
@@ -89,6 +99,7 @@ class LMObjective(TorchObjective):
             raise RidgelensError(f"max_logits must be a positive number of logits, got {max_logits}")
         self.max_logits = int(max_logits)
         self._unpenalized = tuple(unpenalized)
+        self._shard = bool(shard)
         self.windows = w
         self.T = w.shape[1] - 1
         self.context = context if context is not None else model_context(model)
@@ -106,6 +117,8 @@ class LMObjective(TorchObjective):
         self.windows_per_batch = max(1, self.max_logits // per_window)
         b = self.windows_per_batch
         batches = [(w[i:i + b, :-1], w[i:i + b, 1:]) for i in range(0, w.shape[0], b)]
+        if shard:
+            batches = dist.shard(batches)
         super().__init__(model, token_cross_entropy, batches, dtype=dtype, unpenalized=unpenalized,
                          eval_mode=eval_mode)
 
@@ -174,8 +187,8 @@ class LMObjective(TorchObjective):
     # ------------------------------------------------------------------ LM helpers
     @property
     def n_tokens(self) -> int:
-        """Predicted tokens the mean is over (windows × T)."""
-        return self.windows.shape[0] * self.T
+        """Predicted tokens the mean is over (windows × T; every rank's windows under a process group)."""
+        return self.n_samples * self.T
 
     def perplexity(self, theta) -> float:
         """``exp R(θ)``: the perplexity per token on these windows."""
@@ -184,7 +197,7 @@ class LMObjective(TorchObjective):
     def on(self, windows) -> LMObjective:
         """The same model, settings and dtype on other windows (validation text, a subsample)."""
         return LMObjective(self.model, windows, max_logits=self.max_logits, context=self.context, dtype=self.dtype,
-                           unpenalized=self._unpenalized)
+                           unpenalized=self._unpenalized, shard=self._shard)
 
     def product_options(self, kind: str) -> dict:
         """Operator options that keep every product within ``max_logits`` logits.
