@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ridgelens._validation import check_nonnegative_entries
 from ridgelens.errors import PenaltyError
 
 
@@ -84,16 +85,8 @@ def check_factors(factors, n: int, name: str = "penalty factors") -> np.ndarray:
         raise PenaltyError(f"{name} must be numbers, got {type(factors).__name__}") from None
     if d.ndim != 1 or d.size != n:
         raise PenaltyError(f"{name} must be {n} numbers, one per parameter; got shape {d.shape}")
-    bad = ~np.isfinite(d)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise PenaltyError(f"{name}[{i}] = {d[i]} is not finite ({int(bad.sum())} non-finite in all); "
-                           "factors must be finite and >= 0")
-    neg = d < 0
-    if neg.any():
-        i = int(np.argmax(neg))
-        raise PenaltyError(f"{name}[{i}] = {d[i]:g} is negative ({int(neg.sum())} negative in all); "
-                           "factors must be >= 0 (0 leaves a parameter out of the penalty)")
+    check_nonnegative_entries(d, name, error=PenaltyError, plural="factors",
+                              zero="0 leaves a parameter out of the penalty")
     if not (d > 0).any():
         raise PenaltyError(f"every one of the {n} {name} is 0: the penalty would act on nothing")
     return d.copy()

@@ -97,3 +97,22 @@ def check_mask(mask, n: int) -> np.ndarray:
     if not m.any():
         raise RidgelensError("penalized selects no parameter: at least one must be penalized")
     return m
+
+
+def check_nonnegative_entries(v: np.ndarray, name: str, *, error=DataError, counted: str = "",
+                              plural: str = "values", zero: str = "") -> None:
+    """Refuse a non-finite or negative entry of ``v``, naming the first one and the count.
+
+    ``counted`` follows the count ("non-finite weight(s) in all"), ``plural`` names the entries
+    in the rule, ``zero`` says what an entry of 0 means. Raises ``error``.
+    """
+    bad = ~np.isfinite(v)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise error(f"{name}[{i}] = {v[i]} is not finite ({int(bad.sum())} non-finite{counted} in all); "
+                    f"{plural} must be finite and >= 0")
+    neg = v < 0
+    if neg.any():
+        i = int(np.argmax(neg))
+        raise error(f"{name}[{i}] = {v[i]:g} is negative ({int(neg.sum())} negative{counted} in all); "
+                    f"{plural} must be >= 0" + (f" ({zero})" if zero else ""))

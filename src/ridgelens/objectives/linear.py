@@ -17,7 +17,12 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.special import expit
 
-from ridgelens._validation import check_finite_matrix, check_finite_vector, check_same_rows
+from ridgelens._validation import (
+    check_finite_matrix,
+    check_finite_vector,
+    check_nonnegative_entries,
+    check_same_rows,
+)
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
 
@@ -128,16 +133,8 @@ def _check_weights(sample_weight, n: int) -> np.ndarray:
         raise DataError(f"sample_weight must be numbers, got {type(sample_weight).__name__}") from None
     if w.shape != (n,):
         raise DataError(f"sample_weight must have shape ({n},), one weight per row of X; got shape {w.shape}")
-    bad = ~np.isfinite(w)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(f"sample_weight[{i}] = {w[i]} is not finite ({int(bad.sum())} non-finite "
-                        "weight(s) in all); weights must be finite and >= 0")
-    neg = w < 0
-    if neg.any():
-        i = int(np.argmax(neg))
-        raise DataError(f"sample_weight[{i}] = {w[i]:g} is negative ({int(neg.sum())} negative weight(s) "
-                        "in all); weights must be >= 0 (a weight of 0 leaves the sample out)")
+    check_nonnegative_entries(w, "sample_weight", counted=" weight(s)", plural="weights",
+                              zero="a weight of 0 leaves the sample out")
     if not w.sum() > 0:
         raise DataError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w.copy()
