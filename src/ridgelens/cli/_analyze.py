@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from ridgelens.plots import (
     plot_shrinkage,
     plot_spectral_density,
 )
+from ridgelens.report._loss import loss_plane_if_drawable
 
 #: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None}
@@ -203,6 +205,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
 
     if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
         return []
+    if obj is not None:  # the page's true-loss contours: 626 loss evaluations (model_contours.png spends 3722)
+        res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))
     d = res.to_dict()
     if ds.standardized and obj is not None:
         extra["original_scale"] = original_scale(args, res)
