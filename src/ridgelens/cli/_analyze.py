@@ -177,6 +177,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         if lam is None:
             lam, extra["grid"] = default_lambdas(obj, args.curvature)
         res = analyze(obj, lam, curvature=args.curvature)
+        res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
           f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
@@ -205,8 +206,6 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
 
     if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
         return []
-    if obj is not None:  # the page's true-loss contours: 626 loss evaluations (model_contours.png spends 3722)
-        res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))
     d = res.to_dict()
     if ds.standardized and obj is not None:
         extra["original_scale"] = original_scale(args, res)
@@ -268,6 +267,7 @@ def _analyze_torch(args, obj, lam, theta_hat):
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
                   curvature=args.curvature, polish=bool(args.polish),
                   tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
+    res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
     p = res.polish
     if p is not None:
         print(f"polished θ̂ ({p['method']}, {p['n_iter']} iterations{'' if p['converged'] else ', NOT converged'}): "
