@@ -78,17 +78,18 @@ def check_loss_plane(d, source: str = "loss_plane") -> dict | None:
 
 
 def level_lines(lp: dict, level: float) -> tuple[list, list]:
-    """The contour ``z = level`` of a loss grid as Plotly x, y lists (pieces separated by None)."""
+    """The contour ``z = level`` of a loss grid as Plotly x, y lists (pieces separated by None).
+
+    ``[None], [None]`` when the grid never reaches ``level`` (Plotly keeps such a trace in the legend).
+    """
     from contourpy import contour_generator
 
     xs, ys = [], []
-    if not np.isfinite(level) or level == 0:  # 0: the minimum itself, a point
-        return xs, ys
-    z = np.ma.masked_invalid(lp["z"])
-    for seg in contour_generator(lp["x"], lp["y"], z).lines(float(level)):
-        xs += [*seg[:, 0].tolist(), None]
-        ys += [*seg[:, 1].tolist(), None]
-    return xs[:-1], ys[:-1]
+    if np.isfinite(level) and level != 0:  # 0: the minimum itself, a point
+        for seg in contour_generator(lp["x"], lp["y"], np.ma.masked_invalid(lp["z"])).lines(float(level)):
+            xs += [*seg[:, 0].tolist(), None]
+            ys += [*seg[:, 1].tolist(), None]
+    return (xs[:-1], ys[:-1]) if xs else ([None], [None])
 
 
 def loss_plane_if_drawable(objective, analysis, **kwargs) -> dict | None:

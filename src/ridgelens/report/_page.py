@@ -501,6 +501,9 @@ def explorer_html(data: ExplorerData, *, directions=None, points: int = 41) -> s
         a, b = data.loss_plane["directions"]
         notes.append(f"The true loss was evaluated on the (q{a + 1}, q{b + 1}) plane, not on the plane drawn here: "
                      "its contours are not shown.")
+    if info["true_loss"] and data.gradient_coords is not None:
+        notes.append("θ̂ is not stationary, so the quadratic model can put θ̃ below R(θ̂); where the true loss "
+                     "never gets that low on this plane, no true contour through θ̃'s level is drawn.")
     body = fig.to_html(full_html=False, include_plotlyjs=True, include_mathjax=False, div_id="explorer",
                        config={"displaylogo": False, "responsive": True}, post_script=_TWEEN_JS)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
