@@ -222,3 +222,19 @@ def test_browser_glides_between_slider_stops(browser, tmp_path):
     steps = np.diff(np.vstack([start, inner, end]), axis=0)  # every coordinate moves one way only
     assert np.all(steps * np.sign(end - start) >= -1e-12)
     page.close()
+
+
+def test_a_malformed_loss_grid_in_a_results_file_is_named(diabetes_page, tmp_path, capsys):
+    from ridgelens.cli import main
+
+    d = json.loads(json.dumps(diabetes_page[1].to_dict() | {"loss_plane": {"directions": [0, 1], "x": [0, 1, 2],
+                                                                          "y": [0, 1, 2], "z": [[0, 1], [1, 2]]}},
+                              default=lambda o: o.tolist() if hasattr(o, "tolist") else o))
+    with pytest.raises(ValueError, match=r"results\.json: 'loss_plane': z must have shape"):
+        ExplorerData.from_results(d)
+    src = tmp_path / "results.json"
+    src.write_text(json.dumps(d))
+    assert main(["explore", str(src), "--out", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ridgelens: error:") and "'loss_plane'" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.html").exists()

@@ -156,6 +156,7 @@ class ExplorerData:
             if Q.shape != (sigma.size, sigma.size):
                 raise RidgelensError(f"{source}: 'penalized_eigenvectors' must have shape "
                                      f"({sigma.size}, {sigma.size}), got {Q.shape}")
+        check_loss_plane(d.get("loss_plane"), f"{source}: 'loss_plane'")
         del notes, Q, rows, conv  # validated above; the page is built from the one Analysis the file holds
         from ridgelens.pipeline import Analysis
 
