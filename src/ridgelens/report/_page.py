@@ -440,7 +440,7 @@ TWEEN_MS = 400
 #: (linear between neighbouring stops, eased over :data:`TWEEN_MS`), then the step's own update
 #: (tables, readout) is applied. A trace whose point count differs between two stops (a
 #: true-loss contour) switches halfway. ``window.ridgelensTween.state(p)`` is the drawn state at
-#: a fractional stop ``p`` (for tests).
+#: a fractional stop ``p`` and ``.ms`` the glide's duration (for tests).
 _TWEEN_JS = """
 (function () {
   const gd = document.getElementById('{plot_id}');
@@ -476,7 +476,7 @@ _TWEEN_JS = """
   }
   function glide(target, from) {
     if (raf !== null) cancelAnimationFrame(raf);
-    const t0 = performance.now(), ms = @MS@;
+    const t0 = performance.now(), ms = window.ridgelensTween.ms;
     const frame = (now) => {
       const u = Math.max(0, Math.min(1, (now - t0) / ms)), e = u < 0.5 ? 2 * u * u : 1 - 2 * (1 - u) * (1 - u);
       if (u >= 1) { raf = null; finish(target); return; }
