@@ -87,6 +87,9 @@ def test_results_file_round_trip(results_json, tmp_path, capsys):
     assert data.penalized_names == d["param_names"][:10]
     # A dense analysis writes Q, so the page built from the file can show θ̃ per parameter too.
     np.testing.assert_array_equal(data.eigenvectors, d["penalized_eigenvectors"])
+    # `analyze` evaluated the true loss on the page's plane; the page built from the file carries it.
+    assert d["loss_plane"]["evaluations"] == 25**2 + 1 and data.loss_plane["z"].shape == (25, 25)
+    np.testing.assert_array_equal(data.loss_plane["z"], d["loss_plane"]["z"])
     file_steps = explorer_steps(data, np.asarray(d["lambdas"]), (0, 1))
     np.testing.assert_allclose(file_steps["thetas_p"], np.asarray(d["predicted"])[:, :10], rtol=1e-9, atol=1e-9)
     # The same numbers as the in-memory analysis (which also knows Q).
@@ -230,9 +233,10 @@ def test_browser_results_page(browser, results_json, tmp_path):
     page, requests, errors = _open(browser, html)
     gd = "document.getElementById('explorer')"
     page.keyboard.press("Tab")
+    before = page.locator(".gtitle").text_content()
     box = page.locator(".slider-rail-rect").bounding_box()
     page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + box["height"] / 2)
-    page.wait_for_timeout(300)
+    page.wait_for_function(f"{gd}.layout.title.text !== {json.dumps(before)}")  # the glide has ended
     active = page.evaluate(f"{gd}.layout.sliders[0].active")
     lam = float(page.evaluate(f"{gd}.layout.sliders[0].steps[{active}].value"))
     d = json.loads(results_json.read_text())

@@ -122,3 +122,28 @@ def test_to_pandas_without_pandas_says_so(diabetes_analysis, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ModuleNotFoundError, match=r"needs pandas.*pip install pandas"):
         diabetes_analysis.to_pandas()
+
+
+@pytest.mark.filterwarnings("ignore:θ̂ is not a stationary point", "ignore:the curvature has negative")
+def test_forming_a_dense_torch_hessian_reports_its_n_products(capsys):
+    import torch
+
+    from ridgelens.operators import HessianOperator
+
+    X, y = load_diabetes(return_X_y=True)
+    X = torch.tensor(X[:80, :4] / X[:80, :4].std(0))
+    Y = torch.tensor((y[:80] - y[:80].mean()) / y[:80].std())[:, None]
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
+    obj = rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X, Y)])
+    op = HessianOperator(obj, obj.theta0)
+    H = op.to_dense(block=5, progress=True).numpy()
+    err = capsys.readouterr().err
+    assert f"forming the dense matrix (n = {obj.n_params} products)" in err
+    assert f"{obj.n_params}/{obj.n_params}" in err  # the bar counted every product (19 in blocks of 5)
+    # The matrix is unchanged: the double-backward Hessian, column by column, against one-at-a-time products.
+    ref = np.stack([op.matvec(np.eye(obj.n_params)[j]) for j in range(obj.n_params)], axis=1)
+    np.testing.assert_allclose(H, 0.5 * (ref + ref.T), rtol=1e-12, atol=1e-14)
+    op.to_dense()  # stderr is not a terminal: silent by default
+    assert capsys.readouterr().err == ""
+    rl.analyze(obj, [0.5], method="dense", refit=False, progress=True)  # analyze's own dense stage shows it too
+    assert "forming the dense matrix" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from ridgelens.plots import (
     plot_shrinkage,
     plot_spectral_density,
 )
+from ridgelens.report._loss import loss_plane_if_drawable
 
 #: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None}
@@ -175,6 +177,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         if lam is None:
             lam, extra["grid"] = default_lambdas(obj, args.curvature)
         res = analyze(obj, lam, curvature=args.curvature)
+        res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
           f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
@@ -264,6 +267,7 @@ def _analyze_torch(args, obj, lam, theta_hat):
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
                   curvature=args.curvature, polish=bool(args.polish),
                   tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
+    res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
     p = res.polish
     if p is not None:
         print(f"polished θ̂ ({p['method']}, {p['n_iter']} iterations{'' if p['converged'] else ', NOT converged'}): "

@@ -27,6 +27,7 @@ import numbers
 import numpy as np
 import torch
 
+from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
 
 #: A matrix passed as curvature may be off symmetric by this much (relative to its largest entry).
@@ -141,13 +142,18 @@ class CurvatureOperator:
         """``diag(s) A diag(s)`` (``s`` of shape (n,)); ``D^{-1/2} A D^{-1/2}`` is ``sandwich(d ** -0.5)``."""
         return SandwichOperator(self, s)
 
-    def to_dense(self, block: int = 256) -> torch.Tensor:
-        """The ``(n, n)`` matrix as a tensor (n products, ``block`` columns at a time); symmetrized when symmetric."""
+    def to_dense(self, block: int = 256, progress: bool | None = None) -> torch.Tensor:
+        """The ``(n, n)`` matrix as a tensor (n products, ``block`` columns at a time); symmetrized when symmetric.
+
+        A progress bar counts the n products (``progress``: see :mod:`ridgelens._progress`).
+        """
         cols = []
-        for a in range(0, self.n, block):
-            E = torch.zeros(self.n, min(block, self.n - a), dtype=self.dtype, device=self.device)
-            E[torch.arange(a, a + E.shape[1]), torch.arange(E.shape[1])] = 1.0
-            cols.append(self.matmat(E))
+        with Progress(f"forming the dense matrix (n = {self.n} products)", self.n, progress) as bar:
+            for a in range(0, self.n, block):
+                E = torch.zeros(self.n, min(block, self.n - a), dtype=self.dtype, device=self.device)
+                E[torch.arange(a, a + E.shape[1]), torch.arange(E.shape[1])] = 1.0
+                cols.append(self.matmat(E))
+                bar.advance(E.shape[1])
         M = torch.cat(cols, dim=1) if cols else torch.zeros(0, 0, dtype=self.dtype, device=self.device)
         return 0.5 * (M + M.T) if self.symmetric else M
 
@@ -209,7 +215,7 @@ class DenseOperator(CurvatureOperator):
     def _matvec(self, v):
         return self.matrix @ v
 
-    def to_dense(self, block: int = 256) -> torch.Tensor:
+    def to_dense(self, block: int = 256, progress: bool | None = None) -> torch.Tensor:
         return self.matrix.clone()
 
     @property

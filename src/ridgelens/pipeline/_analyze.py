@@ -133,6 +133,8 @@ class Analysis:
     error_bound_kind: str | None = None
     #: max_j |θ̃_j − θ*_j| / |θ*_j| per λ (with refits).
     rel_error_coord: np.ndarray | None = None
+    #: The true loss on the interactive page's plane (``ridgelens.report.loss_plane``; None: not computed).
+    loss_plane: dict | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -214,6 +216,7 @@ class Analysis:
             "error_bound_penalized": self.error_bound_penalized,
             "error_bound_kind": self.error_bound_kind,
             "rel_error_coord": self.rel_error_coord,
+            "loss_plane": self.loss_plane,
         }
 
     def summary(self) -> str:
@@ -573,6 +576,7 @@ def _from_dict(cls, d: dict) -> Analysis:
               choices=dict(d.get("choices") or {}), conventions=dict(d.get("conventions") or CONVENTIONS),
               penalty=d.get("penalty"), polish=d.get("polish"),
               error_bound=opt("error_bound"), error_bound_penalized=opt("error_bound_penalized"),
-              error_bound_kind=d.get("error_bound_kind"), rel_error_coord=opt("rel_error_coord"))
+              error_bound_kind=d.get("error_bound_kind"), rel_error_coord=opt("rel_error_coord"),
+              loss_plane=d.get("loss_plane"))
 
     return cls(**{k: v for k, v in kw.items() if k in fields})

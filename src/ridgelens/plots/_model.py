@@ -7,7 +7,7 @@ import numpy as np
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax
-from ridgelens.report._plane import display_eigenvalues, plane_directions
+from ridgelens.report._plane import display_eigenvalues, embed_plane, plane_directions
 
 #: At most this many λ are drawn (each gets its own colour and legend entry).
 MAX_LAMBDAS = 8
@@ -69,7 +69,7 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
         raise RidgelensError("the model-plane figure needs the penalized block's eigenvectors; this analysis "
                              f"holds {Qp.shape} for {int(mask.sum())} penalized parameters")
     sig = display_eigenvalues(path.eigenvalues, path.rank_tol)[0][[a, b]]
-    B = _embed(analysis, Qp[:, [a, b]], mask)
+    B = embed_plane(analysis, Qp[:, [a, b]], mask)
     lam = analysis.lambdas
     if indices is None:
         ok = np.flatnonzero(path.valid & (lam > 0))
@@ -153,23 +153,6 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
             "levels": levels, "predicted": pred, "refit": refit, "predicted_artist": pred_art,
             "refit_artist": refit_art, "theta_hat": hat, "path": path_line, "directions": (a, b),
             "sigma": sig, "basis": B, "indices": idx, "to_scale": to_scale, "legend": leg}
-
-
-def _embed(analysis, Qab, mask) -> np.ndarray:
-    """The plane's directions in the full θ: q in the penalized block, −H_uu⁻¹H_up q in the rest."""
-    n = mask.size
-    B = np.zeros((n, 2))
-    B[mask] = Qab
-    if mask.all():
-        return B
-    spec = analysis.spectrum
-    if not spec.complete or spec.Q.shape[0] != n:
-        raise RidgelensError("with unpenalized parameters the model-plane figure needs the full curvature (a dense "
-                             "analysis, n ≤ the dense limit)")
-    H = (spec.Q * spec.eigenvalues) @ spec.Q.T
-    u = ~mask
-    B[u] = -np.linalg.solve(H[np.ix_(u, u)], H[np.ix_(u, mask)] @ Qab)
-    return B
 
 
 def _eigen_path(analysis, directions, points: int = 200):

@@ -9,6 +9,7 @@ import numpy as np
 from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.errors import RidgelensError
 from ridgelens.pipeline import CONVENTIONS
+from ridgelens.report._loss import check_loss_plane, loss_plane
 from ridgelens.report._plane import display_eigenvalues
 from ridgelens.ridge import ridge_path
 
@@ -45,6 +46,10 @@ class ExplorerData:
     rank_tol : float
         Eigenvalues with ``|σ| ≤ rank_tol`` are rounding noise; the page draws them as 0
         (see :func:`ridgelens.report._plane.display_eigenvalues`).
+    loss_plane : dict or None
+        The true loss ``R(θ) − R(θ̂)`` on a grid of the contour view
+        (:func:`ridgelens.report.loss_plane`); the page then draws its contours against the
+        quadratic model's ellipses.
     """
 
     title: str
@@ -60,10 +65,16 @@ class ExplorerData:
     notes: list = field(default_factory=list)
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
     rank_tol: float = 0.0
+    loss_plane: dict | None = None
 
     @classmethod
-    def from_analysis(cls, analysis, *, title: str | None = None) -> ExplorerData:
-        """The page's data from :func:`ridgelens.analyze`'s result."""
+    def from_analysis(cls, analysis, *, title: str | None = None, objective=None) -> ExplorerData:
+        """The page's data from :func:`ridgelens.analyze`'s result.
+
+        The true-loss grid is the analysis' own ``loss_plane`` (``ridgelens analyze`` writes one
+        into results.json); else, given the ``objective`` the analysis was made from, it is
+        computed here (:func:`ridgelens.report.loss_plane`, 626 loss evaluations).
+        """
         path = analysis.path
         names = [analysis.param_names[j] for j in np.flatnonzero(path.penalized)]
         r, n_pen = path.eigenvalues.size, int(np.count_nonzero(path.penalized))
@@ -77,11 +88,15 @@ class ExplorerData:
         if zeroed:
             notes.append(f"{zeroed} eigenvalue{'s' if zeroed > 1 else ''} with |σ| ≤ {tol:.2g} (rounding level) "
                          "drawn as 0.")
+        lp = analysis.loss_plane
+        if lp is None and objective is not None:
+            lp = loss_plane(objective, analysis)
         return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
-                   notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol))
+                   notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol),
+                   loss_plane=check_loss_plane(lp))
 
     @classmethod
     def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:
@@ -141,6 +156,7 @@ class ExplorerData:
             if Q.shape != (sigma.size, sigma.size):
                 raise RidgelensError(f"{source}: 'penalized_eigenvectors' must have shape "
                                      f"({sigma.size}, {sigma.size}), got {Q.shape}")
+        check_loss_plane(d.get("loss_plane"), f"{source}: 'loss_plane'")
         del notes, Q, rows, conv  # validated above; the page is built from the one Analysis the file holds
         from ridgelens.pipeline import Analysis
 

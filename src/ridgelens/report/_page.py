@@ -12,7 +12,8 @@ from ridgelens._io import atomic_write_bytes
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.report._data import ExplorerData
-from ridgelens.report._plane import display_eigenvalues, plane_directions
+from ridgelens.report._loss import level_lines
+from ridgelens.report._plane import display_eigenvalues, plane_box, plane_directions
 
 #: Significant digits of every number the page prints.
 DIGITS = 5
@@ -109,25 +110,34 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     has_paths = data.predicted is not None and np.isfinite(data.predicted).any()
     has_q = "thetas_p" in st
     rotation = has_q and r == 2  # the whole θ-space is the plane: show rotate → scale → rotate back in it
+    sliced = has_q and r > 2  # the same three steps in the (q_a, q_b) plane: a 2-D slice, in a row of its own
     qa, qb = f"q{a + 1}", f"q{b + 1}"
     n_rows = min(r, MAX_TABLE_ROWS)
     table_share = max(0.5, min(2.5, (n_rows + 2) / 8))
     right2 = ("θ in its own coordinates: rotate, scale by σⱼ/(σⱼ+λ), rotate back" if rotation else
               "Paths: predicted θ̃ (lines), refit θ* (circles)" if has_paths else "|Qᵀθ̂| and |Qᵀθ̃|")
+    slice_row = [[{"type": "xy"}, None]] if sliced else []
+    slice_title = ([f"A 2-D slice of the {r} parameters: θ's part in the ({qa}, {qb}) plane —<br>rotate, "
+                    "scale by σⱼ/(σⱼ+λ), rotate back"] if sliced else [])
 
     fig = make_subplots(
-        rows=3, cols=2, row_heights=[0.45, 0.3, 0.25 * table_share], vertical_spacing=0.1, horizontal_spacing=0.1,
-        specs=[[{"type": "xy"}, {"type": "xy"}], [{"type": "xy"}, {"type": "xy"}],
+        rows=3 + sliced, cols=2, row_heights=[0.45, 0.3, *([0.4] if sliced else []), 0.25 * table_share],
+        vertical_spacing=0.1 if not sliced else 0.07, horizontal_spacing=0.1,
+        specs=[[{"type": "xy"}, {"type": "xy"}], [{"type": "xy"}, {"type": "xy"}], *slice_row,
                [{"type": "table"}, {"type": "table"}] if has_q else [{"type": "table", "colspan": 2}, None]],
         subplot_titles=(f"Eigen-coordinates: the ({qa}, {qb}) plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
-                        "df(λ) = Σ σⱼ/(σⱼ+λ)", right2, "Per direction", *(["Per parameter"] if has_q else [])))
+                        "df(λ) = Σ σⱼ/(σⱼ+λ)", right2, *slice_title, "Per direction",
+                        *(["Per parameter"] if has_q else [])))
+    table_row = 4 if sliced else 3
 
     # Contour view (eigen-plane coordinates c = Qᵀθ: ellipses are axis-aligned, as in DLB fig. 7.1).
     # They are centred on the quadratic model's minimizer: θ̂ itself, or Qᵀθ̂ − Qᵀg̃/σ with a first-order term.
     sa, sb = sigma[a], sigma[b]
     gc = data.gradient_coords
-    ha, hb = z[a], z[b]  # θ̂
-    za, zb = (ha, hb) if gc is None else (ha - gc[a] / sa, hb - gc[b] / sb)
+    box = plane_box(sigma, z, gc, (a, b))
+    (ha, hb), (za, zb) = box["hat"], box["centre"]  # θ̂, and the quadratic model's minimizer
+    lp = data.loss_plane
+    true_loss = lp is not None and tuple(lp["directions"]) == (a, b)
     dense = np.concatenate([[0.0], np.geomspace(grid[grid > 0].min() / 100, grid.max() * 100, 300)])
     dense = dense[dense >= grid.min()]
     fa, fb = sa / (sa + dense), sb / (sb + dense)
@@ -151,8 +161,10 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     circ, ell = shapes(i0)
     fig.add_trace(go.Scatter(x=circ[0], y=circ[1], mode="lines", line={"dash": "dash", "color": "#d62728"},
                              name="penalty circle through θ̃", hoverinfo="skip"), row=1, col=1)  # 3
-    fig.add_trace(go.Scatter(x=ell[0], y=ell[1], mode="lines", line={"color": "#2ca02c"},
-                             name="loss ellipse through θ̃", hoverinfo="skip"), row=1, col=1)  # 4
+    fig.add_trace(go.Scatter(x=ell[0], y=ell[1], mode="lines",
+                             line={"color": "#2ca02c", **({"dash": "dashdot"} if true_loss else {})},
+                             name="quadratic model's ellipse through θ̃" if true_loss else "loss ellipse through θ̃",
+                             hoverinfo="skip"), row=1, col=1)  # 4
     fig.add_trace(go.Scatter(x=[st["plane"][i0, 0]], y=[st["plane"][i0, 1]], mode="markers",
                              marker={"size": 12, "color": "#ff7f0e", "line": {"color": "black", "width": 1}},
                              name="θ̃(λ) predicted", hovertemplate=f"θ̃: {qa}ᵀθ̃ = " + "%{x:.5g}, " + f"{qb}ᵀθ̃ = "
@@ -175,12 +187,16 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
               5: lambda i: ([st["plane"][i, 0]], [st["plane"][i, 1]]),
               6: lambda i: (labels, st["factors"][i]), 8: lambda i: ([lam_x(i)], [st["df"][i]])}
     if rotation:
-        moving.update(_rotation_panel(fig, go, data, st, i0))
+        moving.update(_rotation_panel(fig, go, data, st, i0, (a, b), 2, 2))
     elif has_paths:
         moving.update(_paths_panel(fig, go, data, grid, st, lam_x, i0))
     else:
         fig.add_trace(go.Bar(x=labels, y=np.abs(z), name="|Qᵀθ̂|", showlegend=False, marker={"color": "#c7c7c7"},
                              hovertemplate="%{x}: |Qᵀθ̂| = %{y:.5g}<extra></extra>"), row=2, col=2)
+    if sliced:
+        moving.update(_rotation_panel(fig, go, data, st, i0, (a, b), 3, 1))
+    if true_loss:
+        moving.update(_true_loss(fig, go, lp, st, i0, (sa, sb), (za, zb), (ha, hb), data.lambdas, grid))
     if has_q and data.refit is not None and np.isfinite(data.refit).any():  # θ* beside θ̃ in the eigen-plane
         pen_idx = [data.param_names.index(nm) for nm in data.penalized_names]
         ok = np.all(np.isfinite(data.refit[:, pen_idx]), axis=1)
@@ -199,7 +215,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
 
     fig.add_trace(go.Table(header={"values": ["direction", "σⱼ", "(Qᵀθ̂)ⱼ", "σⱼ/(σⱼ+λ)", "(Qᵀθ̃)ⱼ"],
                                    "fill": {"color": "#e8e8f0"}},
-                           cells={"values": dir_cells(i0)}, name="directions"), row=3, col=1)
+                           cells={"values": dir_cells(i0)}, name="directions"), row=table_row, col=1)
     tables = {len(fig.data) - 1: dir_cells}
     thp = None
     if has_q:
@@ -209,7 +225,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
             return [data.penalized_names, [fmt(v) for v in thp], [fmt(v) for v in st["thetas_p"][i]]]
 
         fig.add_trace(go.Table(header={"values": ["parameter", "θ̂", "θ̃(λ)"], "fill": {"color": "#e8e8f0"}},
-                               cells={"values": par_cells(i0)}, name="parameters"), row=3, col=2)
+                               cells={"values": par_cells(i0)}, name="parameters"), row=table_row, col=2)
         tables[len(fig.data) - 1] = par_cells
 
     def readout(i):
@@ -220,7 +236,8 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
             s += "   ·   θ̃ = (" + ", ".join(fmt(v) for v in st["thetas_p"][i]) + ")"
         return s
 
-    # The slider: each step restyles the moving traces and rewrites the readout (no custom JS).
+    # The slider: each step holds the moving traces' values and the readout; the page's script (_TWEEN_JS)
+    # animates between the stops and applies them (method "skip": Plotly itself changes nothing).
     dynamic = sorted(moving) + sorted(tables)
     steps = []
     for i in range(grid.size):
@@ -228,7 +245,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
         xs = [v[0] for v in xy] + [None] * len(tables)
         ys = [v[1] for v in xy] + [None] * len(tables)
         cells = [None] * len(moving) + [tables[k](i) for k in sorted(tables)]
-        steps.append({"method": "update", "label": _tick_label(grid[i]), "value": repr(float(grid[i])),
+        steps.append({"method": "skip", "label": _tick_label(grid[i]), "value": repr(float(grid[i])),
                       "args": [{"x": xs, "y": ys, "cells.values": cells}, {"title.text": readout(i)}, dynamic]})
     fig.update_layout(
         title={"text": readout(i0), "x": 0.01, "xanchor": "left", "y": 0.995, "yref": "container", "yanchor": "top",
@@ -236,7 +253,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
         sliders=[{"active": i0, "steps": steps, "currentvalue": {"visible": False}, "pad": {"t": 0, "b": 10},
                   "x": 0.0, "len": 1.0, "y": 1.1, "yanchor": "bottom", "font": {"size": 10},
                   "ticklen": 4, "minorticklen": 2}],
-        height=int(950 + 180 * table_share), margin={"t": 200, "l": 60, "r": 30, "b": 30}, bargap=0.2,
+        height=int(950 + 180 * table_share + 420 * sliced), margin={"t": 200, "l": 60, "r": 30, "b": 30}, bargap=0.2,
         # Above the panels, under the slider: it never covers θ̂, θ̃ or a curve.
         legend={"orientation": "h", "x": 0.0, "y": 1.035, "xanchor": "left", "yanchor": "bottom",
                 "font": {"size": 11}},
@@ -259,64 +276,120 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     spans = np.abs([za, zb, ha, hb])
     if max(spans[0], spans[2]) <= 10 * max(min(spans[1], spans[3]), 1e-300):  # to scale: circles look like circles
         fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-    pad = 0.15 * max(spans.max(), 1e-12)
-    fig.update_xaxes(title_text=f"{qa}ᵀθ  (σ{a + 1} = {fmt(sa)})", row=1, col=1,
-                     range=[min(0, za, ha) - pad, max(0, za, ha) + pad])
-    fig.update_yaxes(title_text=f"{qb}ᵀθ  (σ{b + 1} = {fmt(sb)})", row=1, col=1,
-                     range=[min(0, zb, hb) - pad, max(0, zb, hb) + pad])
+    fig.update_xaxes(title_text=f"{qa}ᵀθ  (σ{a + 1} = {fmt(sa)})", row=1, col=1, range=list(box["x"]))
+    fig.update_yaxes(title_text=f"{qb}ᵀθ  (σ{b + 1} = {fmt(sb)})", row=1, col=1, range=list(box["y"]))
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(type="log", title_text="λ", row=2, col=1)
-    if rotation:
-        ext = 1.15 * float(np.linalg.norm(z))
-        fig.update_xaxes(title_text=data.penalized_names[0], range=[-0.35 * ext, ext], row=2, col=2)
-        fig.update_yaxes(title_text=data.penalized_names[1], range=[-0.35 * ext, ext], scaleanchor="x4", scaleratio=1,
-                         row=2, col=2)
-    elif has_paths:
+    if has_paths and not rotation:
         fig.update_xaxes(type="log", title_text="λ", row=2, col=2)
-    return fig, {"lambdas": grid, "directions": (a, b), "steps": st, "initial": i0, "rotation": rotation}
+    return fig, {"lambdas": grid, "directions": (a, b), "steps": st, "initial": i0, "rotation": rotation,
+                 "slice": sliced, "true_loss": true_loss}
 
 
-def _rotation_panel(fig, go, data, st, i0) -> dict:
-    """θ in its own coordinates (a 2-parameter model): θ̂ split along q₁, q₂; each part scaled; summed back.
+def _slice_axes(data, directions):
+    """How the rotation panel draws the plane of ``directions``: ``D`` (2×2) maps (c_a, c_b) to its axes.
+
+    With 2 parameters the plane is all of θ and ``D = Q`` (rows θ₁, θ₂): the panel shows θ itself.
+    With more it is a 2-D slice, drawn in an orthonormal basis of the plane: the direction of the
+    parameter that lies most in it (its projection), and the perpendicular turned towards the next one.
+    Returns ``(D, x title, y title)``.
+    """
+    Qab = np.asarray(data.eigenvectors)[:, list(directions)]
+    names = data.penalized_names
+    if Qab.shape[0] == 2:
+        return Qab, names[0], names[1]
+    load = np.linalg.norm(Qab, axis=1)
+    i, j = np.argsort(-load, kind="stable")[:2]
+    w = Qab[i] / load[i]
+    perp = np.array([-w[1], w[0]])
+    perp = perp if perp @ Qab[j] >= 0 else -perp
+    return np.vstack([w, perp]), f"along {names[i]} (projected)", f"⊥ in the plane (towards {names[j]})"
+
+
+def _rotation_panel(fig, go, data, st, i0, directions, row, col) -> dict:
+    """θ in the (q_a, q_b) plane: θ̂'s part split along q_a, q_b; each part scaled; summed back.
 
     Read as the slides' three steps: rotate (the coordinates (Qᵀθ̂)ⱼ are θ̂'s parts along the
     eigen-axes, dotted), scale (each part by σⱼ/(σⱼ+λ): the coloured segments shrink as λ
-    moves), rotate back (θ̃ is their sum). Returns the moving traces for the slider.
+    moves), rotate back (θ̃ is their sum). With 2 parameters the plane is θ's own coordinates;
+    with more it is a 2-D slice (:func:`_slice_axes`), and θ̂, θ̃ are their projections on it.
+    Returns the moving traces for the slider.
     """
-    Q, z = np.asarray(data.eigenvectors), data.coords
-    th = Q @ z
+    D, xt, yt = _slice_axes(data, directions)
+    a, b = directions
+    z = np.asarray(data.coords)[[a, b]]
+    th = D @ z
     ext = 1.2 * float(np.linalg.norm(th))
-    for j, dash in ((0, "dot"), (1, "dot")):
-        fig.add_trace(go.Scatter(x=[-0.3 * ext * Q[0, j], ext * Q[0, j]], y=[-0.3 * ext * Q[1, j], ext * Q[1, j]],
-                                 mode="lines", line={"color": "#999", "dash": dash, "width": 1}, showlegend=False,
-                                 hoverinfo="skip"), row=2, col=2)
-        fig.add_annotation(x=ext * Q[0, j], y=ext * Q[1, j], text=f"q{j + 1}", showarrow=False, font={"size": 11},
-                           xanchor="left", row=2, col=2)
-    p1 = z[0] * Q[:, 0]
+    for j, k in ((0, a), (1, b)):
+        back = 0.3 if row == 2 else 1.0  # a slice's θ̂ may lie on either side of the origin
+        fig.add_trace(go.Scatter(x=[-back * ext * D[0, j], ext * D[0, j]], y=[-back * ext * D[1, j], ext * D[1, j]],
+                                 mode="lines", line={"color": "#999", "dash": "dot", "width": 1}, showlegend=False,
+                                 hoverinfo="skip"), row=row, col=col)
+        tip = ext * D[:, j] * (1.0 if row == 2 or z[j] >= 0 else -1.0)  # a slice: on the side θ̂'s part lies
+        fig.add_annotation(x=tip[0], y=tip[1], text=f"q{k + 1}", showarrow=False, font={"size": 11},
+                           xanchor="left", row=row, col=col)
+    p1 = z[0] * D[:, 0]
     fig.add_trace(go.Scatter(x=[0, p1[0], th[0]], y=[0, p1[1], th[1]], mode="lines",
                              line={"color": "#bbb", "dash": "dash"}, name="θ̂ rotated: its parts (Qᵀθ̂)ⱼ·qⱼ",
-                             hoverinfo="skip"), row=2, col=2)
+                             showlegend=row == 2, hoverinfo="skip"), row=row, col=col)
     fig.add_trace(go.Scatter(x=[th[0]], y=[th[1]], mode="markers", showlegend=False,
                              marker={"symbol": "star", "size": 14, "color": "#1f77b4"},
-                             hovertemplate="θ̂ = (%{x:.5g}, %{y:.5g})<extra></extra>"), row=2, col=2)
+                             hovertemplate="θ̂ = (%{x:.5g}, %{y:.5g})<extra></extra>"), row=row, col=col)
 
     def parts(i):
-        s = st["scaled"][i]
-        a1 = s[0] * Q[:, 0]
-        return a1, a1 + s[1] * Q[:, 1]
+        s = st["scaled"][i, [a, b]]
+        a1 = s[0] * D[:, 0]
+        return a1, a1 + s[1] * D[:, 1]
 
     a1, tt = parts(i0)
     base = len(fig.data)
     fig.add_trace(go.Scatter(x=[0, a1[0]], y=[0, a1[1]], mode="lines", line={"color": "#9467bd", "width": 4},
-                             name="scaled: σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ·qⱼ", hoverinfo="skip"), row=2, col=2)
+                             name="scaled: σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ·qⱼ", showlegend=row == 2, hoverinfo="skip"),
+                  row=row, col=col)
     fig.add_trace(go.Scatter(x=[a1[0], tt[0]], y=[a1[1], tt[1]], mode="lines", line={"color": "#9467bd", "width": 4},
-                             showlegend=False, hoverinfo="skip"), row=2, col=2)
+                             showlegend=False, hoverinfo="skip"), row=row, col=col)
     fig.add_trace(go.Scatter(x=[tt[0]], y=[tt[1]], mode="markers", showlegend=False,
                              marker={"size": 12, "color": "#ff7f0e", "line": {"color": "black", "width": 1}},
-                             hovertemplate="θ̃ = (%{x:.5g}, %{y:.5g})<extra>rotated back</extra>"), row=2, col=2)
+                             hovertemplate="θ̃ = (%{x:.5g}, %{y:.5g})<extra>rotated back</extra>"), row=row, col=col)
+    lim = 1.15 * float(np.linalg.norm(th))
+    if row == 2:  # θ's own coordinates (2 parameters): the picture as the slides draw it
+        xr = yr = [-0.35 * lim, lim]
+    else:  # a slice: wherever θ̂'s part and its two pieces lie
+        pts = np.array([[0.0, 0.0], th, p1, *(ext * D[:, j] * (1.0 if z[j] >= 0 else -1.0) for j in (0, 1))])
+        xr, yr = ([float(pts[:, k].min()) - 0.3 * lim, float(pts[:, k].max()) + 0.3 * lim] for k in (0, 1))
+    anchor = fig.get_subplot(row, col).xaxis.plotly_name.replace("axis", "")
+    fig.update_xaxes(title_text=xt, range=xr, row=row, col=col)
+    fig.update_yaxes(title_text=yt, range=yr, scaleanchor=anchor, scaleratio=1, row=row, col=col)
     return {base: lambda i: ([0, parts(i)[0][0]], [0, parts(i)[0][1]]),
             base + 1: lambda i: ([parts(i)[0][0], parts(i)[1][0]], [parts(i)[0][1], parts(i)[1][1]]),
             base + 2: lambda i: ([parts(i)[1][0]], [parts(i)[1][1]])}
+
+
+def _true_loss(fig, go, lp, st, i0, sig, centre, hat, lambdas, grid) -> dict:
+    """The true loss against the quadratic model: faint contours of the grid, and the one through θ̃'s level.
+
+    The quadratic model's ellipse through θ̃ is at the model's value there, relative to θ̂:
+    ``m(θ̃) − m(θ̂)`` with ``m(c) = ½ Σ σⱼ (cⱼ − centreⱼ)²``; the true loss ``R(θ) − R(θ̂)`` at that
+    same level is drawn solid, so their gap is the model's error (none for a quadratic loss).
+    Returns the moving trace for the slider.
+    """
+    (sa, sb), (za, zb) = sig, centre
+    model = lambda c: 0.5 * (sa * (c[0] - za) ** 2 + sb * (c[1] - zb) ** 2)  # noqa: E731
+    lev = np.array([model(c) for c in st["plane"]]) - model(hat)
+    at = np.isin(grid, lambdas[lambdas > 0])
+    top = float(np.nanmax(np.abs(lev[at]))) if at.any() else float(np.nanmax(np.abs(lev)))
+    size = top / 6 if np.isfinite(top) and top > 0 else None
+    fig.add_trace(go.Contour(x=lp["x"], y=lp["y"], z=lp["z"], showscale=False, opacity=0.6, ncontours=12,
+                             **({"autocontour": False, "contours": {"start": size, "end": 12 * size, "size": size,
+                                                                    "coloring": "lines"}} if size else
+                                {"contours": {"coloring": "lines"}}),
+                             colorscale=[[0, "#8fb08f"], [1, "#8fb08f"]], line={"width": 0.8},
+                             name="true loss R(θ) − R(θ̂), on a grid", showlegend=True,
+                             hovertemplate="true loss R(θ) − R(θ̂) = %{z:.5g}<extra>grid</extra>"), row=1, col=1)
+    x0, y0 = level_lines(lp, lev[i0])
+    fig.add_trace(go.Scatter(x=x0, y=y0, mode="lines", line={"color": "#1b5e20", "width": 2.5},
+                             name="true loss through θ̃'s level", hoverinfo="skip"), row=1, col=1)
+    return {len(fig.data) - 1: lambda i: level_lines(lp, lev[i])}
 
 
 def _paths_panel(fig, go, data, grid, st, lam_x, i0, max_lines: int = 8) -> dict:
@@ -360,12 +433,80 @@ def _paths_panel(fig, go, data, grid, st, lam_x, i0, max_lines: int = 8) -> dict
     return {len(fig.data) - 1: lambda i: ([lam_x(i)] * 2, [lo, hi])}
 
 
+#: Milliseconds the panels take to glide from one slider stop to another.
+TWEEN_MS = 400
+
+#: The page's one script: when λ moves, the moving traces glide through every stop in between
+#: (linear between neighbouring stops, eased over :data:`TWEEN_MS`), then the step's own update
+#: (tables, readout) is applied. A trace whose point count differs between two stops (a
+#: true-loss contour) switches halfway. ``window.ridgelensTween.state(p)`` is the drawn state at
+#: a fractional stop ``p`` and ``.ms`` the glide's duration (for tests).
+_TWEEN_JS = """
+(function () {
+  const gd = document.getElementById('{plot_id}');
+  const steps = () => gd.layout.sliders[0].steps;
+  let shown = gd.layout.sliders[0].active || 0, raf = null;
+  const mix = (u, v, f) => {
+    if (!Array.isArray(u) || !Array.isArray(v) || u.length !== v.length) return f < 0.5 ? u : v;
+    return u.map((x, k) => (typeof x === 'number' && typeof v[k] === 'number') ? x + f * (v[k] - x)
+                                                                            : (f < 0.5 ? x : v[k]));
+  };
+  function state(p) {
+    const s = steps(), k = Math.max(0, Math.min(Math.floor(p), s.length - 2)), f = p - k;
+    const A = s[k].args[0], B = s[k + 1].args[0], idx = s[k].args[2], out = {x: [], y: [], traces: []};
+    idx.forEach((t, n) => { if (A.x[n] === null) return;  // a table: it changes at the end
+      out.x.push(mix(A.x[n], B.x[n], f)); out.y.push(mix(A.y[n], B.y[n], f)); out.traces.push(t); });
+    return out;
+  }
+  // One frame: a Plotly.animate without redraw moves only the traces' paths (a restyle would recompute
+  // and redraw the whole figure, tables included: several times slower). A frame still drawing is not queued.
+  let pending = Promise.resolve(), busy = false;
+  function draw(p) {
+    const st = state(p);
+    busy = true;
+    pending = Plotly.animate(gd, {data: st.x.map((x, n) => ({x: x, y: st.y[n]})), traces: st.traces},
+      {mode: 'immediate', transition: {duration: 0}, frame: {duration: 0, redraw: false}})
+      .catch(() => {}).then(() => { busy = false; });
+  }
+  function finish(i) {
+    shown = i;
+    pending = pending.then(() => { const a = steps()[i].args;
+      return Plotly.update(gd, a[0], Object.assign({}, a[1], {'sliders[0].active': i}), a[2]); });
+    return pending;
+  }
+  function glide(target, from) {
+    if (raf !== null) cancelAnimationFrame(raf);
+    const t0 = performance.now(), ms = window.ridgelensTween.ms;
+    const frame = (now) => {
+      const u = Math.max(0, Math.min(1, (now - t0) / ms)), e = u < 0.5 ? 2 * u * u : 1 - 2 * (1 - u) * (1 - u);
+      if (u >= 1) { raf = null; finish(target); return; }
+      shown = from + e * (target - from);
+      if (!busy) draw(shown);
+      raf = requestAnimationFrame(frame);
+    };
+    raf = requestAnimationFrame(frame);
+  }
+  // From where the panels are: mid-glide, or the stop the slider left (a script may have set it directly).
+  gd.on('plotly_sliderchange', (ev) => glide(ev.slider.active, raf === null ? ev.previousActive : shown));
+  window.ridgelensTween = {state: state, glide: glide, ms: @MS@};
+})();
+""".replace("@MS@", str(TWEEN_MS))
+
+
 def explorer_html(data: ExplorerData, *, directions=None, points: int = 41) -> str:
     """The whole page as one HTML string: plotly.js inlined, no network needed."""
-    fig, _ = explorer_figure(data, directions=directions, points=points)
+    fig, info = explorer_figure(data, directions=directions, points=points)
+    notes = list(data.notes)
+    if data.loss_plane is not None and not info["true_loss"]:
+        a, b = data.loss_plane["directions"]
+        notes.append(f"The true loss was evaluated on the (q{a + 1}, q{b + 1}) plane, not on the plane drawn here: "
+                     "its contours are not shown.")
+    if info["true_loss"] and data.gradient_coords is not None:
+        notes.append("θ̂ is not stationary, so the quadratic model can put θ̃ below R(θ̂); where the true loss "
+                     "never gets that low on this plane, no true contour through θ̃'s level is drawn.")
     body = fig.to_html(full_html=False, include_plotlyjs=True, include_mathjax=False, div_id="explorer",
-                       config={"displaylogo": False, "responsive": True})
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data.notes)
+                       config={"displaylogo": False, "responsive": True}, post_script=_TWEEN_JS)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     conv = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in data.conventions.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

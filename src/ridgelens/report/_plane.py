@@ -98,3 +98,41 @@ def plane_directions(eigenvalues, coords, lambdas=None, directions=None, *, rank
     if directions is None:
         directions = default_directions(sigma, coords, lambdas)
     return check_directions(directions, sigma.size)
+
+
+def embed_plane(analysis, Qab, mask) -> np.ndarray:
+    """The plane's directions in the full θ: q in the penalized block, −H_uu⁻¹H_up q in the rest.
+
+    Moving along them keeps the unpenalized block at its best response (the Schur complement's
+    picture). Raises :class:`RidgelensError` when that needs a curvature the analysis does not hold.
+    """
+    n = mask.size
+    B = np.zeros((n, 2))
+    B[mask] = Qab
+    if mask.all():
+        return B
+    spec = analysis.spectrum
+    if not spec.complete or spec.Q.shape[0] != n:
+        raise RidgelensError("with unpenalized parameters the model-plane figure needs the full curvature (a dense "
+                             "analysis, n ≤ the dense limit)")
+    H = (spec.Q * spec.eigenvalues) @ spec.Q.T
+    u = ~mask
+    B[u] = -np.linalg.solve(H[np.ix_(u, u)], H[np.ix_(u, mask)] @ Qab)
+    return B
+
+
+def plane_box(sigma, coords, gradient_coords, directions) -> dict:
+    """Where the page's contour view sits, in eigen-plane coordinates ``c = (q_aᵀθ_p, q_bᵀθ_p)``.
+
+    ``hat`` is θ̂, ``centre`` the quadratic model's minimizer (θ̂ itself without a first-order
+    term, else ``Qᵀθ̂ − Qᵀg̃/σ``), and ``x``, ``y`` the axis ranges: 0, θ̂ and the centre with a
+    15 % margin. The true-loss grid (:func:`ridgelens.report._loss.loss_plane`) covers exactly this box.
+    """
+    a, b = directions
+    sigma = np.asarray(sigma, dtype=np.float64)
+    ha, hb = float(coords[a]), float(coords[b])
+    gc = gradient_coords
+    za, zb = (ha, hb) if gc is None else (ha - gc[a] / sigma[a], hb - gc[b] / sigma[b])
+    pad = 0.15 * max(float(np.abs([za, zb, ha, hb]).max()), 1e-12)
+    return {"hat": (ha, hb), "centre": (float(za), float(zb)),
+            "x": (min(0, za, ha) - pad, max(0, za, ha) + pad), "y": (min(0, zb, hb) - pad, max(0, zb, hb) + pad)}
