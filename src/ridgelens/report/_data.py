@@ -11,6 +11,7 @@ from ridgelens.errors import RidgelensError
 from ridgelens.pipeline import CONVENTIONS
 from ridgelens.report._plane import display_eigenvalues
 from ridgelens.ridge import ridge_path
+from ridgelens.ridge._path import SCALED_VIEW
 
 #: Eigenvectors are carried into the page only up to this many penalized parameters.
 MAX_EIGENVECTORS = 400
@@ -45,6 +46,9 @@ class ExplorerData:
     rank_tol : float
         Eigenvalues with ``|σ| ≤ rank_tol`` are rounding noise; the page draws them as 0
         (see :func:`ridgelens.report._plane.display_eigenvalues`).
+    scaled_view : bool
+        The eigen view is that of D^{-1/2}HD^{-1/2} in φ = D^{1/2}θ (a penalty matrix,
+        :attr:`RidgePath.scaled_view`); the page's axes and a note say so.
     """
 
     title: str
@@ -60,6 +64,7 @@ class ExplorerData:
     notes: list = field(default_factory=list)
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
     rank_tol: float = 0.0
+    scaled_view: bool = False
 
     @classmethod
     def from_analysis(cls, analysis, *, title: str | None = None) -> ExplorerData:
@@ -73,6 +78,10 @@ class ExplorerData:
         notes = _notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min()), drawn=gc is not None)
         if r < n_pen:
             notes.append(_partial(r, n_pen))
+        if path.scaled_view:
+            notes.append(f"Penalty (λ/2)θᵀDθ with per-parameter factors: the {SCALED_VIEW} — σⱼ, qⱼ, the plane, "
+                         "the shrinkage factors, df(λ) and the per-parameter columns are of φ, not H's or θ's; the paths θ̃ "
+                         "and θ* are in θ.")
         _, zeroed, tol = display_eigenvalues(path.eigenvalues, path.rank_tol)
         if zeroed:
             notes.append(f"{zeroed} eigenvalue{'s' if zeroed > 1 else ''} with |σ| ≤ {tol:.2g} (rounding level) "
@@ -81,7 +90,8 @@ class ExplorerData:
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
-                   notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol))
+                   notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol),
+                   scaled_view=path.scaled_view)
 
     @classmethod
     def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:

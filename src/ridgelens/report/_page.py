@@ -119,7 +119,8 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
         rows=3, cols=2, row_heights=[0.45, 0.3, 0.25 * table_share], vertical_spacing=0.1, horizontal_spacing=0.1,
         specs=[[{"type": "xy"}, {"type": "xy"}], [{"type": "xy"}, {"type": "xy"}],
                [{"type": "table"}, {"type": "table"}] if has_q else [{"type": "table", "colspan": 2}, None]],
-        subplot_titles=(f"Eigen-coordinates: the ({qa}, {qb}) plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
+        subplot_titles=(f"Eigen-coordinates{' of D^{-1/2}HD^{-1/2}' if data.scaled_view else ''}: the ({qa}, {qb}) "
+                        "plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
                         "df(λ) = Σ σⱼ/(σⱼ+λ)", right2, "Per direction", *(["Per parameter"] if has_q else [])))
 
     # Contour view (eigen-plane coordinates c = Qᵀθ: ellipses are axis-aligned, as in DLB fig. 7.1).
@@ -260,16 +261,18 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     if max(spans[0], spans[2]) <= 10 * max(min(spans[1], spans[3]), 1e-300):  # to scale: circles look like circles
         fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
     pad = 0.15 * max(spans.max(), 1e-12)
-    fig.update_xaxes(title_text=f"{qa}ᵀθ  (σ{a + 1} = {fmt(sa)})", row=1, col=1,
+    coord = "φ, φ = D^{1/2}θ" if data.scaled_view else "θ"  # the eigen view of D^{-1/2}HD^{-1/2} lives in φ
+    fig.update_xaxes(title_text=f"{qa}ᵀ{coord}  (σ{a + 1} = {fmt(sa)})", row=1, col=1,
                      range=[min(0, za, ha) - pad, max(0, za, ha) + pad])
-    fig.update_yaxes(title_text=f"{qb}ᵀθ  (σ{b + 1} = {fmt(sb)})", row=1, col=1,
+    fig.update_yaxes(title_text=f"{qb}ᵀ{coord}  (σ{b + 1} = {fmt(sb)})", row=1, col=1,
                      range=[min(0, zb, hb) - pad, max(0, zb, hb) + pad])
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(type="log", title_text="λ", row=2, col=1)
     if rotation:
         ext = 1.15 * float(np.linalg.norm(z))
-        fig.update_xaxes(title_text=data.penalized_names[0], range=[-0.35 * ext, ext], row=2, col=2)
-        fig.update_yaxes(title_text=data.penalized_names[1], range=[-0.35 * ext, ext], scaleanchor="x4", scaleratio=1,
+        axis = [f"√d·{n}" if data.scaled_view else n for n in data.penalized_names]  # φ = D^{1/2}θ when scaled
+        fig.update_xaxes(title_text=axis[0], range=[-0.35 * ext, ext], row=2, col=2)
+        fig.update_yaxes(title_text=axis[1], range=[-0.35 * ext, ext], scaleanchor="x4", scaleratio=1,
                          row=2, col=2)
     elif has_paths:
         fig.update_xaxes(type="log", title_text="λ", row=2, col=2)
