@@ -70,3 +70,28 @@ def test_page_names_the_scaled_view(analyses):
             titles = [a.text for a in fig.layout.annotations]
             assert any(SCALED in t for t in titles) == scaled
             assert ("φ = D^{1/2}θ" in fig.layout.xaxis.title.text) == scaled
+
+
+def test_model_plane_is_drawn_in_the_scaled_coordinates(analyses):
+    from ridgelens.plots import plot_model_contours
+
+    _, weighted, d = analyses
+    X, y = load_diabetes(return_X_y=True)
+    obj = rl.LeastSquares(X, y)
+    obj.set_penalty(d[:-1])
+    fig, ax = plt.subplots()
+    out = plot_model_contours(obj, weighted, ax=ax)
+    assert "φ" in ax.get_xlabel() and SCALED in ax.get_title()
+    # The loss is quadratic: along the plane's directions (in θ, the intercept at its best response) the
+    # true loss rises exactly as ½(σ_a u² + σ_b v²), the quadratic model drawn.
+    B, (sa, sb) = out["basis"], out["sigma"]
+    th, r0 = weighted.theta_hat, obj.value(weighted.theta_hat)
+    for u, v in ((1.0, 0.0), (0.0, 1.0), (0.7, -0.4)):
+        step = 1e-2 * np.linalg.norm(th) * np.array([u, v])
+        assert obj.value(th + B @ step) - r0 == pytest.approx(0.5 * (sa * step[0] ** 2 + sb * step[1] ** 2), rel=1e-6)
+    # θ̃(λ) sits at (σ/(σ+λ) − 1)·(Qᵀφ̂) on each plane axis (θ̂ is stationary: no first-order term).
+    a, b = out["directions"]
+    path = weighted.path
+    expect = (path.factors[out["indices"]][:, [a, b]] - 1) * path.coords[[a, b]]
+    np.testing.assert_allclose(out["predicted"], expect, rtol=1e-7, atol=1e-10 * np.abs(path.coords).max())
+    plt.close(fig)
