@@ -14,15 +14,15 @@ from ridgelens.pipeline import analyze_weight_decay, optimizer_refit
 
 @pytest.fixture(scope="module")
 def linear():
-    """torch.nn.Linear with the mean squared error: H = (2/n)AᵀA and g = (2/n)Aᵀ(Aθ − y) in closed form."""
-    torch.manual_seed(0)
-    n, p = 128, 5
-    X = torch.randn(n, p, dtype=torch.float64) * torch.linspace(0.3, 3, p, dtype=torch.float64)
-    Y = X @ torch.randn(p, 1, dtype=torch.float64) + 0.5 * torch.randn(n, 1, dtype=torch.float64)
-    obj = rl.TorchObjective(torch.nn.Linear(p, 1).double(), torch.nn.functional.mse_loss, [(X, Y)])
+    """torch.nn.Linear on the diabetes data with the mean squared error: H = (2/n)AᵀA, g = (2/n)Aᵀ(Aθ − y)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+    net = torch.nn.Linear(X.shape[1], 1).double()
+    obj = rl.TorchObjective(net, torch.nn.functional.mse_loss, [(torch.tensor(X), torch.tensor(y)[:, None])])
     state = optimizer_refit(obj, obj.minimize().theta, 0.0, "adamw", lr=1e-3, epochs=5, batch_size=32)["state"]
-    A = np.hstack([X.numpy(), np.ones((n, 1))])  # θ = (w, b), the Linear's order
-    return obj, A, Y.numpy()[:, 0], state
+    return obj, np.hstack([X, np.ones((len(y), 1))]), y, state  # A: θ = (w, b), the Linear's order
 
 
 def _adamw_factors(state):
