@@ -10,11 +10,12 @@ Model: the CLI's digits MLP (scikit-learn's bundled digits, standardized, 64 →
    ``weight_decay = λ`` for ``--epochs`` epochs of shuffled minibatches, and θ* is the average of
    the iterates over the last half of the steps. Per λ it prints ``‖θ̃ − θ*‖ / ‖θ* − θ̂‖`` (error
    relative to how far the optimizer moved) for the AdamW-aware prediction (H + λD)⁻¹(Hθ̂ − g) and the
-   plain L2 one (H + λI)⁻¹(Hθ̂ − g), and for the exact minimizer of R + (λ/2)θᵀDθ (the fixed point
-   with v̂ frozen, by Newton-CG), which separates the quadratic model's error from the frozen-v̂
-   assumption's. The noise floor is the same run with λ = 0: ``‖θ*₀ − θ̂‖ / ‖θ* − θ̂‖``.
+   plain L2 one (H + λI)⁻¹(Hθ̂ − g), and for the exact fixed point (AdamW: the minimizer of
+   R + (λ/2)θᵀDθ, v̂ frozen; SGD and Adam: of R + (λ/2)‖θ‖²; by Newton-CG), which separates the
+   quadratic model's error from the frozen-v̂ assumption's (and, for Adam, says whether the run settled). The noise floor is the same run with λ = 0: ``‖θ*₀ − θ̂‖ / ‖θ* − θ̂‖``.
    ``settle`` is the relative change of the mean minibatch loss between the last two quarters of
-   the run (small: settled). AdamW's λ grid defaults to the L2 grid divided by the median of D,
+   the run (small: settled; with ``--schedule cosine`` the loss also falls because the learning
+   rate anneals, so there the ``exact FP`` column is the settling check). AdamW's λ grid defaults to the L2 grid divided by the median of D,
    so that both move the weights by comparable amounts.
 2. **Cost of a weighted path.** On the same model, matrix-free (HVPs with graph reuse), the
    one-run Krylov path on D^{-1/2} H D^{-1/2} (weighted) against the one on H (unweighted), each at
@@ -30,6 +31,8 @@ library's sources), see :func:`lm_part`.
 
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 [--hidden 16] [--epochs 60]
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --part lm
+    .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --optimizers adam --schedule cosine \
+        --epochs 300 --lr 0.03        # Adam settled: cosine-annealed lr, iterate averaging
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ridgelens.cli._mlp import build_mlp_objective
 from ridgelens.data import load_dataset
 from ridgelens.penalty import optimizer_penalty
 from ridgelens.pipeline import optimizer_refit
+from ridgelens.pipeline._weight_decay import SCHEDULES
 
 
 def settle(epoch_loss) -> float:
@@ -146,6 +150,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3, help="Adam and AdamW learning rate")
     ap.add_argument("--lr-sgd", type=float, default=0.05)
     ap.add_argument("--optimizers", default="adamw,adam,sgd", help="which optimizers to run in part 1")
+    ap.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                    help="learning rate of the runs from θ̂ (cosine: annealed to 0, so the iterates settle)")
+    ap.add_argument("--average-last", type=float, default=0.5, help="share of the steps whose iterates θ* averages")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -167,6 +174,7 @@ def main() -> None:
         lm_part(args)
         return
 
+    t_start = time.perf_counter()
     ds = load_dataset("digits", standardize=True)
     obj, _, _ = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=None)
     t0 = time.perf_counter()
@@ -192,7 +200,10 @@ def main() -> None:
     pred_l2_at = {tuple(lam): rl.ridge_path(H, theta, lam, gradient=grad).thetas for lam in (lam_l2, lam_aw)}
     pred_aw = rl.ridge_path(H, theta, lam_aw, gradient=grad, penalty=D).thetas
     wobj = rl.TorchObjective(obj.model, obj.loss_fn, obj.batches, penalty=D)
-    fixed = [wobj.minimize(lam, x0=pred_aw[i], max_iter=30).theta for i, lam in enumerate(lam_aw)]
+    fixed = {"adamw": [wobj.minimize(lam, x0=pred_aw[i], max_iter=30).theta for i, lam in enumerate(lam_aw)]}
+    if {"adam", "sgd"} & set(args.optimizers.split(",")):  # their fixed point: the minimizer of R + (λ/2)‖θ‖²
+        fixed["adam"] = fixed["sgd"] = [obj.minimize(lam, x0=pred_l2_at[tuple(lam_l2)][i], max_iter=30).theta
+                                        for i, lam in enumerate(lam_l2)]
 
     print("\n1. the real optimizer from θ̂, minibatch; errors are ‖θ̃ − θ*‖ / ‖θ* − θ̂‖")
     print(f"{'optimizer':>9} {'λ':>9} {'‖θ*−θ̂‖':>9} {'noise':>7} {'settle':>8} {'aware':>8} {'plain L2':>9} "
@@ -203,20 +214,23 @@ def main() -> None:
             continue
         okw = dict(kw, lr=args.lr_sgd) if opt == "sgd" else kw
         state = states.get(opt)
-        base = optimizer_refit(obj, theta, 0.0, opt, optimizer_state=state, epochs=args.epochs, **okw)["theta"]
+        rkw = dict(okw, optimizer_state=state, epochs=args.epochs, schedule=args.schedule,
+                   average_last=args.average_last)
+        base = optimizer_refit(obj, theta, 0.0, opt, **rkw)["theta"]
         for i, lam in enumerate(lams):
-            run = optimizer_refit(obj, theta, lam, opt, optimizer_state=state, epochs=args.epochs, **okw)
+            run = optimizer_refit(obj, theta, lam, opt, **rkw)
             ts = run["theta"]
             shift = np.linalg.norm(ts - theta)
             l2 = pred_l2_at[tuple(lams)][i]
             aware = pred_aw[i] if opt == "adamw" else l2
-            fp = (f"{np.linalg.norm(fixed[i] - ts) / shift:9.3f}" if opt == "adamw" else f"{'—':>9}")
+            fp = f"{np.linalg.norm(fixed[opt][i] - ts) / shift:9.3f}"
             print(f"{opt:>9} {lam:9.3g} {shift:9.3g} {np.linalg.norm(base - theta) / shift:7.3f} "
                   f"{settle(run['epoch_loss']):8.1e} {np.linalg.norm(aware - ts) / shift:8.3f} "
                   f"{np.linalg.norm(l2 - ts) / shift:9.3f} {fp}")
             if opt == "adamw":
                 retrain.append(run)
 
+    print(f"part 1: {time.perf_counter() - t_start:.0f} s")
     print("\n2. cost of a path, matrix-free (Krylov, tol 1e-8), λ = σ_max·(1e-4, 1e-3, 1e-2, 1e-1)")
     op = rl.hessian(obj, theta)
     sig = {"unweighted": float(np.linalg.eigvalsh(H.to_dense().numpy())[-1])}
@@ -239,6 +253,8 @@ def main() -> None:
     print(f"weighted / unweighted: {costs['weighted'][1] / costs['unweighted'][1]:.2f}× HVPs, "
           f"{costs['weighted'][0] / costs['unweighted'][0]:.2f}× time")
 
+    if not retrain:
+        return
     print("\n3. prediction against retraining (AdamW)")
     times = []
     for _ in range(args.repeats):

@@ -22,7 +22,14 @@ def test_adamw_prediction_runs_on_a_language_model():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rl.RidgelensWarning)  # θ̂ is not stationary: the first-order term is kept
         res = analyze_weight_decay(obj, [1e-2, 1e-1], "adamw", optimizer_state=state, refit=False,
-                                   method="matrix-free", curvature="ggn", k=2, n_probes=2, slq_steps=6)
+                                   k=2, n_probes=2, slq_steps=6)
+    # The auto choices for an LM of 2,316 parameters away from a minimum: matrix-free, and the GGN because a
+    # short Lanczos run found a negative Ritz value of H (checked below: a Rayleigh quotient of H is < 0).
+    assert res.method == "matrix-free" and res.curvature_kind == "ggn"
+    assert "indefinite" in res.choices["curvature"] and "analysis=matrix-free" in res.choices["analysis"]
+    v = rl.eigen(rl.hessian(obj, obj.theta0), 1, which="smallest", tol=1e-2, method="lanczos").eigenvectors[:, 0]
+    v, e, t0 = v.numpy(), 1e-3, obj.theta0
+    assert obj.value(t0 + e * v) - 2 * obj.value(t0) + obj.value(t0 - e * v) < 0  # vᵀHv < 0 by finite differences
     # D is √(exp_avg_sq / (1 − β₂^step)) + ε, parameter by parameter in the model's order.
     group = state["param_groups"][0]
     beta2, eps = group["betas"][1], group["eps"]
@@ -41,3 +48,57 @@ def test_adamw_prediction_runs_on_a_language_model():
     for lam, t in zip([1e-2, 1e-1], th, strict=True):
         r = G.matvec(t) + lam * expect * t - rhs
         assert np.linalg.norm(r) <= 1e-5 * np.linalg.norm(rhs)
+
+
+def _tiny_gpt2():
+    import transformers
+
+    cfg = transformers.GPT2Config(vocab_size=256, n_positions=16, n_embd=8, n_layer=1, n_head=2,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+class _LossOnly(torch.nn.Module):
+    """A causal LM whose forward returns only a loss (given labels), as some wrappers do."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, labels=None):
+        return {"loss": self.inner(input_ids=input_ids, labels=labels).loss} if labels is not None else {}
+
+
+def test_optimizer_refit_steps_a_hugging_face_model_as_torch_optim_does():
+    """The refit goes through the objective's own loss (an output object here), step for step as a plain loop."""
+    model = _tiny_gpt2()
+    windows = stdlib_split(8, 64).train
+    obj = LMObjective(model, windows, dtype=torch.float64)
+    before = [p.detach().clone() for p in model.parameters()]
+    lam, lr, bs, epochs = 0.1, 1e-2, 3, 2
+    run = optimizer_refit(obj, obj.theta0, lam, "adamw", lr=lr, batch_size=bs, epochs=epochs, average_last=1e-9)
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))  # the caller's model
+    # The reference: torch.optim.AdamW on a float64 copy, the same minibatches, HF's logits and cross-entropy.
+    ref = _tiny_gpt2().double()
+    opt = torch.optim.AdamW(ref.parameters(), lr=lr, weight_decay=lam)
+    X, Y = windows[:, :-1], windows[:, 1:]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        perm = torch.randperm(len(X), generator=gen)
+        for i in range(0, len(X), bs):
+            idx = perm[i:i + bs]
+            logits = ref(input_ids=X[idx], use_cache=False).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), Y[idx].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    expect = torch.cat([p.detach().reshape(-1) for p in ref.parameters()]).numpy()
+    assert run["steps"] == epochs * -(-len(X) // bs)
+    np.testing.assert_allclose(run["theta"], expect, rtol=0, atol=1e-10 * np.abs(expect).max())
+    # A wrapper whose forward returns only the loss refits the same way (transformers' loss is float32-level).
+    loss_only = LMObjective(_LossOnly(model), windows, dtype=torch.float64)
+    other = optimizer_refit(loss_only, loss_only.theta0, lam, "adamw", lr=lr, batch_size=bs, epochs=epochs,
+                            average_last=1e-9)
+    moved = np.linalg.norm(expect - obj.theta0)
+    assert np.linalg.norm(other["theta"] - expect) <= 1e-3 * moved

@@ -21,6 +21,11 @@ decision                  names                                  ``"auto"`` rule
                                                                  timed on the first batch
 ``"schur_inner"``         ``dense``, ``cg``                      dense when #u ≤ 4096 (H_uu ≤ 128 MiB)
 ``"slq_reorth"``          ``full``, ``local``                    full unless m + 1 vectors pass 1 GiB
+``"curvature"``           ``hessian``, ``ggn``                   hessian for a convex loss (G = H there) or a
+                                                                 model without outputs; else the GGN when a
+                                                                 short Lanczos run on H finds a negative Ritz
+                                                                 value (a certificate: H is indefinite, so
+                                                                 H + λD has no minimizer for small λ)
 ========================  =====================================  ==========================================
 """
 
@@ -44,6 +49,7 @@ NAMES = {
     "hvp_form": ("reuse", "partial-reuse", "double-backward", "fwd-over-rev"),
     "schur_inner": ("dense", "cg"),
     "slq_reorth": ("full", "local"),
+    "curvature": ("hessian", "ggn"),
 }
 #: Older spellings still accepted.
 ALIASES = {("slq_reorth", "none"): "local"}
@@ -64,7 +70,7 @@ class Choice:
 
 #: The name of the option each decision is set by (for error messages).
 OPTION = {"eigen": "method", "path": "method", "analysis": "method", "hvp_form": "form",
-          "schur_inner": "inner", "slq_reorth": "reorth"}
+          "schur_inner": "inner", "slq_reorth": "reorth", "curvature": "curvature"}
 
 
 def _check(decision: str, requested: str) -> str:
@@ -90,6 +96,8 @@ def select_solver(decision: str, requested: str = "auto", **facts) -> Choice:
     requested = _check(decision, requested)
     if decision == "hvp_form":  # its facts shape what "asked for" becomes too
         return _hvp_form(requested, **facts)
+    if decision == "curvature" and requested == "auto":  # its probe is measured only when needed
+        return _curvature(**facts)
     if requested != "auto":
         return Choice(decision, requested, "asked for", facts)
     name, why = _RULES[decision](**facts)
@@ -161,3 +169,23 @@ def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_o
     elif requested == "reuse":
         facts["fits"] = n_batches
     return Choice("hvp_form", requested, "asked for", facts)
+
+
+#: A Ritz value below −this × the largest |Ritz value| counts as negative curvature (rounding is far smaller).
+NEGATIVE_RITZ_TOL = 1e-8
+
+
+def _curvature(*, convex: bool, has_outputs: bool, ritz_range) -> Choice:
+    """``ritz_range()`` → (smallest, largest Ritz value of H, products spent): called only for a non-convex model."""
+    facts = {"convex": convex, "has_outputs": has_outputs}
+    if convex:
+        return Choice("curvature", "hessian", "the loss is convex in θ: H ⪰ 0 (and G = H for a GLM)", facts)
+    if not has_outputs:
+        return Choice("curvature", "hessian", "the model returns no outputs (a loss only): no Gauss-Newton matrix",
+                      facts)
+    lo, hi, spent = ritz_range()
+    facts.update(smallest_ritz=lo, largest_ritz=hi, probe_products=spent)
+    if lo < -NEGATIVE_RITZ_TOL * max(abs(hi), abs(lo)):
+        return Choice("curvature", "ggn", f"H has a Ritz value {lo:.3g} < 0 ({spent} products): H is indefinite, so "
+                      "H + λD has no minimizer for small λ; the Gauss-Newton matrix is positive semi-definite", facts)
+    return Choice("curvature", "hessian", f"no negative Ritz value of H in {spent} products (smallest {lo:.3g})", facts)

@@ -54,6 +54,12 @@ REGIME = ("minibatch: v̂ held fixed at the saved state's value (gradient noise 
           "which this prediction does not model")
 
 
+def weight_decay_record(optimizer: str) -> dict:
+    """What results record of the optimizer assumed: its table row and the regime the prediction assumes."""
+    return {"optimizer": optimizer, **WEIGHT_DECAY_TABLE[optimizer],
+            "regime": REGIME if optimizer == "adamw" else "any (the L2 fixed point)"}
+
+
 def load_optimizer_state(path, blob: bytes | None = None) -> dict:
     """A ``torch.optim`` ``state_dict`` saved with ``torch.save``, loaded with ``weights_only=True``.
 

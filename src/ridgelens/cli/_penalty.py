@@ -7,11 +7,10 @@ import re
 import numpy as np
 
 from ridgelens._optim_state import (
-    REGIME,
-    WEIGHT_DECAY_TABLE,
     load_optimizer_state,
     optimizer_kind,
     optimizer_penalty,
+    weight_decay_record,
 )
 from ridgelens.cli._args import penalty_pattern  # noqa: F401 (re-exported)
 from ridgelens.data import read_input
@@ -76,7 +75,5 @@ def apply_mlp(args, obj) -> dict:
     if args.optimizer is not None:
         pm = optimizer_penalty(obj, args.optimizer, state)
         obj.set_penalty(pm if base is None else base.times(pm))
-        extra["weight_decay"] = {"optimizer": args.optimizer, **WEIGHT_DECAY_TABLE[args.optimizer],
-                                 "regime": REGIME if args.optimizer == "adamw" else "any (the L2 fixed point)",
-                                 "optimizer_state": args.optimizer_state}
+        extra["weight_decay"] = {**weight_decay_record(args.optimizer), "optimizer_state": args.optimizer_state}
     return extra

@@ -173,16 +173,13 @@ class LMObjective(TorchObjective):
                                       "curvature and forward-over-reverse products need them")
         return _logits_of(self._call(self.model, inputs, params=self._params(flat)))
 
-    def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
-        """Yield ``(n_b / n) · loss_b`` for each batch (the model's own loss when it returns only that)."""
+    def batch_loss(self, flat: torch.Tensor, x, y) -> torch.Tensor:
+        """The mean token loss of windows ``(x, y)`` at ``flat`` (the model's own loss when it returns only that)."""
         params = self._params(flat)
-        for x, y in self.prepared_batches(start, stop):
-            if self.returns == "logits":
-                logits = _logits_of(self._call(self.model, x, params=params))
-                yield self.loss_fn(logits, y) * self.batch_weight(y)
-                continue
-            full = torch.cat([x, y[:, -1:]], dim=1)
-            yield _loss_of(self._call(self.model, full, labels=full, params=params)) * self.batch_weight(y)
+        if self.returns == "logits":
+            return self.loss_fn(_logits_of(self._call(self.model, x, params=params)), y)
+        full = torch.cat([x, y[:, -1:]], dim=1)
+        return _loss_of(self._call(self.model, full, labels=full, params=params))
 
     # ------------------------------------------------------------------ LM helpers
     @property

@@ -232,12 +232,19 @@ class TorchObjective(Objective):
                 break
             yield self._prepare(x, y)
 
+    def batch_loss(self, flat: torch.Tensor, x, y) -> torch.Tensor:
+        """The mean loss of one prepared batch ``(x, y)`` (any number of samples) at the parameters ``flat``.
+
+        The one per-batch loss of the objective: :meth:`batch_losses` (and so every curvature
+        product) weighs it, and ``optimizer_refit`` steps on it for its own minibatches. A
+        subclass whose model computes its loss another way overrides this method.
+        """
+        return self.loss_fn(functional_call(self.model, self._params(flat), (x,)), y)
+
     def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
         """Yield ``(n_b / n) * loss_b`` for each batch (those numbered ``start`` to ``stop`` − 1)."""
-        params = self._params(flat)
         for x, y in self.prepared_batches(start, stop):
-            out = functional_call(self.model, params, (x,))
-            yield self.loss_fn(out, y) * self.batch_weight(y)
+            yield self.batch_loss(flat, x, y) * self.batch_weight(y)
 
     def _check(self, theta) -> np.ndarray:
         a = np.asarray(theta, dtype=np.float64)

@@ -2,7 +2,12 @@
 
 from ridgelens.pipeline._analyze import CONVENTIONS, Analysis, analyze
 from ridgelens.pipeline._lm import LMAnalysis, LMSettings, analyze_lm
-from ridgelens.pipeline._weight_decay import analyze_weight_decay, optimizer_refit
+from ridgelens.pipeline._weight_decay import (
+           WeightDecayPrediction,
+           analyze_weight_decay,
+           optimizer_refit,
+           predict,
+)
 
-__all__ = ["CONVENTIONS", "Analysis", "LMAnalysis", "LMSettings", "analyze", "analyze_lm", "analyze_weight_decay",
-           "optimizer_refit"]
+__all__ = ["CONVENTIONS", "Analysis", "LMAnalysis", "LMSettings", "WeightDecayPrediction", "analyze", "analyze_lm",
+           "analyze_weight_decay", "optimizer_refit", "predict"]

@@ -341,16 +341,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
     theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
-    g = objective.gradient(theta_hat)
-    gnorm = float(np.linalg.norm(g))
-    grad_tol = 100 * objective.default_tol if grad_tol is None else float(grad_tol)
-    if gnorm > grad_tol:
-        warnings.warn(
-            f"θ̂ is not a stationary point: ‖∇R(θ̂)‖ = {gnorm:.3g} > grad_tol = {grad_tol:.3g}; "
-            "keeping the first-order term, θ̃ = (H + λP)⁻¹(Hθ̂ − g)",
-            GradientNotZeroWarning, stacklevel=2,
-        )
-    gradient = g if gnorm > grad_tol else None
+    gradient, gnorm, grad_tol = first_order_term(objective, theta_hat, grad_tol)
     H = build_curvature(objective, theta_hat, curvature, **dict(curvature_options or {}))
     # A penalty matrix (λ/2)θᵀDθ: the whole analysis runs on D^{-1/2} H D^{-1/2} in φ = D^{1/2}θ
     # (ridge/_weighted.py); the path comes back in θ's coordinates before the refits.
@@ -439,6 +430,23 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
                     penalty=None if penalty is None else penalty.to_dict(), polish=polished,
                     error_bound=bound, error_bound_penalized=bound_p, error_bound_kind=bound_kind,
                     rel_error_coord=rel_coord)
+
+
+def first_order_term(objective, theta_hat, grad_tol=None):
+    """``(g or None, ‖g‖, grad_tol)``: g = ∇R(θ̂) is kept (with a warning) when ‖g‖ > grad_tol.
+
+    ``grad_tol`` defaults to ``100 · objective.default_tol``.
+    """
+    g = objective.gradient(theta_hat)
+    gnorm = float(np.linalg.norm(g))
+    grad_tol = 100 * objective.default_tol if grad_tol is None else float(grad_tol)
+    if gnorm > grad_tol:
+        warnings.warn(
+            f"θ̂ is not a stationary point: ‖∇R(θ̂)‖ = {gnorm:.3g} > grad_tol = {grad_tol:.3g}; "
+            "keeping the first-order term, θ̃ = (H + λP)⁻¹(Hθ̂ − g)",
+            GradientNotZeroWarning, stacklevel=3,
+        )
+    return (g if gnorm > grad_tol else None), gnorm, grad_tol
 
 
 def _theta_hat(objective, theta_hat, polish, tol, options):

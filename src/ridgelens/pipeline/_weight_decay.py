@@ -1,41 +1,203 @@
-"""An optimizer's weight decay, predicted (``analyze_weight_decay``) and checked by running it (``optimizer_refit``).
+"""An optimizer's weight decay: predicted (``predict``, ``analyze_weight_decay``) and checked by running it (``optimizer_refit``).
 
-The prediction is :func:`~ridgelens.pipeline.analyze` with the penalty matrix of the
-optimizer's fixed point (:mod:`ridgelens._optim_state`: D = I for SGD and Adam, D = diag(√v̂ + ε)
-for AdamW with v̂ frozen at the saved state). The check runs the optimizer itself from θ̂ with
-that weight decay, minibatch as people train, and averages the last iterates.
+The prediction is the ridge path with the penalty matrix of the optimizer's fixed point
+(:mod:`ridgelens._optim_state`: D = I for SGD and Adam, D = diag(√v̂ + ε) for AdamW with v̂
+frozen at the saved state): :func:`predict` computes θ̃(λ) alone, :func:`analyze_weight_decay`
+the whole :func:`~ridgelens.pipeline.analyze` (spectrum, df, refits) on the same D. Both resolve
+``curvature="auto"`` through :func:`ridgelens._auto.select_solver` (:func:`choose_curvature`).
+The check runs the optimizer itself from θ̂ with that weight decay, minibatch as people train,
+and averages the last iterates.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from ridgelens._optim_state import OPTIMIZERS, REGIME, WEIGHT_DECAY_TABLE, optimizer_penalty
+from ridgelens._auto import select_solver
+from ridgelens._optim_state import (
+    OPTIMIZERS,
+    WEIGHT_DECAY_TABLE,
+    optimizer_penalty,
+    weight_decay_record,
+)
+from ridgelens._validation import check_lambdas
 from ridgelens.errors import OptimizerStateError, RidgelensError
 
+#: Learning-rate schedules of :func:`optimizer_refit`.
+SCHEDULES = ("constant", "cosine")
+#: Lanczos steps of the probe that looks for negative curvature (``curvature="auto"``).
+CURVATURE_PROBE_STEPS = 30
 
-def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimizer_state=None, **options):
+
+def product_options(objective, kind: str) -> dict:
+    """The objective's own options for products with ``kind`` (an LM's keep within its logits bound), else none."""
+    own = getattr(objective, "product_options", None)
+    return dict(own(kind)) if callable(own) else {}
+
+
+def choose_curvature(objective, theta_hat, requested: str = "auto", *, seed: int = 0):
+    """The curvature of the prediction: ``requested``, or ``"auto"`` resolved by ``select_solver("curvature")``.
+
+    For a model that is not convex and has outputs, ``"auto"`` runs :data:`CURVATURE_PROBE_STEPS`
+    Lanczos steps on H at θ̂ (one SLQ probe): a negative Ritz value proves H indefinite, and the
+    Gauss–Newton matrix is chosen. Returns the :class:`~ridgelens._auto.Choice`.
+    """
+    from ridgelens.operators import hessian
+    from ridgelens.spectra import spectral_density
+
+    def ritz_range():
+        H = hessian(objective, theta_hat, **product_options(objective, "hessian"))
+        nodes = spectral_density(H, n_probes=1, m=min(CURVATURE_PROBE_STEPS, H.n), seed=seed, progress=False).nodes
+        return float(nodes.min()), float(nodes.max()), int(H.n_matvecs)
+
+    has_outputs = callable(getattr(objective, "outputs", None)) and getattr(objective, "returns", "logits") == "logits"
+    return select_solver("curvature", requested, convex=bool(getattr(objective, "convex", False)),
+                         has_outputs=has_outputs, ritz_range=ritz_range)
+
+
+def _weight_decay_conventions(optimizer: str) -> dict:
+    return {**weight_decay_record(optimizer), "table": WEIGHT_DECAY_TABLE}
+
+
+@dataclass(frozen=True)
+class WeightDecayPrediction:
+    """What ``optimizer``'s ``weight_decay = λ`` is predicted to do to θ̂ (:func:`predict`).
+
+    Attributes
+    ----------
+    lambdas : ndarray of shape (m,)
+    thetas : ndarray of shape (m, n)
+        θ̃(λ) = (C + λD)⁻¹(Cθ̂ − g), C the curvature named in ``curvature``; NaN rows where
+        C + λD has no minimizer (``valid`` False).
+    theta_hat : ndarray of shape (n,)
+    valid : ndarray of bool, shape (m,)
+    optimizer : str
+        The optimizer assumed (``"sgd"``, ``"adam"`` or ``"adamw"``).
+    penalty : dict
+        D and its source (``PenaltyMatrix.to_dict()``: ``factors``, ``source``, ``detail`` with the
+        optimizer, the table row and the regime).
+    weight_decay : dict
+        The optimizer's row of the fixed-point table, the regime the prediction assumes, and the table.
+    curvature : str
+        ``"hessian"`` or ``"ggn"``.
+    choices : dict
+        What every ``"auto"`` resolved to, and why (curvature, path; θ̂'s origin).
+    path : RidgePath
+        The full path (its eigen view is that of D^{-1/2} C D^{-1/2}, in φ = D^{1/2}θ).
+    gradient_used : bool
+        Whether the first-order term g = ∇R(θ̂) was kept (θ̂ not stationary).
+    """
+
+    lambdas: np.ndarray
+    thetas: np.ndarray
+    theta_hat: np.ndarray
+    valid: np.ndarray
+    optimizer: str
+    penalty: dict
+    weight_decay: dict
+    curvature: str
+    choices: dict = field(default_factory=dict)
+    path: object = None
+    gradient_used: bool = False
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (the path's eigen view left out)."""
+        return {"lambdas": self.lambdas, "predicted": self.thetas, "theta_hat": self.theta_hat, "valid": self.valid,
+                "optimizer": self.optimizer, "penalty": self.penalty, "weight_decay": self.weight_decay,
+                "curvature_kind": self.curvature, "choices": self.choices, "gradient_used": self.gradient_used}
+
+
+def predict(objective, lambdas, optimizer: str = "adamw", *, optimizer_state=None, theta_hat=None,
+            curvature: str = "auto", method: str = "auto", grad_tol: float | None = None, tol: float = 1e-8,
+            negative: str = "nan", seed: int = 0, progress: bool | None = None) -> WeightDecayPrediction:
     """Predict what ``optimizer``'s ``weight_decay = λ`` does to θ̂, for every λ in ``lambdas``.
 
+    θ̃(λ) = (C + λD)⁻¹(Cθ̂ − g) with D the penalty matrix of the optimizer's fixed point (D = I for
+    ``"sgd"`` and ``"adam"``, diag(√v̂ + ε) from ``optimizer_state`` for ``"adamw"``; see
+    ``ridgelens.penalty.WEIGHT_DECAY_TABLE``), one path for every λ. No refit, spectrum or density:
+    :func:`analyze_weight_decay` adds those.
+
+    Parameters
+    ----------
+    objective : TorchObjective (or LMObjective, a Hugging Face model's), or a linear objective
+    lambdas : array of shape (m,)
+        The optimizer's ``weight_decay`` values (for AdamW, the λ of the path; per-group weight
+        decays of the state are factors λ_g / λ_ref).
+    optimizer : {"sgd", "adam", "adamw"}
+    optimizer_state : dict, optional
+        The optimizer's ``state_dict()`` (``ridgelens.penalty.load_optimizer_state`` reads a file);
+        needed for ``"adamw"``.
+    theta_hat : array, optional
+        Default: the model's own weights (minimized for an objective without any).
+    curvature : {"auto", "hessian", "ggn"}
+        ``"auto"``: see :func:`choose_curvature` (the GGN where H is provably indefinite).
+    method : {"auto", "dense", "krylov", "multishift-cg"}
+        The path solver (``"auto"``: dense up to ``DENSE_MAX_PARAMS`` parameters, else one
+        matrix-free Krylov run for every λ).
+    grad_tol, tol, negative, seed, progress
+        As for :func:`~ridgelens.pipeline.analyze` (``tol``: the Krylov path's relative residual).
+
+    Examples
+    --------
+    >>> import torch, ridgelens as rl
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> X = torch.randn(64, 3, dtype=torch.float64); Y = X @ torch.ones(3, 1, dtype=torch.float64)
+    >>> obj = rl.TorchObjective(torch.nn.Linear(3, 1).double(), torch.nn.functional.mse_loss, [(X, Y)])
+    >>> p = rl.predict(obj, [0.1, 1.0], "sgd", theta_hat=obj.minimize().theta)
+    >>> p.thetas.shape, p.optimizer, p.penalty["source"], p.curvature
+    ((2, 4), 'sgd', 'optimizer', 'hessian')
+    """
+    from ridgelens.operators import curvature as build_curvature
+    from ridgelens.pipeline._analyze import _theta_hat, first_order_term
+    from ridgelens.ridge import ridge_path
+
+    lam = check_lambdas(lambdas)
+    pm = optimizer_penalty(objective, optimizer, optimizer_state)
+    theta, _, _, how = _theta_hat(objective, theta_hat, None, None, {})
+    gradient, _, _ = first_order_term(objective, theta, grad_tol)
+    choice = choose_curvature(objective, theta, curvature, seed=seed)
+    C = build_curvature(objective, theta, choice.name, **product_options(objective, choice.name))
+    path = ridge_path(C, theta, lam, gradient=gradient, negative=negative, method=method, tol=tol, penalty=pm,
+                      progress=progress)
+    choices = {"theta_hat": how, "curvature": str(choice), "path": str(path.choice) if path.choice else path.method}
+    return WeightDecayPrediction(lambdas=lam, thetas=path.thetas, theta_hat=theta, valid=path.valid,
+                                 optimizer=optimizer, penalty=pm.to_dict(),
+                                 weight_decay=_weight_decay_conventions(optimizer), curvature=choice.name,
+                                 choices=choices, path=path, gradient_used=gradient is not None)
+
+
+def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimizer_state=None,
+                         curvature: str = "auto", **options):
+    """:func:`predict`'s θ̃(λ) with the whole :func:`~ridgelens.pipeline.analyze` around it.
+
     ``objective`` is not changed: a shallow copy carries the penalty matrix. ``options`` go to
-    :func:`~ridgelens.pipeline.analyze`; its refits then minimize ``R + (λ/2)θᵀDθ``, the fixed
-    point the table in :mod:`ridgelens._optim_state` gives (for AdamW, with v̂ frozen). The
-    results' conventions carry that table's row and the regime the prediction assumes.
+    :func:`~ridgelens.pipeline.analyze` (``method="auto"``: dense up to ``DENSE_MAX_PARAMS``
+    parameters, else matrix-free; an objective's own ``product_options`` are its default
+    ``curvature_options``); its refits then minimize ``R + (λ/2)θᵀDθ``, the fixed point the table
+    in :mod:`ridgelens._optim_state` gives (for AdamW, with v̂ frozen). ``curvature="auto"`` is
+    :func:`choose_curvature` at the weights given (``choices["curvature"]`` says what it became and why). The
+    results' conventions carry the optimizer's table row and the regime the prediction assumes.
     """
     from ridgelens.pipeline._analyze import analyze
 
     obj = copy.copy(objective)
     obj.set_penalty(optimizer_penalty(objective, optimizer, optimizer_state))
-    res = analyze(obj, lambdas, **options)
-    conv = dict(res.conventions)
-    conv["weight_decay"] = {"optimizer": optimizer, **WEIGHT_DECAY_TABLE[optimizer],
-                            "regime": REGIME if optimizer == "adamw" else "any (the L2 fixed point)",
-                            "table": WEIGHT_DECAY_TABLE}
-    return replace(res, conventions=conv)
+    choice = None
+    if curvature == "auto":  # at the weights given (before any polishing); a convex objective needs none
+        start = options.get("theta_hat")
+        choice = choose_curvature(objective, getattr(objective, "theta0", None) if start is None else start,
+                                  seed=options.get("seed", 0))
+        curvature = choice.name
+    options.setdefault("curvature_options", product_options(objective, curvature))
+    res = analyze(obj, lambdas, curvature=curvature, **options)
+    conv = {**res.conventions, "weight_decay": _weight_decay_conventions(optimizer)}
+    choices = res.choices if choice is None else {**res.choices, "curvature": str(choice)}
+    return replace(res, conventions=conv, choices=choices)
 
 
 def _make(optimizer: str, groups, lam: float, lr: float, momentum: float, betas, eps):
@@ -47,14 +209,20 @@ def _make(optimizer: str, groups, lam: float, lr: float, momentum: float, betas,
 
 def optimizer_refit(objective, theta_hat, lam: float, optimizer: str = "adamw", *, optimizer_state=None,
                     lr: float = 1e-3, batch_size: int = 64, epochs: int = 100, average_last: float = 0.5,
-                    momentum: float = 0.9, betas=(0.9, 0.999), eps: float = 1e-8, seed: int = 0) -> dict:
+                    momentum: float = 0.9, betas=(0.9, 0.999), eps: float = 1e-8, seed: int = 0,
+                    schedule: str = "constant") -> dict:
     """Run ``torch.optim`` itself from θ̂ with ``weight_decay = lam`` and return where it settles.
 
-    Minibatches of ``batch_size`` drawn without replacement each epoch (seeded), the mean loss of
-    the objective's ``loss_fn``; parameters the objective leaves unpenalized get weight decay 0
-    (their own group). With ``optimizer_state`` (AdamW/Adam), the optimizer resumes from it
-    (moments and step), so v̂ starts where the prediction froze it. θ* is the average of the
-    iterates over the last ``average_last`` share of the steps.
+    Minibatches of ``batch_size`` samples drawn without replacement each epoch (seeded); each
+    step's loss is the objective's own per-batch loss (``objective.batch_loss``, the one its
+    curvature products are built from), so any :class:`~ridgelens.TorchObjective`,
+    :class:`~ridgelens.objectives.lm.LMObjective` or Hugging Face model (an output object, or a
+    loss only) is refit as it is analyzed; the caller's model is not changed. Parameters the
+    objective leaves unpenalized get weight decay 0 (their own group). With ``optimizer_state``
+    (AdamW/Adam), the optimizer resumes from it (moments and step), so v̂ starts where the
+    prediction froze it. θ* is the average of the iterates over the last ``average_last`` share
+    of the steps. ``schedule``: ``"constant"`` learning rate, or ``"cosine"`` (annealed from
+    ``lr`` to 0 over the run, so that the iterates settle rather than hover at the noise level).
 
     Returns ``{"theta": θ*, "final_loss": R(θ*), "steps": …, "seconds": …, "state": the optimizer's
     state_dict at the end, "epoch_loss": the mean minibatch loss of each epoch}``. With ``lam = 0``
@@ -66,25 +234,26 @@ def optimizer_refit(objective, theta_hat, lam: float, optimizer: str = "adamw", 
         raise OptimizerStateError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if not (0 < average_last <= 1) or epochs < 1 or batch_size < 1 or not lr > 0:
         raise RidgelensError("optimizer_refit needs lr > 0, epochs >= 1, batch_size >= 1 and 0 < average_last <= 1")
-    model = copy.deepcopy(objective.model)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    flat = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64))
-    with torch.no_grad():
-        for (_, p), chunk in zip(named, torch.split(flat, [p.numel() for _, p in named]), strict=True):
-            p.copy_(chunk.view_as(p))
+    if schedule not in SCHEDULES:
+        raise RidgelensError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    names, sizes = objective.param_blocks()
+    shapes = dict(objective.model.named_parameters())
+    flat = objective.flat_tensor(theta_hat)
+    leaves = [c.view(shapes[n].shape).clone().requires_grad_(True)
+              for n, c in zip(names, torch.split(flat, sizes), strict=True)]
     pen = np.asarray(objective.penalized, dtype=bool)
-    sizes = np.cumsum([0] + [p.numel() for _, p in named])
-    free = {n for (n, _), a, b in zip(named, sizes[:-1], sizes[1:], strict=True) if not pen[a:b].any()}
-    by_name = dict(named)
+    ends = np.cumsum([0, *sizes])
+    free = {n for n, a, b in zip(names, ends[:-1], ends[1:], strict=True) if not pen[a:b].any()}
+    by_name = dict(zip(names, leaves, strict=True))
     if optimizer_state is not None and all("param_names" in g for g in optimizer_state.get("param_groups", [])):
         layout = [list(g["param_names"]) for g in optimizer_state["param_groups"]]  # the state's own groups
     elif optimizer_state is not None:
-        layout = [[n for n, _ in named]]
+        layout = [names]
     else:
-        layout = [[n for n, _ in named if n not in free], [n for n, _ in named if n in free]]
-    layout = [names for names in layout if names]
+        layout = [[n for n in names if n not in free], [n for n in names if n in free]]
+    layout = [group for group in layout if group]
     try:
-        groups = [{"params": [by_name[n] for n in names], "param_names": names} for names in layout]
+        groups = [{"params": [by_name[n] for n in group], "param_names": group} for group in layout]
     except KeyError as exc:
         raise OptimizerStateError(f"the optimizer state names parameter {exc.args[0]!r}, which the model "
                                   "does not have: the state of another model") from None
@@ -104,28 +273,30 @@ def optimizer_refit(objective, theta_hat, lam: float, optimizer: str = "adamw", 
     X, Y = torch.cat(xs), torch.cat(ys)
     n = len(Y)
     gen = torch.Generator().manual_seed(seed)
-    steps_per_epoch = -(-n // batch_size)
-    total = epochs * steps_per_epoch
+    total = epochs * -(-n // batch_size)
+    anneal = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if schedule == "cosine" else None
     start_avg = total - max(1, round(average_last * total))
     avg, k, step, epoch_loss = torch.zeros_like(flat), 0, 0, []
     t0 = time.perf_counter()
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(X.device)
         running = 0.0
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = objective.loss_fn(model(X[idx]), Y[idx])
+            loss = objective.batch_loss(torch.cat([p.reshape(-1) for p in leaves]), X[idx], Y[idx])
             loss.backward()
             opt.step()
+            if anneal is not None:
+                anneal.step()
             running += float(loss.detach()) * len(idx) / n
             step += 1
             if step > start_avg:
                 with torch.no_grad():
-                    avg += torch.cat([p.detach().reshape(-1) for _, p in named]).to(avg.dtype)
+                    avg += torch.cat([p.detach().reshape(-1) for p in leaves])
                 k += 1
         epoch_loss.append(running)
     seconds = time.perf_counter() - t0
-    theta = (avg / k).numpy()
+    theta = (avg / k).to(device="cpu", dtype=torch.float64).numpy()
     return {"theta": theta, "final_loss": objective.value(theta), "steps": step, "seconds": seconds,
             "state": copy.deepcopy(opt.state_dict()), "epoch_loss": epoch_loss}

@@ -25,7 +25,10 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
     ``θ_p = θ̂_p + u·q_a + v·q_b`` with the unpenalized block following at its best
     response, ``θ_u = θ̂_u − H_uu⁻¹H_up(θ_p − θ̂_p)``. There the quadratic model is
     ``½(σ_a u² + σ_b v²)`` (axis-aligned ellipses) and the penalty ``(λ/2)‖θ_p‖²`` has circular
-    level sets around the projection of 0 (the textbook picture, DLB figure 7.1). For each λ:
+    level sets around the projection of 0 (the textbook picture, DLB figure 7.1). With a penalty
+    matrix (λ/2)θᵀDθ (``path.scaled_view``) all of this holds in φ = D^{1/2}θ, where the eigen view
+    lives: the plane is ``φ_p = φ̂_p + u·q_a + v·q_b`` (θ = D^{-1/2}φ), the penalty ``(λ/2)‖φ_p‖²``,
+    and the axes say so. For each λ:
 
     - the **true** loss ``R(θ) − R(θ̂)`` (solid) and the quadratic model (dash-dot) at the
       model's level through the projected θ̃(λ), so their gap is the model's error;
@@ -69,7 +72,10 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
         raise RidgelensError("the model-plane figure needs the penalized block's eigenvectors; this analysis "
                              f"holds {Qp.shape} for {int(mask.sum())} penalized parameters")
     sig = display_eigenvalues(path.eigenvalues, path.rank_tol)[0][[a, b]]
-    B = embed_plane(analysis, Qp[:, [a, b]], mask)
+    B = embed_plane(analysis, Qp[:, [a, b]], mask)  # in φ = D^{1/2}θ (φ = θ without a penalty matrix)
+    pf = path.penalty_factors
+    s = np.ones_like(th) if not path.scaled_view else np.where(pf > 0, 1 / np.sqrt(np.where(pf > 0, pf, 1.0)), 1.0)
+    ph = th / s
     lam = analysis.lambdas
     if indices is None:
         ok = np.flatnonzero(path.valid & (lam > 0))
@@ -79,11 +85,11 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
     ax = get_ax(ax)
 
     Bp = B[mask]  # orthonormal columns: q_a, q_b in the penalized coordinates
-    to_plane = lambda T: (np.atleast_2d(T)[:, mask] - th[mask]) @ Bp  # noqa: E731  (k, n) -> (k, 2)
+    to_plane = lambda T: (np.atleast_2d(T)[:, mask] / s[mask] - ph[mask]) @ Bp  # noqa: E731  (k, n) -> (k, 2)
     pred = to_plane(analysis.predicted[idx]) if idx.size else np.empty((0, 2))
     refit = to_plane(analysis.refit[idx]) if analysis.refit is not None and idx.size else None
     path_uv = _eigen_path(analysis, (a, b))
-    origin = -th[mask] @ Bp  # where 0 (the penalty's centre) projects
+    origin = -ph[mask] @ Bp  # where 0 (the penalty's centre) projects
     pts = [np.zeros((1, 2)), origin[None, :], pred]
     if refit is not None:
         pts.append(refit)
@@ -99,11 +105,12 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
     us = np.linspace(centre[0] - half[0], centre[0] + half[0], resolution)
     vs = np.linspace(centre[1] - half[1], centre[1] + half[1], resolution)
     UU, VV = np.meshgrid(us, vs)
+    B = s[:, None] * B  # the plane's directions in θ
     flat = th[None, :] + UU.reshape(-1, 1) * B[:, 0] + VV.reshape(-1, 1) * B[:, 1]
     r0 = objective.value(th)
     true = np.array([objective.value(t) for t in flat]).reshape(UU.shape) - r0
     model = 0.5 * (sig[0] * UU**2 + sig[1] * VV**2)
-    pen = 0.5 * np.sum(flat[:, mask] ** 2, axis=1).reshape(UU.shape)
+    pen = 0.5 * np.sum((flat[:, mask] / s[mask]) ** 2, axis=1).reshape(UU.shape)  # ½θᵀDθ = ½‖φ_p‖²
 
     levels = 0.5 * (sig[0] * pred[:, 0] ** 2 + sig[1] * pred[:, 1] ** 2) if idx.size else np.empty(0)
     true_cs, model_cs, pen_cs = [], [], []
@@ -115,7 +122,7 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
                                       linewidths=1.5))
             model_cs.append(ax.contour(UU, VV, model, levels=[lev], colors=[colors[k]], linestyles="dashdot",
                                        linewidths=1.0))
-        p_lev = 0.5 * float(np.sum((th[mask] + Bp @ pred[k]) ** 2))
+        p_lev = 0.5 * float(np.sum((ph[mask] + Bp @ pred[k]) ** 2))
         pen_cs.append(ax.contour(UU, VV, pen, levels=[p_lev], colors=[colors[k]], linestyles="dashed",
                                  linewidths=1.0))
         ax.plot([], [], color=colors[k], lw=1.5, label=f"λ = {lam[i]:g}")
@@ -140,8 +147,11 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
     ax.set_xlim(us[0], us[-1])
     ax.set_ylim(vs[0], vs[-1])
     of = "S" if path.curvature == "schur-complement" else "H"
-    ax.set_xlabel(f"q{a + 1}ᵀ(θ_p − θ̂_p)   (σ{a + 1} = {sig[0]:.3g})")
-    ax.set_ylabel(f"q{b + 1}ᵀ(θ_p − θ̂_p)   (σ{b + 1} = {sig[1]:.3g})")
+    x = "θ"
+    if path.scaled_view:  # the eigen view of D^{-1/2}HD^{-1/2}, in φ = D^{1/2}θ
+        of, x = f"{of} of D^{{-1/2}}HD^{{-1/2}}" if of == "S" else "D^{-1/2}HD^{-1/2}", "φ"
+    ax.set_xlabel(f"q{a + 1}ᵀ({x}_p − {x}̂_p)   (σ{a + 1} = {sig[0]:.3g})" + ("   φ = D^{1/2}θ" if x == "φ" else ""))
+    ax.set_ylabel(f"q{b + 1}ᵀ({x}_p − {x}̂_p)   (σ{b + 1} = {sig[1]:.3g})")
     left_out = [analysis.param_names[j] for j in np.flatnonzero(~mask)]
     which = (f"penalized eigen-directions q{a + 1}, q{b + 1} of {of}"
              + (f" ({', '.join(left_out[:3])}{' …' if len(left_out) > 3 else ''} unpenalized, at its best response)"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ridgelens._shrinkage import shrinkage
-from ridgelens.plots._common import get_ax
+from ridgelens.plots._common import get_ax, scaled_label
 from ridgelens.report._plane import display_eigenvalues
+from ridgelens.ridge._path import SCALED_VIEW
 
 #: A relative error at or below this is rounding, not a trend (float64, a few hundred ε).
 ROUNDING = 1e-13
@@ -196,11 +197,13 @@ def plot_shrinkage(path, index: int = 0, *, ax=None, density=None):
     ax.set_xscale("log")
     ax.set_xlim(lo_x, hi_x)
     ax.set_ylim(-0.02, 1.1)
-    ax.set_xlabel("eigenvalue σⱼ" + (" of S (penalized block)" if path.curvature == "schur-complement" else ""))
+    ax.set_xlabel("eigenvalue σⱼ" + (" of S (penalized block)" if path.curvature == "schur-complement" else "")
+                  + scaled_label(path, "", " of D^{-1/2}HD^{-1/2}"))
     ax.set_ylabel("shrinkage factor σⱼ/(σⱼ+λ)")
     ax2 = ax.twinx()
-    (c,) = ax2.plot(sigma[keep], np.abs(path.coords[keep]), ls="none", marker="x", color="C1", label="|Qᵀθ̂|ⱼ")
-    ax2.set_ylabel("|Qᵀθ̂|ⱼ")
+    coord = scaled_label(path, "|Qᵀθ̂|ⱼ", "|Qᵀφ̂|ⱼ, φ = D^{1/2}θ")
+    (c,) = ax2.plot(sigma[keep], np.abs(path.coords[keep]), ls="none", marker="x", color="C1", label=coord)
+    ax2.set_ylabel(coord)
     ax2.set_ylim(0, max(float(np.abs(path.coords[keep]).max(initial=0.0)), 1e-300) * 1.15)
     dens_art, shrunk = None, None
     if nodes is not None:
@@ -212,7 +215,7 @@ def plot_shrinkage(path, index: int = 0, *, ax=None, density=None):
         d = (w_u[None, :] * np.exp(-0.5 * ((ug[:, None] - u[None, :]) / width) ** 2)).sum(axis=1)
         dens_art = ax.fill_between(xs, 0, 0.9 * d / max(float(d.max()), 1e-300), color="C2", alpha=0.18,
                                    label="where the spectrum lies (SLQ density)")
-    notes = []
+    notes = [SCALED_VIEW] if path.scaled_view else []
     if partial:
         notes.append(f"computed: the top {sigma.size} of {n_pen} directions")
         notes.append(f"θ̂ outside them: {100 * path.outside_share:.1f}% of ‖θ̂_p‖")

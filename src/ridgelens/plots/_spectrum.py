@@ -6,7 +6,7 @@ import numpy as np
 
 from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import RidgelensError
-from ridgelens.plots._common import get_ax
+from ridgelens.plots._common import get_ax, scaled_label
 from ridgelens.report._plane import display_eigenvalues
 from ridgelens.spectra._density import gaussian_density
 
@@ -65,7 +65,8 @@ def plot_effective_df(path, *, ax=None, points: int = 200):
     ax.set_xscale("log")
     ax.set_xlabel("λ")
     ax.set_ylabel("effective number of parameters")
-    ax.set_title("df(λ): how many directions survive the penalty")
+    ax.set_title(scaled_label(path, "df(λ): how many directions survive the penalty",
+                              "df(λ) of D^{-1/2}HD^{-1/2}: how many directions survive the penalty (λ/2)θᵀDθ"))
     ax.legend(fontsize=7, loc="best")
     return {"curve": curve, "markers": markers, "lambdas": grid, "df": df, "rank": rank}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ridgelens.errors import RidgelensError
+from ridgelens.plots._common import scaled_label
+from ridgelens.ridge._path import SCALED_VIEW
 
 _TITLES = ("θ̂", "1. rotate: Qᵀθ̂", "2. shrink: × σⱼ/(σⱼ+λ)", "3. rotate back: θ̃ = Q·(…)")
 
@@ -56,7 +58,9 @@ def plot_ridge_steps(path, index: int = 0, *, axes=None, kind: str = "auto", max
         artists = _plane(axes, path, steps, vecs)
     else:
         artists = _bars(axes, path, steps, vecs, max_bars)
-    axes[0].figure.suptitle(f"θ̃ = Q diag(σ/(σ+λ)) Qᵀ θ̂ at λ = {steps['lambda']:g}", fontsize=10)
+    axes[0].figure.suptitle(scaled_label(path, f"θ̃ = Q diag(σ/(σ+λ)) Qᵀ θ̂ at λ = {steps['lambda']:g}",
+                                         f"φ̃ = Q diag(σ/(σ+λ)) Qᵀ φ̂ at λ = {steps['lambda']:g} ({SCALED_VIEW})"),
+                            fontsize=10)
     return {"axes": axes, "values": dict(zip(("theta_hat_p", "rotated", "scaled", "rotated_back"),
                                              vecs, strict=True)),
             "artists": artists, "kind": kind}
@@ -85,14 +89,14 @@ def _plane(axes, path, steps, vecs):
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_title(_TITLES[k], fontsize=9)
-        ax.set_xlabel("θ₁" if k in (0, 3) else "q₁ coordinate", fontsize=8)
-        ax.set_ylabel("θ₂" if k in (0, 3) else "q₂ coordinate", fontsize=8)
+        ax.set_xlabel(scaled_label(path, "θ₁", "φ₁ = √d₁·θ₁") if k in (0, 3) else "q₁ coordinate", fontsize=8)
+        ax.set_ylabel(scaled_label(path, "θ₂", "φ₂ = √d₂·θ₂") if k in (0, 3) else "q₂ coordinate", fontsize=8)
         ax.text(0.02, 0.02, "(" + ", ".join(f"{c:.3g}" for c in v) + ")", transform=ax.transAxes, fontsize=8)
     return artists
 
 
 def _bars(axes, path, steps, vecs, max_bars):
-    names = [f"θ{j + 1}" for j in np.flatnonzero(path.penalized)]
+    names = [scaled_label(path, "θ", "φ") + f"{j + 1}" for j in np.flatnonzero(path.penalized)]
     p_keep = np.sort(np.argsort(-np.abs(vecs[0]))[:max_bars])
     e_keep = np.sort(np.argsort(-np.abs(vecs[1]))[:max_bars])
     artists = []

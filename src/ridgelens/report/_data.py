@@ -12,6 +12,7 @@ from ridgelens.pipeline import CONVENTIONS
 from ridgelens.report._loss import check_loss_plane, loss_plane
 from ridgelens.report._plane import display_eigenvalues
 from ridgelens.ridge import ridge_path
+from ridgelens.ridge._path import SCALED_VIEW
 
 #: Eigenvectors are carried into the page only up to this many penalized parameters.
 MAX_EIGENVECTORS = 400
@@ -50,6 +51,9 @@ class ExplorerData:
         The true loss ``R(θ) − R(θ̂)`` on a grid of the contour view
         (:func:`ridgelens.report.loss_plane`); the page then draws its contours against the
         quadratic model's ellipses.
+    scaled_view : bool
+        The eigen view is that of D^{-1/2}HD^{-1/2} in φ = D^{1/2}θ (a penalty matrix,
+        :attr:`RidgePath.scaled_view`); the page's axes and a note say so.
     """
 
     title: str
@@ -66,6 +70,7 @@ class ExplorerData:
     conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
     rank_tol: float = 0.0
     loss_plane: dict | None = None
+    scaled_view: bool = False
 
     @classmethod
     def from_analysis(cls, analysis, *, title: str | None = None, objective=None) -> ExplorerData:
@@ -84,6 +89,10 @@ class ExplorerData:
         notes = _notes(path.gradient_used, analysis.gradient_norm, float(path.eigenvalues.min()), drawn=gc is not None)
         if r < n_pen:
             notes.append(_partial(r, n_pen))
+        if path.scaled_view:
+            notes.append(f"Penalty (λ/2)θᵀDθ with per-parameter factors: the {SCALED_VIEW} — σⱼ, qⱼ, the plane, "
+                         "the shrinkage factors, df(λ) and the per-parameter columns are of φ, not H's or θ's; the paths θ̃ "
+                         "and θ* are in θ.")
         _, zeroed, tol = display_eigenvalues(path.eigenvalues, path.rank_tol)
         if zeroed:
             notes.append(f"{zeroed} eigenvalue{'s' if zeroed > 1 else ''} with |σ| ≤ {tol:.2g} (rounding level) "
@@ -96,7 +105,8 @@ class ExplorerData:
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
                    notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol),
-                   loss_plane=check_loss_plane(lp))
+                   loss_plane=check_loss_plane(lp),
+                   scaled_view=path.scaled_view)
 
     @classmethod
     def from_results(cls, d, *, source: str = "results.json") -> ExplorerData:

@@ -125,7 +125,8 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
         vertical_spacing=0.1 if not sliced else 0.07, horizontal_spacing=0.1,
         specs=[[{"type": "xy"}, {"type": "xy"}], [{"type": "xy"}, {"type": "xy"}], *slice_row,
                [{"type": "table"}, {"type": "table"}] if has_q else [{"type": "table", "colspan": 2}, None]],
-        subplot_titles=(f"Eigen-coordinates: the ({qa}, {qb}) plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
+        subplot_titles=(f"Eigen-coordinates{' of D^{-1/2}HD^{-1/2}' if data.scaled_view else ''}: the ({qa}, {qb}) "
+                        "plane", "Shrinkage factor σⱼ/(σⱼ+λ) per direction",
                         "df(λ) = Σ σⱼ/(σⱼ+λ)", right2, *slice_title, "Per direction",
                         *(["Per parameter"] if has_q else [])))
     table_row = 4 if sliced else 3
@@ -276,8 +277,9 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
     spans = np.abs([za, zb, ha, hb])
     if max(spans[0], spans[2]) <= 10 * max(min(spans[1], spans[3]), 1e-300):  # to scale: circles look like circles
         fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_xaxes(title_text=f"{qa}ᵀθ  (σ{a + 1} = {fmt(sa)})", row=1, col=1, range=list(box["x"]))
-    fig.update_yaxes(title_text=f"{qb}ᵀθ  (σ{b + 1} = {fmt(sb)})", row=1, col=1, range=list(box["y"]))
+    coord = "φ, φ = D^{1/2}θ" if data.scaled_view else "θ"  # the eigen view of D^{-1/2}HD^{-1/2} lives in φ
+    fig.update_xaxes(title_text=f"{qa}ᵀ{coord}  (σ{a + 1} = {fmt(sa)})", row=1, col=1, range=list(box["x"]))
+    fig.update_yaxes(title_text=f"{qb}ᵀ{coord}  (σ{b + 1} = {fmt(sb)})", row=1, col=1, range=list(box["y"]))
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(type="log", title_text="λ", row=2, col=1)
     if has_paths and not rotation:
@@ -295,7 +297,7 @@ def _slice_axes(data, directions):
     Returns ``(D, x title, y title)``.
     """
     Qab = np.asarray(data.eigenvectors)[:, list(directions)]
-    names = data.penalized_names
+    names = [f"√d·{n}" if data.scaled_view else n for n in data.penalized_names]  # φ = D^{1/2}θ when scaled
     if Qab.shape[0] == 2:
         return Qab, names[0], names[1]
     load = np.linalg.norm(Qab, axis=1)

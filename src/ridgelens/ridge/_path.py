@@ -8,6 +8,9 @@ import numpy as np
 
 from ridgelens._validation import check_lambdas
 
+#: How figures name the eigen view of a path with a penalty matrix (:attr:`RidgePath.scaled_view`).
+SCALED_VIEW = "eigen view of D^{-1/2}HD^{-1/2}, coordinates φ = D^{1/2}θ"
+
 
 @dataclass(frozen=True)
 class RidgePath:
@@ -93,6 +96,16 @@ class RidgePath:
     gradient_coords: np.ndarray | None = None
     choice: object = None
     penalty_factors: np.ndarray | None = None
+
+    @property
+    def scaled_view(self) -> bool:
+        """Whether the eigen view is that of D^{-1/2} H D^{-1/2} in φ = D^{1/2}θ (factors other than 0 and 1).
+
+        Figures and the interactive page then say so (:data:`SCALED_VIEW`): σⱼ, Q and the
+        coordinates are not H's or θ's.
+        """
+        pf = self.penalty_factors
+        return pf is not None and not bool(np.all((pf == 0) | (pf == 1)))
 
     def steps(self, i: int) -> dict:
         """The rotate → scale → rotate steps at ``lambdas[i]``, each as an array.
