@@ -6,12 +6,14 @@ by cond² (ε·cond² ≤ 2.2e-10 for cond ≤ 1e3): the selection criteria, and
 which come from the same one decision.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 
 from ridgelens import ridge_path
-from ridgelens.errors import RidgelensError
+from ridgelens.errors import IllConditionedWarning, RidgelensError
 from ridgelens.objectives import LeastSquares
 from ridgelens.select import select_lambda
 
@@ -131,3 +133,16 @@ def test_the_gram_route_falls_back_to_the_svd_and_says_why():
         LeastSquares(X, y, penalize_intercept=True, decomposition="gram").minimize()
     with pytest.raises(RidgelensError, match="decomposition must be one of"):
         LeastSquares(X, y, decomposition="qr")
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e3])
+def test_gram_route_condition_number_of_the_whole_design(offset):
+    # cond([X, 1]) from the two extreme roots of the arrowhead's secular equation, against the SVD of
+    # [X, 1] itself (offset 0: centred columns, a diagonal arrowhead; 1e3: cond 1.2e9, past the roots'
+    # accuracy, so M's SVD, and past 1e8, so the warning).
+    X, y = graded_design(300, 12, 50.0, offset=offset)
+    obj = LeastSquares(X, y)
+    with pytest.warns(IllConditionedWarning) if offset > 100 else contextlib.nullcontext():
+        assert obj.decomposition_choice.name == "gram"
+    ref = np.linalg.cond(np.c_[X, np.ones(len(y))])
+    assert obj.design_svd().condition_number == pytest.approx(ref, rel=1e-9)

@@ -52,19 +52,19 @@ def whole_condition(s: np.ndarray, Vt: np.ndarray, x_mean: np.ndarray, W: float,
     """``cond(W^{1/2}[X, 1])`` over its non-zero singular values, as :class:`DesignSVD` reports it.
 
     The whole design is ``[U, free] M``, ``M = [[diag(s) Vt, 0], [√Σw x̄ᵀ, √Σw]]`` (``[U, free]``
-    orthonormal), so its singular values are M's: from the eigenvalues of the arrowhead ``M Mᵀ``
-    (half the cost of M's SVD) when they span less than 1e8 (relative error ≲ 2e-8), else from
-    M's SVD.
+    orthonormal), so its singular values are M's, and their squares the eigenvalues of the
+    arrowhead ``M Mᵀ = [[diag(s²), z], [zᵀ, α]]``. Only the two extreme ones are needed: each is
+    the one root of the secular equation ``α − λ − Σ zᵢ²/(sᵢ² − λ) = 0`` below min s² or above
+    max s², found by bisection-safe root finding in O(d) per step (no d × d decomposition). When
+    they span 1e8 or more (where their absolute accuracy, ε·max s², is no longer enough), M's SVD.
     """
     d = s.size
-    a = np.sqrt(W) * (Vt @ x_mean)
-    MMt = np.zeros((d + 1, d + 1))
-    MMt[np.arange(d), np.arange(d)] = s * s
-    MMt[:d, d] = MMt[d, :d] = s * a
-    MMt[d, d] = W * (float(x_mean @ x_mean) + 1.0)
-    e = linalg.eigvalsh(MMt, check_finite=False)
-    if e[0] > 1e-8 * e[-1]:
-        return float(np.sqrt(e[-1] / e[0]))
+    s2 = s * s
+    z = s * (np.sqrt(W) * (Vt @ x_mean))
+    alpha = W * (float(x_mean @ x_mean) + 1.0)
+    lo, hi = _arrowhead_extremes(s2, z, alpha)
+    if lo > 1e-8 * hi:
+        return float(np.sqrt(hi / lo))
     M = np.zeros((d + 1, d + 1))
     M[:d, :d] = s[:, None] * Vt
     M[d, :d] = np.sqrt(W) * x_mean
@@ -72,3 +72,30 @@ def whole_condition(s: np.ndarray, Vt: np.ndarray, x_mean: np.ndarray, W: float,
     g = linalg.svdvals(M, check_finite=False)
     ka = int(np.count_nonzero(g > g[0] * max(n, d + 1) * np.finfo(np.float64).eps))
     return float(g[0] / g[ka - 1])
+
+
+def _arrowhead_extremes(dg: np.ndarray, z: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Smallest and largest eigenvalue of the PSD arrowhead ``[[diag(dg), z], [zᵀ, alpha]]``, ``dg > 0``.
+
+    ``f(λ) = α − λ − Σ zᵢ²/(dgᵢ − λ)`` decreases on (−∞, min dg) and on (max dg, ∞); its root
+    there, if any, is the smallest (largest) eigenvalue, else min dg (max dg) is (Cauchy
+    interlacing: every other eigenvalue lies in [min dg, max dg]).
+    """
+    from scipy.optimize import brentq
+
+    def f(lam):
+        return alpha - lam - float(np.sum(z * z / (dg - lam)))
+
+    rtol = 4 * np.finfo(np.float64).eps
+    d_lo, d_hi = float(dg.min()), float(dg.max())
+    below = d_lo * (1 - 1e-13)
+    if f(0.0) <= 0:  # singular (to rounding): no root above 0
+        lo = 0.0
+    elif f(below) >= 0:
+        lo = d_lo
+    else:
+        lo = brentq(f, 0.0, below, xtol=1e-300, rtol=rtol)
+    above = d_hi * (1 + 1e-13)
+    top = max(d_hi, alpha) + float(np.linalg.norm(z)) + above  # ‖A‖ ≤ max(dg, α) + ‖z‖
+    hi = brentq(f, above, top, xtol=1e-300, rtol=rtol) if f(above) > 0 else d_hi
+    return lo, hi
