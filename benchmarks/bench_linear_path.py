@@ -17,6 +17,7 @@ which decomposes once but also computes GCV.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -26,13 +27,15 @@ from sklearn.linear_model import Ridge, RidgeCV
 from ridgelens import LeastSquares, hessian, ridge_path
 
 
-def median_time(fn, repeats):
-    times, out = [], None
+def median_times(fns, repeats):
+    """Median seconds and last output of each function, run in interleaved rounds (load drift hits all alike)."""
+    times, outs = [[] for _ in fns], [None] * len(fns)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            outs[i] = fn()
+            times[i].append(time.perf_counter() - t0)
+    return [(statistics.median(t), o) for t, o in zip(times, outs, strict=True)]
 
 
 def main():
@@ -75,13 +78,11 @@ def main():
     def sklearn_ridgecv():
         return RidgeCV(alphas=n * lambdas, gcv_mode="svd").fit(X, y)
 
-    t_rl, th_rl = median_time(ridgelens_path, args.repeats)
-    t_svd, th_svd = median_time(ridgelens_svd_path, args.repeats)
-    t_gram, th_gram = median_time(ridgelens_gram_path, args.repeats)
-    t_loop, th_sk = median_time(sklearn_loop, args.repeats)
-    t_cv, _ = median_time(sklearn_ridgecv, args.repeats)
+    (t_rl, th_rl), (t_svd, th_svd), (t_gram, th_gram), (t_loop, th_sk), (t_cv, _) = median_times(
+        [ridgelens_path, ridgelens_svd_path, ridgelens_gram_path, sklearn_loop, sklearn_ridgecv], args.repeats)
     diff = np.abs(th_rl - th_sk).max() / np.abs(th_sk).max()
-    print(f"least-squares ridge path: n={n}, d={d}, {args.m} λ, median of {args.repeats} runs")
+    print(f"least-squares ridge path: n={n}, d={d}, {args.m} λ, median of {args.repeats} interleaved rounds, "
+          f"load average {os.getloadavg()[0]:.1f}")
     route = LeastSquares(X, y).decomposition_choice
     print(f"  ridgelens (one decomposition for θ̂ and the path, one broadcast): {t_rl * 1e3:9.1f} ms   [{route}]")
     print(f"  ridgelens forced through the SVD (decomposition='svd'):  {t_svd * 1e3:9.1f} ms"
