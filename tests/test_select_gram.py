@@ -146,3 +146,12 @@ def test_gram_route_condition_number_of_the_whole_design(offset):
         assert obj.decomposition_choice.name == "gram"
     ref = np.linalg.cond(np.c_[X, np.ones(len(y))])
     assert obj.design_svd().condition_number == pytest.approx(ref, rel=1e-9)
+
+
+def test_a_constant_column_takes_the_svd_which_decides_the_rank():
+    X, y = graded_design(100, 4, 10.0)
+    obj = LeastSquares(np.c_[X, np.full(len(y), 2.0)], y)  # zero after centring
+    assert obj.decomposition_choice.name == "svd" and "zero" in obj.decomposition_choice.reason
+    ref = np.linalg.lstsq(np.c_[X, np.ones(len(y))], y, rcond=None)[0]  # the minimum-norm θ̂ puts 0 on it
+    np.testing.assert_allclose(obj.minimize().theta[[0, 1, 2, 3, 5]], ref, rtol=1e-10)
+    assert obj.minimize().theta[4] == pytest.approx(0.0, abs=1e-12)

@@ -220,6 +220,8 @@ def _design(requested, *, n, d, penalized_intercept, column_ratio, gram_cond) ->
         return Choice("design", "svd", "asked for", facts)
     if why_not is None and requested == "auto" and column_ratio > GRAM_MAX_COND:
         facts["column_ratio"] = column_ratio
+        if not np.isfinite(column_ratio):
+            return Choice("design", "svd", "a column of Z is zero (rank-deficient): the SVD decides the rank", facts)
         return Choice("design", "svd", f"the column norms of Z alone span {column_ratio:.3g} > "
                       f"{GRAM_MAX_COND:g} (cond(Z) is at least that): the backward-stable SVD", facts)
     if why_not is None:
