@@ -35,7 +35,6 @@ from sklearn.linear_model import RidgeCV
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ridgelens.objectives import LeastSquares
-from ridgelens.objectives._gram import gram_svd
 from ridgelens.select import _criteria, select_lambda
 
 
@@ -129,8 +128,8 @@ def run(args):
     split_svd, split_loo = [], []
     route = select_lambda(LeastSquares(X, y), lambdas, method="loo").diagnostics["decomposition"]
     for _ in range(args.repeats):
-        split_svd.append(timed(lambda: gram_svd(LeastSquares(X, y)) or LeastSquares(X, y).design_svd())[0])
-        prep = _criteria.Prepared(gram_svd(LeastSquares(X, y)) or LeastSquares(X, y).design_svd())
+        split_svd.append(timed(lambda: LeastSquares(X, y).design_svd().U)[0])  # U formed, as the criteria need it
+        prep = _criteria.Prepared(LeastSquares(X, y).design_svd())
         split_loo.append(timed(lambda p=prep: _criteria.loo(p, lambdas, LeastSquares(X, y)))[0])
 
     print(f"n = {n}, d = {d}, {lambdas.size} λ in [{lambdas[0]:g}, {lambdas[-1]:g}]; "

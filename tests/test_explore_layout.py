@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from ridgelens import ridge_path
+from ridgelens._shrinkage import rounding_tol
 from ridgelens.cli import main
 from ridgelens.report import ExplorerData, demo_data, explorer_figure, lambda_grid
 from ridgelens.report._data import DEMO_H, DEMO_THETA
+from ridgelens.report._plane import display_eigenvalues
 from ridgelens.report._screenshot import page_screenshots, set_step
 
 CHROMIUM = os.environ.get("RIDGELENS_CHROMIUM", "/usr/bin/chromium")
@@ -42,14 +44,14 @@ def test_slider_stops_are_round_numbers_and_ticks_are_powers_of_ten():
 
 
 def test_rounding_level_eigenvalue_neither_starts_the_slider_nor_drives_df_negative():
-    # σ = −4.4e-12 next to σ_max = 2: rounding noise. Drawn as it is, the slider started at 4.6e-12 and
-    # df(λ) = Σσ/(σ+λ) went to about −45 there.
+    # σ = −4.4e-16 next to σ_max = 2: rounding noise (below the one rule's 3·ε·2 = 1.3e-15). Drawn as it
+    # is, the slider started at 4.6e-16 and df(λ) = Σσ/(σ+λ) went far below 0 there.
     base = demo_data()
-    data = dataclasses.replace(base, eigenvalues=np.array([2.0, 0.25, -4.4e-12]), coords=np.array([2.4, 0.3, 1e-3]),
+    data = dataclasses.replace(base, eigenvalues=np.array([2.0, 0.25, -4.4e-16]), coords=np.array([2.4, 0.3, 1e-3]),
                                eigenvectors=None, penalized_names=["a", "b", "c"], param_names=["a", "b", "c"],
                                predicted=None, refit=None, rank_tol=0.0)
     grid = lambda_grid(data)
-    assert grid[0] == 0.0 and grid[1] >= 0.25 / 30 / 10  # not 4.6e-12
+    assert grid[0] == 0.0 and grid[1] >= 0.25 / 30 / 10  # not 4.6e-16
     _, info = explorer_figure(data)
     df = info["steps"]["df"]
     assert np.all(df >= 0) and np.all(df <= 2 + 1e-12)
@@ -60,11 +62,14 @@ def test_rounding_level_eigenvalue_neither_starts_the_slider_nor_drives_df_negat
     ds = load_dataset("diabetes")
     res = analyze(LeastSquares(ds.X, ds.y), [1e-3, 1e-1])
     sigma = res.path.eigenvalues.copy()
-    sigma[-1] = -4.4e-12
+    sigma[-1] = -0.5 * rounding_tol(sigma)  # rounding level by the core's rule (n·ε·σ_max = 2.0e-17 here)
     res = dataclasses.replace(res, path=dataclasses.replace(res.path, eigenvalues=sigma))
     page = ExplorerData.from_analysis(res)
     assert any("1 eigenvalue with |σ| ≤" in n and "drawn as 0" in n for n in page.notes), page.notes
     assert lambda_grid(page)[1] > 1e-8
+    # The one rule cuts both ways: a value above it is curvature, in the figures as in the results.
+    sigma[-1] = -4.4e-12
+    assert display_eigenvalues(sigma)[1] == 0 and display_eigenvalues(sigma)[2] == rounding_tol(sigma)
 
 
 

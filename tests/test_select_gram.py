@@ -1,25 +1,28 @@
-"""The Gram-matrix route of select_lambda (well-conditioned designs) against the SVD route.
+"""The Gram-matrix route of LeastSquares (well-conditioned designs) against the SVD route.
 
-Reference: the same selection on the same objective after its thin SVD is computed
-(``design_svd()`` caches it, and select_lambda then uses it): LAPACK's SVD, precise at any
-conditioning. The Gram route must agree to rounding amplified by cond² (≤ 1e3² here).
+Reference: the same data with ``decomposition="svd"``: LAPACK's SVD, precise at any
+conditioning. The Gram route (``"auto"`` on these designs) must agree to rounding amplified
+by cond² (ε·cond² ≤ 2.2e-10 for cond ≤ 1e3): the selection criteria, and θ̂ and the path,
+which come from the same one decision.
 """
+
+import contextlib
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 
+from ridgelens import ridge_path
+from ridgelens.errors import IllConditionedWarning, RidgelensError
 from ridgelens.objectives import LeastSquares
-from ridgelens.objectives._gram import gram_svd
 from ridgelens.select import select_lambda
+
+EPS = np.finfo(np.float64).eps
 
 
 def both(make, method):
     """(Gram route, SVD route) selections of fresh objectives on the same data."""
-    fast = select_lambda(make(), method=method)
-    obj = make()
-    obj.design_svd()
-    return fast, select_lambda(obj, method=method)
+    return select_lambda(make(), method=method), select_lambda(make(decomposition="svd"), method=method)
 
 
 @pytest.mark.parametrize("weights", ["none", "positive", "with-zeros"])
@@ -31,7 +34,7 @@ def test_gram_route_equals_the_svd_route_on_diabetes(weights, fit_intercept, met
     w = None if weights == "none" else rng.uniform(0.2, 3.0, size=len(y))
     if weights == "with-zeros":
         w[rng.random(len(y)) < 0.1] = 0.0
-    fast, ref = both(lambda: LeastSquares(X, y, sample_weight=w, fit_intercept=fit_intercept), method)
+    fast, ref = both(lambda **kw: LeastSquares(X, y, sample_weight=w, fit_intercept=fit_intercept, **kw), method)
     assert fast.diagnostics["decomposition"].startswith("eigendecomposition")
     assert ref.diagnostics["decomposition"].startswith("thin SVD")
     assert fast.diagnostics["index"] == ref.diagnostics["index"]  # the default grid comes from s
@@ -47,7 +50,9 @@ def test_gram_route_factors_are_an_svd():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 30)) * np.geomspace(1.0, 0.01, 30) + 5.0  # cond ≈ 100 after centring
     y = rng.normal(size=400)
-    svd = gram_svd(LeastSquares(X, y))
+    obj = LeastSquares(X, y)
+    svd = obj.design_svd()
+    assert obj.decomposition_choice.name == "gram"
     Z = X - X.mean(axis=0)
     assert np.allclose(svd.U.T @ svd.U, np.eye(30), rtol=0, atol=1e-11)
     assert np.allclose((svd.U * svd.s) @ svd.Vt, Z, rtol=0, atol=1e-13 * svd.s[0])
@@ -58,8 +63,95 @@ def test_ill_conditioned_or_penalized_intercept_designs_take_the_svd():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 5)) * np.array([1.0, 1.0, 1.0, 1.0, 1e-4])  # cond ≈ 1e4 > 1e3
     y = rng.normal(size=200)
-    assert gram_svd(LeastSquares(X, y)) is None
-    assert gram_svd(LeastSquares(X[:, :4], y, penalize_intercept=True)) is None
-    assert gram_svd(LeastSquares(X[:4], y[:4])) is None  # more columns than rows: no Gram shortcut
+    assert LeastSquares(X, y).decomposition_choice.name == "svd"
+    assert LeastSquares(X[:, :4], y, penalize_intercept=True).decomposition_choice.name == "svd"
+    assert LeastSquares(X[:4], y[:4]).decomposition_choice.name == "svd"  # more columns than rows
     sel = select_lambda(LeastSquares(X, y), np.geomspace(1e-4, 1.0, 5), method="loo")
     assert sel.diagnostics["decomposition"].startswith("thin SVD")
+
+
+def graded_design(n, d, cond, seed=0, offset=3.0):
+    """A tall design X = Z + offset, Z with centred columns and condition number ``cond`` (geometric s)."""
+    rng = np.random.default_rng(seed)
+    G = rng.normal(size=(n, d))
+    Q, _ = np.linalg.qr(G - G.mean(axis=0))
+    R, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    X = (Q * np.geomspace(1.0, 1.0 / cond, d)) @ R + offset
+    return X, X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+
+
+@pytest.mark.parametrize("cond", [3.0, 1e2, 9e2])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_theta_hat_and_path_through_the_gram_route_equal_the_svd_route(cond, fit_intercept):
+    # The path is a smooth function of ZᵀZ: (ZᵀZ + λΣw)⁻¹ZᵀZ θ̂. Formed and decomposed in float64 it is
+    # off by about ε·cond² (the Gram matrix's condition number) relative; θ̂ is refined with accurate
+    # residuals on both routes, so it agrees to a few ε·cond (the SVD route's own forward error).
+    X, y = graded_design(300, 12, cond, offset=3.0 if fit_intercept else 0.0)
+    lambdas = np.geomspace(1e-6, 10.0, 9)
+    fast = LeastSquares(X, y, fit_intercept=fit_intercept)
+    ref = LeastSquares(X, y, fit_intercept=fit_intercept, decomposition="svd")
+    assert fast.decomposition_choice.name == "gram" and ref.decomposition_choice.name == "svd"
+    c = fast.decomposition_choice.facts["condition_number"]
+    assert c == pytest.approx(cond, rel=1e-6)
+    assert fast.decomposition_choice.facts["error_estimate"] == pytest.approx(EPS * c * c)
+    th_fast, th_ref = fast.minimize().theta, ref.minimize().theta
+    assert np.abs(th_fast - th_ref).max() <= 10 * EPS * c * np.abs(th_ref).max()
+    p_fast, p_ref = ridge_path(fast, th_fast, lambdas), ridge_path(ref, th_ref, lambdas)
+    assert np.abs(p_fast.thetas - p_ref.thetas).max() <= 10 * EPS * c * c * np.abs(p_ref.thetas).max()
+    assert np.allclose(p_fast.eigenvalues, p_ref.eigenvalues, rtol=10 * EPS * c * c, atol=0)
+    # The choice travels with the results: θ̂'s message, the path's choice, its error estimate.
+    assert fast.minimize().message.startswith("eigendecomposition of the Gram matrix")
+    assert ref.minimize().message.startswith("SVD of the")
+    assert p_fast.choice.facts["decomposition"] is fast.decomposition_choice
+    assert "ε·cond²" in str(p_fast.choice)
+    # Independent reference: the ridge solution of the normal equations in extended steps (lstsq on
+    # the stacked [A; √(λΣw) P]), the minimizer θ̃(λ) is for least squares.
+    A = np.c_[X, np.ones(len(y))] if fit_intercept else X
+    P = np.diag(fast.penalized.astype(float))
+    for i in (0, 4, 8):
+        lam = lambdas[i]
+        M = np.vstack([A, np.sqrt(lam * len(y)) * P])
+        direct = np.linalg.lstsq(M, np.r_[y, np.zeros(A.shape[1])], rcond=None)[0]
+        assert np.abs(p_fast.thetas[i] - direct).max() <= 1e-9 * np.abs(direct).max()
+
+
+def test_the_gram_route_falls_back_to_the_svd_and_says_why():
+    X, y = graded_design(300, 12, 5e3)  # cond(Z) = 5e3 > 1e3: ε·cond² = 5.6e-9 would be lost
+    obj = LeastSquares(X, y)
+    ch = obj.decomposition_choice
+    assert ch.name == "svd" and "> 1000" in ch.reason
+    assert obj.minimize().message.startswith("SVD of the centred design")
+    assert ridge_path(obj, obj.minimize().theta, [0.1]).choice.facts["decomposition"].name == "svd"
+    # Columns alone spanning > 1e3 decide it without forming ZᵀZ.
+    Xs = graded_design(300, 12, 5.0, offset=0.0)[0] * np.r_[np.ones(11), 1e-4]
+    ch = LeastSquares(Xs, y).decomposition_choice
+    assert ch.name == "svd" and "column norms" in ch.reason and "condition_number" not in ch.facts
+    # Asked for: taken where possible, refused by name where not.
+    forced = LeastSquares(X, y, decomposition="gram")
+    assert forced.decomposition_choice.name == "gram" and "asked for" in forced.decomposition_choice.reason
+    with pytest.raises(RidgelensError, match=r"decomposition='gram'.*penalized intercept"):
+        LeastSquares(X, y, penalize_intercept=True, decomposition="gram").minimize()
+    with pytest.raises(RidgelensError, match="decomposition must be one of"):
+        LeastSquares(X, y, decomposition="qr")
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e3])
+def test_gram_route_condition_number_of_the_whole_design(offset):
+    # cond([X, 1]) from the two extreme roots of the arrowhead's secular equation, against the SVD of
+    # [X, 1] itself (offset 0: centred columns, a diagonal arrowhead; 1e3: cond 1.2e9, past the roots'
+    # accuracy, so M's SVD, and past 1e8, so the warning).
+    X, y = graded_design(300, 12, 50.0, offset=offset)
+    obj = LeastSquares(X, y)
+    with pytest.warns(IllConditionedWarning) if offset > 100 else contextlib.nullcontext():
+        assert obj.decomposition_choice.name == "gram"
+    ref = np.linalg.cond(np.c_[X, np.ones(len(y))])
+    assert obj.design_svd().condition_number == pytest.approx(ref, rel=1e-9)
+
+
+def test_a_constant_column_takes_the_svd_which_decides_the_rank():
+    X, y = graded_design(100, 4, 10.0)
+    obj = LeastSquares(np.c_[X, np.full(len(y), 2.0)], y)  # zero after centring
+    assert obj.decomposition_choice.name == "svd" and "zero" in obj.decomposition_choice.reason
+    ref = np.linalg.lstsq(np.c_[X, np.ones(len(y))], y, rcond=None)[0]  # the minimum-norm θ̂ puts 0 on it
+    np.testing.assert_allclose(obj.minimize().theta[[0, 1, 2, 3, 5]], ref, rtol=1e-10)
+    assert obj.minimize().theta[4] == pytest.approx(0.0, abs=1e-12)

@@ -26,12 +26,18 @@ decision                  names                                  ``"auto"`` rule
                                                                  short Lanczos run on H finds a negative Ritz
                                                                  value (a certificate: H is indefinite, so
                                                                  H + λD has no minimizer for small λ)
+``"design"``              ``svd``, ``gram``                      gram (eigh of the centred Gram matrix ZᵀZ)
+                                                                 when n > d, the intercept is free or absent
+                                                                 and cond(Z) ≤ :data:`GRAM_MAX_COND`; else
+                                                                 the backward-stable SVD of Z
 ========================  =====================================  ==========================================
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ridgelens.errors import RidgelensError
 
@@ -41,6 +47,9 @@ DENSE_MAX_PARAMS = 2000
 DENSE_FREE_MAX = 4096
 #: Above this many bytes for an SLQ basis (m + 1 vectors), ``slq_reorth="auto"`` keeps 3 vectors only.
 SLQ_BASIS_BUDGET_BYTES = 1 << 30
+#: ``design="auto"`` (least squares) factors the design through its Gram matrix up to this condition
+#: number: the Gram matrix squares it, so the factors carry relative errors ≲ ε·cond² ≤ 2.2e-10.
+GRAM_MAX_COND = 1e3
 
 NAMES = {
     "eigen": ("dense", "lanczos"),
@@ -50,6 +59,7 @@ NAMES = {
     "schur_inner": ("dense", "cg"),
     "slq_reorth": ("full", "local"),
     "curvature": ("hessian", "ggn"),
+    "design": ("svd", "gram"),
 }
 #: Older spellings still accepted.
 ALIASES = {("slq_reorth", "none"): "local"}
@@ -70,10 +80,11 @@ class Choice:
 
 #: The name of the option each decision is set by (for error messages).
 OPTION = {"eigen": "method", "path": "method", "analysis": "method", "hvp_form": "form",
-          "schur_inner": "inner", "slq_reorth": "reorth", "curvature": "curvature"}
+          "schur_inner": "inner", "slq_reorth": "reorth", "curvature": "curvature", "design": "decomposition"}
 
 
-def _check(decision: str, requested: str) -> str:
+def check_option(decision: str, requested: str) -> str:
+    """``requested`` with old spellings mapped, after checking it is ``"auto"`` or a name of ``decision``."""
     names = NAMES[decision]
     requested = ALIASES.get((decision, requested), requested)
     if requested != "auto" and requested not in names:
@@ -93,11 +104,13 @@ def select_solver(decision: str, requested: str = "auto", **facts) -> Choice:
     """
     if decision not in NAMES:
         raise RidgelensError(f"unknown decision {decision!r}; one of {tuple(NAMES)}")
-    requested = _check(decision, requested)
+    requested = check_option(decision, requested)
     if decision == "hvp_form":  # its facts shape what "asked for" becomes too
         return _hvp_form(requested, **facts)
     if decision == "curvature" and requested == "auto":  # its probe is measured only when needed
         return _curvature(**facts)
+    if decision == "design":
+        return _design(requested, **facts)
     if requested != "auto":
         return Choice(decision, requested, "asked for", facts)
     name, why = _RULES[decision](**facts)
@@ -189,3 +202,42 @@ def _curvature(*, convex: bool, has_outputs: bool, ritz_range) -> Choice:
         return Choice("curvature", "ggn", f"H has a Ritz value {lo:.3g} < 0 ({spent} products): H is indefinite, so "
                       "H + λD has no minimizer for small λ; the Gauss-Newton matrix is positive semi-definite", facts)
     return Choice("curvature", "hessian", f"no negative Ritz value of H in {spent} products (smallest {lo:.3g})", facts)
+
+
+def _design(requested, *, n, d, penalized_intercept, column_ratio, gram_cond) -> Choice:
+    """Least squares: factor the (centred, weighted) n × d design Z by its SVD or through ZᵀZ.
+
+    ``gram_cond()`` forms ZᵀZ, decomposes it and returns cond(Z) (inf when ZᵀZ is singular); it is
+    called only when the Gram route is possible and not excluded by ``column_ratio`` (the largest
+    over the smallest column norm of Z, a lower bound on cond(Z)). The Gram route's factors carry
+    relative errors up to about ε·cond², recorded as ``facts["error_estimate"]``.
+    """
+    facts = {"n": n, "d": d}
+    why_not = ("a penalized intercept: the penalty sees the whole design [X, 1], not the centred Z"
+               if penalized_intercept else
+               f"n = {n} ≤ d = {d}: the Gram matrix is singular" if n <= d else None)
+    if requested == "svd":
+        return Choice("design", "svd", "asked for", facts)
+    if why_not is None and requested == "auto" and column_ratio > GRAM_MAX_COND:
+        facts["column_ratio"] = column_ratio
+        if not np.isfinite(column_ratio):
+            return Choice("design", "svd", "a column of Z is zero (rank-deficient): the SVD decides the rank", facts)
+        return Choice("design", "svd", f"the column norms of Z alone span {column_ratio:.3g} > "
+                      f"{GRAM_MAX_COND:g} (cond(Z) is at least that): the backward-stable SVD", facts)
+    if why_not is None:
+        cond = float(gram_cond())
+        facts["condition_number"], facts["error_estimate"] = cond, float(np.finfo(np.float64).eps * cond ** 2)
+        if not np.isfinite(cond):
+            why_not = "ZᵀZ is numerically singular"
+    if why_not is not None:
+        if requested == "gram":
+            raise RidgelensError(f"decomposition='gram' cannot be used here: {why_not}; use 'svd' or 'auto'")
+        return Choice("design", "svd", why_not + ": the SVD", facts)
+    err = f"relative errors ≲ ε·cond² = {facts['error_estimate']:.1e}"
+    if requested == "gram":
+        return Choice("design", "gram", f"asked for; cond(Z) = {cond:.3g}, {err}", facts)
+    if cond <= GRAM_MAX_COND:
+        return Choice("design", "gram", f"cond(Z) = {cond:.3g} ≤ {GRAM_MAX_COND:g}: eigendecomposition of "
+                      f"the Gram matrix ZᵀZ, {err}", facts)
+    return Choice("design", "svd", f"cond(Z) = {cond:.3g} > {GRAM_MAX_COND:g}: the Gram matrix would give "
+                  f"{err}; the backward-stable SVD", facts)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from scipy import linalg, optimize
 from scipy.special import expit
 
+from ridgelens._auto import check_option
 from ridgelens._validation import (
     check_finite_matrix,
     check_finite_vector,
@@ -25,6 +27,7 @@ from ridgelens._validation import (
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
 from ridgelens.objectives._base import MinimizeResult, Objective
+from ridgelens.objectives._gram import decompose, whole_condition
 
 #: :class:`LeastSquares` warns (:class:`~ridgelens.errors.IllConditionedWarning`) when the
 #: condition number of its design ``W^{1/2}A`` exceeds this: the dense Hessian ``AᵀWA/Σw``
@@ -228,7 +231,8 @@ class DesignSVD:
     Attributes
     ----------
     U : ndarray of shape (n_samples, rank)
-        Left singular vectors (orthonormal columns).
+        Left singular vectors (orthonormal columns); formed on first use when the factors
+        come from the Gram matrix (``ridgelens.objectives._gram``).
     s : ndarray of shape (rank,)
         Non-zero singular values, descending.
     Vt : ndarray of shape (rank, n_columns)
@@ -248,7 +252,6 @@ class DesignSVD:
         when there is an intercept), over its non-zero singular values.
     """
 
-    U: np.ndarray
     s: np.ndarray
     Vt: np.ndarray
     target: np.ndarray
@@ -257,11 +260,24 @@ class DesignSVD:
     free: np.ndarray | None
     n_columns: int
     condition_number: float
+    left: np.ndarray | None = None
+    design: np.ndarray | None = None
 
     @property
     def rank(self) -> int:
         """Number of non-zero singular values kept."""
         return int(self.s.size)
+
+    @cached_property
+    def U(self) -> np.ndarray:
+        """Left singular vectors: ``left`` (the SVD route), or ``Z Vtᵀ diag(1/s)`` formed on first use (Gram route)."""
+        return self.left if self.left is not None else (self.design @ self.Vt.T) / self.s
+
+    def project(self, r: np.ndarray) -> np.ndarray:
+        """``Uᵀr``, without forming U when it is not there yet (``diag(1/s) Vt Zᵀr``)."""
+        if self.left is not None or "U" in self.__dict__:
+            return self.U.T @ r
+        return (self.Vt @ (self.design.T @ r)) / self.s
 
 
 class _Factors:
@@ -283,9 +299,13 @@ class _Factors:
             Z, t, free = X, y, None
         if w is not None:
             Z, t = sw[:, None] * Z, sw * t
-        U, s, Vt = _thin_svd(Z)
+        self.choice, gram = decompose(Z, obj.decomposition, penalized_intercept=obj.fit_intercept and obj.penalized[-1])
         self.scaled = None
-        if not (s.size == d and s[-1] > _DIRECT_SVD_RATIO * s[0]):
+        if gram is not None:  # well-conditioned: s and Vt from ZᵀZ, U only if asked for (DesignSVD.U)
+            (s, Vt), U = gram, None
+        else:
+            U, s, Vt = _thin_svd(Z)
+        if gram is None and not (s.size == d and s[-1] > _DIRECT_SVD_RATIO * s[0]):
             # Nearly singular, or rank-deficient: decide the rank on the column-scaled design,
             # so that the features' units do not decide which directions count as zero, and
             # keep its SVD for θ̂. The unscaled SVD (what the penalty sees) then follows from
@@ -302,7 +322,9 @@ class _Factors:
         self.sw, self.W = sw, W
 
         # The whole design W^{1/2}A = [U, free] M with M = [[diag(s) Vt, 0], [√Σw x̄ᵀ, √Σw]].
-        if obj.fit_intercept:
+        if obj.fit_intercept and gram is not None:
+            cond = whole_condition(s, Vt, self.x_mean, W, n)
+        elif obj.fit_intercept:
             M = np.zeros((k + 1, d + 1))
             M[:k, :d] = s[:, None] * Vt
             M[k, :d] = np.sqrt(W) * self.x_mean
@@ -315,13 +337,13 @@ class _Factors:
             cond = float(g[0] / g[ka - 1])
         else:
             cond = float(s[0] / s[-1]) if k else np.inf
+        self.zsvd = DesignSVD(s, Vt, t, sw, W, free, d, cond, left=U, design=None if U is not None else Z)
         if obj.fit_intercept and obj.penalized[-1]:
             Ua = np.hstack([U, free[:, None]]) @ Pa[:, :ka]
-            self.svd = DesignSVD(Ua, g[:ka], Vta[:ka], sw * y, sw, W, None, d + 1, cond)
+            self.svd = DesignSVD(g[:ka], Vta[:ka], sw * y, sw, W, None, d + 1, cond, left=Ua)
         else:
-            self.svd = DesignSVD(U, s, Vt, t, sw, W, free, d, cond)
-        self.Ut_target = self.svd.U.T @ self.svd.target
-        self.U, self.s, self.Vt = U, s, Vt  # of Z (centred when there is an intercept)
+            self.svd = self.zsvd
+        self.Ut_target = self.svd.project(self.svd.target)
 
     def solve_centred(self, r: np.ndarray) -> np.ndarray:
         """Least-squares solution of ``Z coef = r``.
@@ -329,10 +351,11 @@ class _Factors:
         Through the column-scaled SVD when there is one and Z has full column rank, else
         the minimum-norm solution (pseudo-inverse of the kept singular values).
         """
+        z = self.zsvd  # of Z (centred when there is an intercept)
         if self.scaled is not None:  # U = Us P, so Usᵀr = P Uᵀr
             P, ss, Vst, D = self.scaled
-            return (Vst.T @ ((P @ (self.U.T @ r)) / ss)) / D
-        return self.Vt.T @ ((self.U.T @ r) / self.s)
+            return (Vst.T @ ((P @ z.project(r)) / ss)) / D
+        return z.Vt.T @ (z.project(r) / z.s)
 
 
 class LeastSquares(_LinearObjective):
@@ -346,9 +369,12 @@ class LeastSquares(_LinearObjective):
     (scikit-learn minimizes ``Σᵢ wᵢ rᵢ² + α‖w‖²``, i.e. ``2Σw`` times ours), which is
     ``Ridge(alpha=n·λ)`` without weights.
 
-    θ̂ and the regularized minimizers come from one SVD of the centred design (never the
-    normal equations, which square its condition number); :meth:`penalized_spectrum`
-    gives the curvature's eigenpairs from the same SVD. A design whose condition number
+    θ̂ and the regularized minimizers come from one factorization of the centred design:
+    its SVD, or, when it is tall and well-conditioned (cond ≤ 1e3), the eigendecomposition of
+    its Gram matrix, whose factors are then within ε·cond² ≤ 2.2e-10 (``decomposition``;
+    never the normal equations on an ill-conditioned design, which square its condition
+    number). θ̂ is refined with accurate residuals on either route; :meth:`penalized_spectrum`
+    gives the curvature's eigenpairs from the same factors. A design whose condition number
     exceeds ``ILL_CONDITIONED`` (1e8) raises an
     :class:`~ridgelens.errors.IllConditionedWarning` when it is first decomposed.
 
@@ -366,6 +392,12 @@ class LeastSquares(_LinearObjective):
         Finite weights ``wᵢ ≥ 0`` with a positive sum; the loss is their weighted mean,
         so scaling every weight by the same factor changes nothing. A weight of 0 leaves
         the sample out; an integer weight k counts the sample k times.
+    decomposition : {"auto", "svd", "gram"}, default "auto"
+        How the design is factored, decided once (:func:`ridgelens._auto.select_solver`,
+        ``"design"``) and recorded in :attr:`decomposition_choice`, θ̂'s message, the path's
+        ``choice`` and the selection's diagnostics. ``"auto"``: the Gram route when n > d, the
+        intercept is free or absent and cond(Z) ≤ 1e3, else the SVD. ``"gram"`` refuses a design
+        where the Gram route is impossible (wide, penalized intercept, singular ZᵀZ).
 
     Examples
     --------
@@ -383,9 +415,12 @@ class LeastSquares(_LinearObjective):
     constant_curvature = True
 
     def __init__(self, X, y, *, fit_intercept: bool = True, penalize_intercept: bool = False,
-                 feature_names=None, sample_weight=None):
+                 feature_names=None, sample_weight=None, decomposition: str = "auto"):
         super().__init__(X, y, fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
                          feature_names=feature_names)
+        check_option("design", decomposition)
+        #: ``"auto"``, ``"svd"`` or ``"gram"``: how the design is factored (see :attr:`decomposition_choice`).
+        self.decomposition = decomposition
         #: The weights (a copy), or None.
         self.sample_weight = None if sample_weight is None else _check_weights(sample_weight, self.n_samples)
         #: Σw, what the mean loss divides by (``n_samples`` without weights).
@@ -446,10 +481,22 @@ class LeastSquares(_LinearObjective):
         if self.fit_intercept:
             f.y_mean = float(other.y.mean()) if w is None else float(w @ other.y) / f.W
         target = f.sw * (other.y - f.y_mean) if f.svd.free is not None else f.sw * other.y
-        f.svd = replace(f.svd, target=target)
-        f.Ut_target = f.svd.U.T @ target
+        shared = f.svd is f.zsvd
+        f.svd = replace(f.svd, target=target, left=f.svd.U)  # U formed once (Gram route) and shared
+        f.zsvd = f.svd if shared else f.zsvd
+        f.Ut_target = f.svd.project(target)
         other._factors = f
         return other
+
+    @property
+    def decomposition_choice(self):
+        """How the design was factored, once, for θ̂, the path and the selection criteria.
+
+        A :class:`ridgelens._auto.Choice` of the ``"design"`` decision: ``"gram"`` (eigendecomposition
+        of ZᵀZ, taken by ``"auto"`` when cond(Z) ≤ 1e3; its reason states the error estimate
+        ε·cond²) or ``"svd"``, with why. Factors the design if that has not happened yet.
+        """
+        return self._get_factors().choice
 
     def design_svd(self) -> DesignSVD:
         """The thin SVD of the weighted design the penalty sees (computed once, then cached).
@@ -525,7 +572,8 @@ class LeastSquares(_LinearObjective):
             last = size
             r = _accurate_residual(self.X, self.y, coef, intercept)
         rank, p = f.svd.rank, f.svd.n_columns
-        how = ("SVD of the centred design" if self.fit_intercept else "SVD of the design") + \
+        how = ("eigendecomposition of the Gram matrix of the " if f.choice.name == "gram" else "SVD of the ") + \
+            ("centred design" if self.fit_intercept else "design") + \
             f" (condition number of the design {f.svd.condition_number:.2g})"
         if rank < p:
             how += (f"; rank {rank} < {p}: the minimum-norm solution, the λ → 0 limit of the "

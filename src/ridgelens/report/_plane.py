@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._shrinkage import rounding_tol
 from ridgelens.errors import RidgelensError
 
 
@@ -64,22 +65,23 @@ def check_directions(directions, k: int) -> tuple[int, int]:
 def display_eigenvalues(eigenvalues, rank_tol: float = 0.0) -> tuple[np.ndarray, int, float]:
     """σ as the figures and the page draw them: rounding-level values shown as exactly 0.
 
-    A value with ``|σ| ≤ tol`` is drawn as 0: drawn as it is, a rounding-level σ of −4e-12
-    sends df(λ) to −45 at λ = 5e-12 and starts a λ slider there. The display tolerance is
-    the path's own ``rank_tol`` or ``√ε·max|σ|`` (≈ 1.5e-8 relative), whichever is larger:
-    curvature that small is invisible on any λ axis the figures draw (they start near the
-    smallest σ above it), and every figure and the page say how many values it zeroed. The
-    core's own tolerance is the core's business; this one only decides what is drawn.
+    The rule is the core's, :func:`ridgelens._shrinkage.rounding_tol` (``n·ε·max|σ|``), so a
+    figure never calls zero what the results call curvature, nor the reverse: a value with
+    ``|σ| ≤ tol`` is drawn as 0, where ``tol`` is the larger of the path's own ``rank_tol``
+    (the same rule in the dtype the curvature was formed in: float32's is 2²⁹ times
+    float64's) and that rule applied to these σ in float64 (for values that come without
+    one, or with a solver's smaller tolerance). Drawn as it is, a rounding-level σ of
+    −4e-16 next to σ_max = 2 sends df(λ) negative at λ ≈ 4e-16 and starts a λ slider there.
+    Every figure and the page say how many values were zeroed.
 
-    Returns ``(sigma, n_zeroed, tol)``; the figures say how many were zeroed.
+    Returns ``(sigma, n_zeroed, tol)``.
 
-    >>> s, k, _ = display_eigenvalues([2.0, 1.0, 3e-17, -4.4e-12])
+    >>> s, k, _ = display_eigenvalues([2.0, 1.0, 3e-17, -4.4e-16])
     >>> s.tolist(), k
     ([2.0, 1.0, 0.0, 0.0], 2)
     """
     sigma = np.array(eigenvalues, dtype=np.float64).reshape(-1)
-    scale = float(np.abs(sigma).max(initial=0.0))
-    tol = max(float(rank_tol), np.sqrt(np.finfo(np.float64).eps) * scale)
+    tol = max(float(rank_tol), rounding_tol(sigma))
     small = (np.abs(sigma) <= tol) & (sigma != 0.0)
     sigma[np.abs(sigma) <= tol] = 0.0
     return sigma, int(small.sum()), tol

@@ -24,7 +24,7 @@ import torch
 
 from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._progress import Progress
-from ridgelens._shrinkage import shrinkage
+from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
 from ridgelens.operators import as_operator
 from ridgelens.spectra._krylov import (
@@ -43,8 +43,7 @@ def _shifted_solves(T: np.ndarray, beta0: float, lam: np.ndarray):
     """
     w, Ut = torch.linalg.eigh(torch.from_numpy(T))
     t, U = w.numpy(), Ut.numpy()
-    rank_tol = t.size * np.finfo(float).eps * max(np.abs(t).max(), 1e-300)
-    t = np.where(np.abs(t) <= rank_tol, 0.0, t)
+    t = snap_rounding(t)[0]  # the one rounding rule (ridgelens._shrinkage)
     inv, ok = shrinkage(t, lam, numerator=1.0)  # 1/(t + λ), 0 on the 0/0 rule, NaN where t + λ ≤ 0
     inv = np.where(np.isnan(inv), 0.0, inv)
     Y = torch.from_numpy(inv * (beta0 * U[0, :])[None, :]) @ Ut.T  # (m_λ, j)

@@ -30,7 +30,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 
 from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._progress import Progress
-from ridgelens._shrinkage import shrinkage
+from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import as_operator
 from ridgelens.ridge._krylov import _finish
@@ -138,9 +138,7 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
     bar.close()
     m = len(alphas)
     t = _ritz(alphas, offd[: m - 1]) if m else np.zeros(0)
-    if t.size:
-        rank_tol = t.size * _EPS * max(np.abs(t).max(), 1e-300)
-        t = np.where(np.abs(t) <= rank_tol, 0.0, t)
+    t = snap_rounding(t)[0]  # the one rounding rule (ridgelens._shrinkage)
     valid = shrinkage(t, lam)[1].all(axis=1) & ~broke
     thetas = to_numpy(X)
     # λ = 0 broke down on a Krylov space with no negative Ritz value: b = Hθ̂ − g has a component in

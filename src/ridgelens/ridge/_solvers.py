@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from ridgelens._auto import select_solver
+from ridgelens._auto import Choice, select_solver
 from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens._validation import check_lambdas, check_mask, check_vector
 from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularBlockWarning
@@ -73,7 +73,9 @@ def make_solver(source, *, method: str = "auto", penalized=None, negative: str =
                                  f"method={method!r} needs an operator (ridgelens.hessian(objective, θ̂))")
         if penalized is not None and not np.array_equal(check_mask(penalized, source.n_params), source.penalized):
             raise RidgelensError("penalized differs from the objective's own penalty mask")
-        choice = select_solver("path", "dense", n=source.n_params, is_dense=True)
+        design = getattr(source, "decomposition_choice", None)  # the factors θ̂ was solved with, and why
+        choice = Choice("path", "dense", f"the exact path from the design's factors: {design}",
+                        {"n": source.n_params, "decomposition": design})
         return DenseEigenSolver(choice=choice, penalized=source.penalized, negative=negative)
     if isinstance(source, Spectrum):
         if method not in ("auto", "dense"):
@@ -100,9 +102,10 @@ class DenseEigenSolver:
     """The exact eigen form: decompose H (or S) once, then θ̃(λ) for any λ as one broadcast.
 
     The source may also be an objective that gives its penalized block's eigenpairs itself
-    (:meth:`LeastSquares.penalized_spectrum`, from the design's SVD: no Gram matrix is formed,
-    and small eigenvalues keep their relative accuracy); the free block's coupling then comes
-    from a few Hessian columns (``hessian_columns``).
+    (:meth:`LeastSquares.penalized_spectrum`, from the factors θ̂ was solved with: the design's SVD,
+    where small eigenvalues keep their relative accuracy, or on a well-conditioned design the
+    Gram route, within ε·cond² ≤ 2.2e-10; ``choice`` records which); the free block's coupling then
+    comes from a few Hessian columns (``hessian_columns``).
     """
 
     def __init__(self, *, choice=None, penalized=None, negative: str = "nan"):
@@ -172,7 +175,8 @@ class DenseEigenSolver:
         # No n·ε·σ_max threshold here: that is the accuracy of eigh on a formed matrix, but these
         # eigenvalues come from singular values (relative accuracy ε·s_max/s), and the SVD already
         # decided the rank (exact zeros beyond it). On raw Longley the smallest, 7.3e-9 against a
-        # largest of 1.7e11, is accurate, and it carries the intercept.
+        # largest of 1.7e11, is accurate, and it carries the intercept. The Gram route (cond ≤ 1e3) has
+        # σ_min ≥ 1e-6·σ_max, far above any n·ε·σ_max, so it has no rounding-level eigenvalue to zero.
         rank_tol = 0.0
         self.n, self.mask, self.p, self.u, self.theta, self.g = n, mask, p, u, theta, g
         self.sigma, self.Q, self.rank_tol, self.spent = sigma, Q, rank_tol, 0

@@ -7,7 +7,6 @@ import numpy as np
 from ridgelens._validation import check_lambdas
 from ridgelens.errors import DataError, RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
-from ridgelens.objectives._gram import gram_svd
 from ridgelens.select import _alo, _criteria
 from ridgelens.select._evidence import laplace_evidence, least_squares_evidence
 from ridgelens.select._grid import default_grid, given_grid
@@ -48,11 +47,12 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
     - ``"validation"``: the held-out mean loss of θ̃(λ) (``validation``), then one refit at
       the chosen λ; ``diagnostics["confirm"]`` holds the refit's held-out loss and the gap.
 
-    ``gcv`` and ``loo`` come from the thin SVD of the (weighted, centred) design that
-    ``objective`` computes once (:meth:`LeastSquares.design_svd`), or, when that design
-    has more rows than columns and condition number ≤ 1e3 and no SVD is cached yet, from
+    ``gcv`` and ``loo`` come from the factors of the (weighted, centred) design that
+    ``objective`` computes once for θ̂ and the path too (:meth:`LeastSquares.design_svd`): its
+    thin SVD, or, when that design has more rows than columns and condition number ≤ 1e3,
     the eigendecomposition of its Gram matrix (several times faster, errors ≲ 2e-10
-    relative: ``ridgelens.objectives._gram``); each λ then costs
+    relative: ``ridgelens.objectives._gram``; ``diagnostics["decomposition_choice"]`` says
+    which and why); each λ then costs
     O(rank) (``gcv``) or O(n·rank) (``loo``) work. The others evaluate θ̃(λ) through
     :func:`ridgelens.analyze` (``refit=False``; ``options`` are passed to it).
 
@@ -97,10 +97,8 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
             f"method={method!r} needs a quadratic loss, and {type(objective).__name__} is not: GCV "
             "and leave-one-out are exact only for least squares, whose fit is linear in y. Methods "
             "that apply: " + "; ".join(f"{m!r} for {w}" for m, w in APPLIES.items()))
-    svd = gram_svd(objective)
-    via_gram = svd is not None
-    if not via_gram:
-        svd = objective.design_svd()
+    svd = objective.design_svd()
+    via_gram = objective.decomposition_choice.name == "gram"
     if svd.rank == 0:
         raise DataError(
             "the design has no variation: every column of X is constant"
@@ -135,6 +133,7 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
         "decomposition": ("eigendecomposition of the Gram matrix of the " if via_gram else "thin SVD of the ")
                          + ("centred " if svd.free is not None else "")
                          + ("weighted " if objective.sample_weight is not None else "") + "design, once",
+        "decomposition_choice": str(objective.decomposition_choice),
     }
     diagnostics.update(extra)
     chosen = float(grid[i]) if method != "evidence" else fixed
