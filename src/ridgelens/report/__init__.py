@@ -10,6 +10,7 @@ when a page is built, by :func:`explorer_html` / :func:`write_explorer`.
 """
 
 from ridgelens.report._data import ExplorerData, demo_data
+from ridgelens.report._lm import lm_report
 from ridgelens.report._page import (
     DIGITS,
     explorer_figure,
@@ -32,6 +33,7 @@ __all__ = [
     "explorer_steps",
     "fmt",
     "lambda_grid",
+    "lm_report",
     "read_figures",
     "results_report",
     "write_explorer",
