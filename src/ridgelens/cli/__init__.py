@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "linear and logistic models); --model lm/hf:DIR computes both unless one is given")
     a.add_argument("--select", choices=["gcv", "loo", "alo", "evidence", "validation"],
                    help="choose λ on the grid without retraining: gcv, loo (linear), alo (logistic), evidence, "
-                        "validation (held-out rows, see --validation-fraction); prints the choice, draws "
+                        "validation (held-out rows, see --validation-fraction; for --model lm/hf:DIR the "
+                        "held-out files, its only method); prints the choice, draws "
                         "selection.png, adds 'selection' to results.json")
     a.add_argument("--features", help="columns of the data the model uses: comma-separated names or 0-based "
                                       "indices (default: every column but the target)")
