@@ -29,16 +29,20 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device="cpu"):
-    """``(seconds, result)`` of one call, with the device synchronized on both sides."""
+def timed(fn, device="cpu", clock=time.perf_counter):
+    """``(seconds, result)`` of one call, with the device synchronized on both sides.
+
+    ``clock``: wall time by default; ``time.process_time`` (CPU seconds of this process) is
+    steadier on a loaded CPU machine when the run is single-threaded.
+    """
     sync(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     out = fn()
     sync(device)
-    return time.perf_counter() - t0, out
+    return clock() - t0, out
 
 
-def interleaved_medians(fns: dict, repeats: int, device="cpu", warmup: int = 1) -> dict:
+def interleaved_medians(fns: dict, repeats: int, device="cpu", warmup: int = 1, clock=time.perf_counter) -> dict:
     """Median seconds of each callable, timed in rounds (one call of each per round).
 
     Interleaving spreads a busy machine's noise over every contender instead of
@@ -50,7 +54,7 @@ def interleaved_medians(fns: dict, repeats: int, device="cpu", warmup: int = 1) 
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            times[name].append(timed(fn, device)[0])
+            times[name].append(timed(fn, device, clock)[0])
     return {name: (statistics.median(t), t) for name, t in times.items()}
 
 
@@ -75,6 +79,26 @@ def peak_rss_bytes() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Return freed heap to the system and restart the peak (``VmHWM``) at the current RSS.
+
+    So that a child which did other work first (training a model) measures the peak of what
+    follows only: ``malloc_trim(0)`` (glibc) drops what the allocator kept, and writing 5 to
+    /proc/self/clear_refs resets the high-water mark (Linux ≥ 4.0). False if either failed.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def current_rss_bytes() -> int:

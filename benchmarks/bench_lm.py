@@ -5,19 +5,25 @@ default), per contender: one Hessian- or GGN-vector product in ms, in tokens/s a
 of one gradient; the peak memory of one product against one gradient (each in a fresh child
 process, above that process's base); and the time for the top-20 eigenpairs. Contenders:
 
-- ridgelens ``TorchHessianOperator`` (graph reused across products, and recomputed per product)
-  and ``GGNOperator``, through :class:`ridgelens.objectives.lm.LMObjective`;
+- ridgelens ``TorchHessianOperator`` (graph reused across products; recomputed per product by
+  double backward; forward-over-reverse) and ``GGNOperator``, through
+  :class:`ridgelens.objectives.lm.LMObjective`;
 - curvlinops ``HessianLinearOperator`` and ``GGNLinearOperator`` (if installed: ``make bench-env``),
   on the same model, flattened to (tokens, vocab) logits, one batch holding every token;
 - the gradient itself (plain ``loss.backward()``), the unit of every ratio.
 
 Every product is checked against ridgelens' reused-graph Hessian (or GGN) on the same vector.
+Peak memory counts what the call needs that was not there before it: for a reused graph, the
+graph (built in the call) and the product. Each child trains its model first, so the peak is
+restarted after training (:func:`_common.reset_peak_rss`). ``--clock cpu`` times CPU seconds
+instead of wall seconds: steadier on a shared, loaded machine (with ``--threads 1``).
 Run: ``OMP_NUM_THREADS=1 .venv-bench/bin/python benchmarks/bench_lm.py --threads 1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -31,10 +37,13 @@ from _common import (
     machine_line,
     mib,
     peak_rss_bytes,
+    reset_peak_rss,
     run_child,
+    spread,
 )
 
-CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-ggn", "cl-hessian", "cl-ggn")
+CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-ggn",
+              "cl-hessian", "cl-ggn")
 
 
 def have_curvlinops() -> str | None:
@@ -86,8 +95,9 @@ def build(name, net, obj):
     if name == "rl-hessian-reuse":
         op = TorchHessianOperator(obj, theta, form="reuse")
         return lambda v: op @ v
-    if name == "rl-hessian-recompute":
-        op = TorchHessianOperator(obj, theta, form="double-backward")
+    if name in ("rl-hessian-recompute", "rl-hessian-fwd-over-rev"):
+        op = TorchHessianOperator(obj, theta, form="double-backward" if name == "rl-hessian-recompute"
+                                  else "fwd-over-rev")
         return lambda v: op @ v
     if name == "rl-ggn":
         op = GGNOperator(obj, theta, reuse=True)
@@ -108,12 +118,11 @@ def build(name, net, obj):
 def memory_child(args):
     torch.set_num_threads(args.threads)
     net, obj = setting(args)
-    fn = build(args.child, net, obj)
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    reset = reset_peak_rss()  # the training's peak is not this call's
     base = max(current_rss_bytes(), 0)
-    before = peak_rss_bytes()
-    fn(v)
-    print({"base": base, "peak": max(peak_rss_bytes(), before)}.__repr__().replace("'", '"'))
+    build(args.child, net, obj)(v)  # a reused graph is built here: it is memory the product needs
+    print(json.dumps({"base": base, "peak": peak_rss_bytes(), "reset": reset}))
 
 
 def main():
@@ -130,6 +139,8 @@ def main():
     ap.add_argument("--eig-k", type=int, default=20)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-eigen", action="store_true")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="time wall seconds, or CPU seconds of this process (steadier on a loaded machine)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -159,23 +170,29 @@ def main():
     for c in names[1:]:
         r = ref["ggn" if "ggn" in c else "hessian"]
         out = torch.as_tensor(np.asarray(fns[c](v))).reshape(-1)
-        print(f"  check {c:22s} max |Δ| / max |ref| = {float((out - r).abs().max() / r.abs().max()):.2e}")
-    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in names}, args.repeats)
+        print(f"  check {c:24s} max |Δ| / max |ref| = {float((out - r).abs().max() / r.abs().max()):.2e}")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in names}, args.repeats, clock=clock)
     g = med["gradient"][0]
-    print(f"\n  {'contender':22s} {'ms (median)':>12s} {'tokens/s':>10s} {'× gradient':>11s}")
+    print(f"\n  {args.clock} time, median of {args.repeats} interleaved rounds (load average now "
+          f"{os.getloadavg()[0]:.1f})")
+    print(f"  {'contender':24s} {'ms (median)':>12s} {'tokens/s':>10s} {'× gradient':>11s} {'ms min–max':>14s}")
     for c in names:
         t = med[c][0]
-        print(f"  {c:22s} {t * 1e3:12.1f} {obj.n_tokens / t:10.0f} {t / g:11.2f}")
+        print(f"  {c:24s} {t * 1e3:12.1f} {obj.n_tokens / t:10.0f} {t / g:11.2f} {spread(med[c][1]):>14s}")
     if not args.skip_memory:
         here = os.path.abspath(__file__)
         fwd = [f"--{k}={getattr(args, k)}" for k in ("layers", "width", "heads", "context", "tokens", "steps",
                                                     "seed", "threads")]
         mem = {c: run_child(here, [*fwd, "--child", c]) for c in names}
         gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
-        print("\n  peak memory of one call, above the child's base (model, data loaded):")
+        if not all(m["reset"] for m in mem.values()):
+            print("  note: the peak could not be reset after training; memory figures are lower bounds")
+        print("\n  peak memory of one call (a reused graph's build included), above the child's base "
+              "(model, data loaded, training's peak reset):")
         for c, m in mem.items():
             above = m["peak"] - m["base"]
-            print(f"  {c:22s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
+            print(f"  {c:24s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
     if not args.skip_eigen:
         from ridgelens.operators import GGNOperator, TorchHessianOperator
         from ridgelens.spectra import eigen

@@ -286,3 +286,28 @@ def test_partial_reuse_leaves_the_callers_vector_alone(small_mlp):
     rest = out - v  # the recomputed batches
     np.testing.assert_allclose((rest + hv_reused).numpy(), H @ keep.numpy(), atol=1e-12)
 
+
+
+def test_reuse_starts_from_the_measured_batch_graph_and_stays_right_with_a_shuffling_loader(small_mlp):
+    net, X, y, obj, H = small_mlp
+    ordered = rl.TorchObjective(net, torch.nn.functional.cross_entropy,
+                                torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=20))
+    forwards = []
+    original = type(ordered).batch_losses
+
+    def counted(self, flat, start=0, stop=None):
+        for loss in original(self, flat, start, stop):
+            forwards.append(1)
+            yield loss
+
+    ordered.batch_losses = counted.__get__(ordered)
+    op = rl.hessian(ordered, obj.theta0, form="reuse")
+    # the graph measured on batch 0 is the reused graph's first batch: one forward per batch, not one more
+    assert ordered.n_batches == 3 and len(forwards) == 3
+    np.testing.assert_allclose(op.to_dense(), H, atol=1e-12)
+    # a shuffling loader deals other batches on the next pass: the reused graph is built in one pass
+    torch.manual_seed(2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=20, shuffle=True)
+    op = rl.hessian(rl.TorchObjective(net, torch.nn.functional.cross_entropy, loader), obj.theta0, form="reuse")
+    assert op.form == "reuse" and op.reused_batches == 3
+    np.testing.assert_allclose(op.to_dense(), H, atol=1e-12)

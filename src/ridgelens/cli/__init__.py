@@ -138,13 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "from --optimizer-state; default: the state's own optimizer)")
     a.add_argument("--optimizer-state", metavar="FILE",
                    help="mlp: the torch.optim state_dict (torch.save) that trained --weights (weights_only loading)")
-    a.add_argument("--curvature", choices=["hessian", "ggn"], default="hessian",
+    a.add_argument("--curvature", choices=["hessian", "ggn"],
                    help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
                         "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
-                        "linear and logistic models)")
+                        "linear and logistic models); --model lm/hf:DIR computes both unless one is given")
     a.add_argument("--select", choices=["gcv", "loo", "alo", "evidence", "validation"],
                    help="choose λ on the grid without retraining: gcv, loo (linear), alo (logistic), evidence, "
-                        "validation (held-out rows, see --validation-fraction); prints the choice, draws "
+                        "validation (held-out rows, see --validation-fraction; for --model lm/hf:DIR the "
+                        "held-out files, its only method); prints the choice, draws "
                         "selection.png, adds 'selection' to results.json")
     a.add_argument("--features", help="columns of the data the model uses: comma-separated names or 0-based "
                                       "indices (default: every column but the target)")

@@ -54,12 +54,11 @@ def run_analyze(args) -> None:
     from ridgelens.cli._lm import is_lm, refuse_lm_options, run_lm_analyze
 
     if is_lm(args.model):
-        chosen = [opt for opt, v in (("--select", args.select), ("--features", args.features),
-                                     ("--validation-fraction", args.validation_fraction), ("--report", args.report))
-                  if v]
+        chosen = [opt for opt, v in (("--features", args.features),
+                                     ("--validation-fraction", args.validation_fraction)) if v]
         if chosen:
-            raise RidgelensError(f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} not yet available for "
-                                 "--model lm/hf:DIR")
+            raise RidgelensError(f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} not for --model "
+                                 "lm/hf:DIR (its validation tokens are the held-out files of --text)")
         if launched():  # every rank would train, analyze and write --out on its own: refuse, do not race
             raise RidgelensError("--model lm/hf:DIR runs in one process; torchrun shards the batches of --model mlp "
                                  "only (from Python, LMObjective(..., shard=True) shards an LM's windows)")
@@ -69,11 +68,14 @@ def run_analyze(args) -> None:
                  if n != "seed" and getattr(args, n) is not None]
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
             raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
-                                 "--steps, --seed, --k, --subsamples, --max-logits; not "
+                                 "--steps, --seed, --k, --subsamples, --max-logits, --curvature, --select validation, "
+                                 "--report; not "
                                  + ", ".join(given or ["the tabular options"]))
         run_lm_analyze(args)
         return
     refuse_lm_options(args)
+    if args.curvature is None:  # None on the command line: an LM computes both, every other model the Hessian
+        args.curvature = "hessian"
     if args.data is None:
         raise RidgelensError(f"--data is required for --model {args.model}")
     lam = check_lambdas(args.lambdas, "--lambdas") if args.lambdas is not None else None

@@ -13,6 +13,9 @@ from ridgelens._io import atomic_write_bytes, atomic_write_json
 from ridgelens._validation import check_lambdas
 from ridgelens.cli._args import LM_DEFAULTS
 from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
+from ridgelens.cli._report import recorded_warnings, write_report
+from ridgelens.cli._select import MODELS as SELECT_MODELS
+from ridgelens.cli._select import describe
 from ridgelens.errors import RidgelensError
 
 #: Options only a language model takes (``analyze --model lm`` or ``hf:DIR``).
@@ -70,14 +73,20 @@ def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
     if np.any(lam <= 0):
         raise RidgelensError("--lambdas for a language model must be > 0 (λ = 0 is θ̂ itself)")
     _settle(args)
-    with staged_folder(args.out, overwrite=args.overwrite) as out:
-        report = _run(args, lam, out, title)
+    select = getattr(args, "select", None)
+    if select is not None and select != "validation":
+        raise RidgelensError(f"--select {select} applies to --model {' or '.join(SELECT_MODELS[select])}, not a "
+                             "language model (for --model lm/hf:DIR: validation, on the held-out files)")
+    if select is not None and lam.size < 2:
+        raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got {lam.size}")
+    with staged_folder(args.out, overwrite=args.overwrite) as out, recorded_warnings() as caught:
+        report = _run(args, lam, out, title, caught)
     print(f"wrote {args.out}/: results.json, {', '.join(report['figures'])}"
-          + (", model.pt" if args.model == "lm" else ""))
+          + (", model.pt" if args.model == "lm" else "") + (", report.html" if getattr(args, "report", False) else ""))
     return report
 
 
-def _run(args, lam, out: Path, title: str) -> dict:
+def _run(args, lam, out: Path, title: str, caught) -> dict:
     import torch
 
     from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective, model_context
@@ -118,15 +127,29 @@ def _run(args, lam, out: Path, title: str) -> dict:
     _say(f"  {obj.n_params} parameters; {obj.n_tokens} training tokens in {obj.n_batches} batch(es) of at most "
          f"{obj.max_logits} logits; {val.n_tokens} validation tokens")
     curv = ("ggn", "hessian") if obj.returns == "logits" else ("hessian",)
+    if getattr(args, "curvature", None) is not None:  # --curvature restricts the analysis to one (half the cost)
+        if args.curvature == "ggn" and obj.returns != "logits":
+            raise RidgelensError("--curvature ggn needs the model's logits, and this model returns only a loss; "
+                                 "use --curvature hessian")
+        curv = (args.curvature,)
     res = analyze_lm(obj, val, obj.theta0, lam, curvatures=curv,
                      settings=LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed), progress=True)
     report = res.to_dict()
     report.update(model=model_info, text=split.source, train_files=split.train_files, val_files=split.val_files)
     _print_summary(report)
-    figures = _figures(res, report, out)
-    report["figures"] = figures
+    sel = None
+    if getattr(args, "select", None) is not None:
+        from ridgelens.select import select_lm
+
+        sel = select_lm(res, val)
+        report["selection"] = describe(sel, refit="the retrained θ*")
+    report["figures"] = _figures(res, report, out, sel)
     report["total_seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "results.json", report)
+    if getattr(args, "report", False):
+        from ridgelens.report import lm_report
+
+        write_report(out, report, caught, render=lm_report)
     if args.model == "lm":
         buf = io.BytesIO()
         torch.save(obj.state_dict(obj.theta0), buf)
@@ -169,11 +192,18 @@ def _print_summary(r: dict) -> None:
                                                                    strict=True)))
 
 
-def _figures(res, report: dict, out: Path) -> list[str]:
-    from ridgelens.plots import plot_lm_error, plot_lm_perplexity, plot_spectral_density
+def _figures(res, report: dict, out: Path, selection=None) -> list[str]:
+    from ridgelens.plots import (
+        plot_lm_error,
+        plot_lm_perplexity,
+        plot_selection,
+        plot_spectral_density,
+    )
 
     figs = {"rel_error.png": lambda ax: plot_lm_error(report, ax=ax),
             "perplexity.png": lambda ax: plot_lm_perplexity(report, ax=ax)}
+    if selection is not None:
+        figs["selection.png"] = lambda ax: plot_selection(selection, ax=ax)
     for kind, a in res.curvatures.items():
         figs[f"spectral_density_{kind}.png"] = (
             # the Hessian's negative eigenvalues are the point: a log axis would leave them out

@@ -25,14 +25,17 @@ def recorded_warnings():
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def write_report(out: Path, results: dict, caught) -> str:
-    """Write ``out``/report.html from results.json's dict, the PNGs in ``out`` and the warnings; returns its name."""
+def write_report(out: Path, results: dict, caught, *, render=results_report) -> str:
+    """Write ``out``/report.html from results.json's dict, the PNGs in ``out`` and the warnings; returns its name.
+
+    ``render(results, figures, lines)`` makes the page (:func:`~ridgelens.report.lm_report` for a language model).
+    """
     lines = []
     for w in caught:
         if issubclass(w.category, (RidgelensWarning, RuntimeWarning)):
             line = f"{w.category.__name__}: {w.message}"
             if line not in lines:
                 lines.append(line)
-    page = results_report(results, read_figures(out), lines)
+    page = render(results, read_figures(out), lines)
     atomic_write_bytes(out / "report.html", page.encode("utf-8"))
     return "report.html"

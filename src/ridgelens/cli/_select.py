@@ -67,22 +67,32 @@ def default_lambdas(obj, curvature: str):
 def choose(args, obj, lam, validation, split_info) -> tuple:
     """Run the selection; returns ``(Selection, JSON-ready dict)`` and prints the choice."""
     sel = select_lambda(obj, lam, method=args.select, validation=validation)
+    return sel, describe(sel, split_info, sklearn_alpha=sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples))
+
+
+def describe(sel, split_info=None, *, sklearn_alpha=None, refit: str = "one refit") -> dict:
+    """Print the choice of a :class:`~ridgelens.select.Selection` and return its results.json entry."""
     d = sel.diagnostics
     out = {"method": sel.method, "lambda": sel.lambda_, "lambdas": sel.lambdas, "criterion": sel.criterion,
-           "index": d.get("index"), "at_grid_edge": d.get("at_grid_edge"), "grid": d.get("grid"),
-           "sklearn_alpha": sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples)}
+           "index": d.get("index"), "at_grid_edge": d.get("at_grid_edge"), "grid": d.get("grid")}
+    if sklearn_alpha is not None:
+        out["sklearn_alpha"] = sklearn_alpha
     for key in ("confirm", "noise_variance", "gamma", "grid_lambda", "fixed_point_iterations", "treatment",
-                "mackay_lambda", "polish_iterations"):
+                "mackay_lambda", "polish_iterations", "curvature", "why", "criteria", "perplexity"):
         if key in d:
             out[key] = d[key]
     if split_info is not None:
         out["validation"] = split_info
     i = d.get("index")
-    at = f", criterion {sel.criterion[i]:.6g}" if i is not None else ""
-    print(f"selected λ = {sel.lambda_:.6g} by {sel.method} (scikit-learn alpha = {out['sklearn_alpha']:.6g}{at})"
+    at = [f"criterion {sel.criterion[i]:.6g}"] if i is not None else []
+    if sklearn_alpha is not None:
+        at.insert(0, f"scikit-learn alpha = {sklearn_alpha:.6g}")
+    if "curvature" in d:
+        at.append(f"the {d['curvature']} prediction")
+    print(f"selected λ = {sel.lambda_:.6g} by {sel.method} ({', '.join(at)})"
           + ("; at the edge of the grid: widen it" if d.get("at_grid_edge") else ""))
     if "confirm" in d:
         c = d["confirm"]
-        print(f"  one refit at that λ: held-out loss {c['refit_loss']:.6g} (prediction's {c['predicted_loss']:.6g}, "
+        print(f"  {refit} at that λ: held-out loss {c['refit_loss']:.6g} (prediction's {c['predicted_loss']:.6g}, "
               f"gap {c['loss_gap']:.3g}; ‖θ̃−θ*‖/‖θ*‖ = {c['rel_error']:.3g})")
-    return sel, out
+    return out

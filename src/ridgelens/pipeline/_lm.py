@@ -111,7 +111,8 @@ def lambda_range_statement(lambdas, rel_error, valid, curvature: str) -> str:
 
 
 def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn", "hessian"),
-               settings: LMSettings | None = None, progress: bool = False) -> LMAnalysis:
+               curvature: str | None = None, settings: LMSettings | None = None,
+               progress: bool = False) -> LMAnalysis:
     """The ridge analysis of a language model at ``theta_hat`` (see module docs).
 
     Parameters
@@ -124,6 +125,10 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
     lambdas : array of shape (m,)
         Penalties λ > 0 of (λ/2)‖θ‖².
     curvatures : sequence of {"hessian", "ggn"}
+        The curvatures to analyze (default both: each costs its own products).
+    curvature : {"hessian", "ggn", "both"}, optional
+        The same choice as one name, as :func:`~ridgelens.pipeline.analyze` takes it:
+        ``"hessian"`` or ``"ggn"`` analyzes that one only (about half the cost of both).
     settings : LMSettings, optional
     progress : bool
         Print each stage with its elapsed time to stderr.
@@ -132,6 +137,10 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
     lam = np.asarray(lambdas, dtype=np.float64)
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam <= 0):
         raise RidgelensError(f"lambdas must be positive numbers, got {lambdas!r}")
+    if curvature is not None:
+        if curvature not in ("hessian", "ggn", "both"):
+            raise RidgelensError(f"curvature must be 'hessian', 'ggn' or 'both', got {curvature!r}")
+        curvatures = ("ggn", "hessian") if curvature == "both" else (curvature,)
     if not curvatures or any(c not in ("hessian", "ggn") for c in curvatures):
         raise RidgelensError(f"curvatures must be a non-empty subset of ('hessian', 'ggn'), got {curvatures!r}")
     if getattr(objective, "returns", "logits") != "logits" and "ggn" in curvatures:
@@ -152,7 +161,8 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
         "train_loss_hat": loss_hat, "gradient_norm": gnorm, "typical_gradient_norm": typical,
         "gradient_ratio": gnorm / typical,
         "typical_gradient": "root mean square of ‖∇ℓ_w(θ̂)‖ over single windows w (up to 16)",
-        "val_perplexity_hat": ppl(theta_hat), "settings": s.__dict__, "curvature": {},
+        "val_perplexity_hat": ppl(theta_hat), "settings": s.__dict__, "curvatures": list(curvatures),
+        "curvature": {},
     }
     refits = _retrain(objective, theta_hat, lam, s, progress, t0)
     report["retraining"] = {

@@ -10,6 +10,7 @@ when a page is built, by :func:`explorer_html` / :func:`write_explorer`.
 """
 
 from ridgelens.report._data import ExplorerData, demo_data
+from ridgelens.report._lm import lm_report
 from ridgelens.report._loss import loss_plane
 from ridgelens.report._page import (
     DIGITS,
@@ -33,6 +34,7 @@ __all__ = [
     "explorer_steps",
     "fmt",
     "lambda_grid",
+    "lm_report",
     "loss_plane",
     "read_figures",
     "results_report",

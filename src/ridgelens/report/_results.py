@@ -75,9 +75,12 @@ def _selection(sel: dict | None) -> str:
     if not sel:
         return "<p>No λ was chosen (run with <code>--select</code>).</p>"
     rows = [f"<tr><th>method</th><td>{_esc(sel['method'])}</td></tr>",
-            f"<tr><th>chosen λ</th>{_cell(sel['lambda'], 'selection.lambda')}</tr>",
-            f"<tr><th>scikit-learn alpha</th>{_cell(sel.get('sklearn_alpha'), 'selection.sklearn_alpha')}</tr>",
-            f"<tr><th>grid</th><td>{_esc(sel.get('grid'))}</td></tr>"]
+            f"<tr><th>chosen λ</th>{_cell(sel['lambda'], 'selection.lambda')}</tr>"]
+    if "sklearn_alpha" in sel:
+        rows.append(f"<tr><th>scikit-learn alpha</th>{_cell(sel['sklearn_alpha'], 'selection.sklearn_alpha')}</tr>")
+    if "curvature" in sel:  # a language model: whose prediction chose λ
+        rows.append(f"<tr><th>curvature</th><td>{_esc(sel['curvature'])} ({_esc(sel.get('why'))})</td></tr>")
+    rows.append(f"<tr><th>grid</th><td>{_esc(sel.get('grid'))}</td></tr>")
     if sel.get("at_grid_edge"):
         rows.append("<tr><th>note</th><td>the minimum is at the edge of the grid: widen it</td></tr>")
     for key, label in (("noise_variance", "noise variance (evidence)"), ("gamma", "γ = df at the choice")):
@@ -99,28 +102,36 @@ def _figures(figures: dict) -> str:
     return "".join(out)
 
 
-def results_report(d: dict, figures: dict, warnings: list[str]) -> str:
-    """The page, as a string: ``d`` a results.json dict, ``figures`` ``{name: PNG bytes}``, ``warnings`` lines."""
-    title = f"ridgelens report: {d.get('data', '?')}, {d.get('model', d.get('objective', '?'))} model"
-    conv = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in (d.get("conventions") or {}).items())
+def conventions_table(conventions: dict) -> str:
+    """``{name: text}`` as the page's conventions table."""
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in conventions.items())
+    return f'<table id="conventions">{rows}</table>'
+
+
+def page(title: str, head: str, sections: list, warnings: list[str]) -> str:
+    """The self-contained page: a title, a lead paragraph, then ``(heading, html)`` sections (warnings third)."""
     warn = ("".join(f"<li class=warning>{_esc(w)}</li>" for w in warnings)
             if warnings else "<li>none</li>")
-    head = (f"<p>n = {_esc(d.get('n_samples'))} samples, {_esc(d.get('n_params'))} parameters"
-            f"{' (standardized)' if d.get('standardized') else ''}; curvature {_esc(d.get('curvature_kind'))}, "
-            f"{_esc(d.get('method'))} analysis.</p>")
+    sections = [*sections[:2], ("Warnings", f'<ul id="warnings">{warn}</ul>'), *sections[2:]]
     css = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}table{border-collapse:collapse;"
            "margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}td.num{text-align:right;"
            "font-family:monospace}img{max-width:100%}figure{display:inline-block;width:48%;margin:.5%}"
            "li.warning{color:#a40}")
+    body = "".join(f"<h2>{_esc(h)}</h2>{html_}" for h, html_ in sections)
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{_esc(title)}</title><style>{css}</style>"
-            f"</head><body><h1>{_esc(title)}</h1>{head}"
-            f"<h2>Choice of λ</h2>{_selection(d.get('selection'))}"
-            f"<h2>Premise checks</h2>{_premises(d)}"
-            f'<h2>Warnings</h2><ul id="warnings">{warn}</ul>'
-            f"<h2>Per λ: prediction, refit and error bound</h2>{_per_lambda_table(d)}"
-            f"<h2>Figures</h2>{_figures(figures)}"
-            f'<h2>Conventions</h2><table id="conventions">{conv}</table>'
-            "</body></html>")
+            f"</head><body><h1>{_esc(title)}</h1>{head}{body}</body></html>")
+
+
+def results_report(d: dict, figures: dict, warnings: list[str]) -> str:
+    """The page, as a string: ``d`` a results.json dict, ``figures`` ``{name: PNG bytes}``, ``warnings`` lines."""
+    title = f"ridgelens report: {d.get('data', '?')}, {d.get('model', d.get('objective', '?'))} model"
+    head = (f"<p>n = {_esc(d.get('n_samples'))} samples, {_esc(d.get('n_params'))} parameters"
+            f"{' (standardized)' if d.get('standardized') else ''}; curvature {_esc(d.get('curvature_kind'))}, "
+            f"{_esc(d.get('method'))} analysis.</p>")
+    return page(title, head, [("Choice of λ", _selection(d.get("selection"))), ("Premise checks", _premises(d)),
+                              ("Per λ: prediction, refit and error bound", _per_lambda_table(d)),
+                              ("Figures", _figures(figures)),
+                              ("Conventions", conventions_table(d.get("conventions") or {}))], warnings)
 
 
 def read_figures(folder) -> dict:

@@ -15,8 +15,10 @@ of the grid then costs a few matrix products, with no refit.
 """
 
 from ridgelens.select._grid import default_grid
+from ridgelens.select._lm import select_lm
 from ridgelens.select._multi import select_lambda_per_target
 from ridgelens.select._result import Selection
 from ridgelens.select._select import METHODS, select_lambda
 
-__all__ = ["METHODS", "Selection", "default_grid", "select_lambda", "select_lambda_per_target"]
+__all__ = ["METHODS", "Selection", "default_grid", "select_lambda", "select_lambda_per_target",
+           "select_lm"]
