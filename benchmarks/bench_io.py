@@ -5,11 +5,15 @@ megabytes (issue 13 measured 253 MB: 215 s and 2.48 GB with the careful reader).
 contender runs in a fresh interpreter, so its peak resident memory is its own:
 
 - ``careful``: ``load_dataset`` with the streamed path switched off (the reader before it);
-- ``streamed``: ``load_dataset`` as it is (NumPy's C parser over blocks of lines);
-- ``streamed + analyze``: the load, then ``analyze(LeastSquares(X, y), [0.01, 1])`` with refits.
+- ``streamed``: ``load_dataset`` as it is (blocks of lines through pandas' C parser, or NumPy's
+  without pandas, copied into a preallocated X and y); its time includes importing pandas;
+- ``streamed+analyze``: the load, then ``analyze(LeastSquares(X, y), [0.01, 1])`` with refits;
+- ``stream-ls``: ``stream_least_squares`` (the moments of [X, y], block by block, X never held),
+  then the same analysis; its θ̂ is compared with ``streamed+analyze``'s.
 
-Printed: seconds, peak RSS, the peak above a child that only imports (``baseline``) over the
-numeric data (n × (d + 1) × 8 bytes), and the ratios.
+Printed: seconds, peak RSS, the peak above a child that only imports ridgelens (``baseline``) over
+the numeric data (n × (d + 1) × 8 bytes), and the same above a child that also imports pandas
+(``baseline+pandas``: the parser's code, not data), and the ratios.
 
     .venv/bin/python benchmarks/bench_io.py [--mb 50] [--threads 1]
 """
@@ -46,21 +50,30 @@ def child(mode: str, path: str) -> None:
     import ridgelens.data as data
     from ridgelens import LeastSquares, analyze
 
-    if mode == "baseline":  # the interpreter with its imports, nothing read: subtracted below
-        print(json.dumps({"load_s": 0.0, "fit_s": None, "peak": peak_rss_bytes(), "rows": 0}))
+    if mode.startswith("baseline"):  # the interpreter with its imports, nothing read: subtracted below
+        t0 = time.perf_counter()
+        if mode == "baseline+pandas":
+            import pandas  # noqa: F401
+        print(json.dumps({"load_s": time.perf_counter() - t0, "fit_s": None, "peak": peak_rss_bytes(), "rows": 0}))
         return
     if mode == "careful":
         data.read_plain_csv = lambda *a: None
     t0 = time.perf_counter()
-    ds = data.load_dataset(f"csv:{path}")
+    if mode == "stream-ls":
+        obj = data.stream_least_squares(f"csv:{path}")
+    else:
+        ds = data.load_dataset(f"csv:{path}")
+        obj = LeastSquares(ds.X, ds.y) if mode == "streamed+analyze" else None
     load = time.perf_counter() - t0
-    fit = None
-    if mode == "streamed+analyze":
+    fit = theta = None
+    if mode in ("streamed+analyze", "stream-ls"):
         t1 = time.perf_counter()
-        res = analyze(LeastSquares(ds.X, ds.y), [0.01, 1.0])
+        res = analyze(obj, [0.01, 1.0])
         fit = time.perf_counter() - t1
         assert float(res.rel_error.max()) < 1e-6
-    print(json.dumps({"load_s": load, "fit_s": fit, "peak": peak_rss_bytes(), "rows": int(ds.X.shape[0])}))
+        theta = res.theta_hat.tolist()
+    print(json.dumps({"load_s": load, "fit_s": fit, "peak": peak_rss_bytes(), "rows": int(obj.n_samples if obj else ds.X.shape[0]),
+                      "theta": theta}))
 
 
 def main() -> None:
@@ -83,15 +96,21 @@ def main() -> None:
         print(f"file: {size / 2**20:.0f} MiB, {n} rows × {cols} columns (numeric data {mib(numeric)})")
         script = str(Path(__file__).resolve())
         res = {m: run_child(script, ["--child", m, str(path)])
-               for m in ("baseline", "careful", "streamed", "streamed+analyze")}
-    base = res.pop("baseline")["peak"]
-    print(f"  baseline (imports only): peak RSS {mib(base)}; subtracted from the ratios below")
+               for m in ("baseline", "baseline+pandas", "careful", "streamed", "streamed+analyze", "stream-ls")}
+    base, pbase = res.pop("baseline")["peak"], res.pop("baseline+pandas")
+    print(f"  baseline (imports only): peak RSS {mib(base)}; importing pandas too: {mib(pbase['peak'])} "
+          f"(+{mib(pbase['peak'] - base).strip()}, {pbase['load_s']:.2f} s)")
     for m, r in res.items():
         extra = f", analyze {r['fit_s']:.2f} s" if r["fit_s"] is not None else ""
         print(f"  {m:18s} load {r['load_s']:7.2f} s{extra}; peak RSS {mib(r['peak'])} "
-              f"= {(r['peak'] - base) / numeric:.2f} × the numeric data above the baseline")
-    print(f"streamed / careful: {res['careful']['load_s'] / res['streamed']['load_s']:.1f}× faster, "
-          f"{(res['careful']['peak'] - base) / (res['streamed']['peak'] - base):.1f}× less peak memory (above the baseline)")
+              f"= {(r['peak'] - base) / numeric:.2f} × the numeric data above the baseline, "
+              f"{(r['peak'] - pbase['peak']) / numeric:.2f} × above baseline+pandas")
+    print(f"streamed / careful: {res['careful']['load_s'] / res['streamed']['load_s']:.1f}× faster (pandas' import "
+          f"counted), {(res['careful']['peak'] - base) / (res['streamed']['peak'] - base):.1f}× less peak memory "
+          "(above the baseline)")
+    a, b = np.array(res["stream-ls"]["theta"]), np.array(res["streamed+analyze"]["theta"])
+    print(f"stream-ls θ̂ against the in-memory LeastSquares θ̂: max relative difference "
+          f"{np.abs(a - b).max() / np.abs(b).max():.1e}")
     sys.stdout.flush()
 
 

@@ -99,7 +99,7 @@ def stream_least_squares(spec: str, *, target: str | None = None, fit_intercept:
 
     ``spec`` is ``csv:PATH`` (or a path). A plain file (see :mod:`ridgelens.data._fastcsv`) passes
     once, block by block, into the centred moments of its columns: the peak memory is one block
-    (about 4 MiB of text) plus (d + 1)² numbers. Any other file (quotes, another encoding, a pipe,
+    (about 1 MiB of text and what the parser needs for it) plus (d + 1)² numbers. Any other file (quotes, another encoding, a pipe,
     a bad cell) is read by the careful reader, in memory, with the same checks and messages as
     :func:`load_dataset`. See :mod:`ridgelens.objectives.streamed` for what needs X and is refused.
     """

@@ -33,7 +33,7 @@ import numpy as np
 
 from ridgelens.errors import DataError
 
-BLOCK = 4 * 2**20  # bytes of text parsed at a time
+BLOCK = 2**20  # bytes of text parsed at a time: pandas needs several times a block while it parses one
 _PANDAS_BYTES = b"0123456789.,-+eE\r\n"  # what the pandas path parses; anything else: NumPy's rules or careful
 
 
