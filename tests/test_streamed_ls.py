@@ -15,6 +15,7 @@ from ridgelens.data import _fastcsv, load_dataset, stream_least_squares
 from ridgelens.errors import DataError, RidgelensError
 from ridgelens.objectives.streamed import Moments, StreamedLeastSquares
 from ridgelens.select import select_lambda
+from ridgelens.select._predict import spectrum_grid
 
 LAMBDAS = [1e-4, 1e-2, 1.0]
 
@@ -91,12 +92,20 @@ def test_a_duplicated_column_gives_the_minimum_norm_solution():
 def test_what_needs_x_is_refused_with_the_reason():
     X, y = load_diabetes(return_X_y=True)
     obj = StreamedLeastSquares.from_arrays(X, y)
-    with pytest.raises(RidgelensError, match=r"needs the rows of X.*centred XᵀX"):
-        obj.design_svd()
+    for method in ("loo", "gcv", "evidence"):
+        with pytest.raises(RidgelensError, match=rf"select_lambda\(method='{method}'\) needs the rows of X.*centred XᵀX"):
+            select_lambda(obj, LAMBDAS, method=method)
     with pytest.raises(RidgelensError, match="another target"):
         obj.with_target(y)
-    with pytest.raises(RidgelensError, match="LeastSquares"):
-        select_lambda(obj, method="loo")
+    with pytest.raises(RidgelensError):
+        select_lambda(obj, LAMBDAS, method="alo")
+
+
+def test_the_default_grid_is_least_squares_one():
+    """From the spectrum of S = C/n, against LeastSquares' grid from its design's singular values."""
+    X, y = load_diabetes(return_X_y=True)
+    a, b = spectrum_grid(StreamedLeastSquares.from_arrays(X, y)), spectrum_grid(LeastSquares(X, y))
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-9)
 
 
 def test_files_that_are_not_plain_use_the_careful_reader(tmp_path):
@@ -124,3 +133,41 @@ def test_streaming_holds_no_table(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "read_plain_csv", lambda *a: pytest.fail("X was loaded"))
     monkeypatch.setattr(data, "_load_csv", lambda *a: pytest.fail("X was loaded"))
     assert stream_least_squares(f"csv:{path}").n_samples == 442
+
+
+def _cli(capsys, *argv):
+    from ridgelens.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_stream_gives_the_in_memory_results(tmp_path, capsys, monkeypatch):
+    """``--stream``, and the same chosen by itself when the file would not fit (available memory set tiny)."""
+    import json
+
+    from ridgelens.cli import _stream
+
+    X, y = load_diabetes(return_X_y=True)
+    path = _write(tmp_path / "d.csv", X, y)
+    base = ["analyze", "--data", f"csv:{path}", "--model", "linear", "--lambdas", "0.01,1", "--quiet"]
+    assert _cli(capsys, *base, "--out", tmp_path / "mem")[0] == 0
+    assert _cli(capsys, *base, "--stream", "--out", tmp_path / "st")[0] == 0
+    monkeypatch.setattr(_stream, "available_memory", lambda: 1000)
+    code, out, _ = _cli(capsys, *base, "--out", tmp_path / "auto")
+    assert code == 0 and "too large to analyze in memory, so it is streamed" in out
+    ref = json.loads((tmp_path / "mem" / "results.json").read_text())
+    for run in ("st", "auto"):
+        got = json.loads((tmp_path / run / "results.json").read_text())
+        assert got["objective"] == "StreamedLeastSquares" and ref["objective"] == "LeastSquares"
+        assert got["param_names"] == ref["param_names"] and got["target"] == ref["target"] == "y"
+        tol = 1e-10 * np.abs(ref["theta_hat"]).max()  # 100·ε·κ(S) ≈ 1e-11 on diabetes (see _tol)
+        np.testing.assert_allclose(got["theta_hat"], ref["theta_hat"], rtol=0, atol=tol)
+    code, _, err = _cli(capsys, *base, "--stream", "--select", "loo", "--out", tmp_path / "sel")
+    assert code == 2 and err.strip().splitlines() == [
+        "ridgelens: error: --stream keeps only the centred XᵀX, Xᵀy and yᵀy, not the rows of X, which --select needs"]
+    code, _, err = _cli(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--stream", "--lambdas", "1",
+                        "--out", tmp_path / "b")
+    assert code == 2 and "from a csv: file" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sel").exists() and not (tmp_path / "b").exists()

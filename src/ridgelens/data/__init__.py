@@ -126,7 +126,7 @@ def stream_least_squares(spec: str, *, target: str | None = None, fit_intercept:
         moments = Moments.of(np.column_stack([ds.X, ds.y]))
     t = header.index(name)
     return StreamedLeastSquares(moments, t, fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
-                                feature_names=[h for k, h in enumerate(header) if k != t])
+                                feature_names=[h for k, h in enumerate(header) if k != t], target_name=name)
 
 
 def _load_builtin(name: str) -> Dataset:

@@ -18,8 +18,9 @@ says so when ``κ > 1e8`` (fewer than ~8 digits left). Eigenvalues of S below ``
 (the accumulated rounding of n rows) are zero: θ̂ is then the minimum-norm solution.
 
 **Not available** without X (each refuses with a message saying so): sample weights, the residuals,
-leave-one-out, GCV, ALO and the evidence (``select_lambda``: they need the design's SVD or its
-rows), a validation split, multi-target refits (``with_target``).
+leave-one-out, GCV and the evidence (``select_lambda``: they need the design's SVD), ALO and a
+validation split (the rows), multi-target refits (``with_target``). The default λ grid (from the
+spectrum) works.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class StreamedLeastSquares(Objective):
         Of the table whose column ``target`` is y and whose other columns are X, in order.
     target : int, default -1
     fit_intercept, penalize_intercept, feature_names : as for LeastSquares.
+    target_name : str, default "y"
     """
 
     canonical_glm = True
@@ -101,8 +103,9 @@ class StreamedLeastSquares(Objective):
     constant_curvature = True
 
     def __init__(self, moments: Moments, target: int = -1, *, fit_intercept: bool = True,
-                 penalize_intercept: bool = False, feature_names=None):
+                 penalize_intercept: bool = False, feature_names=None, target_name: str = "y"):
         p = moments.mean.size
+        self.target_name = str(target_name)
         t = range(p)[target]
         f = [k for k in range(p) if k != t]
         if moments.n < 2:
@@ -222,8 +225,10 @@ class StreamedLeastSquares(Objective):
         return h.hexdigest()[:32]
 
     # What needs the rows of X: refused with the reason.
-    def design_svd(self):
-        raise _unavailable("the design's SVD (leave-one-out, GCV, ALO, evidence: select_lambda)")
+    @staticmethod
+    def unavailable(what: str) -> RidgelensError:
+        """The error for ``what``, which needs the rows of X (raised by the callers that need them)."""
+        return _unavailable(what)
 
     def with_target(self, y):
         raise _unavailable("another target (with_target)")
