@@ -67,7 +67,12 @@ def test_errors_are_the_careful_readers(tmp_path):
 
 
 def _numpy_only(monkeypatch):
-    monkeypatch.setattr(_fastcsv, "_block_parser", lambda: _fastcsv._parse_numpy)  # as without pandas
+    monkeypatch.setattr(_fastcsv, "_block_parser", lambda n_bytes: _fastcsv._parse_numpy)  # as without pandas
+
+
+@pytest.fixture(autouse=True)
+def _pandas_for_every_size(monkeypatch):
+    monkeypatch.setattr(_fastcsv, "PANDAS_FROM", 0)  # small test files take the large files' parser
 
 
 def _outcome(spec, **kw):
@@ -122,6 +127,7 @@ def test_plain_values_equal_python_float(tmp_path, monkeypatch):
     path = tmp_path / "v.csv"
     path.write_text("a,b,y\n" + "\n".join(",".join(cells[i:i + 3]) for i in range(0, len(cells), 3)) + "\n")
     expect = np.array([float(c) for c in cells]).reshape(-1, 3)
+    assert _fastcsv._block_parser(1) is not _fastcsv._parse_numpy  # pandas' parser (installed with the tests)
     for numpy_only in (False, True):
         with monkeypatch.context() as m:
             if numpy_only:
@@ -154,3 +160,15 @@ def test_the_arrays_are_filled_in_place_when_the_first_block_underestimates(tmp_
     np.testing.assert_array_equal(ds.X[1:], X)
     np.testing.assert_array_equal(ds.y[1:], y)
     np.testing.assert_array_equal(ds.X[0], np.ones(10))
+
+
+def test_a_small_file_does_not_pay_for_importing_pandas(diabetes_csv):
+    """Below PANDAS_FROM a fresh process reads with NumPy (pandas' import would cost more than it saves)."""
+    import subprocess
+    import sys
+
+    path, _X, _y = diabetes_csv
+    code = ("import sys; from ridgelens.data import load_dataset; "
+            f"assert load_dataset({f'csv:{path}'!r}).X.shape == (442, 10); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
