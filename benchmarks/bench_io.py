@@ -59,8 +59,8 @@ def child(mode: str, path: str) -> None:
     if mode == "careful":
         data.read_plain_csv = lambda *a: None
     t0 = time.perf_counter()
-    if mode != "careful":  # timed apart too: the first CSV of a process pays it, the next ones do not
-        try:
+    if mode != "careful" and Path(path).stat().st_size >= data._fastcsv.PANDAS_FROM:  # pandas' import: timed
+        try:  # apart too (the first large CSV of a process pays it, the next ones do not)
             import pandas  # noqa: F401
         except ImportError:
             pass
@@ -80,6 +80,12 @@ def child(mode: str, path: str) -> None:
         theta = res.theta_hat.tolist()
     print(json.dumps({"load_s": load, "import_s": imported, "fit_s": fit, "peak": peak_rss_bytes(),
                       "rows": int(obj.n_samples if obj else ds.X.shape[0]), "theta": theta}))
+
+
+def data_module():
+    from ridgelens.data import _fastcsv
+
+    return _fastcsv
 
 
 def main() -> None:
@@ -113,11 +119,14 @@ def main() -> None:
     base, pbase = res.pop("baseline")["peak"], res.pop("baseline+pandas")
     print(f"  baseline (imports only): peak RSS {mib(base)}; importing pandas too: {mib(pbase['peak'])} "
           f"(+{mib(pbase['peak'] - base).strip()}, {pbase['load_s']:.2f} s)")
+    pandas_used = size >= data_module().PANDAS_FROM
+    print(f"  the streamed reader parses with {'pandas' if pandas_used else 'NumPy'} at this size "
+          f"(pandas from {data_module().PANDAS_FROM / 2**20:.0f} MiB on)")
     for m, r in res.items():
         extra = f", analyze {r['fit_s']:.2f} s" if r["fit_s"] is not None else ""
+        above = f", {(r['peak'] - pbase['peak']) / numeric:.2f} × above baseline+pandas" if pandas_used else ""
         print(f"  {m:18s} load {r['load_s']:7.2f} s{extra}; peak RSS {mib(r['peak'])} "
-              f"= {(r['peak'] - base) / numeric:.2f} × the numeric data above the baseline, "
-              f"{(r['peak'] - pbase['peak']) / numeric:.2f} × above baseline+pandas")
+              f"= {(r['peak'] - base) / numeric:.2f} × the numeric data above the baseline{above}")
     st = res["streamed"]
     print(f"streamed / careful: {res['careful']['load_s'] / st['load_s']:.1f}× faster with pandas' import counted "
           f"({st['import_s']:.2f} s of {st['load_s']:.2f} s), {res['careful']['load_s'] / (st['load_s'] - st['import_s']):.1f}× "

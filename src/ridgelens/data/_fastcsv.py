@@ -36,9 +36,11 @@ import numpy as np
 from ridgelens.errors import DataError
 
 BLOCK = 2**20  # bytes of text parsed at a time: pandas needs several times a block while it parses one
-#: Files from this size on are parsed by pandas (when installed): importing it costs 0.3–0.8 s, which
-#: NumPy's parser, about 4× slower per byte, spends on some 30 MiB. Below it, pandas only when already imported.
-PANDAS_FROM = 32 * 2**20
+#: Files from this size on are parsed by pandas (when installed): importing it costs 0.3–0.8 s (and
+#: 28 MiB of code), which NumPy's parser, about 4× slower per byte, spends on some 50 MiB (bench_io at
+#: 40 MiB: 4.3× the careful reader's speed and 3.15× the data in memory with pandas, 3.7× and 1.72×
+#: with NumPy). Below it, pandas only when already imported.
+PANDAS_FROM = 64 * 2**20
 _PANDAS_BYTES = b"0123456789.,-+eE\r\n"  # what the pandas path parses; anything else: NumPy's rules or careful
 
 
