@@ -1,8 +1,8 @@
 """What the start-up probes of TorchObjective cost: the digits MLP of ``ridgelens analyze --model mlp``.
 
-The probes (``ridgelens.objectives._probes``) evaluate the first batch's loss and gradient, then
-its two halves' (two evaluations of one batch). Timed in interleaved rounds (medians, min–max shown) against
-what they are a fraction of, on the same objective:
+The probes (``ridgelens.objectives._probes``) evaluate the first batch's outputs, loss and gradient
+twice (the halves' losses come from the first outputs: two evaluations of one batch). Timed in
+interleaved rounds (medians, min–max shown) against what they are a fraction of, on the same objective:
 
 - ``probes``: ``probe_objective(obj)``;
 - ``one batch: value + gradient``: the first batch's loss and gradient, bare torch (the unit);

@@ -23,7 +23,7 @@ def diabetes_csv(tmp_path):
 
 def careful(monkeypatch, spec, **kw):
     with monkeypatch.context() as m:
-        m.setattr(data, "read_plain_csv", lambda path: None)
+        m.setattr(data, "read_plain_csv", lambda *a: None)
         return load_dataset(spec, **kw)
 
 
@@ -31,7 +31,7 @@ def careful(monkeypatch, spec, **kw):
 def test_streamed_equals_careful_and_sklearn(diabetes_csv, monkeypatch, block):
     path, X, y = diabetes_csv
     monkeypatch.setattr(_fastcsv, "BLOCK", block)  # 64 bytes: every line is a block boundary
-    assert _fastcsv.read_plain_csv(path) is not None  # the plain path did read it
+    assert _fastcsv.read_plain_csv(path, "x3", data._check_header) is not None  # the plain path did read it
     ds = load_dataset(f"csv:{path}", target="x3")
     ref = careful(monkeypatch, f"csv:{path}", target="x3")
     np.testing.assert_array_equal(ds.X, ref.X)
@@ -64,3 +64,111 @@ def test_errors_are_the_careful_readers(tmp_path):
     path.write_text("a,b,y\n1,2,3\n4,nan,6\n")
     with pytest.raises(DataError, match=r"contains nan at row 1, column 1 \('b'\)"):
         load_dataset(f"csv:{path}")
+
+
+def _numpy_only(monkeypatch):
+    monkeypatch.setattr(_fastcsv, "_block_parser", lambda n_bytes: _fastcsv._parse_numpy)  # as without pandas
+
+
+@pytest.fixture(autouse=True)
+def _pandas_for_every_size(monkeypatch):
+    monkeypatch.setattr(_fastcsv, "PANDAS_FROM", 0)  # small test files take the large files' parser
+
+
+def _outcome(spec, **kw):
+    try:
+        ds = load_dataset(spec, **kw)
+    except DataError as exc:
+        return str(exc)
+    return ds.X, ds.y, ds.feature_names
+
+
+_CELLS = ["1", "-2.5", "+3", "4e+2", "5E-3", "1e400", "-0", ".5", "7.", " 8", "9 ", "", "1e", "+", "1_0", "12345678901234567890.123",
+          "0.1000000000000000055511151231257827", "nan", "2.2250738585072011e-308", "4,5"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_files_read_as_the_careful_reader_reads_them(tmp_path, monkeypatch, seed):
+    """Random bodies of awkward cells: the pandas path, the NumPy path and the careful reader agree bit for bit,
+    or raise the same message (blocks of 64 bytes, so that boundaries fall everywhere)."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(rng.integers(1, 12)):
+        if rng.random() < 0.08:
+            lines.append("")
+            continue
+        p = np.full(len(_CELLS), 0.1 / (len(_CELLS) - 6))
+        p[:6] = 0.15  # mostly valid cells
+        lines.append(",".join(rng.choice(_CELLS, size=3, p=p / p.sum())))
+    path = tmp_path / "r.csv"
+    path.write_text("a,b,y\n" + "\n".join(lines) + ("\n" if rng.random() < 0.7 else ""))
+    monkeypatch.setattr(_fastcsv, "BLOCK", 64)
+    fast = _outcome(f"csv:{path}", target="b")
+    with monkeypatch.context() as m:
+        _numpy_only(m)
+        numpy_path = _outcome(f"csv:{path}", target="b")
+    with monkeypatch.context() as m:
+        m.setattr(data, "read_plain_csv", lambda *a: None)
+        ref = _outcome(f"csv:{path}", target="b")
+    for got in (fast, numpy_path):
+        if isinstance(ref, str):
+            assert got == ref
+        else:
+            np.testing.assert_array_equal(got[0], ref[0])
+            np.testing.assert_array_equal(got[1], ref[1])
+            assert got[2] == ref[2]
+
+
+def test_plain_values_equal_python_float(tmp_path, monkeypatch):
+    """Every value of a plain file is the float Python's ``float`` gives (pandas' converter and NumPy's alike)."""
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((300, 3)) * 10.0 ** rng.integers(-300, 300, size=(300, 3))
+    cells = [[f"{v:.17g}", f"{v:+.20e}", f"{v:.6g}"][k % 3] for k, v in enumerate(values.ravel())]
+    path = tmp_path / "v.csv"
+    path.write_text("a,b,y\n" + "\n".join(",".join(cells[i:i + 3]) for i in range(0, len(cells), 3)) + "\n")
+    expect = np.array([float(c) for c in cells]).reshape(-1, 3)
+    assert _fastcsv._block_parser(1) is not _fastcsv._parse_numpy  # pandas' parser (installed with the tests)
+    for numpy_only in (False, True):
+        with monkeypatch.context() as m:
+            if numpy_only:
+                _numpy_only(m)
+            assert _fastcsv.read_plain_csv(path, None, data._check_header) is not None  # the plain path read it
+            ds = load_dataset(f"csv:{path}")
+        np.testing.assert_array_equal(ds.X, expect[:, :2])
+        np.testing.assert_array_equal(ds.y, expect[:, 2])
+
+
+def test_the_arrays_are_filled_in_place_when_the_first_block_underestimates(tmp_path, monkeypatch, diabetes_csv):
+    """A long first row predicts too few rows: X and y grow in place and the values stay right."""
+    path, X, y = diabetes_csv
+    text = path.read_text().splitlines()
+    path.write_text("\n".join([text[0], ",".join(["1." + "0" * 300] * 11), *text[1:]]) + "\n")
+    monkeypatch.setattr(_fastcsv, "BLOCK", 32)  # the first block is that row alone: 3300 bytes for one row
+    grown = []
+    real = _fastcsv._fill
+
+    def spy(blocks, t, n_bytes):
+        def watched():
+            for values, size in blocks:
+                grown.append(n_bytes / size)  # rows the first block predicts: about 30, not 443
+                yield values, size
+        return real(watched(), t, n_bytes)
+
+    monkeypatch.setattr(_fastcsv, "_fill", spy)
+    ds = load_dataset(f"csv:{path}")
+    assert grown[0] < 40
+    np.testing.assert_array_equal(ds.X[1:], X)
+    np.testing.assert_array_equal(ds.y[1:], y)
+    np.testing.assert_array_equal(ds.X[0], np.ones(10))
+
+
+def test_a_small_file_does_not_pay_for_importing_pandas(diabetes_csv):
+    """Below PANDAS_FROM a fresh process reads with NumPy (pandas' import would cost more than it saves)."""
+    import subprocess
+    import sys
+
+    path, _X, _y = diabetes_csv
+    code = ("import sys; from ridgelens.data import load_dataset; "
+            f"assert load_dataset({f'csv:{path}'!r}).X.shape == (442, 10); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -174,3 +174,35 @@ def test_a_corrupted_or_truncated_checkpoint_is_named(tmp_path):
         with pytest.raises(rl.DataError, match=f"checkpoint {cp.path} is corrupted or truncated"):
             cp.load()
     assert torch.equal(good.load()["x"], torch.arange(1000.0))  # an intact one still loads
+
+
+class _NoisyBackward(torch.autograd.Function):
+    """The identity forward, a random backward: the loss repeats itself, the gradient does not."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * (1 + 1e-3 * torch.randn_like(g))
+
+
+def test_the_probe_is_two_evaluations_and_sees_noise_in_the_backward_pass(diabetes):
+    X, Y = diabetes
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    calls = []
+    net.register_forward_hook(lambda *a: calls.append(1))
+    obj = rl.TorchObjective(net, F.mse_loss, batches(X, Y))
+    calls.clear()
+    assert probe_objective(obj)["evaluations"] == 2
+    assert len(calls) == 2  # the model ran twice on batch 0; the halves reuse the first outputs
+
+    def noisy_loss(out, target):
+        return F.mse_loss(_NoisyBackward.apply(out), target)
+
+    with torch.no_grad():  # the premise: the loss itself is deterministic
+        assert float(noisy_loss(net(X[:100]), Y[:100])) == float(noisy_loss(net(X[:100]), Y[:100]))
+    with pytest.raises(rl.RandomObjectiveError, match="gradients"):
+        rl.TorchObjective(net, noisy_loss, batches(X, Y))

@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--lambdas", type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1 (with --select it may "
                                                     "be omitted: 100 λ log-spaced from the spectrum)")
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
+    a.add_argument("--stream", action="store_true",
+                   help="linear model on a csv: file: read it block by block into the centred XᵀX and Xᵀy, never "
+                        "holding X (chosen by itself when the file would not fit in memory; no --select, "
+                        "--features, --standardize)")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
     a.add_argument("--positive-class", type=float, help="turn the target into 0/1 labels, 1 where target == this value (e.g. one digit for logistic)")

@@ -25,6 +25,7 @@ from ridgelens.cli._output import (
 from ridgelens.cli._penalty import apply_linear, apply_mlp
 from ridgelens.cli._report import recorded_warnings, write_report
 from ridgelens.cli._select import check_select, choose, default_lambdas, split
+from ridgelens.cli._stream import streamed_objective
 from ridgelens.cli._torch import is_user_model
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
@@ -153,7 +154,10 @@ def _run(args, lam: np.ndarray | None, out: Path) -> list[str]:
 
 
 def _run_recorded(args, lam, out: Path, caught) -> list[str]:
-    if is_user_model(args.model):
+    streamed = streamed_objective(args)  # --stream (or too large for memory): no X, only its moments
+    if streamed is not None:
+        ds, obj = streamed
+    elif is_user_model(args.model):
         from ridgelens.cli._torch import load_user_data
 
         ds = load_user_data(args)
@@ -173,8 +177,9 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
     else:
         cls = LeastSquares if args.model == "linear" else Logistic
-        obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
-                  feature_names=ds.feature_names)
+        if streamed is None:
+            obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
+                      feature_names=ds.feature_names)
         extra = apply_linear(args, obj)
         if lam is None:
             lam, extra["grid"] = default_lambdas(obj, args.curvature)

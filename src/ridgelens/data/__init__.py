@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._validation import check_finite_matrix, check_finite_vector
-from ridgelens.data._fastcsv import read_plain_csv
+from ridgelens.data._fastcsv import NotPlain, iter_blocks, read_header, read_plain_csv
 from ridgelens.errors import DataError
 
 BUILTIN = ("diabetes", "breast_cancer", "digits")
@@ -93,6 +93,42 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
                    name=ds.name, standardized=standardize)
 
 
+def stream_least_squares(spec: str, *, target: str | None = None, fit_intercept: bool = True,
+                         penalize_intercept: bool = False):
+    """Least squares on a CSV file read block by block, never holding X: a :class:`StreamedLeastSquares`.
+
+    ``spec`` is ``csv:PATH`` (or a path). A plain file (see :mod:`ridgelens.data._fastcsv`) passes
+    once, block by block, into the centred moments of its columns: the peak memory is one block
+    (about 1 MiB of text and what the parser needs for it) plus (d + 1)² numbers. Any other file (quotes, another encoding, a pipe,
+    a bad cell) is read by the careful reader, in memory, with the same checks and messages as
+    :func:`load_dataset`. See :mod:`ridgelens.objectives.streamed` for what needs X and is refused.
+    """
+    from ridgelens.objectives.streamed import Moments, StreamedLeastSquares
+
+    path = Path(spec[4:] if isinstance(spec, str) and spec.startswith("csv:") else spec)
+    read_input(path, "CSV file", content=False)
+    head = None if stat.S_ISFIFO(path.stat().st_mode) else read_header(path, _check_header)
+    name = None if head is None else (head[0][-1] if target is None else target)
+    moments = None
+    if head is not None and name in head[0]:
+        header, offset = head
+        moments = Moments(len(header))
+        try:
+            for values, _ in iter_blocks(path, offset, len(header)):
+                if not np.isfinite(values).all():  # the careful reader names the cell
+                    raise NotPlain
+                moments.add(values)
+        except NotPlain:
+            moments = None
+    if moments is None or moments.n < 2:  # not plain: read in memory, with the careful reader's checks
+        ds = load_dataset(f"csv:{path}", target=target)
+        header, name = [*ds.feature_names, ds.target_name], ds.target_name
+        moments = Moments.of(np.column_stack([ds.X, ds.y]))
+    t = header.index(name)
+    return StreamedLeastSquares(moments, t, fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
+                                feature_names=[h for k, h in enumerate(header) if k != t], target_name=name)
+
+
 def _load_builtin(name: str) -> Dataset:
     from sklearn import datasets
 
@@ -110,11 +146,10 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     careful reader below.
     """
     read_input(path, "CSV file", content=False)  # the file's checks (missing, a folder, a device) first
-    plain = None if stat.S_ISFIFO(path.stat().st_mode) else read_plain_csv(path)  # a pipe is read once
+    plain = None if stat.S_ISFIFO(path.stat().st_mode) else read_plain_csv(path, target, _check_header)  # a pipe is read once
     if plain is not None:
-        header, values = plain
-        _check_header(path, header)
-        return _dataset(path, header, values, target)
+        header, X, y = plain
+        return _dataset(path, header, X, y, header[-1] if target is None else target)
     text = _read_text(path)
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
@@ -149,19 +184,16 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
                 ) from None
     if len(body) < 2:
         raise DataError(f"{path} has a single data row (line {lines[0]}); need at least 2 samples")
-    return _dataset(path, header, values, target)
-
-
-def _dataset(path: Path, header: list, values: np.ndarray, target: str | None) -> Dataset:
-    """The Dataset of a parsed CSV: the target column split off, NaN and infinities refused."""
-    if target is None:
-        target = header[-1]
-    if target not in header:
-        raise DataError(f"unknown target column {target!r} in {path}; columns are: {', '.join(header)}")
+    target = header[-1] if target is None else target
     t = header.index(target)
-    features = [h for k, h in enumerate(header) if k != t]
-    X = check_finite_matrix(np.delete(values, t, axis=1), f"{path.name} features", features)
-    y = check_finite_vector(values[:, t], f"{path.name} target {target!r}")
+    return _dataset(path, header, np.delete(values, t, axis=1), values[:, t], target)
+
+
+def _dataset(path: Path, header: list, X: np.ndarray, y: np.ndarray, target: str) -> Dataset:
+    """The Dataset of a parsed CSV (``target`` split off into ``y``), NaN and infinities refused."""
+    features = [h for h in header if h != target]
+    X = check_finite_matrix(X, f"{path.name} features", features)
+    y = check_finite_vector(y, f"{path.name} target {target!r}")
     return Dataset(X=X, y=y, feature_names=features, target_name=target, name=path.stem)
 
 

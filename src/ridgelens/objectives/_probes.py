@@ -9,12 +9,15 @@ So they are measured, on the first batch only:
 
 - the data: a ``DataLoader`` whose passes see different samples (a random order with
   ``drop_last=True`` and a partial last batch, or a sampler that draws with replacement);
-- randomness and the reduction, together: the loss and gradient of the batch, then of its two
-  halves (two evaluations of one batch in all). A deterministic mean-reduced loss gives the
-  halves' sample-weighted mean back to rounding, a sum-reduced one their sum; anything else
-  is evaluated once more on the whole batch, where a random objective does not repeat itself
-  (dropout inside ``forward``, nondeterministic kernels).
+- the reduction: the first batch's outputs, computed once, give the loss of the batch and of
+  its two halves (``loss_fn`` on slices of the same outputs: no more model evaluations). A
+  mean-reduced loss gives back the halves' sample-weighted mean to rounding, a sum-reduced one
+  their sum (refused); a loss that couples its samples gives neither (left undecided);
+- randomness: the batch is evaluated a second time (outputs, loss and gradient), and a random
+  objective does not repeat itself (dropout inside ``forward``, nondeterministic kernels, a
+  random ``loss_fn``, noise in the backward pass).
 
+Two evaluations of one batch (value and gradient) in all, whatever the outcome.
 The caller's random-number state is restored afterwards.
 """
 
@@ -30,11 +33,10 @@ from ridgelens.errors import DataError, LossReductionError, RandomObjectiveError
 def probe_objective(obj) -> dict:
     """Run the three checks on ``obj`` (a TorchObjective) at its θ₀; raise on a failure.
 
-    Two evaluations of batch 0 (loss and gradient): the whole batch, then its two halves. A
-    deterministic mean-reduced loss gives back the whole batch's loss and gradient as the halves'
-    sample-weighted mean (to rounding); a sum-reduced one as their sum. When neither holds (a
-    random objective, or a loss that couples its samples), a third evaluation of the whole batch
-    tells which: a random objective does not repeat itself.
+    Two evaluations of batch 0 (outputs, loss and gradient). The first one's outputs also give the
+    loss of each half of the batch: a deterministic mean-reduced loss gives the whole batch's loss
+    back as the halves' sample-weighted mean (to rounding), a sum-reduced one as their sum. The
+    second evaluation must repeat the first: a random objective does not.
 
     Returns what was measured (``{"value", "evaluations", "reduction": "mean" | "undecided"}``).
     """
@@ -45,7 +47,7 @@ def probe_objective(obj) -> dict:
     devices = [obj.device] if obj.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # the user's random stream is left as it was
         try:
-            v1, g1 = _value_and_grad(obj, flat, x, y)
+            out1, v1, g1 = _evaluate(obj, flat, x, y)
         except RidgelensError:
             raise
         except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
@@ -54,48 +56,64 @@ def probe_objective(obj) -> dict:
                             f"{_describe(y)}): {first}") from None
         if not (math.isfinite(v1) and bool(torch.isfinite(g1).all())):
             return {"value": v1, "evaluations": 1, "reduction": "undecided"}  # the data checks say where
-        halves = _halves(obj, flat, x, y)
-        if halves is not None:
-            (va, ga), (vb, gb), h, n = halves
-            scale_v, scale_g = max(abs(v1), abs(va) + abs(vb)), max(float(g1.norm()), float(ga.norm() + gb.norm()))
-
-            def close(v, g):  # the halves are summed in another order: equal to a few roundings
-                return abs(v1 - v) <= 1e3 * eps * scale_v and float((g1 - g).norm()) <= 1e3 * eps * scale_g
-
-            if close((h * va + (n - h) * vb) / n, (h * ga + (n - h) * gb) / n):
-                return {"value": v1, "evaluations": 2, "reduction": "mean"}
-            if close(va + vb, ga + gb):
-                raise LossReductionError(
-                    f"loss_fn looks sum-reduced: on batch 0 ({n} rows) it gave {v1:.6g}, the sum of its halves' "
-                    f"losses ({va:.6g} + {vb:.6g}), not their weighted mean ({(h * va + (n - h) * vb) / n:.6g}), and "
-                    "so did the gradients. R must be the mean loss over the samples (a sum would scale R, H and "
-                    "every λ by the batch size): use reduction='mean' (e.g. nn.MSELoss()), or divide the loss "
-                    "by len(targets)")
-        v2, g2 = _value_and_grad(obj, flat, x, y)
+        reduction = _reduction(obj, out1, v1, y, eps)
+        out2, v2, g2 = _evaluate(obj, flat, x, y)
         dv, dg = abs(v1 - v2), float((g1 - g2).norm())
         scale_g = max(float(g1.norm()), float(g2.norm()))
-        if not (dv <= 64 * eps * max(abs(v1), abs(v2)) and dg <= 64 * eps * scale_g):
+        same_out = _same_outputs(out1, out2, eps)
+        if not (same_out and dv <= 64 * eps * max(abs(v1), abs(v2)) and dg <= 64 * eps * scale_g):
             raise RandomObjectiveError(_random_message(obj, v1, v2, dg, scale_g))
-    return {"value": v1, "evaluations": 2 if halves is None else 3, "reduction": "undecided"}
+    return {"value": v1, "evaluations": 2, "reduction": reduction}
 
 
-def _value_and_grad(obj, flat, x, y):
+def _evaluate(obj, flat, x, y):
+    """The batch's outputs (detached), loss and gradient: one evaluation."""
     flat = flat.detach().clone().requires_grad_(True)
-    loss = obj.loss_fn(obj.outputs(flat, x), y)
+    out = obj.outputs(flat, x)
+    loss = obj.loss_fn(out, y)
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise LossReductionError(f"loss_fn must return the batch's mean loss as a scalar tensor; on batch 0 it "
                                  f"returned {shape} (reduction='none'?): use reduction='mean'")
     (g,) = torch.autograd.grad(loss, flat, allow_unused=True)
-    return float(loss.detach()), (torch.zeros_like(flat) if g is None else g).detach()
+    out = out.detach() if isinstance(out, torch.Tensor) else out
+    return out, float(loss.detach()), (torch.zeros_like(flat) if g is None else g).detach()
 
 
-def _halves(obj, flat, x, y):
-    """Loss and gradient of each half of the batch, or None when it cannot be halved."""
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or len(y) < 2 or len(x) != len(y):
-        return None
+def _reduction(obj, out, v1: float, y, eps: float) -> str:
+    """``"mean"``, or ``"undecided"`` (a loss that couples its samples, or outputs that cannot be halved).
+
+    A sum-reduced loss is refused. ``loss_fn`` runs on the two halves of the same outputs: no model evaluation.
+    """
+    if not (isinstance(out, torch.Tensor) and isinstance(y, torch.Tensor)) or len(y) < 2 or len(out) != len(y):
+        return "undecided"
     n, h = len(y), len(y) // 2
-    return _value_and_grad(obj, flat, x[:h], y[:h]), _value_and_grad(obj, flat, x[h:], y[h:]), h, n
+    try:
+        with torch.no_grad():
+            va, vb = float(obj.loss_fn(out[:h], y[:h])), float(obj.loss_fn(out[h:], y[h:]))
+    except (RuntimeError, TypeError, ValueError, IndexError):
+        return "undecided"
+    scale = max(abs(v1), abs(va) + abs(vb))
+    mean = (h * va + (n - h) * vb) / n
+    if abs(v1 - mean) <= 1e3 * eps * scale:  # the halves are summed in another order: equal to a few roundings
+        return "mean"
+    if abs(v1 - (va + vb)) <= 1e3 * eps * scale:
+        raise LossReductionError(
+            f"loss_fn looks sum-reduced: on batch 0 ({n} rows) it gave {v1:.6g}, the sum of its halves' "
+            f"losses ({va:.6g} + {vb:.6g}), not their weighted mean ({mean:.6g}). R must be the mean loss over "
+            "the samples (a sum would scale R, H and every λ by the batch size): use reduction='mean' "
+            "(e.g. nn.MSELoss()), or divide the loss by len(targets)")
+    return "undecided"
+
+
+def _same_outputs(a, b, eps: float) -> bool:
+    """Two evaluations' outputs agree to rounding (outputs that are not one tensor: left to the loss and gradient)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+        return True
+    if not a.is_floating_point() or a.numel() == 0:
+        return bool(torch.equal(a, b))
+    scale = float(torch.maximum(a.abs().max(), b.abs().max()))
+    return float((a - b).abs().max()) <= 64 * eps * scale
 
 
 def _describe(t) -> str:

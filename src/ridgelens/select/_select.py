@@ -90,6 +90,8 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
     """
     if method not in METHODS:
         raise RidgelensError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if hasattr(objective, "unavailable") and method in ("gcv", "loo", "evidence"):  # streamed least squares
+        raise objective.unavailable(f"select_lambda(method={method!r})")
     if method in ("validation", "alo") or (method == "evidence" and not isinstance(objective, LeastSquares)):
         return _through_path(objective, lambdas, method, validation, theta_hat, options or {})
     if not isinstance(objective, LeastSquares):
