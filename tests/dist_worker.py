@@ -124,6 +124,18 @@ def scenario_lm(shard, folder):
     return out
 
 
+def scenario_lm_refit(shard, folder):
+    """The byte LM's refits θ*(λ) = argmin R(θ) + (λ/2)‖θ‖² by L-BFGS from θ̂, to a penalized gradient of 1e-9."""
+    obj = lm_objective(folder, None if shard(range(2)) == [0, 1] else shard)
+    runs = [obj.minimize(l2=lam, method="lbfgs", tol=1e-9, max_iter=1000) for lam in LM_REFIT_LAMBDAS]
+    return {"thetas": np.stack([r.theta for r in runs]), "gradient_norm": np.array([r.gradient_norm for r in runs]),
+            "converged": np.array([r.converged for r in runs]), "n_iter": np.array([r.n_iter for r in runs])}
+
+
+#: λ of the LM refits: far above the Hessian's most negative eigenvalue (about −1.5 at θ̂ and at θ*).
+LM_REFIT_LAMBDAS = (5.0, 20.0)
+
+
 def scenario_lm_products(shard, folder):
     """The byte LM's window count, loss, gradient, Hessian and Gauss-Newton products on two vectors (fast)."""
     from ridgelens.operators import GGNOperator, TorchHessianOperator
@@ -182,6 +194,38 @@ def scenario_resume(shard, folder):
     return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas}
 
 
+def scenario_resume_sharded(shard, folder):
+    """The linear model's matrix-free analysis with a sharded basis and a checkpoint folder.
+
+    Rank 1 dies at Hessian product DIE_AT if set; each checkpoint that a run resumes from is
+    printed (``resumed NAME``) and the widths of its basis rows are recorded.
+    """
+    import ridgelens as rl
+    from ridgelens._checkpoint import Checkpoint
+
+    lin = linear_objective(shard(diabetes_batches()))
+    theta = lin.minimize(method="lbfgs", tol=1e-12, max_iter=200).theta
+    load, widths = Checkpoint.load, []
+
+    def loud(self):
+        state = load(self)
+        if state is not None:
+            print(f"resumed {self.path.name}", flush=True)
+            widths.extend(len(v) for v in state.get("rows", state.get("V", [])))
+        return state
+
+    if os.environ.get("DIE_AT"):
+        die_at(int(os.environ["DIE_AT"]))
+    Checkpoint.load = loud
+    try:
+        res = rl.analyze(lin, [0.1, 1.0], theta_hat=theta, method="matrix-free", k=3, n_probes=2, slq_steps=8,
+                         refit=False, shard_basis=True, checkpoint=os.path.join(folder, "ck"))
+    finally:
+        Checkpoint.load = load
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas, "df": res.effective_df,
+            "widths": np.array(widths or [0])}
+
+
 def scenario_sharded_schur(shard, folder):
     """The MLP's matrix-free analysis (Schur complement: the output bias is unpenalized) with a sharded basis."""
     import ridgelens as rl
@@ -214,6 +258,18 @@ def scenario_checkpoint(shard, folder):
     lin = linear_objective(shard(diabetes_batches()))
     res = rl.analyze(lin, [0.1], method="matrix-free", k=3, refit=False, checkpoint=os.path.join(folder, "ck"))
     return {"eigenvalues": res.spectrum.eigenvalues}
+
+
+def scenario_object_timeout(shard, folder):
+    """Rank 1 never joins rank 0's all-gather of objects: RIDGELENS_DIST_TIMEOUT bounds the wait, not the group's."""
+    from ridgelens import _distributed as dist
+
+    if dist.world()[0] == 1:
+        time.sleep(dist.timeout() + dist.ROLL_CALL_GRACE + 2)  # then leave without a word
+        os._exit(0)
+    print(f"started at {time.time()!r}", flush=True)
+    dist.check_same("test value", 1)
+    return {}
 
 
 def main():

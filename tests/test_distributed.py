@@ -110,6 +110,16 @@ def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
     assert 0 < waited < 10 + 3 + 5, waited  # the timeout, the roll call's grace, a margin
 
 
+def test_object_collectives_honour_the_ridgelens_timeout(tmp_path):
+    # The process group's own timeout is torch's default (30 min): only RIDGELENS_DIST_TIMEOUT can end this.
+    (rc0, text0, _), (rc1, _, _) = spawn("object_timeout", 2, tmp_path, timeout=120,
+                                         env={"RIDGELENS_DIST_TIMEOUT": "3"})
+    assert rc0 == 2 and rc1 == 0, text0[-2000:]
+    assert "lost rank 1" in text0 and "check of the test value" in text0, text0[-2000:]
+    waited = float(text0.split("exited at ")[1].split()[0]) - float(text0.split("started at ")[1].split()[0])
+    assert 3 <= waited < 3 + 3 + 5, waited  # the timeout, the roll call's grace, a margin
+
+
 def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
     for rc, text, _ in spawn("bad_input", 2, tmp_path, timeout=120):
         assert rc == 2, text[-2000:]
@@ -140,6 +150,30 @@ def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
     got = np.load(tmp_path / "resume-2.npz")
     assert rel(ref["mlp_eigenvalues"], got["eigenvalues"]) < 1e-9
     assert rel(ref["mlp_thetas"], got["thetas"]) < 1e-6
+
+
+def test_a_sharded_basis_is_checkpointed_and_resumed_by_the_same_world_size(tmp_path):
+    """Rank 0 writes the basis gathered from both ranks' slices; a restart of 2 ranks resumes to the same result."""
+    sys.path.insert(0, str(HERE))
+    import dist_worker
+
+    ref = dist_worker.scenario_resume_sharded(lambda b: b, str(tmp_path / "one"))
+    (rc0, text0, _), (rc1, _, _) = spawn("resume_sharded", 2, tmp_path, timeout=120,
+                                         env={"DIE_AT": "12", "RIDGELENS_DIST_TIMEOUT": "3"})
+    assert rc1 == -9 and rc0 == 2 and "lost rank 1" in text0, text0[-2000:]
+    import torch
+
+    saved = torch.load(tmp_path / "ck" / "lanczos.pt", weights_only=True)  # written at product 10
+    assert saved["signature"]["world_size"] == 2 and saved["nmv"] == 10
+    assert [len(v) for v in saved["rows"]] == [11] * len(saved["rows"])  # full rows: rank 0's 6 + rank 1's 5
+    for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
+        assert rc == 0 and "resumed lanczos.pt" in text, text[-2000:]
+    got = dict(np.load(tmp_path / "resume_sharded-2.npz"))
+    assert got.pop("widths").tolist() == [11] * len(saved["rows"])
+    for key in ("eigenvalues", "thetas", "df"):
+        assert rel(ref[key], got[key]) < 1e-9, (key, rel(ref[key], got[key]))
+    (rc, text, _), = spawn("resume_sharded", 1, tmp_path, timeout=120)  # another world size: refused
+    assert rc == 2 and "written by a run of 2 process(es); this run has 1" in text, text[-2000:]
 
 
 @pytest.mark.slow
