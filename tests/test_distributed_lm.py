@@ -68,6 +68,40 @@ def test_lm_spectrum_path_and_df_over_two_ranks(folder):
     assert batches == (9, 5)  # the reference holds every batch; rank 0 five of them
 
 
+@pytest.mark.slow
+def test_lm_refits_over_two_ranks(folder):
+    """(About a minute on a loaded machine.) θ*(λ) by L-BFGS from θ̂ on 2 ranks equals one process's, where the refit is locally well-posed.
+
+    At λ = 0.2 and 0.3 both runs converge (penalized gradient ≤ 1e-6) and H(θ*) + λI is
+    positive definite at θ* (smallest eigenvalue μ > 0, by Lanczos with its residual
+    subtracted): θ* is a strict local minimizer, and two points whose penalized gradients are
+    g₁ and g₂ lie within about (g₁ + g₂)/μ of it. Both the 1e-6 agreement and that bound are checked.
+    """
+    import dist_worker
+    from dist_worker import LM_REFIT_LAMBDAS
+    from ridgelens.operators import TorchHessianOperator
+    from ridgelens.spectra import eigen
+
+    ref = dist_worker.scenario_lm_refit(lambda b: b, str(folder))
+    for rc, text, _ in spawn("lm_refit", 2, folder, timeout=300):
+        assert rc == 0, text[-2000:]
+    got = np.load(folder / "lm_refit-2.npz")
+    assert int(got["n_tokens"]) == int(ref["n_tokens"]) == 100
+    assert ref["converged"].all() and got["converged"].all()
+    obj = dist_worker.lm_objective(str(folder), None)
+    for i, lam in enumerate(LM_REFIT_LAMBDAS):
+        a, b = ref["thetas"][i], got["thetas"][i]
+        assert np.linalg.norm(a) > 1.0  # not the trivial minimizer θ = 0
+        assert rel(a, b) < 1e-6, (lam, rel(a, b))
+        H = TorchHessianOperator(obj, a, **obj.product_options("hessian"))
+        low = eigen(H, 1, which="smallest", method="lanczos", tol=1e-4, max_matvecs=80)
+        mu = float(low.eigenvalues[0] + lam - low.residuals[0])
+        assert mu > 0, (lam, low.eigenvalues, low.residuals)
+        assert np.linalg.norm(a - b) <= 2 * (ref["gradient_norm"][i] + got["gradient_norm"][i]) / mu
+        print(f"λ = {lam}: ‖θ*‖ = {np.linalg.norm(a):.3g}, relative difference {rel(a, b):.1e}, μ ≥ {mu:.3g}, "
+              f"penalized gradients {ref['gradient_norm'][i]:.1e} / {got['gradient_norm'][i]:.1e}")
+
+
 def numbers(tree, path=""):
     """Every number of a results.json as {dotted path: float} (lists flattened by index; None → nan)."""
     if isinstance(tree, dict):
