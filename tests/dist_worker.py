@@ -273,6 +273,49 @@ def scenario_object_timeout(shard, folder):
     return {}
 
 
+def deny_writes_under(folder):
+    """Make every write, folder creation, rename or removal under ``folder`` fail with EACCES in this process.
+
+    An audit hook (it cannot be removed; the worker ends with the scenario): the rank sees the
+    folder as one it may read but not write, as on a node whose user lacks the permission.
+    """
+    folder = os.path.realpath(folder)
+    write = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def under(path):
+        if isinstance(path, int) or path is None:
+            return False
+        path = os.path.realpath(os.fsdecode(path))
+        return path == folder or path.startswith(folder + os.sep)
+
+    def hook(event, args):
+        if event == "open" and under(args[0]) and isinstance(args[2], int) and args[2] & write:
+            raise PermissionError(13, "Permission denied (this rank may not write here)", os.fsdecode(args[0]))
+        if event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.chmod", "os.truncate") \
+                and any(under(a) for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))):
+            raise PermissionError(13, "Permission denied (this rank may not write here)", os.fsdecode(args[0]))
+
+    sys.addaudithook(hook)
+
+
+def scenario_cli_checkpoint(shard, folder):
+    """``ridgelens analyze --model mlp --checkpoint FOLDER/ck`` on this rank, with rank NO_WRITE_RANK unable to write ck."""
+    from ridgelens import _distributed as dist
+    from ridgelens.cli import main as cli
+
+    rank, size = dist.world()
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size))  # as torchrun sets them; the group is already up
+    ck = os.path.join(folder, "ck")
+    os.makedirs(ck, exist_ok=True)
+    if rank == int(os.environ["NO_WRITE_RANK"]):
+        deny_writes_under(ck)
+    code = cli(["analyze", "--data", "diabetes", "--model", "mlp", "--hidden", "2", "--train-iters", "30",
+                "--batch-size", "100", "--lambdas", "0.1", "--k", "2", "--refit-iters", "20", "--checkpoint", ck,
+                "--out", os.path.join(folder, "out")])
+    print(f"exit code {code}", flush=True)
+    sys.exit(code)
+
+
 def main():
     scenario, rank, world, port, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
     torch.set_num_threads(1)

@@ -128,6 +128,29 @@ def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
         assert "rank 1 has another model" in text.split("error: ")[1], text
 
 
+def test_a_checkpoint_folder_that_only_rank_0_can_write_is_enough(tmp_path):
+    """Rank 0 alone writes and reads checkpoints (handing their state to the others): the run succeeds.
+
+    Rank 1 runs under an audit hook that fails every write, creation, rename or removal in
+    --checkpoint (as a node whose user cannot write there); had it touched the folder, it
+    would have failed.
+    """
+    for rc, text, _ in spawn("cli_checkpoint", 2, tmp_path, timeout=120, env={"NO_WRITE_RANK": "1"}):
+        assert rc == 0 and "exit code 0" in text and "Permission denied" not in text, text[-2000:]
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["refit_0.pt"]  # 25 parameters: dense, one refit
+    assert (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_checkpoint_folder_that_rank_0_cannot_write_is_one_error_on_every_rank(tmp_path):
+    """Checked by rank 0 before any work; the refusal reaches every rank, and nothing is written."""
+    for rc, text, _ in spawn("cli_checkpoint", 2, tmp_path, timeout=120, env={"NO_WRITE_RANK": "0"}):
+        assert rc == 2 and "exit code 2" in text, text[-2000:]
+        errors = [line for line in text.splitlines() if line.startswith("ridgelens: error:")]
+        assert len(errors) == 1 and "--checkpoint" in errors[0] and "cannot create files" in errors[0], text[-2000:]
+        assert "Traceback" not in text
+    assert not (tmp_path / "out").exists() and list((tmp_path / "ck").iterdir()) == []
+
+
 def test_checkpoint_of_another_world_size_is_refused(tmp_path):
     for rc, text, _ in spawn("checkpoint", 2, tmp_path, timeout=120):
         assert rc == 0, text[-2000:]
