@@ -210,6 +210,35 @@ def test_sharded_basis_through_the_schur_complement(reference, tmp_path):
         assert rel(ref[f"mlp_{key}"], got[key]) < 1e-6, key
 
 
+def one_and_torchrun(args, folder, timeout=300.0):
+    """``ridgelens ARGS`` in one process (``--out FOLDER/one``), then under 2-rank torchrun (``FOLDER/two``).
+
+    Both must succeed; returns torchrun's (stdout, stderr). torchrun runs in a session of its
+    own, and the whole session (the agent and its ranks) is killed if it is still running.
+    """
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env.update(PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-m", "ridgelens", *args, "--out", str(folder / "one")],
+                         capture_output=True, text=True, env=env, timeout=timeout)
+    assert one.returncode == 0, one.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                "--master-port", str(free_port())]
+    proc = subprocess.Popen([*torchrun, "-m", "ridgelens", *args, "--out", str(folder / "two")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    return out, err
+
+
 @pytest.mark.slow
 def test_torchrun_cli_equals_one_process(tmp_path):
     """``torchrun --nproc-per-node 2 -m ridgelens analyze`` writes what one process writes."""
@@ -217,21 +246,7 @@ def test_torchrun_cli_equals_one_process(tmp_path):
 
     args = ["analyze", "--data", "digits", "--model", "mlp", "--hidden", "4", "--train-iters", "30",
             "--lambdas", "0.5,2", "--k", "3"]
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "ridgelens", *args, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--master-port", str(free_port())]
-    proc = subprocess.Popen([*torchrun, "-m", "ridgelens", *args, "--out", str(tmp_path / "two")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err[-2000:]
+    out, _ = one_and_torchrun(args, tmp_path)
     assert out.count("ridgelens analyze: digits") == 1 and "(2 ranks)" in out  # rank 0 alone prints
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
     for key in ("eigenvalues", "predicted", "refit", "effective_df"):
