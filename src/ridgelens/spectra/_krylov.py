@@ -400,7 +400,6 @@ class ShardedLanczosBasis(LanczosBasis):
         super().load_state_dict({"rows": [self.local(v) for v in state["rows"]]})
 
 
-
 def new_basis(n: int, device, dtype, **kw) -> LanczosBasis:
     """A :class:`LanczosBasis`, or a :class:`ShardedLanczosBasis` inside :func:`sharded_bases` under a process group."""
     from ridgelens import _distributed as dist
@@ -408,4 +407,3 @@ def new_basis(n: int, device, dtype, **kw) -> LanczosBasis:
     if dist.basis_sharding() and dist.is_distributed():
         return ShardedLanczosBasis(n, device, dtype, **kw)
     return LanczosBasis(n, device, dtype, **kw)
-
