@@ -124,6 +124,19 @@ def scenario_lm(shard, folder):
     return out
 
 
+#: λ of the LM refits. There θ* is no trivial point (‖θ*‖ ≈ 3; from λ ≈ 0.5 on, θ* collapses to 0)
+#: and L-BFGS converges (at λ ≤ 0.05 it does not in 1000 iterations; the problem is not convex).
+LM_REFIT_LAMBDAS = (0.2, 0.3)
+
+
+def scenario_lm_refit(shard, folder):
+    """The byte LM's refits θ*(λ) = argmin R(θ) + (λ/2)‖θ‖² by L-BFGS from θ̂, to a penalized gradient of 1e-6."""
+    obj = lm_objective(folder, None if shard(range(2)) == [0, 1] else shard)
+    runs = [obj.minimize(l2=lam, method="lbfgs", tol=1e-6, max_iter=400) for lam in LM_REFIT_LAMBDAS]
+    return {"thetas": np.stack([r.theta for r in runs]), "gradient_norm": np.array([r.gradient_norm for r in runs]),
+            "converged": np.array([r.converged for r in runs]), "n_tokens": np.array(obj.n_tokens)}
+
+
 def scenario_lm_products(shard, folder):
     """The byte LM's window count, loss, gradient, Hessian and Gauss-Newton products on two vectors (fast)."""
     from ridgelens.operators import GGNOperator, TorchHessianOperator
@@ -182,6 +195,38 @@ def scenario_resume(shard, folder):
     return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas}
 
 
+def scenario_resume_sharded(shard, folder):
+    """The linear model's matrix-free analysis with a sharded basis and a checkpoint folder.
+
+    Rank 1 dies at Hessian product DIE_AT if set; each checkpoint that a run resumes from is
+    printed (``resumed NAME``) and the widths of its basis rows are recorded.
+    """
+    import ridgelens as rl
+    from ridgelens._checkpoint import Checkpoint
+
+    lin = linear_objective(shard(diabetes_batches()))
+    theta = lin.minimize(method="lbfgs", tol=1e-12, max_iter=200).theta
+    load, widths = Checkpoint.load, []
+
+    def loud(self):
+        state = load(self)
+        if state is not None:
+            print(f"resumed {self.path.name}", flush=True)
+            widths.extend(len(v) for v in state.get("rows", state.get("V", [])))
+        return state
+
+    if os.environ.get("DIE_AT"):
+        die_at(int(os.environ["DIE_AT"]))
+    Checkpoint.load = loud
+    try:
+        res = rl.analyze(lin, [0.1, 1.0], theta_hat=theta, method="matrix-free", k=3, n_probes=2, slq_steps=8,
+                         refit=False, shard_basis=True, checkpoint=os.path.join(folder, "ck"))
+    finally:
+        Checkpoint.load = load
+    return {"eigenvalues": res.spectrum.eigenvalues, "thetas": res.path.thetas, "df": res.effective_df,
+            "widths": np.array(widths or [0])}
+
+
 def scenario_sharded_schur(shard, folder):
     """The MLP's matrix-free analysis (Schur complement: the output bias is unpenalized) with a sharded basis."""
     import ridgelens as rl
@@ -214,6 +259,61 @@ def scenario_checkpoint(shard, folder):
     lin = linear_objective(shard(diabetes_batches()))
     res = rl.analyze(lin, [0.1], method="matrix-free", k=3, refit=False, checkpoint=os.path.join(folder, "ck"))
     return {"eigenvalues": res.spectrum.eigenvalues}
+
+
+def scenario_object_timeout(shard, folder):
+    """Rank 1 never joins rank 0's all-gather of objects: RIDGELENS_DIST_TIMEOUT bounds the wait, not the group's."""
+    from ridgelens import _distributed as dist
+
+    if dist.world()[0] == 1:
+        time.sleep(dist.timeout() + dist.ROLL_CALL_GRACE + 2)  # then leave without a word
+        os._exit(0)
+    print(f"started at {time.time()!r}", flush=True)
+    dist.check_same("test value", 1)
+    return {}
+
+
+def deny_writes_under(folder):
+    """Make every write, folder creation, rename or removal under ``folder`` fail with EACCES in this process.
+
+    An audit hook (it cannot be removed; the worker ends with the scenario): the rank sees the
+    folder as one it may read but not write, as on a node whose user lacks the permission.
+    """
+    folder = os.path.realpath(folder)
+    write = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def under(path):
+        if isinstance(path, int) or path is None:
+            return False
+        path = os.path.realpath(os.fsdecode(path))
+        return path == folder or path.startswith(folder + os.sep)
+
+    def hook(event, args):
+        if event == "open" and under(args[0]) and isinstance(args[2], int) and args[2] & write:
+            raise PermissionError(13, "Permission denied (this rank may not write here)", os.fsdecode(args[0]))
+        if event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.chmod", "os.truncate") \
+                and any(under(a) for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))):
+            raise PermissionError(13, "Permission denied (this rank may not write here)", os.fsdecode(args[0]))
+
+    sys.addaudithook(hook)
+
+
+def scenario_cli_checkpoint(shard, folder):
+    """``ridgelens analyze --model mlp --checkpoint FOLDER/ck`` on this rank, with rank NO_WRITE_RANK unable to write ck."""
+    from ridgelens import _distributed as dist
+    from ridgelens.cli import main as cli
+
+    rank, size = dist.world()
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size))  # as torchrun sets them; the group is already up
+    ck = os.path.join(folder, "ck")
+    os.makedirs(ck, exist_ok=True)
+    if rank == int(os.environ["NO_WRITE_RANK"]):
+        deny_writes_under(ck)
+    code = cli(["analyze", "--data", "diabetes", "--model", "mlp", "--hidden", "2", "--train-iters", "30",
+                "--batch-size", "100", "--lambdas", "0.1", "--k", "2", "--refit-iters", "20", "--checkpoint", ck,
+                "--out", os.path.join(folder, "out")])
+    print(f"exit code {code}", flush=True)
+    sys.exit(code)
 
 
 def main():

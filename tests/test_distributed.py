@@ -110,12 +110,45 @@ def test_a_killed_rank_is_named_and_nobody_hangs(tmp_path):
     assert 0 < waited < 10 + 3 + 5, waited  # the timeout, the roll call's grace, a margin
 
 
+def test_object_collectives_honour_the_ridgelens_timeout(tmp_path):
+    # The process group's own timeout is torch's default (30 min): only RIDGELENS_DIST_TIMEOUT can end this.
+    (rc0, text0, _), (rc1, _, _) = spawn("object_timeout", 2, tmp_path, timeout=120,
+                                         env={"RIDGELENS_DIST_TIMEOUT": "3"})
+    assert rc0 == 2 and rc1 == 0, text0[-2000:]
+    assert "lost rank 1" in text0 and "check of the test value" in text0, text0[-2000:]
+    waited = float(text0.split("exited at ")[1].split()[0]) - float(text0.split("started at ")[1].split()[0])
+    assert 3 <= waited < 3 + 3 + 5, waited  # the timeout, the roll call's grace, a margin
+
+
 def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
     for rc, text, _ in spawn("bad_input", 2, tmp_path, timeout=120):
         assert rc == 2, text[-2000:]
         first = text.split("first: ")[1].splitlines()[0]
         assert "rank 1 of 2 holds no batch" in first and "larger than the number of batches" in first, first
         assert "rank 1 has another model" in text.split("error: ")[1], text
+
+
+def test_a_checkpoint_folder_that_only_rank_0_can_write_is_enough(tmp_path):
+    """Rank 0 alone writes and reads checkpoints (handing their state to the others): the run succeeds.
+
+    Rank 1 runs under an audit hook that fails every write, creation, rename or removal in
+    --checkpoint (as a node whose user cannot write there); had it touched the folder, it
+    would have failed.
+    """
+    for rc, text, _ in spawn("cli_checkpoint", 2, tmp_path, timeout=120, env={"NO_WRITE_RANK": "1"}):
+        assert rc == 0 and "exit code 0" in text and "Permission denied" not in text, text[-2000:]
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["refit_0.pt"]  # 25 parameters: dense, one refit
+    assert (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_checkpoint_folder_that_rank_0_cannot_write_is_one_error_on_every_rank(tmp_path):
+    """Checked by rank 0 before any work; the refusal reaches every rank, and nothing is written."""
+    for rc, text, _ in spawn("cli_checkpoint", 2, tmp_path, timeout=120, env={"NO_WRITE_RANK": "0"}):
+        assert rc == 2 and "exit code 2" in text, text[-2000:]
+        errors = [line for line in text.splitlines() if line.startswith("ridgelens: error:")]
+        assert len(errors) == 1 and "--checkpoint" in errors[0] and "cannot create files" in errors[0], text[-2000:]
+        assert "Traceback" not in text
+    assert not (tmp_path / "out").exists() and list((tmp_path / "ck").iterdir()) == []
 
 
 def test_checkpoint_of_another_world_size_is_refused(tmp_path):
@@ -142,6 +175,30 @@ def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
     assert rel(ref["mlp_thetas"], got["thetas"]) < 1e-6
 
 
+def test_a_sharded_basis_is_checkpointed_and_resumed_by_the_same_world_size(tmp_path):
+    """Rank 0 writes the basis gathered from both ranks' slices; a restart of 2 ranks resumes to the same result."""
+    sys.path.insert(0, str(HERE))
+    import dist_worker
+
+    ref = dist_worker.scenario_resume_sharded(lambda b: b, str(tmp_path / "one"))
+    (rc0, text0, _), (rc1, _, _) = spawn("resume_sharded", 2, tmp_path, timeout=120,
+                                         env={"DIE_AT": "12", "RIDGELENS_DIST_TIMEOUT": "10"})
+    assert rc1 == -9 and rc0 == 2 and "lost rank 1" in text0, text0[-2000:]
+    import torch
+
+    saved = torch.load(tmp_path / "ck" / "lanczos.pt", weights_only=True)  # written at product 10
+    assert saved["signature"]["world_size"] == 2 and saved["nmv"] == 10
+    assert [len(v) for v in saved["rows"]] == [11] * len(saved["rows"])  # full rows: rank 0's 6 + rank 1's 5
+    for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
+        assert rc == 0 and "resumed lanczos.pt" in text, text[-2000:]
+    got = dict(np.load(tmp_path / "resume_sharded-2.npz"))
+    assert got.pop("widths").tolist() == [11] * len(saved["rows"])
+    for key in ("eigenvalues", "thetas", "df"):
+        assert rel(ref[key], got[key]) < 1e-9, (key, rel(ref[key], got[key]))
+    (rc, text, _), = spawn("resume_sharded", 1, tmp_path, timeout=120)  # another world size: refused
+    assert rc == 2 and "written by a run of 2 process(es); this run has 1" in text, text[-2000:]
+
+
 @pytest.mark.slow
 def test_sharded_basis_through_the_schur_complement(reference, tmp_path):
     folder, ref = reference
@@ -153,6 +210,35 @@ def test_sharded_basis_through_the_schur_complement(reference, tmp_path):
         assert rel(ref[f"mlp_{key}"], got[key]) < 1e-6, key
 
 
+def one_and_torchrun(args, folder, timeout=300.0):
+    """``ridgelens ARGS`` in one process (``--out FOLDER/one``), then under 2-rank torchrun (``FOLDER/two``).
+
+    Both must succeed; returns torchrun's (stdout, stderr). torchrun runs in a session of its
+    own, and the whole session (the agent and its ranks) is killed if it is still running.
+    """
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env.update(PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-m", "ridgelens", *args, "--out", str(folder / "one")],
+                         capture_output=True, text=True, env=env, timeout=timeout)
+    assert one.returncode == 0, one.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                "--master-port", str(free_port())]
+    proc = subprocess.Popen([*torchrun, "-m", "ridgelens", *args, "--out", str(folder / "two")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    return out, err
+
+
 @pytest.mark.slow
 def test_torchrun_cli_equals_one_process(tmp_path):
     """``torchrun --nproc-per-node 2 -m ridgelens analyze`` writes what one process writes."""
@@ -160,21 +246,7 @@ def test_torchrun_cli_equals_one_process(tmp_path):
 
     args = ["analyze", "--data", "digits", "--model", "mlp", "--hidden", "4", "--train-iters", "30",
             "--lambdas", "0.5,2", "--k", "3"]
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "ridgelens", *args, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--master-port", str(free_port())]
-    proc = subprocess.Popen([*torchrun, "-m", "ridgelens", *args, "--out", str(tmp_path / "two")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err[-2000:]
+    out, _ = one_and_torchrun(args, tmp_path)
     assert out.count("ridgelens analyze: digits") == 1 and "(2 ranks)" in out  # rank 0 alone prints
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
     for key in ("eigenvalues", "predicted", "refit", "effective_df"):

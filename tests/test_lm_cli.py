@@ -66,15 +66,3 @@ def test_demo_lm_runs_a_model_of_at_least_200k_parameters(tmp_path, capsys):
     assert r["n_params"] >= 200_000
     assert set(r["curvature"]) == {"hessian", "ggn"}
 
-
-def test_lm_under_torchrun_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
-    # Each rank would otherwise train and write --out on its own (no process group for the LM path).
-    from ridgelens.cli import main
-
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    out = tmp_path / "out"
-    assert main(["analyze", "--model", "lm", "--lambdas", "0.1,1", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("ridgelens: error: --model lm/hf:DIR runs in one process") and err.count("\n") == 1
-    assert not out.exists()

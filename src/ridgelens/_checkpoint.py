@@ -57,9 +57,13 @@ class Checkpoint:
             )
         return state
 
-    def maybe_save(self, n_done: int, state_fn) -> None:
-        """Save ``state_fn()`` every ``every`` products."""
-        if self.path is not None and n_done % self.every == 0 and dist.is_rank0():
+    def maybe_save(self, n_done: int, state_fn, *, collective: bool = False) -> None:
+        """Save ``state_fn()`` every ``every`` products.
+
+        ``collective``: ``state_fn`` gathers every rank's part (a sharded basis), so every rank
+        calls it; rank 0 alone writes what it returns.
+        """
+        if self.path is not None and n_done % self.every == 0 and (collective or dist.is_rank0()):
             self.save(state_fn())
 
     def save(self, state: dict) -> None:

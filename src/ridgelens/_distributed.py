@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import pickle
 import time
 
 import torch
@@ -139,26 +140,60 @@ def all_reduce_sum(t: torch.Tensor, what: str = "all-reduce") -> torch.Tensor:
     return t
 
 
+def _object_device() -> torch.device:
+    """Where the bytes of pickled objects travel: the current GPU for NCCL, else the CPU."""
+    import torch.distributed as dist
+
+    if str(dist.get_backend()).lower() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _to_bytes(obj, device) -> torch.Tensor:
+    return torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(device)
+
+
+def _from_bytes(t: torch.Tensor, size: int):
+    return pickle.loads(t[:size].cpu().numpy().tobytes())
+
+
 def all_gather_objects(obj, what: str = "all-gather") -> list:
-    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` without a process group."""
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` without a process group.
+
+    Pickled and sent as byte tensors through two all-gathers (sizes, then bytes), each bounded
+    by :func:`timeout` like every other collective (torch's ``all_gather_object`` waits for the
+    process group's own timeout).
+    """
     if not is_distributed():
         return [obj]
     import torch.distributed as dist
 
-    out = [None] * world()[1]
-    _collective(what, lambda: dist.all_gather_object(out, obj))
-    return out
+    data = _to_bytes(obj, _object_device())
+    size = torch.tensor([data.numel()], dtype=torch.long, device=data.device)
+    sizes = [torch.empty_like(size) for _ in range(world()[1])]
+    _collective(what, lambda: dist.all_gather(sizes, size, async_op=True))
+    width = int(max(int(s) for s in sizes))
+    pad = torch.zeros(width, dtype=torch.uint8, device=data.device)
+    pad[: data.numel()] = data
+    parts = [torch.empty_like(pad) for _ in sizes]
+    _collective(what, lambda: dist.all_gather(parts, pad, async_op=True))
+    return [_from_bytes(p, int(s)) for p, s in zip(parts, sizes, strict=True)]
 
 
 def broadcast_object(obj, what: str = "broadcast"):
-    """Rank 0's ``obj`` on every rank."""
+    """Rank 0's ``obj`` on every rank (a size, then the pickled bytes; each bounded by :func:`timeout`)."""
     if not is_distributed():
         return obj
     import torch.distributed as dist
 
-    box = [obj]
-    _collective(what, lambda: dist.broadcast_object_list(box, src=0))
-    return box[0]
+    device = _object_device()
+    data = _to_bytes(obj, device) if is_rank0() else None
+    size = torch.tensor([data.numel() if data is not None else 0], dtype=torch.long, device=device)
+    _collective(what, lambda: dist.broadcast(size, src=0, async_op=True))
+    if data is None:
+        data = torch.empty(int(size), dtype=torch.uint8, device=device)
+    _collective(what, lambda: dist.broadcast(data, src=0, async_op=True))
+    return _from_bytes(data, int(size))
 
 
 def barrier(what: str = "barrier") -> None:

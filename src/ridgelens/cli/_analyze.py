@@ -60,9 +60,6 @@ def run_analyze(args) -> None:
         if chosen:
             raise RidgelensError(f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} not for --model "
                                  "lm/hf:DIR (its validation tokens are the held-out files of --text)")
-        if launched():  # every rank would train, analyze and write --out on its own: refuse, do not race
-            raise RidgelensError("--model lm/hf:DIR runs in one process; torchrun shards the batches of --model mlp "
-                                 "only (from Python, LMObjective(..., shard=True) shards an LM's windows)")
         if args.lambdas is None:
             raise RidgelensError("--model lm/hf:DIR needs --lambdas, e.g. --lambdas 1e-2,0.1,1")
         given = ["--" + n.replace("_", "-") for n in {**MLP_DEFAULTS, **TORCH_DEFAULTS}

@@ -59,7 +59,7 @@ def run_sharded(args, lam, run) -> None:
     def enter():
         if not dist.is_rank0():
             return None
-        if args.checkpoint is not None:
+        if getattr(args, "checkpoint", None) is not None:
             created.extend(prepare_checkpoint(args.checkpoint, checked_path(args.out, "--out")))
         return stack.enter_context(staged_folder(args.out, overwrite=args.overwrite))
 

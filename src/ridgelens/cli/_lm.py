@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from ridgelens._io import atomic_write_bytes, atomic_write_json
 from ridgelens._validation import check_lambdas
 from ridgelens.cli._args import LM_DEFAULTS
+from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
 from ridgelens.cli._report import recorded_warnings, write_report
 from ridgelens.cli._select import MODELS as SELECT_MODELS
@@ -79,14 +81,29 @@ def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
                              "language model (for --model lm/hf:DIR: validation, on the held-out files)")
     if select is not None and lam.size < 2:
         raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got {lam.size}")
+    if launched():  # torchrun: every rank trains/loads and analyzes its shard of the windows; rank 0 writes
+        box = {}
+
+        def run(args, lam, out):
+            with recorded_warnings() as caught:
+                box["report"] = report = _run(args, lam, out, title, caught)
+            return _written(args, report)
+
+        with session():
+            run_sharded(args, lam, run)
+        return box["report"]
     with staged_folder(args.out, overwrite=args.overwrite) as out, recorded_warnings() as caught:
         report = _run(args, lam, out, title, caught)
-    print(f"wrote {args.out}/: results.json, {', '.join(report['figures'])}"
-          + (", model.pt" if args.model == "lm" else "") + (", report.html" if getattr(args, "report", False) else ""))
+    print(f"wrote {args.out}/: {', '.join(_written(args, report))}")
     return report
 
 
-def _run(args, lam, out: Path, title: str, caught) -> dict:
+def _written(args, report: dict) -> list[str]:
+    return ["results.json", *report["figures"], *(["model.pt"] if args.model == "lm" else []),
+            *(["report.html"] if getattr(args, "report", False) else [])]
+
+
+def _run(args, lam, out: Path | None, title: str, caught) -> dict:
     import torch
 
     from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective, model_context
@@ -122,10 +139,13 @@ def _run(args, lam, out: Path, title: str, caught) -> dict:
         _say(f"{title}: Hugging Face checkpoint {args.model[3:]} ({how}) on {split.train.shape[0] * ctx} tokens "
              f"of {split.source}")
         model_info = {"kind": "hugging face causal LM", "dir": args.model[3:], "tokenizer": how, "context": ctx}
-    obj = LMObjective(net, split.train, max_logits=max_logits, dtype=torch.float64)
+    # Under torchrun every rank holds the same model (the same seed trains the same weights;
+    # TorchObjective checks a digest of them on every rank) and keeps every N-th batch of windows.
+    obj = LMObjective(net, split.train, max_logits=max_logits, dtype=torch.float64, shard=launched())
     val = obj.on(split.val)
-    _say(f"  {obj.n_params} parameters; {obj.n_tokens} training tokens in {obj.n_batches} batch(es) of at most "
-         f"{obj.max_logits} logits; {val.n_tokens} validation tokens")
+    ranks = f" on rank 0 of {os.environ['WORLD_SIZE']}" if launched() else ""
+    _say(f"  {obj.n_params} parameters; {obj.n_tokens} training tokens in {obj.n_batches} batch(es){ranks} of at "
+         f"most {obj.max_logits} logits; {val.n_tokens} validation tokens")
     curv = ("ggn", "hessian") if obj.returns == "logits" else ("hessian",)
     if getattr(args, "curvature", None) is not None:  # --curvature restricts the analysis to one (half the cost)
         if args.curvature == "ggn" and obj.returns != "logits":
@@ -145,6 +165,8 @@ def _run(args, lam, out: Path, title: str, caught) -> dict:
         report["selection"] = describe(sel, refit="the retrained θ*")
     report["figures"] = _figures(res, report, out, sel)
     report["total_seconds"] = time.perf_counter() - t0
+    if out is None:  # a rank other than 0 under torchrun: rank 0 writes
+        return report
     atomic_write_json(out / "results.json", report)
     if getattr(args, "report", False):
         from ridgelens.report import lm_report
@@ -192,7 +214,8 @@ def _print_summary(r: dict) -> None:
                                                                    strict=True)))
 
 
-def _figures(res, report: dict, out: Path, selection=None) -> list[str]:
+def _figures(res, report: dict, out: Path | None, selection=None) -> list[str]:
+    """Draw the figures into ``out`` (only name them when ``out`` is None); returns the file names."""
     from ridgelens.plots import (
         plot_lm_error,
         plot_lm_perplexity,
@@ -209,7 +232,7 @@ def _figures(res, report: dict, out: Path, selection=None) -> list[str]:
             # the Hessian's negative eigenvalues are the point: a log axis would leave them out
             lambda ax, a=a, k=kind: plot_spectral_density(nodes=a.density.nodes, weights=a.density.weights, ax=ax,
                                                           scale="linear" if k == "hessian" else "log"))
-    for name, draw in figs.items():
+    for name, draw in figs.items() if out is not None else ():
         fig = new_figure()
         draw(fig.add_subplot())
         save_figure(fig, out / name)

@@ -191,10 +191,19 @@ class LMObjective(TorchObjective):
         """``exp R(θ)``: the perplexity per token on these windows."""
         return math.exp(self.value(theta))
 
-    def on(self, windows) -> LMObjective:
-        """The same model, settings and dtype on other windows (validation text, a subsample)."""
+    def on(self, windows, *, shard: bool | None = None) -> LMObjective:
+        """The same model, settings and dtype on other windows (validation text, a subsample).
+
+        ``shard`` keeps every world-size-th batch under a process group; ``False`` gives every
+        rank all of ``windows`` (each computes the same mean: the all-reduced sums and counts
+        are N times one rank's). By default a sharded objective shards ``windows`` when they
+        make at least one batch per rank (a single window, a short validation text: not).
+        """
+        if shard is None:
+            batches = -(-torch.as_tensor(windows).shape[0] // self.windows_per_batch)
+            shard = self._shard and batches >= dist.world()[1]
         return LMObjective(self.model, windows, max_logits=self.max_logits, context=self.context, dtype=self.dtype,
-                           unpenalized=self._unpenalized, shard=self._shard)
+                           unpenalized=self._unpenalized, shard=shard)
 
     def product_options(self, kind: str) -> dict:
         """Operator options that keep every product within ``max_logits`` logits.

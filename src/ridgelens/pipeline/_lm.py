@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ridgelens._distributed import world
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline._analyze import Analysis
@@ -156,7 +157,8 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
     ppl = val_objective.perplexity
     report = {
         "n_params": objective.n_params, "n_tokens": objective.n_tokens, "n_val_tokens": val_objective.n_tokens,
-        "max_logits": objective.max_logits, "n_batches": objective.n_batches,
+        "max_logits": objective.max_logits, "n_batches": objective.n_batches,  # this rank's (rank 0's)
+        "n_ranks": world()[1],
         "lambdas": lam.tolist(), "penalty": "(λ/2)‖θ‖² on every parameter", "loss": "mean token cross-entropy (nats)",
         "train_loss_hat": loss_hat, "gradient_norm": gnorm, "typical_gradient_norm": typical,
         "gradient_ratio": gnorm / typical,

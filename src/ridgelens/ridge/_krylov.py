@@ -30,7 +30,6 @@ from ridgelens.operators import as_operator
 from ridgelens.spectra._krylov import (
     LanczosBasis,
     LanczosIteration,
-    refuse_sharded_checkpoint,
     to_numpy,
 )
 
@@ -164,10 +163,8 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
     state = ck.load()
     it = LanczosIteration(mv, n, device, dtype, reorth="full")
     basis = it.basis
-    refuse_sharded_checkpoint(basis, ck)
     if state is not None:
-        for v in state["V"]:
-            basis.append(v.to(device=device, dtype=dtype))
+        basis.load_state_dict({"rows": [v.to(device=device, dtype=dtype) for v in state["V"]]})
         T = state["T"].numpy()
         nmv, beta0, beta = int(state["nmv"]), float(state["beta0"]), float(state["beta"])
         if restore is not None:
@@ -202,8 +199,8 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
             break
         basis.append(w.div_(beta))
         ck.maybe_save(nmv, lambda T=T, nmv=nmv, beta=beta: {
-            "V": [v.cpu() for v in basis.rows_list()], "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0,
-            "beta": beta, **(extra_state() if extra_state is not None else {})})
+            "V": basis.state_dict()["rows"], "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0,
+            "beta": beta, **(extra_state() if extra_state is not None else {})}, collective=basis.sharded)
     bar.close()
     return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0],
             "T": T, "beta0": beta0, "beta": beta, "tol": tol}

@@ -376,6 +376,28 @@ class ShardedLanczosBasis(LanczosBasis):
         return orthogonalize_blocks_(w, [blk for _, blk in self.parts(m)],
                                      reduce=lambda h: dist.all_reduce_sum(h, "basis inner products all-reduce"))
 
+    def state_dict(self) -> dict:
+        """For a checkpoint: every rank's slices gathered to rank 0 as full rows on the CPU.
+
+        A collective (every rank calls it); the other ranks get no rows. The state has the
+        layout of an unsharded basis' state; rank 0 holds the full rows while it is written.
+        """
+        import torch.distributed as tdist
+
+        from ridgelens import _distributed as dist
+
+        pad = torch.zeros(self._size, self.chunk, device=self.device, dtype=self.dtype)
+        pad[:, : self.n] = self.stacked()
+        parts = [torch.empty_like(pad) for _ in range(dist.world()[1])] if dist.is_rank0() else None
+        dist._collective("checkpoint gather of the basis slices",
+                         lambda: tdist.gather(pad, parts, dst=0, async_op=True))
+        if parts is None:
+            return {"rows": []}
+        return {"rows": list(torch.cat(parts, dim=1)[:, : self.global_n].cpu().unbind(0))}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Keep this rank's slice of each full row of a checkpoint."""
+        super().load_state_dict({"rows": [self.local(v) for v in state["rows"]]})
 
 
 def new_basis(n: int, device, dtype, **kw) -> LanczosBasis:
@@ -385,12 +407,3 @@ def new_basis(n: int, device, dtype, **kw) -> LanczosBasis:
     if dist.basis_sharding() and dist.is_distributed():
         return ShardedLanczosBasis(n, device, dtype, **kw)
     return LanczosBasis(n, device, dtype, **kw)
-
-
-def refuse_sharded_checkpoint(basis: LanczosBasis, ck) -> None:
-    """Refuse (on every rank, before any work) a checkpoint of a sharded basis: not supported yet."""
-    if basis.sharded and ck is not None and getattr(ck, "path", None) is not None:
-        from ridgelens.errors import RidgelensError
-
-        raise RidgelensError("a sharded Krylov basis is not checkpointed yet; drop shard_basis (--shard-basis) or "
-                             "the checkpoint folder (--checkpoint)")

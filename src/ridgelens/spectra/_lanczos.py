@@ -28,7 +28,6 @@ from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import (
     LanczosIteration,
     new_basis,
-    refuse_sharded_checkpoint,
     start_vector,
 )
 
@@ -103,7 +102,6 @@ def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, s
     """One thick-restart Lanczos run for the k wanted pairs of ``mv``; see :func:`lanczos`."""
     device, dtype = mv.device, mv.dtype
     basis = new_basis(n, device, dtype, first=min(k, ncv + 1), capacity=ncv + 1)
-    refuse_sharded_checkpoint(basis, ck)
     it = LanczosIteration(mv, n, device, dtype, reorth="full", basis=basis)
     T = torch.zeros(ncv, ncv, dtype=torch.float64)
     j0, nmv, beta = 0, 0, 0.0
@@ -154,7 +152,8 @@ def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, s
             if ck is not None:
                 basis.set_size(ncv + 1)
                 ck.maybe_save(nmv, lambda j=j, nmv=nmv, beta=beta: {**basis.state_dict(), "T": T.clone(),
-                                                                     "j": j + 1, "nmv": nmv, "beta": beta})
+                                                                     "j": j + 1, "nmv": nmv, "beta": beta},
+                              collective=basis.sharded)
         if stop:
             break
         # Thick restart: keep the wanted Ritz vectors and the next best, then the residual direction.
