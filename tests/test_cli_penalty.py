@@ -164,7 +164,7 @@ def test_linear_curvature_auto_is_the_hessian(tmp_path, capsys):
     """--curvature auto on a convex model: the Hessian without a probe, and θ̃ still scikit-learn's ridge."""
     from sklearn.linear_model import Ridge
 
-    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.1",
+    code, _, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.1",
                          "--curvature", "auto", "--out", str(tmp_path / "o"))
     assert code == 0, err
     res = json.loads((tmp_path / "o" / "results.json").read_text())
