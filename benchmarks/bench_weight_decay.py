@@ -50,7 +50,7 @@ from ridgelens.cli._mlp import build_mlp_objective
 from ridgelens.data import load_dataset
 from ridgelens.penalty import optimizer_penalty
 from ridgelens.pipeline import optimizer_refit
-from ridgelens.pipeline._weight_decay import SCHEDULES
+from ridgelens.pipeline._optimizer_refit import SCHEDULES
 
 
 def settle(epoch_loss) -> float:
