@@ -25,12 +25,14 @@ Model: the CLI's digits MLP (scikit-learn's bundled digits, standardized, 64 →
    the last quarter's mean), median over λ.
 
 ``--part lm`` runs part 1 for AdamW on a byte-level language model instead (the built-in
-:class:`~ridgelens.lm.ByteTransformer`, smaller than the 276k-parameter demo so that it runs in
-minutes on two shared cores: ``--lm-width``, ``--lm-context``, ``--lm-tokens`` of the standard
-library's sources), see :func:`lm_part`.
+:class:`~ridgelens.lm.ByteTransformer`; by default smaller than the 276k-parameter demo so that it
+runs in minutes on two shared cores: ``--lm-layers``, ``--lm-width``, ``--lm-heads``,
+``--lm-context``, ``--lm-tokens`` of the standard library's sources; ``--lm-demo`` takes exactly
+``ridgelens demo --lm``'s model and data, :data:`ridgelens.cli._args.LM_DEFAULTS`), see :func:`lm_part`.
 
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 [--hidden 16] [--epochs 60]
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --part lm
+    .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --part lm --lm-demo   # the demo's 276k LM
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --optimizers adam --schedule cosine \
         --epochs 300 --lr 0.03        # Adam settled: cosine-annealed lr, iterate averaging
 """
@@ -50,7 +52,7 @@ from ridgelens.cli._mlp import build_mlp_objective
 from ridgelens.data import load_dataset
 from ridgelens.penalty import optimizer_penalty
 from ridgelens.pipeline import optimizer_refit
-from ridgelens.pipeline._weight_decay import SCHEDULES
+from ridgelens.pipeline._optimizer_refit import SCHEDULES
 
 
 def settle(epoch_loss) -> float:
@@ -93,7 +95,8 @@ def lm_part(args) -> None:
     split = stdlib_split(args.lm_context, args.lm_tokens)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
-        net = ByteTransformer(LMConfig(layers=1, width=args.lm_width, heads=2, context=args.lm_context)).double()
+        net = ByteTransformer(LMConfig(layers=args.lm_layers, width=args.lm_width, heads=args.lm_heads,
+                                       context=args.lm_context)).double()
     obj = LMObjective(net, split.train, dtype=torch.float64)
     kw = {"lr": args.lr, "batch_size": args.batch_size, "seed": args.seed}
     pre = optimizer_refit(obj, obj.theta0, 0.0, "adamw", epochs=max(1, args.lm_steps * args.batch_size
@@ -104,7 +107,8 @@ def lm_part(args) -> None:
     g = obj.gradient(theta)
     D = optimizer_penalty(obj, "adamw", state).factors
     seen = D > 2 * 1e-8
-    print(f"byte LM (1 layer, width {args.lm_width}, 2 heads, context {args.lm_context}): {obj.n_params} parameters, "
+    print(f"byte LM ({args.lm_layers} layer(s), width {args.lm_width}, {args.lm_heads} heads, context {args.lm_context}): "
+          f"{obj.n_params} parameters, "
           f"{obj.n_tokens} training tokens of the standard library; θ̂ by AdamW (wd 0) + L-BFGS in "
           f"{time.perf_counter() - t0:.1f} s: loss {obj.value(theta):.3f}, ‖∇R(θ̂)‖ = {np.linalg.norm(g):.2e}")
     print(f"D = √v̂ + ε: median {np.median(D):.3g} ({np.median(D[seen]):.3g} over the {seen.sum()} parameters "
@@ -115,11 +119,14 @@ def lm_part(args) -> None:
     pred_aw = rl.ridge_path(G, theta, lam, penalty=D, **path).thetas
     pred_l2 = rl.ridge_path(G, theta, lam, **path).thetas
     pred_l2m = rl.ridge_path(G, theta, lam * np.median(D[seen]), **path).thetas
-    print(f"predictions (Gauss–Newton, Krylov): {time.perf_counter() - t0:.1f} s so far")
-    ekw = dict(kw, epochs=args.lm_epochs)
+    print(f"predictions (Gauss–Newton, Krylov): {time.perf_counter() - t0:.1f} s so far; ‖θ̂‖ = "
+          f"{np.linalg.norm(theta):.3g}, ‖θ̃‖ AdamW-aware {', '.join(f'{v:.3g}' for v in np.linalg.norm(pred_aw, axis=1))}"
+          f", plain L2 {', '.join(f'{v:.3g}' for v in np.linalg.norm(pred_l2, axis=1))}")
+    ekw = dict(kw, epochs=args.lm_epochs, schedule=args.schedule)
     base = optimizer_refit(obj, theta, 0.0, "adamw", optimizer_state=state, **ekw)["theta"]
-    print(f"\nAdamW from θ̂, {args.lm_epochs} epochs; errors are ‖θ̃ − θ*‖ / ‖θ* − θ̂‖ (all parameters | seen)")
-    print(f"{'λ':>7} {'‖θ*−θ̂‖':>9} {'noise':>6} {'seed':>6} {'settle':>8} {'aware':>13} {'L2 same λ':>13} "
+    print(f"\nAdamW from θ̂, {args.lm_epochs} epochs ({args.schedule} lr); errors are ‖θ̃ − θ*‖ / ‖θ* − θ̂‖ "
+          "(all parameters | seen)")
+    print(f"{'λ':>7} {'‖θ*‖':>7} {'‖θ*−θ̂‖':>9} {'noise':>6} {'seed':>6} {'settle':>8} {'aware':>13} {'L2 same λ':>13} "
           f"{'L2 λ·med D':>13}")
     for i, lm in enumerate(lam):
         run = optimizer_refit(obj, theta, lm, "adamw", optimizer_state=state, **ekw)
@@ -132,7 +139,7 @@ def lm_part(args) -> None:
             return np.linalg.norm((p - ts)[m]) / np.linalg.norm(d[m])
 
         cols = " ".join(f"{err(p):6.3f}|{err(p, seen):6.3f}" for p in (pred_aw[i], pred_l2[i], pred_l2m[i]))
-        print(f"{lm:7.3g} {np.linalg.norm(d):9.3g} {np.linalg.norm(base - theta) / np.linalg.norm(d):6.3f} "
+        print(f"{lm:7.3g} {np.linalg.norm(ts):7.3g} {np.linalg.norm(d):9.3g} {np.linalg.norm(base - theta) / np.linalg.norm(d):6.3f} "
               f"{np.linalg.norm(other['theta'] - ts) / np.linalg.norm(d):6.3f} {settle(run['epoch_loss']):8.1e} "
               f"{cols}")
     print(f"total {time.perf_counter() - t0:.0f} s")
@@ -157,14 +164,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--part", choices=("mlp", "lm"), default="mlp", help="the digits MLP (parts 1-3) or the byte LM")
+    ap.add_argument("--lm-layers", type=int, default=1)
     ap.add_argument("--lm-width", type=int, default=16)
+    ap.add_argument("--lm-heads", type=int, default=2)
     ap.add_argument("--lm-context", type=int, default=16)
     ap.add_argument("--lm-tokens", type=int, default=512)
     ap.add_argument("--lm-steps", type=int, default=400, help="AdamW steps that make θ̂ and its state")
     ap.add_argument("--lm-epochs", type=int, default=150, help="epochs of each AdamW run from θ̂")
     ap.add_argument("--lm-lambdas", default="1,3,10", help="AdamW weight decays on the LM")
     ap.add_argument("--lm-lbfgs", type=int, default=150, help="L-BFGS iterations that polish θ̂")
+    ap.add_argument("--lm-demo", action="store_true",
+                    help="the LM of `ridgelens demo --lm` (layers, width, heads, context, tokens of LM_DEFAULTS)")
     args = ap.parse_args()
+    if args.lm_demo:
+        from ridgelens.cli._args import LM_DEFAULTS
+
+        for name in ("layers", "width", "heads", "context", "tokens"):
+            setattr(args, f"lm_{name}", LM_DEFAULTS[name])
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", rl.RidgelensWarning)
     import os

@@ -115,13 +115,15 @@ def test_mlp_optimizer_state(trained, capsys):
     tmp_path = trained
     code, out, err = run(capsys, *mlp_args(tmp_path, "--weights", str(tmp_path / "w.pt"), "--optimizer-state",
                                             str(tmp_path / "opt.pt"), "--penalty", "*.bias=0", "--refit-iters", "10",
-                                            "--refit-method", "lbfgs"))
+                                            "--refit-method", "lbfgs", "--curvature", "hessian"))
     assert code == 0, err
+    assert "curvature (auto)" not in out  # --curvature given: as asked (auto is test_mlp_optimizer_curvature_auto's)
     assert "penalty (λ/2)θᵀDθ from patterns×optimizer-state: 4 factors 0" in out
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["weight_decay"]["optimizer"] == "adamw" and "Xie & Li" in res["weight_decay"]["regime"]
     assert res["penalty"]["source"] == "patterns×optimizer-state" and res["penalty"]["n_zero"] == 4
     assert "diag(√v̂ + ε)" in res["weight_decay"]["D"]
+    assert res["curvature_kind"] == "hessian" and "curvature" not in res["choices"]
 
 
 @pytest.mark.parametrize(("state", "more", "needles"), [
@@ -133,3 +135,40 @@ def test_mlp_bad_optimizer_state(trained, capsys, state, more, needles):
     tmp_path = trained
     failed(*run(capsys, *mlp_args(tmp_path, "--weights", str(tmp_path / "w.pt"), "--optimizer-state",
                                   str(tmp_path / state), *more)), tmp_path, *needles)
+
+
+def test_mlp_optimizer_curvature_auto(trained, capsys):
+    """--optimizer-state makes --curvature auto: ridgelens.predict's decision, recorded, checked against dense eigvalsh."""
+    import ridgelens as rl
+    from ridgelens.cli._mlp import build_mlp_objective
+    from ridgelens.data import load_dataset
+    from ridgelens.penalty import load_optimizer_state
+
+    tmp_path = trained
+    argv = mlp_args(tmp_path, "--weights", str(tmp_path / "w.pt"), "--optimizer-state", str(tmp_path / "opt.pt"),
+                    "--refit-iters", "5", "--refit-method", "lbfgs")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    obj, _, _ = build_mlp_objective(load_dataset("diabetes", standardize=True), hidden=3, seed=0,
+                                    weights=str(tmp_path / "w.pt"))
+    state = load_optimizer_state(tmp_path / "opt.pt", (tmp_path / "opt.pt").read_bytes())
+    py = rl.predict(obj, [1e-3], optimizer_state=state)
+    assert res["choices"]["curvature"] == py.choices["curvature"]  # the same decision as the Python API
+    assert res["curvature_kind"] == py.curvature and f"curvature (auto): {py.curvature}" in out
+    lowest = np.linalg.eigvalsh(rl.hessian(obj, obj.theta0).to_dense().numpy())[0]
+    assert lowest < 0 and py.curvature == "ggn"  # this briefly trained MLP's H is indefinite (dense reference)
+
+
+def test_linear_curvature_auto_is_the_hessian(tmp_path, capsys):
+    """--curvature auto on a convex model: the Hessian without a probe, and θ̃ still scikit-learn's ridge."""
+    from sklearn.linear_model import Ridge
+
+    code, _, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--lambdas", "0.1",
+                         "--curvature", "auto", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["curvature_kind"] == "hessian" and "convex" in res["choices"]["curvature"]
+    X, y = load_diabetes(return_X_y=True)
+    sk = Ridge(alpha=0.1 * len(y), solver="cholesky").fit(X, y)
+    np.testing.assert_allclose(res["predicted"][0], np.r_[sk.coef_, sk.intercept_], rtol=1e-6, atol=1e-8)

@@ -22,7 +22,7 @@ from ridgelens.cli._output import (
     staged_folder,
     table,
 )
-from ridgelens.cli._penalty import apply_linear, apply_mlp
+from ridgelens.cli._penalty import apply_linear, apply_mlp, curvature_choice
 from ridgelens.cli._report import recorded_warnings, write_report
 from ridgelens.cli._select import check_select, choose, default_lambdas, split
 from ridgelens.cli._stream import streamed_objective
@@ -72,8 +72,6 @@ def run_analyze(args) -> None:
         run_lm_analyze(args)
         return
     refuse_lm_options(args)
-    if args.curvature is None:  # None on the command line: an LM computes both, every other model the Hessian
-        args.curvature = "hessian"
     if args.data is None:
         raise RidgelensError(f"--data is required for --model {args.model}")
     lam = check_lambdas(args.lambdas, "--lambdas") if args.lambdas is not None else None
@@ -178,9 +176,11 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
             obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
                       feature_names=ds.feature_names)
         extra = apply_linear(args, obj)
+        curvature, auto = curvature_choice(args, obj, None)  # convex: the Hessian, no probe
         if lam is None:
-            lam, extra["grid"] = default_lambdas(obj, args.curvature)
-        res = analyze(obj, lam, curvature=args.curvature)
+            lam, extra["grid"] = default_lambdas(obj, curvature)
+        res = analyze(obj, lam, curvature=curvature)
+        res = replace(res, choices={**res.choices, **auto})
         res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
@@ -268,9 +268,11 @@ def _analyze_user(args, ds, lam):
 
 def _analyze_torch(args, obj, lam, theta_hat):
     """The analysis of a torch model, with the θ̂ it was given (or polished, and then said how far it moved)."""
+    curvature, auto = curvature_choice(args, obj, obj.theta0 if theta_hat is None else theta_hat)
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
-                  curvature=args.curvature, polish=bool(args.polish),
+                  curvature=curvature, polish=bool(args.polish),
                   tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
+    res = replace(res, choices={**res.choices, **auto})
     res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
     p = res.polish
     if p is not None:

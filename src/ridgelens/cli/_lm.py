@@ -147,7 +147,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
     _say(f"  {obj.n_params} parameters; {obj.n_tokens} training tokens in {obj.n_batches} batch(es){ranks} of at "
          f"most {obj.max_logits} logits; {val.n_tokens} validation tokens")
     curv = ("ggn", "hessian") if obj.returns == "logits" else ("hessian",)
-    if getattr(args, "curvature", None) is not None:  # --curvature restricts the analysis to one (half the cost)
+    if getattr(args, "curvature", None) not in (None, "auto"):  # one curvature only (half the cost); auto: both
         if args.curvature == "ggn" and obj.returns != "logits":
             raise RidgelensError("--curvature ggn needs the model's logits, and this model returns only a loss; "
                                  "use --curvature hessian")

@@ -1,4 +1,7 @@
-"""``--penalty``, ``--penalty-factors``, ``--optimizer`` and ``--optimizer-state``: the penalty matrix from the command line."""
+"""``--penalty``, ``--penalty-factors``, ``--optimizer`` and ``--optimizer-state``: the penalty matrix from the command line.
+
+Also ``--curvature``'s default, which ``--optimizer`` makes ``auto`` (:func:`curvature_choice`).
+"""
 
 from __future__ import annotations
 
@@ -77,3 +80,23 @@ def apply_mlp(args, obj) -> dict:
         obj.set_penalty(pm if base is None else base.times(pm))
         extra["weight_decay"] = {**weight_decay_record(args.optimizer), "optimizer_state": args.optimizer_state}
     return extra
+
+
+def curvature_choice(args, objective, theta_hat) -> tuple[str, dict]:
+    """``--curvature`` resolved: as given; if not given, ``auto`` with ``--optimizer`` (as :func:`ridgelens.predict`), else ``hessian``.
+
+    ``auto`` is the decision :func:`ridgelens.predict` makes, ``select_solver("curvature")``
+    through :func:`~ridgelens.pipeline._weight_decay.choose_curvature`: the Hessian for a convex
+    loss; else a short Lanczos probe of H at ``theta_hat`` (the weights given, before any
+    polishing), and the Gauss–Newton matrix where it finds a negative Ritz value. Returns the
+    curvature's name and, for ``auto``, ``{"curvature": what it became and why}`` for the
+    results' ``choices`` (also printed), else ``{}``.
+    """
+    from ridgelens.pipeline._weight_decay import choose_curvature
+
+    requested = args.curvature or ("auto" if getattr(args, "optimizer", None) else "hessian")
+    if requested != "auto":
+        return requested, {}
+    choice = choose_curvature(objective, theta_hat, requested, seed=getattr(args, "seed", None) or 0)
+    print(f"curvature (auto): {choice.name}, {choice.reason}")
+    return choice.name, {"curvature": str(choice)}

@@ -2,10 +2,10 @@
 
 from ridgelens.pipeline._analyze import CONVENTIONS, Analysis, analyze
 from ridgelens.pipeline._lm import LMAnalysis, LMSettings, analyze_lm
+from ridgelens.pipeline._optimizer_refit import optimizer_refit
 from ridgelens.pipeline._weight_decay import (
            WeightDecayPrediction,
            analyze_weight_decay,
-           optimizer_refit,
            predict,
 )
 
