@@ -7,10 +7,14 @@ Writes, from real runs of the command line and the plot functions:
   plane of two penalized eigen-directions), eigen_view.png (logistic on breast cancer);
 - a real neural network: `ridgelens analyze` of a torch MLP (diabetes, 97 parameters,
   Gauss-Newton curvature), its figures as mlp_*.png;
+- the language model: `ridgelens demo --lm` (the built-in byte transformer, 276k parameters,
+  trained on 512 bytes of the standard library), its figures as lm_*.png;
 - when Debian's chromium is installed, screenshots of the interactive page: the 2-D demo at
   three λ (explorer_*.png) and the MLP's results (explorer_mlp.png).
 
-The language-model figures will join when the LM analysis lands (its own branch).
+`python docs/make_gallery.py [--mlp RESULTS.json] [--lm DIR]` redraws from earlier runs instead
+of training again: the MLP's results.json, or a finished `ridgelens demo --lm` folder (its figures
+are copied; the spectral densities are not in its results.json).
 """
 
 from __future__ import annotations
@@ -54,11 +58,12 @@ def save(fig: Figure, name: str) -> None:
     print(f"wrote {OUT / name}")
 
 
-def main_gallery(mlp_results: str | None = None) -> int:
+def main_gallery(mlp_results: str | None = None, lm_dir: str | None = None) -> int:
     """Write every gallery figure; returns the exit status.
 
     ``mlp_results``: a results.json of an earlier run of :data:`MLP_ARGS` to draw from
-    instead of training the MLP again (minutes on a busy machine).
+    instead of training the MLP again (minutes on a busy machine). ``lm_dir``: the folder of
+    an earlier `ridgelens demo --lm` to copy the LM's figures from (it takes about 5 minutes).
     """
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,9 +78,13 @@ def main_gallery(mlp_results: str | None = None) -> int:
             _redraw(Path(mlp_results), tmp / "mlp")
         elif main([*MLP_ARGS, "--out", str(tmp / "mlp")]) != 0:
             return 1
-        for f in sorted((tmp / "mlp").glob("*.png")):
-            shutil.copy2(f, OUT / f"mlp_{f.name}")
-            print(f"wrote {OUT / f'mlp_{f.name}'}")
+        lm = Path(lm_dir) if lm_dir is not None else tmp / "lm"
+        if lm_dir is None and main(["demo", "--lm", "--quiet", "--out", str(lm)]) != 0:
+            return 1
+        for prefix, folder in (("mlp", tmp / "mlp"), ("lm", lm)):
+            for f in sorted(folder.glob("*.png")):
+                shutil.copy2(f, OUT / f"{prefix}_{f.name}")
+                print(f"wrote {OUT / f'{prefix}_{f.name}'}")
         _screenshots(tmp, tmp / "mlp" / "results.json")
     return 0
 
@@ -148,4 +157,10 @@ def _screenshots(tmp: Path, mlp_results: Path) -> None:
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    sys.exit(main_gallery(sys.argv[1] if len(sys.argv) > 1 else None))
+    import argparse
+
+    p = argparse.ArgumentParser(description="Regenerate docs/gallery/ (the README's gallery).")
+    p.add_argument("--mlp", metavar="RESULTS.json", help="draw the MLP's figures from this results.json")
+    p.add_argument("--lm", metavar="DIR", help="copy the LM's figures from this `ridgelens demo --lm` folder")
+    a = p.parse_args()
+    sys.exit(main_gallery(a.mlp, a.lm))
