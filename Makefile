@@ -72,6 +72,8 @@ bench: $(BENCH_STAMP)
 	$(BENCH_BIN)/python benchmarks/bench_path.py
 	$(BENCH_BIN)/python benchmarks/bench_scale.py
 
+# The README's gallery (docs/gallery/): the demos, a torch MLP and `ridgelens demo --lm` (about 10
+# minutes on 2 cores). `docs/make_gallery.py --mlp RESULTS.json --lm DIR` redraws from earlier runs.
 gallery: $(STAMP) browser
 	$(BIN)/python docs/make_gallery.py
 

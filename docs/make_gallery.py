@@ -5,12 +5,16 @@ Writes, from real runs of the command line and the plot functions:
 - the `ridgelens demo` figures (contour.png, diabetes_paths.png, breast_cancer_error.png);
 - steps.png (rotate, shrink, rotate back), model_contours.png (least squares on diabetes, the
   plane of two penalized eigen-directions), eigen_view.png (logistic on breast cancer);
-- a real neural network: `ridgelens analyze` of a torch MLP (diabetes, 97 parameters,
-  Gauss-Newton curvature), its figures as mlp_*.png;
+- a real neural network: `ridgelens analyze` of a torch MLP (diabetes with its target
+  standardized, 3 tanh units, 37 parameters, exact Hessian), its figures as mlp_*.png;
+- the language model: `ridgelens demo --lm` (the built-in byte transformer, 276k parameters,
+  trained on 512 bytes of the standard library), its figures as lm_*.png;
 - when Debian's chromium is installed, screenshots of the interactive page: the 2-D demo at
   three λ (explorer_*.png) and the MLP's results (explorer_mlp.png).
 
-The language-model figures will join when the LM analysis lands (its own branch).
+`python docs/make_gallery.py [--mlp RESULTS.json] [--lm DIR]` redraws from earlier runs instead
+of training again: the MLP's results.json, or a finished `ridgelens demo --lm` folder (its figures
+are copied; the spectral densities are not in its results.json).
 """
 
 from __future__ import annotations
@@ -41,9 +45,15 @@ from ridgelens.report._data import DEMO_H
 
 OUT = Path(__file__).resolve().parent / "gallery"
 CHROMIUM = "/usr/bin/chromium"
-#: The MLP of the gallery: small enough for the dense path (every eigenvalue), real data.
-MLP_ARGS = ["analyze", "--data", "diabetes", "--standardize", "--model", "mlp", "--hidden", "8",
-            "--curvature", "ggn", "--lambdas", "1e-4,1e-3,1e-2,0.1,1"]
+#: The MLP of the gallery: small enough for the dense path (every eigenvalue), real data. Diabetes
+#: is read from a CSV whose target is standardized (:func:`diabetes_csv`): on the raw target (mean 152,
+#: sd 77) every setting tried trained tanh units into saturation, whose flat directions the quadratic
+#: model drops. 60 L-BFGS iterations, then --polish (trust-ncg, --refit-tol 1e-9) to ‖∇R‖ ≈ 5e-11:
+#: a minimum with H positive definite. The λ span where the prediction holds and where it stops holding.
+MLP_ARGS = ["analyze", "--standardize", "--model", "mlp", "--hidden", "3", "--train-iters", "60", "--polish",
+            "--refit-tol", "1e-9", "--curvature", "hessian", "--lambdas", "1e-6,1e-5,1e-4,1e-3,1e-2,0.1"]
+#: The λ of the MLP's page screenshot: one where θ̃ and the refit θ* agree.
+MLP_PAGE_LAMBDA = 1e-5
 
 
 def save(fig: Figure, name: str) -> None:
@@ -54,11 +64,12 @@ def save(fig: Figure, name: str) -> None:
     print(f"wrote {OUT / name}")
 
 
-def main_gallery(mlp_results: str | None = None) -> int:
+def main_gallery(mlp_results: str | None = None, lm_dir: str | None = None) -> int:
     """Write every gallery figure; returns the exit status.
 
     ``mlp_results``: a results.json of an earlier run of :data:`MLP_ARGS` to draw from
-    instead of training the MLP again (minutes on a busy machine).
+    instead of training the MLP again (minutes on a busy machine). ``lm_dir``: the folder of
+    an earlier `ridgelens demo --lm` to copy the LM's figures from (it takes about 5 minutes).
     """
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,13 +82,27 @@ def main_gallery(mlp_results: str | None = None) -> int:
         _library_figures()
         if mlp_results is not None:
             _redraw(Path(mlp_results), tmp / "mlp")
-        elif main([*MLP_ARGS, "--out", str(tmp / "mlp")]) != 0:
+        elif main([*MLP_ARGS, "--data", f"csv:{diabetes_csv(tmp)}", "--out", str(tmp / "mlp")]) != 0:
             return 1
-        for f in sorted((tmp / "mlp").glob("*.png")):
-            shutil.copy2(f, OUT / f"mlp_{f.name}")
-            print(f"wrote {OUT / f'mlp_{f.name}'}")
+        lm = Path(lm_dir) if lm_dir is not None else tmp / "lm"
+        if lm_dir is None and main(["demo", "--lm", "--quiet", "--out", str(lm)]) != 0:
+            return 1
+        for prefix, folder in (("mlp", tmp / "mlp"), ("lm", lm)):
+            for f in sorted(folder.glob("*.png")):
+                shutil.copy2(f, OUT / f"{prefix}_{f.name}")
+                print(f"wrote {OUT / f'{prefix}_{f.name}'}")
         _screenshots(tmp, tmp / "mlp" / "results.json")
     return 0
+
+
+def diabetes_csv(folder: Path) -> Path:
+    """scikit-learn's diabetes as a CSV, its target standardized (mean 0, sd 1); returns the path."""
+    ds = load_dataset("diabetes")
+    path = folder / "diabetes_y_standardized.csv"
+    y = (ds.y - ds.y.mean()) / ds.y.std()
+    np.savetxt(path, np.column_stack([ds.X, y]), delimiter=",", fmt="%.17g", comments="",
+               header=",".join([*ds.feature_names, "progression"]))
+    return path
 
 
 def _redraw(results: Path, out: Path) -> None:
@@ -140,12 +165,18 @@ def _screenshots(tmp: Path, mlp_results: Path) -> None:
     from ridgelens.report import ExplorerData
 
     g = lambda_grid(ExplorerData.from_results(json.loads(mlp_results.read_text())))
-    (png,) = page_screenshots(page, [int(np.argmin(np.abs(np.log(g[g > 0]) - np.log(1e-2)))) + int(g[0] == 0)],
-                              CHROMIUM)
+    step = int(np.argmin(np.abs(np.log(g[g > 0]) - np.log(MLP_PAGE_LAMBDA)))) + int(g[0] == 0)
+    (png,) = page_screenshots(page, [step], CHROMIUM)
     atomic_write_bytes(OUT / "explorer_mlp.png", png)
     print(f"wrote {OUT / 'explorer_mlp.png'}")
 
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    sys.exit(main_gallery(sys.argv[1] if len(sys.argv) > 1 else None))
+    import argparse
+
+    p = argparse.ArgumentParser(description="Regenerate docs/gallery/ (the README's gallery).")
+    p.add_argument("--mlp", metavar="RESULTS.json", help="draw the MLP's figures from this results.json")
+    p.add_argument("--lm", metavar="DIR", help="copy the LM's figures from this `ridgelens demo --lm` folder")
+    a = p.parse_args()
+    sys.exit(main_gallery(a.mlp, a.lm))

@@ -12,18 +12,17 @@ from ridgelens._io import atomic_write_bytes
 from ridgelens._shrinkage import shrinkage
 from ridgelens.errors import RidgelensError
 from ridgelens.report._data import ExplorerData
-from ridgelens.report._loss import level_lines
+from ridgelens.report._panels import (
+    DIGITS,
+    MAX_TABLE_ROWS,
+    fmt,
+    paths_panel,
+    rotation_panel,
+    tables_panel,
+    true_loss_panel,
+)
 from ridgelens.report._plane import display_eigenvalues, plane_box, plane_directions
-
-#: Significant digits of every number the page prints.
-DIGITS = 5
-MAX_TABLE_ROWS = 40
-
-
-def fmt(x: float) -> str:
-    """How the page prints a number (``DIGITS`` significant digits; NaN as an em dash)."""
-    return "—" if not np.isfinite(x) else f"{x:.{DIGITS}g}"
-
+from ridgelens.report._tween import TWEEN_JS
 
 #: Mantissas of the slider's stops per decade, from coarse to fine: the stops are round numbers.
 _MANTISSAS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
@@ -188,16 +187,16 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
               5: lambda i: ([st["plane"][i, 0]], [st["plane"][i, 1]]),
               6: lambda i: (labels, st["factors"][i]), 8: lambda i: ([lam_x(i)], [st["df"][i]])}
     if rotation:
-        moving.update(_rotation_panel(fig, go, data, st, i0, (a, b), 2, 2))
+        moving.update(rotation_panel(fig, go, data, st, i0, (a, b), 2, 2))
     elif has_paths:
-        moving.update(_paths_panel(fig, go, data, grid, st, lam_x, i0))
+        moving.update(paths_panel(fig, go, data, grid, st, lam_x, i0))
     else:
         fig.add_trace(go.Bar(x=labels, y=np.abs(z), name="|Qᵀθ̂|", showlegend=False, marker={"color": "#c7c7c7"},
                              hovertemplate="%{x}: |Qᵀθ̂| = %{y:.5g}<extra></extra>"), row=2, col=2)
     if sliced:
-        moving.update(_rotation_panel(fig, go, data, st, i0, (a, b), 3, 1))
+        moving.update(rotation_panel(fig, go, data, st, i0, (a, b), 3, 1))
     if true_loss:
-        moving.update(_true_loss(fig, go, lp, st, i0, (sa, sb), (za, zb), (ha, hb), data.lambdas, grid))
+        moving.update(true_loss_panel(fig, go, lp, st, i0, (sa, sb), (za, zb), (ha, hb), data.lambdas, grid))
     if has_q and data.refit is not None and np.isfinite(data.refit).any():  # θ* beside θ̃ in the eigen-plane
         pen_idx = [data.param_names.index(nm) for nm in data.penalized_names]
         ok = np.all(np.isfinite(data.refit[:, pen_idx]), axis=1)
@@ -207,27 +206,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                                          "line": {"width": 2}}, customdata=data.lambdas[ok],
                                  hovertemplate="refit θ* at λ = %{customdata:.4g}<br>" + f"{qa}ᵀθ* = "
                                  + "%{x:.5g}, " + f"{qb}ᵀθ* = " + "%{y:.5g}<extra></extra>"), row=1, col=1)
-    # Tables.
-    rows = np.arange(r) if r <= MAX_TABLE_ROWS else np.sort(np.argsort(-np.abs(z))[:MAX_TABLE_ROWS])
-
-    def dir_cells(i):
-        return [[labels[j] for j in rows], [fmt(sigma[j]) for j in rows], [fmt(z[j]) for j in rows],
-                [fmt(st["factors"][i, j]) for j in rows], [fmt(st["scaled"][i, j]) for j in rows]]
-
-    fig.add_trace(go.Table(header={"values": ["direction", "σⱼ", "(Qᵀθ̂)ⱼ", "σⱼ/(σⱼ+λ)", "(Qᵀθ̃)ⱼ"],
-                                   "fill": {"color": "#e8e8f0"}},
-                           cells={"values": dir_cells(i0)}, name="directions"), row=table_row, col=1)
-    tables = {len(fig.data) - 1: dir_cells}
-    thp = None
-    if has_q:
-        thp = np.asarray(data.eigenvectors @ z)  # θ̂_p
-
-        def par_cells(i):
-            return [data.penalized_names, [fmt(v) for v in thp], [fmt(v) for v in st["thetas_p"][i]]]
-
-        fig.add_trace(go.Table(header={"values": ["parameter", "θ̂", "θ̃(λ)"], "fill": {"color": "#e8e8f0"}},
-                               cells={"values": par_cells(i0)}, name="parameters"), row=table_row, col=2)
-        tables[len(fig.data) - 1] = par_cells
+    tables = tables_panel(fig, go, data, st, sigma, labels, i0, table_row)
 
     def readout(i):
         lam_i = grid[i]
@@ -237,7 +216,7 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
             s += "   ·   θ̃ = (" + ", ".join(fmt(v) for v in st["thetas_p"][i]) + ")"
         return s
 
-    # The slider: each step holds the moving traces' values and the readout; the page's script (_TWEEN_JS)
+    # The slider: each step holds the moving traces' values and the readout; the page's script (TWEEN_JS)
     # animates between the stops and applies them (method "skip": Plotly itself changes nothing).
     dynamic = sorted(moving) + sorted(tables)
     steps = []
@@ -288,213 +267,6 @@ def explorer_figure(data: ExplorerData, *, directions=None, points: int = 41):
                  "slice": sliced, "true_loss": true_loss}
 
 
-def _slice_axes(data, directions):
-    """How the rotation panel draws the plane of ``directions``: ``D`` (2×2) maps (c_a, c_b) to its axes.
-
-    With 2 parameters the plane is all of θ and ``D = Q`` (rows θ₁, θ₂): the panel shows θ itself.
-    With more it is a 2-D slice, drawn in an orthonormal basis of the plane: the direction of the
-    parameter that lies most in it (its projection), and the perpendicular turned towards the next one.
-    Returns ``(D, x title, y title)``.
-    """
-    Qab = np.asarray(data.eigenvectors)[:, list(directions)]
-    names = [f"√d·{n}" if data.scaled_view else n for n in data.penalized_names]  # φ = D^{1/2}θ when scaled
-    if Qab.shape[0] == 2:
-        return Qab, names[0], names[1]
-    load = np.linalg.norm(Qab, axis=1)
-    i, j = np.argsort(-load, kind="stable")[:2]
-    w = Qab[i] / load[i]
-    perp = np.array([-w[1], w[0]])
-    perp = perp if perp @ Qab[j] >= 0 else -perp
-    return np.vstack([w, perp]), f"along {names[i]} (projected)", f"⊥ in the plane (towards {names[j]})"
-
-
-def _rotation_panel(fig, go, data, st, i0, directions, row, col) -> dict:
-    """θ in the (q_a, q_b) plane: θ̂'s part split along q_a, q_b; each part scaled; summed back.
-
-    Read as the slides' three steps: rotate (the coordinates (Qᵀθ̂)ⱼ are θ̂'s parts along the
-    eigen-axes, dotted), scale (each part by σⱼ/(σⱼ+λ): the coloured segments shrink as λ
-    moves), rotate back (θ̃ is their sum). With 2 parameters the plane is θ's own coordinates;
-    with more it is a 2-D slice (:func:`_slice_axes`), and θ̂, θ̃ are their projections on it.
-    Returns the moving traces for the slider.
-    """
-    D, xt, yt = _slice_axes(data, directions)
-    a, b = directions
-    z = np.asarray(data.coords)[[a, b]]
-    th = D @ z
-    ext = 1.2 * float(np.linalg.norm(th))
-    for j, k in ((0, a), (1, b)):
-        back = 0.3 if row == 2 else 1.0  # a slice's θ̂ may lie on either side of the origin
-        fig.add_trace(go.Scatter(x=[-back * ext * D[0, j], ext * D[0, j]], y=[-back * ext * D[1, j], ext * D[1, j]],
-                                 mode="lines", line={"color": "#999", "dash": "dot", "width": 1}, showlegend=False,
-                                 hoverinfo="skip"), row=row, col=col)
-        tip = ext * D[:, j] * (1.0 if row == 2 or z[j] >= 0 else -1.0)  # a slice: on the side θ̂'s part lies
-        fig.add_annotation(x=tip[0], y=tip[1], text=f"q{k + 1}", showarrow=False, font={"size": 11},
-                           xanchor="left", row=row, col=col)
-    p1 = z[0] * D[:, 0]
-    fig.add_trace(go.Scatter(x=[0, p1[0], th[0]], y=[0, p1[1], th[1]], mode="lines",
-                             line={"color": "#bbb", "dash": "dash"}, name="θ̂ rotated: its parts (Qᵀθ̂)ⱼ·qⱼ",
-                             showlegend=row == 2, hoverinfo="skip"), row=row, col=col)
-    fig.add_trace(go.Scatter(x=[th[0]], y=[th[1]], mode="markers", showlegend=False,
-                             marker={"symbol": "star", "size": 14, "color": "#1f77b4"},
-                             hovertemplate="θ̂ = (%{x:.5g}, %{y:.5g})<extra></extra>"), row=row, col=col)
-
-    def parts(i):
-        s = st["scaled"][i, [a, b]]
-        a1 = s[0] * D[:, 0]
-        return a1, a1 + s[1] * D[:, 1]
-
-    a1, tt = parts(i0)
-    base = len(fig.data)
-    fig.add_trace(go.Scatter(x=[0, a1[0]], y=[0, a1[1]], mode="lines", line={"color": "#9467bd", "width": 4},
-                             name="scaled: σⱼ/(σⱼ+λ)·(Qᵀθ̂)ⱼ·qⱼ", showlegend=row == 2, hoverinfo="skip"),
-                  row=row, col=col)
-    fig.add_trace(go.Scatter(x=[a1[0], tt[0]], y=[a1[1], tt[1]], mode="lines", line={"color": "#9467bd", "width": 4},
-                             showlegend=False, hoverinfo="skip"), row=row, col=col)
-    fig.add_trace(go.Scatter(x=[tt[0]], y=[tt[1]], mode="markers", showlegend=False,
-                             marker={"size": 12, "color": "#ff7f0e", "line": {"color": "black", "width": 1}},
-                             hovertemplate="θ̃ = (%{x:.5g}, %{y:.5g})<extra>rotated back</extra>"), row=row, col=col)
-    lim = 1.15 * float(np.linalg.norm(th))
-    if row == 2:  # θ's own coordinates (2 parameters): the picture as the slides draw it
-        xr = yr = [-0.35 * lim, lim]
-    else:  # a slice: wherever θ̂'s part and its two pieces lie
-        pts = np.array([[0.0, 0.0], th, p1, *(ext * D[:, j] * (1.0 if z[j] >= 0 else -1.0) for j in (0, 1))])
-        xr, yr = ([float(pts[:, k].min()) - 0.3 * lim, float(pts[:, k].max()) + 0.3 * lim] for k in (0, 1))
-    anchor = fig.get_subplot(row, col).xaxis.plotly_name.replace("axis", "")
-    fig.update_xaxes(title_text=xt, range=xr, row=row, col=col)
-    fig.update_yaxes(title_text=yt, range=yr, scaleanchor=anchor, scaleratio=1, row=row, col=col)
-    return {base: lambda i: ([0, parts(i)[0][0]], [0, parts(i)[0][1]]),
-            base + 1: lambda i: ([parts(i)[0][0], parts(i)[1][0]], [parts(i)[0][1], parts(i)[1][1]]),
-            base + 2: lambda i: ([parts(i)[1][0]], [parts(i)[1][1]])}
-
-
-def _true_loss(fig, go, lp, st, i0, sig, centre, hat, lambdas, grid) -> dict:
-    """The true loss against the quadratic model: faint contours of the grid, and the one through θ̃'s level.
-
-    The quadratic model's ellipse through θ̃ is at the model's value there, relative to θ̂:
-    ``m(θ̃) − m(θ̂)`` with ``m(c) = ½ Σ σⱼ (cⱼ − centreⱼ)²``; the true loss ``R(θ) − R(θ̂)`` at that
-    same level is drawn solid, so their gap is the model's error (none for a quadratic loss).
-    Returns the moving trace for the slider.
-    """
-    (sa, sb), (za, zb) = sig, centre
-    model = lambda c: 0.5 * (sa * (c[0] - za) ** 2 + sb * (c[1] - zb) ** 2)  # noqa: E731
-    lev = np.array([model(c) for c in st["plane"]]) - model(hat)
-    at = np.isin(grid, lambdas[lambdas > 0])
-    top = float(np.nanmax(np.abs(lev[at]))) if at.any() else float(np.nanmax(np.abs(lev)))
-    size = top / 6 if np.isfinite(top) and top > 0 else None
-    fig.add_trace(go.Contour(x=lp["x"], y=lp["y"], z=lp["z"], showscale=False, opacity=0.6, ncontours=12,
-                             **({"autocontour": False, "contours": {"start": size, "end": 12 * size, "size": size,
-                                                                    "coloring": "lines"}} if size else
-                                {"contours": {"coloring": "lines"}}),
-                             colorscale=[[0, "#8fb08f"], [1, "#8fb08f"]], line={"width": 0.8},
-                             name="true loss R(θ) − R(θ̂), on a grid", showlegend=True,
-                             hovertemplate="true loss R(θ) − R(θ̂) = %{z:.5g}<extra>grid</extra>"), row=1, col=1)
-    x0, y0 = level_lines(lp, lev[i0])
-    fig.add_trace(go.Scatter(x=x0, y=y0, mode="lines", line={"color": "#1b5e20", "width": 2.5},
-                             name="true loss through θ̃'s level", hoverinfo="skip"), row=1, col=1)
-    return {len(fig.data) - 1: lambda i: level_lines(lp, lev[i])}
-
-
-def _paths_panel(fig, go, data, grid, st, lam_x, i0, max_lines: int = 8) -> dict:
-    """Coefficient paths with a marker of the current λ; smooth (the slider's grid) when Q is known.
-
-    Draws the ``max_lines`` penalized parameters that move most, the refits θ* at the analysed
-    λ as open circles, and a vertical line at the slider's λ. Returns the moving trace.
-    """
-    lam = data.lambdas
-    ok = lam > 0
-    pos = grid > 0
-    pen_idx = [data.param_names.index(nm) for nm in data.penalized_names if nm in data.param_names]
-    if "thetas_p" in st:  # θ̃_p on the slider's grid, from the eigen form, a decade around the analysed λ
-        near = pos & (grid >= lam[ok].min() / 10) & (grid <= lam[ok].max() * 10) if ok.any() else pos
-        xs, curves = grid[near], st["thetas_p"][near]
-    else:
-        xs, curves = lam[ok], data.predicted[ok][:, pen_idx]
-    th = data.eigenvectors @ data.coords if data.eigenvectors is not None else data.predicted[0, pen_idx]
-    moved = np.nanmax(np.abs(np.vstack([curves, th[None, :]]) - th), axis=0)
-    top = np.argsort(-np.nan_to_num(moved, nan=-1.0), kind="stable")[:max_lines]
-    values = [curves[:, top]]
-    for k, c in enumerate(top):
-        j = pen_idx[c]
-        color = f"hsl({(k * 47) % 360},60%,45%)"
-        fig.add_trace(go.Scatter(x=xs, y=curves[:, c], mode="lines", line={"color": color},
-                                 name=f"θ̃ {data.param_names[j]}", showlegend=False,
-                                 hovertemplate=f"{data.param_names[j]}<br>" + "λ = %{x:.4g}<br>θ̃ = %{y:.5g}"
-                                 "<extra>predicted</extra>"), row=2, col=2)
-        if data.refit is not None:
-            values.append(data.refit[ok][:, [j]])
-            fig.add_trace(go.Scatter(x=lam[ok], y=data.refit[ok, j], mode="markers",
-                                     marker={"symbol": "circle-open", "color": color, "size": 8},
-                                     name=f"θ* {data.param_names[j]}", showlegend=False,
-                                     hovertemplate=f"{data.param_names[j]}<br>" + "λ = %{x:.4g}<br>θ* = "
-                                     "%{y:.5g}<extra>refit</extra>"), row=2, col=2)
-    allv = np.concatenate([np.ravel(v) for v in values])
-    allv = allv[np.isfinite(allv)]
-    lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (-1.0, 1.0)
-    fig.add_trace(go.Scatter(x=[lam_x(i0)] * 2, y=[lo, hi], mode="lines", line={"color": "#ff7f0e", "width": 2},
-                             name="current λ", showlegend=False, hoverinfo="skip"), row=2, col=2)
-    return {len(fig.data) - 1: lambda i: ([lam_x(i)] * 2, [lo, hi])}
-
-
-#: Milliseconds the panels take to glide from one slider stop to another.
-TWEEN_MS = 400
-
-#: The page's one script: when λ moves, the moving traces glide through every stop in between
-#: (linear between neighbouring stops, eased over :data:`TWEEN_MS`), then the step's own update
-#: (tables, readout) is applied. A trace whose point count differs between two stops (a
-#: true-loss contour) switches halfway. ``window.ridgelensTween.state(p)`` is the drawn state at
-#: a fractional stop ``p`` and ``.ms`` the glide's duration (for tests).
-_TWEEN_JS = """
-(function () {
-  const gd = document.getElementById('{plot_id}');
-  const steps = () => gd.layout.sliders[0].steps;
-  let shown = gd.layout.sliders[0].active || 0, raf = null;
-  const mix = (u, v, f) => {
-    if (!Array.isArray(u) || !Array.isArray(v) || u.length !== v.length) return f < 0.5 ? u : v;
-    return u.map((x, k) => (typeof x === 'number' && typeof v[k] === 'number') ? x + f * (v[k] - x)
-                                                                            : (f < 0.5 ? x : v[k]));
-  };
-  function state(p) {
-    const s = steps(), k = Math.max(0, Math.min(Math.floor(p), s.length - 2)), f = p - k;
-    const A = s[k].args[0], B = s[k + 1].args[0], idx = s[k].args[2], out = {x: [], y: [], traces: []};
-    idx.forEach((t, n) => { if (A.x[n] === null) return;  // a table: it changes at the end
-      out.x.push(mix(A.x[n], B.x[n], f)); out.y.push(mix(A.y[n], B.y[n], f)); out.traces.push(t); });
-    return out;
-  }
-  // One frame: a Plotly.animate without redraw moves only the traces' paths (a restyle would recompute
-  // and redraw the whole figure, tables included: several times slower). A frame still drawing is not queued.
-  let pending = Promise.resolve(), busy = false;
-  function draw(p) {
-    const st = state(p);
-    busy = true;
-    pending = Plotly.animate(gd, {data: st.x.map((x, n) => ({x: x, y: st.y[n]})), traces: st.traces},
-      {mode: 'immediate', transition: {duration: 0}, frame: {duration: 0, redraw: false}})
-      .catch(() => {}).then(() => { busy = false; });
-  }
-  function finish(i) {
-    shown = i;
-    pending = pending.then(() => { const a = steps()[i].args;
-      return Plotly.update(gd, a[0], Object.assign({}, a[1], {'sliders[0].active': i}), a[2]); });
-    return pending;
-  }
-  function glide(target, from) {
-    if (raf !== null) cancelAnimationFrame(raf);
-    const t0 = performance.now(), ms = window.ridgelensTween.ms;
-    const frame = (now) => {
-      const u = Math.max(0, Math.min(1, (now - t0) / ms)), e = u < 0.5 ? 2 * u * u : 1 - 2 * (1 - u) * (1 - u);
-      if (u >= 1) { raf = null; finish(target); return; }
-      shown = from + e * (target - from);
-      if (!busy) draw(shown);
-      raf = requestAnimationFrame(frame);
-    };
-    raf = requestAnimationFrame(frame);
-  }
-  // From where the panels are: mid-glide, or the stop the slider left (a script may have set it directly).
-  gd.on('plotly_sliderchange', (ev) => glide(ev.slider.active, raf === null ? ev.previousActive : shown));
-  window.ridgelensTween = {state: state, glide: glide, ms: @MS@};
-})();
-""".replace("@MS@", str(TWEEN_MS))
-
-
 def explorer_html(data: ExplorerData, *, directions=None, points: int = 41) -> str:
     """The whole page as one HTML string: plotly.js inlined, no network needed."""
     fig, info = explorer_figure(data, directions=directions, points=points)
@@ -507,7 +279,7 @@ def explorer_html(data: ExplorerData, *, directions=None, points: int = 41) -> s
         notes.append("θ̂ is not stationary, so the quadratic model can put θ̃ below R(θ̂); where the true loss "
                      "never gets that low on this plane, no true contour through θ̃'s level is drawn.")
     body = fig.to_html(full_html=False, include_plotlyjs=True, include_mathjax=False, div_id="explorer",
-                       config={"displaylogo": False, "responsive": True}, post_script=_TWEEN_JS)
+                       config={"displaylogo": False, "responsive": True}, post_script=TWEEN_JS)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     conv = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in data.conventions.items())
     return f"""<!DOCTYPE html>
