@@ -17,6 +17,7 @@ of the grid then costs a few matrix products, with no refit.
 from ridgelens.select._grid import default_grid
 from ridgelens.select._multi import select_lambda_per_target
 from ridgelens.select._result import Selection
-from ridgelens.select._select import METHODS, select_lambda
+from ridgelens.select._select import METHODS, select_lambda, select_on_analysis
 
-__all__ = ["METHODS", "Selection", "default_grid", "select_lambda", "select_lambda_per_target"]
+__all__ = ["METHODS", "Selection", "default_grid", "select_lambda", "select_lambda_per_target",
+           "select_on_analysis"]
