@@ -75,9 +75,12 @@ def _selection(sel: dict | None) -> str:
     if not sel:
         return "<p>No λ was chosen (run with <code>--select</code>).</p>"
     rows = [f"<tr><th>method</th><td>{_esc(sel['method'])}</td></tr>",
-            f"<tr><th>chosen λ</th>{_cell(sel['lambda'], 'selection.lambda')}</tr>",
-            f"<tr><th>scikit-learn alpha</th>{_cell(sel.get('sklearn_alpha'), 'selection.sklearn_alpha')}</tr>",
-            f"<tr><th>grid</th><td>{_esc(sel.get('grid'))}</td></tr>"]
+            f"<tr><th>chosen λ</th>{_cell(sel['lambda'], 'selection.lambda')}</tr>"]
+    if "sklearn_alpha" in sel:  # linear models only
+        rows.append(f"<tr><th>scikit-learn alpha</th>{_cell(sel['sklearn_alpha'], 'selection.sklearn_alpha')}</tr>")
+    rows.append(f"<tr><th>grid</th><td>{_esc(sel.get('grid'))}</td></tr>")
+    if sel.get("treatment"):  # evidence: how the log-determinant was taken
+        rows.append(f"<tr><th>log-determinant</th><td>{_esc(sel['treatment'])}</td></tr>")
     if sel.get("at_grid_edge"):
         rows.append("<tr><th>note</th><td>the minimum is at the edge of the grid: widen it</td></tr>")
     for key, label in (("noise_variance", "noise variance (evidence)"), ("gamma", "γ = df at the choice")):
