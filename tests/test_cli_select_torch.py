@@ -144,3 +144,17 @@ def test_methods_that_do_not_apply_to_torch_models_name_those_that_do(data, caps
     code, _, err = run(capsys, "analyze", "--data", src, "--model", spec, "--select", method, "--out", d / "bad")
     assert code == 2 and err.count("\n") == 1 and message in err and "evidence, validation" in err
     assert not (d / "bad").exists()
+
+
+def test_torch_model_without_lambdas_gets_the_default_grid_from_its_spectrum(data, capsys):
+    d, *_ = data
+    out = d / "grid"
+    code, _, err = run(capsys, "analyze", "--data", f"tensors:{d / 'dia.npz'}", "--model", f"{d / 'mymodel.py'}:make",
+                       "--curvature", "ggn", "--select", "evidence", "--refit-iters", 1, "--out", out)
+    assert code == 0, err
+    r = json.loads((out / "results.json").read_text())
+    lam, sigma = np.array(r["selection"]["lambdas"]), np.array(r["eigenvalues"])
+    assert lam.size == 100 and np.array_equal(lam, r["lambdas"]) and r["selection"]["grid"].startswith("default")
+    positive = sigma[sigma > 0]
+    assert lam.max() == pytest.approx(100 * positive.max(), rel=1e-8)
+    assert lam.min() == pytest.approx(positive.min() / 100, rel=1e-8)
