@@ -255,7 +255,7 @@ def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, c
 
     seen = []
 
-    def fake(args, ds, lam, out):
+    def fake(args, ds, lam, out, full_y=None):
         seen.append((args.refit_method, args.refit_iters))
         raise rl.RidgelensError("stop here")
 

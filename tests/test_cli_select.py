@@ -80,7 +80,8 @@ def test_select_on_diabetes_with_features_and_validation(tmp_path, capsys):
     (["--model", "linear", "--data", "diabetes", "--select", "validation", "--validation-fraction", "1.5"],
      "--validation-fraction must be in (0, 1)"),
     (["--model", "linear", "--data", "diabetes", "--features", "bogus", "--lambdas", "1"], "no column 'bogus'"),
-    (["--model", "mlp", "--data", "digits", "--select", "evidence", "--lambdas", "0.1,1"], "not mlp"),
+    (["--model", "mlp", "--data", "digits", "--select", "loo", "--lambdas", "0.1,1"],
+     "not mlp (for --model mlp: evidence, validation)"),
 ])
 def test_bad_select_requests_are_one_line_and_write_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "o"

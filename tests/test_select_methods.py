@@ -93,6 +93,23 @@ def test_laplace_evidence_is_the_gaussian_evidence_for_least_squares():
     assert np.allclose(np.diff(crit), np.diff(dense), rtol=1e-9, atol=1e-12)
 
 
+def test_laplace_evidence_under_a_penalty_matrix_is_the_gaussian_evidence():
+    """Penalty (λ/2)θᵀDθ: the prior is N(0, (nλD)⁻¹), so y ~ N(0, I + X D⁻¹ Xᵀ/(nλ))."""
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    n = len(y)
+    d = np.array([1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 0.25, 1.0, 4.0, 1.0])
+    obj = LeastSquares(X, y, fit_intercept=False)
+    obj.set_penalty(d)
+    grid = np.geomspace(1e-3, 1.0, 5)
+    res = analyze(obj, grid, refit=False)
+    crit, _ = laplace_evidence(obj, grid, res.path.thetas, res.path.valid, res)
+    C = [np.eye(n) + (X / d) @ X.T / (n * lam) for lam in grid]
+    dense = [-(-0.5 * y @ np.linalg.solve(c, y) - 0.5 * np.linalg.slogdet(c)[1]) / n for c in C]
+    assert np.allclose(np.diff(crit), np.diff(dense), rtol=1e-9, atol=1e-12)
+
+
 # -------------------------------------------------------------------------- ALO
 def test_alo_against_exact_leave_one_out_refits():
     X, y = cancer(n=150)

@@ -24,7 +24,7 @@ from ridgelens.cli._output import (
 )
 from ridgelens.cli._penalty import apply_linear, apply_mlp, curvature_choice
 from ridgelens.cli._report import recorded_warnings, write_report
-from ridgelens.cli._select import check_select, choose, default_lambdas, split
+from ridgelens.cli._select import check_select, choose, default_lambdas, split, torch_validation
 from ridgelens.cli._stream import streamed_objective
 from ridgelens.cli._torch import is_user_model
 from ridgelens.data import load_dataset
@@ -113,6 +113,8 @@ def run_analyze(args) -> None:
         if args.model != "mlp":
             raise RidgelensError(f"a {args.model} model is solved exactly in one process; torchrun shards the "
                                  "batches of --model mlp only (run this one without torchrun)")
+        if args.select is not None:
+            raise RidgelensError("--select runs in one process (run it without torchrun)")
         with session():
             return run_sharded(args, lam, _run)
     created = []
@@ -161,15 +163,18 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
                           positive_class=args.positive_class)
     ds = pick_features(ds, args.features)
     extra = {}
-    validation = split_info = None
+    validation = split_info = torch_obj = None
+    full_y = ds.y  # a torch model's classes come from every row, held out or not
     if args.select == "validation":
         ds, validation, split_info = split(ds, args.validation_fraction)
     if is_user_model(args.model):
-        res, extra = _analyze_user(args, ds, lam)
-        obj = None
+        res, extra, torch_obj = _analyze_user(args, ds, lam, full_y)
     elif args.model == "mlp":
-        res, extra = _analyze_mlp(args, ds, lam, out)
+        res, extra, torch_obj = _analyze_mlp(args, ds, lam, out, full_y)
+    if torch_obj is not None:
         obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
+        if validation is not None:
+            validation = torch_validation(args, *validation, full_y)
     else:
         cls = LeastSquares if args.model == "linear" else Logistic
         if streamed is None:
@@ -206,7 +211,11 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
     selection = None
     if args.select is not None:
-        selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
+        if torch_obj is None:
+            selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
+        else:
+            selection, extra["selection"] = choose(args, torch_obj, lam, validation, split_info, res=res,
+                                                   how=extra.get("grid", "given"))
 
     if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
         return []
@@ -215,7 +224,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         extra["original_scale"] = original_scale(args, res)
     d.update(data=ds.name, model=args.model, standardized=ds.standardized, target=ds.target_name, **extra)
     atomic_write_json(out / "results.json", d)
-    written = ["results.json", *_figures(res, obj, lam, out)]
+    written = ["results.json", *_figures(res, obj, res.lambdas, out)]
     if selection is not None:
         fig = new_figure()
         plot_selection(selection, ax=fig.add_subplot())
@@ -226,16 +235,18 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     return written
 
 
-def _analyze_mlp(args, ds, lam, out: Path):
+def _analyze_mlp(args, ds, lam, out: Path, full_y=None):
     """Train (or load) the MLP, then analyze it; the trained weights are saved as ``out``/model.pt.
 
     ``out`` is the staging folder; the results name model.pt where it will be, in ``--out``.
+    ``full_y``: the targets that decide the task and classes (every row; default ``ds.y``).
+    Returns ``(analysis, results.json extras, objective)``.
     """
     from ridgelens.cli._mlp import build_mlp_objective, save_state_dict
 
     obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
                                          loss=args.loss, unpenalized=args.unpenalized, dtype=args.dtype,
-                                         device=args.device, batch_size=args.batch_size)
+                                         device=args.device, batch_size=args.batch_size, like=full_y)
     penalty_extra = apply_mlp(args, obj)
     if args.weights is None:  # θ̂ is the minimizer this training finds (--polish continues it with --refit-method)
         with stage("training the MLP (L-BFGS)"):
@@ -245,30 +256,36 @@ def _analyze_mlp(args, ds, lam, out: Path):
               f"{trained.n_iter} iterations, ‖∇R‖ = {trained.gradient_norm:.3g}")
     else:
         theta_hat = obj.theta0
-    res = _analyze_torch(args, obj, lam, theta_hat)
+    res, how = _analyze_torch(args, obj, lam, theta_hat)
     if out is not None:  # None on the ranks other than 0 of a data-parallel run: rank 0 writes
         save_state_dict(net, res.theta_hat, obj, out / "model.pt")
     return res, {"hidden": args.hidden, "seed": args.seed, "task": task, "loss": args.loss,
                  "unpenalized": list(args.unpenalized), "refit_method": args.refit_method,
                  "refit_iters": args.refit_iters, "device": args.device, "dtype": args.dtype,
                  "batch_size": args.batch_size, "weights_given": args.weights,
-                 "weights": str(Path(args.out) / "model.pt"), **penalty_extra}
+                 "weights": str(Path(args.out) / "model.pt"), **penalty_extra, **how}, obj
 
 
-def _analyze_user(args, ds, lam):
+def _analyze_user(args, ds, lam, full_y=None):
     """A user's MODULE:FACTORY model on tensors data: θ̂ is its weights as given (or polished with --polish)."""
     from ridgelens.cli._torch import build_user_objective
 
-    obj, loss = build_user_objective(args, ds.X, ds.y)
-    res = _analyze_torch(args, obj, lam, None)
+    obj, loss = build_user_objective(args, ds.X, ds.y, like=full_y)
+    res, how = _analyze_torch(args, obj, lam, None)
     return res, {"model_factory": args.model, "seed": args.seed, "loss": loss, "unpenalized": list(args.unpenalized),
                  "refit_method": args.refit_method, "refit_iters": args.refit_iters, "device": args.device,
-                 "dtype": args.dtype, "batch_size": args.batch_size, "weights": args.weights}
+                 "dtype": args.dtype, "batch_size": args.batch_size, "weights": args.weights, **how}, obj
 
 
 def _analyze_torch(args, obj, lam, theta_hat):
-    """The analysis of a torch model, with the θ̂ it was given (or polished, and then said how far it moved)."""
+    """The analysis of a torch model, with the θ̂ it was given (or polished, and then said how far it moved).
+
+    Returns ``(analysis, {"grid": how} for the default grid (lam None), else {})``.
+    """
     curvature, auto = curvature_choice(args, obj, obj.theta0 if theta_hat is None else theta_hat)
+    how = {}
+    if lam is None:  # --select without --lambdas: the default grid, from the spectrum at θ̂ as given
+        lam, how["grid"] = default_lambdas(obj, curvature, theta_hat=theta_hat, k=args.k or 20, seed=args.seed)
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
                   curvature=curvature, polish=bool(args.polish),
                   tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
@@ -282,7 +299,7 @@ def _analyze_torch(args, obj, lam, theta_hat):
     elif args.weights is not None or is_user_model(args.model):
         print(f"θ̂ is the model's weights as given{f' ({args.weights})' if args.weights else ''}, "
               "not re-minimized (--polish would)")
-    return res
+    return res, how
 
 
 def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:

@@ -21,7 +21,8 @@ def is_classification(y: np.ndarray) -> bool:
 
 
 def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse",
-                        unpenalized=(), dtype: str = "float64", device: str = "cpu", batch_size: int = BATCH):
+                        unpenalized=(), dtype: str = "float64", device: str = "cpu", batch_size: int = BATCH,
+                        like=None):
     """The MLP ``d → hidden → tanh → out`` as a TorchObjective (float64), plus its task name.
 
     Regression uses the mean of ½(f(x) − y)². Classification uses, by default, the same
@@ -32,6 +33,8 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     ``weights`` is a saved ``state_dict`` (loaded with ``weights_only=True``).
     ``unpenalized``: name patterns of parameters the penalty leaves out (e.g. ``"*.bias"``).
     ``dtype``, ``device``, ``batch_size``: where and how the products run (``--dtype`` etc.).
+    ``like``: the targets that decide the task and the classes (default ``ds.y``), so that a
+    held-out share of the rows gets the same outputs as the training share.
     """
     import torch
 
@@ -41,9 +44,11 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     if hidden < 1:
         raise RidgelensError(f"--hidden must be >= 1, got {hidden}")
     X = torch.tensor(ds.X, dtype=torch.float64)
-    classify = is_classification(ds.y)
+    ref = ds.y if like is None else np.asarray(like)
+    classify = is_classification(ref)
     if classify:
-        classes, y_idx = np.unique(ds.y, return_inverse=True)
+        classes = np.unique(ref)
+        y_idx = np.searchsorted(classes, ds.y)
         if classes.size < 2:
             raise DataError(f"the target has a single class ({classes[0]:g}); nothing to classify")
         out = int(classes.size)

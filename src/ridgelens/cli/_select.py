@@ -6,12 +6,12 @@ import numpy as np
 
 from ridgelens.data import Dataset
 from ridgelens.errors import RidgelensError
-from ridgelens.select import select_lambda
+from ridgelens.select import select_lambda, select_on_analysis
 from ridgelens.select._predict import spectrum_grid
 
-#: The models each --select method applies to.
-MODELS = {"gcv": ("linear",), "loo": ("linear",), "alo": ("logistic",), "evidence": ("linear", "logistic"),
-          "validation": ("linear", "logistic")}
+#: The models each --select method applies to ("torch": --model mlp or MODULE:FACTORY).
+MODELS = {"gcv": ("linear",), "loo": ("linear",), "alo": ("logistic",), "evidence": ("linear", "logistic", "torch"),
+          "validation": ("linear", "logistic", "torch")}
 #: The held-out share of the rows for --select validation when --validation-fraction is not given.
 DEFAULT_FRACTION = 0.2
 
@@ -27,9 +27,11 @@ def check_select(args, lam) -> None:
                                  "from the spectrum); e.g. --lambdas 1e-3,1e-2,0.1")
         return
     fits = MODELS[args.select]
-    if args.model not in fits:
-        apply = ", ".join(m for m, models in MODELS.items() if args.model in models) or "none yet"
-        raise RidgelensError(f"--select {args.select} applies to --model {' or '.join(fits)}, not {args.model} "
+    kind = args.model if args.model in ("linear", "logistic") else "torch"
+    if kind not in fits:
+        apply = ", ".join(m for m, models in MODELS.items() if kind in models)
+        names = " or ".join("mlp or MODULE:FACTORY" if m == "torch" else m for m in fits)
+        raise RidgelensError(f"--select {args.select} applies to --model {names}, not {args.model} "
                              f"(for --model {args.model}: {apply})")
     if lam is not None and lam.size < 2:
         raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got {lam.size}; "
@@ -44,7 +46,7 @@ def check_select(args, lam) -> None:
 
 def split(ds: Dataset, fraction: float, seed: int = 0):
     """``(training Dataset, (X_val, y_val), info)``: a random held-out share of the rows."""
-    n = ds.y.size
+    n = len(ds.y)
     n_val = round(fraction * n)
     if n_val < 1 or n - n_val < 2:
         raise RidgelensError(f"--validation-fraction {fraction} leaves {n_val} held-out and {n - n_val} training "
@@ -58,16 +60,37 @@ def split(ds: Dataset, fraction: float, seed: int = 0):
     return train, (ds.X[val], ds.y[val]), info
 
 
-def default_lambdas(obj, curvature: str):
-    """The default grid for the analysis, from the spectrum: ``(grid, how)``."""
-    grid, how, _ = spectrum_grid(obj, curvature=curvature)
+def default_lambdas(obj, curvature: str, **options):
+    """The default grid for the analysis, from the spectrum: ``(grid, how)`` (``options`` go to ``analyze``)."""
+    grid, how, _ = spectrum_grid(obj, curvature=curvature, **options)
     return grid, how
 
 
-def choose(args, obj, lam, validation, split_info) -> tuple:
-    """Run the selection; returns ``(Selection, JSON-ready dict)`` and prints the choice."""
-    sel = select_lambda(obj, lam, method=args.select, validation=validation)
-    return sel, describe(sel, split_info, sklearn_alpha=sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples))
+def torch_validation(args, X_val, y_val, full_y):
+    """The held-out rows as an objective of the same torch model and loss (``full_y``: every row's targets)."""
+    from ridgelens.cli._mlp import build_mlp_objective
+    from ridgelens.cli._torch import build_user_objective, is_user_model
+
+    if is_user_model(args.model):
+        return build_user_objective(args, X_val, y_val, like=full_y)[0]
+    ds = Dataset(X=X_val, y=y_val, feature_names=[], target_name="y", name="validation rows")
+    return build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=None, loss=args.loss,
+                               unpenalized=args.unpenalized, dtype=args.dtype, device=args.device,
+                               batch_size=args.batch_size, like=full_y)[0]
+
+
+def choose(args, obj, lam, validation, split_info, res=None, how: str = "given") -> tuple:
+    """Run the selection; returns ``(Selection, JSON-ready dict)`` and prints the choice.
+
+    A torch model (``res`` its analysis) is scored on that analysis' path, with no second one.
+    """
+    if res is None:
+        sel = select_lambda(obj, lam, method=args.select, validation=validation)
+        alpha = sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples)
+    else:
+        sel = select_on_analysis(obj, res, args.select, validation=validation, tol=args.refit_tol, grid_how=how)
+        alpha = None  # scikit-learn's alpha means nothing for a torch model
+    return sel, describe(sel, split_info, sklearn_alpha=alpha)
 
 
 def describe(sel, split_info=None, *, sklearn_alpha=None, refit: str = "one refit") -> dict:

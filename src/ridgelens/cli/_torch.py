@@ -135,8 +135,11 @@ def load_user_data(args):
     return Dataset(X=X, y=y, feature_names=[], target_name="y", name=args.data)
 
 
-def build_user_objective(args, X, y):
-    """The user's model (factory, then ``--weights``) and data as a TorchObjective; returns (objective, task)."""
+def build_user_objective(args, X, y, like=None):
+    """The user's model (factory, then ``--weights``) and data as a TorchObjective; returns (objective, task).
+
+    ``like``: every row's labels, whose largest fixes the one-hot width (default ``y``'s own).
+    """
     import torch
 
     from ridgelens.data._tensors import load_state_dict
@@ -170,7 +173,8 @@ def build_user_objective(args, X, y):
     else:
         Y = y.to(device=device, dtype=dtype)
         if classify:  # class labels under the squared loss: one-hot, as for --model mlp
-            Y = torch.nn.functional.one_hot(y.to(torch.long)).to(device=device, dtype=dtype)
+            width = int((y if like is None else like).max()) + 1
+            Y = torch.nn.functional.one_hot(y.to(torch.long), width).to(device=device, dtype=dtype)
         elif Y.ndim == 1:
             Y = Y[:, None]
         loss_fn = half_squared

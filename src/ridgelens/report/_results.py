@@ -81,6 +81,8 @@ def _selection(sel: dict | None) -> str:
     if "curvature" in sel:  # a language model: whose prediction chose λ
         rows.append(f"<tr><th>curvature</th><td>{_esc(sel['curvature'])} ({_esc(sel.get('why'))})</td></tr>")
     rows.append(f"<tr><th>grid</th><td>{_esc(sel.get('grid'))}</td></tr>")
+    if sel.get("treatment"):  # evidence: how the log-determinant was taken
+        rows.append(f"<tr><th>log-determinant</th><td>{_esc(sel['treatment'])}</td></tr>")
     if sel.get("at_grid_edge"):
         rows.append("<tr><th>note</th><td>the minimum is at the edge of the grid: widen it</td></tr>")
     for key, label in (("noise_variance", "noise variance (evidence)"), ("gamma", "γ = df at the choice")):

@@ -18,7 +18,7 @@ from ridgelens.select._grid import default_grid
 from ridgelens.select._lm import select_lm
 from ridgelens.select._multi import select_lambda_per_target
 from ridgelens.select._result import Selection
-from ridgelens.select._select import METHODS, select_lambda
+from ridgelens.select._select import METHODS, select_lambda, select_on_analysis
 
 __all__ = ["METHODS", "Selection", "default_grid", "select_lambda", "select_lambda_per_target",
-           "select_lm"]
+           "select_lm", "select_on_analysis"]

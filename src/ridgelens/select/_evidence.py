@@ -70,6 +70,11 @@ def least_squares_evidence(prep: Prepared, grid: np.ndarray):
     return crit, float(k[0] / W), it, float(gamma[0]), float(rss_k[0] / (n_eff - gamma[0]))
 
 
+def penalty_norm2(objective, theta: np.ndarray) -> float:
+    """θᵀDθ: ‖θ_p‖² for the 0/1 mask, or with the factors a penalty matrix set (σ are then D^{-1/2}HD^{-1/2}'s)."""
+    return float(theta @ (np.asarray(objective.penalty_factors, dtype=np.float64) * theta))
+
+
 def laplace_evidence(objective, grid: np.ndarray, thetas: np.ndarray, valid: np.ndarray, res):
     """``(criterion per λ, treatment)``: −log E/n by the Laplace approximation at θ̃(λ)."""
     n = objective.n_samples
@@ -79,7 +84,7 @@ def laplace_evidence(objective, grid: np.ndarray, thetas: np.ndarray, valid: np.
     rest_nodes = rest_w = None
     if res.density is not None and sigma.size < n_p:
         k_min = float(sigma.min()) if sigma.size else np.inf
-        below = res.density.nodes < k_min
+        below = res.density.nodes < k_min * (1 - 1e-6)  # a node at the k-th eigenvalue itself is not "the rest"
         rest_nodes = np.clip(res.density.nodes[below], 0.0, None)
         rest_w = res.density.weights[below]
         rest_w = rest_w / rest_w.sum() * (n_p - sigma.size) if rest_w.sum() > 0 else rest_w
@@ -94,7 +99,6 @@ def laplace_evidence(objective, grid: np.ndarray, thetas: np.ndarray, valid: np.
         logdet = float(np.log(lam / (sigma + lam)).sum())
         if rest_nodes is not None:
             logdet += float(rest_w @ np.log(lam / (rest_nodes + lam)))
-        tp = theta[mask]
-        log_e = -n * objective.value(theta) - 0.5 * n * lam * float(tp @ tp) + 0.5 * logdet
+        log_e = -n * objective.value(theta) - 0.5 * n * lam * penalty_norm2(objective, theta) + 0.5 * logdet
         crit[i] = -log_e / n
     return crit, treatment

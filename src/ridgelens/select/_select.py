@@ -8,7 +8,7 @@ from ridgelens._validation import check_lambdas
 from ridgelens.errors import DataError, RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
 from ridgelens.select import _alo, _criteria
-from ridgelens.select._evidence import laplace_evidence, least_squares_evidence
+from ridgelens.select._evidence import laplace_evidence, least_squares_evidence, penalty_norm2
 from ridgelens.select._grid import default_grid, given_grid
 from ridgelens.select._heldout import confirm, heldout_losses, validation_objective
 from ridgelens.select._predict import predict
@@ -145,17 +145,37 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
 
 def _through_path(objective, lambdas, method, validation, theta_hat, options) -> Selection:
     """``alo``, ``validation`` and Laplace ``evidence``: θ̃(λ) from :func:`analyze`, then the criterion."""
+    _check_path_method(objective, method)
+    val = validation_objective(objective, validation) if method == "validation" else None
+    _, how, res = predict(objective, lambdas, theta_hat=theta_hat, **options)
+    return select_on_analysis(objective, res, method, validation=val, grid_how=how, tol=options.get("tol"))
+
+
+def _check_path_method(objective, method) -> None:
     if method == "alo" and not isinstance(objective, Logistic):
         raise RidgelensError(
             f"method='alo' is implemented for Logistic, not {type(objective).__name__}. Methods that apply: "
             + "; ".join(f"{m!r} for {w}" for m, w in APPLIES.items()))
+    if method not in ("alo", "evidence", "validation"):
+        raise RidgelensError(f"method={method!r} does not work from an analysis' path; from one: 'alo' "
+                             "(Logistic), 'evidence', 'validation'")
+
+
+def select_on_analysis(objective, res, method: str, *, validation=None, grid_how: str = "given",
+                       tol=None) -> Selection:
+    """Choose λ on the grid of an analysis already made (``res = analyze(objective, grid, ...)``).
+
+    For ``"alo"``, ``"evidence"`` (Laplace) and ``"validation"``: the criterion at every
+    θ̃(λ) of ``res.path``, with no new analysis (dense or matrix-free, as ``res`` was made).
+    ``validation`` as in :func:`select_lambda`; ``tol`` is the confirming refit's tolerance.
+    """
+    _check_path_method(objective, method)
     val = validation_objective(objective, validation) if method == "validation" else None
-    grid, how, res = predict(objective, lambdas, theta_hat=theta_hat, **options)
-    thetas, valid = res.path.thetas, res.path.valid
-    diagnostics = {"grid": how, "effective_df": res.effective_df, "n_samples": objective.n_samples,
+    grid, thetas, valid = res.lambdas, res.path.thetas, res.path.valid
+    diagnostics = {"grid": grid_how, "effective_df": res.effective_df, "n_samples": objective.n_samples,
                    "analysis_method": res.method, "decomposition": f"{res.method} path of θ̃(λ), no refit"}
     if method == "alo":
-        crit, margins, steps = _alo.alo(objective, grid, thetas, valid, tol=options.get("tol"))
+        crit, margins, steps = _alo.alo(objective, grid, thetas, valid, tol=tol)
         diagnostics.update(alo_margins=margins, polish_iterations=steps)
     elif method == "evidence":
         crit, treatment = laplace_evidence(objective, grid, thetas, valid, res)
@@ -168,8 +188,8 @@ def _through_path(objective, lambdas, method, validation, theta_hat, options) ->
     lam = float(grid[i])
     diagnostics.update(index=i, at_grid_edge=i in (0, grid.size - 1))
     if method == "evidence":
-        tp = thetas[i][np.asarray(res.path.penalized, dtype=bool)]
-        diagnostics["mackay_lambda"] = float(res.effective_df[i] / (objective.n_samples * float(tp @ tp)))
+        diagnostics["mackay_lambda"] = float(res.effective_df[i] / (objective.n_samples
+                                                                    * penalty_norm2(objective, thetas[i])))
     if method == "validation":
-        diagnostics["confirm"] = confirm(objective, val, lam, thetas[i], tol=options.get("tol"))
+        diagnostics["confirm"] = confirm(objective, val, lam, thetas[i], tol=tol)
     return Selection(method=method, lambda_=lam, lambdas=grid, criterion=crit, diagnostics=diagnostics)
