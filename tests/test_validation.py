@@ -151,6 +151,8 @@ def test_negative_lambda_torch_minimize():
     ([], "non-empty"),
     ([[0.1, 0.2]], "1-D"),
     (["a"], "lambdas must be numbers"),
+    ([0.1, 5e-324], "lambdas must be 0 or between 1e-150 and 1e\\+150, got 4.94066e-324"),
+    ([1e308], "lambdas must be 0 or between"),
 ])
 def test_bad_lambdas(lams, msg):
     with pytest.raises(rl.RidgelensError, match=msg):
@@ -237,3 +239,19 @@ def test_torch_objective_bad_input():
         obj.value(np.zeros(2))
     with pytest.raises(rl.RidgelensError, match=r"theta must have shape \(3,\)"):
         rl.HessianOperator(obj, np.zeros(4))
+
+
+def test_extreme_lambdas_from_the_cli_are_one_line(tmp_path):
+    """The fuzzer's case: an all-zero design at λ = 5e-324 drew a figure from a grid that underflowed to 0."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "z.csv"
+    data.write_text("a,b\n0,0\n0,0\n0,0\n")
+    for lam in ("4.94e-324", "1e308"):
+        p = subprocess.run([sys.executable, "-m", "ridgelens", "analyze", "--data", f"csv:{data}", "--model", "linear",
+                            "--lambdas", lam, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "ridgelens: error: --lambdas must be 0 or" \
+            in p.stderr
+        assert not (tmp_path / "out").exists()

@@ -60,8 +60,12 @@ def check_same_rows(X: np.ndarray, y: np.ndarray) -> None:
         )
 
 
+#: Positive λ outside this range are refused (float64 arithmetic on the path over- or underflows).
+LAMBDA_RANGE = (1e-150, 1e150)
+
+
 def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
-    """Return a 1-D float64 array of finite, non-negative penalties."""
+    """Return a 1-D float64 array of finite, non-negative penalties (0, or within :data:`LAMBDA_RANGE`)."""
     try:
         lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
     except (TypeError, ValueError):
@@ -74,6 +78,11 @@ def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
         raise RidgelensError(
             f"{name} must be >= 0 (the penalty is (λ/2)‖θ‖²), got {lam[lam < 0][0]:g}"
         )
+    lo, hi = LAMBDA_RANGE
+    out = (lam != 0) & ((lam < lo) | (lam > hi))
+    if np.any(out):
+        raise RidgelensError(f"{name} must be 0 or between {lo:g} and {hi:g}, got {lam[out][0]:g}: beyond that, "
+                             "float64 over- or underflows in σ+λ, n·λ and λ² on the way to the path and its figures")
     return lam
 
 
