@@ -121,9 +121,13 @@ def test_user_model_evidence_is_the_exact_laplace_evidence(data, capsys):
     ref = []
     for lam in r["lambdas"]:
         th = np.linalg.solve(G + lam * np.eye(theta.size), G @ theta - g)  # ‖∇R(θ̂)‖ > grad_tol: kept
-        loss = 0.5 * np.mean((_mlp(th, X, (3, 3, 1))[:, 0] - y) ** 2)
-        ref.append(loss + 0.5 * lam * th @ th - np.log(lam / (sigma + lam)).sum() / (2 * n))
+        rss = np.sum((_mlp(th, X, (3, 3, 1))[:, 0] - y) ** 2)
+        # Gaussian (--loss mse): the noise precision profiled out; every parameter penalized, n_eff = n.
+        log_e = (-0.5 * n * np.log(rss + n * lam * th @ th) + 0.5 * np.log(lam / (sigma + lam)).sum()
+                 + 0.5 * n * (np.log(n) - 1 - np.log(2 * np.pi)))
+        ref.append(-log_e / n)
     assert r["gradient_used"]
+    assert "noise precision profiled out" in r["selection"]["treatment"]
     np.testing.assert_allclose(r["selection"]["criterion"], ref, rtol=1e-8)
     assert r["selection"]["lambda"] == r["lambdas"][int(np.argmin(ref))]
 
