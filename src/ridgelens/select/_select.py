@@ -165,12 +165,16 @@ def _check_path_method(objective, method) -> None:
 
 
 def select_on_analysis(objective, res, method: str, *, validation=None, grid_how: str = "given",
-                       tol=None) -> Selection:
+                       tol=None, refit=None) -> Selection:
     """Choose λ on the grid of an analysis already made (``res = analyze(objective, grid, ...)``).
 
     For ``"alo"``, ``"evidence"`` (Laplace) and ``"validation"``: the criterion at every
     θ̃(λ) of ``res.path``, with no new analysis (dense or matrix-free, as ``res`` was made).
     ``validation`` as in :func:`select_lambda`; ``tol`` is the confirming refit's tolerance.
+    ``validation``'s confirmation uses ``res``' refit at the chosen λ when it has one.
+    ``refit``: a callable ``(res, index) -> res`` adding the refit at the chosen λ (e.g. with
+    :func:`ridgelens.pipeline.refit_at`), called once the choice is made and before the
+    confirmation (which then refits nothing more).
     """
     _check_path_method(objective, method)
     val = validation_objective(objective, validation) if method == "validation" else None
@@ -192,6 +196,8 @@ def select_on_analysis(objective, res, method: str, *, validation=None, grid_how
     diagnostics.update(index=i, at_grid_edge=i in (0, grid.size - 1))
     if method == "evidence":
         diagnostics.update(laplace_diagnostics(objective, lam, thetas[i], res.effective_df[i], res.path.penalized))
+    if refit is not None:
+        res = refit(res, i)
     if method == "validation":
-        diagnostics["confirm"] = confirm(objective, val, lam, thetas[i], tol=tol)
+        diagnostics["confirm"] = confirm(objective, val, lam, thetas[i], tol=tol, res=res, index=i)
     return Selection(method=method, lambda_=lam, lambdas=grid, criterion=crit, diagnostics=diagnostics)
