@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
     a.add_argument("--stream", action="store_true",
                    help="linear model on a csv: file: read it block by block into the centred XᵀX and Xᵀy, never "
-                        "holding X (chosen by itself when the file would not fit in memory; no --select, "
+                        "holding X (chosen by itself when the file would not fit in memory; no --select but evidence, "
                         "--features, --standardize)")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
