@@ -186,7 +186,7 @@ def test_refits_are_only_where_needed_and_counted(data, capsys, monkeypatch, met
     out = d / f"refits-{method}-{lambdas is None}"
     code, stdout, err = run(capsys, "analyze", "--data", f"tensors:{d / 'dia.npz'}", "--model",
                             f"{d / 'mymodel.py'}:make", "--curvature", "ggn", "--select", method, "--refit-iters", 3,
-                            *(["--lambdas", lambdas] if lambdas else []), "--out", out)
+                            *(["--lambdas", lambdas] if lambdas else ["--report"]), "--out", out)
     assert code == 0, err
     r = json.loads((out / "results.json").read_text())
     refitted = [i for i, row in enumerate(r["refit"]) if all(v is not None for v in row)]
@@ -196,7 +196,9 @@ def test_refits_are_only_where_needed_and_counted(data, capsys, monkeypatch, met
         assert len(r["lambdas"]) == 100 and len(calls) == 1
         assert refitted == [r["selection"]["index"]] and calls == [r["selection"]["lambda"]]
         assert "refits θ*(λ): 1, the chosen λ only: the default grid's other 99 λ are not refitted" in stdout
-        assert stdout.count("not refit") >= 99  # the table says which λ have no refit
+        assert stdout.count("not refit") >= 99  # the table says which λ have no refit, and so does the report's
+        table = (out / "report.html").read_text().split('<table id="per-lambda">')[1].split("</table>")[0]
+        assert table.count("<td>—</td>") == 99 and table.count("<td>yes</td>") + table.count("<td>NO</td>") == 1
     else:
         assert len(calls) == 3 and stated["lambdas"] == [0.01, 0.1, 1.0]
     if method == "validation":

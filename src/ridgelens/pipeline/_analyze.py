@@ -283,7 +283,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         ``theta0``, taken as given); an objective without weights of its own (least squares,
         logistic) is minimized to find it.
     refit : bool, default True
-        Also find the true regularized minimizers θ*(λ) (warm-started at θ̃(λ)).
+        Also find the true regularized minimizers θ*(λ) (warm-started at θ̃(λ)); with False,
+        :func:`refit_at` adds them later at chosen λ only.
     grad_tol : float, optional
         ‖∇R(θ̂)‖ above this keeps the first-order term and warns
         (default ``100 · objective.default_tol``).
