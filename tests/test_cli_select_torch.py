@@ -14,6 +14,7 @@ from sklearn.datasets import load_diabetes, load_digits
 
 import ridgelens._auto
 from ridgelens.cli import main
+from ridgelens.objectives.torch import TorchObjective
 
 MODEL_PY = '''import torch
 
@@ -121,9 +122,13 @@ def test_user_model_evidence_is_the_exact_laplace_evidence(data, capsys):
     ref = []
     for lam in r["lambdas"]:
         th = np.linalg.solve(G + lam * np.eye(theta.size), G @ theta - g)  # ‖∇R(θ̂)‖ > grad_tol: kept
-        loss = 0.5 * np.mean((_mlp(th, X, (3, 3, 1))[:, 0] - y) ** 2)
-        ref.append(loss + 0.5 * lam * th @ th - np.log(lam / (sigma + lam)).sum() / (2 * n))
+        rss = np.sum((_mlp(th, X, (3, 3, 1))[:, 0] - y) ** 2)
+        # Gaussian (--loss mse): the noise precision profiled out; every parameter penalized, n_eff = n.
+        log_e = (-0.5 * n * np.log(rss + n * lam * th @ th) + 0.5 * np.log(lam / (sigma + lam)).sum()
+                 + 0.5 * n * (np.log(n) - 1 - np.log(2 * np.pi)))
+        ref.append(-log_e / n)
     assert r["gradient_used"]
+    assert "noise precision profiled out" in r["selection"]["treatment"]
     np.testing.assert_allclose(r["selection"]["criterion"], ref, rtol=1e-8)
     assert r["selection"]["lambda"] == r["lambdas"][int(np.argmin(ref))]
 
@@ -158,3 +163,44 @@ def test_torch_model_without_lambdas_gets_the_default_grid_from_its_spectrum(dat
     positive = sigma[sigma > 0]
     assert lam.max() == pytest.approx(100 * positive.max(), rel=1e-8)
     assert lam.min() == pytest.approx(positive.min() / 100, rel=1e-8)
+
+
+@pytest.mark.parametrize(("method", "lambdas"), [("evidence", None), ("validation", None),
+                                                 ("validation", "0.01,0.1,1")])
+def test_refits_are_only_where_needed_and_counted(data, capsys, monkeypatch, method, lambdas):
+    """Default grid: one refit, at the chosen λ (validation's confirmation reuses it); a given grid: every λ.
+
+    Counted independently: every call of TorchObjective.minimize with λ > 0 (the tiny model's
+    weights are given, so no training run adds to it).
+    """
+    calls = []
+    minimize = TorchObjective.minimize
+
+    def counting(self, l2=0.0, **kw):
+        if l2 > 0:
+            calls.append(l2)
+        return minimize(self, l2, **kw)
+
+    monkeypatch.setattr(TorchObjective, "minimize", counting)
+    d, *_ = data
+    out = d / f"refits-{method}-{lambdas is None}"
+    code, stdout, err = run(capsys, "analyze", "--data", f"tensors:{d / 'dia.npz'}", "--model",
+                            f"{d / 'mymodel.py'}:make", "--curvature", "ggn", "--select", method, "--refit-iters", 3,
+                            *(["--lambdas", lambdas] if lambdas else ["--report"]), "--out", out)
+    assert code == 0, err
+    r = json.loads((out / "results.json").read_text())
+    refitted = [i for i, row in enumerate(r["refit"]) if all(v is not None for v in row)]
+    stated = r["selection"]["refits"]
+    assert stated["count"] == len(calls) == len(refitted)
+    if lambdas is None:
+        assert len(r["lambdas"]) == 100 and len(calls) == 1
+        assert refitted == [r["selection"]["index"]] and calls == [r["selection"]["lambda"]]
+        assert "refits θ*(λ): 1, the chosen λ only: the default grid's other 99 λ are not refitted" in stdout
+        assert stdout.count("not refit") >= 99  # the table says which λ have no refit, and so does the report's
+        table = (out / "report.html").read_text().split('<table id="per-lambda">')[1].split("</table>")[0]
+        assert table.count("<td>—</td>") == 99 and table.count("<td>yes</td>") + table.count("<td>NO</td>") == 1
+    else:
+        assert len(calls) == 3 and stated["lambdas"] == [0.01, 0.1, 1.0]
+    if method == "validation":
+        i = r["selection"]["index"]
+        assert r["selection"]["confirm"]["rel_error"] == pytest.approx(r["rel_error"][i], rel=1e-12)

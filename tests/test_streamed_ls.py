@@ -92,7 +92,7 @@ def test_a_duplicated_column_gives_the_minimum_norm_solution():
 def test_what_needs_x_is_refused_with_the_reason():
     X, y = load_diabetes(return_X_y=True)
     obj = StreamedLeastSquares.from_arrays(X, y)
-    for method in ("loo", "gcv", "evidence"):
+    for method in ("loo", "gcv"):
         with pytest.raises(RidgelensError, match=rf"select_lambda\(method='{method}'\) needs the rows of X.*centred XᵀX"):
             select_lambda(obj, LAMBDAS, method=method)
     with pytest.raises(RidgelensError, match="another target"):
@@ -166,8 +166,27 @@ def test_cli_stream_gives_the_in_memory_results(tmp_path, capsys, monkeypatch):
         np.testing.assert_allclose(got["theta_hat"], ref["theta_hat"], rtol=0, atol=tol)
     code, _, err = _cli(capsys, *base, "--stream", "--select", "loo", "--out", tmp_path / "sel")
     assert code == 2 and err.strip().splitlines() == [
-        "ridgelens: error: --stream keeps only the centred XᵀX, Xᵀy and yᵀy, not the rows of X, which --select needs"]
+        "ridgelens: error: --stream keeps only the centred XᵀX, Xᵀy and yᵀy, not the rows of X, which --select needs "
+        "(--select evidence works from them)"]
     code, _, err = _cli(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--stream", "--lambdas", "1",
                         "--out", tmp_path / "b")
     assert code == 2 and "from a csv: file" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "sel").exists() and not (tmp_path / "b").exists()
+
+
+def test_cli_stream_select_evidence_is_the_in_memory_closed_form(tmp_path, capsys):
+    """--stream --select evidence (Laplace, noise profiled out) against the in-memory closed form on the same grid."""
+    import json
+
+    X, y = load_diabetes(return_X_y=True)
+    path = _write(tmp_path / "d.csv", X, y)
+    base = ["analyze", "--data", f"csv:{path}", "--model", "linear", "--select", "evidence", "--quiet"]
+    assert _cli(capsys, *base, "--out", tmp_path / "mem")[0] == 0
+    code, out, err = _cli(capsys, *base, "--stream", "--out", tmp_path / "st")
+    assert code == 0, err
+    ref = json.loads((tmp_path / "mem" / "results.json").read_text())["selection"]
+    got = json.loads((tmp_path / "st" / "results.json").read_text())["selection"]
+    np.testing.assert_allclose(got["lambdas"], ref["lambdas"], rtol=1e-9)
+    np.testing.assert_allclose(got["criterion"], ref["criterion"], rtol=1e-8)
+    assert got["index"] == ref["index"] and got["lambda"] == pytest.approx(ref["grid_lambda"], rel=1e-9)
+    assert "noise precision profiled out" in got["treatment"] and f"selected λ = {got['lambda']:.6g} by evidence" in out

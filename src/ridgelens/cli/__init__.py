@@ -83,11 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "hf:DIR: a local Hugging Face causal-LM checkpoint; MODULE:FACTORY or FILE.py:FACTORY: your "
                         "own torch model, FACTORY() returning an nn.Module (with --weights and --data tensors:PATH)")
     a.add_argument("--lambdas", type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1 (with --select it may "
-                                                    "be omitted: 100 λ log-spaced from the spectrum)")
+                                                    "be omitted: 100 λ log-spaced from the spectrum, a torch model then refitted "
+                                                    "at the chosen λ only)")
     a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
     a.add_argument("--stream", action="store_true",
                    help="linear model on a csv: file: read it block by block into the centred XᵀX and Xᵀy, never "
-                        "holding X (chosen by itself when the file would not fit in memory; no --select, "
+                        "holding X (chosen by itself when the file would not fit in memory; no --select but evidence, "
                         "--features, --standardize)")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")

@@ -24,13 +24,21 @@ from ridgelens.cli._output import (
 )
 from ridgelens.cli._penalty import apply_linear, apply_mlp, curvature_choice
 from ridgelens.cli._report import recorded_warnings, write_report
-from ridgelens.cli._select import check_select, choose, default_lambdas, split, torch_validation
+from ridgelens.cli._select import (
+    check_select,
+    choose,
+    default_lambdas,
+    refit_options,
+    split,
+    torch_validation,
+)
 from ridgelens.cli._stream import streamed_objective
 from ridgelens.cli._torch import is_user_model
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
 from ridgelens.pipeline import analyze
+from ridgelens.pipeline._display import refit_cell
 from ridgelens.plots import (
     plot_coefficient_paths,
     plot_effective_df,
@@ -206,16 +214,16 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         print(f"penalty (λ/2)θᵀDθ from {res.penalty['source']}: {res.penalty['n_zero']} factors 0, the others in "
               f"[{res.penalty['min_positive']:.3g}, {res.penalty['max']:.3g}]")
     print(f"largest {top.size} eigenvalues of {of}: " + ", ".join(f"{v:.4g}" for v in top))
-    rows = [[lam_i, res.effective_df[i], res.rel_error[i], "yes" if res.refit_converged[i] else "NO"]
-            for i, lam_i in enumerate(res.lambdas)]
-    print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
     selection = None
-    if args.select is not None:
-        if torch_obj is None:
-            selection, extra["selection"] = choose(args, obj, lam, validation, split_info)
-        else:
-            selection, extra["selection"] = choose(args, torch_obj, lam, validation, split_info, res=res,
-                                                   how=extra.get("grid", "given"))
+    if args.select is not None and torch_obj is not None:  # before the table: it may add the one refit
+        selection, extra["selection"], res = choose(args, torch_obj, lam, validation, split_info, res=res,
+                                                    how=extra.get("grid", "given"))
+    if res.refit is not None:
+        rows = [[lam_i, res.effective_df[i], res.rel_error[i], refit_cell(res, i)]
+                for i, lam_i in enumerate(res.lambdas)]
+        print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
+    if args.select is not None and torch_obj is None:
+        selection, extra["selection"], _ = choose(args, obj, lam, validation, split_info)
 
     if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
         return []
@@ -284,11 +292,12 @@ def _analyze_torch(args, obj, lam, theta_hat):
     """
     curvature, auto = curvature_choice(args, obj, obj.theta0 if theta_hat is None else theta_hat)
     how = {}
+    refit = lam is not None  # the default grid: the one refit at the chosen λ, after --select (cli/_select.py)
     if lam is None:  # --select without --lambdas: the default grid, from the spectrum at θ̂ as given
         lam, how["grid"] = default_lambdas(obj, curvature, theta_hat=theta_hat, k=args.k or 20, seed=args.seed)
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
-                  curvature=curvature, polish=bool(args.polish),
-                  tol=args.refit_tol, refit_options={"method": args.refit_method, "max_iter": args.refit_iters})
+                  curvature=curvature, polish=bool(args.polish), refit=refit,
+                  tol=args.refit_tol, refit_options=refit_options(args))
     res = replace(res, choices={**res.choices, **auto})
     res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
     p = res.polish

@@ -6,6 +6,7 @@ import numpy as np
 
 from ridgelens.data import Dataset
 from ridgelens.errors import RidgelensError
+from ridgelens.pipeline import refit_at, refit_count
 from ridgelens.select import select_lambda, select_on_analysis
 from ridgelens.select._predict import spectrum_grid
 
@@ -79,18 +80,38 @@ def torch_validation(args, X_val, y_val, full_y):
                                batch_size=args.batch_size, like=full_y)[0]
 
 
+def refit_options(args) -> dict:
+    """The ``objective.minimize`` options of a torch model's refits (--refit-method, --refit-iters)."""
+    return {"method": args.refit_method, "max_iter": args.refit_iters}
+
+
 def choose(args, obj, lam, validation, split_info, res=None, how: str = "given") -> tuple:
-    """Run the selection; returns ``(Selection, JSON-ready dict)`` and prints the choice.
+    """Run the selection; returns ``(Selection, JSON-ready dict, analysis)`` and prints the choice.
 
     A torch model (``res`` its analysis) is scored on that analysis' path, with no second one.
+    On the default grid (``res`` made without refits) θ*(λ) is refitted at the chosen λ only,
+    and the analysis returned holds that one refit; on a given grid it is ``res`` as it came.
     """
     if res is None:
         sel = select_lambda(obj, lam, method=args.select, validation=validation)
-        alpha = sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples)
-    else:
-        sel = select_on_analysis(obj, res, args.select, validation=validation, tol=args.refit_tol, grid_how=how)
-        alpha = None  # scikit-learn's alpha means nothing for a torch model
-    return sel, describe(sel, split_info, sklearn_alpha=alpha)
+        return sel, describe(sel, split_info, sklearn_alpha=sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples)), res
+    refit = None
+    if res.refit is None:  # the default grid: the one refit at the choice (a given grid was refitted whole)
+        def refit(analysis, i):
+            nonlocal res
+            res = refit_at(obj, analysis, [i], tol=args.refit_tol, refit_options=refit_options(args),
+                           checkpoint=args.checkpoint)
+            return res
+    sel = select_on_analysis(obj, res, args.select, validation=validation, tol=args.refit_tol, grid_how=how,
+                             refit=refit)
+    out = describe(sel, split_info, sklearn_alpha=None)  # scikit-learn's alpha means nothing for a torch model
+    n = refit_count(res)
+    out["refits"] = {"count": n, "lambdas": [float(v) for v in res.lambdas[np.isfinite(res.refit).all(axis=1)]],
+                     "why": ("every λ of the given --lambdas" if refit is None else
+                             f"the chosen λ only: the default grid's other {res.lambdas.size - n} λ are not "
+                             "refitted (give --lambdas to refit at each)")}
+    print(f"refits θ*(λ): {n}, {out['refits']['why']}")
+    return sel, out, res
 
 
 def describe(sel, split_info=None, *, sklearn_alpha=None, refit: str = "one refit") -> dict:

@@ -26,13 +26,15 @@ def streamed_objective(args):
     if args.model != "linear" or not str(args.data or "").startswith("csv:"):
         raise RidgelensError(f"{why} reads least squares from a csv: file (--model linear --data csv:PATH); "
                              f"got --model {args.model} --data {args.data}")
-    given = [opt for opt, v in (("--select", args.select), ("--features", args.features),
+    select = None if args.select == "evidence" else args.select  # the evidence: Laplace, from the moments
+    given = [opt for opt, v in (("--select", select), ("--features", args.features),
                                 ("--validation-fraction", args.validation_fraction),
                                 ("--standardize", args.standardize), ("--positive-class", args.positive_class))
              if v not in (None, False)]
     if given:
         raise RidgelensError(f"{why} keeps only the centred XᵀX, Xᵀy and yᵀy, not the rows of X, which "
-                             f"{', '.join(given)} need{'s' if len(given) == 1 else ''}")
+                             f"{', '.join(given)} need{'s' if len(given) == 1 else ''}"
+                             + (" (--select evidence works from them)" if select else ""))
     if not asked:
         print(f"ridgelens analyze: {why}")
     obj = stream_least_squares(args.data, target=args.target, fit_intercept=not args.no_intercept,

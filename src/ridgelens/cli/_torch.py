@@ -87,6 +87,9 @@ def half_squared(o, t):
     return 0.5 * ((o - t) ** 2).sum(dim=-1).mean()
 
 
+half_squared.gaussian_factor = 0.5  # Gaussian: ½Σr²/n_b (TorchObjective.gaussian_loss)
+
+
 def load_factory(spec: str):
     """The factory function named by ``module.path:factory`` or ``file.py:factory``."""
     where, _, name = spec.rpartition(":")

@@ -13,6 +13,18 @@ from ridgelens.errors import RidgelensError
 
 
 @dataclass(frozen=True)
+class GaussianLoss:
+    r"""What an objective declares when its loss is Gaussian: ``R(θ) = scale · Σₖ rₖ(θ)²`` over ``n_obs`` residuals.
+
+    The loss is then the negative log-likelihood of the residuals under noise N(0, 1/β) up to
+    the unknown precision β, which the evidence profiles out (``ridgelens.select._evidence``).
+    """
+
+    n_obs: int
+    scale: float
+
+
+@dataclass(frozen=True)
 class MinimizeResult:
     """Outcome of :meth:`Objective.minimize`.
 
@@ -58,6 +70,9 @@ class Objective(abc.ABC):
     penalized: np.ndarray
     #: Names of the parameters, in the order of the flat vector.
     param_names: list[str]
+    #: :class:`GaussianLoss` when R is a (weighted) mean of squared residuals; None when the loss is
+    #: to be taken as the per-sample negative log-likelihood as it stands.
+    gaussian_loss: GaussianLoss | None = None
 
     @property
     @abc.abstractmethod

@@ -26,7 +26,7 @@ from ridgelens._validation import (
     check_same_rows,
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
-from ridgelens.objectives._base import MinimizeResult, Objective
+from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 from ridgelens.objectives._gram import decompose, whole_condition
 
 #: :class:`LeastSquares` warns (:class:`~ridgelens.errors.IllConditionedWarning`) when the
@@ -426,6 +426,12 @@ class LeastSquares(_LinearObjective):
         #: Σw, what the mean loss divides by (``n_samples`` without weights).
         self.weight_sum = float(self.n_samples if self.sample_weight is None else self.sample_weight.sum())
         self._factors: _Factors | None = None
+
+    @property
+    def gaussian_loss(self) -> GaussianLoss:
+        """``Σwᵢrᵢ²/(2Σw)`` over the samples of positive weight: Gaussian, noise variance 1/(βwᵢ)."""
+        n_obs = self.n_samples if self.sample_weight is None else int(np.count_nonzero(self.sample_weight))
+        return GaussianLoss(n_obs=n_obs, scale=0.5 / self.weight_sum)
 
     def value(self, theta):
         r = self._A @ theta - self.y

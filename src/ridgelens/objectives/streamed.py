@@ -18,9 +18,10 @@ says so when ``κ > 1e8`` (fewer than ~8 digits left). Eigenvalues of S below ``
 (the accumulated rounding of n rows) are zero: θ̂ is then the minimum-norm solution.
 
 **Not available** without X (each refuses with a message saying so): sample weights, the residuals,
-leave-one-out, GCV and the evidence (``select_lambda``: they need the design's SVD), ALO and a
-validation split (the rows), multi-target refits (``with_target``). The default λ grid (from the
-spectrum) works.
+leave-one-out and GCV (``select_lambda``: they need the design's SVD), ALO and a validation split
+(the rows), multi-target refits (``with_target``). The default λ grid (from the spectrum) works, and
+so does ``select_lambda(method="evidence")``: by the Laplace route, which for this Gaussian loss
+(:attr:`gaussian_loss`) profiles the noise out and is the least-squares closed form on the grid.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import warnings
 import numpy as np
 
 from ridgelens.errors import IllConditionedWarning, RidgelensError
-from ridgelens.objectives._base import MinimizeResult, Objective
+from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 
 _EPS = np.finfo(np.float64).eps
 #: The warning threshold on κ(S) = cond(Z)²: above it, fewer than about 8 digits are left.
@@ -144,6 +145,11 @@ class StreamedLeastSquares(Objective):
         w = theta[:self.c.size]
         b = float(theta[-1]) if self.fit_intercept else 0.0
         return w, self.y_mean - float(self.x_mean @ w) - b
+
+    @property
+    def gaussian_loss(self) -> GaussianLoss:
+        """``‖r‖²/(2n)``: Gaussian (the evidence profiles its noise precision out)."""
+        return GaussianLoss(n_obs=self.n, scale=0.5 / self.n)
 
     def value(self, theta) -> float:
         w, e = self._split(theta)

@@ -16,7 +16,7 @@ from ridgelens import _distributed as dist
 from ridgelens._autodiff import second_order_attention
 from ridgelens._progress import Progress
 from ridgelens.errors import DataError, ModelModeError, RidgelensError
-from ridgelens.objectives._base import MinimizeResult, Objective
+from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 from ridgelens.objectives._probes import check_batch, probe_objective
 
 _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
@@ -270,6 +270,24 @@ class TorchObjective(Objective):
     @property
     def n_samples(self) -> int:
         return self._n
+
+    @property
+    def gaussian_loss(self) -> GaussianLoss | None:
+        """:class:`GaussianLoss` when ``loss_fn`` says the loss is Gaussian, else None.
+
+        ``nn.MSELoss()`` or ``F.mse_loss`` (the mean over every target entry), or a callable with
+        a ``gaussian_factor`` attribute f (its batch loss is f·Σr²/n_b). Otherwise the evidence
+        takes the loss as the per-sample negative log-likelihood.
+        """
+        f = getattr(self.loss_fn, "gaussian_factor", None)
+        mse = self.loss_fn is nn.functional.mse_loss or (isinstance(self.loss_fn, nn.MSELoss)
+                                                         and self.loss_fn.reduction == "mean")
+        if f is None and not mse:
+            return None
+        y = next(iter(self.batches))[1]
+        per_sample = int(np.prod(tuple(y.shape[1:])))  # target entries per sample
+        factor = float(f) if f is not None else 1.0 / per_sample
+        return GaussianLoss(n_obs=self.n_samples * per_sample, scale=factor / self.n_samples)
 
     def value(self, theta) -> float:
         flat = self._to_tensor(self._check(theta))

@@ -283,7 +283,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         ``theta0``, taken as given); an objective without weights of its own (least squares,
         logistic) is minimized to find it.
     refit : bool, default True
-        Also find the true regularized minimizers θ*(λ) (warm-started at θ̃(λ)).
+        Also find the true regularized minimizers θ*(λ) (warm-started at θ̃(λ)); with False,
+        :func:`refit_at` adds them later at chosen λ only.
     grad_tol : float, optional
         ‖∇R(θ̂)‖ above this keeps the first-order term and warns
         (default ``100 · objective.default_tol``).
@@ -402,22 +403,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
 
     refits = conv = gnorms = rel = rel_coord = None
     if refit:
-        refits = np.empty_like(path.thetas)
-        conv = np.zeros(lam.size, dtype=bool)
-        gnorms = np.empty(lam.size)
-        fp = _objective_fingerprint(objective)
-        with Progress("refits θ*(λ)", lam.size, progress, unit="refits") as bar:
-            for i, lam_i in enumerate(lam):
-                bar.describe(f"refit θ*(λ = {lam_i:g})")
-                refits[i], conv[i], gnorms[i] = _refit_one(objective, float(lam_i), i, path, theta_hat, tol,
-                                                           refit_options, ck, fp)
-                bar.advance()
-        if not conv.all():
-            warnings.warn(f"the refit did not converge for λ = {', '.join(f'{v:g}' for v in lam[~conv])}",
-                          ConvergenceWarning, stacklevel=2)
-        denom = np.maximum(np.linalg.norm(refits, axis=1), np.finfo(float).tiny)
-        rel = np.linalg.norm(path.thetas - refits, axis=1) / denom
-        rel_coord = coordinate_rel_error(path.thetas, refits)
+        refits, conv, gnorms, rel, rel_coord = _refit_rows(objective, lam, range(lam.size), path, theta_hat, tol,
+                                                           refit_options, ck, progress)
     bound, bound_p, bound_kind = error_bounds(objective, lam, path.thetas, path.valid)
     return Analysis(objective=type(objective).__name__, n_samples=objective.n_samples,
                     n_params=objective.n_params, param_names=list(objective.param_names),
@@ -492,6 +479,51 @@ def _objective_fingerprint(objective) -> str:
 def _penalty_digest(objective) -> str:
     pm = getattr(objective, "penalty", None)
     return "" if pm is None else " penalty=" + digest(pm.factors)
+
+
+def refit_at(objective, res: Analysis, indices, *, tol: float | None = None, refit_options: dict | None = None,
+             checkpoint=None, progress: bool | None = None) -> Analysis:
+    """``res`` with θ*(λ) refitted at the λ numbered ``indices`` only (warm-started at θ̃(λ), as ``analyze``).
+
+    For an analysis made with ``refit=False`` on a long grid (a default grid of 100 λ, say), where
+    one refit (at a chosen λ) is all that is needed. At the other λ the refit fields are NaN
+    (``refit_converged`` False): :func:`refit_count` says how many λ were refitted.
+    """
+    refits, conv, gnorms, rel, rel_coord = _refit_rows(
+        objective, res.lambdas, indices, res.path, res.theta_hat, tol, dict(refit_options or {}),
+        Path(checkpoint) if checkpoint is not None else None, progress)
+    return replace(res, refit=refits, refit_converged=conv, refit_gradient_norm=gnorms, rel_error=rel,
+                   rel_error_coord=rel_coord)
+
+
+def refit_count(res: Analysis) -> int:
+    """How many λ of ``res`` have a refit (rows of ``res.refit`` that are not NaN)."""
+    return 0 if res.refit is None else int(np.isfinite(res.refit).all(axis=1).sum())
+
+
+def _refit_rows(objective, lam, indices, path, theta_hat, tol, refit_options, ck, progress):
+    """Refits at the λ numbered ``indices``: ``(refits, converged, gradient norms, rel_error, rel_error_coord)``.
+
+    Rows of λ not refitted are NaN (converged False).
+    """
+    rows = sorted({int(i) for i in indices})
+    refits = np.full_like(path.thetas, np.nan)
+    conv = np.zeros(lam.size, dtype=bool)
+    gnorms = np.full(lam.size, np.nan)
+    fp = _objective_fingerprint(objective)
+    with Progress("refits θ*(λ)", len(rows), progress, unit="refits") as bar:
+        for i in rows:
+            bar.describe(f"refit θ*(λ = {lam[i]:g})")
+            refits[i], conv[i], gnorms[i] = _refit_one(objective, float(lam[i]), i, path, theta_hat, tol,
+                                                       refit_options, ck, fp)
+            bar.advance()
+    failed = [i for i in rows if not conv[i]]
+    if failed:
+        warnings.warn(f"the refit did not converge for λ = {', '.join(f'{lam[i]:g}' for i in failed)}",
+                      ConvergenceWarning, stacklevel=3)
+    denom = np.maximum(np.linalg.norm(refits, axis=1), np.finfo(float).tiny)
+    rel = np.linalg.norm(path.thetas - refits, axis=1) / denom
+    return refits, conv, gnorms, rel, coordinate_rel_error(path.thetas, refits)
 
 
 def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck, fingerprint):

@@ -30,12 +30,21 @@ def headline(res) -> list[str]:
     return lines
 
 
+def refit_cell(res, i: int) -> str:
+    """Whether λ number i's refit converged: "yes", "NO", "not refit" (only some λ were), "-" (none was)."""
+    if res.refit_converged is None:
+        return "-"
+    if res.refit is not None and not np.isfinite(res.refit[i]).all():
+        return "not refit"
+    return "yes" if res.refit_converged[i] else "NO"
+
+
 def rows(res) -> list[list]:
     """One row per λ: λ, df(λ), ‖θ̃−θ*‖/‖θ*‖ and whether the refit converged ("-" where there is none)."""
     out = []
     for i, lam in enumerate(res.lambdas):
         err = "-" if res.rel_error is None else res.rel_error[i]
-        conv = "-" if res.refit_converged is None else ("yes" if res.refit_converged[i] else "NO")
+        conv = refit_cell(res, i)
         valid = bool(res.path.valid[i])
         out.append([lam, res.effective_df[i] if valid else "no prediction", err, conv])
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,12 @@ def _per_lambda_table(d: dict) -> str:
     cols = [(k, h) for k, h in COLUMNS if d.get(k) is not None]
     head = "".join(f"<th>{_esc(h)}</th>" for _, h in cols) + "<th>refit converged</th>"
     rows = []
-    conv = d.get("refit_converged")
+    conv, gnorm = d.get("refit_converged"), d.get("refit_gradient_norm")
     for i in range(len(d["lambdas"])):
         cells = "".join(_cell(d[k][i], k, i) for k, _ in cols)
-        cells += f"<td>{'—' if conv is None else ('yes' if conv[i] else 'NO')}</td>"
+        # A default grid's λ other than the chosen one have no refit (NaN, or null read back from JSON).
+        refitted = conv is not None and (gnorm is None or (gnorm[i] is not None and math.isfinite(gnorm[i])))
+        cells += f"<td>{('yes' if conv[i] else 'NO') if refitted else '—'}</td>"
         rows.append(f"<tr>{cells}</tr>")
     return f'<table id="per-lambda"><tr>{head}</tr>{"".join(rows)}</table>'
 

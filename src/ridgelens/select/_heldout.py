@@ -48,11 +48,18 @@ def heldout_losses(val, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.array([val.value(t) if ok else np.inf for t, ok in zip(thetas, valid, strict=True)])
 
 
-def confirm(objective, val, lam: float, theta_pred: np.ndarray, tol=None) -> dict:
-    """One refit at the chosen λ: the held-out loss it gives, and the gap to the prediction's."""
-    r = objective.minimize(l2=lam, x0=theta_pred, tol=tol)
-    pred, refit = float(val.value(theta_pred)), float(val.value(r.theta))
-    norm = max(float(np.linalg.norm(r.theta)), np.finfo(float).tiny)
+def confirm(objective, val, lam: float, theta_pred: np.ndarray, tol=None, res=None, index=None) -> dict:
+    """One refit at the chosen λ: the held-out loss it gives, and the gap to the prediction's.
+
+    When the analysis ``res`` already holds a refit at λ number ``index``, that one is used.
+    """
+    if res is not None and res.refit is not None and np.isfinite(res.refit[index]).all():
+        theta, converged, gnorm = res.refit[index], res.refit_converged[index], res.refit_gradient_norm[index]
+    else:
+        r = objective.minimize(l2=lam, x0=theta_pred, tol=tol)
+        theta, converged, gnorm = r.theta, r.converged, r.gradient_norm
+    pred, refit = float(val.value(theta_pred)), float(val.value(theta))
+    norm = max(float(np.linalg.norm(theta)), np.finfo(float).tiny)
     return {"refit_loss": refit, "predicted_loss": pred, "loss_gap": pred - refit,
-            "rel_error": float(np.linalg.norm(theta_pred - r.theta)) / norm,
-            "refit_converged": bool(r.converged), "refit_gradient_norm": float(r.gradient_norm)}
+            "rel_error": float(np.linalg.norm(theta_pred - theta)) / norm,
+            "refit_converged": bool(converged), "refit_gradient_norm": float(gnorm)}

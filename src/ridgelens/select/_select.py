@@ -8,7 +8,7 @@ from ridgelens._validation import check_lambdas
 from ridgelens.errors import DataError, RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
 from ridgelens.select import _alo, _criteria
-from ridgelens.select._evidence import laplace_evidence, least_squares_evidence, penalty_norm2
+from ridgelens.select._evidence import laplace_diagnostics, laplace_evidence, least_squares_evidence
 from ridgelens.select._grid import default_grid, given_grid
 from ridgelens.select._heldout import confirm, heldout_losses, validation_objective
 from ridgelens.select._predict import predict
@@ -17,7 +17,7 @@ from ridgelens.select._result import Selection
 METHODS = ("gcv", "loo", "alo", "evidence", "validation")
 #: Which objectives each method applies to (said in the error when another is asked).
 APPLIES = {"gcv": "LeastSquares", "loo": "LeastSquares", "alo": "Logistic",
-           "evidence": "LeastSquares (closed form), Logistic and torch models (Laplace)",
+           "evidence": "LeastSquares (closed form), Logistic, torch models and StreamedLeastSquares (Laplace)",
            "validation": "every objective"}
 
 
@@ -42,7 +42,10 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
     - ``"evidence"``: MacKay's evidence, −log E/n per λ. Least squares: closed form with the
       noise precision profiled out, and ``lambda_`` MacKay's fixed point (continuous, not
       restricted to the grid; the grid's best is ``diagnostics["grid_lambda"]``). Other
-      objectives: the Laplace approximation at θ̃(λ), ``lambda_`` the grid's best. See
+      objectives: the Laplace approximation at θ̃(λ), ``lambda_`` the grid's best, the noise
+      precision profiled out when the objective declares a Gaussian loss
+      (:attr:`~ridgelens.objectives.Objective.gaussian_loss`; ``diagnostics["noise_variance"]``),
+      the loss taken as the per-sample negative log-likelihood otherwise. See
       ``ridgelens.select._evidence`` for the formulas and conventions.
     - ``"validation"``: the held-out mean loss of θ̃(λ) (``validation``), then one refit at
       the chosen λ; ``diagnostics["confirm"]`` holds the refit's held-out loss and the gap.
@@ -90,7 +93,7 @@ def select_lambda(objective, lambdas=None, method: str = "gcv", *, validation=No
     """
     if method not in METHODS:
         raise RidgelensError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    if hasattr(objective, "unavailable") and method in ("gcv", "loo", "evidence"):  # streamed least squares
+    if hasattr(objective, "unavailable") and method in ("gcv", "loo"):  # streamed least squares (evidence: Laplace)
         raise objective.unavailable(f"select_lambda(method={method!r})")
     if method in ("validation", "alo") or (method == "evidence" and not isinstance(objective, LeastSquares)):
         return _through_path(objective, lambdas, method, validation, theta_hat, options or {})
@@ -162,12 +165,16 @@ def _check_path_method(objective, method) -> None:
 
 
 def select_on_analysis(objective, res, method: str, *, validation=None, grid_how: str = "given",
-                       tol=None) -> Selection:
+                       tol=None, refit=None) -> Selection:
     """Choose λ on the grid of an analysis already made (``res = analyze(objective, grid, ...)``).
 
     For ``"alo"``, ``"evidence"`` (Laplace) and ``"validation"``: the criterion at every
     θ̃(λ) of ``res.path``, with no new analysis (dense or matrix-free, as ``res`` was made).
     ``validation`` as in :func:`select_lambda`; ``tol`` is the confirming refit's tolerance.
+    ``validation``'s confirmation uses ``res``' refit at the chosen λ when it has one.
+    ``refit``: a callable ``(res, index) -> res`` adding the refit at the chosen λ (e.g. with
+    :func:`ridgelens.pipeline.refit_at`), called once the choice is made and before the
+    confirmation (which then refits nothing more).
     """
     _check_path_method(objective, method)
     val = validation_objective(objective, validation) if method == "validation" else None
@@ -188,8 +195,9 @@ def select_on_analysis(objective, res, method: str, *, validation=None, grid_how
     lam = float(grid[i])
     diagnostics.update(index=i, at_grid_edge=i in (0, grid.size - 1))
     if method == "evidence":
-        diagnostics["mackay_lambda"] = float(res.effective_df[i] / (objective.n_samples
-                                                                    * penalty_norm2(objective, thetas[i])))
+        diagnostics.update(laplace_diagnostics(objective, lam, thetas[i], res.effective_df[i], res.path.penalized))
+    if refit is not None:
+        res = refit(res, i)
     if method == "validation":
-        diagnostics["confirm"] = confirm(objective, val, lam, thetas[i], tol=tol)
+        diagnostics["confirm"] = confirm(objective, val, lam, thetas[i], tol=tol, res=res, index=i)
     return Selection(method=method, lambda_=lam, lambdas=grid, criterion=crit, diagnostics=diagnostics)
