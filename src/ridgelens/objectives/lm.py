@@ -122,6 +122,12 @@ class LMObjective(TorchObjective):
         super().__init__(model, token_cross_entropy, batches, dtype=dtype, unpenalized=unpenalized,
                          eval_mode=eval_mode)
 
+    def _smaller_batches(self) -> str:
+        if self.windows_per_batch > 1:
+            return (f"lower --max-logits (max_logits={self.max_logits}: {self.windows_per_batch} windows of "
+                    f"{self.T} tokens per batch), or give more text")
+        return f"give more text (each batch is already one window of {self.T} tokens)"
+
     # ------------------------------------------------------------------ the model's forward
     def _call(self, model_or_params, x, labels=None, params=None):
         kwargs = {}
