@@ -188,11 +188,13 @@ def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
     assert rel(ref["mlp_thetas"], got["thetas"]) < 1e-6
 
 
-def test_a_sharded_basis_is_checkpointed_per_rank_and_resumed_by_the_same_world_size(tmp_path):
+@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_sharded_basis_is_checkpointed_per_rank_and_resumed_by_the_same_world_size(tmp_path, full):
     """Each rank writes its own slice; rank 0 writes the manifest last; a restart of 2 ranks resumes to the same result.
 
     No rank ever holds another's slice: the shard files hold 6 and 5 of the 11 columns, and the
-    resumed rank 0 loads 6. A corrupted shard is named on every rank; another N is refused.
+    resumed rank 0 loads 6; another N is refused. ``full`` (slow, two more launches): a corrupted
+    shard is named on every rank, and a second restart resumes the Krylov path's own checkpoint.
     """
     import hashlib
 
@@ -215,17 +217,25 @@ def test_a_sharded_basis_is_checkpointed_per_rank_and_resumed_by_the_same_world_
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         rows = torch.load(ck / entry["file"], weights_only=True)["rows"]
         assert {len(v) for v in rows} == {width}
-    shard1 = (ck / "lanczos.rank1-of-2.10.pt").read_bytes()
-    (ck / "lanczos.rank1-of-2.10.pt").write_bytes(shard1[:-1] + bytes([shard1[-1] ^ 1]))
-    for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
-        assert rc == 2 and "the shard lanczos.rank1-of-2.10.pt of rank 1 is corrupted" in text, text[-2000:]
-    (ck / "lanczos.rank1-of-2.10.pt").write_bytes(shard1)
+    if full:
+        shard1 = (ck / "lanczos.rank1-of-2.10.pt").read_bytes()
+        (ck / "lanczos.rank1-of-2.10.pt").write_bytes(shard1[:-1] + bytes([shard1[-1] ^ 1]))
+        for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
+            assert rc == 2 and "the shard lanczos.rank1-of-2.10.pt of rank 1 is corrupted" in text, text[-2000:]
+        (ck / "lanczos.rank1-of-2.10.pt").write_bytes(shard1)
     for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
         assert rc == 0 and "resumed lanczos.pt" in text, text[-2000:]
     got = dict(np.load(tmp_path / "resume_sharded-2.npz"))
     assert got.pop("widths").tolist() == [6] * len(rows)  # rank 0 loaded its own slice only
     for key in ("eigenvalues", "thetas", "df"):
         assert rel(ref[key], got[key]) < 1e-9, (key, rel(ref[key], got[key]))
+    if full:  # run again: the Krylov path's own per-rank checkpoint (its basis V) is resumed too
+        for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
+            assert rc == 0 and "resumed krylov_path.pt" in text, text[-2000:]
+        got = dict(np.load(tmp_path / "resume_sharded-2.npz"))
+        assert set(got.pop("widths").tolist()) == {6}
+        for key in ("eigenvalues", "thetas", "df"):
+            assert rel(ref[key], got[key]) < 1e-9, (key, rel(ref[key], got[key]))
     (rc, text, _), = spawn("resume_sharded", 1, tmp_path, timeout=120)  # another world size: refused
     assert rc == 2 and "written by a run of 2 process(es); this run has 1" in text, text[-2000:]
 
