@@ -349,7 +349,7 @@ def test_a_missing_or_corrupted_shard_is_named(tmp_path):
     import torch
 
     from ridgelens._checkpoint import Checkpoint, file_digest
-    from ridgelens.errors import DataError
+    from ridgelens.errors import DataError, DistributedError
 
     torch.save({"rows": [torch.ones(3)]}, tmp_path / "x.rank0-of-1.4.pt")
     entry = {"file": "x.rank0-of-1.4.pt", "sha256": file_digest(tmp_path / "x.rank0-of-1.4.pt")}
@@ -363,6 +363,9 @@ def test_a_missing_or_corrupted_shard_is_named(tmp_path):
         Checkpoint(tmp_path, "x", {"n": 3}).load()
     (tmp_path / "x.rank0-of-1.4.pt").unlink()
     with pytest.raises(DataError, match=r"the shard x.rank0-of-1.4.pt of rank 0 is missing"):
+        Checkpoint(tmp_path, "x", {"n": 3}).load()
+    torch.save({"signature": {"n": 3, "shard_basis": True}, "shards": [entry]}, tmp_path / "x.pt")
+    with pytest.raises(DistributedError, match=r"written by a run with a sharded basis \(--shard-basis\); resume with"):
         Checkpoint(tmp_path, "x", {"n": 3}).load()
 
 

@@ -97,11 +97,10 @@ class Checkpoint:
                 raise DistributedError(f"checkpoint {self.path} was written by a run of {saved} process(es); this run "
                                        f"has {now}. Restart with the same world size (torchrun --nproc-per-node "
                                        f"{saved}) or use another --checkpoint folder")
-        if isinstance(state, dict) and isinstance(state.get("signature"), dict) and \
-                bool(state["signature"].get("shard_basis")) != bool(self.signature.get("shard_basis")):
-            how = "with" if state["signature"].get("shard_basis") else "without"
-            raise DistributedError(f"checkpoint {self.path} was written by a run {how} a sharded basis "
-                                   f"(--shard-basis); resume {how} it, or use another --checkpoint folder")
+            if bool(state["signature"].get("shard_basis")) != bool(self.signature.get("shard_basis")):
+                how = "with" if state["signature"].get("shard_basis") else "without"
+                raise DistributedError(f"checkpoint {self.path} was written by a run {how} a sharded basis "
+                                       f"(--shard-basis); resume {how} it, or use another --checkpoint folder")
         if not isinstance(state, dict) or state.get("signature") != self.signature:
             raise RidgelensError(
                 f"checkpoint {self.path} belongs to another run ({state.get('signature')}); "
