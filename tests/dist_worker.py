@@ -311,7 +311,7 @@ def scenario_cli_checkpoint(shard, folder):
         deny_writes_under(ck)
     code = cli(["analyze", "--data", "diabetes", "--model", "mlp", "--hidden", "2", "--train-iters", "30",
                 "--batch-size", "100", "--lambdas", "0.1", "--k", "2", "--refit-iters", "20", "--checkpoint", ck,
-                "--out", os.path.join(folder, "out")])
+                "--out", os.path.join(folder, "out"), *os.environ.get("EXTRA_ARGS", "").split()])
     print(f"exit code {code}", flush=True)
     sys.exit(code)
 
@@ -331,7 +331,9 @@ def main():
     except RidgelensError as exc:
         print(f"error: {exc}", flush=True)
         print(f"exited at {time.time()!r}", flush=True)
-        sys.exit(2)
+        # At once: with the process group still up, an interpreter shutdown while a peer leaves too
+        # can abort in gloo's threads ("terminate called without an active exception", SIGABRT).
+        os._exit(2)
     if rank == 0:
         np.savez(os.path.join(folder, f"{scenario}-{world}.npz"), **out)
     if world > 0:

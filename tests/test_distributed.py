@@ -125,6 +125,7 @@ def test_more_ranks_than_batches_or_other_weights_fail_on_every_rank(tmp_path):
         assert rc == 2, text[-2000:]
         first = text.split("first: ")[1].splitlines()[0]
         assert "rank 1 of 2 holds no batch" in first and "larger than the number of batches" in first, first
+        assert "smaller batches (--batch-size" in first, first
         assert "rank 1 has another model" in text.split("error: ")[1], text
 
 
@@ -147,6 +148,18 @@ def test_a_checkpoint_folder_that_rank_0_cannot_write_is_one_error_on_every_rank
         assert rc == 2 and "exit code 2" in text, text[-2000:]
         errors = [line for line in text.splitlines() if line.startswith("ridgelens: error:")]
         assert len(errors) == 1 and "--checkpoint" in errors[0] and "cannot create files" in errors[0], text[-2000:]
+        assert "Traceback" not in text
+    assert not (tmp_path / "out").exists() and list((tmp_path / "ck").iterdir()) == []
+
+
+def test_with_a_sharded_basis_a_folder_that_rank_1_cannot_write_is_one_error_on_every_rank(tmp_path):
+    """With --shard-basis every rank writes its own slice: each checks it can, before any work."""
+    for rc, text, _ in spawn("cli_checkpoint", 2, tmp_path, timeout=120,
+                             env={"NO_WRITE_RANK": "1", "EXTRA_ARGS": "--shard-basis"}):
+        assert rc == 2 and "exit code 2" in text, text[-2000:]
+        errors = [line for line in text.splitlines() if line.startswith("ridgelens: error:")]
+        assert len(errors) == 1 and "--checkpoint" in errors[0] and "rank 1 cannot create files" in errors[0] \
+            and "--shard-basis" in errors[0], text[-2000:]
         assert "Traceback" not in text
     assert not (tmp_path / "out").exists() and list((tmp_path / "ck").iterdir()) == []
 
@@ -175,8 +188,18 @@ def test_a_restarted_job_resumes_to_the_same_result(reference, tmp_path):
     assert rel(ref["mlp_thetas"], got["thetas"]) < 1e-6
 
 
-def test_a_sharded_basis_is_checkpointed_and_resumed_by_the_same_world_size(tmp_path):
-    """Rank 0 writes the basis gathered from both ranks' slices; a restart of 2 ranks resumes to the same result."""
+@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_sharded_basis_is_checkpointed_per_rank_and_resumed_by_the_same_world_size(tmp_path, full):
+    """Each rank writes its own slice; rank 0 writes the manifest last; a restart of 2 ranks resumes to the same result.
+
+    No rank ever holds another's slice: the shard files hold 6 and 5 of the 11 columns, and the
+    resumed rank 0 loads 6; another N is refused. ``full`` (slow, two more launches): a corrupted
+    shard is named on every rank, and a second restart resumes the Krylov path's own checkpoint.
+    """
+    import hashlib
+
+    import torch
+
     sys.path.insert(0, str(HERE))
     import dist_worker
 
@@ -184,17 +207,35 @@ def test_a_sharded_basis_is_checkpointed_and_resumed_by_the_same_world_size(tmp_
     (rc0, text0, _), (rc1, _, _) = spawn("resume_sharded", 2, tmp_path, timeout=120,
                                          env={"DIE_AT": "12", "RIDGELENS_DIST_TIMEOUT": "10"})
     assert rc1 == -9 and rc0 == 2 and "lost rank 1" in text0, text0[-2000:]
-    import torch
-
-    saved = torch.load(tmp_path / "ck" / "lanczos.pt", weights_only=True)  # written at product 10
-    assert saved["signature"]["world_size"] == 2 and saved["nmv"] == 10
-    assert [len(v) for v in saved["rows"]] == [11] * len(saved["rows"])  # full rows: rank 0's 6 + rank 1's 5
+    ck = tmp_path / "ck"
+    saved = torch.load(ck / "lanczos.pt", weights_only=True)  # the manifest, written at product 10
+    assert saved["signature"]["world_size"] == 2 and saved["signature"]["shard_basis"] and saved["nmv"] == 10
+    assert "rows" not in saved and [s["file"] for s in saved["shards"]] == ["lanczos.rank0-of-2.10.pt",
+                                                                            "lanczos.rank1-of-2.10.pt"]
+    for entry, width in zip(saved["shards"], (6, 5), strict=True):
+        data = (ck / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        rows = torch.load(ck / entry["file"], weights_only=True)["rows"]
+        assert {len(v) for v in rows} == {width}
+    if full:
+        shard1 = (ck / "lanczos.rank1-of-2.10.pt").read_bytes()
+        (ck / "lanczos.rank1-of-2.10.pt").write_bytes(shard1[:-1] + bytes([shard1[-1] ^ 1]))
+        for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
+            assert rc == 2 and "the shard lanczos.rank1-of-2.10.pt of rank 1 is corrupted" in text, text[-2000:]
+        (ck / "lanczos.rank1-of-2.10.pt").write_bytes(shard1)
     for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
         assert rc == 0 and "resumed lanczos.pt" in text, text[-2000:]
     got = dict(np.load(tmp_path / "resume_sharded-2.npz"))
-    assert got.pop("widths").tolist() == [11] * len(saved["rows"])
+    assert got.pop("widths").tolist() == [6] * len(rows)  # rank 0 loaded its own slice only
     for key in ("eigenvalues", "thetas", "df"):
         assert rel(ref[key], got[key]) < 1e-9, (key, rel(ref[key], got[key]))
+    if full:  # run again: the Krylov path's own per-rank checkpoint (its basis V) is resumed too
+        for rc, text, _ in spawn("resume_sharded", 2, tmp_path, timeout=120):
+            assert rc == 0 and "resumed krylov_path.pt" in text, text[-2000:]
+        got = dict(np.load(tmp_path / "resume_sharded-2.npz"))
+        assert set(got.pop("widths").tolist()) == {6}
+        for key in ("eigenvalues", "thetas", "df"):
+            assert rel(ref[key], got[key]) < 1e-9, (key, rel(ref[key], got[key]))
     (rc, text, _), = spawn("resume_sharded", 1, tmp_path, timeout=120)  # another world size: refused
     assert rc == 2 and "written by a run of 2 process(es); this run has 1" in text, text[-2000:]
 
@@ -301,3 +342,49 @@ def test_a_checkpoint_of_two_ranks_is_refused_by_one_process(tmp_path):
     torch.save({"signature": {"lambda": 0.1, "world_size": 2}, "theta": torch.zeros(3)}, tmp_path / "refit_0.pt")
     with pytest.raises(DistributedError, match=r"written by a run of 2 process\(es\); this run has 1"):
         Checkpoint(tmp_path, "refit_0", {"lambda": 0.1}).load()
+
+
+def test_a_missing_or_corrupted_shard_is_named(tmp_path):
+    """The manifest's shard list is checked file by file (here rank 0 of a one-rank manifest)."""
+    import torch
+
+    from ridgelens._checkpoint import Checkpoint, file_digest
+    from ridgelens.errors import DataError, DistributedError
+
+    torch.save({"rows": [torch.ones(3)]}, tmp_path / "x.rank0-of-1.4.pt")
+    entry = {"file": "x.rank0-of-1.4.pt", "sha256": file_digest(tmp_path / "x.rank0-of-1.4.pt")}
+    torch.save({"signature": {"n": 3}, "nmv": 4, "shards": [entry]}, tmp_path / "x.pt")
+    (tmp_path / "x.rank0-of-1.2.pt").write_bytes(b"stale")  # left by a run killed while saving
+    state = Checkpoint(tmp_path, "x", {"n": 3}).load()
+    assert state["nmv"] == 4 and torch.equal(state["rows"][0], torch.ones(3))
+    assert not (tmp_path / "x.rank0-of-1.2.pt").exists()
+    (tmp_path / "x.rank0-of-1.4.pt").write_bytes(b"other bytes")
+    with pytest.raises(DataError, match=r"the shard x.rank0-of-1.4.pt of rank 0 is corrupted"):
+        Checkpoint(tmp_path, "x", {"n": 3}).load()
+    (tmp_path / "x.rank0-of-1.4.pt").unlink()
+    with pytest.raises(DataError, match=r"the shard x.rank0-of-1.4.pt of rank 0 is missing"):
+        Checkpoint(tmp_path, "x", {"n": 3}).load()
+    torch.save({"signature": {"n": 3, "shard_basis": True}, "shards": [entry]}, tmp_path / "x.pt")
+    with pytest.raises(DistributedError, match=r"written by a run with a sharded basis \(--shard-basis\); resume with"):
+        Checkpoint(tmp_path, "x", {"n": 3}).load()
+
+
+def test_a_rank_without_a_batch_is_told_the_setting_of_its_model_kind(world_of_one, monkeypatch):
+    """Batches come from --batch-size for a torch model, from --max-logits (windows per batch) for an LM."""
+    import torch
+
+    import ridgelens as rl
+    from ridgelens import _distributed as dist
+    from ridgelens.errors import DataError
+    from ridgelens.lm import ByteTransformer, LMConfig
+    from ridgelens.objectives.lm import LMObjective
+
+    with pytest.raises(DataError, match=r"rank 0 of 1 holds no batch.*use smaller batches \(--batch-size"):
+        rl.TorchObjective(torch.nn.Linear(2, 1).double(), torch.nn.functional.mse_loss, [])
+    monkeypatch.setattr(dist, "shard", lambda items: [])  # as rank 1 of more ranks than batches
+    net = ByteTransformer(LMConfig(layers=1, width=4, heads=1, context=4)).double()
+    windows = torch.arange(40).reshape(8, 5)
+    with pytest.raises(DataError, match=r"holds no batch.*lower --max-logits \(max_logits=3072: 3 windows"):
+        LMObjective(net, windows, max_logits=3 * 4 * 256, shard=True)
+    with pytest.raises(DataError, match=r"holds no batch.*give more text \(each batch is already one window"):
+        LMObjective(net, windows, max_logits=4 * 256, shard=True)

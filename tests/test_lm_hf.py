@@ -4,6 +4,7 @@ import json
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -125,3 +126,37 @@ def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsy
 def test_python_loader_errors_are_typed(tmp_path):
     with pytest.raises(DataError, match=r"config\.json"):
         load_hf_checkpoint(tmp_path)
+
+
+@pytest.mark.slow
+def test_torchrun_hf_checkpoint_writes_what_one_process_writes(checkpoint, tmp_path):
+    """``torchrun --nproc-per-node 2 -m ridgelens analyze --model hf:DIR``: the numbers of one process, to 1e-6.
+
+    The 8 windows of 8 tokens go 2 to a batch (--max-logits 4096), 2 batches per rank.
+    """
+    from test_distributed import one_and_torchrun
+    from test_distributed_lm import numbers
+
+    args = ["analyze", "--model", f"hf:{checkpoint}", "--text", str(TEXT), "--context", "8", "--tokens", "64",
+            "--lambdas", "0.1,1", "--k", "2", "--subsamples", "0", "--max-logits", "4096"]
+    out, _ = one_and_torchrun(args, tmp_path)
+    assert out.count("wrote ") == 1 and "(2 ranks)" in out  # rank 0 alone prints and writes
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    assert (a["n_ranks"], b["n_ranks"], a["n_batches"], b["n_batches"]) == (1, 2, 4, 2)
+    assert b["model"]["kind"] == "hugging face causal LM" and a["n_tokens"] == b["n_tokens"] == 64
+    assert a["n_val_tokens"] == b["n_val_tokens"] == 16  # one batch, held whole by each rank: counted once
+    x, y = numbers(a), numbers(b)
+    assert set(x) == set(y)
+    # The smallest Ritz values come from Lanczos runs stopped at a loose tolerance in the Gauss-Newton
+    # matrix's near-null cluster: each is compared within its residual ‖Cq − σq‖ (as for the byte LM).
+    low = {k: k.replace("_eigenvalues.", "_residuals.") for k in x if ".most_negative_eigenvalues." in k}
+    low["analyses.ggn.min_eigenvalue"] = "curvature.ggn.most_negative_residuals.0"  # the same Ritz value
+    for key, res in low.items():
+        assert abs(x[key] - y[key]) <= x[res] + y[res], (key, x[key], y[key], x[res], y[res])
+    compared = [k for k in x if not k.endswith("seconds") and k not in ("n_ranks", "n_batches")
+                and k not in low and "_residuals." not in k and not k.startswith("settings.")]
+    assert len(low) >= 2 and len(compared) > 20
+    for key in compared:
+        assert np.isnan(x[key]) == np.isnan(y[key]), key
+        if not np.isnan(x[key]):
+            assert abs(x[key] - y[key]) <= 1e-6 * max(abs(x[key]), 1e-12), (key, x[key], y[key])

@@ -286,11 +286,11 @@ def shard(items: list) -> list:
     return list(items)[rank::size]
 
 
-def global_count(batches, count_local, device) -> int:
+def global_count(batches, count_local, device, smaller="use smaller batches (--batch-size)") -> int:
     """The number of samples over every rank's shard; ``count_local()`` counts (and checks) this rank's.
 
     A rank without a batch (more ranks than batches) and a rank whose batches are malformed
-    raise on every rank.
+    raise on every rank; ``smaller`` says how this objective gets more batches out of its data.
     """
     if not is_distributed():
         return count_local()
@@ -302,8 +302,7 @@ def global_count(batches, count_local, device) -> int:
         check_device(device)
         if next(iter(batches), None) is None:
             raise DataError(f"rank {rank} of {size} holds no batch: the world size {size} is larger than the "
-                            "number of batches; launch at most as many ranks as there are batches, or use "
-                            "smaller batches")
+                            f"number of batches; launch at most as many ranks as there are batches, or {smaller}")
         return count_local()
 
     return int(sum(agree(local, "count of the samples")))

@@ -47,9 +47,10 @@ def session():
 def run_sharded(args, lam, run) -> None:
     """``run(args, lam, out)`` on every rank; rank 0 alone prints and writes (``out`` is its staging folder).
 
-    The output and checkpoint folders are checked by rank 0 before any work and a refusal
-    reaches every rank; the others compute with ``out=None`` and wait at a barrier while rank
-    0 moves the outputs into place.
+    The output and checkpoint folders are checked by rank 0 before any work (with
+    ``--shard-basis`` every rank then checks it can write ``--checkpoint``: each writes its
+    own slice there) and a refusal reaches every rank; the others compute with ``out=None``
+    and wait at a barrier while rank 0 moves the outputs into place.
     """
     from ridgelens.cli._output import checked_path, prepare_checkpoint, remove_empty, staged_folder
 
@@ -66,6 +67,11 @@ def run_sharded(args, lam, run) -> None:
     try:
         with stack:
             out = dist.agree(enter, "check of --out and --checkpoint")[dist.world()[0]]
+            if getattr(args, "shard_basis", False) and getattr(args, "checkpoint", None) is not None:
+                from ridgelens._checkpoint import check_writable
+
+                # Every rank writes its own slice of the basis there: each must be able to.
+                dist.agree(lambda: check_writable(args.checkpoint), "check that every rank can write --checkpoint")
             with dist.quiet_unless_rank0(), dist.sharded_bases(bool(getattr(args, "shard_basis", False))):
                 written = run(args, lam, out)
     except BaseException:

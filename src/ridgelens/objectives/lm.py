@@ -100,6 +100,7 @@ class LMObjective(TorchObjective):
         self.max_logits = int(max_logits)
         self._unpenalized = tuple(unpenalized)
         self._shard = bool(shard)
+        self._replicated = False  # every rank holds all of these windows (set by on())
         self.windows = w
         self.T = w.shape[1] - 1
         self.context = context if context is not None else model_context(model)
@@ -121,6 +122,12 @@ class LMObjective(TorchObjective):
             batches = dist.shard(batches)
         super().__init__(model, token_cross_entropy, batches, dtype=dtype, unpenalized=unpenalized,
                          eval_mode=eval_mode)
+
+    def _smaller_batches(self) -> str:
+        if self.windows_per_batch > 1:
+            return (f"lower --max-logits (max_logits={self.max_logits}: {self.windows_per_batch} windows of "
+                    f"{self.T} tokens per batch), or give more text")
+        return f"give more text (each batch is already one window of {self.T} tokens)"
 
     # ------------------------------------------------------------------ the model's forward
     def _call(self, model_or_params, x, labels=None, params=None):
@@ -184,8 +191,12 @@ class LMObjective(TorchObjective):
     # ------------------------------------------------------------------ LM helpers
     @property
     def n_tokens(self) -> int:
-        """Predicted tokens the mean is over (windows × T; every rank's windows under a process group)."""
-        return self.n_samples * self.T
+        """Predicted tokens the mean is over (windows × T; every rank's windows under a process group).
+
+        Windows that every rank holds whole (:meth:`on` with ``shard=False``) count once: the
+        all-reduced count is N times theirs.
+        """
+        return self.n_samples // (dist.world()[1] if self._replicated else 1) * self.T
 
     def perplexity(self, theta) -> float:
         """``exp R(θ)``: the perplexity per token on these windows."""
@@ -202,8 +213,10 @@ class LMObjective(TorchObjective):
         if shard is None:
             batches = -(-torch.as_tensor(windows).shape[0] // self.windows_per_batch)
             shard = self._shard and batches >= dist.world()[1]
-        return LMObjective(self.model, windows, max_logits=self.max_logits, context=self.context, dtype=self.dtype,
-                           unpenalized=self._unpenalized, shard=shard)
+        obj = LMObjective(self.model, windows, max_logits=self.max_logits, context=self.context, dtype=self.dtype,
+                          unpenalized=self._unpenalized, shard=shard)
+        obj._replicated = not shard and dist.is_distributed()
+        return obj
 
     def product_options(self, kind: str) -> dict:
         """Operator options that keep every product within ``max_logits`` logits.

@@ -135,7 +135,7 @@ class TorchObjective(Objective):
         with torch.no_grad():
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
         # Under a process group: n over every rank's shard, one model on every rank, a joint fingerprint.
-        self._n = dist.global_count(self.batches, self._count_samples, self.device)
+        self._n = dist.global_count(self.batches, self._count_samples, self.device, self._smaller_batches())
         self._fingerprint = None
         if dist.is_distributed():
             dist.check_model(self._names, self._shapes, self.dtype, self.theta0)
@@ -152,6 +152,10 @@ class TorchObjective(Objective):
         probe_objective(self)
 
     # ----------------------------------------------------------------- plumbing
+    def _smaller_batches(self) -> str:
+        """How to get more batches out of the same data (for the error of a rank that holds none)."""
+        return "use smaller batches (--batch-size; cut the data into more batches)"
+
     def _count_samples(self) -> int:
         n = 0
         for k, batch in enumerate(self.batches):

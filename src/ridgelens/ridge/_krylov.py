@@ -200,7 +200,7 @@ def _shifted_lanczos(mv, n, start, lam, *, tol, max_steps, ck, progress, device,
         basis.append(w.div_(beta))
         ck.maybe_save(nmv, lambda T=T, nmv=nmv, beta=beta: {
             "V": basis.state_dict()["rows"], "T": torch.from_numpy(T.copy()), "nmv": nmv, "beta0": beta0,
-            "beta": beta, **(extra_state() if extra_state is not None else {})}, collective=basis.sharded)
+            "beta": beta, **(extra_state() if extra_state is not None else {})}, local=("V",) if basis.sharded else ())
     bar.close()
     return {"Y": Y, "valid": valid, "t": t, "res": res, "conv": conv, "nmv": nmv, "basis": basis, "m": T.shape[0],
             "T": T, "beta0": beta0, "beta": beta, "tol": tol}

@@ -331,7 +331,8 @@ class ShardedLanczosBasis(LanczosBasis):
     The base class' methods run unchanged on the slices (it is built with ``n`` = this rank's
     width); inner products and norms are all-reduced, :meth:`full` all-gathers rows. Every
     rank runs the same recurrence on the same all-reduced products, so the coefficients, and
-    the results, are those of the unsharded basis up to rounding.
+    the results, are those of the unsharded basis up to rounding. Its ``state_dict`` holds this
+    rank's slices only: a checkpoint writes one file per rank (:class:`~ridgelens._checkpoint.Checkpoint`).
     """
 
     sharded = True
@@ -375,29 +376,6 @@ class ShardedLanczosBasis(LanczosBasis):
 
         return orthogonalize_blocks_(w, [blk for _, blk in self.parts(m)],
                                      reduce=lambda h: dist.all_reduce_sum(h, "basis inner products all-reduce"))
-
-    def state_dict(self) -> dict:
-        """For a checkpoint: every rank's slices gathered to rank 0 as full rows on the CPU.
-
-        A collective (every rank calls it); the other ranks get no rows. The state has the
-        layout of an unsharded basis' state; rank 0 holds the full rows while it is written.
-        """
-        import torch.distributed as tdist
-
-        from ridgelens import _distributed as dist
-
-        pad = torch.zeros(self._size, self.chunk, device=self.device, dtype=self.dtype)
-        pad[:, : self.n] = self.stacked()
-        parts = [torch.empty_like(pad) for _ in range(dist.world()[1])] if dist.is_rank0() else None
-        dist._collective("checkpoint gather of the basis slices",
-                         lambda: tdist.gather(pad, parts, dst=0, async_op=True))
-        if parts is None:
-            return {"rows": []}
-        return {"rows": list(torch.cat(parts, dim=1)[:, : self.global_n].cpu().unbind(0))}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Keep this rank's slice of each full row of a checkpoint."""
-        super().load_state_dict({"rows": [self.local(v) for v in state["rows"]]})
 
 
 def new_basis(n: int, device, dtype, **kw) -> LanczosBasis:

@@ -153,7 +153,7 @@ def _thick_restart(mv, n, k, which, tol, ncv, max_matvecs, seed, ck, progress, s
                 basis.set_size(ncv + 1)
                 ck.maybe_save(nmv, lambda j=j, nmv=nmv, beta=beta: {**basis.state_dict(), "T": T.clone(),
                                                                      "j": j + 1, "nmv": nmv, "beta": beta},
-                              collective=basis.sharded)
+                              local=("rows",) if basis.sharded else ())
         if stop:
             break
         # Thick restart: keep the wanted Ritz vectors and the next best, then the residual direction.
