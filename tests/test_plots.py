@@ -237,3 +237,18 @@ def test_rel_error_plot_without_any_valid_lambda_says_so():
     fig.savefig(io.BytesIO(), format="png")  # log axes with no positive data would raise here
     assert drawn["line"] is None and "no λ" in ax.texts[0].get_text()
     np.testing.assert_array_equal(drawn["missing"], [0.01, 0.1])  # marked, not dropped
+
+
+def test_rel_error_plot_counts_lambdas_never_refitted_and_marks_only_failures():
+    """A default grid refits only its chosen λ: the others are counted in the legend, not marked ×."""
+    from types import SimpleNamespace
+
+    lam = np.array([0.01, 0.1, 1.0, 10.0])
+    refit = np.full((4, 3), np.nan)
+    refit[1] = [1.0, 2.0, 3.0]  # refitted, error finite
+    refit[2] = [1.0, 2.0, 3.0]  # refitted, prediction invalid: error NaN
+    err = np.array([np.nan, 0.2, np.nan, np.nan])
+    ax = Figure().add_subplot()
+    drawn = plot_rel_error(SimpleNamespace(lambdas=lam, rel_error=err, refit=refit), ax=ax)
+    np.testing.assert_array_equal(drawn["missing"], [1.0])
+    assert "not refitted: 2 of 4 λ" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -103,8 +103,9 @@ def plot_rel_error(analysis, *, ax=None, rounding: float = ROUNDING):
 
     Errors at or below ``rounding`` are not a trend: when every error is, the panel says
     "exact to rounding" and draws them as points in a band, without a line. λ whose
-    prediction is invalid (σ + λ ≤ 0) or whose refit is missing are marked along the bottom
-    (×), and refits that did not converge are drawn as open markers.
+    prediction is invalid (σ + λ ≤ 0) or whose refit failed are marked along the bottom (×),
+    refits that did not converge are drawn as open markers, and λ never refitted (a default
+    grid refits only the chosen λ) are counted in the legend, not marked.
 
     Returns ``{"line", "exact", "missing", "not_converged"}`` (``exact``: every shown error
     is rounding; ``missing``: the λ marked ×).
@@ -115,7 +116,10 @@ def plot_rel_error(analysis, *, ax=None, rounding: float = ROUNDING):
         raise ValueError("the analysis has no refit; run analyze(..., refit=True)")
     pos = lam > 0
     ok = pos & np.isfinite(err)
-    missing = lam[pos & ~np.isfinite(err)]
+    refit = getattr(analysis, "refit", None)  # rows all NaN: never refitted (a default grid refits only its choice)
+    skipped = (np.isnan(np.asarray(refit, dtype=np.float64)).all(axis=1) if refit is not None
+               else np.zeros(lam.size, dtype=bool))
+    missing = lam[pos & ~np.isfinite(err) & ~skipped]
     conv = getattr(analysis, "refit_converged", None)
     conv = np.ones(lam.size, dtype=bool) if conv is None else np.asarray(conv, dtype=bool)
     exact = bool(ok.any()) and bool(np.all(err[ok] <= rounding))
@@ -143,6 +147,8 @@ def plot_rel_error(analysis, *, ax=None, rounding: float = ROUNDING):
     if missing.size:
         ax.scatter(missing, np.full(missing.size, 0.03), marker="x", color="k", s=40, zorder=6, clip_on=False,
                    transform=ax.get_xaxis_transform(), label="no valid prediction or refit")
+    if skipped.any():
+        ax.plot([], [], " ", label=f"not refitted: {int(skipped.sum())} of {lam.size} λ")
     if not pos.any():
         ax.text(0.5, 0.5, "no λ > 0 to draw on a log axis", ha="center", va="center", transform=ax.transAxes)
     elif not ok.any():
