@@ -211,6 +211,9 @@ def test_bad_curvature_inputs_are_named():
         rl.spectral_density(np.eye(3), n_probes=2.5)
     with pytest.raises(rl.RidgelensError, match="bandwidth must be a positive"):
         rl.spectral_density(np.eye(3), bandwidth=-1.0)
+    for bad in (0.0, -1.0, float("nan"), "x"):  # the density built from nodes (and from a results file) too
+        with pytest.raises(rl.RidgelensError, match="bandwidth must be a positive"):
+            rl.SpectralDensity.from_nodes([1.0, 2.0], [0.5, 0.5], n=2, bandwidth=bad)
 
 
 @settings(max_examples=25, deadline=None)
