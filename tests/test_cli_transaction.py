@@ -238,6 +238,9 @@ def results_json(finished):
     (lambda d: d.update(lambdas=[None, 0.1]), "lambdas[0] is null"),
     (lambda d: d.update(lambdas=[0.01, True]), "lambdas[1] is true"),
     (lambda d: d.update(lambdas=[]), "'lambdas' must be a non-empty list"),
+    # A density of bandwidth 0 (or < 0) was drawn: NaN (or negative) on a reversed grid, exit 0.
+    (lambda d: d.update(density={"nodes": [0.5, 1.0], "weights": [0.5, 0.5], "bandwidth": 0.0}),
+     "bandwidth must be a positive number, got 0.0"),
 ])
 def test_explore_refuses_bad_lambdas(tmp_path, capsys, results_json, edit, needle):
     d = json.loads(json.dumps(results_json))
