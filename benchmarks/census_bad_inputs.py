@@ -280,6 +280,10 @@ def torch_api_cases():
         "a one-shot generator of batches": (
             lambda: rl.TorchObjective(lin, F.mse_loss, iter(batches(X, Y))), "re-iterable"),
         "hessian(None, θ)": (lambda: rl.hessian(None, np.zeros(3)), "objective"),
+        "analyze(None, λ)": (lambda: rl.analyze(None, [0.1]), "objective"),
+        "a closed-form Hessian at a θ of the wrong shape": (
+            lambda: rl.hessian(rl.Logistic(X.numpy()[:, :2], (Y.numpy()[:, 0] > 0).astype(float)), np.zeros(2)),
+            "shape (3,)"),
         "a 0×0 matrix": (lambda: rl.eigen(np.zeros((0, 0))), "0×0"),
         "a non-integer number of probes": (lambda: rl.spectral_density(np.eye(5), n_probes=2.5), "n_probes"),
         "bandwidth 0 of a density from nodes": (
