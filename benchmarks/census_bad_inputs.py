@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import sys
 import tempfile
 import warnings
@@ -189,6 +190,35 @@ for mode in ["garbage", "truncated"]:
     case(_ck)
 
 
+
+@case
+def csv_duplicate_target_name(root):  # `a,a,c,y --target a` took the first `a`
+    (root / "d.csv").write_text("a,a,c,y\n1,2,3,4\n2,3,4,5\n3,1,2,2\n")
+    return cli(["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "linear", "--target", "a",
+                "--lambdas", "0.1", "--out", str(root / "out")], root)
+
+
+@case
+def checkpoint_is_a_file(root):
+    (root / "d.csv").write_text(CSV)
+    (root / "ck").write_text("x")
+    return cli(["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "mlp", "--hidden", "2",
+                "--checkpoint", str(root / "ck"), "--lambdas", "0.1", "--out", str(root / "out")], root)
+
+
+@case
+def explore_negative_and_null_lambda(root):
+    from sklearn.datasets import load_diabetes
+
+    rl.analyze(rl.LeastSquares(*load_diabetes(return_X_y=True)), [0.1, 1.0]).to_json(root / "r.json")
+    results = []
+    for bad in (-1.0, None):
+        d = json.loads((root / "r.json").read_text())
+        d["lambdas"][0] = bad
+        (root / "b.json").write_text(json.dumps(d))
+        results.append(cli(["explore", str(root / "b.json"), "--out", str(root / "p.html")], root))
+    return all(ok for ok, _ in results), results[-1][1]
+
 @case
 def explore_nested(root):
     (root / "r.json").write_text("[" * 100000 + "]" * 100000)
@@ -250,12 +280,29 @@ def torch_api_cases():
         "a one-shot generator of batches": (
             lambda: rl.TorchObjective(lin, F.mse_loss, iter(batches(X, Y))), "re-iterable"),
         "hessian(None, θ)": (lambda: rl.hessian(None, np.zeros(3)), "objective"),
+        "analyze(None, λ)": (lambda: rl.analyze(None, [0.1]), "objective"),
+        "a closed-form Hessian at a θ of the wrong shape": (
+            lambda: rl.hessian(rl.Logistic(X.numpy()[:, :2], (Y.numpy()[:, 0] > 0).astype(float)), np.zeros(2)),
+            "shape (3,)"),
         "a 0×0 matrix": (lambda: rl.eigen(np.zeros((0, 0))), "0×0"),
         "a non-integer number of probes": (lambda: rl.spectral_density(np.eye(5), n_probes=2.5), "n_probes"),
+        "bandwidth 0 of a density from nodes": (
+            lambda: rl.SpectralDensity.from_nodes([1.0, 2.0], [0.5, 0.5], n=2, bandwidth=0.0), "bandwidth"),
+        "to_json on a directory": (
+            lambda: rl.analyze(rl.LeastSquares(X.numpy(), Y.numpy()[:, 0]), [0.1]).to_json(Path.cwd()), "directory"),
+        "a Lanczos checkpoint of another operator without a fingerprint": (_other_operator_checkpoint, "another run"),
         "a garbage checkpoint file (API)": (lambda: _bad_checkpoint(b"garbage" * 9), "corrupted"),
         "a truncated checkpoint file (API)": (lambda: _bad_checkpoint(None), "corrupted"),
     }
 
+
+
+def _other_operator_checkpoint():
+    import scipy.sparse.linalg as sla
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for diag in (np.arange(1.0, 51.0), np.arange(100.0, 0.0, -2.0)):
+            rl.eigen(sla.aslinearoperator(np.diag(diag)), k=3, method="lanczos", checkpoint=tmp, progress=False)
 
 def _bad_checkpoint(blob):
     from ridgelens._checkpoint import Checkpoint

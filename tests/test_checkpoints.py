@@ -26,6 +26,50 @@ def test_schur_path_checkpoint_of_another_mask_of_the_same_size_is_refused(tmp_p
         krylov_schur_path(rl.SchurComplementOperator(H, m2), theta, lam, tol=1e-10, checkpoint=tmp_path)
 
 
+
+class _HvpOnly:
+    """A NumPy objective with only ``hvp`` (no closed form, no fingerprint): H = XᵀX / n."""
+
+    def __init__(self, X):
+        self.X, self.n_params = X, X.shape[1]
+
+    def hvp(self, theta, v):
+        return self.X.T @ (self.X @ v) / len(self.X)
+
+
+def test_checkpoint_of_an_operator_that_cannot_name_itself_is_refused_for_another(tmp_path):
+    """A scipy LinearOperator, or an hvp-only objective at the same θ with other data: same size, no
+    fingerprint. Lanczos and the Krylov path resumed the other operator's state (top eigenvalues
+    99.995, 97.9, 96.0 of diag(2, …, 100), flagged converged); now it is refused, and the same
+    operator still resumes to its dense eigenvalues."""
+    import scipy.sparse.linalg as sla
+
+    d = np.arange(1.0, 51.0)
+    one, other = (sla.aslinearoperator(np.diag(v)) for v in (d, 2 * d[::-1]))
+    opts = dict(k=3, method="lanczos", progress=False)
+    rl.eigen(one, checkpoint=tmp_path / "a", **opts)
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):
+        rl.eigen(other, checkpoint=tmp_path / "a", **opts)
+    again = rl.eigen(one, checkpoint=tmp_path / "a", **opts)
+    np.testing.assert_allclose(np.sort(again.eigenvalues), d[-3:], rtol=1e-8)
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(60, 20))
+    theta, lam = rng.normal(size=20), np.array([1e-2, 1.0])
+    rl.ridge_path(rl.hessian(_HvpOnly(X), theta), theta, lam, method="krylov", checkpoint=tmp_path / "b")
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):
+        rl.ridge_path(rl.hessian(_HvpOnly(X[::-1] * 1.5), theta), theta, lam, method="krylov",
+                      checkpoint=tmp_path / "b")
+
+    # A Schur complement of such an H: known by H's product and the mask.
+    from ridgelens.ridge._krylov import krylov_schur_path
+
+    mask = np.arange(50) % 7 != 0
+    krylov_schur_path(rl.SchurComplementOperator(rl.as_operator(one), mask), d, lam, checkpoint=tmp_path / "c")
+    with pytest.raises(rl.RidgelensError, match="belongs to another run"):
+        krylov_schur_path(rl.SchurComplementOperator(rl.as_operator(other), mask), d, lam, checkpoint=tmp_path / "c")
+
+
 def test_checkpoints_of_another_point_are_refused(tmp_path, small_mlp):
     """Same sizes and options, another θ: neither Lanczos nor the Krylov path may resume from it."""
     obj = small_mlp[3]

@@ -238,6 +238,9 @@ def results_json(finished):
     (lambda d: d.update(lambdas=[None, 0.1]), "lambdas[0] is null"),
     (lambda d: d.update(lambdas=[0.01, True]), "lambdas[1] is true"),
     (lambda d: d.update(lambdas=[]), "'lambdas' must be a non-empty list"),
+    # A density of bandwidth 0 (or < 0) was drawn: NaN (or negative) on a reversed grid, exit 0.
+    (lambda d: d.update(density={"nodes": [0.5, 1.0], "weights": [0.5, 0.5], "bandwidth": 0.0}),
+     "bandwidth must be a positive number, got 0.0"),
 ])
 def test_explore_refuses_bad_lambdas(tmp_path, capsys, results_json, edit, needle):
     d = json.loads(json.dumps(results_json))
@@ -353,3 +356,24 @@ def test_numerical_warnings_are_printed_not_swallowed(tmp_path, capsys, monkeypa
     assert code == 0, err
     assert "ridgelens: warning: RuntimeWarning: overflow encountered in exp" in err
     assert "deprecated" not in err and err.count("\n") == 1
+
+
+def test_a_run_killed_with_sigkill_leaves_a_staging_folder_the_next_run_removes(tmp_path, capsys):
+    # SIGKILL cannot be caught; its staging folder (named with host and pid) is removed by the next run
+    # beside it once that process is gone. A live process's and another host's are kept.
+    from ridgelens._io import owner_prefix
+
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "results.json").write_text('{"old": true}')
+    proc = _start(tmp_path)
+    _wait_for(lambda: any(p.name.startswith(".ridgelens-tmp-") for p in tmp_path.iterdir()), proc, "staging began")
+    proc.kill()
+    proc.communicate(timeout=60)
+    stale = [p.name for p in tmp_path.iterdir() if p.name.startswith(".ridgelens-tmp-")]
+    assert len(stale) == 1 and (tmp_path / "o" / "results.json").read_text() == '{"old": true}'
+    live, foreign = tmp_path / f"{owner_prefix()}live", tmp_path / ".ridgelens-tmp-ffffff-1-other-host"
+    live.mkdir()
+    foreign.mkdir()
+    code, _, err = run(capsys, *LINEAR, "--lambdas", "0.1", "--out", tmp_path / "o", "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o", live.name, foreign.name])

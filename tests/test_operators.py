@@ -201,6 +201,12 @@ def test_bad_curvature_inputs_are_named():
         rl.eigen(np.zeros((0, 0)))
     with pytest.raises(rl.RidgelensError, match="None"):
         rl.hessian(None, np.zeros(2))
+    with pytest.raises(rl.RidgelensError, match="None"):
+        rl.analyze(None, [0.1])  # was AttributeError: 'NoneType' object has no attribute 'minimize'
+    logistic = rl.Logistic(np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.5]]), np.array([0, 1, 1, 0]))
+    for theta in (np.zeros(2), np.zeros((3, 1)), "x"):  # a closed-form Hessian at a θ of the wrong shape
+        with pytest.raises(rl.RidgelensError, match=r"theta must (have shape \(3,\)|be 3 numbers)"):
+            rl.hessian(logistic, theta)  # was NumPy's ValueError (matmul, broadcast, float)
     with pytest.raises(rl.RidgelensError, match="sizes 3 and 4"):
         rl.DenseOperator(np.eye(3)) + rl.DenseOperator(np.eye(4))
     with pytest.raises(rl.RidgelensError, match="one device and dtype"):
@@ -211,6 +217,9 @@ def test_bad_curvature_inputs_are_named():
         rl.spectral_density(np.eye(3), n_probes=2.5)
     with pytest.raises(rl.RidgelensError, match="bandwidth must be a positive"):
         rl.spectral_density(np.eye(3), bandwidth=-1.0)
+    for bad in (0.0, -1.0, float("nan"), "x"):  # the density built from nodes (and from a results file) too
+        with pytest.raises(rl.RidgelensError, match="bandwidth must be a positive"):
+            rl.SpectralDensity.from_nodes([1.0, 2.0], [0.5, 0.5], n=2, bandwidth=bad)
 
 
 @settings(max_examples=25, deadline=None)

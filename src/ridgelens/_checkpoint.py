@@ -193,3 +193,20 @@ def operator_fingerprint(op) -> str | None:
     if theta is None and mask is None:
         return None
     return digest(theta, mask)
+
+
+def operator_key(op, folder) -> str | None:
+    """What a checkpoint of ``op``'s Krylov state must match: ``op.fingerprint()`` (None without a ``folder``).
+
+    An operator that cannot say what it is (a user's ``LinearOperator``, function or ``hvp``
+    objective: fingerprint None) is known by its product with a seeded random vector (one
+    product), so a checkpoint of another operator of the same size is refused, not resumed.
+    """
+    fp = None if folder is None else op.fingerprint()
+    if folder is None or fp is not None:
+        return fp
+    base = getattr(op, "base", None)  # a Schur complement: H's product (S's would first form H_uu) and the mask
+    target = op if base is None else base
+    v = torch.randn(target.n, generator=torch.Generator().manual_seed(20260), dtype=torch.float64)
+    product = target.matvec(v.to(device=target.device, dtype=target.dtype))
+    return "product " + digest(product, None if base is None else getattr(op, "penalized", None))

@@ -2,13 +2,18 @@
 
 Temporary entries are named ``.ridgelens-tmp-…`` (short, whatever the target's name, so a
 name at the file system's limit still works) and live beside their target, on the same
-file system, so that the final ``rename`` is one atomic step.
+file system, so that the final ``rename`` is one atomic step. Their names carry this host and
+process (:func:`owner_prefix`): a process killed with SIGKILL cannot remove its own, so the
+next write beside them does, once that process is gone (:func:`remove_stale`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -16,6 +21,46 @@ import numpy as np
 
 #: Prefix of every temporary file or folder ridgelens creates beside an output.
 TMP_PREFIX = ".ridgelens-tmp-"
+
+
+def _host_prefix() -> str:
+    return f"{TMP_PREFIX}{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]}-"
+
+
+def owner_prefix() -> str:
+    """``.ridgelens-tmp-<host digest>-<pid>-``: how this process names its temporary entries."""
+    return f"{_host_prefix()}{os.getpid()}-"
+
+
+def remove_stale(folder) -> None:
+    """Remove the temporary entries in ``folder`` of ridgelens processes of this host that no longer run.
+
+    What a run killed with SIGKILL (or the OOM killer) left behind. Another host's entries (a
+    shared file system) and those of a live process are kept: only their owner may remove them.
+    """
+    prefix = _host_prefix()
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for e in entries:
+        pid = e.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            shutil.rmtree(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -30,7 +75,8 @@ def atomic_write_with(path, write) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".tmp", dir=path.parent)
+    remove_stale(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=owner_prefix(), suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:

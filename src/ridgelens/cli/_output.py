@@ -21,7 +21,14 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ridgelens._io import TMP_PREFIX, _umask, atomic_write_bytes, fsync_dir, fsync_tree
+from ridgelens._io import (
+    _umask,
+    atomic_write_bytes,
+    fsync_dir,
+    fsync_tree,
+    owner_prefix,
+    remove_stale,
+)
 from ridgelens._table import table  # noqa: F401  (re-exported: the commands print their tables with it)
 from ridgelens.cli._signals import critical
 from ridgelens.errors import OutputError
@@ -136,7 +143,7 @@ def prepare_checkpoint(raw, out: Path) -> list[Path]:
 def probe(folder: Path, option: str, what: str) -> None:
     """Create and remove a temporary folder in ``folder``; an OutputError if that fails."""
     try:
-        tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=folder)
+        tmp = tempfile.mkdtemp(prefix=owner_prefix(), dir=folder)
         os.rmdir(tmp)
     except OSError as exc:
         raise OutputError(f"{option}: {what} ({_reason(exc)})") from None
@@ -164,8 +171,9 @@ def staged_folder(raw, *, overwrite: bool = False, option: str = "--out"):
     target = checked_path(raw, option)
     _check_existing(target, raw, overwrite, option)
     created = prepare_parent(target, option)
+    remove_stale(target.parent)  # what a run killed with SIGKILL left here
     try:
-        stage = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target.parent))
+        stage = Path(tempfile.mkdtemp(prefix=owner_prefix(), dir=target.parent))
     except OSError as exc:
         remove_empty(created)
         raise OutputError(f"{option}: cannot create files in {target.parent} ({_reason(exc)})") from None
@@ -217,7 +225,7 @@ def _commit(stage: Path, target: Path, raw, overwrite: bool, option: str) -> Non
             raise OutputError(f"{option} {raw}: cannot move the outputs into place ({_reason(exc)})") from None
         fsync_dir(parent)
         return
-    aside = parent / f"{TMP_PREFIX}old-{secrets.token_hex(6)}"
+    aside = parent / f"{owner_prefix()}old-{secrets.token_hex(6)}"
     try:
         os.rename(target, aside)
     except OSError as exc:

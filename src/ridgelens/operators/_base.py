@@ -442,6 +442,8 @@ class HessianOperator(CurvatureOperator):
         return torch.stack(cols, dim=1)
 
     def fingerprint(self):
+        """θ and the objective's own fingerprint; None when the objective has none (θ alone misses its data)."""
         from ridgelens._checkpoint import digest
 
-        return digest(self.theta)
+        fp = getattr(self.objective, "fingerprint", None)
+        return digest(self.theta, np.frombuffer(str(fp()).encode(), dtype=np.uint8)) if callable(fp) else None

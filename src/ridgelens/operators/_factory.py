@@ -19,6 +19,26 @@ def _is_torch_objective(objective) -> bool:
     return all(hasattr(objective, a) for a in ("flat_tensor", "prepared_batches", "batch_weight", "outputs"))
 
 
+def check_objective(objective, who: str) -> None:
+    """Refuse what is not an objective (None, an array, a model) before any attribute of it is used."""
+    if objective is None:
+        raise RidgelensError(f"{who} needs an objective (LeastSquares, Logistic, TorchObjective, …), got None")
+    if not hasattr(objective, "n_params"):
+        raise RidgelensError(f"{who} needs an objective with n_params, gradient and hvp; got "
+                             f"{type(objective).__name__}")
+
+
+def _theta_vector(objective, theta) -> np.ndarray:
+    """θ for a closed-form Hessian: float64 of shape (n_params,) (a wrong one raised NumPy's ValueError)."""
+    try:
+        th = np.asarray(theta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RidgelensError(f"theta must be {objective.n_params} numbers, got {type(theta).__name__}") from None
+    if th.shape != (objective.n_params,):
+        raise RidgelensError(f"theta must have shape ({objective.n_params},), got {th.shape}")
+    return th
+
+
 def hessian(objective, theta, **options) -> CurvatureOperator:
     """The Hessian of ``objective``'s mean loss at ``theta`` as a :class:`CurvatureOperator`.
 
@@ -26,14 +46,10 @@ def hessian(objective, theta, **options) -> CurvatureOperator:
     float64); torch objectives a matrix-free :class:`TorchHessianOperator` (``options``:
     ``form=``, ``memory_budget=``); any other objective a :class:`HessianOperator` over its ``hvp``.
     """
-    if objective is None:
-        raise RidgelensError("hessian() needs an objective (LeastSquares, Logistic, TorchObjective, …), got None")
-    if not hasattr(objective, "n_params"):
-        raise RidgelensError(f"hessian() needs an objective with n_params, gradient and hvp; got "
-                             f"{type(objective).__name__}")
+    check_objective(objective, "hessian()")
     closed = getattr(objective, "hessian_dense", None)
     if closed is not None and not _is_torch_objective(objective):
-        H = closed(np.asarray(theta, dtype=np.float64))
+        H = closed(_theta_vector(objective, theta))
         if H is not None:
             if options:
                 raise RidgelensError(f"options {sorted(options)} are for matrix-free torch Hessians; "

@@ -26,6 +26,7 @@ from ridgelens.errors import (
 )
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
+from ridgelens.operators._factory import check_objective
 from ridgelens.pipeline import _display
 from ridgelens.pipeline._bound import coordinate_rel_error, error_bounds
 from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
@@ -336,6 +337,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     True
     """
     lam = check_lambdas(lambdas)
+    check_objective(objective, "analyze()")
     check_shardable(objective)  # under a process group: a torch objective (sharded batches) only
     if curvature not in CURVATURES:
         raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")

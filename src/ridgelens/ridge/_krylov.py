@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import torch
 
-from ridgelens._checkpoint import Checkpoint, digest
+from ridgelens._checkpoint import Checkpoint, digest, operator_key
 from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import ConvergenceWarning, NegativeCurvatureWarning, RidgelensError
@@ -62,7 +62,7 @@ def krylov_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: float = 1
     th = torch.as_tensor(np.asarray(theta_hat, dtype=np.float64)).to(device=device, dtype=dtype)
     ck = Checkpoint(checkpoint, "krylov_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist(),
                                                 "start": digest(theta_hat, gradient),
-                                                "operator": op.fingerprint()})
+                                                "operator": operator_key(op, checkpoint)})
 
     def start():
         b = mv(th)
@@ -104,7 +104,7 @@ def krylov_schur_path(S, theta_hat, lam: np.ndarray, *, gradient=None, tol: floa
     ck = Checkpoint(checkpoint, "krylov_schur_path", {"n": n, "n_penalized": n_p,
                                                       "inner_tol": S.inner_tol, "tol": float(tol),
                                                       "lambdas": lam.tolist(), "start": digest(theta_hat, gradient),
-                                                      "operator": S.fingerprint()})
+                                                      "operator": operator_key(S, checkpoint)})
     free = LanczosBasis(S.n_free, device, dtype)  # yⱼ, one row per Krylov basis vector Vⱼ
     held = {"y0": None, "hvps": 0}
     hvps_before = S.n_hvps

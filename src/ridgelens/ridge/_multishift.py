@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.linalg import eigvalsh_tridiagonal
 
-from ridgelens._checkpoint import Checkpoint, digest
+from ridgelens._checkpoint import Checkpoint, digest, operator_key
 from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage, snap_rounding
 from ridgelens.errors import RidgelensError
@@ -65,7 +65,7 @@ def multishift_cg_path(op, theta_hat, lam: np.ndarray, *, gradient=None, tol: fl
     k = lam.size
     ck = Checkpoint(checkpoint, "multishift_cg_path", {"n": n, "tol": float(tol), "lambdas": lam.tolist(),
                                                        "start": digest(theta_hat, gradient),
-                                                       "operator": op.fingerprint()})
+                                                       "operator": operator_key(op, checkpoint)})
     state = ck.load()
     it = LanczosIteration(mv, n, device, dtype, reorth="none")  # the three-term recurrence CG is written on
     if state is not None:

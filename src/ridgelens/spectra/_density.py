@@ -59,6 +59,7 @@ class SpectralDensity:
 
         ``bandwidth`` defaults to 1% of the nodes' span; the grid reaches 3 bandwidths beyond them.
         """
+        _check_bandwidth(bandwidth)
         nodes, weights = np.asarray(nodes, dtype=np.float64), np.asarray(weights, dtype=np.float64)
         span = float(nodes.max() - nodes.min()) or max(abs(float(nodes.max())), 1.0)
         bw = 0.01 * span if bandwidth is None else float(bandwidth)
@@ -109,6 +110,16 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def _check_bandwidth(bandwidth) -> None:
+    """None (the default) or a finite number > 0; a zero, negative or NaN bandwidth has no Gaussian."""
+    try:
+        ok = bandwidth is None or (not isinstance(bandwidth, bool) and 0 < float(bandwidth) < np.inf)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise RidgelensError(f"bandwidth must be a positive number, got {bandwidth!r}")
+
+
 def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandwidth: float | None = None,
                      n_grid: int = 400, reorth: str = "auto", progress: bool | None = None) -> SpectralDensity:
     """Eigenvalue density of a symmetric operator by stochastic Lanczos quadrature.
@@ -127,8 +138,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     n_probes, m = _check_positive_int(n_probes, "n_probes"), _check_positive_int(m, "m")
     if reorth not in REORTH:
         raise RidgelensError(f"reorth must be one of {REORTH}, got {reorth!r}")
-    if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
-        raise RidgelensError(f"bandwidth must be a positive number, got {bandwidth!r}")
+    _check_bandwidth(bandwidth)
     _check_positive_int(n_grid, "n_grid")
     m = min(m, n)
     mv, device, dtype = tensor_matvec(op)

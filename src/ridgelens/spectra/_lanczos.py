@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from ridgelens._checkpoint import Checkpoint
+from ridgelens._checkpoint import Checkpoint, operator_key
 from ridgelens._progress import Progress
 from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import (
@@ -264,7 +264,7 @@ def lanczos(op, k: int, *, which: str = "largest", tol: float = 1e-6, ncv: int |
         raise RidgelensError(f"ncv must exceed k (got ncv={ncv}, k={k})")
     max_matvecs = max(20 * ncv, 300) if max_matvecs is None else int(max_matvecs)
     ck = Checkpoint(checkpoint, "lanczos", {"n": n, "k": int(k), "which": which, "tol": float(tol),
-                                            "operator": op.fingerprint(), "ncv": ncv, "seed": int(seed),
+                                            "operator": operator_key(op, checkpoint), "ncv": ncv, "seed": int(seed),
                                             "layout": 3})
     r = _thick_restart(mv, n, int(k), which, tol, ncv, max_matvecs, seed, ck, progress)
     steps = check_steps(int(k))
