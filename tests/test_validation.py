@@ -153,6 +153,7 @@ def test_negative_lambda_torch_minimize():
     (["a"], "lambdas must be numbers"),
     ([0.1, 5e-324], "lambdas must be 0 or between 1e-150 and 1e\\+150, got 4.94066e-324"),
     ([1e308], "lambdas must be 0 or between"),
+    (None, "lambdas must be given"),
 ])
 def test_bad_lambdas(lams, msg):
     with pytest.raises(rl.RidgelensError, match=msg):

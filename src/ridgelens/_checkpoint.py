@@ -183,18 +183,6 @@ def digest(*arrays) -> str | None:
     return h.hexdigest()[:16]
 
 
-def operator_fingerprint(op) -> str | None:
-    """The point a Hessian operator is taken at (and a Schur complement's mask), or None if unknown."""
-    base = getattr(op, "base", None)
-    theta = getattr(op, "theta", None)
-    if theta is None and base is not None:
-        theta = getattr(base, "theta", None)
-    mask = getattr(op, "penalized", None) if base is not None else None
-    if theta is None and mask is None:
-        return None
-    return digest(theta, mask)
-
-
 def operator_key(op, folder) -> str | None:
     """What a checkpoint of ``op``'s Krylov state must match: ``op.fingerprint()`` (None without a ``folder``).
 

@@ -66,6 +66,8 @@ LAMBDA_RANGE = (1e-150, 1e150)
 
 def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     """Return a 1-D float64 array of finite, non-negative penalties (0, or within :data:`LAMBDA_RANGE`)."""
+    if lambdas is None:
+        raise RidgelensError(f"{name} must be given: one or more λ ≥ 0")
     try:
         lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
     except (TypeError, ValueError):
