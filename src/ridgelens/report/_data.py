@@ -80,6 +80,9 @@ class ExplorerData:
         into results.json); else, given the ``objective`` the analysis was made from, it is
         computed here (:func:`ridgelens.report.loss_plane`, 626 loss evaluations).
         """
+        if not hasattr(analysis, "path"):
+            raise RidgelensError(f"analysis must be ridgelens.analyze's result, got {type(analysis).__name__} "
+                                 "(a results.json dict: ExplorerData.from_results)")
         path = analysis.path
         names = [analysis.param_names[j] for j in np.flatnonzero(path.penalized)]
         r, n_pen = path.eigenvalues.size, int(np.count_nonzero(path.penalized))
@@ -105,7 +108,7 @@ class ExplorerData:
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
                    notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol),
-                   loss_plane=check_loss_plane(lp),
+                   loss_plane=check_loss_plane(lp, n_directions=r),
                    scaled_view=path.scaled_view)
 
     @classmethod
@@ -166,7 +169,7 @@ class ExplorerData:
             if Q.shape != (sigma.size, sigma.size):
                 raise RidgelensError(f"{source}: 'penalized_eigenvectors' must have shape "
                                      f"({sigma.size}, {sigma.size}), got {Q.shape}")
-        check_loss_plane(d.get("loss_plane"), f"{source}: 'loss_plane'")
+        check_loss_plane(d.get("loss_plane"), f"{source}: 'loss_plane'", sigma.size)
         del notes, Q, rows, conv  # validated above; the page is built from the one Analysis the file holds
         from ridgelens.pipeline import Analysis
 
