@@ -101,6 +101,19 @@ def _kind(group: dict) -> str:
     return "unknown"
 
 
+def _setting(group: dict, key: str, default=None, upper: float = np.inf) -> float:
+    """A param group's number (``betas``: β₂), finite, >= 0 and below ``upper``; else OptimizerStateError."""
+    raw = group.get(key, default)
+    try:
+        v = float(raw[1] if key == "betas" else raw)
+    except (TypeError, ValueError, IndexError, KeyError):
+        v = np.nan
+    if not 0 <= v < upper:
+        raise OptimizerStateError(f"the optimizer state's param group has {key} = {raw!r}: it must be a finite "
+                                  f"number >= 0{f' and < {upper:g}' if np.isfinite(upper) else ''}")
+    return v
+
+
 def _params_in_order(objective, state: dict):
     """The state's parameter ids, with their group, matched to the objective's parameter tensors."""
     names, sizes = objective.param_blocks()
@@ -158,8 +171,11 @@ def optimizer_penalty(objective, optimizer: str, state: dict | None = None) -> P
         hint = (" (Adam with weight_decay adds λθ to the gradient: its fixed point is plain L2, optimizer='adam')"
                 if optimizer == "adamw" and kinds == {"adam"} else "")
         raise OptimizerStateError(f"the optimizer state is of {got}, not {optimizer}{hint}")
+    if not hasattr(objective, "model"):
+        raise OptimizerStateError(f"an optimizer state belongs to a torch model's parameters; "
+                                  f"{type(objective).__name__} has none (optimizer='sgd' or 'adam' needs no state)")
     names, sizes, shapes, entries = _params_in_order(objective, state)
-    wds = [float(g.get("weight_decay", 0.0)) for _, g, _ in entries]
+    wds = [_setting(g, "weight_decay", 0.0) for _, g, _ in entries]
     ref = max(wds)
     group_factor = [w / ref if ref > 0 else 1.0 for w in wds]
     blocks = []
@@ -180,8 +196,12 @@ def optimizer_penalty(objective, optimizer: str, state: dict | None = None) -> P
         step = float(st.get("step", 0))
         if not step > 0:
             raise OptimizerStateError(f"the optimizer state of {name} has step {step:g}: nothing accumulated")
-        beta2, eps = float(group["betas"][1]), float(group["eps"])
+        beta2, eps = _setting(group, "betas", upper=1.0), _setting(group, "eps")
         vhat = v.detach().double().cpu().numpy().ravel() / (1.0 - beta2 ** step)
+        if not (np.all(np.isfinite(vhat)) and np.all(vhat >= 0)):
+            j = int(np.flatnonzero(~(np.isfinite(vhat) & (vhat >= 0)))[0])
+            raise OptimizerStateError(f"the optimizer state's {key} for {name} has {float(v.flatten()[j])} at flat "
+                                      f"index {j}: second moments must be finite and >= 0 (a diverged run?)")
         blocks.append(gf * (np.sqrt(vhat) + eps))
     d = np.concatenate(blocks) * np.asarray(objective.penalized, dtype=np.float64)
     detail.update(weight_decays=sorted(set(wds)), reference_weight_decay=ref,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import check_objective
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator, DenseOperator, HessianOperator
 
@@ -26,11 +27,7 @@ def hessian(objective, theta, **options) -> CurvatureOperator:
     float64); torch objectives a matrix-free :class:`TorchHessianOperator` (``options``:
     ``form=``, ``memory_budget=``); any other objective a :class:`HessianOperator` over its ``hvp``.
     """
-    if objective is None:
-        raise RidgelensError("hessian() needs an objective (LeastSquares, Logistic, TorchObjective, …), got None")
-    if not hasattr(objective, "n_params"):
-        raise RidgelensError(f"hessian() needs an objective with n_params, gradient and hvp; got "
-                             f"{type(objective).__name__}")
+    check_objective(objective, "hessian()")
     closed = getattr(objective, "hessian_dense", None)
     if closed is not None and not _is_torch_objective(objective):
         H = closed(np.asarray(theta, dtype=np.float64))
