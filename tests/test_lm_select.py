@@ -78,6 +78,8 @@ def test_select_validation_picks_the_lowest_held_out_perplexity_of_the_predictio
     (["--select", "gcv"], "--select gcv applies to --model linear, not a language model (for --model lm/hf:DIR: "
                           "validation"),
     (["--select", "validation", "--lambdas", "0.1"], "at least 2 λ"),
+    (["--select", "validation", "--lambdas", "0.1,0.1"], "at least 2 λ in --lambdas to choose among, got 1 distinct of 2"),
+    (["--max-logits", "0"], "--max-logits must be a positive integer, got 0"),
     (["--select", "validation", "--validation-fraction", "0.3"], "--validation-fraction is not for --model lm"),
 ])
 def test_select_requests_an_lm_cannot_take_are_one_line_and_write_nothing(tmp_path, capsys, argv, message):
