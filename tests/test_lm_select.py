@@ -115,6 +115,15 @@ def test_python_api_curvature_and_selection_against_an_independent_held_out_loss
         select_lm(res, val, curvature="ggn")
     with pytest.raises(RidgelensError, match="'hessian', 'ggn' or 'both'"):
         analyze_lm(obj, val, obj.theta0, [1.0], curvature="gn")
+    # Another model's held-out objective, or none: named before any held-out loss (was an AttributeError for
+    # None, and "no λ of the grid has a prediction" or a θ shape error for another model's).
+    other = train_lm(LMConfig(layers=1, width=4, heads=2, context=8), split.train, steps=1, seed=0)
+    for bad in (LMObjective(other, split.val, dtype=torch.float64), None):
+        with pytest.raises(RidgelensError, match=rf"val_objective must be the held-out tokens of the analyzed model "
+                                                 rf"\({obj.n_params} parameters"):
+            select_lm(res, bad)
+    with pytest.raises(RidgelensError, match=r"analysis must be analyze_lm's result \(an LMAnalysis\), got dict"):
+        select_lm(res.to_dict(), val)
 
 
 def _lookup(d, key, index):

@@ -40,6 +40,13 @@ def select_lm(analysis, val_objective, *, curvature: str | None = None) -> Selec
         ``criteria`` (per curvature), ``perplexity`` (``exp criterion``) and ``confirm`` (the
         retrained θ*(λ) at the choice against the prediction).
     """
+    if not getattr(analysis, "curvatures", None):
+        raise RidgelensError(f"analysis must be analyze_lm's result (an LMAnalysis), got {type(analysis).__name__}")
+    n = next(iter(analysis.curvatures.values())).path.thetas.shape[1]
+    if not callable(getattr(val_objective, "value", None)) or getattr(val_objective, "n_params", None) != n:
+        raise RidgelensError(f"val_objective must be the held-out tokens of the analyzed model ({n} parameters; "
+                             f"objective.on(val_tokens)), got {type(val_objective).__name__} with "
+                             f"{getattr(val_objective, 'n_params', 'no')} parameters")
     kinds = list(analysis.curvatures)
     if curvature is None:
         curvature, why = (PREFERRED if PREFERRED[0] in kinds and len(kinds) > 1
