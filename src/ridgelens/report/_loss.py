@@ -92,7 +92,7 @@ def check_loss_plane(d, source: str = "loss_plane", n_directions: int | None = N
 
 def _index(v) -> int:
     """A JSON index: an integer (not a bool, not 1.5); ValueError otherwise."""
-    if isinstance(v, bool) or not float(v).is_integer():
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or not float(v).is_integer():
         raise ValueError(v)
     return int(v)
 
