@@ -90,6 +90,15 @@ def test_select_requests_an_lm_cannot_take_are_one_line_and_write_nothing(tmp_pa
     assert not out.exists()
 
 
+def test_explore_on_an_lm_results_file_says_it_has_no_page(both, tmp_path, capsys):
+    """Before: 'missing field penalized_eigenvalues (is it a results.json written by `ridgelens analyze`?)'."""
+    out, _, _ = both
+    assert main(["explore", str(out / "results.json"), "--out", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ridgelens: error: ") and err.count("\n") == 1 and "a language model's analysis" in err
+    assert "report.html" in err and not (tmp_path / "p.html").exists()
+
+
 def test_python_api_curvature_and_selection_against_an_independent_held_out_loss():
     split = stdlib_split(8, 48)
     net = train_lm(LMConfig(layers=1, width=8, heads=2, context=8), split.train, steps=10, seed=0)

@@ -122,6 +122,10 @@ class ExplorerData:
         """
         if not isinstance(d, dict):
             raise RidgelensError(f"{source}: expected a JSON object (from `ridgelens analyze`), got {type(d).__name__}")
+        if "curvatures" in d and "penalized_eigenvalues" not in d:
+            raise RidgelensError(f"{source} is a language model's analysis (--model lm or hf:DIR): it has no "
+                                 "explorer page (only the top eigenvalues were computed); its page is report.html "
+                                 "(analyze --report)")
         sigma = _array(d, "penalized_eigenvalues", source, ndim=1)
         z = _array(d, "coords", source, ndim=1)
         lam = _array(d, "lambdas", source, ndim=1)
