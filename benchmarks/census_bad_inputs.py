@@ -338,6 +338,8 @@ def morning_api_cases():
         "predict: negative weight_decay in the state": (
             predict_with(lambda s: s["param_groups"][0].__setitem__("weight_decay", -0.1)), "weight_decay"),
         "predict: eps = 'x' in the state": (predict_with(lambda s: s["param_groups"][0].__setitem__("eps", "x")), "eps"),
+        "predict: a state whose 'state' is a list": (predict_with(lambda s: s.__setitem__("state", [1])), "laid out"),
+        "predict: a group without 'params'": (predict_with(lambda s: s["param_groups"][0].pop("params")), "laid out"),
         "predict: another model's state": (lambda: rl.predict(
             _adamw_state()[0], [0.1], "adamw", optimizer_state=_adamw_state(
                 lambda s: s["state"][0].__setitem__("exp_avg_sq", torch.ones(1, 5)))[1]), "shape"),
@@ -379,6 +381,20 @@ def select_repeated_lambda(root):
     (root / "d.csv").write_text(CSV)
     return cli(["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "linear", "--lambdas", "0.1,0.1",
                 "--select", "gcv", "--out", str(root / "out")], root)
+
+
+@case
+def optimizer_state_not_laid_out(root):
+    (root / "d.csv").write_text(CSV)
+    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 3)).double()  # y has 3 classes
+    opt = torch.optim.AdamW(net.parameters(), weight_decay=0.1)
+    net(torch.ones(3, 2, dtype=torch.float64)).sum().backward()
+    opt.step()
+    torch.save(opt.state_dict() | {"param_groups": 5}, root / "s.pt")
+    torch.save(net.state_dict(), root / "w.pt")
+    return cli(["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "mlp", "--hidden", "2", "--weights",
+                str(root / "w.pt"), "--optimizer-state", str(root / "s.pt"), "--lambdas", "0.1",
+                "--out", str(root / "out")], root)
 
 
 @case

@@ -133,10 +133,17 @@ def _edited(state, edit):
     (lambda s: s["param_groups"][0].__setitem__("weight_decay", float("nan")), r"weight_decay = nan"),
     (lambda s: s["param_groups"][0].__setitem__("eps", "x"), r"eps = 'x'"),
     (lambda s: s["param_groups"][0].__setitem__("betas", (0.9, 1.0)), r"betas = \(0\.9, 1\.0\).*< 1"),
+    (lambda s: s["state"][0].__setitem__("exp_avg_sq", [1.0] * 10), "exp_avg_sq for weight is a list, not a tensor"),
+    (lambda s: s["state"][0].__setitem__("step", "x"), "step nan: nothing accumulated"),
+    *[(edit, "not laid out as an optimizer's state_dict") for edit in (
+        lambda s: s.__setitem__("param_groups", 5), lambda s: s.__setitem__("param_groups", []),
+        lambda s: s.__setitem__("param_groups", ["x"]), lambda s: s["param_groups"][0].pop("params"),
+        lambda s: s.__setitem__("state", [1]), lambda s: s["param_groups"][0].__setitem__("param_names", ["weight"]))],
 ])
 def test_a_corrupted_adamw_state_is_named(linear, edit, message):
     """Before: NaN or negative second moments surfaced as 'adamw penalty factors[0] = nan', a negative or NaN
-    weight decay was accepted silently, eps = 'x' raised a bare ValueError."""
+    weight decay was accepted silently, eps = 'x' raised a bare ValueError, a state not laid out as a state_dict
+    a TypeError/KeyError/AttributeError/IndexError (the CLI: exit 1, 'internal error')."""
     obj, _, _, state = linear
     with pytest.raises(OptimizerStateError, match=message):
         rl.predict(obj, [0.1], "adamw", optimizer_state=_edited(state, edit), theta_hat=obj.theta0)
