@@ -279,3 +279,17 @@ def test_the_loss_grid_refuses_another_objective_and_a_bad_resolution(diabetes_p
             loss_plane(obj, res, resolution=bad)
     with pytest.raises(rl.RidgelensError, match=r"analysis must be ridgelens\.analyze.s result, got dict"):
         ExplorerData.from_analysis(res.to_dict())
+
+
+def test_an_objective_given_for_a_page_without_a_plane_adds_a_note_instead_of_failing():
+    """Before: from_analysis(res, objective=obj) raised where the page itself draws fine without the objective
+    (a penalty matrix; a matrix-free analysis with unpenalized parameters)."""
+    ds = load_dataset("diabetes", standardize=True)
+    weighted = LeastSquares(ds.X, ds.y)
+    weighted.set_penalty(np.r_[np.ones(5), 2 * np.ones(5), 0.0])
+    plain = LeastSquares(ds.X, ds.y)
+    for obj, kw in ((weighted, {}), (plain, {"method": "matrix-free", "k": 3})):
+        res = analyze(obj, [0.1, 1.0], refit=False, **kw)
+        bare, given = ExplorerData.from_analysis(res), ExplorerData.from_analysis(res, objective=obj)
+        assert given.loss_plane is None and np.array_equal(given.eigenvalues, bare.eigenvalues)
+        assert given.notes == [*bare.notes, given.notes[-1]] and "The true loss is not drawn" in given.notes[-1]

@@ -9,7 +9,7 @@ import numpy as np
 from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.errors import RidgelensError
 from ridgelens.pipeline import CONVENTIONS
-from ridgelens.report._loss import check_loss_plane, loss_plane
+from ridgelens.report._loss import check_loss_plane, loss_plane_if_drawable
 from ridgelens.report._plane import display_eigenvalues
 from ridgelens.ridge import ridge_path
 from ridgelens.ridge._path import SCALED_VIEW
@@ -78,7 +78,8 @@ class ExplorerData:
 
         The true-loss grid is the analysis' own ``loss_plane`` (``ridgelens analyze`` writes one
         into results.json); else, given the ``objective`` the analysis was made from, it is
-        computed here (:func:`ridgelens.report.loss_plane`, 626 loss evaluations).
+        computed here (:func:`ridgelens.report.loss_plane`, 626 loss evaluations) where the page can draw
+        it; where it cannot (a penalty matrix, too few eigenvectors) a note says so.
         """
         if not hasattr(analysis, "path"):
             raise RidgelensError(f"analysis must be ridgelens.analyze's result, got {type(analysis).__name__} "
@@ -102,7 +103,10 @@ class ExplorerData:
                          "drawn as 0.")
         lp = analysis.loss_plane
         if lp is None and objective is not None:
-            lp = loss_plane(objective, analysis)
+            lp = loss_plane_if_drawable(objective, analysis)
+            if lp is None:
+                notes.append("The true loss is not drawn: this analysis has a penalty matrix, or lacks the full "
+                             "eigenvectors of two positive directions.")
         return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
