@@ -131,6 +131,8 @@ def test_python_api_curvature_and_selection_against_an_independent_held_out_loss
         with pytest.raises(RidgelensError, match=rf"val_objective must be the held-out tokens of the analyzed model "
                                                  rf"\({obj.n_params} parameters"):
             select_lm(res, bad)
+        with pytest.raises(RidgelensError, match=r"val_objective must be the held-out tokens"):
+            analyze_lm(obj, bad, obj.theta0, [1.0], curvature="hessian")
     with pytest.raises(RidgelensError, match=r"analysis must be analyze_lm's result \(an LMAnalysis\), got dict"):
         select_lm(res.to_dict(), val)
 

@@ -69,6 +69,14 @@ def check_objective(objective, who: str) -> None:
                              f"{type(objective).__name__}")
 
 
+def check_heldout_objective(val_objective, n: int) -> None:
+    """Refuse a held-out objective that is not of the analyzed model (``n`` parameters) or no objective."""
+    if not callable(getattr(val_objective, "value", None)) or getattr(val_objective, "n_params", None) != n:
+        raise RidgelensError(f"val_objective must be the held-out tokens of the analyzed model ({n} parameters; "
+                             f"objective.on(val_tokens)), got {type(val_objective).__name__} with "
+                             f"{getattr(val_objective, 'n_params', 'no')} parameters")
+
+
 #: Positive λ outside this range are refused (float64 arithmetic on the path over- or underflows).
 LAMBDA_RANGE = (1e-150, 1e150)
 

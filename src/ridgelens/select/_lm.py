@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import check_heldout_objective
 from ridgelens.errors import RidgelensError
 from ridgelens.select._heldout import heldout_losses
 from ridgelens.select._result import Selection
@@ -43,10 +44,7 @@ def select_lm(analysis, val_objective, *, curvature: str | None = None) -> Selec
     if not getattr(analysis, "curvatures", None):
         raise RidgelensError(f"analysis must be analyze_lm's result (an LMAnalysis), got {type(analysis).__name__}")
     n = next(iter(analysis.curvatures.values())).path.thetas.shape[1]
-    if not callable(getattr(val_objective, "value", None)) or getattr(val_objective, "n_params", None) != n:
-        raise RidgelensError(f"val_objective must be the held-out tokens of the analyzed model ({n} parameters; "
-                             f"objective.on(val_tokens)), got {type(val_objective).__name__} with "
-                             f"{getattr(val_objective, 'n_params', 'no')} parameters")
+    check_heldout_objective(val_objective, n)
     kinds = list(analysis.curvatures)
     if curvature is None:
         curvature, why = (PREFERRED if PREFERRED[0] in kinds and len(kinds) > 1
