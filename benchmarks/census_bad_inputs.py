@@ -324,6 +324,138 @@ for name, (fn, phrase) in torch_api_cases().items():
     case(_api)
 
 
+# ------------------------------------------------------- predict, the true-loss grid, the design, select_lm
+def _results_with_loss_plane(root, **lp):
+    """A linear analysis' results.json whose loss_plane has ``lp``'s fields replaced."""
+    import json
+
+    from ridgelens.report import loss_plane
+
+    X, Y = diabetes()
+    obj = rl.LeastSquares(X.numpy()[:, :4], Y.numpy()[:, 0])
+    res = rl.analyze(obj, [0.1, 1.0], refit=False)
+    d = res.to_dict() | {"loss_plane": {**loss_plane(obj, res, resolution=3), **lp}}
+    (root / "r.json").write_text(json.dumps(d, default=lambda o: o.tolist() if hasattr(o, "tolist") else o))
+    return ["explore", str(root / "r.json"), "--out", str(root / "p.html")]
+
+
+for name, lp in {"directions out of range": {"directions": [0, 99]}, "negative directions": {"directions": [-1, 0]},
+                 "equal directions": {"directions": [1, 1]}, "fractional directions": {"directions": [0.5, 1.7]},
+                 "an infinite x": {"x": [-1e400, 0.0, 1.0]}}.items():
+    def _lp(root, lp=lp):
+        return cli(_results_with_loss_plane(root, **lp), root)
+    _lp.__name__ = f"results.json: loss_plane with {name}"
+    case(_lp)
+
+
+def _adamw_state(edit=None):
+    import copy
+
+    X, Y = diabetes()
+    lin = nn.Linear(10, 1).double()
+    opt = torch.optim.AdamW(lin.parameters(), weight_decay=0.1)
+    F.mse_loss(lin(X), Y).backward()
+    opt.step()
+    sd = copy.deepcopy(opt.state_dict())
+    if edit:
+        edit(sd)
+    return rl.TorchObjective(lin, F.mse_loss, batches(X, Y)), sd
+
+
+def morning_api_cases():
+    X, Y = diabetes()
+    ls = rl.LeastSquares(X.numpy(), Y.numpy()[:, 0])
+    res = rl.analyze(ls, [0.1, 1.0], refit=False)
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(300, 12)))
+    ill = (Q - Q.mean(0)) * np.geomspace(1, 1e-9, 12)
+
+    def predict_with(edit, optimizer="adamw"):
+        obj, sd = _adamw_state(edit)
+        return lambda: rl.predict(obj, [0.1], optimizer, optimizer_state=sd, theta_hat=obj.theta0)
+
+    from ridgelens.report import ExplorerData, loss_plane
+    from ridgelens.select import select_lambda
+
+    return {
+        "predict: NaN second moments": (predict_with(lambda s: s["state"][0]["exp_avg_sq"].fill_(float("nan"))),
+                                        "exp_avg_sq for weight"),
+        "predict: negative second moments": (predict_with(lambda s: s["state"][0]["exp_avg_sq"].fill_(-1.0)),
+                                             "exp_avg_sq for weight"),
+        "predict: negative weight_decay in the state": (
+            predict_with(lambda s: s["param_groups"][0].__setitem__("weight_decay", -0.1)), "weight_decay"),
+        "predict: eps = 'x' in the state": (predict_with(lambda s: s["param_groups"][0].__setitem__("eps", "x")), "eps"),
+        "predict: a state whose 'state' is a list": (predict_with(lambda s: s.__setitem__("state", [1])), "laid out"),
+        "predict: a group without 'params'": (predict_with(lambda s: s["param_groups"][0].pop("params")), "laid out"),
+        "predict: another model's state": (lambda: rl.predict(
+            _adamw_state()[0], [0.1], "adamw", optimizer_state=_adamw_state(
+                lambda s: s["state"][0].__setitem__("exp_avg_sq", torch.ones(1, 5)))[1]), "shape"),
+        "predict: an AdamW state for least squares": (
+            lambda: rl.predict(ls, [0.1], "adamw", optimizer_state=_adamw_state()[1]), "LeastSquares"),
+        "predict(None, …)": (lambda: rl.predict(None, [0.1], "sgd"), "objective"),
+        "predict: grad_tol = NaN": (lambda: rl.predict(ls, [0.1], "sgd", grad_tol=float("nan")), "grad_tol"),
+        "predict: unknown optimizer": (lambda: rl.predict(ls, [0.1], "lion"), "optimizer"),
+        "LeastSquares: decomposition=['gram']": (
+            lambda: rl.LeastSquares(X.numpy(), Y.numpy()[:, 0], decomposition=["gram"]), "decomposition"),
+        "LeastSquares: decomposition='gram' on a wide design": (
+            lambda: rl.LeastSquares(ill[:5], ill[:5, 0], decomposition="gram").minimize(), "gram"),
+        "LeastSquares: decomposition='gram' at cond 1e9": (
+            lambda: rl.LeastSquares(ill, ill[:, 0] + ill[:, -1], decomposition="gram").minimize(), "singular"),
+        "loss_plane of another objective": (lambda: loss_plane(rl.LeastSquares(X.numpy()[:, :3], Y.numpy()[:, 0]), res),
+                                            "objective"),
+        "loss_plane resolution 'x'": (lambda: loss_plane(ls, res, resolution="x"), "resolution"),
+        "loss_plane resolution 10**9": (lambda: loss_plane(ls, res, resolution=10**9), "resolution"),
+        "ExplorerData.from_analysis(a dict)": (lambda: ExplorerData.from_analysis(res.to_dict()), "analysis"),
+        "select_lambda among one repeated λ": (
+            lambda: select_lambda(ls, [0.1, 0.1], method="gcv"), "distinct"),
+    }
+
+
+for name, (fn, phrase) in morning_api_cases().items():
+    def _api(root, fn=fn, phrase=phrase):
+        return api(fn, phrase)
+    _api.__name__ = f"API: {name}"
+    case(_api)
+
+
+#: A byte LM small enough that a case the old code accepts still ends in seconds.
+TINY_LM = ["--layers", "1", "--width", "8", "--heads", "2", "--context", "8", "--tokens", "64", "--steps", "5",
+           "--k", "2", "--subsamples", "0"]
+
+
+@case
+def select_repeated_lambda(root):
+    (root / "d.csv").write_text(CSV)
+    return cli(["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "linear", "--lambdas", "0.1,0.1",
+                "--select", "gcv", "--out", str(root / "out")], root)
+
+
+@case
+def optimizer_state_not_laid_out(root):
+    (root / "d.csv").write_text(CSV)
+    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 3)).double()  # y has 3 classes
+    opt = torch.optim.AdamW(net.parameters(), weight_decay=0.1)
+    net(torch.ones(3, 2, dtype=torch.float64)).sum().backward()
+    opt.step()
+    torch.save(opt.state_dict() | {"param_groups": 5}, root / "s.pt")
+    torch.save(net.state_dict(), root / "w.pt")
+    return cli(["analyze", "--data", f"csv:{root / 'd.csv'}", "--model", "mlp", "--hidden", "2", "--weights",
+                str(root / "w.pt"), "--optimizer-state", str(root / "s.pt"), "--lambdas", "0.1",
+                "--out", str(root / "out")], root)
+
+
+@case
+def lm_max_logits_zero(root):
+    return cli(["analyze", "--model", "lm", *TINY_LM, "--max-logits", "0", "--lambdas", "0.1,1",
+                "--out", str(root / "out")], root)
+
+
+@case
+def lm_select_repeated_lambda(root):
+    return cli(["analyze", "--model", "lm", *TINY_LM, "--select", "validation", "--lambdas", "0.3,0.3",
+                "--out", str(root / "out")], root)
+
+
 @case
 def dropout_p0_is_accepted(root):
     X, Y = diabetes()

@@ -76,6 +76,7 @@ def test_select_on_diabetes_with_features_and_validation(tmp_path, capsys):
      "--select loo applies to --model linear, not logistic (for --model logistic: alo, evidence, validation)"),
     (["--model", "linear", "--data", "diabetes", "--select", "alo"], "--select alo applies to --model logistic"),
     (["--model", "linear", "--data", "diabetes", "--select", "gcv", "--lambdas", "0.1"], "at least 2 λ"),
+    (["--model", "linear", "--data", "diabetes", "--select", "gcv", "--lambdas", "0.1,0.1"], "got 1 distinct of 2"),
     (["--model", "linear", "--data", "diabetes"], "--lambdas is required unless --select"),
     (["--model", "linear", "--data", "diabetes", "--select", "validation", "--validation-fraction", "1.5"],
      "--validation-fraction must be in (0, 1)"),

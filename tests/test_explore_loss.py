@@ -225,17 +225,56 @@ def test_browser_glides_between_slider_stops(browser, tmp_path):
     page.close()
 
 
-def test_a_malformed_loss_grid_in_a_results_file_is_named(diabetes_page, tmp_path, capsys):
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("directions", [0, 99], "directions must be two different indices in \\[0, 10\\)"),
+    ("directions", [-1, 0], "directions must be two different indices"),
+    ("directions", [1, 1], "directions must be two different indices"),
+    ("directions", [0.5, 1.7], "expected directions, x, y and z"),
+    ("directions", [True, False], "expected directions, x, y and z"),
+    ("x", [-1e400, 0.0, 1.0], "x and y must be finite"),
+    ("z", [[0, 1], [1, 2]], "z must have shape"),
+])
+def test_a_malformed_loss_grid_in_a_results_file_is_named(diabetes_page, tmp_path, capsys, field, value, message):
+    """All but z's shape were read back with exit 0 before (0.5 → q1; [0, 99] and [−1, 0] put a note on q100 / q0
+    on the page)."""
     from ridgelens.cli import main
 
-    d = json.loads(json.dumps(diabetes_page[1].to_dict() | {"loss_plane": {"directions": [0, 1], "x": [0, 1, 2],
-                                                                          "y": [0, 1, 2], "z": [[0, 1], [1, 2]]}},
+    lp = {"directions": [0, 1], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 2.0], "z": [[0.0] * 3] * 3, field: value}
+    d = json.loads(json.dumps(diabetes_page[1].to_dict() | {"loss_plane": lp},
                               default=lambda o: o.tolist() if hasattr(o, "tolist") else o))
-    with pytest.raises(ValueError, match=r"results\.json: 'loss_plane': z must have shape"):
+    with pytest.raises(rl.RidgelensError, match=r"results\.json: 'loss_plane': " + message):
         ExplorerData.from_results(d)
     src = tmp_path / "results.json"
     src.write_text(json.dumps(d))
     assert main(["explore", str(src), "--out", str(tmp_path / "p.html")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ridgelens: error:") and "'loss_plane'" in err and err.count("\n") == 1
-    assert not (tmp_path / "p.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_the_loss_grid_refuses_another_objective_and_a_bad_resolution(diabetes_page):
+    obj, res, _, _ = diabetes_page
+    ds = load_dataset("diabetes", standardize=True)
+    with pytest.raises(rl.RidgelensError, match=r"objective must be the objective the analysis was made from \(11"):
+        loss_plane(LeastSquares(ds.X[:, :3], ds.y), res)
+    with pytest.raises(rl.RidgelensError, match="objective must be"):
+        loss_plane(None, res)
+    for bad in ("9", 2.5, 10**6, True):
+        with pytest.raises(rl.RidgelensError, match="resolution must be an integer from 3 to 1000"):
+            loss_plane(obj, res, resolution=bad)
+    with pytest.raises(rl.RidgelensError, match=r"analysis must be ridgelens\.analyze.s result, got dict"):
+        ExplorerData.from_analysis(res.to_dict())
+
+
+def test_an_objective_given_for_a_page_without_a_plane_adds_a_note_instead_of_failing():
+    """Before: from_analysis(res, objective=obj) raised where the page itself draws fine without the objective
+    (a penalty matrix; a matrix-free analysis with unpenalized parameters)."""
+    ds = load_dataset("diabetes", standardize=True)
+    weighted = LeastSquares(ds.X, ds.y)
+    weighted.set_penalty(np.r_[np.ones(5), 2 * np.ones(5), 0.0])
+    plain = LeastSquares(ds.X, ds.y)
+    for obj, kw in ((weighted, {}), (plain, {"method": "matrix-free", "k": 3})):
+        res = analyze(obj, [0.1, 1.0], refit=False, **kw)
+        bare, given = ExplorerData.from_analysis(res), ExplorerData.from_analysis(res, objective=obj)
+        assert given.loss_plane is None and np.array_equal(given.eigenvalues, bare.eigenvalues)
+        assert given.notes == [*bare.notes, given.notes[-1]] and "The true loss is not drawn" in given.notes[-1]

@@ -347,3 +347,53 @@ def test_corrupted_checkpoint_is_one_error_naming_it(intact_checkpoint, which, c
         lines = [ln for ln in err.splitlines() if ln.startswith("ridgelens: error:")]
         assert len(lines) == 1 and str(ck / which) in lines[0], err
         assert snapshot(Path(tmp)) == before
+
+
+# --------------------------------------------------------------- a results file's loss_plane (explore's boundary)
+@pytest.fixture(scope="module")
+def linear_results():
+    """results.json's dict of a 4-parameter linear analysis, with its true-loss grid."""
+    import numpy as np
+
+    import ridgelens as rl
+    from ridgelens.data import load_dataset
+    from ridgelens.report import loss_plane
+
+    ds = load_dataset("diabetes", standardize=True)
+    obj = rl.LeastSquares(ds.X[:, :4], ds.y)
+    res = rl.analyze(obj, [0.1, 1.0], refit=False)
+    d = res.to_dict() | {"loss_plane": loss_plane(obj, res, resolution=3)}
+    return json.loads(json.dumps(d, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else o))
+
+
+INDEX = st.one_of(st.integers(-2, 5), st.sampled_from([0.5, 1.0, True, False, None, "1", 1e300]))
+COORD = st.one_of(st.floats(-3, 3), st.sampled_from([None, float("inf"), float("-inf"), "x", True]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(directions=st.one_of(st.tuples(INDEX, INDEX).map(list), st.lists(INDEX, max_size=3)),
+       x=st.one_of(st.just([0.0, 1.0, 2.0]), st.lists(COORD, min_size=2, max_size=4)),
+       y=st.sampled_from([None, [0.0, 1.0, 2.0]]))
+def test_a_loss_plane_read_back_is_valid_or_refused_by_name(linear_results, directions, x, y):
+    """Whatever a results file's loss_plane holds, explore's boundary either refuses it naming the field, or
+    what it accepts is drawable: two different integer directions of the analysis, finite increasing axes
+    whose sizes match z (before: [0, 99], [-1, 0], [1, 1], [0.5, 1.7] and an infinite x were accepted)."""
+    import math
+
+    from ridgelens.errors import RidgelensError
+    from ridgelens.report import ExplorerData
+
+    lp = dict(linear_results["loss_plane"], directions=directions, x=x)
+    if y is not None:
+        lp["y"] = y
+    lp["z"] = [[0.0] * len(x)] * len(lp["y"])
+    try:
+        data = ExplorerData.from_results(linear_results | {"loss_plane": lp})
+    except RidgelensError as exc:
+        assert str(exc).startswith("results.json: 'loss_plane': ") and "\n" not in str(exc), exc
+        return
+    a, b = data.loss_plane["directions"]
+    assert [a, b] == directions and a != b and 0 <= min(a, b) and max(a, b) < data.eigenvalues.size
+    assert all(not isinstance(v, bool) and float(v).is_integer() for v in directions)  # 1.0 is JSON's 1
+    for axis in (x, lp["y"]):
+        assert all(math.isfinite(float(v)) for v in axis) and axis == sorted(set(axis))

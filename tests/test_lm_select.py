@@ -78,6 +78,8 @@ def test_select_validation_picks_the_lowest_held_out_perplexity_of_the_predictio
     (["--select", "gcv"], "--select gcv applies to --model linear, not a language model (for --model lm/hf:DIR: "
                           "validation"),
     (["--select", "validation", "--lambdas", "0.1"], "at least 2 λ"),
+    (["--select", "validation", "--lambdas", "0.1,0.1"], "at least 2 λ in --lambdas to choose among, got 1 distinct of 2"),
+    (["--max-logits", "0"], "--max-logits must be a positive integer, got 0"),
     (["--select", "validation", "--validation-fraction", "0.3"], "--validation-fraction is not for --model lm"),
 ])
 def test_select_requests_an_lm_cannot_take_are_one_line_and_write_nothing(tmp_path, capsys, argv, message):
@@ -86,6 +88,15 @@ def test_select_requests_an_lm_cannot_take_are_one_line_and_write_nothing(tmp_pa
     err = capsys.readouterr().err
     assert err.startswith("ridgelens: error: ") and err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_explore_on_an_lm_results_file_says_it_has_no_page(both, tmp_path, capsys):
+    """Before: 'missing field penalized_eigenvalues (is it a results.json written by `ridgelens analyze`?)'."""
+    out, _, _ = both
+    assert main(["explore", str(out / "results.json"), "--out", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ridgelens: error: ") and err.count("\n") == 1 and "a language model's analysis" in err
+    assert "report.html" in err and not (tmp_path / "p.html").exists()
 
 
 def test_python_api_curvature_and_selection_against_an_independent_held_out_loss():
@@ -113,6 +124,17 @@ def test_python_api_curvature_and_selection_against_an_independent_held_out_loss
         select_lm(res, val, curvature="ggn")
     with pytest.raises(RidgelensError, match="'hessian', 'ggn' or 'both'"):
         analyze_lm(obj, val, obj.theta0, [1.0], curvature="gn")
+    # Another model's held-out objective, or none: named before any held-out loss (was an AttributeError for
+    # None, and "no λ of the grid has a prediction" or a θ shape error for another model's).
+    other = train_lm(LMConfig(layers=1, width=4, heads=2, context=8), split.train, steps=1, seed=0)
+    for bad in (LMObjective(other, split.val, dtype=torch.float64), None):
+        with pytest.raises(RidgelensError, match=rf"val_objective must be the held-out tokens of the analyzed model "
+                                                 rf"\({obj.n_params} parameters"):
+            select_lm(res, bad)
+        with pytest.raises(RidgelensError, match=r"val_objective must be the held-out tokens"):
+            analyze_lm(obj, bad, obj.theta0, [1.0], curvature="hessian")
+    with pytest.raises(RidgelensError, match=r"analysis must be analyze_lm's result \(an LMAnalysis\), got dict"):
+        select_lm(res.to_dict(), val)
 
 
 def _lookup(d, key, index):

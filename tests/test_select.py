@@ -194,6 +194,7 @@ def test_lambda_zero_on_an_interpolating_design_is_infinite_not_a_warning():
 
 @pytest.mark.parametrize(("lambdas", "method", "message"), [
     ([0.1], "gcv", r"at least 2 λ to choose among, got 1"),
+    ([0.1, 0.1, 0.1], "gcv", r"at least 2 λ to choose among, got 1 distinct of 3"),
     ([0.1, -1.0], "loo", r"lambdas must be >= 0 .* got -1"),
     ([0.1, np.nan], "gcv", r"lambdas must be finite"),
     ([0.1, 1.0], "aic", r"method must be one of 'gcv', 'loo', 'alo', 'evidence', 'validation', got 'aic'"),

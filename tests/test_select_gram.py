@@ -155,3 +155,15 @@ def test_a_constant_column_takes_the_svd_which_decides_the_rank():
     ref = np.linalg.lstsq(np.c_[X, np.ones(len(y))], y, rcond=None)[0]  # the minimum-norm θ̂ puts 0 on it
     np.testing.assert_allclose(obj.minimize().theta[[0, 1, 2, 3, 5]], ref, rtol=1e-10)
     assert obj.minimize().theta[4] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_forced_gram_route_warns_beyond_cond_1e3_and_is_refused_where_no_digit_survives():
+    """Before: decomposition='gram' on cond(Z) = 5e3 or 1e9 ran silently (at 1e9, θ̂ off by a factor of 500)."""
+    X, y = graded_design(300, 12, 5e3)
+    with pytest.warns(IllConditionedWarning, match=r"decomposition='gram' on a design with cond\(Z\) = 5e\+03"):
+        LeastSquares(X, y, decomposition="gram").decomposition_choice  # noqa: B018
+    X, y = graded_design(300, 12, 1e9)
+    with pytest.raises(RidgelensError, match=r"singular to working precision \(ε·cond² ≥ 1\)"):
+        LeastSquares(X, y, decomposition="gram").minimize()
+    with pytest.raises(RidgelensError, match=r"decomposition must be one of .*, got \['gram'\]"):
+        LeastSquares(X, y, decomposition=["gram"])

@@ -114,3 +114,51 @@ def test_auto_curvature_keeps_the_hessian_of_a_convex_loss_without_probing():
     P = np.diag([1.0] * X.shape[1] + [0.0])  # the intercept is free
     expect = [np.linalg.solve(H + v * P, H @ theta) for v in (0.01, 0.1)]
     np.testing.assert_allclose(p.thetas, expect, rtol=1e-8)
+
+
+def _edited(state, edit):
+    import copy
+
+    state = copy.deepcopy(state)
+    edit(state)
+    return state
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda s: s["state"][0]["exp_avg_sq"].view(-1).__setitem__(3, float("nan")),
+     r"exp_avg_sq for weight has nan at flat index 3: second moments must be finite and >= 0"),
+    (lambda s: s["state"][1]["exp_avg_sq"].view(-1).__setitem__(0, -1.0),
+     r"exp_avg_sq for bias has -1.0 at flat index 0"),
+    (lambda s: s["param_groups"][0].__setitem__("weight_decay", -0.1), r"weight_decay = -0.1: it must be a finite"),
+    (lambda s: s["param_groups"][0].__setitem__("weight_decay", float("nan")), r"weight_decay = nan"),
+    (lambda s: s["param_groups"][0].__setitem__("eps", "x"), r"eps = 'x'"),
+    (lambda s: s["param_groups"][0].__setitem__("betas", (0.9, 1.0)), r"betas = \(0\.9, 1\.0\).*< 1"),
+    (lambda s: s["state"][0].__setitem__("exp_avg_sq", [1.0] * 10), "exp_avg_sq for weight is a list, not a tensor"),
+    (lambda s: s["state"][0].__setitem__("step", "x"), "step nan: nothing accumulated"),
+    *[(edit, "not laid out as an optimizer's state_dict") for edit in (
+        lambda s: s.__setitem__("param_groups", 5), lambda s: s.__setitem__("param_groups", []),
+        lambda s: s.__setitem__("param_groups", ["x"]), lambda s: s["param_groups"][0].pop("params"),
+        lambda s: s.__setitem__("state", [1]), lambda s: s["param_groups"][0].__setitem__("param_names", ["weight"]))],
+])
+def test_a_corrupted_adamw_state_is_named(linear, edit, message):
+    """Before: NaN or negative second moments surfaced as 'adamw penalty factors[0] = nan', a negative or NaN
+    weight decay was accepted silently, eps = 'x' raised a bare ValueError, a state not laid out as a state_dict
+    a TypeError/KeyError/AttributeError/IndexError (the CLI: exit 1, 'internal error')."""
+    obj, _, _, state = linear
+    with pytest.raises(OptimizerStateError, match=message):
+        rl.predict(obj, [0.1], "adamw", optimizer_state=_edited(state, edit), theta_hat=obj.theta0)
+
+
+def test_predict_refuses_what_is_no_objective_and_bad_tolerances(linear):
+    obj, A, y, state = linear
+    for bad in (None, np.eye(3)):
+        with pytest.raises(rl.RidgelensError, match=r"predict\(\) needs an objective"):
+            rl.predict(bad, [0.1], "sgd")
+    with pytest.raises(OptimizerStateError, match="LeastSquares has none"):
+        rl.predict(rl.LeastSquares(A[:, :-1], y), [0.1], "adamw", optimizer_state=state)
+    with pytest.raises(rl.RidgelensError, match="grad_tol must be a number >= 0, got nan"):
+        rl.predict(obj, [0.1], "sgd", theta_hat=obj.theta0, grad_tol=float("nan"))
+    with pytest.raises(rl.RidgelensError, match="tol must be a number >= 0, got -1"):
+        rl.predict(obj, [0.1], "sgd", theta_hat=obj.theta0, tol=-1, method="krylov")
+    with pytest.raises(rl.RidgelensError, match="theta_hat must be 11 numbers, got str"):
+        rl.predict(obj, [0.1], "sgd", theta_hat="abc")

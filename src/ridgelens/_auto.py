@@ -35,11 +35,12 @@ decision                  names                                  ``"auto"`` rule
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ridgelens.errors import RidgelensError
+from ridgelens.errors import IllConditionedWarning, RidgelensError
 
 #: Up to this many parameters a dense Hessian (n HVPs, n² memory) is built and decomposed exactly.
 DENSE_MAX_PARAMS = 2000
@@ -86,8 +87,8 @@ OPTION = {"eigen": "method", "path": "method", "analysis": "method", "hvp_form":
 def check_option(decision: str, requested: str) -> str:
     """``requested`` with old spellings mapped, after checking it is ``"auto"`` or a name of ``decision``."""
     names = NAMES[decision]
-    requested = ALIASES.get((decision, requested), requested)
-    if requested != "auto" and requested not in names:
+    requested = ALIASES.get((decision, requested), requested) if isinstance(requested, str) else requested
+    if requested != "auto" and (not isinstance(requested, str) or requested not in names):
         raise RidgelensError(f"{OPTION[decision]} must be one of {('auto', *names)}, got {requested!r}")
     return requested
 
@@ -229,12 +230,18 @@ def _design(requested, *, n, d, penalized_intercept, column_ratio, gram_cond) ->
         facts["condition_number"], facts["error_estimate"] = cond, float(np.finfo(np.float64).eps * cond ** 2)
         if not np.isfinite(cond):
             why_not = "ZᵀZ is numerically singular"
+        elif requested == "gram" and facts["error_estimate"] >= 1:
+            why_not = f"cond(Z) = {cond:.3g}, so ZᵀZ is singular to working precision (ε·cond² ≥ 1)"
     if why_not is not None:
         if requested == "gram":
             raise RidgelensError(f"decomposition='gram' cannot be used here: {why_not}; use 'svd' or 'auto'")
         return Choice("design", "svd", why_not + ": the SVD", facts)
     err = f"relative errors ≲ ε·cond² = {facts['error_estimate']:.1e}"
     if requested == "gram":
+        if cond > GRAM_MAX_COND:
+            warnings.warn(f"decomposition='gram' on a design with cond(Z) = {cond:.3g} > {GRAM_MAX_COND:g}: θ̂, the "
+                          f"path and the criteria carry {err}; 'auto' or 'svd' takes the backward-stable SVD",
+                          IllConditionedWarning, stacklevel=2)
         return Choice("design", "gram", f"asked for; cond(Z) = {cond:.3g}, {err}", facts)
     if cond <= GRAM_MAX_COND:
         return Choice("design", "gram", f"cond(Z) = {cond:.3g} ≤ {GRAM_MAX_COND:g}: eigendecomposition of "

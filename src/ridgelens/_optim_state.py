@@ -86,6 +86,7 @@ def load_optimizer_state(path, blob: bytes | None = None) -> dict:
 
 def optimizer_kind(state: dict) -> str:
     """"sgd", "adam" or "adamw" from a state_dict's ``param_groups`` (OptimizerStateError if mixed or unknown)."""
+    _check_layout(state)
     kinds = {_kind(g) for g in state["param_groups"]}
     if len(kinds) != 1 or "unknown" in kinds:
         raise OptimizerStateError(f"the optimizer state is not one of {OPTIMIZERS} (its groups look like "
@@ -99,6 +100,38 @@ def _kind(group: dict) -> str:
     if "momentum" in group:
         return "sgd"
     return "unknown"
+
+
+def _check_layout(state: dict) -> None:
+    """Refuse a ``state`` not laid out as ``Optimizer.state_dict()``.
+
+    That is: a dict of per-parameter dicts, and a non-empty list of param groups, each a dict with a list
+    of ``params`` (and ``param_names``, if any, as long).
+    """
+    groups = state["param_groups"]
+    bad = (not isinstance(state["state"], dict) or not all(isinstance(v, dict) for v in state["state"].values())
+           or not isinstance(groups, list) or not groups)
+    for g in groups if not bad else ():
+        names = g.get("param_names") if isinstance(g, dict) else None
+        bad = bad or not isinstance(g, dict) or not isinstance(g.get("params"), list) or (
+            names is not None and (not isinstance(names, list) or len(names) != len(g["params"])))
+    if bad:
+        raise OptimizerStateError("optimizer_state is not laid out as an optimizer's state_dict(): 'state' must map "
+                                  "parameter ids to dicts, 'param_groups' be a non-empty list of dicts with a list "
+                                  "of 'params' (and as many 'param_names')")
+
+
+def _setting(group: dict, key: str, default=None, upper: float = np.inf) -> float:
+    """A param group's number (``betas``: β₂), finite, >= 0 and below ``upper``; else OptimizerStateError."""
+    raw = group.get(key, default)
+    try:
+        v = float(raw[1] if key == "betas" else raw)
+    except (TypeError, ValueError, IndexError, KeyError):
+        v = np.nan
+    if not 0 <= v < upper:
+        raise OptimizerStateError(f"the optimizer state's param group has {key} = {raw!r}: it must be a finite "
+                                  f"number >= 0{f' and < {upper:g}' if np.isfinite(upper) else ''}")
+    return v
 
 
 def _params_in_order(objective, state: dict):
@@ -152,14 +185,18 @@ def optimizer_penalty(objective, optimizer: str, state: dict | None = None) -> P
                              detail)
     if not (isinstance(state, dict) and "state" in state and "param_groups" in state):
         raise OptimizerStateError("optimizer_state must be an optimizer's state_dict() ('state' and 'param_groups')")
+    _check_layout(state)
     kinds = {_kind(g) for g in state["param_groups"]}
     if kinds != {optimizer}:
         got = ", ".join(sorted(kinds))
         hint = (" (Adam with weight_decay adds λθ to the gradient: its fixed point is plain L2, optimizer='adam')"
                 if optimizer == "adamw" and kinds == {"adam"} else "")
         raise OptimizerStateError(f"the optimizer state is of {got}, not {optimizer}{hint}")
+    if not hasattr(objective, "model"):
+        raise OptimizerStateError(f"an optimizer state belongs to a torch model's parameters; "
+                                  f"{type(objective).__name__} has none (optimizer='sgd' or 'adam' needs no state)")
     names, sizes, shapes, entries = _params_in_order(objective, state)
-    wds = [float(g.get("weight_decay", 0.0)) for _, g, _ in entries]
+    wds = [_setting(g, "weight_decay", 0.0) for _, g, _ in entries]
     ref = max(wds)
     group_factor = [w / ref if ref > 0 else 1.0 for w in wds]
     blocks = []
@@ -174,14 +211,23 @@ def optimizer_penalty(objective, optimizer: str, state: dict | None = None) -> P
             raise OptimizerStateError(f"the optimizer state has no {key} for {name} (entry {pid}): was the "
                                       "optimizer ever stepped? AdamW's D = diag(√v̂ + ε) needs it")
         v = st[key]
+        if not hasattr(v, "detach"):  # a torch tensor
+            raise OptimizerStateError(f"the optimizer state's {key} for {name} is a {type(v).__name__}, not a tensor")
         if tuple(v.shape) != want:
             raise OptimizerStateError(f"the optimizer state's {key} for {name} has shape {tuple(v.shape)} but "
                                       f"the model's {name} has shape {want}: the state of another model")
-        step = float(st.get("step", 0))
+        try:
+            step = float(st.get("step", 0))
+        except (TypeError, ValueError):
+            step = np.nan
         if not step > 0:
             raise OptimizerStateError(f"the optimizer state of {name} has step {step:g}: nothing accumulated")
-        beta2, eps = float(group["betas"][1]), float(group["eps"])
+        beta2, eps = _setting(group, "betas", upper=1.0), _setting(group, "eps")
         vhat = v.detach().double().cpu().numpy().ravel() / (1.0 - beta2 ** step)
+        if not (np.all(np.isfinite(vhat)) and np.all(vhat >= 0)):
+            j = int(np.flatnonzero(~(np.isfinite(vhat) & (vhat >= 0)))[0])
+            raise OptimizerStateError(f"the optimizer state's {key} for {name} has {float(v.flatten()[j])} at flat "
+                                      f"index {j}: second moments must be finite and >= 0 (a diverged run?)")
         blocks.append(gf * (np.sqrt(vhat) + eps))
     d = np.concatenate(blocks) * np.asarray(objective.penalized, dtype=np.float64)
     detail.update(weight_decays=sorted(set(wds)), reference_weight_decay=ref,

@@ -60,6 +60,23 @@ def check_same_rows(X: np.ndarray, y: np.ndarray) -> None:
         )
 
 
+def check_objective(objective, who: str) -> None:
+    """Refuse what is no objective (None, an array, …) before ``who`` asks it for anything."""
+    if objective is None:
+        raise RidgelensError(f"{who} needs an objective (LeastSquares, Logistic, TorchObjective, …), got None")
+    if not hasattr(objective, "n_params"):
+        raise RidgelensError(f"{who} needs an objective with n_params, gradient and hvp; got "
+                             f"{type(objective).__name__}")
+
+
+def check_heldout_objective(val_objective, n: int) -> None:
+    """Refuse a held-out objective that is not of the analyzed model (``n`` parameters) or no objective."""
+    if not callable(getattr(val_objective, "value", None)) or getattr(val_objective, "n_params", None) != n:
+        raise RidgelensError(f"val_objective must be the held-out tokens of the analyzed model ({n} parameters; "
+                             f"objective.on(val_tokens)), got {type(val_objective).__name__} with "
+                             f"{getattr(val_objective, 'n_params', 'no')} parameters")
+
+
 #: Positive λ outside this range are refused (float64 arithmetic on the path over- or underflows).
 LAMBDA_RANGE = (1e-150, 1e150)
 
@@ -88,9 +105,29 @@ def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     return lam
 
 
+def check_tolerance(tol, name: str) -> float:
+    """Return ``tol`` as a float >= 0 (NaN, a negative number or a string is refused, naming ``name``)."""
+    try:
+        t = float(tol)
+    except (TypeError, ValueError):
+        t = np.nan
+    if not t >= 0:
+        raise RidgelensError(f"{name} must be a number >= 0, got {tol!r}")
+    return t
+
+
+def distinct(lam) -> str:
+    """How many different λ a grid holds, for a message (``"1 distinct of 2"`` when some repeat)."""
+    k = np.unique(lam).size
+    return f"{k}" if k == np.size(lam) else f"{k} distinct of {np.size(lam)}"
+
+
 def check_vector(v, n: int, name: str) -> np.ndarray:
     """Return ``v`` as a finite float64 vector of length ``n``."""
-    a = np.asarray(v, dtype=np.float64)
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RidgelensError(f"{name} must be {n} numbers, got {type(v).__name__}") from None
     if a.shape != (n,):
         raise RidgelensError(f"{name} must have shape ({n},), got {a.shape}")
     if not np.all(np.isfinite(a)):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_bytes, atomic_write_json
-from ridgelens._validation import check_lambdas
+from ridgelens._validation import check_lambdas, distinct
 from ridgelens.cli._args import LM_DEFAULTS
 from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
@@ -61,6 +61,8 @@ def _settle(args) -> None:
     for name in ("layers", "width", "heads", "context", "tokens", "k"):
         if getattr(args, name) < 1:
             raise RidgelensError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.max_logits is not None and args.max_logits < 1:
+        raise RidgelensError(f"--max-logits must be a positive integer, got {args.max_logits}")
     if args.steps < 0:
         raise RidgelensError(f"--steps must be >= 0, got {args.steps}")
     if args.subsamples == 1 or args.subsamples < 0:
@@ -79,8 +81,9 @@ def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
     if select is not None and select != "validation":
         raise RidgelensError(f"--select {select} applies to --model {' or '.join(SELECT_MODELS[select])}, not a "
                              "language model (for --model lm/hf:DIR: validation, on the held-out files)")
-    if select is not None and lam.size < 2:
-        raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got {lam.size}")
+    if select is not None and np.unique(lam).size < 2:
+        raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got "
+                             f"{distinct(lam)}")
     if launched():  # torchrun: every rank trains/loads and analyzes its shard of the windows; rank 0 writes
         box = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import distinct
 from ridgelens.data import Dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.pipeline import refit_at, refit_count
@@ -34,8 +35,9 @@ def check_select(args, lam) -> None:
         names = " or ".join("mlp or MODULE:FACTORY" if m == "torch" else m for m in fits)
         raise RidgelensError(f"--select {args.select} applies to --model {names}, not {args.model} "
                              f"(for --model {args.model}: {apply})")
-    if lam is not None and lam.size < 2:
-        raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got {lam.size}; "
+    if lam is not None and np.unique(lam).size < 2:
+        raise RidgelensError(f"--select needs at least 2 λ in --lambdas to choose among, got "
+                             f"{distinct(lam)}; "
                              "or omit --lambdas for the default grid (100 λ from the spectrum)")
     if frac is not None and args.select != "validation":
         raise RidgelensError("--validation-fraction is for --select validation")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import check_objective
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator, DenseOperator, HessianOperator
 

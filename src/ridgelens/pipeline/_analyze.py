@@ -15,7 +15,7 @@ from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import Progress, governs_stages
-from ridgelens._validation import check_lambdas, check_vector
+from ridgelens._validation import check_lambdas, check_tolerance, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
     DataError,
@@ -428,7 +428,7 @@ def first_order_term(objective, theta_hat, grad_tol=None):
     """
     g = objective.gradient(theta_hat)
     gnorm = float(np.linalg.norm(g))
-    grad_tol = 100 * objective.default_tol if grad_tol is None else float(grad_tol)
+    grad_tol = 100 * objective.default_tol if grad_tol is None else check_tolerance(grad_tol, "grad_tol")
     if gnorm > grad_tol:
         warnings.warn(
             f"θ̂ is not a stationary point: ‖∇R(θ̂)‖ = {gnorm:.3g} > grad_tol = {grad_tol:.3g}; "

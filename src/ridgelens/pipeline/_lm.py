@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ridgelens._distributed import world
+from ridgelens._validation import check_heldout_objective
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline._analyze import Analysis
@@ -144,6 +145,7 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
         curvatures = ("ggn", "hessian") if curvature == "both" else (curvature,)
     if not curvatures or any(c not in ("hessian", "ggn") for c in curvatures):
         raise RidgelensError(f"curvatures must be a non-empty subset of ('hessian', 'ggn'), got {curvatures!r}")
+    check_heldout_objective(val_objective, objective.n_params)
     if getattr(objective, "returns", "logits") != "logits" and "ggn" in curvatures:
         raise RidgelensError("the model returns only a loss (no logits), so the Gauss-Newton curvature cannot be "
                              "formed; use curvatures=('hessian',)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ridgelens._auto import select_solver
 from ridgelens._optim_state import WEIGHT_DECAY_TABLE, optimizer_penalty, weight_decay_record
-from ridgelens._validation import check_lambdas
+from ridgelens._validation import check_lambdas, check_objective
 
 #: Lanczos steps of the probe that looks for negative curvature (``curvature="auto"``).
 CURVATURE_PROBE_STEPS = 30
@@ -147,6 +147,7 @@ def predict(objective, lambdas, optimizer: str = "adamw", *, optimizer_state=Non
     from ridgelens.pipeline._analyze import _theta_hat, first_order_term
     from ridgelens.ridge import ridge_path
 
+    check_objective(objective, "predict()")
     lam = check_lambdas(lambdas)
     pm = optimizer_penalty(objective, optimizer, optimizer_state)
     theta, _, _, how = _theta_hat(objective, theta_hat, None, None, {})

@@ -9,7 +9,7 @@ import numpy as np
 from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA
 from ridgelens.errors import RidgelensError
 from ridgelens.pipeline import CONVENTIONS
-from ridgelens.report._loss import check_loss_plane, loss_plane
+from ridgelens.report._loss import check_loss_plane, loss_plane_if_drawable
 from ridgelens.report._plane import display_eigenvalues
 from ridgelens.ridge import ridge_path
 from ridgelens.ridge._path import SCALED_VIEW
@@ -78,8 +78,12 @@ class ExplorerData:
 
         The true-loss grid is the analysis' own ``loss_plane`` (``ridgelens analyze`` writes one
         into results.json); else, given the ``objective`` the analysis was made from, it is
-        computed here (:func:`ridgelens.report.loss_plane`, 626 loss evaluations).
+        computed here (:func:`ridgelens.report.loss_plane`, 626 loss evaluations) where the page can draw
+        it; where it cannot (a penalty matrix, too few eigenvectors) a note says so.
         """
+        if not hasattr(analysis, "path"):
+            raise RidgelensError(f"analysis must be ridgelens.analyze's result, got {type(analysis).__name__} "
+                                 "(a results.json dict: ExplorerData.from_results)")
         path = analysis.path
         names = [analysis.param_names[j] for j in np.flatnonzero(path.penalized)]
         r, n_pen = path.eigenvalues.size, int(np.count_nonzero(path.penalized))
@@ -99,13 +103,16 @@ class ExplorerData:
                          "drawn as 0.")
         lp = analysis.loss_plane
         if lp is None and objective is not None:
-            lp = loss_plane(objective, analysis)
+            lp = loss_plane_if_drawable(objective, analysis)
+            if lp is None:
+                notes.append("The true loss is not drawn: this analysis has a penalty matrix, or lacks the full "
+                             "eigenvectors of two positive directions.")
         return cls(title=title or f"{analysis.objective}, n = {analysis.n_samples}, {analysis.n_params} parameters",
                    eigenvalues=path.eigenvalues, coords=path.coords, eigenvectors=Q, penalized_names=names,
                    lambdas=analysis.lambdas, param_names=list(analysis.param_names),
                    predicted=analysis.predicted, refit=analysis.refit, gradient_coords=gc,
                    notes=notes, conventions=dict(analysis.conventions), rank_tol=float(path.rank_tol),
-                   loss_plane=check_loss_plane(lp),
+                   loss_plane=check_loss_plane(lp, n_directions=r),
                    scaled_view=path.scaled_view)
 
     @classmethod
@@ -119,6 +126,10 @@ class ExplorerData:
         """
         if not isinstance(d, dict):
             raise RidgelensError(f"{source}: expected a JSON object (from `ridgelens analyze`), got {type(d).__name__}")
+        if "curvatures" in d and "penalized_eigenvalues" not in d:
+            raise RidgelensError(f"{source} is a language model's analysis (--model lm or hf:DIR): it has no "
+                                 "explorer page (only the top eigenvalues were computed); its page is report.html "
+                                 "(analyze --report)")
         sigma = _array(d, "penalized_eigenvalues", source, ndim=1)
         z = _array(d, "coords", source, ndim=1)
         lam = _array(d, "lambdas", source, ndim=1)
@@ -166,7 +177,7 @@ class ExplorerData:
             if Q.shape != (sigma.size, sigma.size):
                 raise RidgelensError(f"{source}: 'penalized_eigenvectors' must have shape "
                                      f"({sigma.size}, {sigma.size}), got {Q.shape}")
-        check_loss_plane(d.get("loss_plane"), f"{source}: 'loss_plane'")
+        check_loss_plane(d.get("loss_plane"), f"{source}: 'loss_plane'", sigma.size)
         del notes, Q, rows, conv  # validated above; the page is built from the one Analysis the file holds
         from ridgelens.pipeline import Analysis
 

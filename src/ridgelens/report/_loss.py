@@ -36,8 +36,13 @@ def loss_plane(objective, analysis, *, directions=None, resolution: int = RESOLU
     if analysis.penalty is not None:
         raise RidgelensError("the true-loss grid is drawn for the plain penalty (λ/2)‖θ_p‖² only; this analysis "
                              "uses a penalty matrix")
-    if resolution < 3:
-        raise RidgelensError(f"resolution must be at least 3, got {resolution}")
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 3 <= resolution <= 1000:
+        raise RidgelensError(f"resolution must be an integer from 3 to 1000 (resolution² loss evaluations), "
+                             f"got {resolution!r}")
+    n = np.size(analysis.theta_hat)
+    if not callable(getattr(objective, "value", None)) or getattr(objective, "n_params", None) != n:
+        raise RidgelensError(f"objective must be the objective the analysis was made from ({n} parameters), got "
+                             f"{type(objective).__name__} with {getattr(objective, 'n_params', 'no')} parameters")
     sigma = display_eigenvalues(path.eigenvalues, path.rank_tol)[0]
     a, b = plane_directions(sigma, path.coords, analysis.lambdas, directions, rank_tol=path.rank_tol)
     Q = None if path.eigenvectors is None else np.asarray(path.eigenvectors, dtype=np.float64)
@@ -59,22 +64,37 @@ def loss_plane(objective, analysis, *, directions=None, resolution: int = RESOLU
     return {"directions": [a, b], "x": xs, "y": ys, "z": z, "loss_at_theta_hat": r0, "evaluations": resolution**2 + 1}
 
 
-def check_loss_plane(d, source: str = "loss_plane") -> dict | None:
-    """``d`` (from :func:`loss_plane` or read back from JSON) with arrays, validated; None stays None."""
+def check_loss_plane(d, source: str = "loss_plane", n_directions: int | None = None) -> dict | None:
+    """``d`` (from :func:`loss_plane` or read back from JSON) with arrays, validated; None stays None.
+
+    ``n_directions``: how many eigen-directions the analysis has (the two ``directions`` index them).
+    """
     if d is None:
         return None
     try:
         xs, ys = np.asarray(d["x"], dtype=np.float64), np.asarray(d["y"], dtype=np.float64)
         z = np.array([[np.nan if v is None else v for v in row] for row in d["z"]], dtype=np.float64)
-        a, b = (int(v) for v in d["directions"])
+        a, b = (_index(v) for v in d["directions"])
     except (KeyError, TypeError, ValueError):
         raise RidgelensError(f"{source}: expected directions, x, y and z (from ridgelens.report.loss_plane)") from None
+    if a == b or min(a, b) < 0 or (n_directions is not None and max(a, b) >= n_directions):
+        raise RidgelensError(f"{source}: directions must be two different indices in [0, {n_directions or '∞'}), "
+                             f"got {list(d['directions'])}")
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+        raise RidgelensError(f"{source}: x and y must be finite numbers")
     if xs.ndim != 1 or ys.ndim != 1 or xs.size < 3 or ys.size < 3 or z.shape != (ys.size, xs.size):
         raise RidgelensError(f"{source}: z must have shape (len(y), len(x)) with at least 3 points a side, got "
                              f"{z.shape} for {ys.size} × {xs.size}")
     if not (np.all(np.diff(xs) > 0) and np.all(np.diff(ys) > 0)):
         raise RidgelensError(f"{source}: x and y must increase")
     return {**d, "directions": [a, b], "x": xs, "y": ys, "z": z}
+
+
+def _index(v) -> int:
+    """A JSON index: an integer (not a bool, not 1.5); ValueError otherwise."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or not float(v).is_integer():
+        raise ValueError(v)
+    return int(v)
 
 
 def level_lines(lp: dict, level: float) -> tuple[list, list]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ridgelens._validation import check_lambdas
+from ridgelens._validation import check_lambdas, check_tolerance
 
 #: How figures name the eigen view of a path with a penalty matrix (:attr:`RidgePath.scaled_view`).
 SCALED_VIEW = "eigen view of D^{-1/2}HD^{-1/2}, coordinates φ = D^{1/2}θ"
@@ -195,6 +195,7 @@ def ridge_path(source, theta_hat, lambdas, *, penalized=None, gradient=None,
     from ridgelens.ridge._solvers import check_same_device, make_solver
 
     lam = check_lambdas(lambdas)
+    tol = check_tolerance(tol, "tol")
     check_same_device(source, theta_hat=theta_hat, gradient=gradient)
     if penalty is not None:
         from ridgelens.ridge._weighted import weighted_ridge_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import distinct
 from ridgelens.errors import RidgelensError
 
 #: Size of the default grid, and how far it reaches beyond the spectrum (×100 each side).
@@ -47,8 +48,8 @@ def default_grid(eigenvalues, *, size: int = DEFAULT_SIZE, reach: float = DEFAUL
 def given_grid(lambdas, check) -> tuple[np.ndarray, str]:
     """A user's grid, checked (finite, ≥ 0) and at least 2 long."""
     grid = check(lambdas, "lambdas")
-    if grid.size < 2:
+    if np.unique(grid).size < 2:
         raise RidgelensError(
-            f"choosing λ needs at least 2 λ to choose among, got {grid.size}; pass a longer grid, "
+            f"choosing λ needs at least 2 λ to choose among, got {distinct(grid)}; pass a longer grid, "
             "or lambdas=None for the default one (100 values from the spectrum)")
     return grid, f"given: {grid.size} values"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import check_heldout_objective
 from ridgelens.errors import RidgelensError
 from ridgelens.select._heldout import heldout_losses
 from ridgelens.select._result import Selection
@@ -40,6 +41,10 @@ def select_lm(analysis, val_objective, *, curvature: str | None = None) -> Selec
         ``criteria`` (per curvature), ``perplexity`` (``exp criterion``) and ``confirm`` (the
         retrained θ*(λ) at the choice against the prediction).
     """
+    if not getattr(analysis, "curvatures", None):
+        raise RidgelensError(f"analysis must be analyze_lm's result (an LMAnalysis), got {type(analysis).__name__}")
+    n = next(iter(analysis.curvatures.values())).path.thetas.shape[1]
+    check_heldout_objective(val_objective, n)
     kinds = list(analysis.curvatures)
     if curvature is None:
         curvature, why = (PREFERRED if PREFERRED[0] in kinds and len(kinds) > 1
