@@ -144,21 +144,8 @@ def test_noisy_wampler_data_have_their_certified_solution(name):
         [(1 - scale) * sum(x ** k for k in range(6)) for x in range(21)]
 
 
-def short_of_the_goal(measured):
-    # A backward-stable float64 solve has forward error ~ ε·(κ + κ²·‖r‖/(‖A‖‖θ‖)): the residuals grow
-    # 100× per set while the certified θ stays 1, so each set loses 2 digits. numpy's lstsq, LAPACK's
-    # QR (pivoted or not) and the column-scaled QR of the centred design do no better.
-    return pytest.mark.xfail(strict=True, reason=f"issue 12 §3 not met: {measured} certified digits measured")
-
-
-@pytest.mark.parametrize(("name", "ones_column"), [
-    ("Wampler3", False),
-    pytest.param("Wampler4", False, marks=short_of_the_goal(9.6)),
-    pytest.param("Wampler5", False, marks=short_of_the_goal(7.6)),
-    pytest.param("Wampler3", True, marks=short_of_the_goal(9.8)),
-    pytest.param("Wampler4", True, marks=short_of_the_goal(7.8)),
-    pytest.param("Wampler5", True, marks=short_of_the_goal(5.8)),
-])
+@pytest.mark.parametrize("name", sorted(WAMPLER_NOISY))
+@pytest.mark.parametrize("ones_column", [False, True])
 def test_noisy_wampler_certified_digits(name, ones_column):
     X, y = wampler_noisy(name)
     if ones_column:  # no intercept of ours: the constant is the design's first column
@@ -172,13 +159,35 @@ def test_noisy_wampler_certified_digits(name, ones_column):
 
 @pytest.mark.parametrize("name", sorted(WAMPLER_NOISY))
 def test_noisy_wampler_digits_are_at_least_numpys(name):
-    # Until the goal above is met: no fewer digits than numpy's lstsq (LAPACK gelsd) on [1, X],
-    # and with our intercept (the design centred) more.
+    # A backward-stable float64 solve has forward error ~ ε·(κ + κ²·‖r‖/(‖A‖‖θ‖)): the residuals grow
+    # 100× per set while the certified θ stays 1, so numpy's lstsq (LAPACK gelsd) loses 2 digits per
+    # set; refining the augmented system removes the κ² term, so ours keeps more, with or without a
+    # column of ones.
     X, y = wampler_noisy(name)
     A = np.hstack([np.ones((len(y), 1)), X])
     numpy_digits = lre(np.linalg.lstsq(A, y, rcond=None)[0], 1.0).min()
     assert lre(theta_hat(X, y).theta, 1.0).min() >= numpy_digits + 1.0
-    assert lre(theta_hat(A, y, fit_intercept=False).theta, 1.0).min() >= numpy_digits - 0.25
+    assert lre(theta_hat(A, y, fit_intercept=False).theta, 1.0).min() >= numpy_digits + 1.0
+
+
+@pytest.mark.parametrize("options", [{}, {"penalize_intercept": True}, {"fit_intercept": False}])
+def test_weighted_noisy_wampler_matches_mpmath(options):
+    # Weights enter the refinement's residual AᵀWρ (each wᵢρᵢ split exactly into two doubles).
+    # Wampler5's residuals divided by the weights stay W-orthogonal to [X, 1], so the weighted fit
+    # is θ = 1 again with residuals 1e4 times the data's scale: float64 solves keep ~6 digits.
+    # Against 50-digit weighted normal equations on the exact doubles.
+    X, y5 = wampler_noisy("Wampler5")
+    w = np.random.default_rng(3).uniform(0.1, 2.0, size=len(y5))
+    poly = np.array([sum(float(x) ** k for k in range(6)) for x in range(len(y5))])
+    y = poly + (y5 - poly) / w
+    mp.mp.dps = 50
+    A = mp_matrix(X if options.get("fit_intercept") is False else np.hstack([X, np.ones((len(y), 1))]))
+    W = mp.diag([mp.mpf(float(v)) for v in w])
+    ref = mp.lu_solve(A.T * W * A, A.T * W * mp.matrix([mp.mpf(float(v)) for v in y]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        theta = LeastSquares(X, y, sample_weight=w, **options).minimize().theta
+    assert lre(theta, np.array([float(v) for v in ref])).min() >= MIN_DIGITS
 
 
 def test_longley_warns_with_the_condition_number():
