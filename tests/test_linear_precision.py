@@ -1,9 +1,9 @@
 """LeastSquares precision against independent references, and sample weights.
 
-- θ̂ against NIST StRD certified values (Longley; Wampler 1 and 2), counted in certified
+- θ̂ against NIST StRD certified values (Longley; Wampler 1 to 5), counted in certified
   digits (log relative error, LRE), as in McCullough's assessments of statistical software.
-- The ridge path and the penalized curvature's eigenvalues on *raw* Longley against
-  50-digit mpmath solves and eigendecompositions.
+- The ridge path and the penalized curvature's eigenvalues on *raw* Longley (the path on raw
+  Wampler3 too) against 50-digit mpmath solves and eigendecompositions.
 - ``sample_weight`` against row repetition (integer weights), row deletion (zero weights)
   and scikit-learn's ``Ridge(alpha=λ·Σw, sample_weight=w)``.
 """
@@ -57,6 +57,33 @@ def wampler(coefficients):
 WAMPLER1 = [Fraction(1)] * 6  # certified: all 1
 WAMPLER2 = [Fraction(1, 10 ** k) for k in range(6)]  # certified: 1, 0.1, ..., 1e-5
 
+# NIST StRD Wampler3, 4 and 5 (public domain): the same design, y = Σₖ xᵏ plus residuals that grow
+# by 100× from one set to the next, so the fit gets worse (R² 0.999996, 0.957, 0.0022) while the
+# certified B0..B5 stay exactly 1. https://www.itl.nist.gov/div898/strd/lls/data/Wampler3.shtml
+# (and Wampler4, Wampler5): y for x = 0..20, the certified standard deviations of B0..B5 and the
+# certified residual sum of squares, as NIST lists them; cross-checked against Apache
+# commons-math's OLSMultipleLinearRegressionTest and LabPlot's FitTest, which copy the same tables.
+WAMPLER_NOISY = {
+    "Wampler3": ([760, -2042, 2111, -1684, 3888, 1858, 11379, 17560, 39287, 64382, 113159, 175108, 273291,
+                  400186, 581243, 811568, 1121004, 1506550, 2002767, 2611612, 3369180],
+                 [2152.32624678170, 2363.55173469681, 779.343524331583, 101.475507550350, 5.64566512170752,
+                  0.112324854679312], 83554268),
+    "Wampler4": ([75901, -204794, 204863, -204436, 253665, -200894, 214131, -185192, 221249, -138370, 315911,
+                  -27644, 455253, 197434, 783995, 608816, 1370781, 1303798, 2205519, 2408860, 3444321],
+                 [215232.624678170, 236355.173469681, 77934.3524331583, 10147.5507550350, 564.566512170752,
+                  11.2324854679312], 835542680000),
+    "Wampler5": ([7590001, -20479994, 20480063, -20479636, 25231365, -20476094, 20489331, -20460392, 18417449,
+                  -20413570, 20591111, -20302844, 18651453, -20077766, 21059195, -19666384, 26348481, -18971402,
+                  22480719, -17866340, 10958421],
+                 [21523262.4678170, 23635517.3469681, 7793435.24331583, 1014755.07550350, 56456.6512170752,
+                  1123.24854679312], 8355426800000000),
+}
+
+
+def wampler_noisy(name):
+    X, _ = wampler(WAMPLER1)
+    return X, np.array(WAMPLER_NOISY[name][0], dtype=np.float64)
+
 
 def theta_hat(X, y, **kwargs):
     with warnings.catch_warnings():
@@ -96,6 +123,71 @@ def test_wampler_certified_digits(name, coefficients):
     # Without an intercept column: the data through the origin minus y(0), same slopes.
     digits = lre(theta_hat(X[1:], y[1:] - float(coefficients[0]), fit_intercept=False).theta, certified[:-1])
     assert digits.min() >= MIN_DIGITS, (name, digits)
+
+
+@pytest.mark.parametrize("name", sorted(WAMPLER_NOISY))
+def test_noisy_wampler_data_have_their_certified_solution(name):
+    # In exact (integer) arithmetic: r = y − Σₖ xᵏ is orthogonal to every column of [1, x, ..., x⁵],
+    # so B0..B5 = 1 is these y's least-squares solution; Σr² is the certified residual sum of
+    # squares, and s²·diag((AᵀA)⁻¹) with s² = RSS/15 gives the certified standard deviations.
+    y, sd, rss = WAMPLER_NOISY[name]
+    r = [yi - sum(x ** k for k in range(6)) for x, yi in enumerate(y)]
+    assert [sum(ri * x ** k for x, ri in enumerate(r)) for k in range(6)] == [0] * 6
+    assert sum(ri * ri for ri in r) == rss
+    mp.mp.dps = 50
+    A = mp.matrix([[x ** k for k in range(6)] for x in range(21)])
+    cov = mp.inverse(A.T * A) * mp.mpf(rss) / 15
+    assert [float(mp.nstr(mp.sqrt(cov[k, k]), 15)) for k in range(6)] == sd  # all 15 digits NIST prints
+    # Wampler4's and Wampler5's residuals are Wampler3's times 100 and 10⁴.
+    scale = {"Wampler3": 1, "Wampler4": 100, "Wampler5": 10 ** 4}[name]
+    assert [yi - scale * y3 for yi, y3 in zip(y, WAMPLER_NOISY["Wampler3"][0], strict=True)] == \
+        [(1 - scale) * sum(x ** k for k in range(6)) for x in range(21)]
+
+
+@pytest.mark.parametrize("name", sorted(WAMPLER_NOISY))
+@pytest.mark.parametrize("ones_column", [False, True])
+def test_noisy_wampler_certified_digits(name, ones_column):
+    X, y = wampler_noisy(name)
+    if ones_column:  # no intercept of ours: the constant is the design's first column
+        fits = [theta_hat(np.hstack([np.ones((len(y), 1)), X]), y, fit_intercept=False)]
+    else:
+        fits = [theta_hat(X, y), theta_hat(X, y, penalize_intercept=True)]
+    for hat in fits:
+        digits = lre(hat.theta, np.ones(6))
+        assert digits.min() >= MIN_DIGITS, (name, digits)
+
+
+@pytest.mark.parametrize("name", sorted(WAMPLER_NOISY))
+def test_noisy_wampler_digits_are_at_least_numpys(name):
+    # A backward-stable float64 solve has forward error ~ ε·(κ + κ²·‖r‖/(‖A‖‖θ‖)): the residuals grow
+    # 100× per set while the certified θ stays 1, so numpy's lstsq (LAPACK gelsd) loses 2 digits per
+    # set; refining the augmented system removes the κ² term, so ours keeps more, with or without a
+    # column of ones.
+    X, y = wampler_noisy(name)
+    A = np.hstack([np.ones((len(y), 1)), X])
+    numpy_digits = lre(np.linalg.lstsq(A, y, rcond=None)[0], 1.0).min()
+    assert lre(theta_hat(X, y).theta, 1.0).min() >= numpy_digits + 1.0
+    assert lre(theta_hat(A, y, fit_intercept=False).theta, 1.0).min() >= numpy_digits + 1.0
+
+
+@pytest.mark.parametrize("options", [{}, {"penalize_intercept": True}, {"fit_intercept": False}])
+def test_weighted_noisy_wampler_matches_mpmath(options):
+    # Weights enter the refinement's residual AᵀWρ (each wᵢρᵢ split exactly into two doubles).
+    # Wampler5's residuals divided by the weights stay W-orthogonal to [X, 1], so the weighted fit
+    # is θ = 1 again with residuals 1e4 times the data's scale: float64 solves keep ~6 digits.
+    # Against 50-digit weighted normal equations on the exact doubles.
+    X, y5 = wampler_noisy("Wampler5")
+    w = np.random.default_rng(3).uniform(0.1, 2.0, size=len(y5))
+    poly = np.array([sum(float(x) ** k for k in range(6)) for x in range(len(y5))])
+    y = poly + (y5 - poly) / w
+    mp.mp.dps = 50
+    A = mp_matrix(X if options.get("fit_intercept") is False else np.hstack([X, np.ones((len(y), 1))]))
+    W = mp.diag([mp.mpf(float(v)) for v in w])
+    ref = mp.lu_solve(A.T * W * A, A.T * W * mp.matrix([mp.mpf(float(v)) for v in y]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        theta = LeastSquares(X, y, sample_weight=w, **options).minimize().theta
+    assert lre(theta, np.array([float(v) for v in ref])).min() >= MIN_DIGITS
 
 
 def test_longley_warns_with_the_condition_number():
@@ -171,6 +263,24 @@ def test_ridge_path_on_raw_longley_matches_mpmath(lam):
             if mode == "free":  # the weights alone, against their own largest
                 err_w = np.abs(res.theta[:-1] - ref[:-1]).max() / np.abs(ref[:-1]).max()
                 assert err_w < PATH_TOL, (lam, err_w)
+
+
+WAMPLER3_PATH_TOL = 2e-9
+
+
+@pytest.mark.parametrize("lam", [1e-6, 1e-2, 1.0, 100.0])
+def test_ridge_path_on_raw_wampler3_matches_mpmath(lam):
+    # Per coefficient, against its own value. Not raw Longley's 1e-10: this design's float64 limit
+    # (cond(Xc) = 4.3e6, large residuals) is about 1e-9; scikit-learn's SVD Ridge is 9e-10 off at λ = 1e-6.
+    X, y = wampler_noisy("Wampler3")
+    ref = mp_ridge(X, y, lam, mode="free")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IllConditionedWarning)
+        res = LeastSquares(X, y).minimize(l2=lam)
+    sk = Ridge(alpha=len(y) * lam, solver="svd").fit(X, y)
+    err = (np.abs(res.theta - ref) / np.abs(ref)).max()
+    err_sk = (np.abs(np.r_[sk.coef_, sk.intercept_] - ref) / np.abs(ref)).max()
+    assert err < WAMPLER3_PATH_TOL and err <= 2.0 * err_sk, (lam, err, err_sk)
 
 
 @pytest.mark.parametrize("mode", sorted(OPTIONS))

@@ -3,8 +3,9 @@
 Least squares is solved through an SVD of the (weighted, centred) design, never through
 the normal equations: ``AᵀA`` squares the condition number (NIST's Longley data has
 cond([X, 1]) ≈ 4.9e9, so ``AᵀA`` is numerically singular), while the SVD of the centred
-design plus a step of iterative refinement with a residual summed in twice the working
-precision recovers θ̂ to 13+ of NIST's certified digits (Longley, Wampler 1 and 2).
+design plus a step of iterative refinement with residuals summed in twice the working
+precision recovers θ̂ to 13+ of NIST's certified digits (Longley, Wampler 1 to 5; of the
+augmented system, Björck's, when the residuals are large, as Wampler 3 to 5's).
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ _EPS = np.finfo(np.float64).eps
 #: (then refinement converges fast); otherwise the rank and θ̂ come from the SVD of the
 #: column-scaled design, so that the units of the features do not matter.
 _DIRECT_SVD_RATIO = 1e-10
-#: Refinement steps of θ̂ at most (one is enough on NIST's Longley and Wampler 1–2).
+#: Refinement steps of θ̂ at most (one is enough on NIST's Longley and Wampler 1–5, two on
+#: Wampler5 with the constant as a column of X).
 _MAX_REFINE = 3
+#: θ̂ is refined on the augmented system (Björck) once the error term ε·κ²·‖ρ‖/(‖A‖‖θ‖) that
+#: refining θ alone leaves may exceed this many ε (about 2 of θ̂'s 16 digits); below, the second
+#: sum in twice the precision (AᵀWρ, as costly as the residual) is not worth its time.
+_AUGMENTED_FROM = 64.0
 #: A scipy.sparse X is densified (8 bytes per entry) up to this many entries (2 GiB).
 _MAX_DENSE_ENTRIES = 2**28
 
@@ -163,8 +169,9 @@ def _two_prod(a, b):
     return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
 
 
-def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
-    """``y − X coef − intercept`` as if computed in twice the working precision.
+def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
+                       rho: np.ndarray | None = None) -> np.ndarray:
+    """``y − rho − X coef − intercept`` (``rho`` 0 if None) as if computed in twice the working precision.
 
     In the spirit of Ogita, Rump & Oishi's Dot2 (SIAM J. Sci. Comput. 26, 2005): every
     product and every partial sum is split into its rounded value and its exact error
@@ -174,25 +181,44 @@ def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept
     """
     n, d = X.shape
     out = np.empty(n)
-    rows = max(1, _RESIDUAL_BLOCK // (d + 2))
+    rows = max(1, _RESIDUAL_BLOCK // (d + 3))
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: the plain residual below
         for i in range(0, n, rows):
-            out[i:i + rows] = _accurate_block(X[i:i + rows], y[i:i + rows], coef, intercept)
+            b = slice(i, i + rows)
+            p, err = _two_prod(X[b], -coef)
+            first = [y[b]] if rho is None else [y[b], -rho[b]]
+            s, e = _cascade(np.column_stack([*first, np.full(p.shape[0], -intercept), p]))
+            out[b] = s + (e + err.sum(axis=1))
     if not np.all(np.isfinite(out)):
-        out = y - X @ coef - intercept
+        out = y - (0.0 if rho is None else rho) - X @ coef - intercept
     return out
 
 
-def _accurate_block(X, y, coef, intercept):
-    p, err = _two_prod(X, -coef)
-    err = err.sum(axis=1)
-    terms = np.column_stack([y, np.full(p.shape[0], -intercept), p])
-    while terms.shape[1] > 1:  # pairwise cascade of error-free sums
+def _accurate_transpose(X: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``Xᵀv`` as if computed in twice the working precision (Dot2 per column, as above)."""
+    n, d = X.shape
+    rows = max(1, _RESIDUAL_BLOCK // (d + 1))
+    sums, err = [], np.zeros(d)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(0, n, rows):
+            p, e = _two_prod(X[i:i + rows].T, v[i:i + rows])
+            s, es = _cascade(p)
+            sums.append(s)
+            err += es + e.sum(axis=1)
+        s, es = _cascade(np.column_stack(sums)) if sums else (np.zeros(d), np.zeros(d))
+        out = s + (es + err)
+    return out if np.all(np.isfinite(out)) else X.T @ v
+
+
+def _cascade(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row sums of ``terms`` by a pairwise cascade of error-free sums: (rounded sums, their errors)."""
+    err = np.zeros(terms.shape[0])
+    while terms.shape[1] > 1:
         if terms.shape[1] % 2:
             terms = np.column_stack([terms, np.zeros(terms.shape[0])])
         terms, e = _two_sum(terms[:, 0::2], terms[:, 1::2])
         err += e.sum(axis=1)
-    return terms[:, 0] + err
+    return terms[:, 0], err
 
 
 def _thin_svd(M: np.ndarray):
@@ -345,17 +371,25 @@ class _Factors:
             self.svd = self.zsvd
         self.Ut_target = self.svd.project(self.svd.target)
 
-    def solve_centred(self, r: np.ndarray) -> np.ndarray:
-        """Least-squares solution of ``Z coef = r``.
+    def solve_centred(self, r: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
+        """Least-squares solution of ``Z coef = r``, less ``(ZᵀZ)⁻¹h`` when ``h`` is given.
 
         Through the column-scaled SVD when there is one and Z has full column rank, else
-        the minimum-norm solution (pseudo-inverse of the kept singular values).
+        the minimum-norm solution (pseudo-inverse of the kept singular values). With ``h``,
+        the correction of the augmented system ``[[I, Z], [Zᵀ, 0]]`` with right-hand side
+        ``(r, h)`` (Björck's refinement of θ̂).
         """
         z = self.zsvd  # of Z (centred when there is an intercept)
-        if self.scaled is not None:  # U = Us P, so Usᵀr = P Uᵀr
+        if self.scaled is not None:  # Z = Us diag(ss) Vst D and U = Us P, so Usᵀr = P Uᵀr
             P, ss, Vst, D = self.scaled
-            return (Vst.T @ ((P @ z.project(r)) / ss)) / D
-        return z.Vt.T @ (z.project(r) / z.s)
+            u = P @ z.project(r)
+            if h is not None:
+                u = u - (Vst @ (h / D)) / ss
+            return (Vst.T @ (u / ss)) / D
+        u = z.project(r)
+        if h is not None:
+            u = u - (z.Vt @ h) / z.s
+        return z.Vt.T @ (u / z.s)
 
 
 class LeastSquares(_LinearObjective):
@@ -546,37 +580,59 @@ class LeastSquares(_LinearObjective):
         return np.r_[coef, intercept] if self.fit_intercept else coef
 
     def _ols(self) -> tuple[np.ndarray, int, str]:
-        """θ̂: SVD solve, then iterative refinement with accurate residuals."""
+        """θ̂: SVD solve, then iterative refinement with accurate residuals.
+
+        Refining θ alone (the residual ``y − Aθ`` summed in twice the working precision, then
+        solved for) leaves an error ~ ε·κ²·‖ρ‖/(‖A‖‖θ‖): NIST's Wampler 4 and 5, whose residuals
+        are large, would lose 2 and 4 of their certified digits. When that term may exceed
+        ``_AUGMENTED_FROM``·ε, the refinement is Björck's, of the augmented system
+        ``[[W⁻¹, A], [Aᵀ, 0]]·[Wρ; θ] = [y; 0]``: the residual ρ is carried with θ, both
+        residuals ``y − ρ − Aθ`` and ``−AᵀWρ`` are summed in twice the working precision, and
+        the correction is solved with the same factors.
+        """
         f = self._get_factors()
         w = self.sample_weight
         pinv_all = self.fit_intercept and self.penalized[-1] and f.svd.rank < self.n_params
 
-        def correction(r):
+        def correction(r, g):  # min ‖W^½(r − A δθ)‖ with Aᵀ W δρ = g: δθ = A⁺r − (AᵀWA)⁻¹g
             if pinv_all:  # rank-deficient [X, 1] with its intercept penalized: min ‖θ‖ over (w, b)
                 svd = f.svd
-                d = svd.Vt.T @ ((svd.U.T @ (f.sw * r)) / svd.s)
+                d = svd.Vt.T @ ((svd.project(f.sw * r) - (svd.Vt @ g) / svd.s) / svd.s)
                 return d[:-1], float(d[-1])
             if not self.fit_intercept:
-                return f.solve_centred(f.sw * r), 0.0
+                return f.solve_centred(f.sw * r, g), 0.0
+            # [X, 1] = [Z, 1]·T with Z ⟂ W1: the blocks separate, (coef, b + x̄ᵀcoef)
+            gb = float(g[-1])
             rbar = float(r.mean()) if w is None else float(w @ r) / f.W
-            dcoef = f.solve_centred(f.sw * (r - rbar))
-            return dcoef, rbar - float(f.x_mean @ dcoef)
+            dcoef = f.solve_centred(f.sw * (r - rbar), g[:-1] - gb * f.x_mean)
+            return dcoef, rbar - gb / f.W - float(f.x_mean @ dcoef)
 
-        coef, intercept = np.zeros(self.X.shape[1]), 0.0
-        r, last, solves = self.y, np.inf, 0
+        X, y = self.X, self.y
+        coef, intercept = np.zeros(X.shape[1]), 0.0
+        rho = None  # the residual, carried (with g = −AᵀWρ) once the refinement is Björck's
+        g = np.zeros(self.n_params if pinv_all or self.fit_intercept else X.shape[1])
+        r, last, solves = y, np.inf, 0
         for _ in range(1 + _MAX_REFINE):
-            dc, db = correction(r)
+            dc, db = correction(r, g)
             size = float(np.linalg.norm(np.r_[dc, db]))
             if not np.isfinite(size) or size > 0.5 * last:
                 break  # the refinement stopped converging: keep the last iterate
             coef, intercept, solves = coef + dc, intercept + db, solves + 1
+            if rho is not None:
+                rho = rho + (r - X @ dc - db)
             # Linear convergence at the rate size/last: stop once the next step would be
             # below rounding, without spending another residual on it.
             rate = min(1.0, size / last) if solves > 1 else 1.0  # unknown after the first solve
             if size * rate <= 4 * _EPS * float(np.linalg.norm(np.r_[coef, intercept])):
                 break
             last = size
-            r = _accurate_residual(self.X, self.y, coef, intercept)
+            if rho is None:
+                r = _accurate_residual(X, y, coef, intercept)
+                if self._large_residual(r, np.r_[coef, intercept]):
+                    rho = r
+            if rho is not None:
+                r = _accurate_residual(X, y, coef, intercept, rho)
+                g = -self._accurate_gradient(rho)
         rank, p = f.svd.rank, f.svd.n_columns
         how = ("eigendecomposition of the Gram matrix of the " if f.choice.name == "gram" else "SVD of the ") + \
             ("centred design" if self.fit_intercept else "design") + \
@@ -585,6 +641,26 @@ class LeastSquares(_LinearObjective):
             how += (f"; rank {rank} < {p}: the minimum-norm solution, the λ → 0 limit of the "
                     "ridge path")
         return self._theta(coef, intercept), solves, how + f", {solves - 1} refinement step(s)"
+
+    def _large_residual(self, rho: np.ndarray, theta: np.ndarray) -> bool:
+        """Whether ε·κ²·‖W^½ρ‖/(‖A‖‖θ‖) may exceed ``_AUGMENTED_FROM``·ε (κ, ‖A‖ ≥ s_max: the whole design's)."""
+        f = self._get_factors()
+        size = f.svd.condition_number ** 2 * float(np.linalg.norm(f.sw * rho))
+        return size > _AUGMENTED_FROM * float(f.svd.s[0] if f.svd.rank else 0.0) * float(np.linalg.norm(theta))
+
+    def _accurate_gradient(self, rho: np.ndarray) -> np.ndarray:
+        """``AᵀWρ`` in twice the working precision (``wᵢρᵢ`` split exactly into two doubles)."""
+        if self.sample_weight is None:
+            v, e = rho, None
+        else:
+            v, e = _two_prod(self.sample_weight, rho)
+        out = _accurate_transpose(self.X, v)
+        if e is not None:
+            out = out + self.X.T @ e
+        if not self.fit_intercept:
+            return out
+        total = _cascade(v[None, :])
+        return np.r_[out, total[0][0] + (total[1][0] + (0.0 if e is None else float(e.sum())))]
 
     def _ridge(self, l2: float) -> np.ndarray:
         f = self._get_factors()
