@@ -20,15 +20,6 @@ def _is_torch_objective(objective) -> bool:
     return all(hasattr(objective, a) for a in ("flat_tensor", "prepared_batches", "batch_weight", "outputs"))
 
 
-def check_objective(objective, who: str) -> None:
-    """Refuse what is not an objective (None, an array, a model) before any attribute of it is used."""
-    if objective is None:
-        raise RidgelensError(f"{who} needs an objective (LeastSquares, Logistic, TorchObjective, …), got None")
-    if not hasattr(objective, "n_params"):
-        raise RidgelensError(f"{who} needs an objective with n_params, gradient and hvp; got "
-                             f"{type(objective).__name__}")
-
-
 def _theta_vector(objective, theta) -> np.ndarray:
     """θ for a closed-form Hessian: float64 of shape (n_params,) (a wrong one raised NumPy's ValueError)."""
     try:

@@ -15,7 +15,7 @@ from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import Progress, governs_stages
-from ridgelens._validation import check_lambdas, check_tolerance, check_vector
+from ridgelens._validation import check_lambdas, check_objective, check_tolerance, check_vector
 from ridgelens.errors import (
     ConvergenceWarning,
     DataError,
@@ -26,7 +26,6 @@ from ridgelens.errors import (
 )
 from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperator
 from ridgelens.operators import curvature as build_curvature
-from ridgelens.operators._factory import check_objective
 from ridgelens.pipeline import _display
 from ridgelens.pipeline._bound import coordinate_rel_error, error_bounds
 from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
