@@ -9,7 +9,9 @@ intended change with ``RIDGELENS_UPDATE_BASELINES=1 pytest tests/test_figure_ima
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,6 +21,8 @@ from ridgelens.data import DEMO_H, DEMO_LAMBDAS, DEMO_THETA, load_dataset
 from ridgelens.plots import (
     plot_coefficient_paths,
     plot_effective_df,
+    plot_lm_error,
+    plot_lm_perplexity,
     plot_model_contours,
     plot_quadratic_contours,
     plot_rel_error,
@@ -112,6 +116,22 @@ def effective_df_rounding():
     return fig, plot_effective_df(path, ax=fig.add_subplot())
 
 
+def lm_demo():
+    """``ridgelens demo --lm``'s results.json (276,096 parameters, trained on the standard library's sources):
+    the Hessian predicts only at λ = 1 (its most negative eigenvalue is −0.31), the Gauss–Newton at every λ."""
+    return json.loads((Path(__file__).parent / "baseline" / "lm_demo_results.json").read_text())
+
+
+def lm_error():
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    return fig, plot_lm_error(lm_demo(), ax=fig.add_subplot())
+
+
+def lm_perplexity():
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    return fig, plot_lm_perplexity(lm_demo(), ax=fig.add_subplot())
+
+
 CASES = {"contour": contour, "model_contours": model_contours, "paths": paths, "rel_error_exact": rel_error_exact,
          "rel_error_trend": rel_error_trend, "shrinkage_matrix_free": shrinkage_matrix_free,
-         "effective_df_rounding": effective_df_rounding}
+         "effective_df_rounding": effective_df_rounding, "lm_error": lm_error, "lm_perplexity": lm_perplexity}

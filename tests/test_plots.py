@@ -252,3 +252,20 @@ def test_rel_error_plot_counts_lambdas_never_refitted_and_marks_only_failures():
     drawn = plot_rel_error(SimpleNamespace(lambdas=lam, rel_error=err, refit=refit), ax=ax)
     np.testing.assert_array_equal(drawn["missing"], [1.0])
     assert "not refitted: 2 of 4 λ" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_lm_error_marks_lambdas_without_a_prediction_and_unconverged_retraining():
+    """The demo LM's Hessian predicts only at λ = 1: the other λ are marked ×, not dropped; unconverged θ* are open."""
+    import json
+    from pathlib import Path
+
+    from ridgelens.plots import plot_lm_error
+
+    report = json.loads((Path(__file__).parent / "baseline" / "lm_demo_results.json").read_text())
+    ax = Figure().add_subplot()
+    plot_lm_error(report, ax=ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    missing = [e is None for e in report["curvature"]["hessian"]["rel_error"]]
+    assert "Hessian: no prediction" in labels and "retraining not converged" in labels
+    crosses = [c for c in ax.collections if c.get_label() == "Hessian: no prediction"]
+    assert len(crosses) == 1 and len(crosses[0].get_offsets()) == sum(missing) == 2
