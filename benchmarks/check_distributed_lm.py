@@ -31,7 +31,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,20 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_distributed import free_port  # the suite's helpers, reused
+from test_distributed_lm import numbers
+
 TOL = 1e-6
 NOT_COMPARED = ("seconds", "total_seconds", "n_ranks", "n_batches", "max_logits")
 REFIT_FIELDS = ("rel_error", "cosine", "rel_error_coord", "refit_gradient_norm", "refit_converged")
-
-
-def flatten(tree, path=""):
-    """Every number of a JSON tree as {dotted path: float} (list items by index; None → nan)."""
-    if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{path}{key}.").items()}
-    if isinstance(tree, list):
-        return {k: v for i, sub in enumerate(tree) for k, v in flatten(sub, f"{path}{i}.").items()}
-    if tree is None or (isinstance(tree, (int, float)) and not isinstance(tree, bool)):
-        return {path[:-1]: float("nan") if tree is None else float(tree)}
-    return {}
 
 
 def run(cmd: list[str], env: dict, timeout: float) -> tuple[float, float]:
@@ -109,7 +101,7 @@ def compare(a: dict, b: dict) -> tuple[dict, list[str]]:
     A rule is "1e-6", "≤ r₁+r₂" (near-null Ritz values), or "not judged: ..." (diagnostics and
     refits at λ where one run did not converge); every number is listed under one.
     """
-    x, y = flatten(a), flatten(b)
+    x, y = numbers(a), numbers(b)
     if set(x) != set(y):
         return {}, [f"keys differ: only one process {sorted(set(x) - set(y))[:5]}, "
                     f"only torchrun {sorted(set(y) - set(x))[:5]}"]
@@ -153,14 +145,11 @@ def main() -> None:
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OMP_NUM_THREADS="1")
     cli = ["-m", "ridgelens", "analyze", "--model", "lm", "--lambdas", args.lambdas, "--overwrite"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     if not args.reuse:
         print(f"load before: {os.getloadavg()}", flush=True)
         w1, c1 = run([sys.executable, *cli, "--out", str(out / "one")], env, args.timeout)
         print(f"one process: {w1:.0f} s wall, {c1:.0f} s CPU; load {os.getloadavg()}", flush=True)
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port)]
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port())]
         w2, c2 = run([*torchrun, *cli, "--max-logits", str(args.max_logits), "--out", str(out / "two")], env, args.timeout)
         print(f"torchrun, 2 gloo ranks: {w2:.0f} s wall, {c2:.0f} s CPU (both ranks); load {os.getloadavg()}",
               flush=True)
