@@ -153,3 +153,16 @@ def test_torchrun_lm_cli_writes_what_one_process_writes(tmp_path):
     # Rank 0's model.pt holds the weights the single process trained.
     ta, tb = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("one", "two"))
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+@pytest.mark.slow
+def test_the_demo_lm_over_two_ranks_equals_one_process(tmp_path):
+    """Issue 10 §3 for the demo LM itself (276,096 parameters): benchmarks/check_distributed_lm.py runs
+    ``analyze --model lm`` with the demo's settings alone and under torchrun (2 gloo ranks) and compares every
+    number of the two results.json (1e-6; near-null Ritz values within their residuals). Minutes: slow."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "check_distributed_lm.py"), "--out", str(tmp_path),
+                        "--timeout", "900"], capture_output=True, text=True, timeout=2000)
+    assert p.returncode == 0 and "PASS" in p.stdout, p.stdout[-3000:] + p.stderr[-2000:]
