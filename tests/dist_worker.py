@@ -313,7 +313,10 @@ def scenario_cli_checkpoint(shard, folder):
                 "--batch-size", "100", "--lambdas", "0.1", "--k", "2", "--refit-iters", "20", "--checkpoint", ck,
                 "--out", os.path.join(folder, "out"), *os.environ.get("EXTRA_ARGS", "").split()])
     print(f"exit code {code}", flush=True)
-    sys.exit(code)
+    sys.stderr.flush()
+    # At once, as main() does on an error: the process group is this worker's (not the CLI's session), and
+    # an interpreter shutdown with it still up while the peer leaves too can abort in gloo's threads (SIGABRT).
+    os._exit(code)
 
 
 def main():
