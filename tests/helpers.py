@@ -24,3 +24,25 @@ def mixed_curvature_mlp():
     batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 150, 64)]
     obj = rl.TorchObjective(net, torch.nn.functional.cross_entropy, batches)
     return obj, obj.minimize(l2=0.05, method="lbfgs", max_iter=300).theta
+
+
+def check_report_page(page, out, d) -> list:
+    """A report.html open in ``page``: one <img> per PNG in ``out`` (selection.png among them), each decoded and
+    larger than 100 px, and every ``td[data-value]`` cell equal to results.json ``d`` (value and text).
+    Returns the cells as ``[key, index, value, text]``."""
+    from ridgelens.report._results import number
+
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert page.locator("img").count() == len(pngs) and "selection.png" in pngs
+    sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    assert all(ok and w > 100 and h > 100 for ok, w, h in sizes)
+    cells = page.evaluate("Array.from(document.querySelectorAll('td[data-value]')).map("
+                          "c => [c.dataset.key, c.dataset.index ?? null, c.dataset.value, c.textContent])")
+    for key, index, value, text in cells:
+        ref = d
+        for part in key.split("."):
+            ref = ref[part]
+        ref = ref if index is None else ref[int(index)]
+        assert float(value) == ref, (key, index)  # the exact value, as in results.json
+        assert text == number(ref)
+    return cells

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import check_report_page
 from ridgelens.cli import main
 from ridgelens.errors import RidgelensError
 from ridgelens.lm import LMConfig, stdlib_split, train_lm
 from ridgelens.objectives.lm import LMObjective
 from ridgelens.pipeline import LMSettings, analyze_lm
-from ridgelens.report._results import number
 from ridgelens.select import select_lm
 
 TINY = ["--layers", "1", "--width", "8", "--heads", "2", "--context", "8", "--tokens", "64", "--steps", "10",
@@ -137,29 +137,13 @@ def test_python_api_curvature_and_selection_against_an_independent_held_out_loss
         select_lm(res.to_dict(), val)
 
 
-def _lookup(d, key, index):
-    v = d
-    for part in key.split("."):
-        v = v[part]
-    return v if index is None else v[int(index)]
-
-
 def test_lm_report_shows_results_json_numbers_and_its_figures(both, browser):
     out, d, _ = both
     page = browser.new_page()
     page.goto((out / "report.html").as_uri())
-    pngs = sorted(p.name for p in out.glob("*.png"))
-    assert page.locator("img").count() == len(pngs) and "selection.png" in pngs
-    sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-    assert all(ok and w > 100 and h > 100 for ok, w, h in sizes)
-    cells = page.evaluate("Array.from(document.querySelectorAll('td[data-value]')).map("
-                          "c => [c.dataset.key, c.dataset.index ?? null, c.dataset.value, c.textContent])")
+    cells = check_report_page(page, out, d)
     keys = {k for k, *_ in cells}
     assert {"lambdas", "curvature.ggn.rel_error", "curvature.hessian.most_negative_eigenvalues",
             "retraining.val_perplexity", "selection.lambda", "gradient_ratio"} <= keys
-    for key, index, value, text in cells:
-        ref = _lookup(d, key, index)
-        assert float(value) == ref, (key, index)
-        assert text == number(ref)
     assert page.locator("#holds li").count() == 2
     page.close()
