@@ -256,3 +256,34 @@ def test_extreme_lambdas_from_the_cli_are_one_line(tmp_path):
         assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "ridgelens: error: --lambdas must be 0 or" \
             in p.stderr
         assert not (tmp_path / "out").exists()
+
+
+def _seeded_calls():
+    """Every public function that takes a seed, as ``call(seed)`` on a tiny linear net."""
+    from ridgelens.lm import LMConfig, train_lm
+    from ridgelens.pipeline import LMSettings, analyze_lm, optimizer_refit
+
+    X = torch.randn(16, 2, dtype=torch.float64)
+    obj = rl.TorchObjective(torch.nn.Linear(2, 1).double(), torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    H = rl.hessian(obj, obj.theta0)
+    return {
+        "predict": lambda s: rl.predict(obj, [0.1], "sgd", seed=s),
+        "analyze": lambda s: rl.analyze(obj, [0.1], seed=s),  # dense: the seed is unused, and still checked
+        "eigen": lambda s: rl.eigen(H, 1, method="lanczos", seed=s),
+        "spectral_density": lambda s: rl.spectral_density(H, seed=s),
+        "hutchpp_trace": lambda s: rl.hutchpp_trace(H, seed=s),
+        "optimizer_refit": lambda s: optimizer_refit(obj, obj.theta0, 0.1, "sgd", epochs=1, seed=s),
+        "train_lm": lambda s: train_lm(LMConfig(layers=1, width=8, heads=2, context=8),
+                                       torch.zeros(2, 9, dtype=torch.long), steps=1, seed=s),
+        "analyze_lm": lambda s: analyze_lm(obj, obj, obj.theta0, [1.0], settings=LMSettings(seed=s)),
+    }
+
+
+@pytest.mark.parametrize("bad", ["x", "3", 1.5, True, -1, 2**63, None])
+def test_a_bad_seed_is_a_typed_error_naming_seed(bad):
+    """A seed that is no integer in [0, 2^63) is refused by name, not by int() or torch deep inside."""
+    for name, call in _seeded_calls().items():
+        with pytest.raises(rl.RidgelensError, match=r"seed must be an integer in \[0, 2\^63\)") as exc:
+            call(bad)
+        assert repr(bad) in str(exc.value), name
+    assert _seeded_calls()["spectral_density"](np.int64(3)).n_matvecs > 0  # numpy integers are seeds too

@@ -116,6 +116,13 @@ def check_tolerance(tol, name: str) -> float:
     return t
 
 
+def check_seed(seed, name: str = "seed") -> int:
+    """Return ``seed`` as an int in [0, 2^63) (a random generator's seed); a string, float or bool is refused, naming ``name``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise RidgelensError(f"{name} must be an integer in [0, 2^63) (the seed of a random generator), got {seed!r}")
+    return int(seed)
+
+
 def distinct(lam) -> str:
     """How many different λ a grid holds, for a message (``"1 distinct of 2"`` when some repeat)."""
     k = np.unique(lam).size

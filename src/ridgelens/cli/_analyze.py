@@ -9,7 +9,7 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import stage
-from ridgelens._validation import check_lambdas
+from ridgelens._validation import check_lambdas, check_seed
 from ridgelens.cli._columns import original_scale, pick_features
 from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._notes import singular_note
@@ -146,8 +146,7 @@ def _check_mlp_numbers(args) -> None:
             continue
         if v < low:
             raise RidgelensError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {v}")
-    if not 0 <= args.seed < 2**63:
-        raise RidgelensError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+    check_seed(args.seed, "--seed")
     if not (np.isfinite(args.refit_tol) and args.refit_tol > 0):
         raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {args.refit_tol}")
 

@@ -15,7 +15,13 @@ from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import Progress, governs_stages
-from ridgelens._validation import check_lambdas, check_objective, check_tolerance, check_vector
+from ridgelens._validation import (
+    check_lambdas,
+    check_objective,
+    check_seed,
+    check_tolerance,
+    check_vector,
+)
 from ridgelens.errors import (
     ConvergenceWarning,
     DataError,
@@ -336,6 +342,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     True
     """
     lam = check_lambdas(lambdas)
+    seed = check_seed(seed)
     check_objective(objective, "analyze()")
     check_shardable(objective)  # under a process group: a torch objective (sharded batches) only
     if curvature not in CURVATURES:
