@@ -150,7 +150,7 @@ def test_negative_lambda_torch_minimize():
     ([1.0, np.inf], "lambdas must be finite, got inf"),
     ([], "non-empty"),
     ([[0.1, 0.2]], "1-D"),
-    (["a"], "lambdas must be numbers"),
+    (["a"], r"lambdas\[0\] must be a real number, got 'a'"),
     ([0.1, 5e-324], "lambdas must be 0 or between 1e-150 and 1e\\+150, got 4.94066e-324"),
     ([1e308], "lambdas must be 0 or between"),
     (None, "lambdas must be given"),
@@ -287,3 +287,19 @@ def test_a_bad_seed_is_a_typed_error_naming_seed(bad):
             call(bad)
         assert repr(bad) in str(exc.value), name
     assert _seeded_calls()["spectral_density"](np.int64(3)).n_matvecs > 0  # numpy integers are seeds too
+
+
+@pytest.mark.parametrize("bad, where", [("0.1", "lambdas"), (["0.1"], r"lambdas\[0\]"), ([0.1, "1"], r"lambdas\[1\]"),
+                                        (np.array(["0.1"]), r"lambdas\[0\]"), ([0.1, None], r"lambdas\[1\]"),
+                                        (True, "lambdas")])
+def test_lambdas_that_are_not_numbers_are_refused_by_entry(bad, where):
+    """NumPy reads the string "0.1" as 0.1; ridgelens names the entry instead (analyze, ridge_path, analyze_lm)."""
+    from ridgelens.pipeline import analyze_lm
+
+    X, y = data()
+    obj = rl.LeastSquares(X, y)
+    for call in (lambda: rl.analyze(obj, bad), lambda: rl.ridge_path(np.eye(3), np.ones(3), bad),
+                 lambda: analyze_lm(obj, obj, None, bad)):
+        with pytest.raises(rl.RidgelensError, match=rf"^{where} must be a real number, got"):
+            call()
+    assert rl.ridge_path(np.eye(3), np.ones(3), [0, 1.0, np.float32(2)]).thetas[1] == pytest.approx(np.full(3, 0.5))
