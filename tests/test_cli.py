@@ -39,6 +39,20 @@ def test_analyze_diabetes_matches_sklearn(tmp_path, capsys):
         assert (tmp_path / "o" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_ggn_of_a_linear_model_runs_with_the_hessian_and_says_so(tmp_path, capsys):
+    """G = H exactly for least squares: --curvature ggn is kept, and the record names H, not a GGN it never built."""
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--curvature", "ggn",
+                         "--lambdas", "0.01,0.1", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "dense Hessian curvature" in out and "note: curvature=hessian (ggn asked for" in out
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["curvature_kind"] == "hessian" and "equals the Hessian H exactly" in res["choices"]["curvature"]
+    X, y = load_diabetes(return_X_y=True)
+    for lam, pred in zip(res["lambdas"], res["predicted"], strict=True):
+        sk = Ridge(alpha=442 * lam, solver="cholesky").fit(X, y)
+        np.testing.assert_allclose(pred, np.r_[sk.coef_, sk.intercept_], rtol=1e-9)
+
+
 def test_analyze_no_intercept_is_feature_weights_in_column_order(tmp_path, capsys):
     csv = tmp_path / "d.csv"
     rng = np.random.default_rng(0)

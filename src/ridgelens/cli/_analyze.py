@@ -199,6 +199,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
           f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
           f"{res.method} {'Gauss-Newton' if res.curvature_kind == 'ggn' else 'Hessian'} curvature "
           f"({res.n_matvecs} curvature-vector products)")
+    if args.curvature == "ggn" and res.curvature_kind == "hessian":  # a canonical-link GLM: G = H exactly
+        print(f"note: {res.choices['curvature']}")
     schur = res.method == "matrix-free" and res.path.curvature == "schur-complement"
     print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else 'H'} = "
           f"{res.min_eigenvalue:.4g}"

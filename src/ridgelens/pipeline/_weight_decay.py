@@ -47,7 +47,8 @@ def choose_curvature(objective, theta_hat, requested: str = "auto", *, seed: int
 
     has_outputs = callable(getattr(objective, "outputs", None)) and getattr(objective, "returns", "logits") == "logits"
     return select_solver("curvature", requested, convex=bool(getattr(objective, "convex", False)),
-                         has_outputs=has_outputs, ritz_range=ritz_range)
+                         has_outputs=has_outputs, ritz_range=ritz_range,
+                         canonical_glm=bool(getattr(objective, "canonical_glm", False)))
 
 
 def _weight_decay_conventions(optimizer: str) -> dict:
