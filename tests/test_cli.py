@@ -113,9 +113,9 @@ def test_separable_logistic_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "extra", "needle"),
     [
-        ("a,b,t\n1,2,3\n4,x,6\n7,8,9\n", [], "column 'b' is not numeric: data row 1 holds 'x'"),
-        ("a,b,t\n1,2,3\n4,nan,6\n7,8,9\n", [], "row 1, column 1 ('b')"),
-        ("a,b,t\n1,2,3\n4,5,inf\n7,8,9\n", [], "inf at row 1"),
+        ("a,b,t\n1,2,3\n4,x,6\n7,8,9\n", [], "column 'b' is not numeric: line 3 holds 'x'"),
+        ("a,b,t\n1,2,3\n4,nan,6\n7,8,9\n", [], "column 'b' holds 'nan' at line 3"),
+        ("a,b,t\n1,2,3\n4,5,inf\n7,8,9\n", [], "column 't' holds 'inf' at line 3"),
         ("a,b,t\n1,2,3\n", ["--target", "zz"], "unknown target column 'zz'"),
         ("", [], "is empty"),
         ("a,b,t\n", [], "no data rows"),
