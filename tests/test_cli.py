@@ -257,6 +257,39 @@ def test_mlp_option_combinations_are_refused_by_name(tmp_path, capsys, argv, nee
     assert not (tmp_path / "o").exists()
 
 
+def test_standardize_target_trains_the_mlp_on_the_standardized_target_and_records_it(tmp_path, capsys):
+    """--standardize-target is the same run as a CSV whose target column was standardized by hand, and says so."""
+    X, y = load_diabetes(return_X_y=True)
+    csv = tmp_path / "d.csv"
+    np.savetxt(csv, np.column_stack([X, (y - y.mean()) / y.std()]), delimiter=",", fmt="%.17g", comments="",
+               header=",".join([*(f"x{j}" for j in range(10)), "t"]))
+    mlp = ["--standardize", "--model", "mlp", "--hidden", "3", "--train-iters", "20", "--refit-iters", "20",
+           "--lambdas", "0.1"]
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--standardize-target", *mlp,
+                         "--out", str(tmp_path / "flag"))
+    assert code == 0, err
+    assert f"target standardized: y → (y − {y.mean():.6g})/{y.std():.6g}" in out
+    code, _, err = run(capsys, "analyze", "--data", f"csv:{csv}", *mlp, "--out", str(tmp_path / "csv"))
+    assert code == 0, err
+    flag, by_hand = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("flag", "csv"))
+    np.testing.assert_allclose(flag["theta_hat"], by_hand["theta_hat"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(flag["predicted"], by_hand["predicted"], rtol=1e-10, atol=1e-12)
+    assert flag["target_standardized"]["mean"] == pytest.approx(y.mean(), rel=1e-15)
+    assert flag["target_standardized"]["sd"] == pytest.approx(y.std(), rel=1e-15)
+    assert by_hand["target_standardized"] is None
+
+
+@pytest.mark.parametrize(("data", "model", "needle"), [
+    ("diabetes", "linear", "--standardize-target is for --model mlp"),
+    ("digits", "mlp", "--standardize-target is for a continuous target; 'target' of digits holds 10 integer classes"),
+])
+def test_standardize_target_is_refused_where_it_does_not_apply(tmp_path, capsys, data, model, needle):
+    code, _out, err = run(capsys, "analyze", "--data", data, "--model", model, "--standardize-target", "--lambdas",
+                          "0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, capsys, monkeypatch):
     code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--refit-method", "lbfgs",
                           "--lambdas", "0.1", "--out", str(tmp_path / "o"))

@@ -51,7 +51,8 @@ from ridgelens.plots import (
 from ridgelens.report._loss import loss_plane_if_drawable
 
 #: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
-MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None}
+MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None,
+                "standardize_target": False}
 #: Options of every torch model (the MLP and a user's MODULE:FACTORY), with their defaults.
 TORCH_DEFAULTS = {"seed": 0, "refit_method": "trust-ncg", "refit_iters": None, "loss": None, "refit_tol": 1e-5,
                   "weights": None, "checkpoint": None, "unpenalized": (), "device": "cpu", "dtype": "float64",
@@ -169,6 +170,11 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
                           positive_class=args.positive_class)
     ds = pick_features(ds, args.features)
+    scaled_y = None
+    if args.model == "mlp" and args.standardize_target:  # before the split: one scale for every row
+        from ridgelens.cli._mlp import standardize_target
+
+        ds, scaled_y = standardize_target(ds)
     extra = {}
     validation = split_info = torch_obj = None
     full_y = ds.y  # a torch model's classes come from every row, held out or not
@@ -178,6 +184,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         res, extra, torch_obj = _analyze_user(args, ds, lam, full_y)
     elif args.model == "mlp":
         res, extra, torch_obj = _analyze_mlp(args, ds, lam, out, full_y)
+        extra["target_standardized"] = scaled_y
     if torch_obj is not None:
         obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
         if validation is not None:
