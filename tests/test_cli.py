@@ -39,6 +39,20 @@ def test_analyze_diabetes_matches_sklearn(tmp_path, capsys):
         assert (tmp_path / "o" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_ggn_of_a_linear_model_runs_with_the_hessian_and_says_so(tmp_path, capsys):
+    """G = H exactly for least squares: --curvature ggn is kept, and the record names H, not a GGN it never built."""
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--curvature", "ggn",
+                         "--lambdas", "0.01,0.1", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "dense Hessian curvature" in out and "note: curvature=hessian (ggn asked for" in out
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["curvature_kind"] == "hessian" and "equals the Hessian H exactly" in res["choices"]["curvature"]
+    X, y = load_diabetes(return_X_y=True)
+    for lam, pred in zip(res["lambdas"], res["predicted"], strict=True):
+        sk = Ridge(alpha=442 * lam, solver="cholesky").fit(X, y)
+        np.testing.assert_allclose(pred, np.r_[sk.coef_, sk.intercept_], rtol=1e-9)
+
+
 def test_analyze_no_intercept_is_feature_weights_in_column_order(tmp_path, capsys):
     csv = tmp_path / "d.csv"
     rng = np.random.default_rng(0)
@@ -99,9 +113,9 @@ def test_separable_logistic_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "extra", "needle"),
     [
-        ("a,b,t\n1,2,3\n4,x,6\n7,8,9\n", [], "column 'b' is not numeric: data row 1 holds 'x'"),
-        ("a,b,t\n1,2,3\n4,nan,6\n7,8,9\n", [], "row 1, column 1 ('b')"),
-        ("a,b,t\n1,2,3\n4,5,inf\n7,8,9\n", [], "inf at row 1"),
+        ("a,b,t\n1,2,3\n4,x,6\n7,8,9\n", [], "column 'b' is not numeric: line 3 holds 'x'"),
+        ("a,b,t\n1,2,3\n4,nan,6\n7,8,9\n", [], "column 'b' holds 'nan' at line 3"),
+        ("a,b,t\n1,2,3\n4,5,inf\n7,8,9\n", [], "column 't' holds 'inf' at line 3"),
         ("a,b,t\n1,2,3\n", ["--target", "zz"], "unknown target column 'zz'"),
         ("", [], "is empty"),
         ("a,b,t\n", [], "no data rows"),
@@ -240,6 +254,39 @@ def test_mlp_option_combinations_are_refused_by_name(tmp_path, capsys, argv, nee
     code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "mlp", "--hidden", "2",
                           "--train-iters", "2", "--lambdas", "0.1", *argv, "--out", str(tmp_path / "o"))
     assert code == 2 and needle in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_standardize_target_trains_the_mlp_on_the_standardized_target_and_records_it(tmp_path, capsys):
+    """--standardize-target is the same run as a CSV whose target column was standardized by hand, and says so."""
+    X, y = load_diabetes(return_X_y=True)
+    csv = tmp_path / "d.csv"
+    np.savetxt(csv, np.column_stack([X, (y - y.mean()) / y.std()]), delimiter=",", fmt="%.17g", comments="",
+               header=",".join([*(f"x{j}" for j in range(10)), "t"]))
+    mlp = ["--standardize", "--model", "mlp", "--hidden", "3", "--train-iters", "20", "--refit-iters", "20",
+           "--lambdas", "0.1"]
+    code, out, err = run(capsys, "analyze", "--data", "diabetes", "--standardize-target", *mlp,
+                         "--out", str(tmp_path / "flag"))
+    assert code == 0, err
+    assert f"target standardized: y → (y − {y.mean():.6g})/{y.std():.6g}" in out
+    code, _, err = run(capsys, "analyze", "--data", f"csv:{csv}", *mlp, "--out", str(tmp_path / "csv"))
+    assert code == 0, err
+    flag, by_hand = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("flag", "csv"))
+    np.testing.assert_allclose(flag["theta_hat"], by_hand["theta_hat"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(flag["predicted"], by_hand["predicted"], rtol=1e-10, atol=1e-12)
+    assert flag["target_standardized"]["mean"] == pytest.approx(y.mean(), rel=1e-15)
+    assert flag["target_standardized"]["sd"] == pytest.approx(y.std(), rel=1e-15)
+    assert by_hand["target_standardized"] is None
+
+
+@pytest.mark.parametrize(("data", "model", "needle"), [
+    ("diabetes", "linear", "--standardize-target is for --model mlp"),
+    ("digits", "mlp", "--standardize-target is for a continuous target; 'target' of digits holds 10 integer classes"),
+])
+def test_standardize_target_is_refused_where_it_does_not_apply(tmp_path, capsys, data, model, needle):
+    code, _out, err = run(capsys, "analyze", "--data", data, "--model", model, "--standardize-target", "--lambdas",
+                          "0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
 
 

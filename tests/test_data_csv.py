@@ -80,14 +80,28 @@ def test_utf16_file_is_recognised(tmp_path, capsys):
     (b"a,b,t\n\n \n", "no data rows"),
     (b"a,b,t\n1,2,3\n", "single data row (line 2)"),
     (b"1,2,3\n4,5,6\n7,8,9\n", "holds only numbers; the CSV needs a header row"),
-    (b"a,b,t\n1,2,3\n\n4,x,6\n7,8,9\n", "data row 1 holds 'x' (line 4, column 2)"),
-    (b"a,b,t\n1,2,3\n4,,6\n7,8,9\n", "column 'b' is not numeric: data row 1 holds ''"),
-    (b"a,b,t\n1,2,3\n4,5\n", "data row 1 (line 3) has 2 cells, the header has 3"),
-    (b'a,b,t\n1,2,3\n4,"5\n', "data row 1"),  # an unclosed quote swallows the rest: still one line
+    (b"a,b,t\n1,2,3\n\n4,x,6\n7,8,9\n", "line 4 holds 'x' (column 2; line 1 is the header)"),
+    (b"a,b,t\n1,2,3\n4,,6\n7,8,9\n", "column 'b' is not numeric: line 3 holds ''"),
+    (b"a,b,t\n1,2,3\n4,5\n", "line 3 has 2 cells, the header has 3"),
+    (b'a,b,t\n1,2,3\n4,"5\n', "line 3 has 2 cells"),  # an unclosed quote swallows the rest: still one line
 ])
 def test_malformed_files(tmp_path, capsys, data, needle):
     code, err = analyze_csv(tmp_path, capsys, data)
     assert code == 2 and needle in err, err
+
+
+@pytest.mark.parametrize(("data", "name", "cell", "line", "column"), [
+    (b"a,b,t\n1,2,3\n4,nan,6\n7,8,9\n", "b", "nan", 3, 2),  # a plain file: the fast reader's
+    (b"a,b,t\n1,2,3\n\n4,5,6\n7,8,inf\n", "t", "inf", 5, 3),  # a blank line still counts
+    (b'a,"b",t\n1,2,3\n4,5,6\n7,1e999,9\n', "b", "1e999", 4, 2),  # quotes: the careful reader's; overflows
+])
+def test_non_finite_cells_are_named_by_file_line_and_column(tmp_path, capsys, data, name, cell, line, column):
+    """The line as an editor numbers it (the header is line 1) and the column's name, not X's 0-based row."""
+    assert data.split(b"\n")[line - 1].split(b",")[column - 1] == cell.encode()  # the file does hold it there
+    code, err = analyze_csv(tmp_path, capsys, data)
+    assert code == 2, err
+    assert f"column {name!r} holds {cell!r} at line {line} (column {column}; line 1 is the header)" in err, err
+    assert "1 non-finite value(s) in all" in err
 
 
 def test_quoted_names_and_crlf_are_read(tmp_path):

@@ -111,6 +111,25 @@ def test_ggn_equals_hessian_for_a_glm_with_canonical_link():
     np.testing.assert_allclose(rl.ggn(lg, th).to_dense().numpy(), lg.hessian_dense(th), rtol=1e-14, atol=1e-16)
 
 
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+def test_analyze_ggn_of_a_canonical_glm_records_the_hessian_it_used(cls):
+    """analyze and predict keep curvature="ggn" for a GLM with its canonical link, run H (G = H) and say so."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(80, 3))
+    y = X @ np.array([1.0, -0.5, 0.2]) + rng.normal(size=80)
+    obj = cls(X, (y > 0).astype(float) if cls is rl.Logistic else y)
+    ggn, hes = (rl.analyze(obj, [0.01, 0.1], curvature=c, refit=False) for c in ("ggn", "hessian"))
+    assert ggn.curvature_kind == "hessian" and "canonical link" in ggn.choices["curvature"]
+    assert "curvature" not in hes.choices  # nothing to say when H was asked for
+    theta = hes.theta_hat
+    H = obj.hessian_dense(theta)
+    ref = np.linalg.solve(H + 0.1 * np.diag(obj.penalized.astype(float)), H @ theta)  # dense float64 θ̃(0.1)
+    np.testing.assert_allclose(ggn.predicted[1], ref, rtol=1e-8, atol=1e-12)
+    p = rl.predict(obj, [0.1], "sgd", theta_hat=theta, curvature="ggn")
+    assert p.curvature == "hessian" and "canonical link" in p.choices["curvature"]
+    np.testing.assert_allclose(p.thetas[0], ref, rtol=1e-8, atol=1e-12)
+
+
 def test_ggn_refuses_a_loss_not_convex_in_the_outputs():
     _obj, net, X, Y, _ = _net_objective()
 

@@ -357,3 +357,22 @@ def test_linear_torch_model_matches_least_squares():
     np.testing.assert_allclose(res.predicted, ls.predicted, rtol=0, atol=1e-10)
     np.testing.assert_allclose(res.refit, ls.predicted, rtol=0, atol=1e-8)
     assert np.all(res.rel_error < 1e-8)
+
+
+@pytest.mark.parametrize("loss_fn", [nn.MSELoss(), nn.functional.l1_loss, nn.HuberLoss()])
+def test_targets_that_broadcast_against_the_outputs_are_refused(loss_fn):
+    """(n,) targets against (n, 1) outputs: torch's elementwise losses broadcast to an (n, n) loss (and only warn)."""
+    torch.manual_seed(0)
+    X = torch.randn(20, 3, dtype=torch.float64)
+    y = X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    net = nn.Linear(3, 1).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused before torch's warning reaches the caller
+        with pytest.raises(rl.DataError, match=r"outputs of shape \(20, 1\) against targets of shape \(20,\)"):
+            TorchObjective(net, loss_fn, [(X, y)])
+        obj = TorchObjective(net, loss_fn, [(X, y[:, None])])  # the targets shaped as the outputs: accepted
+    with torch.no_grad():
+        r = (net(X) - y[:, None]).numpy()[:, 0]
+    ref = {"MSELoss": np.mean(r**2), "l1_loss": np.mean(np.abs(r)),
+           "HuberLoss": np.mean(np.where(np.abs(r) <= 1, 0.5 * r**2, np.abs(r) - 0.5))}
+    assert obj.value(obj.theta0) == pytest.approx(ref[getattr(loss_fn, "__name__", type(loss_fn).__name__)], rel=1e-12)

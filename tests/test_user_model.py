@@ -22,6 +22,10 @@ def make():
     return torch.nn.Sequential(torch.nn.Linear(10, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
 
 
+def flat():  # make()'s net with outputs of shape (n,), not (n, 1)
+    return torch.nn.Sequential(*make(), torch.nn.Flatten(0))
+
+
 def not_a_module():
     return 42
 
@@ -162,6 +166,16 @@ def test_bad_options_of_a_user_model(user, capsys, flag, value, needle):
         argv += [flag] + ([value] if value is not None else [])
     code, _, err = run(capsys, *argv)
     assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (user["dir"] / "bad").exists()
+
+
+def test_outputs_shaped_unlike_the_targets_are_one_line(user, capsys):
+    """(n,) outputs against the (n, 1) targets would broadcast to an (n, n) squared loss: refused, naming both shapes."""
+    argv = _args(user, out="bad")
+    argv[argv.index("--model") + 1] = f"{user['dir'] / 'mymodel.py'}:flat"
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "outputs of shape (120,)" in err and "shaped as the targets, (120, 1)" in err
     assert not (user["dir"] / "bad").exists()
 
 

@@ -150,7 +150,7 @@ def test_negative_lambda_torch_minimize():
     ([1.0, np.inf], "lambdas must be finite, got inf"),
     ([], "non-empty"),
     ([[0.1, 0.2]], "1-D"),
-    (["a"], "lambdas must be numbers"),
+    (["a"], r"lambdas\[0\] must be a real number, got 'a'"),
     ([0.1, 5e-324], "lambdas must be 0 or between 1e-150 and 1e\\+150, got 4.94066e-324"),
     ([1e308], "lambdas must be 0 or between"),
     (None, "lambdas must be given"),
@@ -256,3 +256,50 @@ def test_extreme_lambdas_from_the_cli_are_one_line(tmp_path):
         assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "ridgelens: error: --lambdas must be 0 or" \
             in p.stderr
         assert not (tmp_path / "out").exists()
+
+
+def _seeded_calls():
+    """Every public function that takes a seed, as ``call(seed)`` on a tiny linear net."""
+    from ridgelens.lm import LMConfig, train_lm
+    from ridgelens.pipeline import LMSettings, analyze_lm, optimizer_refit
+
+    X = torch.randn(16, 2, dtype=torch.float64)
+    obj = rl.TorchObjective(torch.nn.Linear(2, 1).double(), torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    H = rl.hessian(obj, obj.theta0)
+    return {
+        "predict": lambda s: rl.predict(obj, [0.1], "sgd", seed=s),
+        "analyze": lambda s: rl.analyze(obj, [0.1], seed=s),  # dense: the seed is unused, and still checked
+        "eigen": lambda s: rl.eigen(H, 1, method="lanczos", seed=s),
+        "spectral_density": lambda s: rl.spectral_density(H, seed=s),
+        "hutchpp_trace": lambda s: rl.hutchpp_trace(H, seed=s),
+        "optimizer_refit": lambda s: optimizer_refit(obj, obj.theta0, 0.1, "sgd", epochs=1, seed=s),
+        "train_lm": lambda s: train_lm(LMConfig(layers=1, width=8, heads=2, context=8),
+                                       torch.zeros(2, 9, dtype=torch.long), steps=1, seed=s),
+        "analyze_lm": lambda s: analyze_lm(obj, obj, obj.theta0, [1.0], settings=LMSettings(seed=s)),
+    }
+
+
+@pytest.mark.parametrize("bad", ["x", "3", 1.5, True, -1, 2**63, None])
+def test_a_bad_seed_is_a_typed_error_naming_seed(bad):
+    """A seed that is no integer in [0, 2^63) is refused by name, not by int() or torch deep inside."""
+    for name, call in _seeded_calls().items():
+        with pytest.raises(rl.RidgelensError, match=r"seed must be an integer in \[0, 2\^63\)") as exc:
+            call(bad)
+        assert repr(bad) in str(exc.value), name
+    assert _seeded_calls()["spectral_density"](np.int64(3)).n_matvecs > 0  # numpy integers are seeds too
+
+
+@pytest.mark.parametrize("bad, where", [("0.1", "lambdas"), (["0.1"], r"lambdas\[0\]"), ([0.1, "1"], r"lambdas\[1\]"),
+                                        (np.array(["0.1"]), r"lambdas\[0\]"), ([0.1, None], r"lambdas\[1\]"),
+                                        (True, "lambdas")])
+def test_lambdas_that_are_not_numbers_are_refused_by_entry(bad, where):
+    """NumPy reads the string "0.1" as 0.1; ridgelens names the entry instead (analyze, ridge_path, analyze_lm)."""
+    from ridgelens.pipeline import analyze_lm
+
+    X, y = data()
+    obj = rl.LeastSquares(X, y)
+    for call in (lambda: rl.analyze(obj, bad), lambda: rl.ridge_path(np.eye(3), np.ones(3), bad),
+                 lambda: analyze_lm(obj, obj, None, bad)):
+        with pytest.raises(rl.RidgelensError, match=rf"^{where} must be a real number, got"):
+            call()
+    assert rl.ridge_path(np.eye(3), np.ones(3), [0, 1.0, np.float32(2)]).thetas[1] == pytest.approx(np.full(3, 0.5))

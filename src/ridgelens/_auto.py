@@ -25,7 +25,10 @@ decision                  names                                  ``"auto"`` rule
                                                                  model without outputs; else the GGN when a
                                                                  short Lanczos run on H finds a negative Ritz
                                                                  value (a certificate: H is indefinite, so
-                                                                 H + λD has no minimizer for small λ)
+                                                                 H + λD has no minimizer for small λ).
+                                                                 ``ggn`` asked of a GLM with its canonical
+                                                                 link (least squares, logistic) is hessian:
+                                                                 G = H exactly, and the record says so
 ``"design"``              ``svd``, ``gram``                      gram (eigh of the centred Gram matrix ZᵀZ)
                                                                  when n > d, the intercept is free or absent
                                                                  and cond(Z) ≤ :data:`GRAM_MAX_COND`; else
@@ -108,8 +111,8 @@ def select_solver(decision: str, requested: str = "auto", **facts) -> Choice:
     requested = check_option(decision, requested)
     if decision == "hvp_form":  # its facts shape what "asked for" becomes too
         return _hvp_form(requested, **facts)
-    if decision == "curvature" and requested == "auto":  # its probe is measured only when needed
-        return _curvature(**facts)
+    if decision == "curvature":  # its probe is measured only when needed
+        return _curvature(**facts) if requested == "auto" else _curvature_asked(requested, **facts)
     if decision == "design":
         return _design(requested, **facts)
     if requested != "auto":
@@ -185,11 +188,20 @@ def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_o
     return Choice("hvp_form", requested, "asked for", facts)
 
 
+def _curvature_asked(requested: str, *, canonical_glm: bool = False, **facts) -> Choice:
+    """An explicit ``curvature``: as asked, except the GGN of a canonical-link GLM, which is its Hessian."""
+    if requested == "ggn" and canonical_glm:
+        return Choice("curvature", "hessian", "ggn asked for, but this is a GLM with its canonical link (least "
+                      "squares, logistic), whose Gauss-Newton matrix JᵀH_out J equals the Hessian H exactly: "
+                      "the run used H", {**facts, "canonical_glm": True})
+    return Choice("curvature", requested, "asked for", facts)
+
+
 #: A Ritz value below −this × the largest |Ritz value| counts as negative curvature (rounding is far smaller).
 NEGATIVE_RITZ_TOL = 1e-8
 
 
-def _curvature(*, convex: bool, has_outputs: bool, ritz_range) -> Choice:
+def _curvature(*, convex: bool, has_outputs: bool, ritz_range, **_) -> Choice:
     """``ritz_range()`` → (smallest, largest Ritz value of H, products spent): called only for a non-convex model."""
     facts = {"convex": convex, "has_outputs": has_outputs}
     if convex:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ridgelens.errors import DataError, RidgelensError
@@ -86,9 +88,17 @@ def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     if lambdas is None:
         raise RidgelensError(f"{name} must be given: one or more λ ≥ 0")
     try:
-        lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+        raw = np.asarray(lambdas)
     except (TypeError, ValueError):
         raise RidgelensError(f"{name} must be numbers, got {lambdas!r}") from None
+    if raw.dtype.kind not in "iuf":  # NumPy would read the string "0.1" as 0.1: name the entry instead
+        entries = list(lambdas) if isinstance(lambdas, (list, tuple)) else np.atleast_1d(raw).ravel().tolist()
+        for i, entry in enumerate(entries):
+            if isinstance(entry, bool) or not isinstance(entry, numbers.Real):
+                where = "" if raw.ndim == 0 else f"[{i}]"
+                raise RidgelensError(f"{name}{where} must be a real number, got {entry!r} ({type(entry).__name__}); "
+                                     "a string such as '0.1' is not read as one")
+    lam = np.atleast_1d(raw.astype(np.float64))
     if lam.ndim != 1 or lam.size == 0:
         raise RidgelensError(f"{name} must be a non-empty 1-D sequence, got shape {lam.shape}")
     if not np.all(np.isfinite(lam)):
@@ -114,6 +124,13 @@ def check_tolerance(tol, name: str) -> float:
     if not t >= 0:
         raise RidgelensError(f"{name} must be a number >= 0, got {tol!r}")
     return t
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Return ``seed`` as an int in [0, 2^63) (a random generator's seed); a string, float or bool is refused, naming ``name``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise RidgelensError(f"{name} must be an integer in [0, 2^63) (the seed of a random generator), got {seed!r}")
+    return int(seed)
 
 
 def distinct(lam) -> str:

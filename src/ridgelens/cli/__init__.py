@@ -85,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--lambdas", type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1 (with --select it may "
                                                     "be omitted: 100 λ log-spaced from the spectrum, a torch model then refitted "
                                                     "at the chosen λ only)")
-    a.add_argument("--standardize", action="store_true", help="scale features to mean 0, sd 1")
+    a.add_argument("--standardize", action="store_true",
+                   help="scale features to mean 0, sd 1 (not the target: see --standardize-target)")
+    a.add_argument("--standardize-target", action="store_true", default=None,
+                   help="--model mlp regression: also scale the target to mean 0, sd 1 (1/n) before training, so "
+                        "tanh units do not saturate on a target such as diabetes' (sd 77); θ, the loss and λ are then "
+                        "in those units, recorded in results.json as target_standardized (mean, sd)")
     a.add_argument("--stream", action="store_true",
                    help="linear model on a csv: file: read it block by block into the centred XᵀX and Xᵀy, never "
                         "holding X (chosen by itself when the file would not fit in memory; no --select but evidence, "
@@ -146,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--curvature", choices=["auto", "hessian", "ggn"],
                    help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
                         "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
-                        "linear and logistic models); auto (the default with --optimizer, as ridgelens.predict): "
+                        "linear and logistic models, which then run with H and say so in results.json's "
+                        "choices); auto (the default with --optimizer, as ridgelens.predict): "
                         "the Gauss-Newton matrix where a 30-step Lanczos probe finds H indefinite, recorded in "
                         "results.json's choices; --model lm/hf:DIR computes both unless hessian or ggn is given")
     a.add_argument("--select", choices=["gcv", "loo", "alo", "evidence", "validation"],

@@ -9,7 +9,7 @@ import numpy as np
 
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import stage
-from ridgelens._validation import check_lambdas
+from ridgelens._validation import check_lambdas, check_seed
 from ridgelens.cli._columns import original_scale, pick_features
 from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._notes import singular_note
@@ -51,7 +51,8 @@ from ridgelens.plots import (
 from ridgelens.report._loss import loss_plane_if_drawable
 
 #: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
-MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None}
+MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None,
+                "standardize_target": False}
 #: Options of every torch model (the MLP and a user's MODULE:FACTORY), with their defaults.
 TORCH_DEFAULTS = {"seed": 0, "refit_method": "trust-ncg", "refit_iters": None, "loss": None, "refit_tol": 1e-5,
                   "weights": None, "checkpoint": None, "unpenalized": (), "device": "cpu", "dtype": "float64",
@@ -146,8 +147,7 @@ def _check_mlp_numbers(args) -> None:
             continue
         if v < low:
             raise RidgelensError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {v}")
-    if not 0 <= args.seed < 2**63:
-        raise RidgelensError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+    check_seed(args.seed, "--seed")
     if not (np.isfinite(args.refit_tol) and args.refit_tol > 0):
         raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {args.refit_tol}")
 
@@ -170,6 +170,11 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         ds = load_dataset(args.data, target=args.target, standardize=args.standardize,
                           positive_class=args.positive_class)
     ds = pick_features(ds, args.features)
+    scaled_y = None
+    if args.model == "mlp" and args.standardize_target:  # before the split: one scale for every row
+        from ridgelens.cli._mlp import standardize_target
+
+        ds, scaled_y = standardize_target(ds)
     extra = {}
     validation = split_info = torch_obj = None
     full_y = ds.y  # a torch model's classes come from every row, held out or not
@@ -179,6 +184,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         res, extra, torch_obj = _analyze_user(args, ds, lam, full_y)
     elif args.model == "mlp":
         res, extra, torch_obj = _analyze_mlp(args, ds, lam, out, full_y)
+        extra["target_standardized"] = scaled_y
     if torch_obj is not None:
         obj = None  # the model-plane figure evaluates the true loss on a grid: linear models only
         if validation is not None:
@@ -200,6 +206,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
           f"{res.n_params} parameters{' (standardized)' if ds.standardized else ''}; "
           f"{res.method} {'Gauss-Newton' if res.curvature_kind == 'ggn' else 'Hessian'} curvature "
           f"({res.n_matvecs} curvature-vector products)")
+    if args.curvature == "ggn" and res.curvature_kind == "hessian":  # a canonical-link GLM: G = H exactly
+        print(f"note: {res.choices['curvature']}")
     schur = res.method == "matrix-free" and res.path.curvature == "schur-complement"
     print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else 'H'} = "
           f"{res.min_eigenvalue:.4g}"

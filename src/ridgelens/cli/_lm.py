@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ridgelens._io import atomic_write_bytes, atomic_write_json
-from ridgelens._validation import check_lambdas, distinct
+from ridgelens._validation import check_lambdas, check_seed, distinct
 from ridgelens.cli._args import LM_DEFAULTS
 from ridgelens.cli._distributed import launched, run_sharded, session
 from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
@@ -67,8 +67,7 @@ def _settle(args) -> None:
         raise RidgelensError(f"--steps must be >= 0, got {args.steps}")
     if args.subsamples == 1 or args.subsamples < 0:
         raise RidgelensError(f"--subsamples must be 0 (off) or >= 2 disjoint subsamples, got {args.subsamples}")
-    if not 0 <= args.seed < 2**63:
-        raise RidgelensError(f"--seed must be an integer in [0, 2^63), got {args.seed}")
+    check_seed(args.seed, "--seed")
 
 
 def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:

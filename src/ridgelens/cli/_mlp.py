@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,24 @@ BATCH = 512
 def is_classification(y: np.ndarray) -> bool:
     """Integer targets with at most 50 distinct values are classes; anything else is regression."""
     return bool(np.all(y == np.round(y)) and np.unique(y).size <= 50)
+
+
+def standardize_target(ds):
+    """``--standardize-target``: ``(ds with y → (y − mean)/sd, {mean, sd, note})``; a class target is refused.
+
+    sd is the 1/n standard deviation, as ``--standardize`` uses for the features.
+    """
+    if is_classification(ds.y):
+        raise DataError(f"--standardize-target is for a continuous target; {ds.target_name!r} of {ds.name} holds "
+                        f"{np.unique(ds.y).size} integer classes, which --model mlp classifies")
+    mean, sd = float(ds.y.mean()), float(ds.y.std())
+    if not sd > 0:
+        raise DataError(f"--standardize-target: the target {ds.target_name!r} of {ds.name} is constant ({mean:g})")
+    print(f"target standardized: y → (y − {mean:.6g})/{sd:.6g}; θ̂, θ̃(λ), θ*(λ), the loss and λ are in those units")
+    return replace(ds, y=(ds.y - mean) / sd), {
+        "mean": mean, "sd": sd,
+        "note": "the MLP was trained, analyzed and refitted on (y − mean)/sd (1/n sd): θ̂, θ̃(λ), θ*(λ), R and λ "
+                "are in those units; a prediction in y's units is mean + sd·f(x)"}
 
 
 def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse",

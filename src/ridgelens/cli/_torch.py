@@ -191,5 +191,9 @@ def build_user_objective(args, X, y, like=None):
     except Exception as exc:
         raise ModelError(f"--model {args.model} on the first batch of {args.data}: {type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (loss {loss})") from None
+    if loss != "cross-entropy" and isinstance(out, torch.Tensor) and out.shape != batches[0][1].shape:
+        raise DataError(f"--model {args.model} returns outputs of shape {tuple(out.shape)} on the first batch, but the "
+                        f"squared loss needs them shaped as the targets, {tuple(batches[0][1].shape)} (n, outputs): "
+                        "other shapes would broadcast, every output against every target")
     obj = TorchObjective(model, loss_fn, batches, eval_mode=True, unpenalized=tuple(args.unpenalized))
     return obj, loss

@@ -172,16 +172,21 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     values = np.empty((len(body), len(header)))
     for i, row in enumerate(body):
         if len(row) != len(header):
-            raise DataError(f"{path}: data row {i} (line {lines[i]}) has {len(row)} cells, "
-                            f"the header has {len(header)}")
+            raise DataError(f"{path}: line {lines[i]} has {len(row)} cells, the header has {len(header)}")
         for j, cell in enumerate(row):
             try:
                 values[i, j] = float(cell)
             except ValueError:
                 raise DataError(
-                    f"{path}: column {header[j]!r} is not numeric: data row {i} holds {cell!r} "
-                    f"(line {lines[i]}, column {j + 1}); encode it as numbers or drop the column"
+                    f"{path}: column {header[j]!r} is not numeric: line {lines[i]} holds {cell!r} "
+                    f"(column {j + 1}; line 1 is the header); encode it as numbers or drop the column"
                 ) from None
+    bad = ~np.isfinite(values)
+    if bad.any():  # named by file line and column (the fast reader leaves such files to this one)
+        i, j = np.argwhere(bad)[0]
+        raise DataError(f"{path}: column {header[j]!r} holds {body[i][j].strip()!r} at line {lines[i]} (column "
+                        f"{j + 1}; line 1 is the header), {int(bad.sum())} non-finite value(s) in all; remove or "
+                        "impute those rows first")
     if len(body) < 2:
         raise DataError(f"{path} has a single data row (line {lines[0]}); need at least 2 samples")
     target = header[-1] if target is None else target

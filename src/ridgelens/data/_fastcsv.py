@@ -175,9 +175,12 @@ def _parse_numpy(chunk: bytes, ncol: int) -> np.ndarray | None:
 
 
 def _checked(values: np.ndarray, chunk: bytes, ncol: int) -> np.ndarray | None:
-    """The block's values if they are one full row per non-blank line (a short row pads with NaN), else None."""
+    """The block's finite values if they are one full row per non-blank line (a short row pads with NaN), else None.
+
+    A NaN or an infinity goes to the careful reader, which names its file line.
+    """
     lines = int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))) + (not chunk.endswith(b"\n"))
-    if values.ndim != 2 or values.shape[1] != ncol or np.isnan(values).any():
+    if values.ndim != 2 or values.shape[1] != ncol or not np.isfinite(values).all():
         return None
     if values.shape[0] != lines and values.shape[0] != _count_rows(chunk.decode("ascii")):
         return None

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from ridgelens._validation import check_seed
 from ridgelens.errors import RidgelensError
 from ridgelens.lm._model import ByteTransformer, LMConfig
 
@@ -23,6 +24,7 @@ def train_lm(config: LMConfig, train_windows: torch.Tensor, *, steps: int = 200,
     """
     if steps < 0:
         raise RidgelensError(f"steps must be >= 0, got {steps}")
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = ByteTransformer(config)

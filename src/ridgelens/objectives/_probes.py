@@ -24,6 +24,7 @@ The caller's random-number state is restored afterwards.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -47,9 +48,13 @@ def probe_objective(obj) -> dict:
     devices = [obj.device] if obj.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # the user's random stream is left as it was
         try:
-            out1, v1, g1 = _evaluate(obj, flat, x, y)
+            with warnings.catch_warnings():  # torch's own "target size … broadcasting" warning, as an error
+                warnings.filterwarnings("error", message=_BROADCAST_WARNING, category=UserWarning)
+                out1, v1, g1 = _evaluate(obj, flat, x, y)
         except RidgelensError:
             raise
+        except UserWarning:
+            raise DataError(_broadcast_message(obj, flat, x, y)) from None
         except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise DataError(f"the model and loss_fn fail on batch 0 (inputs {_describe(x)}, targets "
@@ -64,6 +69,20 @@ def probe_objective(obj) -> dict:
         if not (same_out and dv <= 64 * eps * max(abs(v1), abs(v2)) and dg <= 64 * eps * scale_g):
             raise RandomObjectiveError(_random_message(obj, v1, v2, dg, scale_g))
     return {"value": v1, "evaluations": 2, "reduction": reduction}
+
+
+#: The start of the warning torch's elementwise losses (MSE, L1, Huber, smooth L1) give for targets shaped
+#: other than the outputs: they broadcast, (n, 1) outputs against (n,) targets into an (n, n) loss.
+_BROADCAST_WARNING = "Using a target size"
+
+
+def _broadcast_message(obj, flat, x, y) -> str:
+    with torch.no_grad():
+        out = obj.outputs(flat, x)
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    return (f"loss_fn broadcasts the model's outputs of shape {got} against targets of shape {tuple(y.shape)} on "
+            "batch 0 (torch warns of it), so every output is compared with every target, not each with its own; "
+            f"give the targets the outputs' shape {got} (e.g. y.reshape(-1, 1) for (n, 1) outputs), or reshape the outputs in the model")
 
 
 def _evaluate(obj, flat, x, y):

@@ -15,7 +15,13 @@ from ridgelens._checkpoint import Checkpoint, digest
 from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import Progress, governs_stages
-from ridgelens._validation import check_lambdas, check_objective, check_tolerance, check_vector
+from ridgelens._validation import (
+    check_lambdas,
+    check_objective,
+    check_seed,
+    check_tolerance,
+    check_vector,
+)
 from ridgelens.errors import (
     ConvergenceWarning,
     DataError,
@@ -314,8 +320,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     curvature : {"hessian", "ggn"}, default "hessian"
         The curvature of the quadratic model: the Hessian H, or the generalized Gauss–Newton
         matrix G = JᵀH_out J (positive semi-definite for losses convex in the outputs, so every
-        λ has a prediction; for least squares and logistic regression G = H). Recorded in
-        ``Analysis.curvature_kind``.
+        λ has a prediction). Recorded in ``Analysis.curvature_kind``. For least squares and
+        logistic regression G = H exactly: ``"ggn"`` runs with H, ``curvature_kind`` is
+        ``"hessian"`` and ``choices["curvature"]`` says why.
     curvature_options : dict, optional
         Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``).
     polish : bool, optional
@@ -336,10 +343,13 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     True
     """
     lam = check_lambdas(lambdas)
+    seed = check_seed(seed)
     check_objective(objective, "analyze()")
     check_shardable(objective)  # under a process group: a torch objective (sharded batches) only
     if curvature not in CURVATURES:
         raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
+    asked = select_solver("curvature", curvature, canonical_glm=bool(getattr(objective, "canonical_glm", False)))
+    curvature = asked.name  # the GGN of least squares or logistic regression is its Hessian
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
     theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
@@ -354,6 +364,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     choice = select_solver("analysis", method, n=H.n, is_dense=H.is_dense)
     chosen = choice.name
     choices = {"theta_hat": how, "analysis": str(choice)}
+    if asked.reason != "asked for":
+        choices["curvature"] = str(asked)
     if getattr(H, "choice", None) is not None:
         choices["hvp_form"] = str(H.choice)
     mask = objective.penalized

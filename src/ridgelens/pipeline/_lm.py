@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ridgelens._distributed import world
-from ridgelens._validation import check_heldout_objective
+from ridgelens._validation import check_heldout_objective, check_lambdas, check_seed
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline._analyze import Analysis
@@ -136,8 +136,9 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
         Print each stage with its elapsed time to stderr.
     """
     s = settings or LMSettings()
-    lam = np.asarray(lambdas, dtype=np.float64)
-    if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam <= 0):
+    check_seed(s.seed, "settings.seed")
+    lam = check_lambdas(lambdas)
+    if np.any(lam == 0):
         raise RidgelensError(f"lambdas must be positive numbers, got {lambdas!r}")
     if curvature is not None:
         if curvature not in ("hessian", "ggn", "both"):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ridgelens._auto import select_solver
 from ridgelens._optim_state import WEIGHT_DECAY_TABLE, optimizer_penalty, weight_decay_record
-from ridgelens._validation import check_lambdas, check_objective
+from ridgelens._validation import check_lambdas, check_objective, check_seed
 
 #: Lanczos steps of the probe that looks for negative curvature (``curvature="auto"``).
 CURVATURE_PROBE_STEPS = 30
@@ -47,7 +47,8 @@ def choose_curvature(objective, theta_hat, requested: str = "auto", *, seed: int
 
     has_outputs = callable(getattr(objective, "outputs", None)) and getattr(objective, "returns", "logits") == "logits"
     return select_solver("curvature", requested, convex=bool(getattr(objective, "convex", False)),
-                         has_outputs=has_outputs, ritz_range=ritz_range)
+                         has_outputs=has_outputs, ritz_range=ritz_range,
+                         canonical_glm=bool(getattr(objective, "canonical_glm", False)))
 
 
 def _weight_decay_conventions(optimizer: str) -> dict:
@@ -149,6 +150,7 @@ def predict(objective, lambdas, optimizer: str = "adamw", *, optimizer_state=Non
 
     check_objective(objective, "predict()")
     lam = check_lambdas(lambdas)
+    seed = check_seed(seed)
     pm = optimizer_penalty(objective, optimizer, optimizer_state)
     theta, _, _, how = _theta_hat(objective, theta_hat, None, None, {})
     gradient, _, _ = first_order_term(objective, theta, grad_tol)

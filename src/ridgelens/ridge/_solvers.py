@@ -29,7 +29,7 @@ from ridgelens.errors import NegativeCurvatureWarning, RidgelensError, SingularB
 from ridgelens.operators import SchurComplementOperator, as_operator
 from ridgelens.ridge._krylov import krylov_path, krylov_schur_path
 from ridgelens.ridge._multishift import multishift_cg_path
-from ridgelens.ridge._path import RidgePath
+from ridgelens.ridge._result import RidgePath
 from ridgelens.spectra import Spectrum, eigen
 
 _NEGATIVE = ("nan", "clip", "raise")

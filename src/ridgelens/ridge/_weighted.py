@@ -22,7 +22,7 @@ import torch
 from ridgelens._penalty import PenaltyMatrix, from_vector
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import DenseOperator, SchurComplementOperator, as_operator
-from ridgelens.ridge._path import RidgePath
+from ridgelens.ridge._result import RidgePath
 from ridgelens.spectra import Spectrum
 
 
@@ -56,16 +56,15 @@ def unscale_path(path: RidgePath, s: np.ndarray, penalty: PenaltyMatrix, theta_h
                    penalty_factors=penalty.factors)
 
 
-def weighted_ridge_path(source, theta_hat, lambdas, penalty, *, penalized=None, gradient=None, **options):
-    """:func:`~ridgelens.ridge.ridge_path` with the penalty ``(λ/2)θᵀDθ``, D = diag(``penalty``).
+def weighted_problem(source, theta_hat, gradient, penalty, penalized=None):
+    """``(H_s, φ̂, g_s, mask, s, D)``: the 0/1 problem whose path, times ``s``, is that of ``(λ/2)θᵀDθ``.
 
-    ``source`` must give H (an operator, a matrix, an objective with ``hessian_dense``/``hvp``);
-    a Spectrum or a Schur complement stand for another problem. ``low_rank`` and ``density``
-    options, when given, must be of ``D^{-1/2} H D^{-1/2}`` (its Schur complement on the
-    positive factors when some are 0).
+    :func:`~ridgelens.ridge.ridge_path` with ``penalty=`` solves it and maps the path back with
+    :func:`unscale_path`. ``source`` must give H (an operator, a matrix, an objective with
+    ``hessian_dense``/``hvp``); a Spectrum or a Schur complement stand for another problem.
+    ``low_rank`` and ``density`` options of that path, when given, must be of
+    ``D^{-1/2} H D^{-1/2}`` (its Schur complement on the positive factors when some are 0).
     """
-    from ridgelens.ridge._path import ridge_path
-
     if isinstance(source, (Spectrum, SchurComplementOperator)):
         raise RidgelensError(f"a penalty matrix needs the curvature H itself, not a {type(source).__name__} "
                              "(which already fixes the penalty to the 0/1 case)")
@@ -77,9 +76,7 @@ def weighted_ridge_path(source, theta_hat, lambdas, penalty, *, penalized=None, 
     pm = as_penalty(penalty, op.n)
     if penalized is not None and not np.array_equal(np.asarray(penalized, dtype=bool), pm.penalized):
         raise RidgelensError("penalized differs from the positive factors of the penalty matrix; pass one of them")
-    Hs, theta, g, mask, s = scale_problem(op, theta_hat, gradient, pm)
-    path = ridge_path(Hs, theta, lambdas, penalized=mask, gradient=g, **options)
-    return unscale_path(path, s, pm, theta_hat)
+    return (*scale_problem(op, theta_hat, gradient, pm), pm)
 
 
 def weighted_conventions(conventions: dict, penalty: PenaltyMatrix) -> dict:

@@ -10,6 +10,7 @@ from scipy import linalg
 
 from ridgelens._auto import select_solver
 from ridgelens._shrinkage import snap_rounding
+from ridgelens._validation import check_seed
 from ridgelens.errors import ConvergenceWarning, RidgelensError
 from ridgelens.operators import as_operator
 from ridgelens.spectra._lanczos import WHICH, _wanted, lanczos
@@ -128,6 +129,7 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
     array([3.])
     """
     op = as_operator(operator)
+    seed = check_seed(seed)
     if which not in WHICH:
         raise RidgelensError(f"which must be one of {WHICH}, got {which!r}")
     if k is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= op.n):

@@ -20,6 +20,7 @@ import torch
 from ridgelens._auto import select_solver
 from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage
+from ridgelens._validation import check_seed
 from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import LanczosIteration, new_basis, tensor_matvec
 
@@ -144,7 +145,7 @@ def spectral_density(op, *, n_probes: int = 8, m: int = 60, seed: int = 0, bandw
     mv, device, dtype = tensor_matvec(op)
     itemsize = torch.empty(0, dtype=dtype).element_size()
     reorth = select_solver("slq_reorth", reorth, basis_bytes=(m + 1) * n * itemsize).name
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     basis = new_basis(n, device, dtype, first=m + 1, capacity=m + 1) if reorth == "full" else None
     nodes, weights, nmv = [], [], 0
     bar = Progress("spectral density (SLQ)", n_probes * m, progress)
@@ -180,7 +181,7 @@ def hutchpp_trace(op, n_matvecs: int = 90, *, seed: int = 0) -> TraceEstimate:
     if isinstance(n_matvecs, bool) or not isinstance(n_matvecs, (int, np.integer)) or n_matvecs < 3:
         raise RidgelensError(f"Hutch++ needs an integer number of products ≥ 3, got {n_matvecs!r}")
     mv, device, dtype = op.matvec, op.device, op.dtype
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     s = min(n_matvecs // 3, n)
     S = _rademacher(n, s, gen, device, dtype)
     HS = op.matmat(S.T.contiguous()).T  # one batched product for the whole sketch
