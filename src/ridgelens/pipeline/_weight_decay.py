@@ -177,8 +177,7 @@ def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimi
     """
     from ridgelens.pipeline._analyze import analyze
 
-    obj = copy.copy(objective)
-    obj.set_penalty(optimizer_penalty(objective, optimizer, optimizer_state))
+    obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
     choice = None
     if curvature == "auto":  # at the weights given (before any polishing); a convex objective needs none
         start = options.get("theta_hat")
@@ -190,3 +189,28 @@ def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimi
     conv = {**res.conventions, "weight_decay": _weight_decay_conventions(optimizer)}
     choices = res.choices if choice is None else {**res.choices, "curvature": str(choice)}
     return replace(res, conventions=conv, choices=choices)
+
+
+def _with_optimizer_penalty(objective, optimizer: str, optimizer_state):
+    """A shallow copy of ``objective`` penalized with the D of ``optimizer``'s fixed point (the caller's is untouched)."""
+    obj = copy.copy(objective)
+    obj.set_penalty(optimizer_penalty(objective, optimizer, optimizer_state))
+    return obj
+
+
+def optimizer_fixed_point(objective, lam: float, optimizer: str = "adamw", *, optimizer_state=None, x0=None,
+                          tol: float | None = None, max_iter: int = 100, **options):
+    """The exact fixed point of ``optimizer`` at ``weight_decay = lam``: a minimizer of R + (λ/2)θᵀDθ.
+
+    D is the one :func:`predict` uses (I for ``"sgd"`` and ``"adam"``; diag(√v̂ + ε) from
+    ``optimizer_state`` for ``"adamw"``, v̂ frozen), so this is the point the prediction θ̃(λ)
+    approximates by a quadratic model of R, found without that model: Newton-CG in a trust region
+    with exact Hessian-vector products (``objective.minimize``, ``method="trust-ncg"`` for a torch
+    model; ``options`` go to it) from ``x0`` (θ̃(λ) is a good start). For a non-convex R it is the
+    minimizer nearest ``x0`` in the method's sense, not necessarily the global one. At most
+    ``max_iter`` iterations: the :class:`~ridgelens.objectives.MinimizeResult` says whether
+    ‖∇R(θ) + λDθ‖ ≤ ``tol`` was reached (``converged``, ``gradient_norm``, ``message``).
+    ``objective`` is not changed.
+    """
+    obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
+    return obj.minimize(lam, x0=x0, tol=tol, max_iter=max_iter, **options)
