@@ -28,11 +28,18 @@ Model: the CLI's digits MLP (scikit-learn's bundled digits, standardized, 64 →
 :class:`~ridgelens.lm.ByteTransformer`; by default smaller than the 276k-parameter demo so that it
 runs in minutes on two shared cores: ``--lm-layers``, ``--lm-width``, ``--lm-heads``,
 ``--lm-context``, ``--lm-tokens`` of the standard library's sources; ``--lm-demo`` takes exactly
-``ridgelens demo --lm``'s model and data, :data:`ridgelens.cli._args.LM_DEFAULTS`), see :func:`lm_part`.
+``ridgelens demo --lm``'s model and data, :data:`ridgelens.cli._args.LM_DEFAULTS`; ``--lm-theta demo`` also its
+θ̂, trained by ``train_lm`` and not polished), see :func:`lm_part`: per λ the exact frozen-v̂ fixed point (capped
+trust-ncg, ``--lm-newton``), the Gauss–Newton and Hessian predictions against it, and (unless ``--lm-no-runs``)
+AdamW itself. On the demo LM the fixed point is degenerate: the residual stream's scale is a symmetry of the loss
+(LayerNorm), so with v̂ frozen the decay drives it towards LayerNorm's ε and 30 Newton iterations stop far from
+it (penalized gradient 0.8–81× ‖λDθ‖); the tables and what they show are in ``docs/weight_decay.md``.
 
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 [--hidden 16] [--epochs 60]
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --part lm
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --part lm --lm-demo   # the demo's 276k LM
+    .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --part lm --lm-demo --batch-size 4 \
+        --lm-lambdas 3,10,30 --lm-newton 30 --lm-no-runs --lm-theta demo   # fixed point only, demo --lm's θ̂
     .venv/bin/python benchmarks/bench_weight_decay.py --threads 1 --optimizers adam --schedule cosine \
         --epochs 300 --lr 0.03        # Adam settled: cosine-annealed lr, iterate averaging
 """
@@ -107,7 +114,8 @@ def lm_part(args) -> None:
     (``train_lm``, 150 Adam steps, float32, not polished: ‖∇R(θ̂)‖ is not small). Then ``--warm-epochs`` of AdamW
     (wd 0) from θ̂ make the state whose exp_avg_sq gives D = diag(√v̂ + ε). Predictions, one Krylov path each
     with the first-order term θ̃ = (C + λD)⁻¹(Cθ̂ − g): C = the Gauss–Newton matrix G (PSD) and the Hessian H
-    ("none" at λ where H + λD is not positive definite: the path's ``valid``); plain L2 (λI) with G, at the same
+    ("none" at λ where H + λD is not positive definite: the path's ``valid``, or λ below minus the smallest
+    eigenvalue of D^-1/2 H D^-1/2 that a Lanczos run of at most ``--lm-probe`` products finds); plain L2 (λI) with G, at the same
     λ and at λ·median(D) (the L2 strength that best matches AdamW's average decay, the fair baseline).
 
     **The exact fixed point** θ_FP: the minimizer of R + (λ/2)θᵀDθ with this D (v̂ frozen), by trust-region
@@ -166,11 +174,18 @@ def lm_part(args) -> None:
     pred_l2m = rl.ridge_path(G, theta, lam * np.median(D[seen]), **path).thetas
     H = rl.hessian(obj, theta, **obj.product_options("hessian"))
     hess = rl.ridge_path(H, theta, lam, penalty=D, **path)
-    print(f"predictions (Krylov; G: {G.n_matvecs} products, H: {H.n_matvecs}): {time.perf_counter() - t0:.1f} s so far; "
+    products = f"G: {G.n_matvecs} products, H: {H.n_matvecs}"
+    # The path knows the Ritz values of its own Krylov space; a Lanczos run for the smallest eigenvalue of
+    # D^-1/2 H D^-1/2 bounds it from above (a Ritz value), so λ ≤ −that is proven indefinite too.
+    low = rl.eigen(H.sandwich(D ** -0.5), 1, which="smallest", tol=1e-6, max_matvecs=args.lm_probe)
+    hess_ok = hess.valid & (lam + low.eigenvalues[0] > 0)
+    hess_thetas = np.where(hess_ok[:, None], hess.thetas, np.nan)
+    print(f"predictions (Krylov; {products}): {time.perf_counter() - t0:.1f} s so far; "
           f"‖θ̃‖ AdamW-aware G {', '.join(f'{v:.3g}' for v in np.linalg.norm(pred_aw, axis=1))}, "
-          f"H {', '.join(f'{v:.3g}' if ok else 'none' for v, ok in zip(np.linalg.norm(hess.thetas, axis=1), hess.valid, strict=True))}"
-          f", plain L2 {', '.join(f'{v:.3g}' for v in np.linalg.norm(pred_l2, axis=1))}; "
-          f"smallest Ritz value of D^-1/2 H D^-1/2: {hess.ritz_values.min():.3g}")
+          f"H {', '.join(f'{v:.3g}' if ok else 'none' for v, ok in zip(np.linalg.norm(hess.thetas, axis=1), hess_ok, strict=True))}"
+          f", plain L2 {', '.join(f'{v:.3g}' for v in np.linalg.norm(pred_l2, axis=1))}; smallest eigenvalue of "
+          f"D^-1/2 H D^-1/2: {hess.ritz_values.min():.3g} (the H path's Ritz values), {low.eigenvalues[0]:.3g} "
+          f"(Lanczos, {low.n_matvecs} products, residual {low.residuals[0]:.2g}{'' if low.converged[0] else ', not converged'})")
 
     def rel(p, ref, base):  # ‖p − ref‖ / ‖ref − base‖ over all parameters, "none" where there is no prediction
         return "none" if not np.all(np.isfinite(p)) else f"{np.linalg.norm(p - ref) / np.linalg.norm(ref - base):.3f}"
@@ -202,7 +217,7 @@ def lm_part(args) -> None:
               f"{np.linalg.norm(fp.theta[stream]):7.3g} {drop:8.1e} {fp.n_iter:5d} {hvps[0]:5d} {time.perf_counter() - t1:5.0f} "
               f"{fp.gradient_norm:8.1e} {fp.gradient_norm / pull:10.1e} {'yes' if fp.converged else 'NO':>4} "
               + " ".join(f"{rel(p[i], fp.theta, theta):>{w}}" for p, w in
-                         ((pred_aw, 8), (hess.thetas, 8), (pred_l2, 9), (pred_l2m, 10))))
+                         ((pred_aw, 8), (hess_thetas, 8), (pred_l2, 9), (pred_l2m, 10))))
     obj.hvp = own_hvp
     if args.lm_no_runs:
         print(f"total {time.perf_counter() - t0:.0f} s (AdamW runs skipped: --lm-no-runs)")
@@ -264,6 +279,7 @@ def main() -> None:
     ap.add_argument("--lm-theta", choices=("bench", "demo"), default="bench",
                     help="θ̂ of the LM: the bench's AdamW + L-BFGS, or exactly as `ridgelens demo --lm` trains it")
     ap.add_argument("--lm-newton", type=int, default=20, help="trust-ncg iterations of the exact fixed point")
+    ap.add_argument("--lm-probe", type=int, default=200, help="products of the Lanczos run for D^-1/2 H D^-1/2's smallest eigenvalue")
     ap.add_argument("--lm-no-runs", action="store_true", help="the exact fixed point and predictions only, no AdamW runs")
     ap.add_argument("--lm-demo", action="store_true",
                     help="the LM of `ridgelens demo --lm` (layers, width, heads, context, tokens of LM_DEFAULTS)")
