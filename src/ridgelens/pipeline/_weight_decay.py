@@ -6,7 +6,8 @@ frozen at the saved state): :func:`predict` computes θ̃(λ) alone, :func:`anal
 the whole :func:`~ridgelens.pipeline.analyze` (spectrum, df, refits) on the same D. Both resolve
 ``curvature="auto"`` through :func:`ridgelens._auto.select_solver` (:func:`choose_curvature`).
 The check, the optimizer itself run from θ̂ with that weight decay, is
-:func:`~ridgelens.pipeline._optimizer_refit.optimizer_refit`.
+:func:`~ridgelens.pipeline._optimizer_refit.optimizer_refit`; the exact fixed point the prediction
+approximates (a minimizer of R + (λ/2)θᵀDθ, by Newton-CG) is :func:`optimizer_fixed_point`.
 """
 
 from __future__ import annotations
@@ -210,7 +211,9 @@ def optimizer_fixed_point(objective, lam: float, optimizer: str = "adamw", *, op
     minimizer nearest ``x0`` in the method's sense, not necessarily the global one. At most
     ``max_iter`` iterations: the :class:`~ridgelens.objectives.MinimizeResult` says whether
     ‖∇R(θ) + λDθ‖ ≤ ``tol`` was reached (``converged``, ``gradient_norm``, ``message``).
-    ``objective`` is not changed.
+    ``objective`` is not changed. Where R ignores the joint scale of some parameters (a pre-LN
+    transformer's residual stream, which feeds only LayerNorms), the decay with v̂ frozen drives them
+    towards LayerNorm's ε and the iteration crawls (see ``docs/weight_decay.md``).
     """
     obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
     return obj.minimize(lam, x0=x0, tol=tol, max_iter=max_iter, **options)
