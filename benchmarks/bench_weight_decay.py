@@ -132,7 +132,7 @@ def lm_part(args) -> None:
     ``‖θ̃ − θ*‖ / ‖θ* − θ̂‖``, and ``FP``: ``‖θ* − θ_FP‖ / ‖θ* − θ̂‖`` (the frozen-v̂ assumption plus optimizer
     noise). ``noise``: the λ = 0 run's
     drift ``‖θ*₀ − θ̂‖ / ‖θ* − θ̂‖``; ``seed``: ``‖θ*(seed 1) − θ*‖ / ‖θ* − θ̂‖``, the spread
-    of the averaged iterates themselves. ``stat``: how far θ* is from AdamW's fixed point with v̂
+    of the averaged iterates themselves (``seed_s``: of their residual streams, relative to ‖θ*_s‖). ``stat``: how far θ* is from AdamW's fixed point with v̂
     frozen at the run's end, ``‖∇R(θ*) + λD*θ*‖ / ‖λD*θ*‖`` with D* = √v̂ + ε of the final state
     (0 at an exact fixed point; for an averaged iterate it is not small even when seeds agree —
     0.5–0.8 at a settled λ on the demo LM — so compare it across runs, do not read it as a pass/fail).
@@ -226,7 +226,7 @@ def lm_part(args) -> None:
     base = optimizer_refit(obj, theta, 0.0, "adamw", optimizer_state=state, **ekw)["theta"]
     print(f"\nAdamW from θ̂, {args.lm_epochs} epochs ({args.schedule} lr, θ* the mean of the last "
           f"{args.average_last:.0%}); errors are ‖θ̃ − θ*‖ / ‖θ* − θ̂‖ (all parameters | seen)")
-    print(f"{'λ':>7} {'‖θ*‖':>7} {'‖θ*_s‖':>7} {'‖θ*−θ̂‖':>9} {'noise':>6} {'seed':>6} {'settle':>8} {'stat':>7} "
+    print(f"{'λ':>7} {'‖θ*‖':>7} {'‖θ*_s‖':>7} {'‖θ*−θ̂‖':>9} {'noise':>6} {'seed':>6} {'seed_s':>6} {'settle':>8} {'stat':>7} "
           f"{'FP':>6} {'aware':>13} {'L2 same λ':>13} {'L2 λ·med D':>13}")
     for i, lm in enumerate(lam):
         run = optimizer_refit(obj, theta, lm, "adamw", optimizer_state=state, **ekw)
@@ -243,7 +243,8 @@ def lm_part(args) -> None:
         cols = " ".join(f"{err(p):6.3f}|{err(p, seen):6.3f}" for p in (pred_aw[i], pred_l2[i], pred_l2m[i]))
         print(f"{lm:7.3g} {np.linalg.norm(ts):7.3g} {np.linalg.norm(ts[stream]):7.3g} {np.linalg.norm(d):9.3g} "
               f"{np.linalg.norm(base - theta) / np.linalg.norm(d):6.3f} "
-              f"{np.linalg.norm(other['theta'] - ts) / np.linalg.norm(d):6.3f} {settle(run['epoch_loss']):8.1e} "
+              f"{np.linalg.norm(other['theta'] - ts) / np.linalg.norm(d):6.3f} "
+              f"{np.linalg.norm((other['theta'] - ts)[stream]) / np.linalg.norm(ts[stream]):6.3f} {settle(run['epoch_loss']):8.1e} "
               f"{stat:7.3f} {err(fixed[i]):6.3f} {cols}")
     print(f"total {time.perf_counter() - t0:.0f} s")
 
