@@ -9,7 +9,7 @@ import ridgelens as rl
 from ridgelens.lm import ByteTransformer, LMConfig, stdlib_split
 from ridgelens.objectives.lm import LMObjective
 from ridgelens.penalty import optimizer_penalty
-from ridgelens.pipeline import analyze_weight_decay, optimizer_refit
+from ridgelens.pipeline import analyze_weight_decay, optimizer_fixed_point, optimizer_refit
 
 
 def test_adamw_prediction_runs_on_a_language_model():
@@ -102,3 +102,46 @@ def test_optimizer_refit_steps_a_hugging_face_model_as_torch_optim_does():
                             average_last=1e-9)
     moved = np.linalg.norm(expect - obj.theta0)
     assert np.linalg.norm(other["theta"] - expect) <= 1e-3 * moved
+
+
+class _TanhBigram(torch.nn.Module):
+    """A tiny next-byte model without LayerNorm (embedding → tanh → logits): R has no scale symmetry, so the
+    frozen-v̂ fixed point is a proper local minimum (a ByteTransformer's residual stream feeds only LayerNorms,
+    whose ε alone bounds the decay there; see docs/weight_decay.md)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok = torch.nn.Embedding(256, 4)
+        self.head = torch.nn.Linear(4, 256)
+
+    def forward(self, idx):
+        return self.head(torch.tanh(self.tok(idx)))
+
+
+def test_adamw_fixed_point_is_where_frozen_v_adamw_converges():
+    """optimizer_fixed_point solves ∇R + λDθ = 0, and full-batch AdamW without momentum, v̂ frozen, lands on it."""
+    torch.manual_seed(0)
+    obj = LMObjective(_TanhBigram().double(), stdlib_split(4, 64).train, dtype=torch.float64)
+    theta_hat = optimizer_refit(obj, obj.theta0, 0.0, "adamw", lr=3e-2, epochs=20, batch_size=4,
+                                average_last=1e-9)["theta"]
+    state = optimizer_refit(obj, theta_hat, 0.0, "adamw", lr=3e-3, epochs=2, batch_size=4)["state"]
+    D = optimizer_penalty(obj, "adamw", state).factors
+    lam = 10.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rl.RidgelensWarning)  # θ̂ is not stationary: the first-order term is kept
+        start = rl.predict(obj, [lam], "adamw", optimizer_state=state, theta_hat=theta_hat).thetas[0]
+    fp = optimizer_fixed_point(obj, lam, "adamw", optimizer_state=state, x0=start)
+    assert obj.penalty is None  # the caller's objective keeps its own penalty
+    theta = fp.theta
+    assert fp.converged and fp.method == "trust-ncg"
+    pull = lam * D * theta
+    assert np.linalg.norm(obj.gradient(theta) + pull) <= 1e-8 * np.linalg.norm(pull)
+    move = np.linalg.norm(theta - theta_hat)
+    assert move > 0.3 * np.linalg.norm(theta_hat)  # a real move, not θ̂ or the start kept
+    # The reference: θ ← θ − lr·(∇R(θ)/(√v̂ + ε) + λθ) from θ̂, full batch, which is torch's AdamW step with v̂
+    # frozen and no momentum (β₁ = 0), at a step size below 2 / the largest eigenvalue of D^-1/2 (H + λD) D^-1/2.
+    top = rl.eigen(rl.hessian(obj, theta_hat).sandwich(D ** -0.5), 1, tol=1e-3).eigenvalues[0]
+    lr, x = 1.0 / (float(top) + lam), theta_hat.copy()
+    for _ in range(400):
+        x = x - lr * (obj.gradient(x) / D + lam * x)
+    np.testing.assert_allclose(x, theta, rtol=0, atol=1e-6 * move)

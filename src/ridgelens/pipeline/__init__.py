@@ -6,8 +6,9 @@ from ridgelens.pipeline._optimizer_refit import optimizer_refit
 from ridgelens.pipeline._weight_decay import (
            WeightDecayPrediction,
            analyze_weight_decay,
+           optimizer_fixed_point,
            predict,
 )
 
 __all__ = ["CONVENTIONS", "Analysis", "LMAnalysis", "LMSettings", "WeightDecayPrediction", "analyze", "analyze_lm",
-           "analyze_weight_decay", "optimizer_refit", "predict", "refit_at", "refit_count"]
+           "analyze_weight_decay", "optimizer_fixed_point", "optimizer_refit", "predict", "refit_at", "refit_count"]

@@ -6,7 +6,8 @@ frozen at the saved state): :func:`predict` computes θ̃(λ) alone, :func:`anal
 the whole :func:`~ridgelens.pipeline.analyze` (spectrum, df, refits) on the same D. Both resolve
 ``curvature="auto"`` through :func:`ridgelens._auto.select_solver` (:func:`choose_curvature`).
 The check, the optimizer itself run from θ̂ with that weight decay, is
-:func:`~ridgelens.pipeline._optimizer_refit.optimizer_refit`.
+:func:`~ridgelens.pipeline._optimizer_refit.optimizer_refit`; the exact fixed point the prediction
+approximates (a minimizer of R + (λ/2)θᵀDθ, by Newton-CG) is :func:`optimizer_fixed_point`.
 """
 
 from __future__ import annotations
@@ -179,8 +180,7 @@ def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimi
     """
     from ridgelens.pipeline._analyze import analyze
 
-    obj = copy.copy(objective)
-    obj.set_penalty(optimizer_penalty(objective, optimizer, optimizer_state))
+    obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
     choice = None
     if curvature == "auto":  # at the weights given (before any polishing); a convex objective needs none
         start = options.get("theta_hat")
@@ -192,3 +192,30 @@ def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimi
     conv = {**res.conventions, "weight_decay": _weight_decay_conventions(optimizer)}
     choices = res.choices if choice is None else {**res.choices, "curvature": str(choice)}
     return replace(res, conventions=conv, choices=choices)
+
+
+def _with_optimizer_penalty(objective, optimizer: str, optimizer_state):
+    """A shallow copy of ``objective`` penalized with the D of ``optimizer``'s fixed point (the caller's is untouched)."""
+    obj = copy.copy(objective)
+    obj.set_penalty(optimizer_penalty(objective, optimizer, optimizer_state))
+    return obj
+
+
+def optimizer_fixed_point(objective, lam: float, optimizer: str = "adamw", *, optimizer_state=None, x0=None,
+                          tol: float | None = None, max_iter: int = 100, **options):
+    """The exact fixed point of ``optimizer`` at ``weight_decay = lam``: a minimizer of R + (λ/2)θᵀDθ.
+
+    D is the one :func:`predict` uses (I for ``"sgd"`` and ``"adam"``; diag(√v̂ + ε) from
+    ``optimizer_state`` for ``"adamw"``, v̂ frozen), so this is the point the prediction θ̃(λ)
+    approximates by a quadratic model of R, found without that model: Newton-CG in a trust region
+    with exact Hessian-vector products (``objective.minimize``, ``method="trust-ncg"`` for a torch
+    model; ``options`` go to it) from ``x0`` (θ̃(λ) is a good start). For a non-convex R it is the
+    minimizer nearest ``x0`` in the method's sense, not necessarily the global one. At most
+    ``max_iter`` iterations: the :class:`~ridgelens.objectives.MinimizeResult` says whether
+    ‖∇R(θ) + λDθ‖ ≤ ``tol`` was reached (``converged``, ``gradient_norm``, ``message``).
+    ``objective`` is not changed. Where R ignores the joint scale of some parameters (a pre-LN
+    transformer's residual stream, which feeds only LayerNorms), the decay with v̂ frozen drives them
+    towards LayerNorm's ε and the iteration crawls (see ``docs/weight_decay.md``).
+    """
+    obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
+    return obj.minimize(lam, x0=x0, tol=tol, max_iter=max_iter, **options)
