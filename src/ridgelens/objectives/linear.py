@@ -27,6 +27,7 @@ from ridgelens._validation import (
     check_same_rows,
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
+from ridgelens.objectives._accurate import accurate_residual, accurate_transpose, cascade, two_prod
 from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 from ridgelens.objectives._gram import decompose, whole_condition
 
@@ -147,78 +148,6 @@ def _check_weights(sample_weight, n: int) -> np.ndarray:
     if not w.sum() > 0:
         raise DataError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w.copy()
-
-
-# ----------------------------------------------------------- accurate residuals
-# Error-free transformations (Dekker 1971, Knuth): a + b = s + e and a·b = p + e exactly.
-_SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp's splitting of a double into two halves)
-_RESIDUAL_BLOCK = 1 << 18  # entries per block of rows in _accurate_residual (2 MiB arrays)
-
-
-def _two_sum(a, b):
-    s = a + b
-    z = s - a
-    return s, (a - (s - z)) + (b - z)
-
-
-def _two_prod(a, b):
-    p = a * b
-    ca, cb = _SPLITTER * a, _SPLITTER * b
-    ah, bh = ca - (ca - a), cb - (cb - b)
-    al, bl = a - ah, b - bh
-    return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
-
-
-def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
-                       rho: np.ndarray | None = None) -> np.ndarray:
-    """``y − rho − X coef − intercept`` (``rho`` 0 if None) as if computed in twice the working precision.
-
-    In the spirit of Ogita, Rump & Oishi's Dot2 (SIAM J. Sci. Comput. 26, 2005): every
-    product and every partial sum is split into its rounded value and its exact error
-    (``_two_prod``, ``_two_sum``), the sums run as a pairwise cascade across the columns,
-    and the errors, tiny, are added at the end. Vectorized over blocks of rows. Falls back
-    to the plain residual if the splitting overflows (entries beyond ~1e300).
-    """
-    n, d = X.shape
-    out = np.empty(n)
-    rows = max(1, _RESIDUAL_BLOCK // (d + 3))
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow: the plain residual below
-        for i in range(0, n, rows):
-            b = slice(i, i + rows)
-            p, err = _two_prod(X[b], -coef)
-            first = [y[b]] if rho is None else [y[b], -rho[b]]
-            s, e = _cascade(np.column_stack([*first, np.full(p.shape[0], -intercept), p]))
-            out[b] = s + (e + err.sum(axis=1))
-    if not np.all(np.isfinite(out)):
-        out = y - (0.0 if rho is None else rho) - X @ coef - intercept
-    return out
-
-
-def _accurate_transpose(X: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``Xᵀv`` as if computed in twice the working precision (Dot2 per column, as above)."""
-    n, d = X.shape
-    rows = max(1, _RESIDUAL_BLOCK // (d + 1))
-    sums, err = [], np.zeros(d)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(0, n, rows):
-            p, e = _two_prod(X[i:i + rows].T, v[i:i + rows])
-            s, es = _cascade(p)
-            sums.append(s)
-            err += es + e.sum(axis=1)
-        s, es = _cascade(np.column_stack(sums)) if sums else (np.zeros(d), np.zeros(d))
-        out = s + (es + err)
-    return out if np.all(np.isfinite(out)) else X.T @ v
-
-
-def _cascade(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row sums of ``terms`` by a pairwise cascade of error-free sums: (rounded sums, their errors)."""
-    err = np.zeros(terms.shape[0])
-    while terms.shape[1] > 1:
-        if terms.shape[1] % 2:
-            terms = np.column_stack([terms, np.zeros(terms.shape[0])])
-        terms, e = _two_sum(terms[:, 0::2], terms[:, 1::2])
-        err += e.sum(axis=1)
-    return terms[:, 0], err
 
 
 def _thin_svd(M: np.ndarray):
@@ -627,11 +556,11 @@ class LeastSquares(_LinearObjective):
                 break
             last = size
             if rho is None:
-                r = _accurate_residual(X, y, coef, intercept)
+                r = accurate_residual(X, y, coef, intercept)
                 if self._large_residual(r, np.r_[coef, intercept]):
                     rho = r
             if rho is not None:
-                r = _accurate_residual(X, y, coef, intercept, rho)
+                r = accurate_residual(X, y, coef, intercept, rho)
                 g = -self._accurate_gradient(rho)
         rank, p = f.svd.rank, f.svd.n_columns
         how = ("eigendecomposition of the Gram matrix of the " if f.choice.name == "gram" else "SVD of the ") + \
@@ -653,13 +582,13 @@ class LeastSquares(_LinearObjective):
         if self.sample_weight is None:
             v, e = rho, None
         else:
-            v, e = _two_prod(self.sample_weight, rho)
-        out = _accurate_transpose(self.X, v)
+            v, e = two_prod(self.sample_weight, rho)
+        out = accurate_transpose(self.X, v)
         if e is not None:
             out = out + self.X.T @ e
         if not self.fit_intercept:
             return out
-        total = _cascade(v[None, :])
+        total = cascade(v[None, :])
         return np.r_[out, total[0][0] + (total[1][0] + (0.0 if e is None else float(e.sum())))]
 
     def _ridge(self, l2: float) -> np.ndarray:
