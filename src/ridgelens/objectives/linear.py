@@ -86,23 +86,36 @@ class _LinearObjective(Objective):
         check_same_rows(X, y)
         self.X, self.y = X, y
         self.fit_intercept = bool(fit_intercept)
-        n, d = X.shape
-        self._A = np.hstack([X, np.ones((n, 1))]) if self.fit_intercept else X
+        d = X.shape[1]
         names = list(feature_names) if feature_names is not None else [f"w[{j}]" for j in range(d)]
         if len(names) != d:
             raise DataError(f"feature_names has {len(names)} names but X has {d} columns")
         self.param_names = [*names, "intercept"] if self.fit_intercept else names
-        self.penalized = np.ones(self._A.shape[1], dtype=bool)
+        self.penalized = np.ones(self.n_params, dtype=bool)
         if self.fit_intercept and not penalize_intercept:
             self.penalized[-1] = False
 
     @property
     def n_params(self) -> int:
-        return self._A.shape[1]
+        return self.X.shape[1] + self.fit_intercept
 
     @property
     def n_samples(self) -> int:
-        return self._A.shape[0]
+        return self.X.shape[0]
+
+    @cached_property
+    def _A(self) -> np.ndarray:
+        """The design ``[X, 1]`` (``X`` without intercept), a copy formed on first use only."""
+        return np.hstack([self.X, np.ones((self.n_samples, 1))]) if self.fit_intercept else self.X
+
+    def _design_product(self, theta) -> np.ndarray:
+        """``Aθ`` without forming A."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return self.X @ theta[:-1] + theta[-1] if self.fit_intercept else self.X @ theta
+
+    def _design_transpose(self, v) -> np.ndarray:
+        """``Aᵀv`` without forming A."""
+        return np.r_[self.X.T @ v, np.sum(v)] if self.fit_intercept else self.X.T @ v
 
     def hessian_columns(self, cols, theta=None) -> np.ndarray:
         """Columns ``H[:, cols]`` of the Hessian at θ, shape (n_params, len(cols)), without forming H.
@@ -255,9 +268,9 @@ class _Factors:
         if w is not None:
             Z, t = sw[:, None] * Z, sw * t
         self.choice, gram = decompose(Z, obj.decomposition, penalized_intercept=obj.fit_intercept and obj.penalized[-1])
-        self.scaled = None
+        self.scaled = self.gram = None
         if gram is not None:  # well-conditioned: s and Vt from ZᵀZ, U only if asked for (DesignSVD.U)
-            (s, Vt), U = gram, None
+            (s, Vt, self.gram), U = gram, None
         else:
             U, s, Vt = _thin_svd(Z)
         if gram is None and not (s.size == d and s[-1] > _DIRECT_SVD_RATIO * s[0]):
@@ -299,6 +312,22 @@ class _Factors:
         else:
             self.svd = self.zsvd
         self.Ut_target = self.svd.project(self.svd.target)
+
+    def hessian(self, fit_intercept: bool) -> np.ndarray:
+        """``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw`` (x̄ = 0 without intercept).
+
+        Only positive terms are added to G (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1), so the entries keep the
+        precision of a Gram matrix formed from the design directly.
+        """
+        W, m = self.W, self.x_mean
+        if not fit_intercept:
+            return self.gram / W
+        d = m.size
+        H = np.empty((d + 1, d + 1))
+        H[:d, :d] = self.gram + W * np.outer(m, m)
+        H[:d, d] = H[d, :d] = W * m
+        H[d, d] = W
+        return H / W
 
     def solve_centred(self, r: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
         """Least-squares solution of ``Z coef = r``, less ``(ZᵀZ)⁻¹h`` when ``h`` is given.
@@ -397,24 +426,34 @@ class LeastSquares(_LinearObjective):
         return GaussianLoss(n_obs=n_obs, scale=0.5 / self.weight_sum)
 
     def value(self, theta):
-        r = self._A @ theta - self.y
+        r = self._design_product(theta) - self.y
         if self.sample_weight is None:
             return float(r @ r) / (2 * self.n_samples)
         return float(self.sample_weight @ (r * r)) / (2 * self.weight_sum)
 
     def gradient(self, theta):
-        r = self._A @ theta - self.y
+        r = self._design_product(theta) - self.y
         if self.sample_weight is not None:
             r = self.sample_weight * r
-        return self._A.T @ r / self.weight_sum
+        return self._design_transpose(r) / self.weight_sum
+
+    def hessian_columns(self, cols, theta=None) -> np.ndarray:
+        """As :meth:`_LinearObjective.hessian_columns`; from the Gram route's ZᵀZ when the design was factored so."""
+        if self._factors is not None and self._factors.gram is not None:
+            return self.hessian_dense()[:, np.asarray(cols, dtype=int)]
+        return super().hessian_columns(cols, theta)
 
     def _weighted_design(self, theta=None) -> np.ndarray:
         return self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
 
     def hessian_dense(self, theta=None):
         if not hasattr(self, "_H"):
-            Aw = self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
-            self._H = Aw.T @ self._A / self.weight_sum
+            f = self._factors
+            if f is not None and f.gram is not None:  # the Gram route's ZᵀZ: AᵀWA is not formed again
+                self._H = f.hessian(self.fit_intercept)
+            else:
+                Aw = self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
+                self._H = Aw.T @ self._A / self.weight_sum
         return self._H
 
     # ------------------------------------------------------------ decomposition
@@ -620,7 +659,7 @@ class LeastSquares(_LinearObjective):
         # The solve is exact up to rounding, so judge convergence relative to the data scale.
         g = self.penalized_gradient(theta, l2)
         wy = self.y if self.sample_weight is None else self.sample_weight * self.y
-        scale = max(1.0, float(np.abs(self._A.T @ wy).max()) / self.weight_sum)
+        scale = max(1.0, float(np.abs(self._design_transpose(wy)).max()) / self.weight_sum)
         gnorm = float(np.linalg.norm(g))
         return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol * scale, gradient_norm=gnorm,
                               tol=tol * scale, n_iter=n_iter, method="closed-form", message=message)
