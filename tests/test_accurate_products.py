@@ -32,7 +32,7 @@ def cancelling_case(rng, n, d):
     return X, y, coef, intercept
 
 
-@pytest.mark.parametrize("n, d", [(30, 2), (30, 7), (12, 600)])
+@pytest.mark.parametrize("n, d", [(30, 2), (30, 7), (40, 12), (12, 600)])
 def test_residual_is_as_if_summed_in_twice_the_precision(n, d):
     rng = np.random.default_rng(d)
     X, y, coef, intercept = cancelling_case(rng, n, d)

@@ -14,11 +14,12 @@ Oishi & Rump's error-free splitting (Numer. Algorithms 59, 2012):
 - with ``bm + bv + log₂ p ≤ 53`` (p terms per row), every product of two slices and every
   partial sum of a row is an integer multiple of one unit, below ``2^53`` of it: the slices'
   products come out of any BLAS, in any order, *exactly*. Only the rest's product rounds, and
-  it is below ``p·2^−2bm`` of the row's largest term (``bm`` = 30: ``p·2^−60``).
+  it is below ``p·2^(e−2bm)`` (``bm`` = 30 up to p = 2^19 columns: ``p·2^−60`` of the row's bound).
 
 The columns of :func:`block_products` are then summed by the error-free cascade :func:`cascade`:
-within about ``ε·|Mv| + p·ε²·Σ|Mᵢⱼvⱼ|``, as Ogita, Rump & Oishi's Dot2, for seven passes over
-each cache-sized block of ``M`` and two matrix products.
+within about ``ε·|Mv| + p·ε²·Σ|Mᵢⱼvⱼ|``, as Ogita, Rump & Oishi's Dot2, for eight passes over
+each cache-sized block of ``M`` and two matrix products. A design of fewer than ``_NARROW``
+columns has fewer terms per row than these columns: its residual multiplies entry by entry.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ _SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp's splitting of a double into two 
 BLOCK = 1 << 15
 #: Bits of each of the two leading slices of M's rows (the rest is below 2^−60 of the row).
 _MATRIX_BITS = 30
-#: Rows summed at once by :func:`accurate_residual` (its product columns take ≲ 16 MiB).
-_GROUP_ROWS = 1 << 16
+#: Rows summed at once by :func:`accurate_residual` (one block, if it has more): the cascade's
+#: temporaries stay in cache.
+_GROUP_ROWS = 1 << 12
+#: :func:`accurate_residual` of a design with fewer columns multiplies entry by entry (the two ways
+#: take about the same time at 10 columns, one thread).
+_NARROW = 10
 
 
 def two_sum(a, b):
@@ -53,14 +58,17 @@ def two_prod(a, b):
 
 
 def cascade(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row sums of ``terms`` by a pairwise cascade of error-free sums: (rounded sums, their errors)."""
-    err = np.zeros(terms.shape[0])
-    while terms.shape[1] > 1:
-        if terms.shape[1] % 2:
-            terms = np.column_stack([terms, np.zeros(terms.shape[0])])
-        terms, e = two_sum(terms[:, 0::2], terms[:, 1::2])
-        err += e.sum(axis=1)
-    return terms[:, 0], err
+    """Column sums of ``terms`` (k × m) by a pairwise cascade of error-free sums: (rounded sums, their errors).
+
+    Rows are added pairwise (contiguous vectors when ``terms`` is C-ordered); an odd row waits a level.
+    """
+    err = np.zeros(terms.shape[1:])
+    while terms.shape[0] > 1:
+        half = terms.shape[0] // 2
+        sums, e = two_sum(terms[0:2 * half:2], terms[1:2 * half:2])
+        err += e.sum(axis=0)
+        terms = np.concatenate([sums, terms[2 * half:]]) if terms.shape[0] % 2 else sums
+    return terms[0], err
 
 
 def _cut(M: np.ndarray, top, bits: int):
@@ -125,20 +133,25 @@ def accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept:
                       rho: np.ndarray | None = None) -> np.ndarray:
     """``y − rho − X coef − intercept`` (``rho`` 0 if None) as if computed in twice the working precision.
 
-    Summed per group of ``_GROUP_ROWS`` rows (the columns of :func:`block_products` held for one
-    group only). Falls back to the plain residual if the scaling overflows (entries beyond ~1e300).
+    Summed per group of rows (the product columns held for one group only). Below ``_NARROW``
+    columns, the products are Dekker's, entry by entry, whose errors (tiny) are added in working
+    precision: fewer terms to sum than :func:`block_products`' columns. Falls back to the plain
+    residual if the scaling overflows (entries beyond ~1e300).
     """
     n, d = X.shape
-    split = split_vector(coef, d)
+    split = split_vector(coef, d) if d >= _NARROW else None
     out = np.empty(n)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: the plain residual below
-        for g in _row_blocks(n, 1, _GROUP_ROWS):
-            Xg = X[g]
-            P = np.vstack([block_products(Xg[b], split) for b in _row_blocks(*Xg.shape)]) if d else None
+        for g in _row_blocks(n, 1, max(_GROUP_ROWS, BLOCK // max(d, 1))):
+            Xg, err = X[g], 0.0
+            if split is not None:
+                P = np.vstack([block_products(Xg[b], split) for b in _row_blocks(*Xg.shape)])
+            else:
+                P, err = two_prod(Xg, coef)
+                err = err.sum(axis=1)
             first = [y[g]] if rho is None else [y[g], -rho[g]]
-            terms = [*first, np.full(g.stop - g.start, -intercept)] + ([] if P is None else [-P])
-            s, e = cascade(np.column_stack(terms))
-            out[g] = s + e
+            s, e = cascade(np.vstack([*first, np.full(g.stop - g.start, -intercept), -P.T]))
+            out[g] = s + (e - err)
     if not np.all(np.isfinite(out)):
         out = y - (0.0 if rho is None else rho) - X @ coef - intercept
     return out
@@ -152,6 +165,6 @@ def accurate_transpose(X: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.zeros(d)
     split = split_vector(v, blocks[0].stop - blocks[0].start)
     with np.errstate(over="ignore", invalid="ignore"):
-        s, e = cascade(np.hstack([block_products(X[b].T, split[b]) for b in blocks]))
+        s, e = cascade(np.vstack([block_products(X[b].T, split[b]).T for b in blocks]))
         out = s + e
     return out if np.all(np.isfinite(out)) else X.T @ v

@@ -627,7 +627,7 @@ class LeastSquares(_LinearObjective):
             out = out + self.X.T @ e
         if not self.fit_intercept:
             return out
-        total = cascade(v[None, :])
+        total = cascade(v[:, None])
         return np.r_[out, total[0][0] + (total[1][0] + (0.0 if e is None else float(e.sum())))]
 
     def _ridge(self, l2: float) -> np.ndarray:
