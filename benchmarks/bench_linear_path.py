@@ -63,7 +63,8 @@ def main():
         return ridgelens_path("svd")
 
     def ridgelens_gram_path():
-        # The same through the operator: H = AᵀA/n formed once, eigh of its Schur complement.
+        # The same through the operator: H = AᵀA/n from the ZᵀZ θ̂ was solved with (the Gram matrix formed
+        # once), eigh of its Schur complement.
         obj = LeastSquares(X, y)
         theta_hat = obj.minimize().theta
         return ridge_path(hessian(obj, theta_hat), theta_hat, lambdas, penalized=obj.penalized).thetas

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 
-from ridgelens import ridge_path
+from ridgelens import hessian, ridge_path
 from ridgelens.errors import IllConditionedWarning, RidgelensError
 from ridgelens.objectives import LeastSquares
 from ridgelens.select import select_lambda
@@ -113,6 +113,31 @@ def test_theta_hat_and_path_through_the_gram_route_equal_the_svd_route(cond, fit
         M = np.vstack([A, np.sqrt(lam * len(y)) * P])
         direct = np.linalg.lstsq(M, np.r_[y, np.zeros(A.shape[1])], rcond=None)[0]
         assert np.abs(p_fast.thetas[i] - direct).max() <= 1e-9 * np.abs(direct).max()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_gram_matrix_is_formed_once_for_theta_hat_the_path_and_the_hessian(weighted, fit_intercept):
+    # Issue 8 §5: ZᵀZ, formed for θ̂, also gives H = AᵀWA/Σw (no second product of the design with
+    # itself, no copy [X, 1] of it), equal to the Hessian formed directly in float64.
+    X, y = graded_design(300, 12, 1e2, offset=3.0 if fit_intercept else 0.0)
+    w = np.random.default_rng(1).uniform(0.2, 3.0, len(y)) if weighted else np.ones(len(y))
+    obj = LeastSquares(X, y, fit_intercept=fit_intercept, sample_weight=w if weighted else None)
+    theta = obj.minimize().theta
+    assert obj.decomposition_choice.name == "gram"
+    lambdas = np.geomspace(1e-4, 1.0, 5)
+    through_objective = ridge_path(obj, theta, lambdas)
+    H = hessian(obj, theta)
+    through_operator = ridge_path(H, theta, lambdas, penalized=obj.penalized)
+    assert "_A" not in vars(obj)  # the design was never copied into [X, 1]
+    A = np.c_[X, np.ones(len(y))] if fit_intercept else X
+    ref = (A.T * w) @ A / w.sum()
+    assert np.abs(H.to_dense().numpy() - ref).max() <= 16 * EPS * np.abs(ref).max()
+    # The operator's path decomposes the formed H (its Schur complement): rounding amplified by the
+    # whole design's cond² (1.8e4² with the intercept's offset), against the design's factors.
+    c = obj.design_svd().condition_number
+    scale = np.abs(through_objective.thetas).max()
+    assert np.abs(through_operator.thetas - through_objective.thetas).max() <= EPS * c * c * scale
 
 
 def test_the_gram_route_falls_back_to_the_svd_and_says_why():

@@ -25,10 +25,11 @@ from ridgelens._auto import Choice, select_solver
 
 
 def decompose(Z: np.ndarray, requested: str, *, penalized_intercept: bool) -> tuple[Choice, tuple | None]:
-    """``(choice, (s, Vt))`` from ZᵀZ when the Gram route is chosen, else ``(choice, None)``.
+    """``(choice, (s, Vt, G))`` from ``G = ZᵀZ`` when the Gram route is chosen, else ``(choice, None)``.
 
     ``s`` (descending, all positive) are the square roots of ZᵀZ's eigenvalues and ``Vt`` its
     eigenvectors as rows: Z's singular values and right singular vectors, up to ``ε·cond²``.
+    ``G`` is kept, so that the Hessian is not formed from the design a second time.
     """
     n, d = Z.shape
     norms = np.sqrt(np.einsum("ij,ij->j", Z, Z)) if Z.size else np.zeros(d)
@@ -36,7 +37,8 @@ def decompose(Z: np.ndarray, requested: str, *, penalized_intercept: bool) -> tu
     eig = {}
 
     def gram_cond() -> float:
-        e, V = linalg.eigh(Z.T @ Z, driver="evd", check_finite=False)
+        eig["G"] = Z.T @ Z
+        e, V = linalg.eigh(eig["G"], driver="evd", check_finite=False)
         eig["e"], eig["V"] = e, V
         return float(np.sqrt(e[-1] / e[0])) if e[0] > 0 else np.inf
 
@@ -45,7 +47,7 @@ def decompose(Z: np.ndarray, requested: str, *, penalized_intercept: bool) -> tu
     if choice.name != "gram":
         return choice, None
     s = np.sqrt(eig["e"][::-1])
-    return choice, (s, np.ascontiguousarray(eig["V"][:, ::-1].T))
+    return choice, (s, np.ascontiguousarray(eig["V"][:, ::-1].T), eig["G"])
 
 
 def whole_condition(s: np.ndarray, Vt: np.ndarray, x_mean: np.ndarray, W: float, n: int) -> float:

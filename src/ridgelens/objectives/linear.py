@@ -27,6 +27,7 @@ from ridgelens._validation import (
     check_same_rows,
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
+from ridgelens.objectives._accurate import accurate_residual, accurate_transpose, cascade, two_prod
 from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 from ridgelens.objectives._gram import decompose, whole_condition
 
@@ -85,23 +86,36 @@ class _LinearObjective(Objective):
         check_same_rows(X, y)
         self.X, self.y = X, y
         self.fit_intercept = bool(fit_intercept)
-        n, d = X.shape
-        self._A = np.hstack([X, np.ones((n, 1))]) if self.fit_intercept else X
+        d = X.shape[1]
         names = list(feature_names) if feature_names is not None else [f"w[{j}]" for j in range(d)]
         if len(names) != d:
             raise DataError(f"feature_names has {len(names)} names but X has {d} columns")
         self.param_names = [*names, "intercept"] if self.fit_intercept else names
-        self.penalized = np.ones(self._A.shape[1], dtype=bool)
+        self.penalized = np.ones(self.n_params, dtype=bool)
         if self.fit_intercept and not penalize_intercept:
             self.penalized[-1] = False
 
     @property
     def n_params(self) -> int:
-        return self._A.shape[1]
+        return self.X.shape[1] + self.fit_intercept
 
     @property
     def n_samples(self) -> int:
-        return self._A.shape[0]
+        return self.X.shape[0]
+
+    @cached_property
+    def _A(self) -> np.ndarray:
+        """The design ``[X, 1]`` (``X`` without intercept), a copy formed on first use only."""
+        return np.hstack([self.X, np.ones((self.n_samples, 1))]) if self.fit_intercept else self.X
+
+    def _design_product(self, theta) -> np.ndarray:
+        """``Aθ`` without forming A."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return self.X @ theta[:-1] + theta[-1] if self.fit_intercept else self.X @ theta
+
+    def _design_transpose(self, v) -> np.ndarray:
+        """``Aᵀv`` without forming A."""
+        return np.r_[self.X.T @ v, np.sum(v)] if self.fit_intercept else self.X.T @ v
 
     def hessian_columns(self, cols, theta=None) -> np.ndarray:
         """Columns ``H[:, cols]`` of the Hessian at θ, shape (n_params, len(cols)), without forming H.
@@ -147,78 +161,6 @@ def _check_weights(sample_weight, n: int) -> np.ndarray:
     if not w.sum() > 0:
         raise DataError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w.copy()
-
-
-# ----------------------------------------------------------- accurate residuals
-# Error-free transformations (Dekker 1971, Knuth): a + b = s + e and a·b = p + e exactly.
-_SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp's splitting of a double into two halves)
-_RESIDUAL_BLOCK = 1 << 18  # entries per block of rows in _accurate_residual (2 MiB arrays)
-
-
-def _two_sum(a, b):
-    s = a + b
-    z = s - a
-    return s, (a - (s - z)) + (b - z)
-
-
-def _two_prod(a, b):
-    p = a * b
-    ca, cb = _SPLITTER * a, _SPLITTER * b
-    ah, bh = ca - (ca - a), cb - (cb - b)
-    al, bl = a - ah, b - bh
-    return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
-
-
-def _accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
-                       rho: np.ndarray | None = None) -> np.ndarray:
-    """``y − rho − X coef − intercept`` (``rho`` 0 if None) as if computed in twice the working precision.
-
-    In the spirit of Ogita, Rump & Oishi's Dot2 (SIAM J. Sci. Comput. 26, 2005): every
-    product and every partial sum is split into its rounded value and its exact error
-    (``_two_prod``, ``_two_sum``), the sums run as a pairwise cascade across the columns,
-    and the errors, tiny, are added at the end. Vectorized over blocks of rows. Falls back
-    to the plain residual if the splitting overflows (entries beyond ~1e300).
-    """
-    n, d = X.shape
-    out = np.empty(n)
-    rows = max(1, _RESIDUAL_BLOCK // (d + 3))
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow: the plain residual below
-        for i in range(0, n, rows):
-            b = slice(i, i + rows)
-            p, err = _two_prod(X[b], -coef)
-            first = [y[b]] if rho is None else [y[b], -rho[b]]
-            s, e = _cascade(np.column_stack([*first, np.full(p.shape[0], -intercept), p]))
-            out[b] = s + (e + err.sum(axis=1))
-    if not np.all(np.isfinite(out)):
-        out = y - (0.0 if rho is None else rho) - X @ coef - intercept
-    return out
-
-
-def _accurate_transpose(X: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``Xᵀv`` as if computed in twice the working precision (Dot2 per column, as above)."""
-    n, d = X.shape
-    rows = max(1, _RESIDUAL_BLOCK // (d + 1))
-    sums, err = [], np.zeros(d)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(0, n, rows):
-            p, e = _two_prod(X[i:i + rows].T, v[i:i + rows])
-            s, es = _cascade(p)
-            sums.append(s)
-            err += es + e.sum(axis=1)
-        s, es = _cascade(np.column_stack(sums)) if sums else (np.zeros(d), np.zeros(d))
-        out = s + (es + err)
-    return out if np.all(np.isfinite(out)) else X.T @ v
-
-
-def _cascade(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row sums of ``terms`` by a pairwise cascade of error-free sums: (rounded sums, their errors)."""
-    err = np.zeros(terms.shape[0])
-    while terms.shape[1] > 1:
-        if terms.shape[1] % 2:
-            terms = np.column_stack([terms, np.zeros(terms.shape[0])])
-        terms, e = _two_sum(terms[:, 0::2], terms[:, 1::2])
-        err += e.sum(axis=1)
-    return terms[:, 0], err
 
 
 def _thin_svd(M: np.ndarray):
@@ -326,9 +268,9 @@ class _Factors:
         if w is not None:
             Z, t = sw[:, None] * Z, sw * t
         self.choice, gram = decompose(Z, obj.decomposition, penalized_intercept=obj.fit_intercept and obj.penalized[-1])
-        self.scaled = None
+        self.scaled = self.gram = None
         if gram is not None:  # well-conditioned: s and Vt from ZᵀZ, U only if asked for (DesignSVD.U)
-            (s, Vt), U = gram, None
+            (s, Vt, self.gram), U = gram, None
         else:
             U, s, Vt = _thin_svd(Z)
         if gram is None and not (s.size == d and s[-1] > _DIRECT_SVD_RATIO * s[0]):
@@ -370,6 +312,22 @@ class _Factors:
         else:
             self.svd = self.zsvd
         self.Ut_target = self.svd.project(self.svd.target)
+
+    def hessian(self, fit_intercept: bool) -> np.ndarray:
+        """``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw`` (x̄ = 0 without intercept).
+
+        Only positive terms are added to G (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1), so the entries keep the
+        precision of a Gram matrix formed from the design directly.
+        """
+        W, m = self.W, self.x_mean
+        if not fit_intercept:
+            return self.gram / W
+        d = m.size
+        H = np.empty((d + 1, d + 1))
+        H[:d, :d] = self.gram + W * np.outer(m, m)
+        H[:d, d] = H[d, :d] = W * m
+        H[d, d] = W
+        return H / W
 
     def solve_centred(self, r: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
         """Least-squares solution of ``Z coef = r``, less ``(ZᵀZ)⁻¹h`` when ``h`` is given.
@@ -468,24 +426,34 @@ class LeastSquares(_LinearObjective):
         return GaussianLoss(n_obs=n_obs, scale=0.5 / self.weight_sum)
 
     def value(self, theta):
-        r = self._A @ theta - self.y
+        r = self._design_product(theta) - self.y
         if self.sample_weight is None:
             return float(r @ r) / (2 * self.n_samples)
         return float(self.sample_weight @ (r * r)) / (2 * self.weight_sum)
 
     def gradient(self, theta):
-        r = self._A @ theta - self.y
+        r = self._design_product(theta) - self.y
         if self.sample_weight is not None:
             r = self.sample_weight * r
-        return self._A.T @ r / self.weight_sum
+        return self._design_transpose(r) / self.weight_sum
+
+    def hessian_columns(self, cols, theta=None) -> np.ndarray:
+        """As :meth:`_LinearObjective.hessian_columns`; from the Gram route's ZᵀZ when the design was factored so."""
+        if self._factors is not None and self._factors.gram is not None:
+            return self.hessian_dense()[:, np.asarray(cols, dtype=int)]
+        return super().hessian_columns(cols, theta)
 
     def _weighted_design(self, theta=None) -> np.ndarray:
         return self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
 
     def hessian_dense(self, theta=None):
         if not hasattr(self, "_H"):
-            Aw = self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
-            self._H = Aw.T @ self._A / self.weight_sum
+            f = self._factors
+            if f is not None and f.gram is not None:  # the Gram route's ZᵀZ: AᵀWA is not formed again
+                self._H = f.hessian(self.fit_intercept)
+            else:
+                Aw = self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
+                self._H = Aw.T @ self._A / self.weight_sum
         return self._H
 
     # ------------------------------------------------------------ decomposition
@@ -627,11 +595,11 @@ class LeastSquares(_LinearObjective):
                 break
             last = size
             if rho is None:
-                r = _accurate_residual(X, y, coef, intercept)
+                r = accurate_residual(X, y, coef, intercept)
                 if self._large_residual(r, np.r_[coef, intercept]):
                     rho = r
             if rho is not None:
-                r = _accurate_residual(X, y, coef, intercept, rho)
+                r = accurate_residual(X, y, coef, intercept, rho)
                 g = -self._accurate_gradient(rho)
         rank, p = f.svd.rank, f.svd.n_columns
         how = ("eigendecomposition of the Gram matrix of the " if f.choice.name == "gram" else "SVD of the ") + \
@@ -653,13 +621,13 @@ class LeastSquares(_LinearObjective):
         if self.sample_weight is None:
             v, e = rho, None
         else:
-            v, e = _two_prod(self.sample_weight, rho)
-        out = _accurate_transpose(self.X, v)
+            v, e = two_prod(self.sample_weight, rho)
+        out = accurate_transpose(self.X, v)
         if e is not None:
             out = out + self.X.T @ e
         if not self.fit_intercept:
             return out
-        total = _cascade(v[None, :])
+        total = cascade(v[:, None])
         return np.r_[out, total[0][0] + (total[1][0] + (0.0 if e is None else float(e.sum())))]
 
     def _ridge(self, l2: float) -> np.ndarray:
@@ -691,7 +659,7 @@ class LeastSquares(_LinearObjective):
         # The solve is exact up to rounding, so judge convergence relative to the data scale.
         g = self.penalized_gradient(theta, l2)
         wy = self.y if self.sample_weight is None else self.sample_weight * self.y
-        scale = max(1.0, float(np.abs(self._A.T @ wy).max()) / self.weight_sum)
+        scale = max(1.0, float(np.abs(self._design_transpose(wy)).max()) / self.weight_sum)
         gnorm = float(np.linalg.norm(g))
         return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol * scale, gradient_norm=gnorm,
                               tol=tol * scale, n_iter=n_iter, method="closed-form", message=message)
