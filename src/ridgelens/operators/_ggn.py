@@ -12,6 +12,12 @@ Jᵀ(·) (a backward pass). Nothing n × n or n × #outputs is ever formed. With
 default when it fits the memory budget) the forward graphs are built once; otherwise each
 product rebuilds them batch by batch.
 
+Memory: the "vjp of a vjp" graph g(u) = Jᵀu is built at u = 0, so every cotangent it saves is
+zero. Those are kept as their shape alone (:class:`_ZeroCotangents`), and of g(u) only its
+graph's edge is kept, not its n numbers: the held graph costs about one forward graph, and one
+product about one gradient plus a parameter vector (``benchmarks/bench_lm.py``). No time is
+traded for it (the products are the same to the bit), so there is no choice to make.
+
 The premise is checked, not assumed: at construction the output Hessian of the first batch
 (its first samples, formed densely when small, else probed) must be PSD, and every product
 checks ⟨Jv, H_out Jv⟩ ≥ 0 on every batch (up to rounding); a loss that is not convex in the
@@ -38,8 +44,9 @@ class _ZeroCotangents:
 
     The graph of Jᵀu at u = 0 saves every layer's cotangent (zero: linear in u) beside the
     forward's activations, about as much memory again as the forward graph, for values no
-    product reads. Such a tensor is rebuilt, with its shape, strides and values, when a backward
-    unpacks it; the products are the same to the bit.
+    product reads. Such a tensor is given back as a broadcast zero of its shape (no memory, no
+    fill) when a backward unpacks it: backward formulas take broadcast tensors, and the values
+    are the same, so the products are the same to the bit.
     """
 
     def __init__(self):
@@ -47,8 +54,7 @@ class _ZeroCotangents:
 
     def pack(self, t: torch.Tensor):
         if t.layout == torch.strided and not bool(t.any()):
-            extent = 1 + sum((k - 1) * st for k, st in zip(t.shape, t.stride(), strict=True)) if t.numel() else 0
-            return tuple(t.shape), t.stride(), extent, t.dtype, t.device
+            return tuple(t.shape), t.dtype, t.device
         self.kept_bytes += t.numel() * t.element_size()
         return t
 
@@ -56,8 +62,8 @@ class _ZeroCotangents:
     def unpack(packed):
         if isinstance(packed, torch.Tensor):
             return packed
-        shape, stride, extent, dtype, device = packed
-        return torch.zeros(extent, dtype=dtype, device=device).as_strided(shape, stride)
+        shape, dtype, device = packed
+        return torch.zeros((), dtype=dtype, device=device).expand(shape)
 
 
 class GGNOperator(CurvatureOperator):
@@ -81,6 +87,8 @@ class GGNOperator(CurvatureOperator):
         ``"reuse"`` or ``"recompute"``.
     output_min_eigenvalue : float or None
         The smallest eigenvalue of the first batch's output Hessian (dense check), if formed.
+    batch_graph_bytes : int
+        Bytes the first batch's graphs save (measured while built; what ``reuse`` holds per batch).
     """
 
     def __init__(self, objective, theta, *, reuse: bool | None = None, memory_budget: int | None = None):
@@ -100,9 +108,9 @@ class GGNOperator(CurvatureOperator):
             dist.agree(lambda: self._check_output_hessian(*first), "check of the output Hessian")
             zeros = _ZeroCotangents()  # the Jᵀu graph's saved tensors, which saved_bytes does not see
             held0, nbytes = saved_bytes(lambda: self._linearize(*first, zeros))  # measured while built, kept if reused
-            nbytes += zeros.kept_bytes
+            self.batch_graph_bytes = nbytes + zeros.kept_bytes
             if reuse is None:
-                reuse = nbytes * objective.n_batches <= budget
+                reuse = self.batch_graph_bytes * objective.n_batches <= budget
             if reuse:
                 rest = objective.prepared_batches(1)
                 self._held = [held0, *(self._linearize(x, y) for x, y in rest)]
