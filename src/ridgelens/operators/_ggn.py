@@ -135,7 +135,7 @@ class GGNOperator(CurvatureOperator):
         if not isinstance(out, torch.Tensor) or not out.is_floating_point():
             raise RidgelensError(f"the Gauss-Newton curvature needs the model to return a floating tensor of "
                                  f"outputs, got {type(out).__name__}")
-        u = torch.zeros_like(out, requires_grad=True)
+        u = out.new_zeros(()).expand(out.shape).requires_grad_(True)  # a broadcast zero: no logits-sized buffer
         zeros = zeros or _ZeroCotangents()
         with torch.autograd.graph.saved_tensors_hooks(zeros.pack, zeros.unpack):
             (jt_u,) = torch.autograd.grad(out, flat, grad_outputs=u, create_graph=True)
