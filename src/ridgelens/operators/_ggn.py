@@ -13,9 +13,9 @@ default when it fits the memory budget) the forward graphs are built once; other
 product rebuilds them batch by batch.
 
 Memory: the "vjp of a vjp" graph g(u) = Jᵀu is built at u = 0, so every cotangent it saves is
-zero. Those are kept as their shape alone (:class:`_ZeroCotangents`), and of g(u) only its
-graph's edge is kept, not its n numbers: the held graph costs about one forward graph, and one
-product about one gradient plus a parameter vector (``benchmarks/bench_lm.py``). No time is
+zero. Those are kept as their shape alone (:class:`_ZeroCotangents`), u is a broadcast zero,
+and of g(u) only its graph's edge is kept, not its n numbers: what is held is about the forward
+graph plus the loss's (demo LM: 21 MiB, 36 MiB before; forward graph 15 MiB). No time is
 traded for it (the products are the same to the bit), so there is no choice to make.
 
 The premise is checked, not assumed: at construction the output Hessian of the first batch
