@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad, jvp, vjp
 
-from ridgelens._autodiff import second_order_attention
+from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import DataError, ModelOutputError, RidgelensError
 from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
 from ridgelens.objectives.lm import LMObjective
@@ -93,26 +93,56 @@ def test_hessian_product_matches_torch_func_on_the_whole_loss(split, net):
     torch.testing.assert_close(H @ v, ref, rtol=1e-9, atol=1e-12)
 
 
-def test_ggn_is_jt_softmax_hessian_j_over_tokens(split, net):
-    """G v = Jᵀ H_out J v with H_out = (diag p − p pᵀ)/N per token, built from torch.func jvp/vjp."""
-    obj = LMObjective(net, split.train, max_logits=4 * 8 * 256, dtype=torch.float64)
+def _jt_softmax_hessian_j(obj, v):
+    """Jᵀ H_out J v over every window at once, H_out = (diag p − p pᵀ)/N per token, from torch.func jvp/vjp."""
     flat = obj.flat_tensor(obj.theta0)
-    N = obj.n_tokens
 
     def logits_of(f):
         return obj.outputs(f, obj.windows[:, :-1])
 
-    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with second_order_attention():
         z, Jv = jvp(logits_of, (flat,), (v,))
-    p = torch.softmax(z, -1)
-    HJv = (p * Jv - p * (p * Jv).sum(-1, keepdim=True)) / N
-    _, pull = vjp(logits_of, flat)
-    (ref,) = pull(HJv)
+        p = torch.softmax(z, -1)
+        HJv = (p * Jv - p * (p * Jv).sum(-1, keepdim=True)) / obj.n_tokens
+        _, pull = vjp(logits_of, flat)
+        return pull(HJv)[0]
+
+
+def test_ggn_is_jt_softmax_hessian_j_over_tokens(split, net):
+    """G v = Jᵀ H_out J v, the reference built independently from torch.func jvp/vjp."""
+    obj = LMObjective(net, split.train, max_logits=4 * 8 * 256, dtype=torch.float64)
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     G = GGNOperator(obj, obj.theta0, **obj.product_options("ggn"))
-    torch.testing.assert_close(G @ v, ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(G @ v, _jt_softmax_hessian_j(obj, v), rtol=1e-9, atol=1e-12)
     # PSD by construction, unlike H at this (not converged) θ̂
     assert float(v @ (G @ v)) > 0
+
+
+def test_reused_ggn_graph_keeps_no_zero_cotangents(split, net):
+    """The held Jᵀu graph (built at u = 0) saves about the forward's bytes, not its zero cotangents too.
+
+    Reference sizes: the bytes autograd saves for the forward, for the loss's gradient in the
+    logits, and for Jᵀu built plainly (its zero cotangents included, several times the forward's).
+    Several vectors at once (the batched backward) take the broadcast zeros as well.
+    """
+    obj = LMObjective(net, split.train, dtype=torch.float64)
+    assert obj.n_batches == 1
+    flat, (x, y) = obj.flat_tensor(obj.theta0, requires_grad=True), next(iter(obj.prepared_batches()))
+    with second_order_attention():
+        out, fwd = saved_bytes(lambda: obj.outputs(flat, x))
+        u = torch.zeros_like(out, requires_grad=True)
+        _, plain = saved_bytes(lambda: torch.autograd.grad(out, flat, u, create_graph=True))
+        o = out.detach().requires_grad_(True)
+        _, loss = saved_bytes(lambda: torch.autograd.grad(obj.loss_fn(o, y), o, create_graph=True))
+    G = GGNOperator(obj, obj.theta0, reuse=True)
+    assert plain > 2 * fwd  # the zero cotangents are worth dropping here
+    # what it keeps of the Jᵀu graph (forward tensors saved again, counted again) is under half of it
+    assert fwd + loss < G.batch_graph_bytes < fwd + loss + plain / 2
+    V = torch.randn(obj.n_params, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    ref = torch.stack([_jt_softmax_hessian_j(obj, v) for v in V.T], 1)
+    for _ in range(2):  # the held graph serves product after product
+        torch.testing.assert_close(G.matmat(V), ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(G @ V[:, 0], ref[:, 0], rtol=1e-9, atol=1e-12)
 
 
 def test_bad_text_files(tmp_path):
