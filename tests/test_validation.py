@@ -261,6 +261,7 @@ def test_extreme_lambdas_from_the_cli_are_one_line(tmp_path):
 def _seeded_calls():
     """Every public function that takes a seed, as ``call(seed)`` on a tiny linear net."""
     from ridgelens.lm import LMConfig, train_lm
+    from ridgelens.operators import check_symmetry
     from ridgelens.pipeline import LMSettings, analyze_lm, optimizer_refit
 
     X = torch.randn(16, 2, dtype=torch.float64)
@@ -272,6 +273,7 @@ def _seeded_calls():
         "eigen": lambda s: rl.eigen(H, 1, method="lanczos", seed=s),
         "spectral_density": lambda s: rl.spectral_density(H, seed=s),
         "hutchpp_trace": lambda s: rl.hutchpp_trace(H, seed=s),
+        "check_symmetry": lambda s: check_symmetry(H, seed=s),
         "optimizer_refit": lambda s: optimizer_refit(obj, obj.theta0, 0.1, "sgd", epochs=1, seed=s),
         "train_lm": lambda s: train_lm(LMConfig(layers=1, width=8, heads=2, context=8),
                                        torch.zeros(2, 9, dtype=torch.long), steps=1, seed=s),
