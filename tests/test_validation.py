@@ -311,7 +311,7 @@ def test_lambdas_that_are_not_numbers_are_refused_by_entry(bad, where):
                                          (float("nan"), "must be finite"), ([0.1, 1.0], "must be one number")])
 def test_a_single_lambda_is_checked_by_its_own_name(bad, needle):
     """minimize's l2 and the optimizer functions' lam: one λ ≥ 0, refused by the argument's name (not "l2[0]")."""
-    from ridgelens.pipeline import optimizer_fixed_point, optimizer_refit
+    from ridgelens.pipeline import analyze_weight_decay, optimizer_fixed_point, optimizer_refit
 
     X = torch.randn(16, 2, dtype=torch.float64)
     obj = rl.TorchObjective(torch.nn.Linear(2, 1).double(), torch.nn.functional.mse_loss, [(X, X[:, :1])])
@@ -322,6 +322,8 @@ def test_a_single_lambda_is_checked_by_its_own_name(bad, needle):
             call()
     with pytest.raises(rl.RidgelensError, match=r"optimizer_fixed_point\(\) needs an objective"):
         optimizer_fixed_point(None, 0.1, "sgd")
+    with pytest.raises(rl.RidgelensError, match=r"analyze_weight_decay\(\) needs an objective"):
+        analyze_weight_decay(None, [0.1], "sgd")
     fp = optimizer_fixed_point(obj, np.float32(0.5), "sgd")  # a NumPy scalar is one λ: ridge's closed form
     A = np.c_[X.numpy(), np.ones(16)]  # R = mean((Aθ − y)²), the bias penalized too: (2AᵀA/n + λI)θ = 2Aᵀy/n
     ref = np.linalg.solve(2 * A.T @ A / 16 + 0.5 * np.eye(3), 2 * A.T @ X.numpy()[:, 0] / 16)

@@ -180,6 +180,7 @@ def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimi
     """
     from ridgelens.pipeline._analyze import analyze
 
+    check_objective(objective, "analyze_weight_decay()")
     obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
     choice = None
     if curvature == "auto":  # at the weights given (before any polishing); a convex objective needs none
