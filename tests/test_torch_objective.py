@@ -376,3 +376,19 @@ def test_targets_that_broadcast_against_the_outputs_are_refused(loss_fn):
     ref = {"MSELoss": np.mean(r**2), "l1_loss": np.mean(np.abs(r)),
            "HuberLoss": np.mean(np.where(np.abs(r) <= 1, 0.5 * r**2, np.abs(r) - 0.5))}
     assert obj.value(obj.theta0) == pytest.approx(ref[getattr(loss_fn, "__name__", type(loss_fn).__name__)], rel=1e-12)
+
+
+def test_another_warning_made_an_error_is_not_reported_as_broadcasting():
+    """Under the caller's simplefilter("error"), a model's own UserWarning is that warning, not a shape complaint."""
+
+    class Noisy(nn.Linear):
+        def forward(self, x):
+            if torch.is_grad_enabled():  # the probe's evaluation, with the gradient
+                warnings.warn("this layer is deprecated", stacklevel=2)
+            return super().forward(x)
+
+    X = torch.randn(20, 3, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match=r"^this layer is deprecated$"):
+            TorchObjective(Noisy(3, 1).double(), nn.MSELoss(), [(X, X[:, :1])])

@@ -261,6 +261,7 @@ def test_extreme_lambdas_from_the_cli_are_one_line(tmp_path):
 def _seeded_calls():
     """Every public function that takes a seed, as ``call(seed)`` on a tiny linear net."""
     from ridgelens.lm import LMConfig, train_lm
+    from ridgelens.operators import check_symmetry
     from ridgelens.pipeline import LMSettings, analyze_lm, optimizer_refit
 
     X = torch.randn(16, 2, dtype=torch.float64)
@@ -272,6 +273,7 @@ def _seeded_calls():
         "eigen": lambda s: rl.eigen(H, 1, method="lanczos", seed=s),
         "spectral_density": lambda s: rl.spectral_density(H, seed=s),
         "hutchpp_trace": lambda s: rl.hutchpp_trace(H, seed=s),
+        "check_symmetry": lambda s: check_symmetry(H, seed=s),
         "optimizer_refit": lambda s: optimizer_refit(obj, obj.theta0, 0.1, "sgd", epochs=1, seed=s),
         "train_lm": lambda s: train_lm(LMConfig(layers=1, width=8, heads=2, context=8),
                                        torch.zeros(2, 9, dtype=torch.long), steps=1, seed=s),
@@ -303,3 +305,26 @@ def test_lambdas_that_are_not_numbers_are_refused_by_entry(bad, where):
         with pytest.raises(rl.RidgelensError, match=rf"^{where} must be a real number, got"):
             call()
     assert rl.ridge_path(np.eye(3), np.ones(3), [0, 1.0, np.float32(2)]).thetas[1] == pytest.approx(np.full(3, 0.5))
+
+
+@pytest.mark.parametrize("bad, needle", [("0.1", r"must be a real number, got '0\.1'"), (-1.0, "must be >= 0"),
+                                         (float("nan"), "must be finite"), ([0.1, 1.0], "must be one number")])
+def test_a_single_lambda_is_checked_by_its_own_name(bad, needle):
+    """minimize's l2 and the optimizer functions' lam: one λ ≥ 0, refused by the argument's name (not "l2[0]")."""
+    from ridgelens.pipeline import analyze_weight_decay, optimizer_fixed_point, optimizer_refit
+
+    X = torch.randn(16, 2, dtype=torch.float64)
+    obj = rl.TorchObjective(torch.nn.Linear(2, 1).double(), torch.nn.functional.mse_loss, [(X, X[:, :1])])
+    for name, call in (("l2", lambda: obj.minimize(bad)),
+                       ("lam", lambda: optimizer_fixed_point(obj, bad, "sgd")),
+                       ("lam", lambda: optimizer_refit(obj, obj.theta0, bad, "sgd", epochs=1))):
+        with pytest.raises(rl.RidgelensError, match=rf"^{name} {needle}"):
+            call()
+    with pytest.raises(rl.RidgelensError, match=r"optimizer_fixed_point\(\) needs an objective"):
+        optimizer_fixed_point(None, 0.1, "sgd")
+    with pytest.raises(rl.RidgelensError, match=r"analyze_weight_decay\(\) needs an objective"):
+        analyze_weight_decay(None, [0.1], "sgd")
+    fp = optimizer_fixed_point(obj, np.float32(0.5), "sgd")  # a NumPy scalar is one λ: ridge's closed form
+    A = np.c_[X.numpy(), np.ones(16)]  # R = mean((Aθ − y)²), the bias penalized too: (2AᵀA/n + λI)θ = 2Aᵀy/n
+    ref = np.linalg.solve(2 * A.T @ A / 16 + 0.5 * np.eye(3), 2 * A.T @ X.numpy()[:, 0] / 16)
+    np.testing.assert_allclose(fp.theta, ref, rtol=1e-6)

@@ -117,6 +117,14 @@ def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     return lam
 
 
+def check_lambda(value, name: str = "lam") -> float:
+    """One λ ≥ 0 by :func:`check_lambdas`' rules, as a float; a sequence is refused, naming ``name``."""
+    lam = check_lambdas(value, name)
+    if lam.size != 1 or np.ndim(value) != 0:
+        raise RidgelensError(f"{name} must be one number (a single λ ≥ 0), got {value!r}")
+    return float(lam[0])
+
+
 def check_tolerance(tol, name: str) -> float:
     """Return ``tol`` as a float >= 0 (NaN, a negative number or a string is refused, naming ``name``)."""
     try:

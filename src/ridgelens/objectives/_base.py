@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ridgelens._penalty import PenaltyMatrix, from_patterns, from_vector
-from ridgelens._validation import check_lambdas, check_vector
+from ridgelens._validation import check_lambda, check_vector
 from ridgelens.errors import RidgelensError
 
 
@@ -126,7 +126,7 @@ class Objective(abc.ABC):
         **options
             Method options of the objective (e.g. ``method=``, ``lr=`` for torch models).
         """
-        lam = float(check_lambdas([l2], "l2")[0])
+        lam = check_lambda(l2, "l2")
         x0 = None if x0 is None else check_vector(x0, self.n_params, "x0")
         tol = self.default_tol if tol is None else float(tol)
         if not tol > 0:

@@ -53,7 +53,9 @@ def probe_objective(obj) -> dict:
                 out1, v1, g1 = _evaluate(obj, flat, x, y)
         except RidgelensError:
             raise
-        except UserWarning:
+        except UserWarning as w:
+            if not str(w).startswith(_BROADCAST_WARNING):  # another warning the caller's filters made an error
+                raise
             raise DataError(_broadcast_message(obj, flat, x, y)) from None
         except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

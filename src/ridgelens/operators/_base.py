@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ridgelens._progress import Progress
+from ridgelens._validation import check_seed
 from ridgelens.errors import RidgelensError
 
 #: A matrix passed as curvature may be off symmetric by this much (relative to its largest entry).
@@ -415,7 +416,7 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
 
 def check_symmetry(op: CurvatureOperator, seed: int = 0, rtol: float = 1e-6) -> None:
     """Raise :class:`RidgelensError` unless ``⟨u, Av⟩ = ⟨Au, v⟩`` for two random vectors (2 products)."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(check_seed(seed))
     U = torch.randn(op.n, 2, generator=g, dtype=torch.float64).to(device=op.device, dtype=op.dtype)
     AU = op.matmat(U)
     a, b = float(U[:, 0] @ AU[:, 1]), float(AU[:, 0] @ U[:, 1])

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ridgelens._optim_state import OPTIMIZERS
-from ridgelens._validation import check_seed
+from ridgelens._validation import check_lambda, check_seed
 from ridgelens.errors import OptimizerStateError, RidgelensError
 
 #: Learning-rate schedules of :func:`optimizer_refit`.
@@ -57,6 +57,7 @@ def optimizer_refit(objective, theta_hat, lam: float, optimizer: str = "adamw", 
     if schedule not in SCHEDULES:
         raise RidgelensError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     seed = check_seed(seed)
+    lam = check_lambda(lam, "lam")
     names, sizes = objective.param_blocks()
     shapes = dict(objective.model.named_parameters())
     flat = objective.flat_tensor(theta_hat)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ridgelens._auto import select_solver
 from ridgelens._optim_state import WEIGHT_DECAY_TABLE, optimizer_penalty, weight_decay_record
-from ridgelens._validation import check_lambdas, check_objective, check_seed
+from ridgelens._validation import check_lambda, check_lambdas, check_objective, check_seed
 
 #: Lanczos steps of the probe that looks for negative curvature (``curvature="auto"``).
 CURVATURE_PROBE_STEPS = 30
@@ -180,6 +180,7 @@ def analyze_weight_decay(objective, lambdas, optimizer: str = "adamw", *, optimi
     """
     from ridgelens.pipeline._analyze import analyze
 
+    check_objective(objective, "analyze_weight_decay()")
     obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
     choice = None
     if curvature == "auto":  # at the weights given (before any polishing); a convex objective needs none
@@ -217,5 +218,7 @@ def optimizer_fixed_point(objective, lam: float, optimizer: str = "adamw", *, op
     transformer's residual stream, which feeds only LayerNorms), the decay with v̂ frozen drives them
     towards LayerNorm's ε and the iteration crawls (see ``docs/weight_decay.md``).
     """
+    check_objective(objective, "optimizer_fixed_point()")
+    lam = check_lambda(lam, "lam")
     obj = _with_optimizer_penalty(objective, optimizer, optimizer_state)
     return obj.minimize(lam, x0=x0, tol=tol, max_iter=max_iter, **options)
