@@ -22,6 +22,9 @@ Peak memory counts what the call needs that was not there before it: for a reuse
 graph (built in the call) and the product. Each child trains its model first, so the peak is
 restarted after training (:func:`_common.reset_peak_rss`). ``--clock cpu`` times CPU seconds
 instead of wall seconds: steadier on a shared, loaded machine (with ``--threads 1``).
+``--malloc-top-pad MIB`` keeps that much freed memory at glibc's heap top for every contender
+(``mallopt(M_TOP_PAD)``; the default 0 leaves glibc's settings): a product that frees its
+graph otherwise returns it to the system and faults it back in on the next product.
 Run: ``OMP_NUM_THREADS=1 .venv-bench/bin/python benchmarks/bench_lm.py --threads 1``.
 """
 
@@ -163,8 +166,17 @@ def build(name, net, obj, k=1):
     return product
 
 
+def top_pad(mib_):
+    """Ask glibc to keep ``mib_`` MiB of freed memory at the heap top (a no-op for 0 or without glibc)."""
+    if mib_:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-2, int(mib_) << 20)  # M_TOP_PAD
+
+
 def memory_child(args):
     torch.set_num_threads(args.threads)
+    top_pad(args.malloc_top_pad)
     net, obj = setting(args)
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     reset = reset_peak_rss()  # the training's peak is not this call's
@@ -187,6 +199,8 @@ def main():
     ap.add_argument("--eig-k", type=int, default=20)
     ap.add_argument("--hvp-batches", type=int, default=0,
                     help="batches of the memory-bounded rows (default 0: chosen by hvp_batches)")
+    ap.add_argument("--malloc-top-pad", type=int, default=0, metavar="MIB",
+                    help="glibc M_TOP_PAD for every contender, in MiB (default 0: glibc's own)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-eigen", action="store_true")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -197,10 +211,11 @@ def main():
         memory_child(args)
         return
     torch.set_num_threads(args.threads)
+    top_pad(args.malloc_top_pad)
     why_not = have_curvlinops()
     names = [c for c in CONTENDERS if not (c.startswith("cl-") and why_not)]
     print("LM curvature products: ridgelens against curvlinops (float64, one batch of all tokens)")
-    print(machine_line())
+    print(machine_line() + (f"; glibc M_TOP_PAD {args.malloc_top_pad} MiB" if args.malloc_top_pad else ""))
     if why_not:
         print(f"note: curvlinops could not be imported ({why_not}); its rows are skipped (make bench-env)")
     net, obj = setting(args)
@@ -238,7 +253,7 @@ def main():
     if not args.skip_memory:
         here = os.path.abspath(__file__)
         fwd = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("layers", "width", "heads", "context", "tokens", "steps",
-                                                    "seed", "threads", "hvp_batches")]
+                                                    "seed", "threads", "hvp_batches", "malloc_top_pad")]
         mem = {c: run_child(here, [*fwd, "--child", c]) for c in names}
         gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
         if not all(m["reset"] for m in mem.values()):
