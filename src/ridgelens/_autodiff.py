@@ -39,10 +39,10 @@ def cached_gelu():
     PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf`` and ``exp``
     of the input at every pass, about 9 ms on a 512 × 384 float64 activation: a fifth of a
     reused-graph Hessian product on the demo LM. Inside this context, a GELU whose input needs
-    a gradient is :class:`_Gelu` instead: its backward multiplies by its slope
-    Φ(x) + xφ(x), and the slope's own derivative φ(x)(2 − x²) is computed once, when the
-    gradient graph is built; later passes only multiply. Same values (to rounding); two more
-    activation-sized tensors per GELU in the graph. Derivatives beyond the second are not kept,
+    a gradient is ``_Gelu`` instead: building the gradient graph computes its slope
+    Φ(x) + xφ(x) once and keeps it; later passes multiply by it, and differentiate it as
+    φ(x)(2 − x²) (one ``exp``). Same values (to rounding); one more activation-sized tensor
+    per GELU in the graph (the slope). Derivatives beyond the second are not kept,
     and forward-mode AD (``torch.func.jvp``) is not supported: use it only around gradient
     graphs that are differentiated once more, in reverse (the double-backward Hessian forms).
     """
@@ -75,20 +75,21 @@ def _gelu_function():
 
     inv_sqrt_2pi, inv_sqrt_2 = 1 / math.sqrt(2 * math.pi), 1 / math.sqrt(2)
 
+    def pdf(x):
+        return torch.exp(-0.5 * x * x).mul_(inv_sqrt_2pi)
+
     class _GeluSlope(torch.autograd.Function):
-        """GELU's slope Φ(x) + xφ(x); its derivative φ(x)(2 − x²) is computed here and saved."""
+        """GELU's slope Φ(x) + xφ(x), and its derivative φ(x)(2 − x²) from the saved x (the GELU's own)."""
 
         @staticmethod
         def forward(ctx, x):
-            pdf = torch.exp(-0.5 * x * x).mul_(inv_sqrt_2pi)
-            slope = torch.erf(x * inv_sqrt_2).add_(1).mul_(0.5).addcmul_(x, pdf)
-            ctx.save_for_backward(pdf.mul_(2 - x * x))
-            return slope
+            ctx.save_for_backward(x)
+            return torch.erf(x * inv_sqrt_2).add_(1).mul_(0.5).addcmul_(x, pdf(x))
 
         @staticmethod
         def backward(ctx, g):
-            (curvature,) = ctx.saved_tensors
-            return g * curvature
+            (x,) = ctx.saved_tensors
+            return g * pdf(x).mul_(2 - x * x)
 
     class _Gelu(torch.autograd.Function):
         """``F.gelu`` whose backward, once built with ``create_graph``, keeps its slope for later passes."""
