@@ -199,12 +199,16 @@ class TorchHessianOperator(CurvatureOperator):
 
     def _hvp_double_backward(self, V, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)
-        out = torch.zeros_like(V)
+        out = None  # no zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak
         with cached_gelu():
             for loss in self.objective.batch_losses(flat, start, stop):
                 (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-                out += _grad_batched(g, flat, V, retain_graph=False)
-        return out
+                hv = _grad_batched(g, flat, V, retain_graph=False)
+                if out is None:  # the sum is added into the first product, never into V (autograd may return it)
+                    out = hv.clone() if hv.data_ptr() == V.data_ptr() else hv
+                else:
+                    out += hv
+        return torch.zeros_like(V) if out is None else out
 
     def _hvp_fwd_over_rev(self, V, start: int = 0, stop: int | None = None):
         obj = self.objective
