@@ -37,8 +37,9 @@ def cached_gelu():
     """A context in which ``F.gelu`` (exact form) builds a gradient graph that is cheap to differentiate again.
 
     PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf`` and ``exp``
-    of the input at every pass, about 9 ms on a 512 × 384 float64 activation: a fifth of a
-    reused-graph Hessian product on the demo LM. Inside this context, a GELU whose input needs
+    of the input at every pass: about 9 ms for one 512 × 384 float64 activation, alone on one
+    thread. On the demo LM this context takes 8% off a reused-graph Hessian product and 2% off
+    a recomputed one (``benchmarks/bench_lm.py``). Inside this context, a GELU whose input needs
     a gradient is ``_Gelu`` instead: building the gradient graph computes its slope
     Φ(x) + xφ(x) once and keeps it; later passes multiply by it, and differentiate it as
     φ(x)(2 − x²) (one ``exp``). Same values (to rounding); one more activation-sized tensor
