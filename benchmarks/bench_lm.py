@@ -10,13 +10,21 @@ process, above that process's base); and the time for the top-20 eigenpairs. Con
   :class:`ridgelens.objectives.lm.LMObjective`;
 - curvlinops ``HessianLinearOperator`` and ``GGNLinearOperator`` (if installed: ``make bench-env``),
   on the same model, flattened to (tokens, vocab) logits, one batch holding every token;
-- the gradient itself (plain ``loss.backward()``), the unit of every ratio.
+- the gradient itself (plain ``loss.backward()``), the unit of every ratio;
+- memory-bounded: the Hessian product recomputed batch by batch with the tokens cut into k
+  batches (``rl-hessian-batched``, an :class:`LMObjective` of ``max_logits`` = one k-th of the
+  tokens' logits), and the gradient over the same k batches (``gradient-batched``, accumulated
+  with ``loss.backward()``). ``--hvp-batches K``; by default the smallest k whose batch gradient
+  graph is at most half the full gradient's saved activations (:func:`hvp_batches`).
 
 Every product is checked against ridgelens' reused-graph Hessian (or GGN) on the same vector.
 Peak memory counts what the call needs that was not there before it: for a reused graph, the
 graph (built in the call) and the product. Each child trains its model first, so the peak is
 restarted after training (:func:`_common.reset_peak_rss`). ``--clock cpu`` times CPU seconds
 instead of wall seconds: steadier on a shared, loaded machine (with ``--threads 1``).
+``--malloc-top-pad MIB`` keeps that much freed memory at glibc's heap top for every contender
+(``mallopt(M_TOP_PAD)``; the default 0 leaves glibc's settings): a product that frees its
+graph otherwise returns it to the system and faults it back in on the next product.
 Run: ``OMP_NUM_THREADS=1 .venv-bench/bin/python benchmarks/bench_lm.py --threads 1``.
 """
 
@@ -43,7 +51,7 @@ from _common import (
 )
 
 CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-ggn",
-              "cl-hessian", "cl-ggn")
+              "cl-hessian", "cl-ggn", "rl-hessian-batched", "gradient-batched")
 
 
 def have_curvlinops() -> str | None:
@@ -66,6 +74,41 @@ def setting(args):
     return net.double(), obj
 
 
+def batched(obj, k):
+    """The same windows cut into (at most) ``k`` batches: an LMObjective whose batches hold a k-th of the logits."""
+    from ridgelens.objectives.lm import LMObjective
+
+    per_batch = -(-obj.windows.shape[0] // k)
+    return LMObjective(obj.model, obj.windows, max_logits=per_batch * obj.T * obj.vocab, dtype=obj.dtype)
+
+
+def hvp_batches(net, obj):
+    """The fewest batches k for which one batch's gradient graph is ≤ half of the full gradient's activations.
+
+    Both are bytes autograd saves (:func:`ridgelens._autodiff.saved_bytes`): the plain gradient's
+    forward over every token, and the first batch's gradient graph (``create_graph=True``) of
+    the objective cut into k batches, tried for k = 2, 4, 8, … up to one window per batch.
+    """
+    from ridgelens._autodiff import saved_bytes, second_order_attention
+
+    x, y = obj.windows[:, :-1], obj.windows[:, 1:]
+    _, act = saved_bytes(lambda: torch.nn.functional.cross_entropy(net(x).flatten(0, 1), y.flatten()))
+    k = 1
+    while k < obj.windows.shape[0]:
+        k = min(2 * k, obj.windows.shape[0])
+        sub = batched(obj, k)
+        flat = sub.flat_tensor(sub.theta0, requires_grad=True)
+
+        def graph(sub=sub, flat=flat):
+            return torch.autograd.grad(next(iter(sub.batch_losses(flat, stop=1))), flat, create_graph=True)
+
+        with second_order_attention():
+            _, nbytes = saved_bytes(graph)
+        if nbytes <= act / 2:
+            break
+    return k
+
+
 class _Flat(torch.nn.Module):
     """The LM with its logits flattened to (tokens, vocab), as curvlinops' cross-entropy expects."""
 
@@ -77,21 +120,29 @@ class _Flat(torch.nn.Module):
         return self.net(x).flatten(0, 1)
 
 
-def build(name, net, obj):
-    """``fn(v)`` for one product (or gradient) of contender ``name``; building is part of the first call."""
+def build(name, net, obj, k=1):
+    """``fn(v)`` for one product (or gradient) of contender ``name``; building is part of the first call.
+
+    ``k``: the number of batches of the memory-bounded contenders (``*-batched``).
+    """
     from ridgelens._autodiff import second_order_attention
     from ridgelens.operators import GGNOperator, TorchHessianOperator
 
     theta = obj.theta0
-    if name == "gradient":
-        x, y = obj.windows[:, :-1], obj.windows[:, 1:]
+    if name in ("gradient", "gradient-batched"):
+        parts = batched(obj, k).batches if name == "gradient-batched" else [(obj.windows[:, :-1], obj.windows[:, 1:])]
 
         def grad(_v):
             net.zero_grad(set_to_none=True)
-            logits = net(x)
-            torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+            for x, y in parts:  # accumulated in .grad: each batch weighs its share of the windows
+                w = x.shape[0] / obj.windows.shape[0]
+                (w * torch.nn.functional.cross_entropy(net(x).flatten(0, 1), y.flatten())).backward()
             return torch.cat([p.grad.flatten() for p in net.parameters()])
         return grad
+    if name == "rl-hessian-batched":
+        sub = batched(obj, k)
+        op = TorchHessianOperator(sub, theta, **sub.product_options("hessian"))
+        return lambda v: op @ v
     if name == "rl-hessian-reuse":
         op = TorchHessianOperator(obj, theta, form="reuse")
         return lambda v: op @ v
@@ -115,13 +166,22 @@ def build(name, net, obj):
     return product
 
 
+def top_pad(mib_):
+    """Ask glibc to keep ``mib_`` MiB of freed memory at the heap top (a no-op for 0 or without glibc)."""
+    if mib_:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-2, int(mib_) << 20)  # M_TOP_PAD
+
+
 def memory_child(args):
     torch.set_num_threads(args.threads)
+    top_pad(args.malloc_top_pad)
     net, obj = setting(args)
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     reset = reset_peak_rss()  # the training's peak is not this call's
     base = max(current_rss_bytes(), 0)
-    build(args.child, net, obj)(v)  # a reused graph is built here: it is memory the product needs
+    build(args.child, net, obj, args.hvp_batches)(v)  # a reused graph is built here: it is memory the product needs
     print(json.dumps({"base": base, "peak": peak_rss_bytes(), "reset": reset}))
 
 
@@ -137,6 +197,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eig-k", type=int, default=20)
+    ap.add_argument("--hvp-batches", type=int, default=0,
+                    help="batches of the memory-bounded rows (default 0: chosen by hvp_batches)")
+    ap.add_argument("--malloc-top-pad", type=int, default=0, metavar="MIB",
+                    help="glibc M_TOP_PAD for every contender, in MiB (default 0: glibc's own)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-eigen", action="store_true")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -147,16 +211,20 @@ def main():
         memory_child(args)
         return
     torch.set_num_threads(args.threads)
+    top_pad(args.malloc_top_pad)
     why_not = have_curvlinops()
     names = [c for c in CONTENDERS if not (c.startswith("cl-") and why_not)]
     print("LM curvature products: ridgelens against curvlinops (float64, one batch of all tokens)")
-    print(machine_line())
+    print(machine_line() + (f"; glibc M_TOP_PAD {args.malloc_top_pad} MiB" if args.malloc_top_pad else ""))
     if why_not:
         print(f"note: curvlinops could not be imported ({why_not}); its rows are skipped (make bench-env)")
     net, obj = setting(args)
     print(f"model: {args.layers} layers, width {args.width}, context {args.context}; {obj.n_params} parameters; "
           f"{obj.n_tokens} tokens of the standard library; vocab 256")
-    fns = {c: build(c, net, obj) for c in names}
+    args.hvp_batches = args.hvp_batches or hvp_batches(net, obj)
+    print(f"memory-bounded rows: {args.hvp_batches} batches of at most "
+          f"{batched(obj, args.hvp_batches).windows_per_batch} windows")
+    fns = {c: build(c, net, obj, args.hvp_batches) for c in names}
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     ref = {"hessian": fns["rl-hessian-reuse"](v), "ggn": fns["rl-ggn"](v)}
     theta, eps = obj.theta0, 1e-5
@@ -167,7 +235,9 @@ def main():
         out = torch.as_tensor(np.asarray(fns["cl-hessian"](v))).reshape(-1)
         print(f"  check cl-hessian against the same central differences:            max |Δ| / max |fd| = "
               f"{float((out - fd).abs().max() / fd.abs().max()):.2e}")
-    for c in names[1:]:
+    for c in names:
+        if c.startswith("gradient"):
+            continue
         r = ref["ggn" if "ggn" in c else "hessian"]
         out = torch.as_tensor(np.asarray(fns[c](v))).reshape(-1)
         print(f"  check {c:24s} max |Δ| / max |ref| = {float((out - r).abs().max() / r.abs().max()):.2e}")
@@ -182,8 +252,8 @@ def main():
         print(f"  {c:24s} {t * 1e3:12.1f} {obj.n_tokens / t:10.0f} {t / g:11.2f} {spread(med[c][1]):>14s}")
     if not args.skip_memory:
         here = os.path.abspath(__file__)
-        fwd = [f"--{k}={getattr(args, k)}" for k in ("layers", "width", "heads", "context", "tokens", "steps",
-                                                    "seed", "threads")]
+        fwd = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("layers", "width", "heads", "context", "tokens", "steps",
+                                                    "seed", "threads", "hvp_batches", "malloc_top_pad")]
         mem = {c: run_child(here, [*fwd, "--child", c]) for c in names}
         gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
         if not all(m["reset"] for m in mem.values()):
@@ -193,6 +263,11 @@ def main():
         for c, m in mem.items():
             above = m["peak"] - m["base"]
             print(f"  {c:24s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
+        if "gradient-batched" in mem:
+            gb = mem["gradient-batched"]["peak"] - mem["gradient-batched"]["base"]
+            hb = mem["rl-hessian-batched"]["peak"] - mem["rl-hessian-batched"]["base"]
+            print(f"  rl-hessian-batched against the gradient over the same {args.hvp_batches} batches: "
+                  f"{hb / max(gb, 1):5.2f} ×")
     if not args.skip_eigen:
         from ridgelens.operators import GGNOperator, TorchHessianOperator
         from ridgelens.spectra import eigen

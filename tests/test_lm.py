@@ -1,12 +1,13 @@
 """The byte LM objective: chunked products, the GGN over (tokens × vocab) logits, the corpus, bad input."""
 
+import contextlib
 import math
 
 import pytest
 import torch
 from torch.func import functional_call, grad, jvp, vjp
 
-from ridgelens._autodiff import saved_bytes, second_order_attention
+from ridgelens._autodiff import cached_gelu, saved_bytes, second_order_attention
 from ridgelens.errors import DataError, ModelOutputError, RidgelensError
 from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
 from ridgelens.objectives.lm import LMObjective
@@ -91,6 +92,60 @@ def test_hessian_product_matches_torch_func_on_the_whole_loss(split, net):
         _, ref = jvp(grad(lambda f: _full_loss(obj, f)), (flat,), (v,))
     H = TorchHessianOperator(obj, obj.theta0, **obj.product_options("hessian"))
     torch.testing.assert_close(H @ v, ref, rtol=1e-9, atol=1e-12)
+
+
+def _node_names(t):
+    """Names of every autograd node the tensor ``t`` was computed through."""
+    seen, todo, names = set(), [t.grad_fn], set()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("form", ["reuse", "double-backward"])
+def test_hessian_graph_with_cached_gelu_matches_torch_func(split, net, form):
+    """The operator's gradient graph goes through the cached GELU; a block of products still equals torch.func's."""
+    obj = LMObjective(net, split.train, dtype=torch.float64)
+    flat = obj.flat_tensor(obj.theta0)
+    V = torch.randn(obj.n_params, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with second_order_attention():  # torch.func through plain F.gelu: the reference
+        ref = torch.stack([jvp(grad(lambda f: _full_loss(obj, f)), (flat,), (v,))[1] for v in V.T], dim=1)
+    H = TorchHessianOperator(obj, obj.theta0, form=form)
+    torch.testing.assert_close(H @ V, ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(H @ V[:, 0], ref[:, 0], rtol=1e-9, atol=1e-12)
+    if form == "reuse":
+        names = _node_names(H._graph[1])
+        assert "_GeluSlopeBackward" in names and "GeluBackwardBackward0" not in names
+
+
+def test_cached_gelu_has_gelu_first_and_second_derivatives():
+    """Inside cached_gelu, F.gelu's gradient and Hessian-vector products equal PyTorch's own, off and on zero."""
+    x0 = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    w, u = torch.cos(3 * x0), torch.sin(5 * x0)
+
+    def products(ctx):
+        x = x0.clone().requires_grad_(True)
+        with ctx:
+            (g,) = torch.autograd.grad((torch.nn.functional.gelu(x) * w).sum(), x, create_graph=True)
+        (hu,) = torch.autograd.grad(g, x, u)
+        return g.detach(), hu
+
+    g0, h0 = products(contextlib.nullcontext())
+    g1, h1 = products(cached_gelu())
+    torch.testing.assert_close(g1, g0, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(h1, h0, rtol=1e-12, atol=1e-14)
+    pdf = torch.exp(-x0 * x0 / 2) / math.sqrt(2 * math.pi)  # GELU'' = φ(x)(2 − x²), in closed form
+    torch.testing.assert_close(h1, w * pdf * (2 - x0 * x0) * u, rtol=1e-12, atol=1e-14)
+    # a plain first-order backward inside the context is PyTorch's
+    x = x0.clone().requires_grad_(True)
+    with cached_gelu():
+        (torch.nn.functional.gelu(x) * w).sum().backward()
+    torch.testing.assert_close(x.grad, g0, rtol=1e-13, atol=1e-15)
 
 
 def _jt_softmax_hessian_j(obj, v):

@@ -316,6 +316,24 @@ def test_partial_reuse_leaves_the_callers_vector_alone(small_mlp):
 
 
 
+
+def test_recomputed_sum_over_batches_leaves_the_callers_vector_alone(small_mlp, monkeypatch):
+    # the double-backward form adds the batches' products into the first one, which autograd may
+    # hand back as grad_outputs itself (see above): it must be copied, not added into
+    from ridgelens.operators import _torch
+
+    obj = small_mlp[3]
+    op = rl.hessian(obj, obj.theta0, form="double-backward")
+    assert obj.n_batches > 1
+    torch.testing.assert_close(op.matvec_tensor(torch.ones(obj.n_params, dtype=torch.float64)),
+                               _dense_hessian(obj).sum(1), rtol=1e-10, atol=1e-12)  # torch.func
+    monkeypatch.setattr(_torch, "_grad_batched", lambda out, inp, V, retain_graph: V)  # a pass-through graph
+    v = torch.randn(obj.n_params, dtype=torch.float64)
+    keep = v.clone()
+    out = op.matvec_tensor(v)
+    assert torch.equal(v, keep)
+    torch.testing.assert_close(out, obj.n_batches * keep)
+
 def test_reuse_starts_from_the_measured_batch_graph_and_stays_right_with_a_shuffling_loader(small_mlp):
     net, X, y, obj, H = small_mlp
     ordered = rl.TorchObjective(net, torch.nn.functional.cross_entropy,

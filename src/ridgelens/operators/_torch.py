@@ -35,7 +35,7 @@ from torch.func import grad, jvp
 
 from ridgelens import _distributed as dist
 from ridgelens._auto import select_solver
-from ridgelens._autodiff import saved_bytes, second_order_attention
+from ridgelens._autodiff import cached_gelu, saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 
@@ -149,7 +149,8 @@ class TorchHessianOperator(CurvatureOperator):
             loss = next(iter(self.objective.batch_losses(flat, stop=1)))
             return torch.autograd.grad(loss, flat, create_graph=True)[0]
 
-        g, nbytes = saved_bytes(first_gradient_graph)
+        with cached_gelu():
+            g, nbytes = saved_bytes(first_gradient_graph)
         self._first = (flat, g)
         return nbytes
 
@@ -179,9 +180,10 @@ class TorchHessianOperator(CurvatureOperator):
         else:
             g, start = None, 0
             flat = self.theta.detach().requires_grad_(True)
-        for loss in self.objective.batch_losses(flat, start=start, stop=stop):
-            (gb,) = torch.autograd.grad(loss, flat, create_graph=True)
-            g = gb if g is None else g + gb
+        with cached_gelu():
+            for loss in self.objective.batch_losses(flat, start=start, stop=stop):
+                (gb,) = torch.autograd.grad(loss, flat, create_graph=True)
+                g = gb if g is None else g + gb
         self._graph = (flat, g)
 
     def _hvp_reuse(self, V):
@@ -197,11 +199,16 @@ class TorchHessianOperator(CurvatureOperator):
 
     def _hvp_double_backward(self, V, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)
-        out = torch.zeros_like(V)
-        for loss in self.objective.batch_losses(flat, start, stop):
-            (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-            out += _grad_batched(g, flat, V, retain_graph=False)
-        return out
+        out = None  # no zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak
+        with cached_gelu():
+            for loss in self.objective.batch_losses(flat, start, stop):
+                (g,) = torch.autograd.grad(loss, flat, create_graph=True)
+                hv = _grad_batched(g, flat, V, retain_graph=False)
+                if out is None:  # the sum is added into the first product, never into V (autograd may return it)
+                    out = hv.clone() if hv.data_ptr() == V.data_ptr() else hv
+                else:
+                    out += hv
+        return torch.zeros_like(V) if out is None else out
 
     def _hvp_fwd_over_rev(self, V, start: int = 0, stop: int | None = None):
         obj = self.objective
