@@ -39,6 +39,9 @@ _GROUP_ROWS = 1 << 12
 #: :func:`accurate_residual` of a design with fewer columns multiplies entry by entry (the two ways
 #: take about the same time at 10 columns, one thread).
 _NARROW = 10
+#: The scale of a zero ``vⱼ``: ``2^k·M`` is 0 for every finite M, so that its column (whose products
+#: are 0) does not set a row's bound, which would leave the other products to the rounded rest.
+_ZERO_EXPONENT = -2200
 
 
 def two_sum(a, b):
@@ -102,7 +105,8 @@ def split_vector(v: np.ndarray, p: int) -> VectorSplit:
     budget = 53 - int(np.ceil(np.log2(max(p, 2))))
     matrix_bits = min(_MATRIX_BITS, budget - 4)
     k = np.frexp(v)[1]
-    scaled = np.ldexp(v, -k)  # in [1/2, 1)
+    scaled = np.ldexp(v, -k)  # in [1/2, 1), or 0
+    k[v == 0] = _ZERO_EXPONENT
     rest, slices = scaled.copy(), []
     for a in range(1, -(-53 // (budget - matrix_bits)) + 1):
         hi, rest = _cut(rest, 0, a * (budget - matrix_bits))
