@@ -69,3 +69,44 @@ def test_overflowing_split_falls_back_to_the_plain_residual():
     got = accurate_residual(X, y, coef, 0.0)
     assert np.array_equal(got, y - X @ coef)
     assert np.array_equal(accurate_transpose(X, y), X.T @ y)
+
+
+def test_a_zero_factor_does_not_set_the_bound_of_the_others():
+    # A zero coefficient beside a large column, a zero entry of v (a sample weighted 0) beside a
+    # large row: their products are 0, and must not coarsen how the others' products are cut.
+    rng = np.random.default_rng(5)
+    n, d = 40, 12
+    X = rng.normal(size=(n, d))
+    coef = rng.normal(size=d)
+    X[:, 0], coef[0] = 1e30, 0.0
+    y = X[:, 1:] @ coef[1:] + 1e-10 * rng.normal(size=n)
+    exact = exact_residual(X, y, coef, 0.0, np.zeros(n))
+    terms = np.abs(X * coef).sum(axis=1) + np.abs(y)
+    assert np.all(np.abs(accurate_residual(X, y, coef, 0.0) - exact) <= 2 * EPS * np.abs(exact) + 4 * EPS ** 2 * terms)
+    X, v = rng.normal(size=(n, d)), rng.normal(size=n)
+    v -= X @ np.linalg.lstsq(X, v, rcond=None)[0]  # Xᵀv ≈ 0: every column's sum cancels
+    X[0], v[0] = 1e30, 0.0
+    exact = np.array([float(sum(Fraction(a) * Fraction(b) for a, b in zip(X[:, j], v, strict=True)))
+                      for j in range(d)])
+    terms = np.abs(X * v[:, None]).sum(axis=0)
+    assert np.all(np.abs(accurate_transpose(X, v) - exact) <= 2 * EPS * np.abs(exact) + 4 * EPS ** 2 * terms)
+
+
+def test_transpose_product_of_a_wide_design_holds_about_a_group_of_blocks(monkeypatch):
+    # Each block of rows gives (slices × d) products: over a wide design, all of them at once were
+    # 21x the design's size (d = 20,000, one row a block). They are summed group by group.
+    import tracemalloc
+
+    from ridgelens.objectives import _accurate
+
+    rng = np.random.default_rng(4)
+    X, v = rng.normal(size=(100, 20_000)), rng.normal(size=100)
+    tracemalloc.start()
+    got = accurate_transpose(X, v)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 6 * 8 * _accurate._GROUP_ENTRIES  # a few copies of one group's products (48 MiB), not 336 MiB
+    np.testing.assert_allclose(got, X.T @ v, rtol=1e-12, atol=1e-12 * np.abs(X.T @ v).max())
+    # and summed group by group (one block each), the product is still as if in twice the working precision
+    monkeypatch.setattr(_accurate, "_GROUP_ENTRIES", 1)
+    test_transpose_product_over_several_blocks_of_rows()

@@ -334,6 +334,23 @@ def test_recomputed_sum_over_batches_leaves_the_callers_vector_alone(small_mlp, 
     assert torch.equal(v, keep)
     torch.testing.assert_close(out, obj.n_batches * keep)
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_ggn_sum_over_batches_leaves_the_callers_vector_alone(small_mlp, monkeypatch, reuse):
+    # the GGN sums the batches' products into the first one, which autograd may hand back as the
+    # caller's vector itself (pass-through graphs, as above): it must be copied, not added into
+    from ridgelens.operators import _ggn
+
+    obj = small_mlp[3]
+    op = rl.ggn(obj, obj.theta0, reuse=reuse)
+    assert obj.n_batches > 1
+    monkeypatch.setattr(_ggn, "_grad_batched", lambda out, inp, V, retain_graph: V)  # J, H_out, Jᵀ pass through
+    v = torch.randn(obj.n_params, dtype=torch.float64)
+    keep = v.clone()
+    out = op.matvec(v)
+    assert torch.equal(v, keep)
+    torch.testing.assert_close(out, obj.n_batches * keep)
+
+
 def test_reuse_starts_from_the_measured_batch_graph_and_stays_right_with_a_shuffling_loader(small_mlp):
     net, X, y, obj, H = small_mlp
     ordered = rl.TorchObjective(net, torch.nn.functional.cross_entropy,

@@ -36,9 +36,14 @@ _MATRIX_BITS = 30
 #: Rows summed at once by :func:`accurate_residual` (one block, if it has more): the cascade's
 #: temporaries stay in cache.
 _GROUP_ROWS = 1 << 12
+#: Products summed at once by :func:`accurate_transpose` (8 MiB; each block of rows gives slices × d).
+_GROUP_ENTRIES = 1 << 20
 #: :func:`accurate_residual` of a design with fewer columns multiplies entry by entry (the two ways
 #: take about the same time at 10 columns, one thread).
 _NARROW = 10
+#: The scale of a zero ``vⱼ``: ``2^k·M`` is 0 for every finite M, so that its column (whose products
+#: are 0) does not set a row's bound, which would leave the other products to the rounded rest.
+_ZERO_EXPONENT = -2200
 
 
 def two_sum(a, b):
@@ -102,7 +107,8 @@ def split_vector(v: np.ndarray, p: int) -> VectorSplit:
     budget = 53 - int(np.ceil(np.log2(max(p, 2))))
     matrix_bits = min(_MATRIX_BITS, budget - 4)
     k = np.frexp(v)[1]
-    scaled = np.ldexp(v, -k)  # in [1/2, 1)
+    scaled = np.ldexp(v, -k)  # in [1/2, 1), or 0
+    k[v == 0] = _ZERO_EXPONENT
     rest, slices = scaled.copy(), []
     for a in range(1, -(-53 // (budget - matrix_bits)) + 1):
         hi, rest = _cut(rest, 0, a * (budget - matrix_bits))
@@ -158,13 +164,22 @@ def accurate_residual(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept:
 
 
 def accurate_transpose(X: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``Xᵀv`` as if computed in twice the working precision (the same products, on ``X[block]ᵀ``)."""
+    """``Xᵀv`` as if computed in twice the working precision (the same products, on ``X[block]ᵀ``).
+
+    The blocks' products are summed group by group (``_GROUP_ENTRIES`` at once: a wide design's
+    are not all held), the groups' sums added error-free, their errors in working precision.
+    """
     n, d = X.shape
     blocks = _row_blocks(n, d)
     if not blocks:
         return np.zeros(d)
     split = split_vector(v, blocks[0].stop - blocks[0].start)
+    per_group = max(1, _GROUP_ENTRIES // (d * (2 * split.slices.shape[1] + 1)))
+    total, err = np.zeros(d), np.zeros(d)
     with np.errstate(over="ignore", invalid="ignore"):
-        s, e = cascade(np.vstack([block_products(X[b].T, split[b]).T for b in blocks]))
-        out = s + e
+        for i in range(0, len(blocks), per_group):
+            s, e = cascade(np.vstack([block_products(X[b].T, split[b]).T for b in blocks[i:i + per_group]]))
+            total, e2 = two_sum(total, s)
+            err += e + e2
+        out = total + err
     return out if np.all(np.isfinite(out)) else X.T @ v

@@ -197,5 +197,8 @@ class GGNOperator(CurvatureOperator):
                 parts = (self._apply(self._linearize(x, y), rows, keep=False)
                          for x, y in self.objective.prepared_batches())
             for part in parts:  # no zero-filled n × b buffer: the first batch's product is the sum's start
-                total = part if total is None else total.add_(part)
+                if total is None:  # never added into V: autograd may hand back the vector it was given
+                    total = part.clone() if part.data_ptr() == V.data_ptr() else part
+                else:
+                    total.add_(part)
         return dist.all_reduce_sum(total.detach(), "Gauss-Newton product all-reduce").T
