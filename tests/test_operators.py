@@ -315,8 +315,6 @@ def test_partial_reuse_leaves_the_callers_vector_alone(small_mlp):
     np.testing.assert_allclose((rest + hv_reused).numpy(), H @ keep.numpy(), atol=1e-12)
 
 
-
-
 def test_recomputed_sum_over_batches_leaves_the_callers_vector_alone(small_mlp, monkeypatch):
     # the double-backward form adds the batches' products into the first one, which autograd may
     # hand back as grad_outputs itself (see above): it must be copied, not added into

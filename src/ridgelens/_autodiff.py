@@ -43,7 +43,7 @@ def cached_gelu():
     a gradient is ``_Gelu`` instead: building the gradient graph computes its slope
     Φ(x) + xφ(x) once and keeps it; later passes multiply by it, and differentiate it as
     φ(x)(2 − x²) (one ``exp``). Same values (to rounding); one more activation-sized tensor
-    per GELU in the graph (the slope). Derivatives beyond the second are not kept,
+    per GELU in the graph (the slope). A third derivative is not supported (autograd refuses it),
     and forward-mode AD (``torch.func.jvp``) is not supported: use it only around gradient
     graphs that are differentiated once more, in reverse (the double-backward Hessian forms).
     """

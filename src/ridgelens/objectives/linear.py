@@ -316,8 +316,8 @@ class _Factors:
     def hessian(self, fit_intercept: bool) -> np.ndarray:
         """``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw`` (x̄ = 0 without intercept).
 
-        Only positive terms are added to G (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1), so the entries keep the
-        precision of a Gram matrix formed from the design directly.
+        The added terms Σw·x̄ᵢx̄ⱼ are single products (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1), so the entries keep
+        the precision of a Gram matrix formed from the design directly.
         """
         W, m = self.W, self.x_mean
         if not fit_intercept:
