@@ -99,5 +99,10 @@ def _arrowhead_extremes(dg: np.ndarray, z: np.ndarray, alpha: float) -> tuple[fl
         lo = brentq(f, 0.0, below, xtol=1e-300, rtol=rtol)
     above = d_hi * (1 + 1e-13)
     top = max(d_hi, alpha) + float(np.linalg.norm(z)) + above  # ‖A‖ ≤ max(dg, α) + ‖z‖
-    hi = brentq(f, above, top, xtol=1e-300, rtol=rtol) if f(above) > 0 else d_hi
+    if f(above) <= 0:
+        hi = d_hi
+    elif f(top) >= 0:  # only by rounding (‖z‖ below ε·α, say): the root is the bound itself, to rounding
+        hi = top
+    else:
+        hi = brentq(f, above, top, xtol=1e-300, rtol=rtol)
     return lo, hi
