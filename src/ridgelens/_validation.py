@@ -45,14 +45,13 @@ def _check_finite(A: np.ndarray, name: str, columns) -> None:
     if np.isfinite(A).all():  # the common case in one pass, no second array (5x faster than the below)
         return
     bad = ~np.isfinite(A)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        col = f"column {j}" if columns is None else f"column {j} ({columns[j]!r})"
-        where = f"row {i}, {col}" if A.shape[1] > 1 or columns is not None else f"row {i}"
-        raise DataError(
-            f"{name} contains {A[i, j]} at {where} ({int(bad.sum())} non-finite value(s) in all); "
-            "remove or impute those rows first"
-        )
+    i, j = np.argwhere(bad)[0]
+    col = f"column {j}" if columns is None else f"column {j} ({columns[j]!r})"
+    where = f"row {i}, {col}" if A.shape[1] > 1 or columns is not None else f"row {i}"
+    raise DataError(
+        f"{name} contains {A[i, j]} at {where} ({int(bad.sum())} non-finite value(s) in all); "
+        "remove or impute those rows first"
+    )
 
 
 def check_same_rows(X: np.ndarray, y: np.ndarray) -> None:

@@ -452,8 +452,7 @@ class LeastSquares(_LinearObjective):
             if f is not None and f.gram is not None:  # the Gram route's ZᵀZ: AᵀWA is not formed again
                 self._H = f.hessian(self.fit_intercept)
             else:
-                Aw = self._A if self.sample_weight is None else self._A * self.sample_weight[:, None]
-                self._H = Aw.T @ self._A / self.weight_sum
+                self._H = self._weighted_design().T @ self._A / self.weight_sum
         return self._H
 
     # ------------------------------------------------------------ decomposition

@@ -33,7 +33,7 @@ from ridgelens import _distributed as dist
 from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
-from ridgelens.operators._torch import DEFAULT_MEMORY_BUDGET, _grad_batched
+from ridgelens.operators._torch import DEFAULT_MEMORY_BUDGET, _grad_batched, _sum_products
 
 #: The PSD check forms the output Hessian of the first batch's first samples, up to this many outputs.
 DENSE_OUTPUT_CHECK = 512
@@ -189,16 +189,11 @@ class GGNOperator(CurvatureOperator):
     # ------------------------------------------------------------------ the hook
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         rows = V.T.contiguous()
-        total = None
         with torch.enable_grad(), second_order_attention():
             if self._held is not None:
                 parts = (self._apply(held, rows, keep=True) for held in self._held)
             else:
                 parts = (self._apply(self._linearize(x, y), rows, keep=False)
                          for x, y in self.objective.prepared_batches())
-            for part in parts:  # no zero-filled n × b buffer: the first batch's product is the sum's start
-                if total is None:  # never added into V: autograd may hand back the vector it was given
-                    total = part.clone() if part.data_ptr() == V.data_ptr() else part
-                else:
-                    total.add_(part)
+            total = _sum_products(parts, V)  # no zero-filled n × b buffer
         return dist.all_reduce_sum(total.detach(), "Gauss-Newton product all-reduce").T

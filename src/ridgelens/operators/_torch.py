@@ -60,6 +60,20 @@ def fixed_order(batches) -> bool:
     return isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler)
 
 
+def _sum_products(parts, V: torch.Tensor) -> torch.Tensor | None:
+    """The sum of the per-batch products ``parts``, added into the first (no zero-filled buffer); None if none.
+
+    Never added into ``V``: autograd may hand back the vector it was given as a product.
+    """
+    total = None
+    for part in parts:
+        if total is None:
+            total = part.clone() if part.data_ptr() == V.data_ptr() else part
+        else:
+            total += part
+    return total
+
+
 def _grad_batched(out, inp, V, retain_graph):
     """``(∂out/∂inp)ᵀ`` applied to each row of V: one batched backward (vmap), or a loop where vmap fails."""
     if V.shape[0] == 1:
@@ -199,15 +213,10 @@ class TorchHessianOperator(CurvatureOperator):
 
     def _hvp_double_backward(self, V, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)
-        out = None  # no zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak
-        with cached_gelu():
-            for loss in self.objective.batch_losses(flat, start, stop):
-                (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-                hv = _grad_batched(g, flat, V, retain_graph=False)
-                if out is None:  # the sum is added into the first product, never into V (autograd may return it)
-                    out = hv.clone() if hv.data_ptr() == V.data_ptr() else hv
-                else:
-                    out += hv
+        with cached_gelu():  # no zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak
+            out = _sum_products((_grad_batched(torch.autograd.grad(loss, flat, create_graph=True)[0], flat, V,
+                                               retain_graph=False)
+                                 for loss in self.objective.batch_losses(flat, start, stop)), V)
         return torch.zeros_like(V) if out is None else out
 
     def _hvp_fwd_over_rev(self, V, start: int = 0, stop: int | None = None):
