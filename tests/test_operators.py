@@ -218,6 +218,20 @@ def test_bad_curvature_inputs_are_named():
         rl.as_operator(lambda V: V)
     with pytest.raises(rl.RidgelensError, match="0×0"):
         rl.eigen(np.zeros((0, 0)))
+
+
+def test_an_operator_declared_not_symmetric_is_refused_as_curvature():
+    """A @ B of two symmetric operators that do not commute is not symmetric (it says so): no consumer takes it."""
+    A = psd(5, np.linspace(1, 3, 5), seed=1)
+    B = np.diag(np.arange(1.0, 6.0))
+    assert not np.allclose(A @ B, (A @ B).T)  # the premise: they do not commute
+    prod = rl.DenseOperator(A) @ rl.DenseOperator(B)
+    for use in (lambda: rl.eigen(prod, 2), lambda: rl.ridge_path(prod, np.ones(5), [1.0]),
+                lambda: rl.spectral_density(prod), lambda: rl.ridge_path(prod + rl.DenseOperator(A), np.ones(5), [1.0])):
+        with pytest.raises(rl.RidgelensError, match=r"\(ProductOperator\) is not symmetric|\(SumOperator\) is not sym"):
+            use()
+    spec = rl.eigen(rl.DenseOperator(A) + rl.DenseOperator(B), 2)  # a symmetric combination still goes through
+    np.testing.assert_allclose(spec.eigenvalues, np.linalg.eigvalsh(A + B)[::-1][:2], rtol=1e-12)
     with pytest.raises(rl.RidgelensError, match="None"):
         rl.hessian(None, np.zeros(2))
     with pytest.raises(rl.RidgelensError, match="None"):

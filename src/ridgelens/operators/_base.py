@@ -368,7 +368,8 @@ def _check_compatible(A: CurvatureOperator, B: CurvatureOperator, what: str) -> 
 def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric: bool = True) -> CurvatureOperator:
     """Any curvature a user already has, as a :class:`CurvatureOperator`.
 
-    Accepted: a :class:`CurvatureOperator` (returned as is); a dense NumPy array or torch
+    Accepted: a :class:`CurvatureOperator` (returned as is, unless it declares itself not
+    :attr:`~CurvatureOperator.symmetric`, as ``A @ B`` does); a dense NumPy array or torch
     tensor (a :class:`DenseOperator`, checked symmetric); a ``scipy.sparse`` matrix or a
     ``scipy.sparse.linalg.LinearOperator`` (curvlinops' ``.to_scipy()`` included); or a torch
     ``matmat`` callable with ``shape=(n, n)`` (and ``dtype``/``device`` of what it takes).
@@ -383,6 +384,11 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
     ([3.0, 1.0], 3)
     """
     if isinstance(source, CurvatureOperator):
+        if not source.symmetric:  # e.g. A @ B: every consumer (eigen, SLQ, the paths) needs a symmetric one
+            raise RidgelensError(f"the curvature operator ({type(source).__name__}) is not symmetric, and a Hessian "
+                                 "or Gauss-Newton operator is; a product A @ B of two operators is symmetric only "
+                                 "when they commute: pass a symmetric combination (A + B, c·A, A.shift(λ), "
+                                 "A.sandwich(s))")
         return source
     if source is None:
         raise RidgelensError("curvature is None: pass an operator, a matrix, a scipy LinearOperator or a callable")
