@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.sparse.linalg import aslinearoperator
+from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 import ridgelens as rl
 from helpers import psd
@@ -216,6 +216,10 @@ def test_bad_curvature_inputs_are_named():
         rl.eigen(rl.as_operator(lambda V: V.float(), shape=(4, 4), check_symmetric=False), 1, method="lanczos")
     with pytest.raises(rl.RidgelensError, match="shape="):
         rl.as_operator(lambda V: V)
+    # a scipy LinearOperator whose matvec returns n - 1 numbers (scipy's own reshape fails): named, typed
+    short = LinearOperator((4, 4), matvec=lambda v: v[:-1], dtype=np.float64)
+    with pytest.raises(rl.RidgelensError, match=r"scipy LinearOperator failed .*must map n = 4 numbers"):
+        rl.ridge_path(short, np.ones(4), [1.0])
     with pytest.raises(rl.RidgelensError, match="0×0"):
         rl.eigen(np.zeros((0, 0)))
 

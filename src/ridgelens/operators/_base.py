@@ -332,7 +332,11 @@ class FunctionOperator(CurvatureOperator):
     def _call(self, V: torch.Tensor) -> torch.Tensor:
         if self.numpy:
             arg = V.detach().cpu().numpy()
-            out = self.fn(arg[:, 0]) if self.matvec_only else self.fn(arg)
+            try:
+                out = self.fn(arg[:, 0]) if self.matvec_only else self.fn(arg)
+            except ValueError as exc:  # scipy's own check of what matvec returned (a shape that does not reshape)
+                raise RidgelensError(f"the {self.name} failed on an input of shape {arg.shape}: {exc}; its matvec "
+                                     f"must map n = {self.n} numbers to n numbers") from exc
             try:
                 out = torch.as_tensor(np.asarray(out, dtype=np.float64))
             except (TypeError, ValueError):
