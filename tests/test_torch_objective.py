@@ -201,6 +201,9 @@ def test_train_mode_with_random_layers(factory):
     with pytest.raises(rl.ModelModeError, match="train mode") as exc:
         TorchObjective(model, nn.functional.mse_loss, split(X, Y))
     assert "eval_mode=True" in str(exc.value)
+    # which layer: its name in the model and its kind (and p for dropout), not only the bare name "2"
+    which = {"bn_model": "1 (BatchNorm1d)", "dropout_model": "2 (Dropout, p=0.5)"}[factory.__name__]
+    assert which in str(exc.value), str(exc.value)
     before = snapshot(model)
     obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y), eval_mode=True)
     assert model.training and all(m.training for m in model.modules())

@@ -91,15 +91,15 @@ class TorchObjective(Objective):
                 "batches must be re-iterable (a list of (inputs, targets) pairs or a DataLoader); "
                 "got a one-shot iterator, which would be exhausted after the first pass"
             )
-        offenders = [name or type(model).__name__ for name, m in model.named_modules()
+        offenders = [f"{name or 'the model'} ({type(m).__name__}{f', p={m.p:g}' if hasattr(m, 'p') else ''})"
+                     for name, m in model.named_modules()
                      if m.training and isinstance(m, _RANDOM_IN_TRAIN) and getattr(m, "p", None) != 0]
         if offenders:
             if not eval_mode:
                 raise ModelModeError(
-                    f"the model is in train mode and has dropout/batch-norm layers ({', '.join(offenders[:3])}"
-                    f"{', ...' if len(offenders) > 3 else ''}), which make the loss random and update "
-                    "running statistics; call model.eval() yourself, or pass eval_mode=True to analyze "
-                    "a private eval-mode copy"
+                    "the model is in train mode and has dropout/batch-norm layers, which make the loss random "
+                    f"and update running statistics: {', '.join(offenders[:3])}{', ...' if len(offenders) > 3 else ''}"
+                    "; call model.eval() yourself, or pass eval_mode=True to analyze a private eval-mode copy"
                 )
         if eval_mode and any(m.training for m in model.modules()):  # also for dropout inside forward
             model = copy.deepcopy(model).eval()
