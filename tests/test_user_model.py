@@ -30,6 +30,15 @@ def not_a_module():
     return 42
 
 
+class _Features(torch.nn.Sequential):
+    def forward(self, x):  # an output object without the outputs themselves
+        return {"hidden": super().forward(x)}
+
+
+def features():
+    return _Features(*make())
+
+
 def broken():
     raise RuntimeError("no GPU here")
 '''
@@ -140,6 +149,7 @@ def test_a_pickle_in_place_of_weights_is_refused_never_run(user, capsys, tmp_pat
     ("{d}/mymodel.py:missing", "has no function 'missing'"),
     ("{d}/mymodel.py:not_a_module", "returned a int, not a torch.nn.Module"),
     ("{d}/mymodel.py:broken", "RuntimeError: no GPU here"),
+    ("{d}/mymodel.py:features", "returns a dict on the first batch of tensors:"),
     ("no_such_module_xyz:make", "no module named 'no_such_module_xyz'"),
 ])
 def test_bad_model_specs_are_one_line_errors(user, capsys, model, needle):

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from ridgelens.errors import DataError, ModelError, RidgelensError
+from ridgelens.errors import DataError, ModelError, ModelOutputError, RidgelensError
 
 BUILTIN_MODELS = ("linear", "logistic", "mlp", "lm")
 DTYPES = ("float64", "float32")
@@ -187,7 +187,13 @@ def build_user_objective(args, X, y, like=None):
     try:
         with torch.no_grad():
             out = model(batches[0][0])
+        if not isinstance(out, torch.Tensor):
+            raise ModelOutputError(f"--model {args.model} returns a {type(out).__name__} on the first batch of "
+                                   f"{args.data}, not a tensor of outputs (n, outputs), which the {loss} loss needs: "
+                                   "make forward return the outputs (e.g. the logits of an output object)")
         loss_fn(out, batches[0][1])
+    except ModelOutputError:
+        raise
     except Exception as exc:
         raise ModelError(f"--model {args.model} on the first batch of {args.data}: {type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (loss {loss})") from None
