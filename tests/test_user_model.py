@@ -204,6 +204,8 @@ def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
     argv[argv.index("--weights") + 1] = str(tmp_path / "small.pt")
     code, _, err = run(capsys, *argv)
     assert code == 2 and "does not fit the model" in err
+    # which parameter and both shapes, not only torch's header line ("Error(s) in loading state_dict for …:")
+    assert "size mismatch for 0.weight" in err and "torch.Size([2, 2])" in err and err.count("\n") == 1, err
     np.savez(tmp_path / "noy.npz", X=user["X"])
     with pytest.raises(DataError, match=r"must hold X and y \(found \['X'\]\)"):
         load_tensors(tmp_path / "noy.npz")

@@ -10,7 +10,13 @@ import numpy as np
 
 from ridgelens._distributed import shard
 from ridgelens._io import atomic_write_bytes
-from ridgelens.cli._torch import check_unpenalized, half_squared, torch_device, torch_dtype
+from ridgelens.cli._torch import (
+    check_unpenalized,
+    half_squared,
+    load_error,
+    torch_device,
+    torch_dtype,
+)
 from ridgelens.errors import DataError, RidgelensError
 
 BATCH = 512
@@ -92,10 +98,8 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
         try:
             net.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            # torch's message puts the keys on the lines after a header line: keep them, on one line
-            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-            first = "; ".join(lines[1:] or lines)[:600] if lines else type(exc).__name__
-            raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: {first}") from None
+            raise DataError(f"--weights {path} does not fit a {X.shape[1]}→{hidden}→{out} MLP: "
+                            f"{load_error(exc)}") from None
     dev, dt = torch_device(device), torch_dtype(dtype)
     net = net.to(device=dev, dtype=dt)
     X, Y = X.to(device=dev, dtype=dt), Y.to(device=dev, dtype=dt if Y.is_floating_point() else Y.dtype)

@@ -90,6 +90,12 @@ def half_squared(o, t):
 half_squared.gaussian_factor = 0.5  # Gaussian: ½Σr²/n_b (TorchObjective.gaussian_loss)
 
 
+def load_error(exc: BaseException) -> str:
+    """What ``load_state_dict`` said, on one line: torch puts the keys and shapes after a header line."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return "; ".join(lines[1:] or lines)[:600] if lines else type(exc).__name__
+
+
 def load_factory(spec: str):
     """The factory function named by ``module.path:factory`` or ``file.py:factory``."""
     where, _, name = spec.rpartition(":")
@@ -162,8 +168,8 @@ def build_user_objective(args, X, y, like=None):
         try:
             model.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"--weights {args.weights} does not fit the model of {args.model}: {first}") from None
+            raise ModelError(f"--weights {args.weights} does not fit the model of {args.model}: "
+                             f"{load_error(exc)}") from None
     dtype, device = torch_dtype(args.dtype), torch_device(args.device)
     model = model.to(device=device, dtype=dtype)
     X = X.to(device=device, dtype=dtype) if X.is_floating_point() else X.to(device)
