@@ -219,7 +219,7 @@ def test_bad_text_files(tmp_path):
 
 def test_context_longer_than_the_model_is_refused(split, net):
     w = stdlib_split(16, 64).train
-    with pytest.raises(RidgelensError, match="larger than the model's context of 8"):
+    with pytest.raises(DataError, match=r"windows of 16 \+ 1 tokens: .* larger than the model's context of 8"):
         LMObjective(net, w)
 
 

@@ -105,7 +105,8 @@ class LMObjective(TorchObjective):
         self.T = w.shape[1] - 1
         self.context = context if context is not None else model_context(model)
         if self.context is not None and self.T > self.context:
-            raise RidgelensError(f"--context {self.T} is larger than the model's context of {self.context} tokens")
+            raise DataError(f"windows of {self.T} + 1 tokens: their context of {self.T} (--context) is larger than "
+                            f"the model's context of {self.context} tokens; cut shorter windows")
         self._keyword = _accepts(model, "input_ids")
         self._no_cache = self._keyword and _accepts(model, "use_cache")
         self.returns, self.vocab = self._probe(model, w[:1])
