@@ -57,6 +57,27 @@ def test_hvp_of_a_loaded_checkpoint_matches_finite_differences(checkpoint):
     assert abs(hv - fd).max() <= 1e-5 * abs(fd).max()
 
 
+def test_a_checkpoint_with_its_own_tokenizer_is_read_with_it(tmp_path):
+    """A folder holding a tokenizer (tokenizer.save_pretrained) tokenizes the text with it, offline, not as bytes."""
+    import tokenizers
+
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train([str(TEXT)], tokenizers.trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["[UNK]"], initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()))
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]")
+    _tiny_gpt2(vocab=len(tok)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    model, tokenize, how = load_hf_checkpoint(tmp_path)
+    assert how.startswith("the checkpoint's tokenizer")
+    data = TEXT.read_bytes()
+    ids = tokenize(data)
+    assert ids.tolist() == tok(data.decode("utf-8"))["input_ids"]  # the folder's tokenizer, not bytes
+    assert ids.numel() < len(data) and int(ids.max()) >= 256  # merges: fewer tokens than bytes, ids past the bytes
+    obj = LMObjective(model, file_split(TEXT, 8, 64, tokenize=tokenize).train)
+    assert obj.vocab == len(tok)
+
+
 class _LossOnly(torch.nn.Module):
     """A causal LM whose forward returns only a loss (given labels), as some wrappers do."""
 
