@@ -224,6 +224,22 @@ def test_bad_curvature_inputs_are_named():
         rl.eigen(np.zeros((0, 0)))
 
 
+def test_values_on_the_meta_device_are_refused_by_name():
+    """'meta' holds shapes without values: an operator, a matrix or a θ̂ there is a typed error, not torch's."""
+    with pytest.raises(rl.RidgelensError, match="the matrix H on the 'meta' device"):
+        rl.ridge_path(torch.empty(3, 3, device="meta"), np.ones(3), [1.0])
+    with pytest.raises(rl.RidgelensError, match="a curvature operator on the 'meta' device"):
+        rl.as_operator(lambda V: V, shape=(3, 3), device="meta")
+    with pytest.raises(rl.RidgelensError, match="theta_hat is a tensor on meta"):  # a device mismatch: named
+        rl.ridge_path(rl.DenseOperator(np.eye(3)), torch.empty(3, device="meta"), [1.0])
+    net = torch.nn.Linear(2, 1).double()
+    obj = rl.TorchObjective(net, torch.nn.functional.mse_loss,
+                            [(torch.randn(8, 2, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64))])
+    for build in (rl.hessian, rl.ggn):
+        with pytest.raises(rl.RidgelensError, match="theta is on the 'meta' device"):
+            build(obj, torch.empty(obj.n_params, device="meta", dtype=torch.float64))
+
+
 def test_an_operator_declared_not_symmetric_is_refused_as_curvature():
     """A @ B of two symmetric operators that do not commute is not symmetric (it says so): no consumer takes it."""
     A = psd(5, np.linspace(1, 3, 5), seed=1)

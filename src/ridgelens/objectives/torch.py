@@ -176,6 +176,8 @@ class TorchObjective(Objective):
         if isinstance(theta, torch.Tensor):
             if theta.shape != (self.n_params,):
                 raise RidgelensError(f"theta must have shape ({self.n_params},), got {tuple(theta.shape)}")
+            if theta.is_meta:
+                raise RidgelensError("theta is on the 'meta' device (a shape without values); pass θ̂'s values")
             t = theta.detach().to(device=self.device, dtype=self.dtype).clone()
         else:
             t = torch.as_tensor(self._check(theta), device=self.device).to(self.dtype)

@@ -35,6 +35,14 @@ from ridgelens.errors import RidgelensError
 SYMMETRY_TOL = 1e-8
 
 
+def _no_meta(device: torch.device, what: str) -> torch.device:
+    """``device``, unless it is 'meta' (shapes without values: no product could be computed)."""
+    if device.type == "meta":
+        raise RidgelensError(f"{what} on the 'meta' device has shapes but no values; build it on the device "
+                             "that holds θ̂ and the model (cpu, cuda, …)")
+    return device
+
+
 class CurvatureOperator:
     """A linear operator ``(n, n)`` on flat vectors, symmetric unless :attr:`symmetric` is False.
 
@@ -56,7 +64,7 @@ class CurvatureOperator:
     def __init__(self, n: int, *, dtype=torch.float64, device="cpu"):
         self.n = int(n)
         self.dtype = dtype
-        self.device = torch.device(device)
+        self.device = _no_meta(torch.device(device), "a curvature operator")
         self.n_matvecs = 0
 
     # ------------------------------------------------------------------ the hook
@@ -190,6 +198,7 @@ class DenseOperator(CurvatureOperator):
                 M = torch.as_tensor(np.asarray(H, dtype=np.float64)).to(dtype or torch.float64)
             except (TypeError, ValueError):
                 raise RidgelensError(f"curvature must be a numeric square matrix, got {type(H).__name__}") from None
+        _no_meta(M.device, "the matrix H")
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise RidgelensError(f"H must be a square matrix, got shape {tuple(M.shape)}")
         if M.shape[0] == 0:
