@@ -477,7 +477,7 @@ def _theta_hat(objective, theta_hat, polish, tol, options):
               "loss_before": float(objective.value(start)), "loss_after": float(objective.value(theta)),
               "gradient_norm_before": float(np.linalg.norm(objective.gradient(start))),
               "gradient_norm_after": float(hat.gradient_norm), "converged": bool(hat.converged),
-              "n_iter": int(hat.n_iter), "method": str(hat.method)}
+              "n_iter": int(hat.n_iter), "method": str(hat.method), "n_matvecs": int(hat.n_matvecs)}
     return theta, bool(hat.converged), record, f"polished from {how}"
 
 
