@@ -99,3 +99,22 @@ def test_polish_moves_theta_down_the_training_loss_and_says_so(tmp_path, capsys)
     assert p["loss_after"] == r["train_loss_hat"]
     rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.1", "--out", str(tmp_path / "plain")])
     assert rc == 0 and json.loads((tmp_path / "plain" / "results.json").read_text())["polish"] is None
+
+
+def test_the_hessian_bound_says_when_it_comes_from_the_slq_density():
+    """A negative SLQ Ritz value below an unconverged smallest-eigenvalue run is the bound, and the text says so
+    (the demo with --polish printed 'most negative 4.7e-06, … ; only for λ above −(most negative) ≈ 0.01829')."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from ridgelens.pipeline._lm import _prediction_exists
+
+    low = SimpleNamespace(eigenvalues=np.array([0.2468, 9e-6, 4.7e-6]), converged=np.array([False, True, True]))
+    text = _prediction_exists("hessian", low, SimpleNamespace(nodes=np.array([-0.01829, 0.5])), -0.01829)
+    assert text.startswith("only for λ above 0.01829: the SLQ density has a Ritz value -0.01829")
+    assert "(not converged)" in text
+    low = SimpleNamespace(eigenvalues=np.array([-0.31, -0.2]), converged=np.array([True, True]))
+    assert _prediction_exists("hessian", low, SimpleNamespace(nodes=np.array([-0.1])), -0.31).endswith("≈ 0.31")
+    assert _prediction_exists("hessian", low, SimpleNamespace(nodes=np.array([0.1])), 0.0).startswith("for every")
+    assert _prediction_exists("ggn", low, None, -1.0).startswith("for every λ (G")

@@ -194,8 +194,9 @@ def _print_summary(r: dict) -> None:
           f"validation perplexity {r['val_perplexity_hat']:.4g}")
     for kind, c in r["curvature"].items():
         name = "Hessian" if kind == "hessian" else "Gauss-Newton"
-        neg = ", ".join(f"{v:.4g} (residual {q:.2g})" for v, q in zip(c["most_negative_eigenvalues"],
-                                                                       c["most_negative_residuals"], strict=True))
+        neg = ", ".join(f"{v:.4g} (residual {q:.2g}{'' if ok else ', not converged'})" for v, q, ok in
+                        zip(c["most_negative_eigenvalues"], c["most_negative_residuals"],
+                            c["most_negative_converged"], strict=True))
         print(f"{name}: top eigenvalues {', '.join(f'{v:.4g}' for v in c['top_eigenvalues'][:5])}; "
               f"most negative {neg}; a prediction exists {c['prediction_exists']}")
     rows = []

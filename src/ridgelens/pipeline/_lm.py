@@ -265,8 +265,7 @@ def _one_curvature(objective, theta_hat, g, lam, kind, s, thetas_star, refits, p
         "most_negative_converged": np.asarray(low.converged)[::-1].tolist(),
         "residual": "‖Cq − σq‖ for unit q",
         "valid": valid.tolist(),
-        "prediction_exists": ("for every λ (G is positive semi-definite)" if kind == "ggn" else
-                              f"only for λ above −(most negative eigenvalue) ≈ {max(-smallest, 0):.4g}"),
+        "prediction_exists": _prediction_exists(kind, low, density, smallest),
         "rel_error": rel.tolist(), "cosine": cos.tolist(), "val_perplexity": ppl_tilde,
         "path_converged": np.asarray(path.converged).tolist() if path.converged is not None else None,
         "path_warnings": sorted({str(w.message) for w in caught}),
@@ -274,6 +273,20 @@ def _one_curvature(objective, theta_hat, g, lam, kind, s, thetas_star, refits, p
         "n_products": C.n_matvecs, "form": getattr(C, "form", None),
     }
     return res, rep
+
+
+def _prediction_exists(kind: str, low, density, smallest: float) -> str:
+    """Which λ have a prediction, and where the bound comes from (the smallest-eigenvalue run or the SLQ nodes)."""
+    if kind == "ggn":
+        return "for every λ (G is positive semi-definite)"
+    if smallest >= 0:
+        return "for every λ (no negative eigenvalue found)"
+    node, run = float(density.nodes.min()), float(low.eigenvalues.min())
+    if node < run:  # a Ritz value lies within the spectrum: H has an eigenvalue ≤ node
+        state = "converged" if bool(np.all(low.converged)) else "not converged"
+        return (f"only for λ above {-smallest:.4g}: the SLQ density has a Ritz value {node:.4g}, below the smallest "
+                f"eigenvalue run's {run:.4g} ({state}), so H has an eigenvalue at or below {node:.4g}")
+    return f"only for λ above −(most negative eigenvalue) ≈ {-smallest:.4g}"
 
 
 def _sampling_noise(objective, theta_hat, curvatures, s, progress, t0):
