@@ -84,6 +84,10 @@ def test_utf16_file_is_recognised(tmp_path, capsys):
     (b"a,b,t\n1,2,3\n4,,6\n7,8,9\n", "column 'b' is not numeric: line 3 holds ''"),
     (b"a,b,t\n1,2,3\n4,5\n", "line 3 has 2 cells, the header has 3"),
     (b'a,b,t\n1,2,3\n4,"5\n', "line 3 has 2 cells"),  # an unclosed quote swallows the rest: still one line
+    # a quoted cell spanning lines: the record is named by where it starts and ends (it was named by its end)
+    (b'a,b,t\n1,2,3\n"4\n5",6\n7,8,9\n', "the record on lines 3-4 has 2 cells, the header has 3"),
+    (b'a,b,t\n1,2,3\n4,"x\ny\nz",6\n7,8,9\n', "column 'b' is not numeric: the record on lines 3-5 holds"),
+    (b'a,b,t\n"1\n",2,3\n4,x,6\n', "column 'b' is not numeric: line 4 holds 'x'"),  # after one: its own line
 ])
 def test_malformed_files(tmp_path, capsys, data, needle):
     code, err = analyze_csv(tmp_path, capsys, data)

@@ -395,3 +395,23 @@ def test_another_warning_made_an_error_is_not_reported_as_broadcasting():
         warnings.simplefilter("error")
         with pytest.raises(UserWarning, match=r"^this layer is deprecated$"):
             TorchObjective(Noisy(3, 1).double(), nn.MSELoss(), [(X, X[:, :1])])
+
+
+def test_minimize_counts_the_hessian_vector_products_it_spends():
+    """n_matvecs means one thing everywhere: trust-ncg's products are counted (independently, by wrapping
+    the objective's hvp), L-BFGS spends none, and a polished θ̂ records its count in Analysis.polish."""
+    torch.manual_seed(0)
+    X = torch.randn(40, 3, dtype=torch.float64)
+    y = (X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) > 0).to(torch.float64)[:, None]
+    net = nn.Linear(3, 1).double()
+    obj = TorchObjective(net, nn.BCEWithLogitsLoss(), [(X, y)])
+    calls = []
+    inner = obj.hvp
+    obj.hvp = lambda theta, v: calls.append(1) or inner(theta, v)
+    r = obj.minimize(0.1, method="trust-ncg")
+    assert r.converged and r.n_matvecs == len(calls) > 0
+    assert obj.minimize(0.1, method="lbfgs").n_matvecs == 0
+    calls.clear()
+    res = rl.analyze(obj, [0.1], polish=True, refit=False)
+    assert res.polish["n_matvecs"] >= 1 and res.polish["method"] == "trust-ncg"
+    assert res.polish["n_matvecs"] <= len(calls)  # the polish's products, among every hvp the analysis made

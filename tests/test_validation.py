@@ -328,3 +328,53 @@ def test_a_single_lambda_is_checked_by_its_own_name(bad, needle):
     A = np.c_[X.numpy(), np.ones(16)]  # R = mean((Aθ − y)²), the bias penalized too: (2AᵀA/n + λI)θ = 2Aᵀy/n
     ref = np.linalg.solve(2 * A.T @ A / 16 + 0.5 * np.eye(3), 2 * A.T @ X.numpy()[:, 0] / 16)
     np.testing.assert_allclose(fp.theta, ref, rtol=1e-6)
+
+
+def _lambda_takers():
+    """Every public function that turns a user's λ (or another library's) into numbers itself."""
+    from ridgelens import convert
+    from ridgelens.plots import effective_df_curve
+
+    density = rl.SpectralDensity.from_nodes(np.array([0.5, 2.0]), np.array([0.5, 0.5]), n=4)
+    y = np.array([1.0, 2.0, 4.0])
+    return {
+        "lam": lambda lam: rl.shrinkage([2.0, 1.0], lam)[0],
+        "lambdas": lambda lam: density.effective_df(lam),
+        "lambdas ": lambda lam: effective_df_curve([2.0, 1.0], lam),
+        "alpha": lambda lam: convert.lambda_from_sklearn(lam, 10),
+        "lam ": lambda lam: convert.lambda_to_sklearn(lam, 10),
+        "lambda_glmnet": lambda lam: convert.lambda_from_glmnet(lam, y),
+        "lam  ": lambda lam: convert.lambda_to_glmnet(lam, y),
+        "lambda_mass": lambda lam: convert.lambda_from_lm_ridge(lam, 10),
+        "lam   ": lambda lam: convert.lambda_to_lm_ridge(lam, 10),
+    }
+
+
+@pytest.mark.parametrize("bad, needle", [(["0.1"], r"\[0\] must be a real number, got '0\.1' \(str\); a string"),
+                                         ([1.0, True], r"\[1\] must be a real number, got True \(bool\)$"),
+                                         ([-1.0], " must be >= 0"), ([float("nan")], " must be finite")])
+def test_every_public_lambda_taker_checks_its_lambdas(bad, needle):
+    """rl.shrinkage, SpectralDensity.effective_df, plots.effective_df_curve and the convert helpers read λ
+    themselves: a string, a bool, a negative or a NaN is refused by the argument's name (it went through
+    as 0.1, 1, a factor of 2 'defined' at σ + λ > 0, or NaN), and valid λ give the closed forms."""
+    for name, call in _lambda_takers().items():
+        with pytest.raises(rl.RidgelensError, match=rf"^{name.strip()}{needle}"):
+            call(bad)
+    lam = np.array([0.0, 0.5, 3.0])
+    f = _lambda_takers()
+    np.testing.assert_allclose(f["lam"](lam), np.array([[2 / (2 + v), 1 / (1 + v)] for v in lam]))
+    np.testing.assert_allclose(f["lambdas"](lam), [4 * (0.5 * 0.5 / (0.5 + v) + 0.5 * 2 / (2 + v)) for v in lam])
+    np.testing.assert_allclose(f["lambdas "](lam), [2 / (2 + v) + 1 / (1 + v) for v in lam])
+    np.testing.assert_allclose(f["alpha"](lam), lam / 10)
+    np.testing.assert_allclose(f["lam  "](lam), lam * np.std([1.0, 2.0, 4.0]))
+    assert f["lambda_mass"](2.5) == 0.25  # a scalar stays a scalar
+
+
+def test_converters_refuse_a_scale_that_is_not_positive():
+    from ridgelens import convert
+
+    for call, name in ((lambda: convert.lambda_from_sklearn(1.0, 0), "weight_sum"),
+                       (lambda: convert.lambda_to_lm_ridge(1.0, "10"), "n_samples"),
+                       (lambda: convert.lambda_from_glmnet(1.0, [3.0, 3.0]), "the standard deviation of y")):
+        with pytest.raises(rl.RidgelensError, match=f"^{name}"):
+            call()

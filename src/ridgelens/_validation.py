@@ -84,21 +84,43 @@ def check_heldout_objective(val_objective, n: int) -> None:
 LAMBDA_RANGE = (1e-150, 1e150)
 
 
+def check_reals(values, name: str) -> np.ndarray:
+    """``values`` as a float64 array of its shape; any entry that is not a real number is refused, named.
+
+    NumPy would read the string ``"0.1"`` as 0.1, and ``True`` as 1: each is refused with its
+    position (``name[i]``) and type. Finiteness and sign are the caller's to check.
+    """
+    try:
+        raw = np.asarray(values)
+    except (TypeError, ValueError):
+        raise RidgelensError(f"{name} must be numbers, got {values!r}") from None
+    listed = isinstance(values, (list, tuple))
+    if raw.dtype.kind not in "iuf" or (listed and any(isinstance(e, (bool, np.bool_)) for e in values)):
+        entries = list(values) if listed else np.atleast_1d(raw).ravel().tolist()
+        for i, entry in enumerate(entries):
+            if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, numbers.Real):
+                where = "" if raw.ndim == 0 else f"[{i}]"
+                hint = "; a string such as '0.1' is not read as one" if isinstance(entry, str) else ""
+                raise RidgelensError(f"{name}{where} must be a real number, got {entry!r} "
+                                     f"({type(entry).__name__}){hint}")
+    return raw.astype(np.float64)
+
+
+def check_nonnegative(values, name: str) -> np.ndarray:
+    """``values`` (any shape) as float64, each a finite real number ≥ 0; the first bad entry is named."""
+    a = check_reals(values, name)
+    if not np.all(np.isfinite(a)):
+        raise RidgelensError(f"{name} must be finite, got {a[~np.isfinite(a)][0]}")
+    if np.any(a < 0):
+        raise RidgelensError(f"{name} must be >= 0, got {a[a < 0][0]:g}")
+    return a
+
+
 def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     """Return a 1-D float64 array of finite, non-negative penalties (0, or within :data:`LAMBDA_RANGE`)."""
     if lambdas is None:
         raise RidgelensError(f"{name} must be given: one or more λ ≥ 0")
-    try:
-        raw = np.asarray(lambdas)
-    except (TypeError, ValueError):
-        raise RidgelensError(f"{name} must be numbers, got {lambdas!r}") from None
-    if raw.dtype.kind not in "iuf":  # NumPy would read the string "0.1" as 0.1: name the entry instead
-        entries = list(lambdas) if isinstance(lambdas, (list, tuple)) else np.atleast_1d(raw).ravel().tolist()
-        for i, entry in enumerate(entries):
-            if isinstance(entry, bool) or not isinstance(entry, numbers.Real):
-                where = "" if raw.ndim == 0 else f"[{i}]"
-                raise RidgelensError(f"{name}{where} must be a real number, got {entry!r} ({type(entry).__name__}); "
-                                     "a string such as '0.1' is not read as one")
+    raw = check_reals(lambdas, name)
     lam = np.atleast_1d(raw.astype(np.float64))
     if lam.ndim != 1 or lam.size == 0:
         raise RidgelensError(f"{name} must be a non-empty 1-D sequence, got shape {lam.shape}")

@@ -28,42 +28,56 @@ from __future__ import annotations
 
 import numpy as np
 
+from ridgelens._validation import check_nonnegative, check_reals
+from ridgelens.errors import RidgelensError
+
+# Every converter takes a number or an array of them (its shape is kept): each entry must be a
+# finite real number >= 0 (a string such as "0.1" is refused, naming the argument and entry).
+
+
+def _positive(value, name: str) -> float:
+    """A scale (Σw, n) as a float > 0, named when it is not."""
+    a = check_reals(value, name)
+    if a.ndim != 0 or not np.isfinite(a) or a <= 0:
+        raise RidgelensError(f"{name} must be one finite number > 0, got {value!r}")
+    return float(a)
+
 
 def lambda_from_sklearn(alpha, weight_sum):
     """scikit-learn ``Ridge(alpha)`` → ridgelens λ = alpha/Σw (Σw = n without weights)."""
-    return np.asarray(alpha, dtype=np.float64) / float(weight_sum)
+    return check_nonnegative(alpha, "alpha") / _positive(weight_sum, "weight_sum")
 
 
 def lambda_to_sklearn(lam, weight_sum):
     """Ridgelens λ → scikit-learn alpha = λ·Σw."""
-    return np.asarray(lam, dtype=np.float64) * float(weight_sum)
+    return check_nonnegative(lam, "lam") * _positive(weight_sum, "weight_sum")
 
 
 def _sd(y, weights=None) -> float:
     y = np.asarray(y, dtype=np.float64)
     w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
     mean = float(w @ y) / w.sum()
-    return float(np.sqrt(w @ (y - mean) ** 2 / w.sum()))
+    return _positive(np.sqrt(w @ (y - mean) ** 2 / w.sum()), "the standard deviation of y")
 
 
 def lambda_from_glmnet(lambda_glmnet, y, weights=None):
     """Glmnet's λ (``family="gaussian"``, ``alpha=0``) → ridgelens λ = λ_g / sd(y) (1/N, weighted)."""
-    return np.asarray(lambda_glmnet, dtype=np.float64) / _sd(y, weights)
+    return check_nonnegative(lambda_glmnet, "lambda_glmnet") / _sd(y, weights)
 
 
 def lambda_to_glmnet(lam, y, weights=None):
     """Ridgelens λ → glmnet's λ = λ·sd(y)."""
-    return np.asarray(lam, dtype=np.float64) * _sd(y, weights)
+    return check_nonnegative(lam, "lam") * _sd(y, weights)
 
 
 def lambda_from_lm_ridge(lambda_mass, n_samples):
     """MASS::lm.ridge's λ → ridgelens λ = λ_M/n (on the design lm.ridge scales: 1/n standard deviations)."""
-    return np.asarray(lambda_mass, dtype=np.float64) / float(n_samples)
+    return check_nonnegative(lambda_mass, "lambda_mass") / _positive(n_samples, "n_samples")
 
 
 def lambda_to_lm_ridge(lam, n_samples):
     """Ridgelens λ → MASS::lm.ridge's λ = n·λ."""
-    return np.asarray(lam, dtype=np.float64) * float(n_samples)
+    return check_nonnegative(lam, "lam") * _positive(n_samples, "n_samples")
 
 
 def unstandardize(thetas, mean, scale, *, fit_intercept: bool = True) -> np.ndarray:

@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--weights", help="torch models: a state_dict (torch.save, always loaded with weights_only=True) "
                                      "or .safetensors file; θ̂ is these weights as given (mlp: instead of training)")
     a.add_argument("--polish", action="store_true", default=None,
-                   help="torch models: minimize further from the weights (--refit-method) before the analysis, "
-                        "and report how far θ̂ moved and how the loss changed (default: θ̂ is taken as given)")
+                   help="torch models: minimize further from the weights (--refit-method; for --model lm/hf:DIR "
+                        "L-BFGS on the training tokens) before the analysis, and report how far θ̂ moved and how "
+                        "the loss changed (default: θ̂ is taken as given)")
     a.add_argument("--checkpoint", help="torch models: folder to checkpoint the long stages into, and resume from")
     a.add_argument("--loss", choices=["mse", "cross-entropy"],
                    help="torch models: mse, the mean of ½‖f(x) − y‖² (one-hot labels for classes), or cross-entropy "

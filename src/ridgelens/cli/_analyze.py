@@ -72,7 +72,7 @@ def run_analyze(args) -> None:
         if args.lambdas is None:
             raise RidgelensError("--model lm/hf:DIR needs --lambdas, e.g. --lambdas 1e-2,0.1,1")
         given = ["--" + n.replace("_", "-") for n in {**MLP_DEFAULTS, **TORCH_DEFAULTS}
-                 if n != "seed" and getattr(args, n) is not None]
+                 if n not in ("seed", "polish") and getattr(args, n) is not None]
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
             raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
                                  "--steps, --seed, --k, --subsamples, --max-logits, --curvature, --select validation, "

@@ -155,7 +155,8 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
                                  "use --curvature hessian")
         curv = (args.curvature,)
     res = analyze_lm(obj, val, obj.theta0, lam, curvatures=curv,
-                     settings=LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed), progress=True)
+                     settings=LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed),
+                     polish=bool(getattr(args, "polish", False)), progress=True)
     report = res.to_dict()
     report.update(model=model_info, text=split.source, train_files=split.train_files, val_files=split.val_files)
     _print_summary(report)
@@ -174,21 +175,28 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         from ridgelens.report import lm_report
 
         write_report(out, report, caught, render=lm_report)
-    if args.model == "lm":
+    if args.model == "lm":  # the weights analyzed: θ̂ as trained, or polished with --polish
         buf = io.BytesIO()
-        torch.save(obj.state_dict(obj.theta0), buf)
+        torch.save(obj.state_dict(next(iter(res.curvatures.values())).theta_hat), buf)
         atomic_write_bytes(out / "model.pt", buf.getvalue())
     _say(f"  done in {report['total_seconds']:.0f} s")
     return report
 
 
 def _print_summary(r: dict) -> None:
+    p = r.get("polish")
+    if p:
+        print(f"polished θ̂ (L-BFGS, {p['n_iter']} iterations{'' if p['converged'] else ', NOT converged'}): moved "
+              f"‖Δθ‖ = {p['moved']:.3g} ({p['moved_relative']:.3g} of ‖θ‖); training loss {p['loss_before']:.4g} → "
+              f"{p['loss_after']:.4g}; validation perplexity {p['val_perplexity_before']:.4g} → "
+              f"{r['val_perplexity_hat']:.4g}")
     print(f"θ̂: ‖∇R‖ = {r['gradient_norm']:.3g} ({r['gradient_ratio']:.3g} × a typical single-window gradient), "
           f"validation perplexity {r['val_perplexity_hat']:.4g}")
     for kind, c in r["curvature"].items():
         name = "Hessian" if kind == "hessian" else "Gauss-Newton"
-        neg = ", ".join(f"{v:.4g} (residual {q:.2g})" for v, q in zip(c["most_negative_eigenvalues"],
-                                                                       c["most_negative_residuals"], strict=True))
+        neg = ", ".join(f"{v:.4g} (residual {q:.2g}{'' if ok else ', not converged'})" for v, q, ok in
+                        zip(c["most_negative_eigenvalues"], c["most_negative_residuals"],
+                            c["most_negative_converged"], strict=True))
         print(f"{name}: top eigenvalues {', '.join(f'{v:.4g}' for v in c['top_eigenvalues'][:5])}; "
               f"most negative {neg}; a prediction exists {c['prediction_exists']}")
     rows = []

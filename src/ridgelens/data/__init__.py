@@ -159,10 +159,12 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
         header = [h.strip() for h in header_row]
         _check_header(path, header)
         body, lines = [], []
-        for row in reader:
+        start = reader.line_num + 1
+        for row in reader:  # a quoted cell may span lines: a record is named by the lines it spans
             if any(c.strip() for c in row):
                 body.append(row)
-                lines.append(reader.line_num)
+                lines.append(f"line {start}" if reader.line_num == start else f"the record on lines {start}-{reader.line_num}")
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV file at line {reader.line_num} ({exc})") from None
     if not body:
@@ -172,23 +174,23 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     values = np.empty((len(body), len(header)))
     for i, row in enumerate(body):
         if len(row) != len(header):
-            raise DataError(f"{path}: line {lines[i]} has {len(row)} cells, the header has {len(header)}")
+            raise DataError(f"{path}: {lines[i]} has {len(row)} cells, the header has {len(header)}")
         for j, cell in enumerate(row):
             try:
                 values[i, j] = float(cell)
             except ValueError:
                 raise DataError(
-                    f"{path}: column {header[j]!r} is not numeric: line {lines[i]} holds {cell!r} "
+                    f"{path}: column {header[j]!r} is not numeric: {lines[i]} holds {cell!r} "
                     f"(column {j + 1}; line 1 is the header); encode it as numbers or drop the column"
                 ) from None
     bad = ~np.isfinite(values)
     if bad.any():  # named by file line and column (the fast reader leaves such files to this one)
         i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: column {header[j]!r} holds {body[i][j].strip()!r} at line {lines[i]} (column "
+        raise DataError(f"{path}: column {header[j]!r} holds {body[i][j].strip()!r} at {lines[i]} (column "
                         f"{j + 1}; line 1 is the header), {int(bad.sum())} non-finite value(s) in all; remove or "
                         "impute those rows first")
     if len(body) < 2:
-        raise DataError(f"{path} has a single data row (line {lines[0]}); need at least 2 samples")
+        raise DataError(f"{path} has a single data row ({lines[0]}); need at least 2 samples")
     target = header[-1] if target is None else target
     t = header.index(target)
     return _dataset(path, header, np.delete(values, t, axis=1), values[:, t], target)

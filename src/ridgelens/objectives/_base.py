@@ -46,6 +46,10 @@ class MinimizeResult:
         ``"closed-form"``, ``"newton"``, ``"trust-ncg"``, ``"lbfgs"`` or ``"gd"``.
     message : str
         Why the method stopped.
+    n_matvecs : int
+        Curvature-vector products the method spent (trust-ncg's Hessian-vector products, as
+        ``n_matvecs`` counts them everywhere); 0 for a method that forms none (closed form,
+        Newton on the formed Hessian, L-BFGS, gradient descent).
     """
 
     theta: np.ndarray
@@ -56,6 +60,7 @@ class MinimizeResult:
     n_iter: int
     method: str
     message: str = ""
+    n_matvecs: int = 0
 
 
 class Objective(abc.ABC):

@@ -366,10 +366,10 @@ class TorchObjective(Objective):
             f, g = self.value_and_gradient(t)
             return f + 0.5 * l2 * float(P @ (t * t)), g + l2 * P * t
 
-        def result(theta, n_iter, message):
+        def result(theta, n_iter, message, n_matvecs=0):
             gnorm = float(np.linalg.norm(self.penalized_gradient(theta, l2)))
             return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol, gradient_norm=gnorm,
-                                  tol=tol, n_iter=n_iter, method=method, message=message)
+                                  tol=tol, n_iter=n_iter, method=method, message=message, n_matvecs=n_matvecs)
 
         if method == "gd":
             if lr is None or not lr > 0:
@@ -390,10 +390,13 @@ class TorchObjective(Objective):
                                              "maxcor": 30}, callback=lambda *_: bar.advance())
             return result(res.x, int(res.nit), str(res.message))
         if method == "trust-ncg":
-            res = optimize.minimize(
-                fun, x0, jac=True, method="trust-ncg",
-                hessp=lambda t, v: self.hvp(t, v) + l2 * P * v,
-                options={"gtol": tol, "maxiter": max_iter}, callback=lambda *_: bar.advance(),
-            )
-            return result(res.x, int(res.nit), str(res.message))
+            products = [0]  # counted here: scipy's nhev can differ from the calls it made
+
+            def hessp(t, v):
+                products[0] += 1
+                return self.hvp(t, v) + l2 * P * v
+
+            res = optimize.minimize(fun, x0, jac=True, method="trust-ncg", hessp=hessp,
+                                    options={"gtol": tol, "maxiter": max_iter}, callback=lambda *_: bar.advance())
+            return result(res.x, int(res.nit), str(res.message), products[0])
         raise RidgelensError(f"method must be one of 'trust-ncg', 'lbfgs', 'gd'; got {method!r}")

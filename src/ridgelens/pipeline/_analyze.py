@@ -472,13 +472,18 @@ def _theta_hat(objective, theta_hat, polish, tol, options):
     theta = np.asarray(hat.theta, dtype=np.float64)
     if start is None:
         return theta, bool(hat.converged), None, how
+    return theta, bool(hat.converged), polish_record(objective, start, hat, how), f"polished from {how}"
+
+
+def polish_record(objective, start, hat, how: str) -> dict:
+    """How far polishing moved θ̂ from ``start`` to ``hat.theta`` (a MinimizeResult) and what it did to the loss."""
+    theta = np.asarray(hat.theta, dtype=np.float64)
     moved = float(np.linalg.norm(theta - start))
-    record = {"from": how, "moved": moved, "moved_relative": moved / max(float(np.linalg.norm(start)), 1e-300),
-              "loss_before": float(objective.value(start)), "loss_after": float(objective.value(theta)),
-              "gradient_norm_before": float(np.linalg.norm(objective.gradient(start))),
-              "gradient_norm_after": float(hat.gradient_norm), "converged": bool(hat.converged),
-              "n_iter": int(hat.n_iter), "method": str(hat.method)}
-    return theta, bool(hat.converged), record, f"polished from {how}"
+    return {"from": how, "moved": moved, "moved_relative": moved / max(float(np.linalg.norm(start)), 1e-300),
+            "loss_before": float(objective.value(start)), "loss_after": float(objective.value(theta)),
+            "gradient_norm_before": float(np.linalg.norm(objective.gradient(start))),
+            "gradient_norm_after": float(hat.gradient_norm), "converged": bool(hat.converged),
+            "n_iter": int(hat.n_iter), "method": str(hat.method), "n_matvecs": int(hat.n_matvecs)}
 
 
 def _objective_fingerprint(objective) -> str:

@@ -33,7 +33,7 @@ from ridgelens._distributed import world
 from ridgelens._validation import check_heldout_objective, check_lambdas, check_seed
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import curvature as build_curvature
-from ridgelens.pipeline._analyze import Analysis
+from ridgelens.pipeline._analyze import Analysis, polish_record
 from ridgelens.ridge import ridge_path
 from ridgelens.spectra import eigen, spectral_density
 
@@ -55,6 +55,8 @@ class LMSettings:
     path_matvecs: int = 60
     refit_tol: float = 1e-3
     refit_iters: int = 60
+    polish_tol: float = 1e-5
+    polish_iters: int = 200
     subsamples: int = 0
     k_noise: int = 3
     seed: int = 0
@@ -114,7 +116,7 @@ def lambda_range_statement(lambdas, rel_error, valid, curvature: str) -> str:
 
 def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn", "hessian"),
                curvature: str | None = None, settings: LMSettings | None = None,
-               progress: bool = False) -> LMAnalysis:
+               polish: bool = False, progress: bool = False) -> LMAnalysis:
     """The ridge analysis of a language model at ``theta_hat`` (see module docs).
 
     Parameters
@@ -132,6 +134,11 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
         The same choice as one name, as :func:`~ridgelens.pipeline.analyze` takes it:
         ``"hessian"`` or ``"ggn"`` analyzes that one only (about half the cost of both).
     settings : LMSettings, optional
+    polish : bool
+        Minimize R further from ``theta_hat`` first (L-BFGS with exact gradients on the same
+        tokens, to ‖∇R‖ ≤ ``settings.polish_tol`` or ``settings.polish_iters`` iterations) and
+        analyze there; ``report["polish"]`` says how far θ̂ moved and how the training loss (and
+        the validation perplexity) changed. Off by default: θ̂ is the model's weights as given.
     progress : bool
         Print each stage with its elapsed time to stderr.
     """
@@ -150,8 +157,20 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
     if getattr(objective, "returns", "logits") != "logits" and "ggn" in curvatures:
         raise RidgelensError("the model returns only a loss (no logits), so the Gauss-Newton curvature cannot be "
                              "formed; use curvatures=('hessian',)")
+    if not isinstance(polish, bool):
+        raise RidgelensError(f"polish must be True or False, got {polish!r}")
     t0 = time.perf_counter()
     theta_hat = np.asarray(theta_hat, dtype=np.float64)
+    polished = None
+    if polish:
+        hat = objective.minimize(x0=theta_hat, method="lbfgs", tol=s.polish_tol, max_iter=s.polish_iters)
+        polished = polish_record(objective, theta_hat, hat, "the model's weights as given")
+        polished["val_perplexity_before"] = val_objective.perplexity(theta_hat)
+        theta_hat = np.asarray(hat.theta, dtype=np.float64)
+        state = "converged" if hat.converged else "NOT converged"
+        _say(progress, t0, f"polished θ̂: {hat.n_iter} L-BFGS iterations ({state} at tol {s.polish_tol:g}), moved ‖Δθ‖ = {polished['moved']:.3g} "
+                           f"({polished['moved_relative']:.3g} of ‖θ‖), loss {polished['loss_before']:.4g} → "
+                           f"{polished['loss_after']:.4g}")
     loss_hat, g = objective.value_and_gradient(theta_hat)
     gnorm = float(np.linalg.norm(g))
     typical = typical_gradient_norm(objective, theta_hat)
@@ -167,7 +186,7 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
         "gradient_ratio": gnorm / typical,
         "typical_gradient": "root mean square of ‖∇ℓ_w(θ̂)‖ over single windows w (up to 16)",
         "val_perplexity_hat": ppl(theta_hat), "settings": s.__dict__, "curvatures": list(curvatures),
-        "curvature": {},
+        "curvature": {}, "polish": polished,
     }
     refits = _retrain(objective, theta_hat, lam, s, progress, t0)
     report["retraining"] = {
@@ -246,8 +265,7 @@ def _one_curvature(objective, theta_hat, g, lam, kind, s, thetas_star, refits, p
         "most_negative_converged": np.asarray(low.converged)[::-1].tolist(),
         "residual": "‖Cq − σq‖ for unit q",
         "valid": valid.tolist(),
-        "prediction_exists": ("for every λ (G is positive semi-definite)" if kind == "ggn" else
-                              f"only for λ above −(most negative eigenvalue) ≈ {max(-smallest, 0):.4g}"),
+        "prediction_exists": _prediction_exists(kind, low, density, smallest),
         "rel_error": rel.tolist(), "cosine": cos.tolist(), "val_perplexity": ppl_tilde,
         "path_converged": np.asarray(path.converged).tolist() if path.converged is not None else None,
         "path_warnings": sorted({str(w.message) for w in caught}),
@@ -255,6 +273,20 @@ def _one_curvature(objective, theta_hat, g, lam, kind, s, thetas_star, refits, p
         "n_products": C.n_matvecs, "form": getattr(C, "form", None),
     }
     return res, rep
+
+
+def _prediction_exists(kind: str, low, density, smallest: float) -> str:
+    """Which λ have a prediction, and where the bound comes from (the smallest-eigenvalue run or the SLQ nodes)."""
+    if kind == "ggn":
+        return "for every λ (G is positive semi-definite)"
+    if smallest >= 0:
+        return "for every λ (no negative eigenvalue found)"
+    node, run = float(density.nodes.min()), float(low.eigenvalues.min())
+    if node < run:  # a Ritz value lies within the spectrum: H has an eigenvalue ≤ node
+        state = "converged" if bool(np.all(low.converged)) else "not converged"
+        return (f"only for λ above {-smallest:.4g}: the SLQ density has a Ritz value {node:.4g}, below the smallest "
+                f"eigenvalue run's {run:.4g} ({state}), so H has an eigenvalue at or below {node:.4g}")
+    return f"only for λ above −(most negative eigenvalue) ≈ {-smallest:.4g}"
 
 
 def _sampling_noise(objective, theta_hat, curvatures, s, progress, t0):

@@ -1,7 +1,7 @@
 """The ridge path θ̃(λ): path solvers that factor once and answer any λ list, and the shrinkage factor."""
 
-from ridgelens._shrinkage import shrinkage
 from ridgelens.ridge._path import RidgePath, ridge_path
+from ridgelens.ridge._shrink import shrinkage
 from ridgelens.ridge._solvers import (
     DenseEigenSolver,
     KrylovSolver,

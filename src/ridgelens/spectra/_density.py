@@ -20,7 +20,7 @@ import torch
 from ridgelens._auto import select_solver
 from ridgelens._progress import Progress
 from ridgelens._shrinkage import shrinkage
-from ridgelens._validation import check_seed
+from ridgelens._validation import check_lambdas, check_seed
 from ridgelens.errors import RidgelensError
 from ridgelens.spectra._krylov import LanczosIteration, new_basis, tensor_matvec
 
@@ -74,7 +74,7 @@ class SpectralDensity:
 
     def effective_df(self, lambdas, rank_tol: float = 0.0) -> np.ndarray:
         """df(λ) = tr H(H + λI)⁻¹ ≈ n Σ wᵢ θᵢ⁺/(θᵢ⁺ + λ) (negative nodes, and |θᵢ| ≤ rank_tol, count as 0)."""
-        lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+        lam = check_lambdas(lambdas, "lambdas")
         t = np.where(np.abs(self.nodes) <= rank_tol, 0.0, np.maximum(self.nodes, 0.0))
         f, _ = shrinkage(t, lam)  # t ≥ 0: defined for every λ ≥ 0 (0/0 := 0)
         return self.n * (f * self.weights[None, :]).sum(axis=1)
