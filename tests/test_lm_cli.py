@@ -118,3 +118,24 @@ def test_the_hessian_bound_says_when_it_comes_from_the_slq_density():
     assert _prediction_exists("hessian", low, SimpleNamespace(nodes=np.array([-0.1])), -0.31).endswith("≈ 0.31")
     assert _prediction_exists("hessian", low, SimpleNamespace(nodes=np.array([0.1])), 0.0).startswith("for every")
     assert _prediction_exists("ggn", low, None, -1.0).startswith("for every λ (G")
+
+
+def test_refit_budget_and_tolerance_reach_the_retraining(tmp_path, capsys):
+    """θ*(λ) is L-BFGS to a stated tolerance: --refit-iters and --refit-tol set it for an LM (they were refused,
+    leaving 60 iterations and 1e-3 fixed); --refit-method stays refused (the LM's retraining is L-BFGS)."""
+    out = tmp_path / "out"
+    rc = main(["analyze", "--model", "lm", *TINY, "--subsamples", "0", "--curvature", "ggn", "--lambdas", "0.1,1",
+               "--refit-iters", "3", "--refit-tol", "1e-12", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    t = json.loads((out / "results.json").read_text())["retraining"]
+    assert t["max_iter"] == 3 and t["tol"] == 1e-12
+    assert all(n <= 3 for n in t["n_iter"]) and t["converged"] == [False, False]
+    assert all(g > 1e-12 for g in t["gradient_norm"])
+    for argv, msg in ((["--refit-iters", "0"], "--refit-iters must be a positive integer"),
+                      (["--refit-tol", "-1"], "--refit-tol must be a positive number"),
+                      (["--refit-method", "lbfgs"], "not --refit-method")):
+        bad = tmp_path / "bad"
+        rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.1", *argv, "--out", str(bad)])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and err.count("\n") == 1 and not bad.exists(), err

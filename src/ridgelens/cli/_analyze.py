@@ -54,6 +54,8 @@ from ridgelens.report._loss import loss_plane_if_drawable
 MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None,
                 "standardize_target": False}
 #: Options of every torch model (the MLP and a user's MODULE:FACTORY), with their defaults.
+#: The torch models' options a language model takes too (its refits and polish are L-BFGS).
+LM_TORCH_OPTIONS = ("seed", "polish", "refit_iters", "refit_tol")
 TORCH_DEFAULTS = {"seed": 0, "refit_method": "trust-ncg", "refit_iters": None, "loss": None, "refit_tol": 1e-5,
                   "weights": None, "checkpoint": None, "unpenalized": (), "device": "cpu", "dtype": "float64",
                   "batch_size": 512, "polish": False}
@@ -72,11 +74,11 @@ def run_analyze(args) -> None:
         if args.lambdas is None:
             raise RidgelensError("--model lm/hf:DIR needs --lambdas, e.g. --lambdas 1e-2,0.1,1")
         given = ["--" + n.replace("_", "-") for n in {**MLP_DEFAULTS, **TORCH_DEFAULTS}
-                 if n not in ("seed", "polish") and getattr(args, n) is not None]
+                 if n not in LM_TORCH_OPTIONS and getattr(args, n) is not None]
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
             raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
                                  "--steps, --seed, --k, --subsamples, --max-logits, --curvature, --select validation, "
-                                 "--report; not "
+                                 "--polish, --refit-iters, --refit-tol, --report; not "
                                  + ", ".join(given or ["the tabular options"]))
         run_lm_analyze(args)
         return

@@ -65,6 +65,11 @@ def _settle(args) -> None:
         raise RidgelensError(f"--max-logits must be a positive integer, got {args.max_logits}")
     if args.steps < 0:
         raise RidgelensError(f"--steps must be >= 0, got {args.steps}")
+    if getattr(args, "refit_iters", None) is not None and args.refit_iters < 1:
+        raise RidgelensError(f"--refit-iters must be a positive integer, got {args.refit_iters}")
+    tol = getattr(args, "refit_tol", None)
+    if tol is not None and not (np.isfinite(tol) and tol > 0):
+        raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {tol}")
     if args.subsamples == 1 or args.subsamples < 0:
         raise RidgelensError(f"--subsamples must be 0 (off) or >= 2 disjoint subsamples, got {args.subsamples}")
     check_seed(args.seed, "--seed")
@@ -109,7 +114,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
     import torch
 
     from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective, model_context
-    from ridgelens.pipeline import LMSettings, analyze_lm
+    from ridgelens.pipeline import analyze_lm
 
     t0 = time.perf_counter()
     max_logits = args.max_logits or DEFAULT_MAX_LOGITS
@@ -155,7 +160,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
                                  "use --curvature hessian")
         curv = (args.curvature,)
     res = analyze_lm(obj, val, obj.theta0, lam, curvatures=curv,
-                     settings=LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed),
+                     settings=_settings(args),
                      polish=bool(getattr(args, "polish", False)), progress=True)
     report = res.to_dict()
     report.update(model=model_info, text=split.source, train_files=split.train_files, val_files=split.val_files)
@@ -181,6 +186,15 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         atomic_write_bytes(out / "model.pt", buf.getvalue())
     _say(f"  done in {report['total_seconds']:.0f} s")
     return report
+
+
+def _settings(args):
+    """LMSettings from the options; --refit-iters and --refit-tol set θ*(λ)'s L-BFGS budget and tolerance."""
+    from ridgelens.pipeline import LMSettings
+
+    given = {name: getattr(args, name, None) for name in ("refit_iters", "refit_tol")}
+    return LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed,
+                      **{name: value for name, value in given.items() if value is not None})
 
 
 def _print_summary(r: dict) -> None:
