@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "reaches the refit tolerance where L-BFGS stalls)")
     a.add_argument("--refit-iters", type=int,
                    help="torch models: iterations of each refit and of --polish (default: 200 for trust-ncg, "
-                        "500 for lbfgs; --model lm/hf:DIR: of θ*(λ)'s L-BFGS retraining, default 60)")
+                        "500 for lbfgs); --model lm/hf:DIR: of θ*(λ)'s L-BFGS retraining (default 60)")
     a.add_argument("--weights", help="torch models: a state_dict (torch.save, always loaded with weights_only=True) "
                                      "or .safetensors file; θ̂ is these weights as given (mlp: instead of training)")
     a.add_argument("--polish", action="store_true", default=None,
@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch models: parameters the penalty leaves out, by name pattern (repeatable), e.g. "
                         "'*.bias'; the mlp's names are 0.weight, 0.bias, 2.weight, 2.bias")
     a.add_argument("--refit-tol", type=float, help="torch models: gradient-norm tolerance of the refits and of "
-                                                   "--polish (default: 1e-5; --model lm/hf:DIR: of θ*(λ)'s "
-                                                   "retraining, default 1e-3)")
+                                                   "--polish (default: 1e-5); --model lm/hf:DIR: of θ*(λ)'s "
+                                                   "retraining (default 1e-3)")
     a.add_argument("--device", help="torch models: where the products run, e.g. cpu, cuda, cuda:1 (default: cpu)")
     a.add_argument("--dtype", choices=DTYPES, help="torch models: the precision of the analysis (default: float64)")
     a.add_argument("--batch-size", type=int, help="torch models: samples per batch of each product (default: 512)")
