@@ -221,7 +221,7 @@ def test_analyze_mlp_unpenalized_biases_use_the_schur_complement(tmp_path, capsy
     # 3010 parameters (above the dense threshold), the 50 biases left out of the penalty.
     code, out, err = run(capsys, "analyze", "--data", "digits", "--model", "mlp", "--standardize", "--hidden", "40",
                          "--lambdas", "0.3,1", "--k", "4", "--train-iters", "40", "--refit-iters", "30",
-                         "--unpenalized", "*.bias", "--out", str(tmp_path / "a"))
+                         "--unpenalized", "*.bias", "--curvature", "hessian", "--out", str(tmp_path / "a"))
     assert code == 0, err
     assert "largest 4 eigenvalues of S" in out
     res = json.loads((tmp_path / "a" / "results.json").read_text())
@@ -312,3 +312,21 @@ def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, c
             "--out", str(tmp_path / "o"))
     assert seen == [("trust-ncg", 200), ("lbfgs", 500), ("lbfgs", 7)]
 
+
+
+def test_a_torch_model_s_default_curvature_is_chosen_by_whether_h_is_indefinite(tmp_path, capsys):
+    """--curvature auto is the default for torch models: the Gauss-Newton matrix where H is indefinite at θ̂
+    (checked against the dense Hessian's smallest eigenvalue, every eigenpair from n HVPs), else H."""
+    common = ["analyze", "--data", "digits", "--model", "mlp", "--standardize", "--hidden", "8", "--train-iters", "30",
+              "--lambdas", "0.1", "--refit-iters", "1"]
+    code, out, err = run(capsys, *common, "--out", str(tmp_path / "auto"))
+    assert code == 0, err
+    auto = json.loads((tmp_path / "auto" / "results.json").read_text())
+    code, _, err = run(capsys, *common, "--curvature", "hessian", "--out", str(tmp_path / "h"))
+    assert code == 0, err
+    dense = json.loads((tmp_path / "h" / "results.json").read_text())
+    assert dense["method"] == "dense" and dense["curvature_kind"] == "hessian"
+    indefinite = min(dense["eigenvalues"]) < -1e-8 * max(dense["eigenvalues"])
+    assert indefinite  # this θ̂ (30 L-BFGS iterations) is not a minimum: the case the default exists for
+    assert auto["curvature_kind"] == "ggn" and "curvature (auto): ggn" in out
+    assert "Ritz value" in auto["choices"]["curvature"]

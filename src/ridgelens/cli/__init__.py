@@ -151,12 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--optimizer-state", metavar="FILE",
                    help="mlp: the torch.optim state_dict (torch.save) that trained --weights (weights_only loading)")
     a.add_argument("--curvature", choices=["auto", "hessian", "ggn"],
-                   help="the quadratic model's curvature: the Hessian (default) or the Gauss-Newton matrix "
+                   help="the quadratic model's curvature: the Hessian or the Gauss-Newton matrix "
                         "JᵀH_out J, positive semi-definite for a loss convex in the outputs (equal to H for "
                         "linear and logistic models, which then run with H and say so in results.json's "
-                        "choices); auto (the default with --optimizer, as ridgelens.predict): "
-                        "the Gauss-Newton matrix where a 30-step Lanczos probe finds H indefinite, recorded in "
-                        "results.json's choices; --model lm/hf:DIR computes both unless hessian or ggn is given")
+                        "choices); auto (the default, as ridgelens.predict): the Hessian for a convex loss, "
+                        "else the Gauss-Newton matrix where a 30-step Lanczos probe finds H indefinite, recorded "
+                        "in results.json's choices; --model lm/hf:DIR computes both unless hessian or ggn is given")
     a.add_argument("--select", choices=["gcv", "loo", "alo", "evidence", "validation"],
                    help="choose λ on the grid without retraining: gcv, loo (linear), alo (logistic), evidence, "
                         "validation (held-out rows, see --validation-fraction; for --model lm/hf:DIR the "
