@@ -239,3 +239,27 @@ def test_forward_without_logits_or_loss_is_refused(split):
 def test_window_over_max_logits_is_refused(split, net):
     with pytest.raises(RidgelensError, match="more than max_logits"):
         LMObjective(net, split.train, max_logits=100)
+
+
+def test_second_order_attention_sets_the_flags_sdpa_kernel_sets_and_restores_them():
+    """The fast context (entered around every product) against torch's own sdpa_kernel(MATH): the same backends
+    inside, every flag back as it was after, from a non-default state and through an exception."""
+    import torch.nn.attention as attention
+
+    now = attention._cur_sdpa_kernel_backends
+    with attention.sdpa_kernel([attention.SDPBackend.MATH, attention.SDPBackend.FLASH_ATTENTION]):
+        before = now()
+        with attention.sdpa_kernel(attention.SDPBackend.MATH):
+            reference = now()
+        with second_order_attention():
+            assert now() == reference == [attention.SDPBackend.MATH]
+        assert now() == before
+        with pytest.raises(ZeroDivisionError), second_order_attention():
+            raise ZeroDivisionError
+        assert now() == before
+    q = torch.randn(1, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    with second_order_attention():  # the math kernel has a second derivative
+        (g,) = torch.autograd.grad(torch.nn.functional.scaled_dot_product_attention(q, q, q).square().sum(), q,
+                                   create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), q)
+    assert torch.isfinite(h).all() and h.abs().sum() > 0
