@@ -152,10 +152,11 @@ def test_analyze_with_ggn_curvature_records_it_and_has_every_lambda():
     np.testing.assert_allclose(res.predicted[1], ref, rtol=1e-6, atol=1e-8)  # eigen form vs a solve, cond(G + λI) ~ 1e4
     assert res.n_matvecs == obj.n_params  # formed densely: one product per parameter, counted
     d = res.to_dict()
-    assert d["curvature_kind"] == "ggn"
+    assert d["curvature_kind"] == "ggn" and d["curvature"] == "ggn"  # what the path ran on (it read "hessian")
     back = rl.Analysis.from_dict(d)
     np.testing.assert_array_equal(back.predicted, res.predicted)
     assert back.curvature_kind == "ggn" and back.n_matvecs == res.n_matvecs
+    assert back.path.curvature == res.path.curvature == "hessian" and back.to_dict()["curvature"] == "ggn"
 
 
 def test_composition_against_dense():

@@ -194,7 +194,8 @@ class Analysis:
             "density": None if self.density is None else {
                 "nodes": self.density.nodes, "weights": self.density.weights,
                 "bandwidth": self.density.bandwidth, "n_matvecs": self.density.n_matvecs},
-            "curvature": self.path.curvature,
+            # what the path ran on: the Schur complement of the penalized block, or the whole curvature by its kind
+            "curvature": "schur-complement" if self.path.curvature == "schur-complement" else self.curvature_kind,
             "curvature_kind": self.curvature_kind,
             "choices": self.choices,
             "path_converged": self.path.converged,
@@ -595,7 +596,8 @@ def _from_dict(cls, d: dict) -> Analysis:
         lambdas=lam, theta_hat=_arr(d["theta_hat"]), thetas=_arr(d["predicted"]).reshape(m, n),
         eigenvalues=sigma, eigenvectors=Q if Q is not None else np.zeros((int(pen.sum()), 0)), coords=coords,
         factors=factors, scaled=scaled, effective_df=df, penalized=pen, valid=valid,
-        gradient_used=bool(d["gradient_used"]), curvature=str(d["curvature"]),
+        gradient_used=bool(d["gradient_used"]),
+        curvature="schur-complement" if d["curvature"] == "schur-complement" else "hessian",
         rank_tol=float(d.get("penalized_rank_tol") or 0.0), method=str(d["path_method"]),
         residuals=_arr(d.get("path_residuals")),
         converged=None if d.get("path_converged") is None else np.array([bool(x) for x in d["path_converged"]]),

@@ -146,7 +146,7 @@ def plot_model_contours(objective, analysis, *, directions=None, indices=None, a
         ax.set_aspect("equal")
     ax.set_xlim(us[0], us[-1])
     ax.set_ylim(vs[0], vs[-1])
-    of = "S" if path.curvature == "schur-complement" else "H"
+    of = "S" if path.curvature == "schur-complement" else ("G" if analysis.curvature_kind == "ggn" else "H")
     x = "θ"
     if path.scaled_view:  # the eigen view of D^{-1/2}HD^{-1/2}, in φ = D^{1/2}θ
         of, x = f"{of} of D^{{-1/2}}HD^{{-1/2}}" if of == "S" else "D^{-1/2}HD^{-1/2}", "φ"

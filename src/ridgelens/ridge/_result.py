@@ -43,7 +43,8 @@ class RidgePath:
     gradient_used : bool
         Whether the first-order term g = ∇R(θ̂) was kept.
     curvature : str
-        ``"hessian"`` or ``"schur-complement"``.
+        ``"hessian"`` (the whole curvature given: H, or G for a Gauss–Newton analysis) or
+        ``"schur-complement"`` (of the penalized block).
     rank_tol : float
         Eigenvalues with |σ| ≤ rank_tol are treated as exactly 0.
     method : str
