@@ -127,12 +127,15 @@ def test_the_gram_matrix_is_formed_once_for_theta_hat_the_path_and_the_hessian(w
     assert obj.decomposition_choice.name == "gram"
     lambdas = np.geomspace(1e-4, 1.0, 5)
     through_objective = ridge_path(obj, theta, lambdas)
+    assert "_H" not in vars(obj)  # the path's coupling to the free intercept is one column, not a formed H
     H = hessian(obj, theta)
     through_operator = ridge_path(H, theta, lambdas, penalized=obj.penalized)
     assert "_A" not in vars(obj)  # the design was never copied into [X, 1]
     A = np.c_[X, np.ones(len(y))] if fit_intercept else X
     ref = (A.T * w) @ A / w.sum()
     assert np.abs(H.to_dense().numpy() - ref).max() <= 16 * EPS * np.abs(ref).max()
+    cols = [A.shape[1] - 1, 0, 5]  # columns formed alone are H's own, bit for bit
+    assert np.array_equal(obj.hessian_columns(cols), H.to_dense().numpy()[:, cols])
     # The operator's path decomposes the formed H (its Schur complement): rounding amplified by the
     # whole design's cond² (1.8e4² with the intercept's offset), against the design's factors.
     c = obj.design_svd().condition_number

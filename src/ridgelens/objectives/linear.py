@@ -311,22 +311,30 @@ class _Factors:
             self.svd = DesignSVD(g[:ka], Vta[:ka], sw * y, sw, W, None, d + 1, cond, left=Ua)
         else:
             self.svd = self.zsvd
-        self.Ut_target = self.svd.project(self.svd.target)
 
-    def hessian(self, fit_intercept: bool) -> np.ndarray:
-        """``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw`` (x̄ = 0 without intercept).
+    @cached_property
+    def Ut_target(self) -> np.ndarray:
+        """``Uᵀ target``, for the closed-form ridge solves (formed on first use: θ̂'s refinement projects its own)."""
+        return self.svd.project(self.svd.target)
 
-        The added terms Σw·x̄ᵢx̄ⱼ are single products (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1), so the entries keep
-        the precision of a Gram matrix formed from the design directly.
+    def hessian(self, fit_intercept: bool, cols=slice(None)) -> np.ndarray:
+        """Columns ``cols`` of ``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw``.
+
+        (x̄ = 0 without intercept.) The added terms Σw·x̄ᵢx̄ⱼ are single products (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1),
+        so the entries keep the precision of a Gram matrix formed from the design directly. Only the
+        columns asked for are formed (the path's coupling to a free intercept is one).
         """
         W, m = self.W, self.x_mean
         if not fit_intercept:
-            return self.gram / W
+            return self.gram[:, cols] / W
         d = m.size
-        H = np.empty((d + 1, d + 1))
-        H[:d, :d] = self.gram + W * np.outer(m, m)
-        H[:d, d] = H[d, :d] = W * m
-        H[d, d] = W
+        cols = np.arange(d + 1)[cols]
+        inner = cols[cols < d]
+        H = np.empty((d + 1, cols.size))
+        H[:d, cols < d] = self.gram[:, inner] + W * np.outer(m, m[inner])
+        H[d, cols < d] = W * m[inner]
+        H[:d, cols == d] = W * m[:, None]
+        H[d, cols == d] = W
         return H / W
 
     def solve_centred(self, r: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
@@ -440,7 +448,7 @@ class LeastSquares(_LinearObjective):
     def hessian_columns(self, cols, theta=None) -> np.ndarray:
         """As :meth:`_LinearObjective.hessian_columns`; from the Gram route's ZᵀZ when the design was factored so."""
         if self._factors is not None and self._factors.gram is not None:
-            return self.hessian_dense()[:, np.asarray(cols, dtype=int)]
+            return self._factors.hessian(self.fit_intercept, np.asarray(cols, dtype=int))
         return super().hessian_columns(cols, theta)
 
     def _weighted_design(self, theta=None) -> np.ndarray:
