@@ -143,6 +143,30 @@ def test_the_gram_matrix_is_formed_once_for_theta_hat_the_path_and_the_hessian(w
     assert np.abs(through_operator.thetas - through_objective.thetas).max() <= EPS * c * c * scale
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_convergence_check_from_the_gram_matrix_is_the_gradient(weighted, fit_intercept):
+    # minimize's check takes ∇R and AᵀWy from ZᵀZ and one product Zᵀt on the Gram route (no pass over
+    # X for Aθ, Aᵀr, AᵀWy): the same quantities as from the design, to the normal equations' rounding.
+    X, y = graded_design(400, 9, 9e2, offset=3.0 if fit_intercept else 0.0)
+    w = np.random.default_rng(2).uniform(0.2, 3.0, len(y)) if weighted else np.ones(len(y))
+    obj = LeastSquares(X, y, fit_intercept=fit_intercept, sample_weight=w if weighted else None)
+    hat = obj.minimize()
+    assert obj.decomposition_choice.name == "gram"
+    A = np.c_[X, np.ones(len(y))] if fit_intercept else X
+    target_product = A.T @ (w * y) / w.sum()
+    rng = np.random.default_rng(3)
+    for theta in [hat.theta + rng.normal(size=hat.theta.size) for _ in range(3)]:
+        direct = A.T @ (w * (A @ theta - y)) / w.sum()
+        grad, tp = obj._check_terms(theta)
+        assert np.abs(grad - direct).max() <= 1e-13 * np.abs(direct).max()
+        assert np.abs(tp - target_product).max() <= 1e-14 * np.abs(target_product).max()
+    # At θ̂ and at a ridge solution: rounding of the normal equations, far below the tolerance.
+    scale = max(1.0, np.abs(target_product).max())
+    for res in (hat, obj.minimize(l2=0.1)):
+        assert res.converged and res.gradient_norm <= 1e-12 * scale
+
+
 def test_the_gram_route_falls_back_to_the_svd_and_says_why():
     X, y = graded_design(300, 12, 5e3)  # cond(Z) = 5e3 > 1e3: ε·cond² = 5.6e-9 would be lost
     obj = LeastSquares(X, y)

@@ -645,6 +645,27 @@ class LeastSquares(_LinearObjective):
             return c
         return self._theta(c, f.y_mean - float(f.x_mean @ c))
 
+    def _check_terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(∇R(θ), AᵀWy/Σw)`` for :meth:`_minimize`'s convergence check.
+
+        On the Gram route both come from ``G = ZᵀZ`` and one product ``Zᵀt`` instead of three passes
+        over X (Aθ, Aᵀ(W(Aθ − y)), AᵀWy): with ``Z ⟂ W^½1`` and ``c = b + x̄ᵀw − ȳ``,
+        ``∇R = [Gw − Zᵀt + Σw·c·x̄, Σw·c]/Σw`` and ``AᵀWy = [Zᵀt + Σw·ȳ·x̄, Σw·ȳ]`` (x̄ = ȳ = 0, c = 0
+        without intercept). The design is then well-conditioned (cond ≤ 1e3), so the normal
+        equations' rounding stays far below the check's tolerance.
+        """
+        f = self._factors
+        if f is None or f.gram is None:
+            wy = self.y if self.sample_weight is None else self.sample_weight * self.y
+            return self.gradient(theta), self._design_transpose(wy) / self.weight_sum
+        W, m, ybar = f.W, f.x_mean, f.y_mean
+        zt = f.zsvd.design.T @ f.zsvd.target
+        if not self.fit_intercept:
+            return (f.gram @ theta - zt) / W, zt / W
+        w = theta[:-1]
+        c = float(theta[-1] + m @ w) - ybar
+        return np.r_[(f.gram @ w - zt) / W + c * m, c], np.r_[zt / W + ybar * m, ybar]
+
     def _weighted_ridge(self, l2: float) -> np.ndarray:
         """The minimizer of (1/2Σw)‖W^½(Aθ − y)‖² + (λ/2)θᵀDθ, as least squares on the stacked ``[W^½A/√Σw; √(λD)]``."""
         w = np.ones(self.n_samples) if self.sample_weight is None else self.sample_weight
@@ -664,9 +685,9 @@ class LeastSquares(_LinearObjective):
             message = ("closed form through the SVD of the " +
                        ("centred design" if self.fit_intercept else "design"))
         # The solve is exact up to rounding, so judge convergence relative to the data scale.
-        g = self.penalized_gradient(theta, l2)
-        wy = self.y if self.sample_weight is None else self.sample_weight * self.y
-        scale = max(1.0, float(np.abs(self._design_transpose(wy)).max()) / self.weight_sum)
+        grad, target_product = self._check_terms(theta)
+        g = grad + l2 * self.penalty_factors * theta  # as penalized_gradient
+        scale = max(1.0, float(np.abs(target_product).max()))
         gnorm = float(np.linalg.norm(g))
         return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol * scale, gradient_norm=gnorm,
                               tol=tol * scale, n_iter=n_iter, method="closed-form", message=message)
