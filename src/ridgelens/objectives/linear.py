@@ -242,10 +242,16 @@ class DesignSVD:
         return self.left if self.left is not None else (self.design @ self.Vt.T) / self.s
 
     def project(self, r: np.ndarray) -> np.ndarray:
-        """``Uᵀr``, without forming U when it is not there yet (``diag(1/s) Vt Zᵀr``)."""
+        """``Uᵀr``, without forming U when it is not there yet (``diag(1/s) Vt Zᵀr``; ``Zᵀ target`` is kept)."""
         if self.left is not None or "U" in self.__dict__:
             return self.U.T @ r
-        return (self.Vt @ (self.design.T @ r)) / self.s
+        Ztr = self.design_target if np.array_equal(r, self.target) else self.design.T @ r
+        return (self.Vt @ Ztr) / self.s
+
+    @cached_property
+    def design_target(self) -> np.ndarray:
+        """``Zᵀ target`` (Gram route), formed once: θ̂'s first solve and minimize's check both take it."""
+        return self.design.T @ self.target
 
 
 class _Factors:
@@ -659,7 +665,7 @@ class LeastSquares(_LinearObjective):
             wy = self.y if self.sample_weight is None else self.sample_weight * self.y
             return self.gradient(theta), self._design_transpose(wy) / self.weight_sum
         W, m, ybar = f.W, f.x_mean, f.y_mean
-        zt = f.zsvd.design.T @ f.zsvd.target
+        zt = f.zsvd.design_target
         if not self.fit_intercept:
             return (f.gram @ theta - zt) / W, zt / W
         w = theta[:-1]
