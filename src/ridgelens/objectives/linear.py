@@ -333,14 +333,13 @@ class _Factors:
         W, m = self.W, self.x_mean
         if not fit_intercept:
             return self.gram[:, cols] / W
-        d = m.size
-        cols = np.arange(d + 1)[cols]
-        inner = cols[cols < d]
-        H = np.empty((d + 1, cols.size))
-        H[:d, cols < d] = self.gram[:, inner] + W * np.outer(m, m[inner])
-        H[d, cols < d] = W * m[inner]
-        H[:d, cols == d] = W * m[:, None]
-        H[d, cols == d] = W
+        d, a = m.size, np.append(m, 1.0)  # AᵀWA = [[G, 0], [0, 0]] + Σw·a aᵀ with a = (x̄, 1)
+        H = W * np.outer(a, a[cols])
+        if isinstance(cols, slice):  # the whole H
+            H[:d, :d] += self.gram
+        else:
+            inner = cols < d
+            H[:d, inner] += self.gram[:, cols[inner]]
         return H / W
 
     def solve_centred(self, r: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
