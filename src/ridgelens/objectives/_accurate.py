@@ -129,7 +129,11 @@ def block_products(M: np.ndarray, split: VectorSplit) -> np.ndarray:
         np.ldexp(Ms, -top, out=Ms)
         M1, rest = _cut(Ms, 0, split.matrix_bits)
         M2, rest = _cut(rest, 0, 2 * split.matrix_bits)
-        P = np.hstack([M1 @ split.slices, M2 @ split.slices, (rest @ split.scaled)[:, None]])
+        q = split.slices.shape[1]
+        P = np.empty((M.shape[0], 2 * q + 1))
+        np.matmul(M1, split.slices, out=P[:, :q])
+        np.matmul(M2, split.slices, out=P[:, q:2 * q])
+        np.matmul(rest, split.scaled, out=P[:, 2 * q])
         return np.ldexp(P, top, out=P)
 
 
