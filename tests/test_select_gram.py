@@ -115,29 +115,57 @@ def test_theta_hat_and_path_through_the_gram_route_equal_the_svd_route(cond, fit
         assert np.abs(p_fast.thetas[i] - direct).max() <= 1e-9 * np.abs(direct).max()
 
 
+def gram_problem(n, d, cond, weighted, fit_intercept, seed):
+    """(y, w, A = [X, 1] or X, LeastSquares on the Gram route): a graded design, weights in [0.2, 3] or all 1."""
+    X, y = graded_design(n, d, cond, offset=3.0 if fit_intercept else 0.0)
+    w = np.random.default_rng(seed).uniform(0.2, 3.0, len(y)) if weighted else np.ones(len(y))
+    obj = LeastSquares(X, y, fit_intercept=fit_intercept, sample_weight=w if weighted else None)
+    assert obj.decomposition_choice.name == "gram"
+    return y, w, (np.c_[X, np.ones(len(y))] if fit_intercept else X), obj
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_the_gram_matrix_is_formed_once_for_theta_hat_the_path_and_the_hessian(weighted, fit_intercept):
     # Issue 8 §5: ZᵀZ, formed for θ̂, also gives H = AᵀWA/Σw (no second product of the design with
     # itself, no copy [X, 1] of it), equal to the Hessian formed directly in float64.
-    X, y = graded_design(300, 12, 1e2, offset=3.0 if fit_intercept else 0.0)
-    w = np.random.default_rng(1).uniform(0.2, 3.0, len(y)) if weighted else np.ones(len(y))
-    obj = LeastSquares(X, y, fit_intercept=fit_intercept, sample_weight=w if weighted else None)
+    _, w, A, obj = gram_problem(300, 12, 1e2, weighted, fit_intercept, seed=1)
     theta = obj.minimize().theta
-    assert obj.decomposition_choice.name == "gram"
     lambdas = np.geomspace(1e-4, 1.0, 5)
     through_objective = ridge_path(obj, theta, lambdas)
+    assert "_H" not in vars(obj)  # the path's coupling to the free intercept is one column, not a formed H
     H = hessian(obj, theta)
     through_operator = ridge_path(H, theta, lambdas, penalized=obj.penalized)
     assert "_A" not in vars(obj)  # the design was never copied into [X, 1]
-    A = np.c_[X, np.ones(len(y))] if fit_intercept else X
     ref = (A.T * w) @ A / w.sum()
     assert np.abs(H.to_dense().numpy() - ref).max() <= 16 * EPS * np.abs(ref).max()
+    cols = [A.shape[1] - 1, 0, 5]  # columns formed alone are H's own, bit for bit
+    assert np.array_equal(obj.hessian_columns(cols), H.to_dense().numpy()[:, cols])
     # The operator's path decomposes the formed H (its Schur complement): rounding amplified by the
     # whole design's cond² (1.8e4² with the intercept's offset), against the design's factors.
     c = obj.design_svd().condition_number
     scale = np.abs(through_objective.thetas).max()
     assert np.abs(through_operator.thetas - through_objective.thetas).max() <= EPS * c * c * scale
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_convergence_check_from_the_gram_matrix_is_the_gradient(weighted, fit_intercept):
+    # minimize's check takes ∇R and AᵀWy from ZᵀZ and one product Zᵀt on the Gram route (no pass over
+    # X for Aθ, Aᵀr, AᵀWy): the same quantities as from the design, to the normal equations' rounding.
+    y, w, A, obj = gram_problem(400, 9, 9e2, weighted, fit_intercept, seed=2)
+    hat = obj.minimize()
+    target_product = A.T @ (w * y) / w.sum()
+    rng = np.random.default_rng(3)
+    for theta in [hat.theta + rng.normal(size=hat.theta.size) for _ in range(3)]:
+        direct = A.T @ (w * (A @ theta - y)) / w.sum()
+        grad, tp = obj._check_terms(theta)
+        assert np.abs(grad - direct).max() <= 1e-13 * np.abs(direct).max()
+        assert np.abs(tp - target_product).max() <= 1e-14 * np.abs(target_product).max()
+    # At θ̂ and at a ridge solution: rounding of the normal equations, far below the tolerance.
+    scale = max(1.0, np.abs(target_product).max())
+    for res in (hat, obj.minimize(l2=0.1)):
+        assert res.converged and res.gradient_norm <= 1e-12 * scale
 
 
 def test_the_gram_route_falls_back_to_the_svd_and_says_why():

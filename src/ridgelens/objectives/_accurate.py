@@ -124,9 +124,17 @@ def block_products(M: np.ndarray, split: VectorSplit) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         Ms = np.ldexp(M, split.k)  # Ms @ scaled = M @ v, term by term
         top = np.frexp(np.max(np.abs(Ms), axis=1))[1][:, None]
-        M1, rest = _cut(Ms, top, split.matrix_bits)
-        M2, rest = _cut(rest, top, 2 * split.matrix_bits)
-        return np.hstack([M1 @ split.slices, M2 @ split.slices, (rest @ split.scaled)[:, None]])
+        # Every row scaled to the bound 2^0 (exact), so that each cut adds one scalar: NumPy adds a
+        # per-row column vector about 3x slower. The products are the same, scaled back below.
+        np.ldexp(Ms, -top, out=Ms)
+        M1, rest = _cut(Ms, 0, split.matrix_bits)
+        M2, rest = _cut(rest, 0, 2 * split.matrix_bits)
+        q = split.slices.shape[1]
+        P = np.empty((M.shape[0], 2 * q + 1))
+        np.matmul(M1, split.slices, out=P[:, :q])
+        np.matmul(M2, split.slices, out=P[:, q:2 * q])
+        np.matmul(rest, split.scaled, out=P[:, 2 * q])
+        return np.ldexp(P, top, out=P)
 
 
 def _row_blocks(n: int, width: int, entries: int = BLOCK) -> list[slice]:

@@ -242,10 +242,16 @@ class DesignSVD:
         return self.left if self.left is not None else (self.design @ self.Vt.T) / self.s
 
     def project(self, r: np.ndarray) -> np.ndarray:
-        """``Uᵀr``, without forming U when it is not there yet (``diag(1/s) Vt Zᵀr``)."""
+        """``Uᵀr``, without forming U when it is not there yet (``diag(1/s) Vt Zᵀr``; ``Zᵀ target`` is kept)."""
         if self.left is not None or "U" in self.__dict__:
             return self.U.T @ r
-        return (self.Vt @ (self.design.T @ r)) / self.s
+        Ztr = self.design_target if np.array_equal(r, self.target) else self.design.T @ r
+        return (self.Vt @ Ztr) / self.s
+
+    @cached_property
+    def design_target(self) -> np.ndarray:
+        """``Zᵀ target`` (Gram route), formed once: θ̂'s first solve and minimize's check both take it."""
+        return self.design.T @ self.target
 
 
 class _Factors:
@@ -311,22 +317,29 @@ class _Factors:
             self.svd = DesignSVD(g[:ka], Vta[:ka], sw * y, sw, W, None, d + 1, cond, left=Ua)
         else:
             self.svd = self.zsvd
-        self.Ut_target = self.svd.project(self.svd.target)
 
-    def hessian(self, fit_intercept: bool) -> np.ndarray:
-        """``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw`` (x̄ = 0 without intercept).
+    @cached_property
+    def Ut_target(self) -> np.ndarray:
+        """``Uᵀ target``, for the closed-form ridge solves (formed on first use: θ̂'s refinement projects its own)."""
+        return self.svd.project(self.svd.target)
 
-        The added terms Σw·x̄ᵢx̄ⱼ are single products (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1), so the entries keep
-        the precision of a Gram matrix formed from the design directly.
+    def hessian(self, fit_intercept: bool, cols=slice(None)) -> np.ndarray:
+        """Columns ``cols`` of ``AᵀWA/Σw`` from the Gram route's ``G = ZᵀZ``: ``[[G + Σw x̄x̄ᵀ, Σw x̄], [Σw x̄ᵀ, Σw]]/Σw``.
+
+        (x̄ = 0 without intercept.) The added terms Σw·x̄ᵢx̄ⱼ are single products (Z = W^½(X − 1x̄ᵀ) ⟂ W^½1),
+        so the entries keep the precision of a Gram matrix formed from the design directly. Only the
+        columns asked for are formed (the path's coupling to a free intercept is one).
         """
         W, m = self.W, self.x_mean
         if not fit_intercept:
-            return self.gram / W
-        d = m.size
-        H = np.empty((d + 1, d + 1))
-        H[:d, :d] = self.gram + W * np.outer(m, m)
-        H[:d, d] = H[d, :d] = W * m
-        H[d, d] = W
+            return self.gram[:, cols] / W
+        d, a = m.size, np.append(m, 1.0)  # AᵀWA = [[G, 0], [0, 0]] + Σw·a aᵀ with a = (x̄, 1)
+        H = W * np.outer(a, a[cols])
+        if isinstance(cols, slice):  # the whole H
+            H[:d, :d] += self.gram
+        else:
+            inner = cols < d
+            H[:d, inner] += self.gram[:, cols[inner]]
         return H / W
 
     def solve_centred(self, r: np.ndarray, h: np.ndarray | None = None) -> np.ndarray:
@@ -440,7 +453,7 @@ class LeastSquares(_LinearObjective):
     def hessian_columns(self, cols, theta=None) -> np.ndarray:
         """As :meth:`_LinearObjective.hessian_columns`; from the Gram route's ZᵀZ when the design was factored so."""
         if self._factors is not None and self._factors.gram is not None:
-            return self.hessian_dense()[:, np.asarray(cols, dtype=int)]
+            return self._factors.hessian(self.fit_intercept, np.asarray(cols, dtype=int))
         return super().hessian_columns(cols, theta)
 
     def _weighted_design(self, theta=None) -> np.ndarray:
@@ -637,6 +650,29 @@ class LeastSquares(_LinearObjective):
             return c
         return self._theta(c, f.y_mean - float(f.x_mean @ c))
 
+    def _check_terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(∇R(θ), AᵀWy/Σw)`` for :meth:`_minimize`'s convergence check.
+
+        On the Gram route both come from ``G = ZᵀZ`` and one product ``Zᵀt`` instead of three passes
+        over X (Aθ, Aᵀ(W(Aθ − y)), AᵀWy): with ``Z ⟂ W^½1`` and ``c = b + x̄ᵀw − ȳ``,
+        ``∇R = [Gw − Zᵀt + Σw·c·x̄, Σw·c]/Σw`` and ``AᵀWy = [Zᵀt + Σw·ȳ·x̄, Σw·ȳ]`` (x̄ = ȳ = 0, c = 0
+        without intercept). Its rounding is the normal equations' (as the Cholesky solve's check was
+        before θ̂ was refined): where the columns have large means, 10–40× that of a pass over the
+        residuals (column means 3 to 1e8, measured), and still far below the tolerance, which scales
+        with AᵀWy as they do.
+        """
+        f = self._factors
+        if f is None or f.gram is None:
+            wy = self.y if self.sample_weight is None else self.sample_weight * self.y
+            return self.gradient(theta), self._design_transpose(wy) / self.weight_sum
+        W, m, ybar = f.W, f.x_mean, f.y_mean
+        zt = f.zsvd.design_target
+        if not self.fit_intercept:
+            return (f.gram @ theta - zt) / W, zt / W
+        w = theta[:-1]
+        c = float(theta[-1] + m @ w) - ybar
+        return np.r_[(f.gram @ w - zt) / W + c * m, c], np.r_[zt / W + ybar * m, ybar]
+
     def _weighted_ridge(self, l2: float) -> np.ndarray:
         """The minimizer of (1/2Σw)‖W^½(Aθ − y)‖² + (λ/2)θᵀDθ, as least squares on the stacked ``[W^½A/√Σw; √(λD)]``."""
         w = np.ones(self.n_samples) if self.sample_weight is None else self.sample_weight
@@ -656,9 +692,9 @@ class LeastSquares(_LinearObjective):
             message = ("closed form through the SVD of the " +
                        ("centred design" if self.fit_intercept else "design"))
         # The solve is exact up to rounding, so judge convergence relative to the data scale.
-        g = self.penalized_gradient(theta, l2)
-        wy = self.y if self.sample_weight is None else self.sample_weight * self.y
-        scale = max(1.0, float(np.abs(self._design_transpose(wy)).max()) / self.weight_sum)
+        grad, target_product = self._check_terms(theta)
+        g = grad + l2 * self.penalty_factors * theta  # as penalized_gradient
+        scale = max(1.0, float(np.abs(target_product).max()))
         gnorm = float(np.linalg.norm(g))
         return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol * scale, gradient_norm=gnorm,
                               tol=tol * scale, n_iter=n_iter, method="closed-form", message=message)
