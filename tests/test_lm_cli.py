@@ -87,17 +87,23 @@ def test_polish_moves_theta_down_the_training_loss_and_says_so(tmp_path, capsys)
     assert p["method"] == "lbfgs" and p["n_iter"] >= 1 and p["moved"] > 0
     assert p["loss_after"] < p["loss_before"] and p["gradient_norm_after"] < p["gradient_norm_before"]
     assert "polished θ̂ (L-BFGS" in cap.out
-    # the reference: the same training (same seed), the weights as trained, and model.pt's polished ones
+    # the reference: the same run without --polish writes the weights as trained; both model.pt files, measured
+    # here with an objective of their own (float32 training on several threads repeats to about 1e-9, not bits)
+    rc = main(["analyze", "--model", "lm", *TINY, "--subsamples", "0", "--curvature", "ggn", "--lambdas", "0.1",
+               "--out", str(tmp_path / "plain")])
     split = stdlib_split(8, 64)
-    net = train_lm(LMConfig(layers=1, width=8, heads=2, context=8), split.train, steps=10, seed=0)
+    net = train_lm(LMConfig(layers=1, width=8, heads=2, context=8), split.train, steps=0, seed=0)
+
+    def weights(folder):
+        net.load_state_dict(torch.load(folder / "model.pt", weights_only=True), strict=False)
+        return torch.nn.utils.parameters_to_vector(net.parameters()).detach().double().numpy()
+
+    polished, trained = weights(out), weights(tmp_path / "plain")
     obj = LMObjective(net, split.train, dtype=torch.float64)
-    net.load_state_dict(torch.load(out / "model.pt", weights_only=True), strict=False)
-    polished = torch.nn.utils.parameters_to_vector(net.parameters()).detach().double().numpy()
-    assert np.linalg.norm(polished - obj.theta0) == pytest.approx(p["moved"], rel=1e-9)
-    assert obj.value(obj.theta0) == pytest.approx(p["loss_before"], rel=1e-7)
-    assert obj.value(polished) == pytest.approx(p["loss_after"], rel=1e-7)
+    assert np.linalg.norm(polished - trained) == pytest.approx(p["moved"], rel=1e-6)
+    assert obj.value(trained) == pytest.approx(p["loss_before"], rel=1e-6)
+    assert obj.value(polished) == pytest.approx(p["loss_after"], rel=1e-6)
     assert p["loss_after"] == r["train_loss_hat"]
-    rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.1", "--out", str(tmp_path / "plain")])
     assert rc == 0 and json.loads((tmp_path / "plain" / "results.json").read_text())["polish"] is None
 
 
