@@ -407,3 +407,20 @@ def test_reuse_starts_from_the_measured_batch_graph_and_stays_right_with_a_shuff
     op = rl.hessian(rl.TorchObjective(net, torch.nn.functional.cross_entropy, loader), obj.theta0, form="reuse")
     assert op.form == "reuse" and op.reused_batches == 3
     np.testing.assert_allclose(op.to_dense(), H, atol=1e-12)
+
+
+def test_analyze_auto_curvature_is_the_cli_s_decision_at_theta_hat():
+    """curvature="auto" in Python: G where H is indefinite at θ̂ (checked against torch.func.hessian's eigenvalues),
+    H for a convex objective (no probe); the decision is recorded in choices."""
+    obj, *_ = _net_objective("mse", n=48)
+    theta = obj.theta0  # a random net: not a minimum
+    H = _dense_hessian(obj).numpy()  # torch.func.hessian of the whole loss at theta0
+    indefinite = np.linalg.eigvalsh(0.5 * (H + H.T))[0] < -1e-8 * np.abs(H).max()
+    res = rl.analyze(obj, [1e-2], theta_hat=theta, curvature="auto", refit=False)
+    assert res.curvature_kind == ("ggn" if indefinite else "hessian") and indefinite
+    assert "Ritz value" in res.choices["curvature"]
+    X, y = np.random.default_rng(0).normal(size=(30, 3)), np.arange(30.0)
+    ls = rl.analyze(rl.LeastSquares(X, y), [0.1], curvature="auto")
+    assert ls.curvature_kind == "hessian" and "convex" in ls.choices["curvature"]
+    with pytest.raises(rl.RidgelensError, match="curvature must be one of"):
+        rl.analyze(obj, [0.1], curvature="gn")

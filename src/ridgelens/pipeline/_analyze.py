@@ -318,12 +318,15 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     progress : bool, optional
         Progress bars on stderr for every long stage (polishing θ̂, Lanczos, SLQ, the path, each
         refit); default: when stderr is a terminal (see :mod:`ridgelens._progress`).
-    curvature : {"hessian", "ggn"}, default "hessian"
+    curvature : {"hessian", "ggn", "auto"}, default "hessian"
         The curvature of the quadratic model: the Hessian H, or the generalized Gauss–Newton
         matrix G = JᵀH_out J (positive semi-definite for losses convex in the outputs, so every
         λ has a prediction). Recorded in ``Analysis.curvature_kind``. For least squares and
         logistic regression G = H exactly: ``"ggn"`` runs with H, ``curvature_kind`` is
-        ``"hessian"`` and ``choices["curvature"]`` says why.
+        ``"hessian"`` and ``choices["curvature"]`` says why. ``"auto"`` (the CLI's default for
+        torch models, as :func:`ridgelens.predict` decides): H for a convex loss, else G where
+        a 30-step Lanczos probe of H at θ̂ finds a negative Ritz value; ``choices["curvature"]``
+        records the decision and the probe's products.
     curvature_options : dict, optional
         Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``).
     polish : bool, optional
@@ -347,13 +350,18 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     seed = check_seed(seed)
     check_objective(objective, "analyze()")
     check_shardable(objective)  # under a process group: a torch objective (sharded batches) only
-    if curvature not in CURVATURES:
-        raise RidgelensError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
-    asked = select_solver("curvature", curvature, canonical_glm=bool(getattr(objective, "canonical_glm", False)))
-    curvature = asked.name  # the GGN of least squares or logistic regression is its Hessian
+    if curvature not in (*CURVATURES, "auto"):
+        raise RidgelensError(f"curvature must be one of {(*CURVATURES, 'auto')}, got {curvature!r}")
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
     theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
+    if curvature == "auto":  # the CLI's default for torch models: a short Lanczos probe of H at θ̂ decides
+        from ridgelens.pipeline._weight_decay import choose_curvature
+
+        asked = choose_curvature(objective, theta_hat, "auto", seed=seed)
+    else:
+        asked = select_solver("curvature", curvature, canonical_glm=bool(getattr(objective, "canonical_glm", False)))
+    curvature = asked.name  # the GGN of least squares or logistic regression is its Hessian
     gradient, gnorm, grad_tol = first_order_term(objective, theta_hat, grad_tol)
     H = build_curvature(objective, theta_hat, curvature, **dict(curvature_options or {}))
     # A penalty matrix (λ/2)θᵀDθ: the whole analysis runs on D^{-1/2} H D^{-1/2} in φ = D^{1/2}θ
