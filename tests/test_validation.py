@@ -378,3 +378,28 @@ def test_converters_refuse_a_scale_that_is_not_positive():
                        (lambda: convert.lambda_from_glmnet(1.0, [3.0, 3.0]), "the standard deviation of y")):
         with pytest.raises(rl.RidgelensError, match=f"^{name}"):
             call()
+
+
+def test_eigenvalue_arguments_are_checked_as_lambdas_are():
+    """rl.shrinkage's sigma and numerator and effective_df_curve's eigenvalues: a NaN or inf, a 2-D array or a
+    numerator of another shape is refused by name (effective_df_curve gave a 2-D 'curve' for [[3, 1]], df 0 for
+    an infinite σ and an IndexError for one number; a numerator of 3 for 2 σ raised NumPy's broadcast error)."""
+    from ridgelens.plots import effective_df_curve
+
+    for call, needle in [(lambda: effective_df_curve([[3.0, 1.0]], [1.0]), r"^eigenvalues must be a 1-D"),
+                         (lambda: effective_df_curve([np.inf, 1.0], [1.0]), r"^eigenvalues must be finite, got inf"),
+                         (lambda: effective_df_curve([np.nan], [1.0]), r"^eigenvalues must be finite, got nan"),
+                         (lambda: rl.shrinkage([[1.0, 2.0]], [1.0]), r"^sigma must be a 1-D"),
+                         (lambda: rl.shrinkage([1.0, 2.0], [0.1], numerator=[1.0, 2.0, 3.0]),
+                          r"^numerator must broadcast to .* = \(1, 2\), got shape \(3,\)"),
+                         (lambda: rl.shrinkage([1.0, 2.0], [0.1, 1.0], numerator=np.ones((3, 2))),
+                          r"^numerator must broadcast"),
+                         (lambda: rl.shrinkage([1.0, 2.0], [0.1], numerator=[np.nan, 2.0]),
+                          r"^numerator must be finite, got nan")]:
+        with pytest.raises(rl.RidgelensError, match=needle):
+            call()
+    # one number is one eigenvalue; a numerator of (len(lam), 1) or (len(sigma),) broadcasts: closed forms
+    np.testing.assert_allclose(effective_df_curve(3.0, [0.0, 1.0]), [1.0, 0.75])
+    num = np.array([[2.0], [4.0]])
+    np.testing.assert_allclose(rl.shrinkage([1.0, 3.0], [0.0, 1.0], numerator=num)[0],
+                               [[2 / 1, 2 / 3], [4 / 2, 4 / 4]])

@@ -116,6 +116,16 @@ def check_nonnegative(values, name: str) -> np.ndarray:
     return a
 
 
+def check_eigenvalues(values, name: str) -> np.ndarray:
+    """``values`` as a 1-D float64 array (a single number becomes one) of finite real numbers, named when not."""
+    s = np.atleast_1d(check_reals(values, name))
+    if s.ndim != 1:
+        raise RidgelensError(f"{name} must be a 1-D sequence of eigenvalues, got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise RidgelensError(f"{name} must be finite, got {s[~np.isfinite(s)][0]}")
+    return s
+
+
 def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     """Return a 1-D float64 array of finite, non-negative penalties (0, or within :data:`LAMBDA_RANGE`)."""
     if lambdas is None:

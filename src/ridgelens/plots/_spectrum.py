@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ridgelens._shrinkage import shrinkage, snap_rounding
-from ridgelens._validation import check_lambdas, check_reals
+from ridgelens._validation import check_eigenvalues, check_lambdas
 from ridgelens.errors import RidgelensError
 from ridgelens.plots._common import get_ax, scaled_label
 from ridgelens.report._plane import display_eigenvalues
@@ -20,7 +20,7 @@ def effective_df_curve(eigenvalues, lambdas) -> np.ndarray:
     >>> effective_df_curve([3.0, 1.0], [0.0, 1.0])
     array([2.  , 1.25])
     """
-    sigma, _ = snap_rounding(check_reals(eigenvalues, "eigenvalues"))  # rounding-level |σ| is 0: no negative df
+    sigma, _ = snap_rounding(check_eigenvalues(eigenvalues, "eigenvalues"))  # rounding-level |σ| is 0: no negative df
     factors, _ = shrinkage(sigma, check_lambdas(lambdas, "lambdas"))
     return factors.sum(axis=1)  # NaN where some σⱼ + λ ≤ 0: no minimizer there, so no df
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ridgelens._shrinkage import shrinkage as _shrinkage
-from ridgelens._validation import check_lambdas, check_reals
+from ridgelens._validation import check_eigenvalues, check_lambdas, check_reals
 from ridgelens.errors import RidgelensError
 
 
@@ -19,7 +19,7 @@ def shrinkage(sigma, lam, numerator=None) -> tuple[np.ndarray, np.ndarray]:
     σ = λ = 0 gives 0 (defined: the pseudo-inverse); σ + λ ≤ 0 otherwise gives NaN (not
     defined: the quadratic model has no minimizer there). ``lam`` is checked as every λ is
     (:func:`~ridgelens._validation.check_lambdas`: real numbers ≥ 0, not strings); ``sigma``
-    must be finite real numbers.
+    must be finite real numbers, ``numerator`` too, broadcastable to ``(len(lam), len(sigma))``.
 
     Returns ``(values, ok)``, both of shape ``(len(lam), len(sigma))``.
 
@@ -29,8 +29,21 @@ def shrinkage(sigma, lam, numerator=None) -> tuple[np.ndarray, np.ndarray]:
            [ 0.5,  0. , -1. ]])
     """
     lam = check_lambdas(lam, "lam")
-    s = np.atleast_1d(check_reals(sigma, "sigma"))
-    if s.ndim != 1 or not np.all(np.isfinite(s)):
-        raise RidgelensError(f"sigma must be a 1-D sequence of finite eigenvalues, got shape {s.shape}"
-                             + ("" if s.ndim != 1 else f" with {s[~np.isfinite(s)][0]}"))
-    return _shrinkage(s, lam, None if numerator is None else check_reals(numerator, "numerator"))
+    s = check_eigenvalues(sigma, "sigma")
+    if numerator is None:
+        return _shrinkage(s, lam)
+    num = check_reals(numerator, "numerator")
+    shape = (lam.size, s.size)
+    if not _broadcasts_to(num.shape, shape):
+        raise RidgelensError(f"numerator must broadcast to (len(lam), len(sigma)) = {shape}, got shape {num.shape}")
+    if not np.all(np.isfinite(num)):
+        raise RidgelensError(f"numerator must be finite, got {num[~np.isfinite(num)][0]}")
+    return _shrinkage(s, lam, num)
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` (NumPy's rules, the target's shape unchanged)."""
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
