@@ -1,5 +1,7 @@
 """Bad input to the library raises a RidgelensError whose message names the problem."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -403,3 +405,15 @@ def test_eigenvalue_arguments_are_checked_as_lambdas_are():
     num = np.array([[2.0], [4.0]])
     np.testing.assert_allclose(rl.shrinkage([1.0, 3.0], [0.0, 1.0], numerator=num)[0],
                                [[2 / 1, 2 / 3], [4 / 2, 4 / 4]])
+
+
+@pytest.mark.parametrize("bad, where", [([[True, 0.1]], "[0]"), ([[0.1, 0.2], [0.3, False]], "[3]"),
+                                        ([np.array(True), 0.1], "[0]"), (((0.1,), (np.True_,)), "[1]")])
+def test_a_bool_nested_among_floats_is_refused(bad, where):
+    """NumPy turns a bool inside a nested list (or a bool array inside a list) into 1.0: it went through as a
+    penalty of 1; it is refused like a bool at the top level, by its position in reading order."""
+    from ridgelens._validation import check_nonnegative
+
+    with pytest.raises(rl.RidgelensError, match=rf"^lam{re.escape(where)} must be a real number, got (np\.)?(True|False)_? \(bool\)"):
+        check_nonnegative(bad, "lam")
+    np.testing.assert_array_equal(check_nonnegative([[0.0, 1.5], [2.0, 3.0]], "lam"), [[0.0, 1.5], [2.0, 3.0]])

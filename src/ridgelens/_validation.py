@@ -95,8 +95,9 @@ def check_reals(values, name: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise RidgelensError(f"{name} must be numbers, got {values!r}") from None
     listed = isinstance(values, (list, tuple))
-    if raw.dtype.kind not in "iuf" or (listed and any(isinstance(e, (bool, np.bool_)) for e in values)):
-        entries = list(values) if listed else np.atleast_1d(raw).ravel().tolist()
+    entries = list(_flat_entries(values)) if listed else None  # position i counts entries in reading order
+    if raw.dtype.kind not in "iuf" or (listed and any(isinstance(e, (bool, np.bool_)) for e in entries)):
+        entries = entries if listed else np.atleast_1d(raw).ravel().tolist()
         for i, entry in enumerate(entries):
             if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, numbers.Real):
                 where = "" if raw.ndim == 0 else f"[{i}]"
@@ -104,6 +105,17 @@ def check_reals(values, name: str) -> np.ndarray:
                 raise RidgelensError(f"{name}{where} must be a real number, got {entry!r} "
                                      f"({type(entry).__name__}){hint}")
     return raw.astype(np.float64)
+
+
+def _flat_entries(values):
+    """The entries of nested lists, tuples and arrays in reading order (a bool among floats is still a bool)."""
+    if isinstance(values, (list, tuple)):
+        for v in values:
+            yield from _flat_entries(v)
+    elif isinstance(values, np.ndarray):
+        yield from values.ravel().tolist()
+    else:
+        yield values
 
 
 def check_nonnegative(values, name: str) -> np.ndarray:
