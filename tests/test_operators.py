@@ -424,3 +424,23 @@ def test_analyze_auto_curvature_is_the_cli_s_decision_at_theta_hat():
     assert ls.curvature_kind == "hessian" and "convex" in ls.choices["curvature"]
     with pytest.raises(rl.RidgelensError, match="curvature must be one of"):
         rl.analyze(obj, [0.1], curvature="gn")
+
+
+def test_curvature_options_an_operator_does_not_take_are_named():
+    """curvature="auto" may pick either operator: a Hessian option (form=) reaching the Gauss-Newton operator
+    raised Python's TypeError ('unexpected keyword argument'); now a RidgelensError naming it and what the
+    operator takes. An option both take passes, and the result equals the one built with it directly."""
+    obj, *_ = _net_objective("mse", n=48)
+    with pytest.raises(rl.RidgelensError, match=r"^options \['form'\] do not apply to the Gauss-Newton curvature, "
+                                                r"which takes reuse=, memory_budget=$"):
+        rl.analyze(obj, [1e-2], theta_hat=obj.theta0, curvature="auto", refit=False,
+                   curvature_options={"form": "reverse"})
+    with pytest.raises(rl.RidgelensError, match=r"^options \['reuse'\] do not apply to the torch Hessian"):
+        rl.hessian(obj, obj.theta0, reuse=True)
+    res = rl.analyze(obj, [1e-2], theta_hat=obj.theta0, curvature="auto", refit=False,
+                     curvature_options={"memory_budget": 10**9})
+    G = rl.ggn(obj, obj.theta0).to_dense()  # the curvature auto chose, formed directly
+    g = obj.gradient(obj.theta0) if res.path.gradient_used else 0.0
+    assert res.curvature_kind == "ggn" and res.path.gradient_used
+    np.testing.assert_allclose(res.path.thetas[0], np.linalg.solve(G + 1e-2 * np.eye(obj.n_params),
+                                                                   G @ obj.theta0 - g), rtol=1e-6, atol=1e-9)

@@ -7,6 +7,8 @@ Dispatch is on what the objective offers through its public protocol: a closed f
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ridgelens._validation import check_objective
@@ -50,8 +52,8 @@ def hessian(objective, theta, **options) -> CurvatureOperator:
     if _is_torch_objective(objective):
         from ridgelens.operators._torch import TorchHessianOperator
 
-        return TorchHessianOperator(objective, theta, **options)
-    return HessianOperator(objective, theta)
+        return _with_options(TorchHessianOperator, objective, theta, options, "the torch Hessian")
+    return _with_options(HessianOperator, objective, theta, options, "the Hessian of an objective's hvp")
 
 
 def ggn(objective, theta, **options) -> CurvatureOperator:
@@ -68,11 +70,21 @@ def ggn(objective, theta, **options) -> CurvatureOperator:
     if _is_torch_objective(objective):
         from ridgelens.operators._ggn import GGNOperator
 
-        return GGNOperator(objective, theta, **options)
+        return _with_options(GGNOperator, objective, theta, options, "the Gauss-Newton curvature")
     if getattr(objective, "canonical_glm", False):
         return hessian(objective, theta)
     raise RidgelensError(f"the Gauss-Newton curvature needs a torch objective (model outputs and a loss), or a "
                          f"GLM with its canonical link; {type(objective).__name__} is neither")
+
+
+def _with_options(cls, objective, theta, options: dict, what: str) -> CurvatureOperator:
+    """``cls(objective, theta, **options)``; an option ``cls`` does not take is named (was Python's TypeError)."""
+    takes = [p for p in inspect.signature(cls).parameters if p not in ("objective", "theta")]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise RidgelensError(f"options {unknown} do not apply to {what}, which takes "
+                             + (", ".join(f"{p}=" for p in takes) or "none"))
+    return cls(objective, theta, **options)
 
 
 def curvature(objective, theta, kind: str = "hessian", **options) -> CurvatureOperator:

@@ -328,7 +328,9 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         a 30-step Lanczos probe of H at θ̂ finds a negative Ritz value; ``choices["curvature"]``
         records the decision and the probe's products.
     curvature_options : dict, optional
-        Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``).
+        Options of the operator (torch Hessian: ``form=``, ``memory_budget=``; GGN: ``reuse=``,
+        ``memory_budget=``); one the operator does not take is refused by name, so with
+        ``curvature="auto"`` give only those both take (``memory_budget=``).
     polish : bool, optional
         Minimize further from θ̂ (the given ``theta_hat`` or the model's weights) before the
         analysis, with ``tol`` and ``refit_options``; ``Analysis.polish`` then says how far θ̂
