@@ -172,3 +172,29 @@ def test_linear_curvature_auto_is_the_hessian(tmp_path, capsys):
     X, y = load_diabetes(return_X_y=True)
     sk = Ridge(alpha=0.1 * len(y), solver="cholesky").fit(X, y)
     np.testing.assert_allclose(res["predicted"][0], np.r_[sk.coef_, sk.intercept_], rtol=1e-6, atol=1e-8)
+
+
+def test_polish_with_curvature_auto_probes_the_polished_weights(trained, capsys):
+    """--polish with the default --curvature auto: H is probed at the θ̂ analyzed (the polished one, as
+    analyze(curvature="auto", polish=True) does), not at the weights given; the probe at the given weights had
+    recorded its Ritz value as the analyzed point's. Reference: choose_curvature at results.json's θ̂."""
+    import ridgelens as rl
+    from ridgelens.cli._mlp import build_mlp_objective
+    from ridgelens.data import load_dataset
+    from ridgelens.pipeline._weight_decay import choose_curvature
+
+    tmp_path = trained
+    code, out, err = run(capsys, *mlp_args(tmp_path, "--weights", str(tmp_path / "w.pt"), "--polish",
+                                           "--refit-iters", "30", "--refit-method", "lbfgs"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    obj, _, _ = build_mlp_objective(load_dataset("diabetes", standardize=True), hidden=3, seed=0,
+                                    weights=str(tmp_path / "w.pt"))
+    polished, given = np.array(res["theta_hat"]), obj.theta0
+    assert res["polish"]["moved_relative"] > 1e-3
+    at_polished, at_given = (str(choose_curvature(obj, t, seed=0)) for t in (polished, given))
+    assert at_polished != at_given  # the two probes differ: the test tells which point was probed
+    assert res["choices"]["curvature"] == at_polished and f"(auto, at the polished θ̂): {at_polished}" in out
+    assert res["curvature_kind"] == rl.analyze(obj, [1e-3], curvature="auto", polish=True, refit=False,
+                                               tol=1e-5, refit_options={"method": "lbfgs", "max_iter": 30}
+                                               ).curvature_kind

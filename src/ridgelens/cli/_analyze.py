@@ -300,15 +300,21 @@ def _analyze_torch(args, obj, lam, theta_hat):
 
     Returns ``(analysis, {"grid": how} for the default grid (lam None), else {})``.
     """
-    curvature, auto = curvature_choice(args, obj, obj.theta0 if theta_hat is None else theta_hat)
+    # --polish with auto: analyze probes H at the polished θ̂ it analyzes (the weights given are not that point)
+    at_polished = bool(args.polish) and (args.curvature or "auto") == "auto"
+    curvature, auto = ("auto", {}) if at_polished and lam is not None else \
+        curvature_choice(args, obj, obj.theta0 if theta_hat is None else theta_hat)
     how = {}
     refit = lam is not None  # the default grid: the one refit at the chosen λ, after --select (cli/_select.py)
     if lam is None:  # --select without --lambdas: the default grid, from the spectrum at θ̂ as given
         lam, how["grid"] = default_lambdas(obj, curvature, theta_hat=theta_hat, k=args.k or 20, seed=args.seed)
     res = analyze(obj, lam, theta_hat=theta_hat, k=args.k or 20, seed=args.seed, checkpoint=args.checkpoint,
-                  curvature=curvature, polish=bool(args.polish), refit=refit,
+                  curvature="auto" if at_polished else curvature, polish=bool(args.polish), refit=refit,
                   tol=args.refit_tol, refit_options=refit_options(args))
-    res = replace(res, choices={**res.choices, **auto})
+    if at_polished:
+        print(f"curvature (auto, at the polished θ̂): {res.choices['curvature']}")
+    else:
+        res = replace(res, choices={**res.choices, **auto})
     res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
     p = res.polish
     if p is not None:

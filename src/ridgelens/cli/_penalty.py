@@ -1,6 +1,6 @@
 """``--penalty``, ``--penalty-factors``, ``--optimizer`` and ``--optimizer-state``: the penalty matrix from the command line.
 
-Also ``--curvature``'s default, which ``--optimizer`` makes ``auto`` (:func:`curvature_choice`).
+Also ``--curvature``'s default for torch models, ``auto`` (:func:`curvature_choice`).
 """
 
 from __future__ import annotations
