@@ -263,3 +263,37 @@ def test_second_order_attention_sets_the_flags_sdpa_kernel_sets_and_restores_the
                                    create_graph=True)
         (h,) = torch.autograd.grad(g.sum(), q)
     assert torch.isfinite(h).all() and h.abs().sum() > 0
+
+
+def test_second_order_attention_contexts_open_at_once_restore_the_flags_once():
+    """Two contexts whose exits interleave (two threads' products: A enters, B enters, A exits, B exits): the
+    math kernel stays the only one until the last exits, and then every flag is back. Each context saving its
+    own state left the fused kernels on under B after A's exit, and only the math kernel on for good after B's."""
+    import threading
+
+    import torch.nn.attention as attention
+
+    now = attention._cur_sdpa_kernel_backends
+    before = now()
+    assert before != [attention.SDPBackend.MATH]
+    a, b = second_order_attention(), second_order_attention()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert now() == [attention.SDPBackend.MATH]  # B's products still run on the math kernel
+    b.__exit__(None, None, None)
+    assert now() == before
+    seen, barrier = [], threading.Barrier(4)
+
+    def product():
+        with second_order_attention():
+            barrier.wait()  # all four inside at once
+            seen.append(now())
+            barrier.wait()
+
+    threads = [threading.Thread(target=product) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [[attention.SDPBackend.MATH]] * 4 and now() == before

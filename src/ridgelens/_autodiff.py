@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+from typing import ClassVar
 
 
 def second_order_attention():
@@ -44,22 +46,36 @@ def _sdp_flags():
 
 
 class _MathAttention:
-    """Only the math attention kernel inside; every flag as it was after (:func:`second_order_attention`)."""
+    """Only the math attention kernel inside; every flag as it was after (:func:`second_order_attention`).
 
-    __slots__ = ("flags", "saved")
+    The flags are process-wide, so the contexts open at once (nested, or in threads, exited in any
+    order) share one saved state: the first to enter saves it, the last to exit restores it. Each
+    saving its own would let a thread's exit switch the fused kernels back on under another's
+    products, and the last exit leave only the math kernel on for good.
+    """
+
+    __slots__ = ("flags",)
+    _lock: ClassVar = threading.Lock()
+    _open: ClassVar[list] = [0, None]  # contexts open now, and the flags the first of them found
 
     def __init__(self, flags):
         self.flags = flags
 
     def __enter__(self):
-        self.saved = [get() for get, _, _ in self.flags]
-        for _, put, is_math in self.flags:
-            put(is_math)
+        with self._lock:
+            if self._open[0] == 0:
+                self._open[1] = [get() for get, _, _ in self.flags]
+            self._open[0] += 1
+            for _, put, is_math in self.flags:
+                put(is_math)
         return self
 
     def __exit__(self, *exc):
-        for (_, put, _), was in zip(self.flags, self.saved, strict=True):
-            put(was)
+        with self._lock:
+            self._open[0] -= 1
+            if self._open[0] == 0:
+                for (_, put, _), was in zip(self.flags, self._open[1], strict=True):
+                    put(was)
         return False
 
 
