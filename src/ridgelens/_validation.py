@@ -118,11 +118,16 @@ def _flat_entries(values):
         yield values
 
 
+def _refuse_nonfinite(a: np.ndarray, name: str) -> None:
+    """Refuse the first NaN or infinity in ``a``, naming ``name``."""
+    if not np.all(np.isfinite(a)):
+        raise RidgelensError(f"{name} must be finite, got {a[~np.isfinite(a)][0]}")
+
+
 def check_nonnegative(values, name: str) -> np.ndarray:
     """``values`` (any shape) as float64, each a finite real number ≥ 0; the first bad entry is named."""
     a = check_reals(values, name)
-    if not np.all(np.isfinite(a)):
-        raise RidgelensError(f"{name} must be finite, got {a[~np.isfinite(a)][0]}")
+    _refuse_nonfinite(a, name)
     if np.any(a < 0):
         raise RidgelensError(f"{name} must be >= 0, got {a[a < 0][0]:g}")
     return a
@@ -133,8 +138,7 @@ def check_eigenvalues(values, name: str) -> np.ndarray:
     s = np.atleast_1d(check_reals(values, name))
     if s.ndim != 1:
         raise RidgelensError(f"{name} must be a 1-D sequence of eigenvalues, got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise RidgelensError(f"{name} must be finite, got {s[~np.isfinite(s)][0]}")
+    _refuse_nonfinite(s, name)
     return s
 
 
@@ -142,12 +146,10 @@ def check_lambdas(lambdas, name: str = "lambdas") -> np.ndarray:
     """Return a 1-D float64 array of finite, non-negative penalties (0, or within :data:`LAMBDA_RANGE`)."""
     if lambdas is None:
         raise RidgelensError(f"{name} must be given: one or more λ ≥ 0")
-    raw = check_reals(lambdas, name)
-    lam = np.atleast_1d(raw.astype(np.float64))
+    lam = np.atleast_1d(check_reals(lambdas, name))  # float64 already
     if lam.ndim != 1 or lam.size == 0:
         raise RidgelensError(f"{name} must be a non-empty 1-D sequence, got shape {lam.shape}")
-    if not np.all(np.isfinite(lam)):
-        raise RidgelensError(f"{name} must be finite, got {lam[~np.isfinite(lam)][0]}")
+    _refuse_nonfinite(lam, name)
     if np.any(lam < 0):
         raise RidgelensError(
             f"{name} must be >= 0 (the penalty is (λ/2)‖θ‖²), got {lam[lam < 0][0]:g}"

@@ -33,7 +33,7 @@ from ridgelens.cli._select import (
     torch_validation,
 )
 from ridgelens.cli._stream import streamed_objective
-from ridgelens.cli._torch import is_user_model
+from ridgelens.cli._torch import check_refit_tol, is_user_model
 from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
@@ -150,8 +150,7 @@ def _check_mlp_numbers(args) -> None:
         if v < low:
             raise RidgelensError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {v}")
     check_seed(args.seed, "--seed")
-    if not (np.isfinite(args.refit_tol) and args.refit_tol > 0):
-        raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {args.refit_tol}")
+    check_refit_tol(args.refit_tol)
 
 
 def _run(args, lam: np.ndarray | None, out: Path) -> list[str]:

@@ -18,6 +18,7 @@ from ridgelens.cli._output import new_figure, save_figure, staged_folder, table
 from ridgelens.cli._report import recorded_warnings, write_report
 from ridgelens.cli._select import MODELS as SELECT_MODELS
 from ridgelens.cli._select import describe
+from ridgelens.cli._torch import check_refit_tol
 from ridgelens.errors import RidgelensError
 
 #: Options only a language model takes (``analyze --model lm`` or ``hf:DIR``).
@@ -67,9 +68,8 @@ def _settle(args) -> None:
         raise RidgelensError(f"--steps must be >= 0, got {args.steps}")
     if getattr(args, "refit_iters", None) is not None and args.refit_iters < 1:
         raise RidgelensError(f"--refit-iters must be a positive integer, got {args.refit_iters}")
-    tol = getattr(args, "refit_tol", None)
-    if tol is not None and not (np.isfinite(tol) and tol > 0):
-        raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {tol}")
+    if getattr(args, "refit_tol", None) is not None:
+        check_refit_tol(args.refit_tol)
     if args.subsamples == 1 or args.subsamples < 0:
         raise RidgelensError(f"--subsamples must be 0 (off) or >= 2 disjoint subsamples, got {args.subsamples}")
     check_seed(args.seed, "--seed")

@@ -90,6 +90,14 @@ def half_squared(o, t):
 half_squared.gaussian_factor = 0.5  # Gaussian: ½Σr²/n_b (TorchObjective.gaussian_loss)
 
 
+def check_refit_tol(tol) -> None:
+    """``--refit-tol`` (a gradient-norm tolerance) must be a finite number > 0."""
+    import math
+
+    if not (math.isfinite(tol) and tol > 0):
+        raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {tol}")
+
+
 def load_error(exc: BaseException) -> str:
     """What ``load_state_dict`` said, on one line: torch puts the keys and shapes after a header line."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
