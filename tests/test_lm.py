@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad, jvp, vjp
 
-from ridgelens._autodiff import cached_gelu, saved_bytes, second_order_attention
+from ridgelens._autodiff import saved_bytes, second_order_attention, second_order_graph
 from ridgelens.errors import DataError, ModelOutputError, RidgelensError
 from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
 from ridgelens.objectives.lm import LMObjective
@@ -108,7 +108,7 @@ def _node_names(t):
 
 
 @pytest.mark.parametrize("form", ["reuse", "double-backward"])
-def test_hessian_graph_with_cached_gelu_matches_torch_func(split, net, form):
+def test_hessian_graph_with_second_order_graph_matches_torch_func(split, net, form):
     """The operator's gradient graph goes through the cached GELU; a block of products still equals torch.func's."""
     obj = LMObjective(net, split.train, dtype=torch.float64)
     flat = obj.flat_tensor(obj.theta0)
@@ -121,10 +121,11 @@ def test_hessian_graph_with_cached_gelu_matches_torch_func(split, net, form):
     if form == "reuse":
         names = _node_names(H._graph[1])
         assert "_GeluSlopeBackward" in names and "GeluBackwardBackward0" not in names
+        assert "_LayerNormGradBackward" in names and "NativeLayerNormBackwardBackward0" not in names
 
 
-def test_cached_gelu_has_gelu_first_and_second_derivatives():
-    """Inside cached_gelu, F.gelu's gradient and Hessian-vector products equal PyTorch's own, off and on zero."""
+def test_second_order_graph_has_gelu_first_and_second_derivatives():
+    """Inside second_order_graph, F.gelu's gradient and Hessian-vector products equal PyTorch's own, off and on zero."""
     x0 = torch.linspace(-6, 6, 101, dtype=torch.float64)
     w, u = torch.cos(3 * x0), torch.sin(5 * x0)
 
@@ -136,16 +137,48 @@ def test_cached_gelu_has_gelu_first_and_second_derivatives():
         return g.detach(), hu
 
     g0, h0 = products(contextlib.nullcontext())
-    g1, h1 = products(cached_gelu())
+    g1, h1 = products(second_order_graph())
     torch.testing.assert_close(g1, g0, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(h1, h0, rtol=1e-12, atol=1e-14)
     pdf = torch.exp(-x0 * x0 / 2) / math.sqrt(2 * math.pi)  # GELU'' = φ(x)(2 − x²), in closed form
     torch.testing.assert_close(h1, w * pdf * (2 - x0 * x0) * u, rtol=1e-12, atol=1e-14)
     # a plain first-order backward inside the context is PyTorch's
     x = x0.clone().requires_grad_(True)
-    with cached_gelu():
+    with second_order_graph():
         (torch.nn.functional.gelu(x) * w).sum().backward()
     torch.testing.assert_close(x.grad, g0, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape,affine", [((6,), "both"), ((6,), "weight"), ((6,), "none"), ((4, 6), "both")])
+def test_second_order_graph_layer_norm_matches_pytorchs_derivatives(shape, affine):
+    """Inside second_order_graph, layer norm's gradient and every Hessian-vector product (x, weight, bias) equal
+    PyTorch's own; gradgradcheck (finite differences of the hand-written second derivatives) passes."""
+    gen = torch.Generator().manual_seed(7)
+    x0 = 3 * torch.randn(5, 4, 6, dtype=torch.float64, generator=gen) + 1
+    w0 = torch.randn(shape, dtype=torch.float64, generator=gen) if affine != "none" else None
+    b0 = torch.randn(shape, dtype=torch.float64, generator=gen) if affine == "both" else None
+    leaves = [t for t in (x0, w0, b0) if t is not None]
+    mix = torch.randn(x0.shape, dtype=torch.float64, generator=gen)
+    us = [torch.randn(t.shape, dtype=torch.float64, generator=gen) for t in leaves]
+
+    def ln(*ts):
+        it = iter(ts)
+        return torch.nn.functional.layer_norm(next(it), shape, *(next(it) if t is not None else None
+                                                                  for t in (w0, b0)), eps=1e-5)
+
+    def products(ctx):
+        ts = [t.clone().requires_grad_(True) for t in leaves]
+        with ctx:
+            gs = torch.autograd.grad((torch.sin(ln(*ts)) * mix).sum(), ts, create_graph=True)
+        hs = torch.autograd.grad(gs, ts, us)
+        return [g.detach() for g in gs], hs
+
+    g0, h0 = products(contextlib.nullcontext())
+    g1, h1 = products(second_order_graph())
+    for a, b in zip(g1 + list(h1), g0 + list(h0), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+    with second_order_graph():
+        assert torch.autograd.gradgradcheck(ln, [t.clone().requires_grad_(True) for t in leaves])
 
 
 def _jt_softmax_hessian_j(obj, v):

@@ -33,6 +33,12 @@ def test_analyze_lm_writes_both_curvatures_and_says_which_lambdas_have_a_predict
     assert noise["windows_each"] == [3, 3, 2] and len(noise["hessian"]["mean"]) == 3
     assert "‖θ̃−θ*‖/‖θ*‖ < 10%" in cap.out or "at or above 10%" in cap.out
     assert "training step" in cap.err  # progress goes to stderr
+    # it keeps no per-parameter vectors: Analysis.from_dict says what it is instead of naming a missing field
+    import ridgelens as rl
+    from ridgelens.errors import RidgelensError
+
+    with pytest.raises(RidgelensError, match=r"language model's results\.json"):
+        rl.Analysis.from_dict(r)
 
 
 @pytest.mark.parametrize("case,msg", [

@@ -94,24 +94,34 @@ def saved_bytes(fn):
     return out, int(seen[0])
 
 
-def cached_gelu():
-    """A context in which ``F.gelu`` (exact form) builds a gradient graph that is cheap to differentiate again.
+def second_order_graph():
+    """A context in which ``F.gelu`` (exact form) and ``F.layer_norm`` build gradient graphs that are cheap to differentiate again.
 
-    PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf`` and ``exp``
-    of the input at every pass: about 9 ms for one 512 × 384 float64 activation, alone on one
-    thread. On the demo LM this context takes 8% off a reused-graph Hessian product and 2% off
-    a recomputed one (``benchmarks/bench_lm.py``). Inside this context, a GELU whose input needs
-    a gradient is ``_Gelu`` instead: building the gradient graph computes its slope
-    Φ(x) + xφ(x) and the slope's derivative φ(x)(2 − x²) once and keeps both; later passes
-    multiply by them. Same values (to rounding); two more activation-sized tensors per GELU
-    in the graph (the slope and its derivative). A third derivative is not supported (autograd refuses it),
-    and forward-mode AD (``torch.func.jvp``) is not supported: use it only around gradient
-    graphs that are differentiated once more, in reverse (the double-backward Hessian forms).
+    Use it around a gradient graph built with ``create_graph=True`` that is then differentiated
+    once more, in reverse (the double-backward Hessian forms). Same values, to rounding.
+
+    - **GELU.** PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf``
+      and ``exp`` of the input at every pass: about 9 ms for one 512 × 384 float64 activation,
+      alone on one thread. Here a GELU whose input needs a gradient is ``_Gelu``: building the
+      gradient graph computes its slope Φ(x) + xφ(x) and the slope's derivative φ(x)(2 − x²)
+      once and keeps both (two more activation-sized tensors per GELU); later passes multiply.
+    - **Layer norm.** PyTorch's ``layer_norm_double_backward`` is general and costs about 2 ms per
+      512 × 96 float64 activation on one thread. Here the gradient of a layer norm is
+      ``_LayerNormGrad``: its forward is PyTorch's fused first-order backward, its backward the
+      closed forms (see its docs), from the kept mean and rstd (no tensor more than PyTorch keeps).
+
+    On the demo LM the kept GELU slope took 8% off a reused-graph Hessian product, and the kept
+    derivative and the layer norm another 6% (``benchmarks/bench_lm.py``, three alternated runs:
+    2.37–2.39× a gradient before, 2.22–2.24× after); a recomputed product gains less
+    (3.70–3.88× → 3.60–3.71×: the graph is built each time). A third derivative is not supported: the
+    kept derivatives and the closed forms are not differentiated again (``once_differentiable``
+    refuses it where the cotangents need a gradient; elsewhere it would be silently incomplete).
+    Forward-mode AD (``torch.func.jvp``) is not supported either.
     """
     import torch
     from torch.overrides import TorchFunctionMode
 
-    gelu = torch.nn.functional.gelu
+    gelu, layer_norm = torch.nn.functional.gelu, torch.nn.functional.layer_norm
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -119,6 +129,10 @@ def cached_gelu():
             if (func is gelu and len(args) == 1 and kwargs.get("approximate", "none") == "none"
                     and isinstance(args[0], torch.Tensor) and args[0].requires_grad and torch.is_grad_enabled()):
                 return _gelu_function().apply(args[0])
+            if func is layer_norm and torch.is_grad_enabled():
+                call = _layer_norm_call(args, kwargs)
+                if call is not None:
+                    return _layer_norm_function().apply(*call)
             return func(*args, **kwargs)
 
     return Mode()
@@ -128,12 +142,13 @@ _GELU = []
 
 
 def _gelu_function():
-    """The autograd Functions of :func:`cached_gelu`, defined once on first use (torch imported lazily)."""
+    """The autograd Functions of :func:`second_order_graph`'s GELU, defined once on first use (torch imported lazily)."""
     if _GELU:
         return _GELU[0]
     import math
 
     import torch
+    from torch.autograd.function import once_differentiable
 
     inv_sqrt_2pi, inv_sqrt_2 = 1 / math.sqrt(2 * math.pi), 1 / math.sqrt(2)
 
@@ -156,6 +171,7 @@ def _gelu_function():
             return slope
 
         @staticmethod
+        @once_differentiable  # see second_order_graph: no third derivative
         def backward(ctx, g):
             (curvature,) = ctx.saved_tensors
             return g * curvature
@@ -183,3 +199,115 @@ def _gelu_function():
 
     _GELU.append(_Gelu)
     return _Gelu
+
+
+
+def _layer_norm_call(args, kwargs):
+    """``(x, weight, bias, shape, eps)`` of an ``F.layer_norm`` call that needs a gradient, else None."""
+    import torch
+
+    names = ("input", "normalized_shape", "weight", "bias", "eps")
+    given = dict(zip(names, args, strict=False))
+    if len(args) > len(names) or set(kwargs) - set(names) or set(kwargs) & set(given):
+        return None
+    given.update(kwargs)
+    x, w, b = given.get("input"), given.get("weight"), given.get("bias")
+    shape, eps = given.get("normalized_shape"), given.get("eps", 1e-5)
+    tensors = [t for t in (x, w, b) if t is not None]
+    if not (isinstance(x, torch.Tensor) and all(isinstance(t, torch.Tensor) for t in tensors)
+            and any(t.requires_grad for t in tensors) and x.dtype.is_floating_point and shape is not None):
+        return None
+    shape = (int(shape),) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        return None  # torch's own error message
+    return x, w, b, shape, float(eps)
+
+
+_LAYER_NORM = []
+
+
+def _layer_norm_function():
+    """The autograd Functions of :func:`second_order_graph`'s layer norm, defined once on first use."""
+    if _LAYER_NORM:
+        return _LAYER_NORM[0]
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    def stats(x, mean, rstd, dims):
+        return (x - mean).mul_(rstd), dims, tuple(range(x.ndim - len(dims)))
+
+    def norm_vjp(z, xh, rstd, dims):
+        """Jᵀz for the normalization x ↦ x̂ = (x − μ)·rstd (J is symmetric): rstd·(z − mean z − x̂·mean(z x̂))."""
+        return (z - z.mean(dims, keepdim=True)).sub_(xh * (z * xh).mean(dims, keepdim=True)).mul_(rstd)
+
+    class _LayerNormGrad(torch.autograd.Function):
+        """Layer norm's gradient (dx, dw, db) from its output cotangent g, with a hand-written derivative.
+
+        PyTorch's own (``layer_norm_double_backward``) is general and costs about 2 ms per 512 × 96
+        float64 activation on one thread; this one recomputes x̂ from the kept mean and rstd and
+        applies the closed forms, with x̂ = (x − μ)·r, gw = g∘w, a = gw − mean(gw) and cotangents
+        (U, Uw, Ub) of (dx, dw, db), per row (means over the normalized dims):
+
+        - ∂/∂g = w∘JᵀU + Uw∘x̂ + Ub,  ∂/∂w = Σ_rows g∘JᵀU,
+        - ∂/∂x = r²·(3·m(a x̂)·m(x̂ U)·x̂ − m(a U)·x̂ − m(x̂ U)·a − m(a x̂)·(U − m(U))) + Jᵀ(Uw∘g).
+        """
+
+        @staticmethod
+        def forward(ctx, g, x, w, mean, rstd, shape, bias):
+            dx, dw, _ = torch.ops.aten.native_layer_norm_backward(g, x, list(shape), mean, rstd, w, None,
+                                                                  [True, w is not None, False])
+            ctx.save_for_backward(g, x, w, mean, rstd)
+            ctx.dims = tuple(range(-len(shape), 0))
+            db = g.sum(tuple(range(g.ndim - len(shape)))) if bias else None
+            ctx.set_materialize_grads(False)  # a cotangent not given is None: its terms are skipped
+            return dx, dw, db
+
+        @staticmethod
+        @once_differentiable  # see second_order_graph: no third derivative
+        def backward(ctx, U, Uw, Ub):
+            g, x, w, mean, rstd = ctx.saved_tensors
+            xh, dims, rows = stats(x, mean, rstd, ctx.dims)
+
+            def m(t):
+                return t.mean(dims, keepdim=True)
+
+            gw = g if w is None else g * w
+            grad_g = torch.zeros_like(g) if U is None else norm_vjp(U, xh, rstd, dims)
+            grad_w = None if (w is None or U is None) else (g * grad_g).sum(rows)
+            if w is not None:
+                grad_g = grad_g * w
+            if Uw is not None:
+                grad_g = grad_g + Uw * xh
+            if Ub is not None:
+                grad_g = grad_g + Ub
+            grad_x = torch.zeros_like(x) if Uw is None else norm_vjp(Uw * g, xh, rstd, dims)
+            if U is not None:
+                a = gw - m(gw)
+                m_ax, m_xu, m_au = m(a * xh), m(xh * U), m(a * U)
+                inner = xh * (3 * m_ax * m_xu - m_au) - a * m_xu - (U - m(U)) * m_ax
+                grad_x = grad_x + inner * rstd * rstd
+            return grad_g, grad_x, grad_w, None, None, None, None
+
+    class _LayerNorm(torch.autograd.Function):
+        """``F.layer_norm`` whose gradient, once built with ``create_graph``, is :class:`_LayerNormGrad`."""
+
+        @staticmethod
+        def forward(ctx, x, w, b, shape, eps):
+            y, mean, rstd = torch.ops.aten.native_layer_norm(x, list(shape), w, b, eps)
+            ctx.save_for_backward(x, w, b, mean, rstd)
+            ctx.shape = shape
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w, b, mean, rstd = ctx.saved_tensors
+            if torch.is_grad_enabled():  # building a gradient graph (create_graph=True)
+                dx, dw, db = _LayerNormGrad.apply(g, x, w, mean, rstd, ctx.shape, b is not None)
+                return dx, dw, db, None, None
+            mask = [ctx.needs_input_grad[0], w is not None and ctx.needs_input_grad[1],
+                    b is not None and ctx.needs_input_grad[2]]
+            dx, dw, db = torch.ops.aten.native_layer_norm_backward(g, x, list(ctx.shape), mean, rstd, w, b, mask)
+            return dx, dw, db, None, None
+
+    _LAYER_NORM.append(_LayerNorm)
+    return _LayerNorm

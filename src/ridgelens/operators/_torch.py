@@ -35,7 +35,7 @@ from torch.func import grad, jvp
 
 from ridgelens import _distributed as dist
 from ridgelens._auto import select_solver
-from ridgelens._autodiff import cached_gelu, saved_bytes, second_order_attention
+from ridgelens._autodiff import saved_bytes, second_order_attention, second_order_graph
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 
@@ -163,7 +163,7 @@ class TorchHessianOperator(CurvatureOperator):
             loss = next(iter(self.objective.batch_losses(flat, stop=1)))
             return torch.autograd.grad(loss, flat, create_graph=True)[0]
 
-        with cached_gelu():
+        with second_order_graph():
             g, nbytes = saved_bytes(first_gradient_graph)
         self._first = (flat, g)
         return nbytes
@@ -194,7 +194,7 @@ class TorchHessianOperator(CurvatureOperator):
         else:
             g, start = None, 0
             flat = self.theta.detach().requires_grad_(True)
-        with cached_gelu():
+        with second_order_graph():
             for loss in self.objective.batch_losses(flat, start=start, stop=stop):
                 (gb,) = torch.autograd.grad(loss, flat, create_graph=True)
                 g = gb if g is None else g + gb
@@ -213,7 +213,7 @@ class TorchHessianOperator(CurvatureOperator):
 
     def _hvp_double_backward(self, V, start: int = 0, stop: int | None = None):
         flat = self.theta.detach().requires_grad_(True)
-        with cached_gelu():  # no zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak
+        with second_order_graph():  # no zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak
             out = _sum_products((_grad_batched(torch.autograd.grad(loss, flat, create_graph=True)[0], flat, V,
                                                retain_graph=False)
                                  for loss in self.objective.batch_losses(flat, start, stop)), V)

@@ -260,6 +260,11 @@ class Analysis:
         """
         if not isinstance(d, dict):
             raise RidgelensError(f"an analysis must be a dict (from Analysis.to_dict), got {type(d).__name__}")
+        if "analyses" in d and "penalized" not in d:
+            raise RidgelensError("this is a language model's results.json (ridgelens analyze --model lm/hf:DIR, "
+                                 "ridgelens demo --lm): it keeps no per-parameter vectors (θ̂, θ̃, θ*), so it cannot "
+                                 "be rebuilt as an Analysis; read it as JSON (its 'analyses' hold each curvature's "
+                                 "spectrum, path and errors)")
         try:
             return _from_dict(cls, d)
         except KeyError as exc:
