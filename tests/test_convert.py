@@ -89,3 +89,22 @@ def test_cli_standardize_reports_original_scale_coefficients(tmp_path):
     pred_raw = np.array(o["refit"])[:, :-1] @ X.T + np.array(o["refit"])[:, -1:]
     assert np.allclose(pred_std, pred_raw, rtol=1e-10)
     assert o["param_names"][:2] == ["age", "sex"]
+
+
+@pytest.mark.parametrize("y,weights,msg", [
+    ([1.0, np.nan, 3.0], None, r"y\[1\] = nan is not finite"),
+    ([[1.0, 2.0]], None, "1-D array"),
+    ([1.0, "2", 3.0], None, r"y\[1\]"),
+    ([1.0, 2.0, 3.0], [1.0, -1.0, 1.0], "weights must be >= 0"),
+    ([1.0, 2.0, 3.0], [1.0, 1.0], "one entry per y"),
+    ([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], "the sum of the weights"),
+    ([2.0, 2.0, 2.0], None, "the standard deviation of y"),
+])
+def test_glmnet_conversion_refuses_unusable_y_and_weights_by_name(y, weights, msg):
+    """y and the weights of the glmnet conversion are checked: each bad one is named (a negative weight once gave
+    a standard deviation from a negative variance's square root, a wrong length a NumPy error)."""
+    from ridgelens.errors import RidgelensError
+
+    for fn in (lambda_from_glmnet, lambda_to_glmnet):
+        with pytest.raises(RidgelensError, match=msg):
+            fn(0.1, y, weights)

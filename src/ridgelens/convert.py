@@ -54,8 +54,20 @@ def lambda_to_sklearn(lam, weight_sum):
 
 
 def _sd(y, weights=None) -> float:
-    y = np.asarray(y, dtype=np.float64)
-    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    """The (weighted) 1/N standard deviation of y; y and the weights each named when they are not usable."""
+    y = check_reals(y, "y")
+    if y.ndim != 1 or y.size < 1:
+        raise RidgelensError(f"y must be a 1-D array of numbers, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        i = int(np.argmax(~np.isfinite(y)))
+        raise RidgelensError(f"y[{i}] = {y[i]} is not finite")
+    if weights is None:
+        w = np.ones_like(y)
+    else:
+        w = check_nonnegative(weights, "weights")
+        if w.shape != y.shape:
+            raise RidgelensError(f"weights must have one entry per y ({y.size}), got shape {w.shape}")
+        _positive(w.sum(), "the sum of the weights")
     mean = float(w @ y) / w.sum()
     return _positive(np.sqrt(w @ (y - mean) ** 2 / w.sum()), "the standard deviation of y")
 
