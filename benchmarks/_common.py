@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -42,19 +43,26 @@ def timed(fn, device="cpu", clock=time.perf_counter):
     return clock() - t0, out
 
 
-def interleaved_medians(fns: dict, repeats: int, device="cpu", warmup: int = 1, clock=time.perf_counter) -> dict:
+def interleaved_medians(fns: dict, repeats: int, device="cpu", warmup: int = 1, clock=time.perf_counter,
+                        shuffle: bool = False) -> dict:
     """Median seconds of each callable, timed in rounds (one call of each per round).
 
     Interleaving spreads a busy machine's noise over every contender instead of
-    penalizing whichever happened to run during a burst. Returns ``{name: (median, times)}``.
+    penalizing whichever happened to run during a burst. With ``shuffle`` each round runs the
+    contenders in another (seeded) order: a fixed order times the first one right after the
+    last one of the previous round (caches and allocator left by another workload), which on
+    sub-millisecond calls is a bias of its own. Returns ``{name: (median, times)}``.
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {name: [] for name in fns}
+    order, rng = list(fns), random.Random(0)
     for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device, clock)[0])
+        if shuffle:
+            rng.shuffle(order)
+        for name in order:
+            times[name].append(timed(fns[name], device, clock)[0])
     return {name: (statistics.median(t), t) for name, t in times.items()}
 
 
