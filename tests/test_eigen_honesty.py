@@ -42,3 +42,18 @@ def test_converged_means_the_wanted_eigenvalues(trained, which, k, tol):
     else:  # otherwise it says so, with a warning
         assert any(issubclass(c.category, rl.ConvergenceWarning) for c in caught)
     assert s.checks["rounds"] >= (1 if s.converged.all() else 0)
+
+
+def test_check_false_skips_only_the_deflated_check(trained):
+    """eigen(check=False) is the same Lanczos run without the deflated check: the same pairs (the check found no
+    miss here), exactly the check's products fewer, and Spectrum.checks says no check ran."""
+    seed, op, w = trained
+    full = rl.eigen(op, 5, tol=1e-6, method="lanczos", seed=seed)
+    bare = rl.eigen(op, 5, tol=1e-6, method="lanczos", seed=seed, check=False)
+    assert full.checks["rounds"] == 1 and not full.checks["missed"] and full.checks["n_matvecs"] > 0
+    assert bare.checks["rounds"] == 0 and bare.checks["n_matvecs"] == 0
+    assert bare.n_matvecs == full.n_matvecs - full.checks["n_matvecs"]
+    np.testing.assert_array_equal(bare.eigenvalues, full.eigenvalues)
+    np.testing.assert_allclose(bare.eigenvalues, w[::-1][:5], rtol=0, atol=1e-6 * np.abs(w).max())
+    with pytest.raises(rl.RidgelensError, match="check must be True or False"):
+        rl.eigen(op, 5, method="lanczos", check="yes")

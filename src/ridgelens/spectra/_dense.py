@@ -94,7 +94,7 @@ def _canonical_signs(Q: torch.Tensor) -> torch.Tensor:
 
 def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float = 1e-6,
           method: str = "auto", seed: int = 0, ncv: int | None = None, max_matvecs: int | None = None,
-          checkpoint=None, progress: bool | None = None) -> Spectrum:
+          checkpoint=None, progress: bool | None = None, check: bool = True) -> Spectrum:
     """Eigenpairs of a symmetric operator, in descending order.
 
     Parameters
@@ -119,6 +119,12 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
         Folder to save Lanczos state in, and resume from.
     progress : bool, optional
         Show a progress line (default: when stderr is a terminal).
+    check : bool, default True
+        Lanczos only: run the deflated check (``check_steps(k)`` products, 15 for k = 10) that
+        makes ``converged`` mean "these are the k wanted eigenpairs". With ``False`` it means
+        only that each returned pair has a small residual: Lanczos can converge on pairs that
+        are not the wanted ones (a cluster, an eigenvalue beyond its Krylov space) and say so.
+        ``Spectrum.checks["rounds"]`` says whether a check ran.
 
     Examples
     --------
@@ -134,12 +140,14 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
         raise RidgelensError(f"which must be one of {WHICH}, got {which!r}")
     if k is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= op.n):
         raise RidgelensError(f"k must be an integer in [1, {op.n}], got {k!r}")
+    if not isinstance(check, (bool, np.bool_)):
+        raise RidgelensError(f"check must be True or False, got {check!r}")
     choice = select_solver("eigen", method, n=op.n, is_dense=op.is_dense)
     if choice.name == "lanczos":
         if k is None:
             raise RidgelensError(f"the matrix-free solver needs k (how many eigenpairs of {op.n}); pass k=")
         r = lanczos(op, int(k), which=which, tol=tol, ncv=ncv, max_matvecs=max_matvecs, seed=seed,
-                    checkpoint=checkpoint, progress=progress)
+                    checkpoint=checkpoint, progress=progress, check=bool(check))
         Q = _canonical_signs(r["eigenvectors"])
         if not r["converged"].all():
             import warnings
