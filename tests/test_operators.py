@@ -241,6 +241,31 @@ def test_values_on_the_meta_device_are_refused_by_name():
             build(obj, torch.empty(obj.n_params, device="meta", dtype=torch.float64))
 
 
+def test_a_users_own_operator_subclass_is_probed_once_for_symmetry():
+    """A CurvatureOperator subclass written by a user says symmetric (the default) whatever its _matmat does:
+    as_operator probes it once per instance (2 products, counted) and refuses it, named, when it is not."""
+    M = np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 2.0]])
+
+    class Mine(rl.CurvatureOperator):
+        def __init__(self, A):
+            super().__init__(3)
+            self.A = torch.from_numpy(A)
+
+        def _matmat(self, V):
+            return self.A @ V
+
+    with pytest.raises(rl.RidgelensError, match="not symmetric"):
+        rl.eigen(Mine(M), 1, method="lanczos")
+    with pytest.raises(rl.RidgelensError, match="not symmetric"):
+        rl.ridge_path(Mine(M), np.ones(3), [1.0])
+    ok = Mine(M + M.T)
+    spec = rl.eigen(ok, 3)  # probed here (2 products), then made dense (3)
+    assert ok.n_matvecs == 5 and spec.eigenvalues[0] == pytest.approx(np.linalg.eigvalsh(M + M.T)[-1])
+    rl.eigen(ok, 3)  # not probed again
+    assert ok.n_matvecs == 8
+    assert rl.as_operator(Mine(M), check_symmetric=False).n_matvecs == 0  # the probe is skipped on request
+
+
 def test_an_operator_declared_not_symmetric_is_refused_as_curvature():
     """A @ B of two symmetric operators that do not commute is not symmetric (it says so): no consumer takes it."""
     A = psd(5, np.linspace(1, 3, 5), seed=1)

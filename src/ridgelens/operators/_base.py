@@ -386,8 +386,10 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
     tensor (a :class:`DenseOperator`, checked symmetric); a ``scipy.sparse`` matrix or a
     ``scipy.sparse.linalg.LinearOperator`` (curvlinops' ``.to_scipy()`` included); or a torch
     ``matmat`` callable with ``shape=(n, n)`` (and ``dtype``/``device`` of what it takes).
-    Matrix-free operators from outside are probed once for symmetry,
-    ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products, counted), and refused when they fail it.
+    Matrix-free operators from outside (a user's own CurvatureOperator subclass included, once
+    per instance) are probed for symmetry, ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products,
+    counted), and refused when they fail it; ``check_symmetric=False`` skips the probe (an
+    operator that declares itself not symmetric is refused either way).
 
     Examples
     --------
@@ -402,6 +404,10 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
                                  "or Gauss-Newton operator is; a product A @ B of two operators is symmetric only "
                                  "when they commute: pass a symmetric combination (A + B, c·A, A.shift(λ), "
                                  "A.sandwich(s))")
+        # A user's own subclass says it is symmetric by default, whatever its _matmat does: probe it once.
+        if check_symmetric and not _ours(source) and not getattr(source, "_symmetry_probed", False):
+            check_symmetry(source)
+            source._symmetry_probed = True
         return source
     if source is None:
         raise RidgelensError("curvature is None: pass an operator, a matrix, a scipy LinearOperator or a callable")
@@ -431,6 +437,11 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
     if check_symmetric:
         check_symmetry(op)
     return op
+
+
+def _ours(op: CurvatureOperator) -> bool:
+    """Whether ``op`` is one of ridgelens' own operators (symmetric by construction when they say so)."""
+    return type(op).__module__.split(".")[0] == "ridgelens"
 
 
 def check_symmetry(op: CurvatureOperator, seed: int = 0, rtol: float = 1e-6) -> None:
