@@ -201,7 +201,6 @@ def _gelu_function():
     return _Gelu
 
 
-
 def _layer_norm_call(args, kwargs):
     """``(x, weight, bias, shape, eps)`` of an ``F.layer_norm`` call that needs a gradient, else None."""
     import torch
