@@ -173,7 +173,8 @@ def test_torchrun_hf_checkpoint_writes_what_one_process_writes(checkpoint, tmp_p
     low = {k: k.replace("_eigenvalues.", "_residuals.") for k in x if ".most_negative_eigenvalues." in k}
     low["analyses.ggn.min_eigenvalue"] = "curvature.ggn.most_negative_residuals.0"  # the same Ritz value
     for key, res in low.items():
-        assert abs(x[key] - y[key]) <= x[res] + y[res], (key, x[key], y[key], x[res], y[res])
+        # within the two residuals, plus the products' rounding (the ranks sum their batches in another order)
+        assert abs(x[key] - y[key]) <= x[res] + y[res] + 1e-12 * abs(x[key]), (key, x[key], y[key], x[res], y[res])
     compared = [k for k in x if not k.endswith("seconds") and k not in ("n_ranks", "n_batches")
                 and k not in low and "_residuals." not in k and not k.startswith("settings.")]
     assert len(low) >= 2 and len(compared) > 20
