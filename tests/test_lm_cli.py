@@ -44,12 +44,14 @@ def test_analyze_lm_writes_both_curvatures_and_says_which_lambdas_have_a_predict
 @pytest.mark.parametrize("case,msg", [
     ("empty", "is empty"), ("binary", "looks binary"), ("short", "fewer than two contexts"),
     ("heads", "multiple of --heads"), ("data", "--data is for tabular models"),
-    ("lambda0", "must be > 0"),
+    ("lambda0", "must be > 0"), ("polish-iters0", "--polish-iters must be a positive integer"),
+    ("polish-tol", "--polish-tol must be a positive number"), ("polish-alone", "add --polish"),
 ])
 def test_bad_lm_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, msg):
     text = tmp_path / "t.txt"
     text.write_bytes({"empty": b"", "binary": bytes(range(256)) * 8, "short": b"x = 1\n"}.get(case, b"a = 1\n" * 50))
-    extra = {"heads": ["--heads", "3"], "data": ["--data", "digits"]}.get(case, [])
+    extra = {"heads": ["--heads", "3"], "data": ["--data", "digits"], "polish-iters0": ["--polish", "--polish-iters", "0"],
+             "polish-tol": ["--polish", "--polish-tol", "-1"], "polish-alone": ["--polish-iters", "5"]}.get(case, [])
     lam = "0" if case == "lambda0" else "0.1"
     out = tmp_path / "out"
     rc = main(["analyze", "--model", "lm", *TINY, "--text", str(text), *extra, "--lambdas", lam, "--out", str(out)])
@@ -62,6 +64,9 @@ def test_lm_options_are_refused_for_tabular_models(tmp_path, capsys):
     rc = main(["analyze", "--data", "diabetes", "--model", "linear", "--text", "stdlib", "--lambdas", "0.1",
                "--out", str(tmp_path / "o")])
     assert rc == 2 and "--text is for --model lm" in capsys.readouterr().err
+    rc = main(["analyze", "--data", "diabetes", "--model", "mlp", "--polish", "--polish-iters", "5", "--lambdas", "0.1",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--refit-iters and --refit-tol set --polish's budget" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -85,12 +90,13 @@ def test_polish_moves_theta_down_the_training_loss_and_says_so(tmp_path, capsys)
 
     out = tmp_path / "out"
     rc = main(["analyze", "--model", "lm", *TINY, "--subsamples", "0", "--curvature", "ggn", "--lambdas", "0.1",
-               "--polish", "--out", str(out)])
+               "--polish", "--polish-iters", "7", "--polish-tol", "1e-9", "--out", str(out)])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     r = json.loads((out / "results.json").read_text())
     p = r["polish"]
-    assert p["method"] == "lbfgs" and p["n_iter"] >= 1 and p["moved"] > 0
+    assert p["method"] == "lbfgs" and 1 <= p["n_iter"] <= 7 and p["moved"] > 0
+    assert (r["settings"]["polish_iters"], r["settings"]["polish_tol"]) == (7, 1e-9)  # the budget given, used
     assert p["loss_after"] < p["loss_before"] and p["gradient_norm_after"] < p["gradient_norm_before"]
     assert "polished θ̂ (L-BFGS" in cap.out
     # the reference: the same run without --polish writes the weights as trained; both model.pt files, measured

@@ -38,3 +38,7 @@ def add_lm_arguments(a) -> None:
                                                   f"tokens, as mean ± sd (default {LM_DEFAULTS['subsamples']}; 0: off)")
     a.add_argument("--max-logits", type=int, help="lm/hf: most logits one batch (one recomputed product) holds "
                                                   "(default 2^20)")
+    a.add_argument("--polish-iters", type=int, help="lm/hf with --polish: L-BFGS iterations of the polish "
+                                                    "(default 200; other torch models: --refit-iters)")
+    a.add_argument("--polish-tol", type=float, help="lm/hf with --polish: gradient-norm tolerance of the polish "
+                                                    "(default 1e-5; other torch models: --refit-tol)")

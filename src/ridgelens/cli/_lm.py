@@ -22,7 +22,8 @@ from ridgelens.cli._torch import check_refit_tol
 from ridgelens.errors import RidgelensError
 
 #: Options only a language model takes (``analyze --model lm`` or ``hf:DIR``).
-LM_OPTIONS = ("text", "layers", "width", "heads", "context", "tokens", "steps", "subsamples", "max_logits")
+LM_OPTIONS = ("text", "layers", "width", "heads", "context", "tokens", "steps", "subsamples", "max_logits",
+              "polish_iters", "polish_tol")
 #: Defaults of ``analyze --model lm`` (the built-in byte transformer on the standard library).
 #: The quick demo: 276k parameters, 512 training tokens, three λ (about 4.5 min of wall time on a busy 2-core machine).
 DEMO = dict(LM_DEFAULTS)
@@ -38,7 +39,10 @@ def refuse_lm_options(args) -> None:
     """A non-LM model given an LM-only option: one clear error."""
     given = ["--" + n.replace("_", "-") for n in LM_OPTIONS if getattr(args, n, None) is not None]
     if given:
-        raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model lm or hf:DIR")
+        polish = any(g.startswith("--polish-") for g in given)
+        raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model lm or hf:DIR"
+                             + ("; for other torch models --refit-iters and --refit-tol set --polish's budget"
+                                if polish else ""))
 
 
 def _say(msg: str) -> None:
@@ -70,6 +74,14 @@ def _settle(args) -> None:
         raise RidgelensError(f"--refit-iters must be a positive integer, got {args.refit_iters}")
     if getattr(args, "refit_tol", None) is not None:
         check_refit_tol(args.refit_tol)
+    polish_given = [f"--{n.replace('_', '-')}" for n in ("polish_iters", "polish_tol") if getattr(args, n, None) is not None]
+    if polish_given and not getattr(args, "polish", False):
+        raise RidgelensError(f"{', '.join(polish_given)} {'sets' if len(polish_given) == 1 else 'set'} the budget "
+                             "of --polish: add --polish (without it θ̂ is the weights as trained or loaded)")
+    if getattr(args, "polish_iters", None) is not None and args.polish_iters < 1:
+        raise RidgelensError(f"--polish-iters must be a positive integer, got {args.polish_iters}")
+    if getattr(args, "polish_tol", None) is not None:
+        check_refit_tol(args.polish_tol, "--polish-tol")
     if args.subsamples == 1 or args.subsamples < 0:
         raise RidgelensError(f"--subsamples must be 0 (off) or >= 2 disjoint subsamples, got {args.subsamples}")
     check_seed(args.seed, "--seed")
@@ -189,10 +201,10 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
 
 
 def _settings(args):
-    """LMSettings from the options; --refit-iters and --refit-tol set θ*(λ)'s L-BFGS budget and tolerance."""
+    """LMSettings from the options: --refit-iters/--refit-tol set θ*(λ)'s L-BFGS budget, --polish-iters/--polish-tol θ̂'s."""
     from ridgelens.pipeline import LMSettings
 
-    given = {name: getattr(args, name, None) for name in ("refit_iters", "refit_tol")}
+    given = {name: getattr(args, name, None) for name in ("refit_iters", "refit_tol", "polish_iters", "polish_tol")}
     return LMSettings(k=args.k, subsamples=args.subsamples, seed=args.seed,
                       **{name: value for name, value in given.items() if value is not None})
 

@@ -90,12 +90,12 @@ def half_squared(o, t):
 half_squared.gaussian_factor = 0.5  # Gaussian: ½Σr²/n_b (TorchObjective.gaussian_loss)
 
 
-def check_refit_tol(tol) -> None:
-    """``--refit-tol`` (a gradient-norm tolerance) must be a finite number > 0."""
+def check_refit_tol(tol, option: str = "--refit-tol") -> None:
+    """``--refit-tol`` (or another gradient-norm tolerance, named ``option``) must be a finite number > 0."""
     import math
 
     if not (math.isfinite(tol) and tol > 0):
-        raise RidgelensError(f"--refit-tol must be a positive number (a gradient-norm tolerance), got {tol}")
+        raise RidgelensError(f"{option} must be a positive number (a gradient-norm tolerance), got {tol}")
 
 
 def load_error(exc: BaseException) -> str:
