@@ -181,6 +181,37 @@ def test_second_order_graph_layer_norm_matches_pytorchs_derivatives(shape, affin
         assert torch.autograd.gradgradcheck(ln, [t.clone().requires_grad_(True) for t in leaves])
 
 
+@pytest.mark.parametrize("affine", ["both", "weight", "bias"])
+def test_second_order_graph_layer_norm_over_every_dim(affine):
+    """A layer norm over all of x's dims (no row dims: x of shape normalized_shape) keeps its weight's and bias's
+    shapes: torch's sum over () sums every dim, which once gave a 0-d bias/weight gradient (an autograd error).
+    The bias-only case is compared with weight = ones (PyTorch's own double backward fails there)."""
+    gen = torch.Generator().manual_seed(3)
+    x0 = torch.randn(4, 6, dtype=torch.float64, generator=gen)
+    w0 = torch.randn(4, 6, dtype=torch.float64, generator=gen) if affine != "bias" else None
+    b0 = torch.randn(4, 6, dtype=torch.float64, generator=gen) if affine != "weight" else None
+    mix = torch.randn(4, 6, dtype=torch.float64, generator=gen)
+    leaves = [t for t in (x0, w0, b0) if t is not None]
+    us = [torch.randn(t.shape, dtype=torch.float64, generator=gen) for t in leaves]
+
+    def products(ctx, ones_for_missing_weight):
+        ts = [t.clone().requires_grad_(True) for t in leaves]
+        it = iter(ts)
+        x, w, b = next(it), next(it) if w0 is not None else None, next(it) if b0 is not None else None
+        if w is None and ones_for_missing_weight:
+            w = torch.ones(4, 6, dtype=torch.float64)
+        with ctx:
+            y = torch.nn.functional.layer_norm(x, (4, 6), w, b)
+            gs = torch.autograd.grad((torch.sin(y) * mix).sum(), ts, create_graph=True)
+        return [g.detach() for g in gs], torch.autograd.grad(gs, ts, us)
+
+    g0, h0 = products(contextlib.nullcontext(), True)
+    g1, h1 = products(second_order_graph(), False)
+    for a, b in zip(g1 + list(h1), g0 + list(h0), strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
 def _jt_softmax_hessian_j(obj, v):
     """Jᵀ H_out J v over every window at once, H_out = (diag p − p pᵀ)/N per token, from torch.func jvp/vjp."""
     flat = obj.flat_tensor(obj.theta0)

@@ -232,6 +232,10 @@ def _layer_norm_function():
     import torch
     from torch.autograd.function import once_differentiable
 
+    def _sum_rows(t, n_rows):
+        """``t`` summed over its first ``n_rows`` dims (none: a copy; ``sum(())`` would sum every dim)."""
+        return t.sum(tuple(range(n_rows))) if n_rows else t.clone()
+
     def stats(x, mean, rstd, dims):
         return (x - mean).mul_(rstd), dims, tuple(range(x.ndim - len(dims)))
 
@@ -257,7 +261,7 @@ def _layer_norm_function():
                                                                   [True, w is not None, False])
             ctx.save_for_backward(g, x, w, mean, rstd)
             ctx.dims = tuple(range(-len(shape), 0))
-            db = g.sum(tuple(range(g.ndim - len(shape)))) if bias else None
+            db = _sum_rows(g, g.ndim - len(shape)) if bias else None
             ctx.set_materialize_grads(False)  # a cotangent not given is None: its terms are skipped
             return dx, dw, db
 
@@ -272,7 +276,7 @@ def _layer_norm_function():
 
             gw = g if w is None else g * w
             grad_g = torch.zeros_like(g) if U is None else norm_vjp(U, xh, rstd, dims)
-            grad_w = None if (w is None or U is None) else (g * grad_g).sum(rows)
+            grad_w = None if (w is None or U is None) else _sum_rows(g * grad_g, len(rows))
             if w is not None:
                 grad_g = grad_g * w
             if Uw is not None:
