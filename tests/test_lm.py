@@ -212,6 +212,18 @@ def test_second_order_graph_layer_norm_over_every_dim(affine):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("shape,eps", [(6, 1e-5), ((6.0,), 1e-5), ((6,), "1e-3"), ((6,), None)])
+def test_second_order_graph_leaves_calls_torch_refuses_to_torch(shape, eps):
+    """An F.layer_norm call PyTorch itself refuses (an int or float normalized_shape, a string or None eps) is
+    refused inside second_order_graph too, by PyTorch, instead of being read as something else."""
+    x = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError) as outside:
+        torch.nn.functional.layer_norm(x, shape, None, None, eps)
+    with second_order_graph(), pytest.raises(TypeError) as inside:
+        torch.nn.functional.layer_norm(x, shape, None, None, eps)
+    assert str(inside.value) == str(outside.value)
+
+
 def _jt_softmax_hessian_j(obj, v):
     """Jᵀ H_out J v over every window at once, H_out = (diag p − p pᵀ)/N per token, from torch.func jvp/vjp."""
     flat = obj.flat_tensor(obj.theta0)

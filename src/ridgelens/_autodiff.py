@@ -203,6 +203,9 @@ def _gelu_function():
 
 def _layer_norm_call(args, kwargs):
     """``(x, weight, bias, shape, eps)`` of an ``F.layer_norm`` call that needs a gradient, else None."""
+    import numbers
+    import operator
+
     import torch
 
     names = ("input", "normalized_shape", "weight", "bias", "eps")
@@ -216,7 +219,14 @@ def _layer_norm_call(args, kwargs):
     if not (isinstance(x, torch.Tensor) and all(isinstance(t, torch.Tensor) for t in tensors)
             and any(t.requires_grad for t in tensors) and x.dtype.is_floating_point and shape is not None):
         return None
-    shape = (int(shape),) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    # What torch itself takes (a sequence of ints, eps a number); anything else goes to torch, for its own error
+    # (an int shape, (7.0,) or eps="1e-3" would otherwise be accepted here and refused everywhere else)
+    if not isinstance(shape, (tuple, list, torch.Size)) or not isinstance(eps, numbers.Real):
+        return None
+    try:
+        shape = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        return None
     if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
         return None  # torch's own error message
     return x, w, b, shape, float(eps)
