@@ -14,6 +14,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 import ridgelens as rl
 from helpers import psd
 from ridgelens.objectives.torch import TorchObjective
+from ridgelens.operators import FunctionOperator
 
 
 def _half_squared(o, t):
@@ -265,6 +266,35 @@ def test_a_users_own_operator_subclass_is_probed_once_for_symmetry():
     assert ok.n_matvecs == 8
     assert rl.as_operator(Mine(M), check_symmetric=False).n_matvecs == 0  # the probe is skipped on request
 
+
+def test_a_non_symmetric_operator_inside_a_sum_shift_or_sandwich_is_probed():
+    """A user's own subclass, or a FunctionOperator built by hand, is probed also when it first arrives inside
+    ridgelens' own sums, shifts, multiples and sandwiches (these were taken as symmetric on its word); each operator
+    once, and a callable wrapped by as_operator (probed there) is not probed again."""
+    M = np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 2.0]])
+
+    class Mine(rl.CurvatureOperator):
+        def __init__(self, A):
+            super().__init__(3)
+            self.A = torch.from_numpy(A)
+
+        def _matmat(self, V):
+            return self.A @ V
+
+    for make in (lambda A: Mine(A).shift(0.5), lambda A: 2.0 * Mine(A), lambda A: Mine(A) + Mine(A),
+                 lambda A: Mine(A).sandwich(np.ones(3)), lambda A: FunctionOperator(lambda V: torch.from_numpy(A) @ V, 3),
+                 lambda A: FunctionOperator(lambda V: torch.from_numpy(A) @ V, 3).shift(1.0)):
+        with pytest.raises(rl.RidgelensError, match="not symmetric"):
+            rl.eigen(make(M), 1, method="lanczos")
+    ok = Mine(M + M.T)
+    both = ok + ok.shift(1.0)
+    assert rl.as_operator(both) is both and ok.n_matvecs == 2  # the one user operator, probed once
+    rl.as_operator(both)
+    assert ok.n_matvecs == 2
+    wrapped = rl.as_operator(lambda V: torch.from_numpy(M + M.T) @ V, shape=(3, 3))
+    assert wrapped.n_matvecs == 2
+    rl.as_operator(wrapped.shift(1.0))
+    assert wrapped.n_matvecs == 2
 
 def test_an_operator_declared_not_symmetric_is_refused_as_curvature():
     """A @ B of two symmetric operators that do not commute is not symmetric (it says so): no consumer takes it."""

@@ -386,8 +386,8 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
     tensor (a :class:`DenseOperator`, checked symmetric); a ``scipy.sparse`` matrix or a
     ``scipy.sparse.linalg.LinearOperator`` (curvlinops' ``.to_scipy()`` included); or a torch
     ``matmat`` callable with ``shape=(n, n)`` (and ``dtype``/``device`` of what it takes).
-    Matrix-free operators from outside (a user's own CurvatureOperator subclass included, once
-    per instance) are probed for symmetry, ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products,
+    Matrix-free operators from outside (a user's own CurvatureOperator subclass or a hand-built
+    FunctionOperator included, also inside a sum, shift or sandwich; once per instance) are probed for symmetry, ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products,
     counted), and refused when they fail it; ``check_symmetric=False`` skips the probe (an
     operator that declares itself not symmetric is refused either way).
 
@@ -404,10 +404,12 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
                                  "or Gauss-Newton operator is; a product A @ B of two operators is symmetric only "
                                  "when they commute: pass a symmetric combination (A + B, c·A, A.shift(λ), "
                                  "A.sandwich(s))")
-        # A user's own subclass says it is symmetric by default, whatever its _matmat does: probe it once.
-        if check_symmetric and not _ours(source) and not getattr(source, "_symmetry_probed", False):
-            check_symmetry(source)
-            source._symmetry_probed = True
+        # A user's own subclass (or a FunctionOperator built by hand) says it is symmetric by default, whatever
+        # its _matmat does: probe each such operator once, also inside ridgelens' sums, shifts and sandwiches.
+        if check_symmetric:
+            for op in _unprobed(source):
+                check_symmetry(op)
+                op._symmetry_probed = True
         return source
     if source is None:
         raise RidgelensError("curvature is None: pass an operator, a matrix, a scipy LinearOperator or a callable")
@@ -436,12 +438,29 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
                              "square array or tensor, a scipy LinearOperator, or a matmat callable with shape=")
     if check_symmetric:
         check_symmetry(op)
+    op._symmetry_probed = True  # probed here, or the caller said not to: later stages do not probe it again
     return op
 
 
 def _ours(op: CurvatureOperator) -> bool:
     """Whether ``op`` is one of ridgelens' own operators (symmetric by construction when they say so)."""
     return type(op).__module__.split(".")[0] == "ridgelens"
+
+
+def _unprobed(op: CurvatureOperator) -> list:
+    """The operators in ``op`` whose symmetry is only their word and that were not probed yet, each once.
+
+    ``op`` itself when it is a user's own subclass or a :class:`FunctionOperator` not built by
+    :func:`as_operator`; for ridgelens' sums (shifts and multiples included) and sandwiches, their terms.
+    """
+    if getattr(op, "_symmetry_probed", False):
+        return []
+    if type(op) is SumOperator:
+        found = {id(u): u for _, term in op.terms for u in _unprobed(term)}
+        return list(found.values())
+    if type(op) is SandwichOperator:
+        return _unprobed(op.A)
+    return [op] if isinstance(op, FunctionOperator) or not _ours(op) else []
 
 
 def check_symmetry(op: CurvatureOperator, seed: int = 0, rtol: float = 1e-6) -> None:
