@@ -265,6 +265,9 @@ def test_a_users_own_operator_subclass_is_probed_once_for_symmetry():
     rl.eigen(ok, 3)  # not probed again
     assert ok.n_matvecs == 8
     assert rl.as_operator(Mine(M), check_symmetric=False).n_matvecs == 0  # the probe is skipped on request
+    vouched = rl.as_operator(Mine(M), check_symmetric=False)
+    rl.eigen(vouched, 3)  # and not made later by the stage the operator is passed to (it is returned as it is)
+    assert vouched.n_matvecs == 3
 
 
 def test_a_non_symmetric_operator_inside_a_sum_shift_or_sandwich_is_probed():

@@ -388,8 +388,9 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
     ``matmat`` callable with ``shape=(n, n)`` (and ``dtype``/``device`` of what it takes).
     Matrix-free operators from outside (a user's own CurvatureOperator subclass or a hand-built
     FunctionOperator included, also inside a sum, shift or sandwich; once per instance) are probed for symmetry, ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products,
-    counted), and refused when they fail it; ``check_symmetric=False`` skips the probe (an
-    operator that declares itself not symmetric is refused either way).
+    counted), and refused when they fail it; ``check_symmetric=False`` skips the probe, and the
+    operator passed is not probed later either (an operator that declares itself not symmetric
+    is refused either way).
 
     Examples
     --------
@@ -406,10 +407,11 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
                                  "A.sandwich(s))")
         # A user's own subclass (or a FunctionOperator built by hand) says it is symmetric by default, whatever
         # its _matmat does: probe each such operator once, also inside ridgelens' sums, shifts and sandwiches.
-        if check_symmetric:
-            for op in _unprobed(source):
+        # check_symmetric=False is remembered: the operator is returned as it is, and every stage calls as_operator
+        for op in _unprobed(source):
+            if check_symmetric:
                 check_symmetry(op)
-                op._symmetry_probed = True
+            op._symmetry_probed = True  # probed, or the caller vouched for it
         return source
     if source is None:
         raise RidgelensError("curvature is None: pass an operator, a matrix, a scipy LinearOperator or a callable")
