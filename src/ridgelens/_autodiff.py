@@ -116,7 +116,9 @@ def second_order_graph():
     (3.70–3.88× → 3.60–3.71×: the graph is built each time). A third derivative is not supported: the
     kept derivatives and the closed forms are not differentiated again (``once_differentiable``
     refuses it where the cotangents need a gradient; elsewhere it would be silently incomplete).
-    Forward-mode AD (``torch.func.jvp``) is not supported either.
+    Nor are ``torch.func`` transforms (``jvp``, ``grad``, ``vmap`` of a model whose layer norm or
+    GELU needs a gradient): the Functions here have no ``setup_context``. ridgelens enters the
+    context only around ``torch.autograd.grad`` with ``create_graph=True``.
     """
     import torch
     from torch.overrides import TorchFunctionMode

@@ -387,8 +387,9 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
     ``scipy.sparse.linalg.LinearOperator`` (curvlinops' ``.to_scipy()`` included); or a torch
     ``matmat`` callable with ``shape=(n, n)`` (and ``dtype``/``device`` of what it takes).
     Matrix-free operators from outside (a user's own CurvatureOperator subclass or a hand-built
-    FunctionOperator included, also inside a sum, shift or sandwich; once per instance) are probed for symmetry, ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products,
-    counted), and refused when they fail it; ``check_symmetric=False`` skips the probe, and the
+    FunctionOperator included, also inside a sum, shift or sandwich; once per instance) are
+    probed for symmetry, ``|⟨u, Av⟩ − ⟨Au, v⟩| ≤ 1e-6·‖Au‖‖v‖`` (2 products, counted), and
+    refused when they fail it; ``check_symmetric=False`` skips the probe, and the
     operator passed is not probed later either (an operator that declares itself not symmetric
     is refused either way).
 

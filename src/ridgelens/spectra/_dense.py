@@ -38,7 +38,8 @@ class Spectrum:
         ‖Hq − σq‖ per pair (0 for the dense solver, up to rounding).
     converged : ndarray of bool, shape (k,)
         Whether each pair met ``tol · |σ_max|`` *and* the deflated check found no wanted
-        eigenvalue beyond the ones returned (see :mod:`ridgelens.spectra._lanczos`).
+        eigenvalue beyond the ones returned (see :mod:`ridgelens.spectra._lanczos`); with
+        ``eigen(check=False)`` the first alone (``checks["rounds"]`` is then 0).
     choice : Choice or None
         What ``method="auto"`` resolved to, and why.
     checks : dict or None
