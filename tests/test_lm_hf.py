@@ -113,6 +113,27 @@ def test_cli_analyzes_the_checkpoint_folder(checkpoint, tmp_path, capsys):
     assert r["model"]["kind"] == "hugging face causal LM" and r["n_tokens"] == 64
     assert set(r["curvature"]) == {"ggn", "hessian"}
     assert all(len(c["rel_error"]) == 2 for c in r["curvature"].values())
+    assert not (out / "model.pt").exists()  # θ̂ is the checkpoint's own weights: the folder holds them
+
+
+def test_polished_checkpoint_weights_are_written(checkpoint, tmp_path, capsys):
+    """hf:DIR --polish analyzes other weights than the folder's: model.pt holds them, and loaded into the
+    checkpoint's model they give the training loss results.json reports after polishing."""
+    out = tmp_path / "out"
+    rc = main(["analyze", "--model", f"hf:{checkpoint}", "--text", str(TEXT), "--context", "8", "--tokens", "64",
+               "--lambdas", "0.1", "--k", "2", "--subsamples", "0", "--curvature", "ggn", "--polish",
+               "--polish-iters", "5", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "model.pt" in cap.out
+    p = json.loads((out / "results.json").read_text())["polish"]
+    model, tokenize, _ = load_hf_checkpoint(checkpoint)
+    before = LMObjective(model, file_split(TEXT, 8, 64, tokenize=tokenize).train, dtype=torch.float64)
+    assert before.value(before.theta0) == pytest.approx(p["loss_before"], rel=1e-6)
+    missing, unexpected = model.load_state_dict(torch.load(out / "model.pt", weights_only=True), strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}  # tied to the token embedding, saved once
+    after = LMObjective(model, file_split(TEXT, 8, 64, tokenize=tokenize).train, dtype=torch.float64)
+    assert after.value(after.theta0) == pytest.approx(p["loss_after"], rel=1e-6) and p["moved"] > 0
 
 
 @pytest.mark.parametrize("case", ["no-config", "wrong-shape", "small-vocab", "context", "missing"])

@@ -117,8 +117,13 @@ def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
     return report
 
 
+def _saves_weights(args) -> bool:
+    """Whether the run writes the analyzed θ̂ as model.pt: the built-in LM always, a checkpoint when polished."""
+    return args.model == "lm" or bool(getattr(args, "polish", False))
+
+
 def _written(args, report: dict) -> list[str]:
-    return ["results.json", *report["figures"], *(["model.pt"] if args.model == "lm" else []),
+    return ["results.json", *report["figures"], *(["model.pt"] if _saves_weights(args) else []),
             *(["report.html"] if getattr(args, "report", False) else [])]
 
 
@@ -192,7 +197,9 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         from ridgelens.report import lm_report
 
         write_report(out, report, caught, render=lm_report)
-    if args.model == "lm":  # the weights analyzed: θ̂ as trained, or polished with --polish
+    # The weights analyzed: the built-in LM's θ̂ as trained (or polished); a checkpoint's only when --polish moved
+    # them (its own folder holds them otherwise). A state_dict of the parameters; tied ones once, under one name.
+    if _saves_weights(args):
         buf = io.BytesIO()
         torch.save(obj.state_dict(next(iter(res.curvatures.values())).theta_hat), buf)
         atomic_write_bytes(out / "model.pt", buf.getvalue())
