@@ -12,10 +12,11 @@ TINY = ["--layers", "1", "--width", "8", "--heads", "2", "--context", "8", "--to
 
 def test_analyze_lm_writes_both_curvatures_and_says_which_lambdas_have_a_prediction(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.01,3", "--out", str(out)])
+    rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.01,3", "--save-thetas", "--out", str(out)])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     r = json.loads((out / "results.json").read_text())
+    _check_thetas_file(out, r)
     assert {"results.json", "model.pt", "rel_error.png", "perplexity.png", "spectral_density_hessian.png",
             "spectral_density_ggn.png"} <= {p.name for p in out.iterdir()}
     assert r["n_tokens"] == 64 and r["model"]["layers"] == 1
@@ -39,6 +40,31 @@ def test_analyze_lm_writes_both_curvatures_and_says_which_lambdas_have_a_predict
 
     with pytest.raises(RidgelensError, match=r"language model's results\.json"):
         rl.Analysis.from_dict(r)
+
+
+def _check_thetas_file(out, r):
+    """thetas.pt (--save-thetas): θ̂ is model.pt's weights flattened in the order it lists, and the vectors give the
+    relative errors and cosines results.json reports, recomputed here."""
+    import numpy as np
+    import torch
+
+    t = torch.load(out / "thetas.pt", weights_only=True)
+    sd = torch.load(out / "model.pt", weights_only=True)
+    assert [name for name, _ in t["params"]] == list(sd) and all(tuple(sd[k].shape) == s for k, s in t["params"])
+    flat = torch.cat([sd[name].reshape(-1).double() for name, _ in t["params"]])
+    torch.testing.assert_close(t["theta_hat"], flat, rtol=0, atol=0)
+    assert t["lambdas"].tolist() == r["lambdas"] and t["retrained"].shape == (2, r["n_params"])
+    star = t["retrained"].numpy()
+    hat = t["theta_hat"].numpy()
+    for kind, c in r["curvature"].items():
+        assert t["valid"][kind].tolist() == c["valid"]
+        for i, ok in enumerate(c["valid"]):
+            if ok:
+                pred = t["predicted"][kind][i].numpy()
+                err = np.linalg.norm(pred - star[i]) / np.linalg.norm(star[i])
+                cos = (pred - hat) @ (star[i] - hat) / np.linalg.norm(pred - hat) / np.linalg.norm(star[i] - hat)
+                assert err == pytest.approx(c["rel_error"][i], rel=1e-9) and cos == pytest.approx(c["cosine"][i],
+                                                                                                   rel=1e-9)
 
 
 @pytest.mark.parametrize("case,msg", [

@@ -78,7 +78,7 @@ def run_analyze(args) -> None:
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
             raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
                                  "--steps, --seed, --k, --subsamples, --max-logits, --curvature, --select validation, "
-                                 "--polish, --polish-iters, --polish-tol, --refit-iters, --refit-tol, --report; not "
+                                 "--polish, --polish-iters, --polish-tol, --refit-iters, --refit-tol, --save-thetas, --report; not "
                                  + ", ".join(given or ["the tabular options"]))
         run_lm_analyze(args)
         return

@@ -38,6 +38,10 @@ def add_lm_arguments(a) -> None:
                                                   f"tokens, as mean ± sd (default {LM_DEFAULTS['subsamples']}; 0: off)")
     a.add_argument("--max-logits", type=int, help="lm/hf: most logits one batch (one recomputed product) holds "
                                                   "(default 2^20)")
+    a.add_argument("--save-thetas", action="store_true", default=None,
+                   help="lm/hf: also write thetas.pt: θ̂, θ̃(λ) for each curvature and the retrained θ*(λ), as flat "
+                        "float64 vectors with the parameter names and shapes that unflatten them (n_params × "
+                        "(1 + 3 per λ) numbers)")
     a.add_argument("--polish-iters", type=int, help="lm/hf with --polish: L-BFGS iterations of the polish "
                                                     "(default 200; other torch models: --refit-iters)")
     a.add_argument("--polish-tol", type=float, help="lm/hf with --polish: gradient-norm tolerance of the polish "

@@ -23,7 +23,7 @@ from ridgelens.errors import RidgelensError
 
 #: Options only a language model takes (``analyze --model lm`` or ``hf:DIR``).
 LM_OPTIONS = ("text", "layers", "width", "heads", "context", "tokens", "steps", "subsamples", "max_logits",
-              "polish_iters", "polish_tol")
+              "polish_iters", "polish_tol", "save_thetas")
 #: Defaults of ``analyze --model lm`` (the built-in byte transformer on the standard library).
 #: The quick demo: 276k parameters, 512 training tokens, three λ (about 4.5 min of wall time on a busy 2-core machine).
 DEMO = dict(LM_DEFAULTS)
@@ -124,7 +124,28 @@ def _saves_weights(args) -> bool:
 
 def _written(args, report: dict) -> list[str]:
     return ["results.json", *report["figures"], *(["model.pt"] if _saves_weights(args) else []),
+            *(["thetas.pt"] if getattr(args, "save_thetas", False) else []),
             *(["report.html"] if getattr(args, "report", False) else [])]
+
+
+def thetas_file(obj, res) -> dict:
+    """What ``--save-thetas`` writes: θ̂, θ̃(λ) per curvature and θ*(λ) as flat tensors, and how to unflatten them.
+
+    ``params`` lists ``(name, shape)`` in the order of the flat vectors (tied parameters once);
+    ``valid[kind][i]`` says whether θ̃ exists at λ_i for that curvature (with the Hessian, only λ
+    above its most negative eigenvalue: NaN rows otherwise).
+    """
+    import torch
+
+    first = next(iter(res.curvatures.values()))
+    names = obj.state_dict(first.theta_hat)
+    return {"lambdas": torch.from_numpy(np.asarray(first.lambdas, dtype=np.float64)),
+            "params": [(name, tuple(t.shape)) for name, t in names.items()],
+            "theta_hat": torch.from_numpy(np.asarray(first.theta_hat, dtype=np.float64)),
+            "predicted": {kind: torch.from_numpy(np.asarray(a.path.thetas, dtype=np.float64))
+                          for kind, a in res.curvatures.items()},
+            "valid": {kind: torch.from_numpy(np.asarray(a.path.valid, dtype=bool)) for kind, a in res.curvatures.items()},
+            "retrained": torch.from_numpy(np.asarray(first.refit, dtype=np.float64))}
 
 
 def _run(args, lam, out: Path | None, title: str, caught) -> dict:
@@ -203,6 +224,10 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         buf = io.BytesIO()
         torch.save(obj.state_dict(next(iter(res.curvatures.values())).theta_hat), buf)
         atomic_write_bytes(out / "model.pt", buf.getvalue())
+    if getattr(args, "save_thetas", False):
+        buf = io.BytesIO()
+        torch.save(thetas_file(obj, res), buf)
+        atomic_write_bytes(out / "thetas.pt", buf.getvalue())
     _say(f"  done in {report['total_seconds']:.0f} s")
     return report
 
