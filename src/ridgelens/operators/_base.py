@@ -412,7 +412,7 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
         for op in _unprobed(source):
             if check_symmetric:
                 check_symmetry(op)
-            op._symmetry_probed = True  # probed, or the caller vouched for it
+            _mark_probed(op)  # probed, or the caller vouched for it
         return source
     if source is None:
         raise RidgelensError("curvature is None: pass an operator, a matrix, a scipy LinearOperator or a callable")
@@ -443,6 +443,14 @@ def as_operator(source, *, shape=None, dtype=None, device=None, check_symmetric:
         check_symmetry(op)
     op._symmetry_probed = True  # probed here, or the caller said not to: later stages do not probe it again
     return op
+
+
+def _mark_probed(op: CurvatureOperator) -> None:
+    """Remember on ``op`` that its symmetry was probed (one whose ``__setattr__`` refuses is probed at every stage)."""
+    try:
+        op._symmetry_probed = True
+    except AttributeError:
+        pass
 
 
 def _ours(op: CurvatureOperator) -> bool:
