@@ -242,30 +242,35 @@ def test_values_on_the_meta_device_are_refused_by_name():
             build(obj, torch.empty(obj.n_params, device="meta", dtype=torch.float64))
 
 
+#: Not symmetric: a user's own operator with it says symmetric (the default) all the same.
+M_ASYM = np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 2.0]])
+
+
+class Mine(rl.CurvatureOperator):
+    """A user's own operator: a matrix, whatever its symmetry."""
+
+    def __init__(self, A):
+        super().__init__(3)
+        self.A = torch.from_numpy(A)
+
+    def _matmat(self, V):
+        return self.A @ V
+
+
 def test_a_users_own_operator_subclass_is_probed_once_for_symmetry():
     """A CurvatureOperator subclass written by a user says symmetric (the default) whatever its _matmat does:
     as_operator probes it once per instance (2 products, counted) and refuses it, named, when it is not."""
-    M = np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 2.0]])
-
-    class Mine(rl.CurvatureOperator):
-        def __init__(self, A):
-            super().__init__(3)
-            self.A = torch.from_numpy(A)
-
-        def _matmat(self, V):
-            return self.A @ V
-
     with pytest.raises(rl.RidgelensError, match="not symmetric"):
-        rl.eigen(Mine(M), 1, method="lanczos")
+        rl.eigen(Mine(M_ASYM), 1, method="lanczos")
     with pytest.raises(rl.RidgelensError, match="not symmetric"):
-        rl.ridge_path(Mine(M), np.ones(3), [1.0])
-    ok = Mine(M + M.T)
+        rl.ridge_path(Mine(M_ASYM), np.ones(3), [1.0])
+    ok = Mine(M_ASYM + M_ASYM.T)
     spec = rl.eigen(ok, 3)  # probed here (2 products), then made dense (3)
-    assert ok.n_matvecs == 5 and spec.eigenvalues[0] == pytest.approx(np.linalg.eigvalsh(M + M.T)[-1])
+    assert ok.n_matvecs == 5 and spec.eigenvalues[0] == pytest.approx(np.linalg.eigvalsh(M_ASYM + M_ASYM.T)[-1])
     rl.eigen(ok, 3)  # not probed again
     assert ok.n_matvecs == 8
-    assert rl.as_operator(Mine(M), check_symmetric=False).n_matvecs == 0  # the probe is skipped on request
-    vouched = rl.as_operator(Mine(M), check_symmetric=False)
+    assert rl.as_operator(Mine(M_ASYM), check_symmetric=False).n_matvecs == 0  # the probe is skipped on request
+    vouched = rl.as_operator(Mine(M_ASYM), check_symmetric=False)
     rl.eigen(vouched, 3)  # and not made later by the stage the operator is passed to (it is returned as it is)
     assert vouched.n_matvecs == 3
 
@@ -274,27 +279,17 @@ def test_a_non_symmetric_operator_inside_a_sum_shift_or_sandwich_is_probed():
     """A user's own subclass, or a FunctionOperator built by hand, is probed also when it first arrives inside
     ridgelens' own sums, shifts, multiples and sandwiches (these were taken as symmetric on its word); each operator
     once, and a callable wrapped by as_operator (probed there) is not probed again."""
-    M = np.array([[2.0, 1.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 2.0]])
-
-    class Mine(rl.CurvatureOperator):
-        def __init__(self, A):
-            super().__init__(3)
-            self.A = torch.from_numpy(A)
-
-        def _matmat(self, V):
-            return self.A @ V
-
     for make in (lambda A: Mine(A).shift(0.5), lambda A: 2.0 * Mine(A), lambda A: Mine(A) + Mine(A),
                  lambda A: Mine(A).sandwich(np.ones(3)), lambda A: FunctionOperator(lambda V: torch.from_numpy(A) @ V, 3),
                  lambda A: FunctionOperator(lambda V: torch.from_numpy(A) @ V, 3).shift(1.0)):
         with pytest.raises(rl.RidgelensError, match="not symmetric"):
-            rl.eigen(make(M), 1, method="lanczos")
-    ok = Mine(M + M.T)
+            rl.eigen(make(M_ASYM), 1, method="lanczos")
+    ok = Mine(M_ASYM + M_ASYM.T)
     both = ok + ok.shift(1.0)
     assert rl.as_operator(both) is both and ok.n_matvecs == 2  # the one user operator, probed once
     rl.as_operator(both)
     assert ok.n_matvecs == 2
-    wrapped = rl.as_operator(lambda V: torch.from_numpy(M + M.T) @ V, shape=(3, 3))
+    wrapped = rl.as_operator(lambda V: torch.from_numpy(M_ASYM + M_ASYM.T) @ V, shape=(3, 3))
     assert wrapped.n_matvecs == 2
     rl.as_operator(wrapped.shift(1.0))
     assert wrapped.n_matvecs == 2
