@@ -142,6 +142,27 @@ def test_ggn_refuses_a_loss_not_convex_in_the_outputs():
         rl.ggn(bad, bad.theta0)
 
 
+def test_ggn_products_refuse_a_loss_not_convex_in_the_outputs_where_no_dense_check_ran(monkeypatch):
+    """Outputs too large for the dense check at construction: the products themselves refuse ⟨Jv, H_out Jv⟩ < 0
+    (read once per product, over every batch), naming the loss; a convex loss goes through."""
+    import ridgelens.operators._ggn as ggn_module
+
+    _obj, net, X, Y, _ = _net_objective()
+    monkeypatch.setattr(ggn_module, "DENSE_OUTPUT_CHECK", 0)
+
+    def concave(o, t):
+        return -((o - t) ** 2).mean()
+
+    bad = TorchObjective(net, concave, [(X[:20], Y[:20]), (X[20:], Y[20:])])
+    G = rl.ggn(bad, bad.theta0)
+    assert G.output_min_eigenvalue is None  # no dense check ran
+    v = torch.randn(G.n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(rl.RidgelensError, match=r"⟨Jv, H_out Jv⟩ = -.* < 0 for concave"):
+        G.matvec(v)
+    good = TorchObjective(net, lambda o, t: ((o - t) ** 2).mean(), [(X[:20], Y[:20]), (X[20:], Y[20:])])
+    assert float(v @ rl.ggn(good, good.theta0).matvec(v)) > 0
+
+
 def test_analyze_with_ggn_curvature_records_it_and_has_every_lambda():
     obj, *_ = _net_objective("mse", n=48)
     theta = obj.minimize(method="trust-ncg", max_iter=200).theta

@@ -171,29 +171,38 @@ class GGNOperator(CurvatureOperator):
                 "batch; G = JᵀH_out J would not be positive semi-definite. Use curvature='hessian', or a loss "
                 "convex in the outputs (mean squared error, cross-entropy, BCE with logits)")
 
-    def _apply(self, held, V, keep: bool) -> torch.Tensor:
+    def _apply(self, held, V, keep: bool, margins: list) -> torch.Tensor:
         flat, out, u, jt_u, o, g_out = held
         JV = _grad_batched(jt_u, u, V, retain_graph=True)  # (b, *out.shape): J v for each row v
         HJV = _grad_batched(g_out, o, JV, retain_graph=True)
         quad = (JV.flatten(1) * HJV.flatten(1)).sum(1)
         scale = (JV.flatten(1).norm(dim=1) * HJV.flatten(1).norm(dim=1))
-        bad = quad < -self._psd_tol * scale
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0])
+        # ⟨Jv, H_out Jv⟩ + tol·scale, kept on the device: read once per product (one sync), not once per batch
+        margins.append(torch.stack([quad + self._psd_tol * scale, quad]))
+        return _grad_batched(out, flat, HJV, retain_graph=keep)
+
+    def _refuse_negative(self, margins: list) -> None:
+        """Raise if any batch met ⟨Jv, H_out Jv⟩ < −tol·‖Jv‖‖H_out Jv‖ (one host read for the whole product)."""
+        if not margins:
+            return
+        m = torch.cat(margins, dim=1)  # (2, batches × b)
+        if bool((m[0] < 0).any()):
+            i = int((m[0] < 0).nonzero()[0, 0])
             raise RidgelensError(
-                f"the Gauss-Newton curvature met ⟨Jv, H_out Jv⟩ = {float(quad[i]):.3g} < 0 for {self.loss_name}: "
+                f"the Gauss-Newton curvature met ⟨Jv, H_out Jv⟩ = {float(m[1, i]):.3g} < 0 for {self.loss_name}: "
                 "the loss is not convex in the model's outputs here, so G is not positive semi-definite. "
                 "Use curvature='hessian', or a loss convex in the outputs")
-        return _grad_batched(out, flat, HJV, retain_graph=keep)
 
     # ------------------------------------------------------------------ the hook
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         rows = V.T.contiguous()
+        margins = []
         with torch.enable_grad(), second_order_attention():
             if self._held is not None:
-                parts = (self._apply(held, rows, keep=True) for held in self._held)
+                parts = (self._apply(held, rows, keep=True, margins=margins) for held in self._held)
             else:
-                parts = (self._apply(self._linearize(x, y), rows, keep=False)
+                parts = (self._apply(self._linearize(x, y), rows, keep=False, margins=margins)
                          for x, y in self.objective.prepared_batches())
             total = _sum_products(parts, V)  # no zero-filled n × b buffer
+        self._refuse_negative(margins)
         return dist.all_reduce_sum(total.detach(), "Gauss-Newton product all-reduce").T
