@@ -248,8 +248,9 @@ def _layer_norm_function():
         """``t`` summed over its first ``n_rows`` dims (none: a copy; ``sum(())`` would sum every dim)."""
         return t.sum(tuple(range(n_rows))) if n_rows else t.clone()
 
-    def stats(x, mean, rstd, dims):
-        return (x - mean).mul_(rstd), dims, tuple(range(x.ndim - len(dims)))
+    def normalized(x, mean, rstd):
+        """x̂ = (x − μ)·rstd from the kept mean and rstd."""
+        return (x - mean).mul_(rstd)
 
     def norm_vjp(z, xh, rstd, dims):
         """Jᵀz for the normalization x ↦ x̂ = (x − μ)·rstd (J is symmetric): rstd·(z − mean z − x̂·mean(z x̂))."""
@@ -281,7 +282,9 @@ def _layer_norm_function():
         @once_differentiable  # see second_order_graph: no third derivative
         def backward(ctx, U, Uw, Ub):
             g, x, w, mean, rstd = ctx.saved_tensors
-            xh, dims, rows = stats(x, mean, rstd, ctx.dims)
+            dims = ctx.dims
+            rows = tuple(range(x.ndim - len(dims)))
+            xh = normalized(x, mean, rstd)
 
             def m(t):
                 return t.mean(dims, keepdim=True)
