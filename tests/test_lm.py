@@ -120,7 +120,7 @@ def test_hessian_graph_with_second_order_graph_matches_torch_func(split, net, fo
     torch.testing.assert_close(H @ V[:, 0], ref[:, 0], rtol=1e-9, atol=1e-12)
     if form == "reuse":
         names = _node_names(H._graph[1])
-        assert "_GeluSlopeBackward" in names and "GeluBackwardBackward0" not in names
+        assert "_GeluGradBackward" in names and "GeluBackwardBackward0" not in names
         assert "_LayerNormGradBackward" in names and "NativeLayerNormBackwardBackward0" not in names
 
 
@@ -147,6 +147,28 @@ def test_second_order_graph_has_gelu_first_and_second_derivatives():
     with second_order_graph():
         (torch.nn.functional.gelu(x) * w).sum().backward()
     torch.testing.assert_close(x.grad, g0, rtol=1e-13, atol=1e-15)
+
+
+def test_second_order_graph_gelu_lets_its_input_go_once_the_gradient_graph_is_built():
+    """The GELU's input is an activation no pass needs once the slope is kept: after the gradient graph is built
+    it is freed (its Hessian products stay right), and a second gradient graph through the same forward
+    raises instead of reading a freed input."""
+    import weakref
+
+    a = torch.linspace(-3, 3, 12, dtype=torch.float64).requires_grad_(True)
+    w, u = torch.cos(a.detach()), torch.sin(2 * a.detach())
+    with second_order_graph():
+        x = 2 * a  # a non-leaf activation, as a layer's output is
+        y = torch.nn.functional.gelu(x)
+        gone = weakref.ref(x)
+        del x
+        (g,) = torch.autograd.grad((y * w).sum(), a, create_graph=True)
+        assert gone() is None
+        (hu,) = torch.autograd.grad(g, a, u, retain_graph=True)
+        pdf = torch.exp(-2 * a.detach() ** 2) / math.sqrt(2 * math.pi)  # ∂²/∂a² GELU(2a) = 4 φ(2a)(2 − 4a²)
+        torch.testing.assert_close(hu, 4 * w * pdf * (2 - 4 * a.detach() ** 2) * u, rtol=1e-12, atol=1e-14)
+        with pytest.raises(RuntimeError, match="second gradient graph"):
+            torch.autograd.grad((y * w).sum(), a, create_graph=True)
 
 
 @pytest.mark.parametrize("shape,affine", [((6,), "both"), ((6,), "weight"), ((6,), "none"), ((4, 6), "both")])

@@ -103,19 +103,23 @@ def second_order_graph():
     - **GELU.** PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf``
       and ``exp`` of the input at every pass: about 9 ms for one 512 × 384 float64 activation,
       alone on one thread. Here a GELU whose input needs a gradient is ``_Gelu``: building the
-      gradient graph computes its slope Φ(x) + xφ(x) and the slope's derivative φ(x)(2 − x²)
-      once and keeps both (two more activation-sized tensors per GELU); later passes multiply.
+      gradient graph makes its gradient one node (``_GeluGrad``) that keeps the slope
+      Φ(x) + xφ(x) and g∘φ(x)(2 − x²), and lets the input x go; later passes multiply once per
+      cotangent. (PyTorch's pieces would keep x, g, the slope and its derivative.)
     - **Layer norm.** PyTorch's ``layer_norm_double_backward`` is general and costs about 2 ms per
       512 × 96 float64 activation on one thread. Here the gradient of a layer norm is
       ``_LayerNormGrad``: its forward is PyTorch's fused first-order backward, its backward the
-      closed forms (see its docs), from the kept mean and rstd (no tensor more than PyTorch keeps).
+      closed forms written mostly with that same fused kernel (see its docs), from the kept mean
+      and rstd (no tensor more than PyTorch keeps).
 
-    On the demo LM the kept GELU slope took 8% off a reused-graph Hessian product, and the kept
-    derivative and the layer norm another 6% (``benchmarks/bench_lm.py``, three alternated runs:
-    2.37–2.39× a gradient before, 2.22–2.24× after); a recomputed product gains less
-    (3.70–3.88× → 3.60–3.71×: the graph is built each time). A third derivative is not supported: the
-    kept derivatives and the closed forms are not differentiated again (``once_differentiable``
-    refuses it where the cotangents need a gradient; elsewhere it would be silently incomplete).
+    On the demo LM these took a reused-graph Hessian product from 2.37–2.39× a gradient to about
+    2.0× and a recomputed one from 3.70–3.88× to about 3.4–3.6× (``benchmarks/bench_lm.py``,
+    alternated and paired runs), and the reused graph from 39.2 to 33.2 MiB.
+
+    A third derivative is not supported: the kept derivatives and the closed forms are not
+    differentiated again (``once_differentiable`` refuses it where the cotangents need a
+    gradient; elsewhere it would be silently incomplete). Nor is a second gradient graph built
+    through one GELU forward (its input is gone: it raises).
     Nor are ``torch.func`` transforms (``jvp``, ``grad``, ``vmap`` of a model whose layer norm or
     GELU needs a gradient): the Functions here have no ``setup_context``. ridgelens enters the
     context only around ``torch.autograd.grad`` with ``create_graph=True``.
@@ -157,46 +161,55 @@ def _gelu_function():
     def pdf(x):
         return torch.exp(-0.5 * x * x).mul_(inv_sqrt_2pi)
 
-    class _GeluSlope(torch.autograd.Function):
-        """GELU's slope Φ(x) + xφ(x), and its derivative φ(x)(2 − x²), both computed once, when the graph is built.
+    class _GeluGrad(torch.autograd.Function):
+        """``(g∘GELU'(x), GELU'(x))``: GELU's gradient as one node, and the slope (not differentiable). The node keeps the slope GELU'(x) = Φ(x) + xφ(x) and g∘GELU''(x).
 
-        Keeping the derivative (one activation-sized tensor) makes each later pass one multiplication
-        instead of eight operations from x: 2–4% off a reused-graph product on the demo LM (paired in
-        one process, 41 rounds, three runs).
+        Its derivatives are ∂/∂g = U∘slope and ∂/∂x = U∘(g∘φ(x)(2 − x²)): one multiplication each,
+        from two kept tensors. Built from PyTorch's pieces (g times a slope node) the same gradient
+        keeps g, the slope and GELU'' (three activation-sized tensors) and spends three
+        multiplications per pass on them.
+        """
+
+        @staticmethod
+        def forward(ctx, g, x):
+            p = pdf(x)
+            slope = torch.erf(x * inv_sqrt_2).add_(1).mul_(0.5).addcmul_(x, p)
+            g_curvature = p.mul_(torch.addcmul(torch.full_like(x, 2.0), x, x, value=-1)).mul_(g)
+            ctx.mark_non_differentiable(slope)
+            ctx.save_for_backward(slope, g_curvature)
+            return g * slope, slope
+
+        @staticmethod
+        @once_differentiable  # see second_order_graph: no third derivative
+        def backward(ctx, U, _):
+            slope, g_curvature = ctx.saved_tensors
+            return U * slope, U * g_curvature
+
+    class _Gelu(torch.autograd.Function):
+        """``F.gelu`` whose backward, once built with ``create_graph``, is :class:`_GeluGrad` and keeps only its slope.
+
+        x is held on ``ctx`` (not saved for backward) so that building the gradient graph can let
+        it go: afterwards every pass needs only the slope, and x is an activation-sized tensor.
+        A second gradient graph built through the same GELU (``create_graph`` twice over one
+        forward) therefore cannot be built: it raises.
         """
 
         @staticmethod
         def forward(ctx, x):
-            p = pdf(x)
-            slope = torch.erf(x * inv_sqrt_2).add_(1).mul_(0.5).addcmul_(x, p)
-            ctx.save_for_backward(p.mul_(torch.addcmul(torch.full_like(x, 2.0), x, x, value=-1)))
-            return slope
-
-        @staticmethod
-        @once_differentiable  # see second_order_graph: no third derivative
-        def backward(ctx, g):
-            (curvature,) = ctx.saved_tensors
-            return g * curvature
-
-    class _Gelu(torch.autograd.Function):
-        """``F.gelu`` whose backward, once built with ``create_graph``, keeps its slope for later passes."""
-
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            ctx.slope = None
+            ctx.x, ctx.slope = x, None  # an input, not an output: no reference cycle
             return torch.nn.functional.gelu(x)
 
         @staticmethod
         def backward(ctx, g):
             if torch.is_grad_enabled():  # building a gradient graph (create_graph=True)
-                (x,) = ctx.saved_tensors
-                slope = _GeluSlope.apply(x)
-                ctx.slope = slope.detach()
-                return g * slope
+                if ctx.x is None:
+                    raise RuntimeError("second_order_graph: a second gradient graph (create_graph=True) through "
+                                       "the same GELU forward is not supported; run the forward again")
+                out, ctx.slope = _GeluGrad.apply(g, ctx.x)
+                ctx.x = None
+                return out
             if ctx.slope is None:  # a plain first-order backward
-                (x,) = ctx.saved_tensors
-                return torch.ops.aten.gelu_backward(g, x)
+                return torch.ops.aten.gelu_backward(g, ctx.x)
             return g * ctx.slope
 
     _GELU.append(_Gelu)
@@ -252,20 +265,28 @@ def _layer_norm_function():
         """x̂ = (x − μ)·rstd from the kept mean and rstd."""
         return (x - mean).mul_(rstd)
 
-    def norm_vjp(z, xh, rstd, dims):
-        """Jᵀz for the normalization x ↦ x̂ = (x − μ)·rstd (J is symmetric): rstd·(z − mean z − x̂·mean(z x̂))."""
-        return (z - z.mean(dims, keepdim=True)).sub_(xh * (z * xh).mean(dims, keepdim=True)).mul_(rstd)
+    def row_mean(a, b, k):
+        """m(a∘b): the mean of a∘b over the last ``k`` dims, kept as size-1 dims (one fused dot per row)."""
+        if k == 1:
+            return torch.linalg.vecdot(a, b).unsqueeze(-1).div_(a.shape[-1])
+        return (a * b).mean(tuple(range(-k, 0)), keepdim=True)
 
     class _LayerNormGrad(torch.autograd.Function):
         """Layer norm's gradient (dx, dw, db) from its output cotangent g, with a hand-written derivative.
 
         PyTorch's own (``layer_norm_double_backward``) is general and costs about 2 ms per 512 × 96
-        float64 activation on one thread; this one recomputes x̂ from the kept mean and rstd and
-        applies the closed forms, with x̂ = (x − μ)·r, gw = g∘w, a = gw − mean(gw) and cotangents
-        (U, Uw, Ub) of (dx, dw, db), per row (means over the normalized dims):
+        float64 activation on one thread. This one is mostly PyTorch's fused first-order kernel.
+        With x̂ = (x − μ)·r, N(z) = r·(z − m(z) − x̂·m(z x̂)) the normalization's vector-Jacobian
+        product (it is symmetric: ``native_layer_norm_backward`` without a weight), gw = g∘w,
+        dx = N(gw) and cotangents (U, Uw, Ub) of (dx, dw, db), per row (means m over the
+        normalized dims):
 
-        - ∂/∂g = w∘JᵀU + Uw∘x̂ + Ub,  ∂/∂w = Σ_rows g∘JᵀU,
-        - ∂/∂x = r²·(3·m(a x̂)·m(x̂ U)·x̂ − m(a U)·x̂ − m(x̂ U)·a − m(a x̂)·(U − m(U))) + Jᵀ(Uw∘g).
+        - ∂/∂g = w∘N(U) + Uw∘x̂ + Ub,  ∂/∂w = Σ_rows g∘N(U),
+        - ∂/∂x = −r·(m(U dx)·x̂ + m(gw x̂)·N(U) + m(U x̂)·dx) + N(Uw∘g).
+
+        The first term of ∂/∂x is ⟨U, d(dx)⟩'s gradient: dr = −r²·m(x̂ δ), dx̂ = N(δ), and
+        d(dx)[δ] = −r·m(x̂ δ)·dx − r·m(gw x̂)·N(δ) − r·x̂·m(gw N(δ)). dx is recomputed (one fused
+        kernel) rather than kept: no tensor more than PyTorch keeps.
         """
 
         @staticmethod
@@ -273,7 +294,7 @@ def _layer_norm_function():
             dx, dw, _ = torch.ops.aten.native_layer_norm_backward(g, x, list(shape), mean, rstd, w, None,
                                                                   [True, w is not None, False])
             ctx.save_for_backward(g, x, w, mean, rstd)
-            ctx.dims = tuple(range(-len(shape), 0))
+            ctx.shape = list(shape)
             db = _sum_rows(g, g.ndim - len(shape)) if bias else None
             ctx.set_materialize_grads(False)  # a cotangent not given is None: its terms are skipped
             return dx, dw, db
@@ -282,28 +303,27 @@ def _layer_norm_function():
         @once_differentiable  # see second_order_graph: no third derivative
         def backward(ctx, U, Uw, Ub):
             g, x, w, mean, rstd = ctx.saved_tensors
-            dims = ctx.dims
-            rows = tuple(range(x.ndim - len(dims)))
+            shape, k = ctx.shape, len(ctx.shape)
+            n_rows = x.ndim - k
             xh = normalized(x, mean, rstd)
 
-            def m(t):
-                return t.mean(dims, keepdim=True)
+            def N(z, weight=None):
+                return torch.ops.aten.native_layer_norm_backward(z, x, shape, mean, rstd, weight, None,
+                                                                 [True, False, False])[0]
 
-            gw = g if w is None else g * w
-            grad_g = torch.zeros_like(g) if U is None else norm_vjp(U, xh, rstd, dims)
-            grad_w = None if (w is None or U is None) else _sum_rows(g * grad_g, len(rows))
-            if w is not None:
-                grad_g = grad_g * w
-            if Uw is not None:
-                grad_g = grad_g + Uw * xh
-            if Ub is not None:
-                grad_g = grad_g + Ub
-            grad_x = torch.zeros_like(x) if Uw is None else norm_vjp(Uw * g, xh, rstd, dims)
+            grad_g = grad_x = grad_w = None
             if U is not None:
-                a = gw - m(gw)
-                m_ax, m_xu, m_au = m(a * xh), m(xh * U), m(a * U)
-                inner = xh * (3 * m_ax * m_xu - m_au) - a * m_xu - (U - m(U)) * m_ax
-                grad_x = grad_x + inner * rstd * rstd
+                NU = N(U)
+                dx = N(g, w)
+                c = row_mean(g if w is None else g * w, xh, k)
+                grad_x = (xh * row_mean(U, dx, k)).addcmul_(NU, c).addcmul_(dx, row_mean(U, xh, k)).mul_(-rstd)
+                grad_w = None if w is None else _sum_rows(g * NU, n_rows)
+                grad_g = NU if w is None else NU.mul_(w)
+            if Uw is not None:
+                grad_g = Uw * xh if grad_g is None else grad_g.addcmul_(Uw, xh)
+                grad_x = N(Uw * g) if grad_x is None else grad_x.add_(N(Uw * g))
+            if Ub is not None:
+                grad_g = Ub.expand_as(g).clone() if grad_g is None else grad_g.add_(Ub)
             return grad_g, grad_x, grad_w, None, None, None, None
 
     class _LayerNorm(torch.autograd.Function):
