@@ -122,6 +122,7 @@ def test_hessian_graph_with_second_order_graph_matches_torch_func(split, net, fo
         names = _node_names(H._graph[1])
         assert "_GeluGradBackward" in names and "GeluBackwardBackward0" not in names
         assert "_LayerNormGradBackward" in names and "NativeLayerNormBackwardBackward0" not in names
+        assert "_CrossEntropyGradBackward" in names and "LogSoftmaxBackwardDataBackward0" not in names
 
 
 def test_second_order_graph_has_gelu_first_and_second_derivatives():
@@ -244,6 +245,38 @@ def test_second_order_graph_leaves_calls_torch_refuses_to_torch(shape, eps):
     with second_order_graph(), pytest.raises(TypeError) as inside:
         torch.nn.functional.layer_norm(x, shape, None, None, eps)
     assert str(inside.value) == str(outside.value)
+
+
+@pytest.mark.parametrize("call", ["mean", "sum", "ignored rows", "ignore_index a class", "positional",
+                                  "label smoothing (PyTorch's own)"])
+def test_second_order_graph_cross_entropy_matches_pytorchs_derivatives(call):
+    """Inside second_order_graph, a plain F.cross_entropy's loss, gradient and Hessian-vector products (in the
+    logits and in a weight on the loss, which reaches the loss's cotangent) equal PyTorch's own; a call it does
+    not handle (label smoothing) is PyTorch's."""
+    gen = torch.Generator().manual_seed(11)
+    z0 = 2 * torch.randn(9, 6, dtype=torch.float64, generator=gen)
+    t = torch.randint(0, 6, (9,), generator=gen)
+    kwargs = {"sum": {"reduction": "sum"}, "ignore_index a class": {"ignore_index": int(t[0])},
+              "label smoothing (PyTorch's own)": {"label_smoothing": 0.1}}.get(call, {})
+    if call == "ignored rows":
+        t[[2, 5]] = -100
+    U = torch.randn(9, 6, dtype=torch.float64, generator=gen)
+
+    def products(ctx):
+        z = z0.clone().requires_grad_(True)
+        w = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+        with ctx:
+            ce = (torch.nn.functional.cross_entropy(z, t, None, None, -100) if call == "positional"
+                  else torch.nn.functional.cross_entropy(z, t, **kwargs))
+            gz, gw = torch.autograd.grad(w * ce, (z, w), create_graph=True)
+            names = _node_names(gz)
+        return [ce.detach(), gz.detach(), gw.detach(), *torch.autograd.grad((gz * U).sum() + 0.7 * gw, (z, w))], names
+
+    ref, _ = products(contextlib.nullcontext())
+    got, names = products(second_order_graph())
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert ("_CrossEntropyGradBackward" in names) == (call != "label smoothing (PyTorch's own)")
 
 
 def _jt_softmax_hessian_j(obj, v):

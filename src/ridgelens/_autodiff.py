@@ -95,7 +95,7 @@ def saved_bytes(fn):
 
 
 def second_order_graph():
-    """A context in which ``F.gelu`` (exact form) and ``F.layer_norm`` build gradient graphs that are cheap to differentiate again.
+    """A context in which ``F.gelu`` (exact form), ``F.layer_norm`` and ``F.cross_entropy`` build gradient graphs that are cheap to differentiate again.
 
     Use it around a gradient graph built with ``create_graph=True`` that is then differentiated
     once more, in reverse (the double-backward Hessian forms). Same values, to rounding.
@@ -111,6 +111,11 @@ def second_order_graph():
       ``_LayerNormGrad``: its forward is PyTorch's fused first-order backward, its backward the
       closed forms written mostly with that same fused kernel (see its docs), from the kept mean
       and rstd (no tensor more than PyTorch keeps).
+    - **Cross-entropy** (plain calls: (N, C) logits, class indices, no class weights or label
+      smoothing, "mean" or "sum"; others are PyTorch's). Its gradient in the logits is one node
+      (``_CrossEntropyGrad``) that keeps the softmax p and applies the softmax Hessian,
+      p∘(U − ⟨p, U⟩), in three passes; PyTorch's log-softmax and NLL pieces keep the cotangent and
+      the log-probabilities and spend more.
 
     On the demo LM these took a reused-graph Hessian product from 2.37–2.39× a gradient to about
     2.0× and a recomputed one from 3.70–3.88× to about 3.4–3.6× (``benchmarks/bench_lm.py``,
@@ -127,7 +132,8 @@ def second_order_graph():
     import torch
     from torch.overrides import TorchFunctionMode
 
-    gelu, layer_norm = torch.nn.functional.gelu, torch.nn.functional.layer_norm
+    gelu, layer_norm, cross_entropy = (torch.nn.functional.gelu, torch.nn.functional.layer_norm,
+                                       torch.nn.functional.cross_entropy)
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -139,6 +145,10 @@ def second_order_graph():
                 call = _layer_norm_call(args, kwargs)
                 if call is not None:
                     return _layer_norm_function().apply(*call)
+            if func is cross_entropy and torch.is_grad_enabled():
+                call = _cross_entropy_call(args, kwargs)
+                if call is not None:
+                    return _cross_entropy_function().apply(*call)
             return func(*args, **kwargs)
 
     return Mode()
@@ -349,3 +359,91 @@ def _layer_norm_function():
 
     _LAYER_NORM.append(_LayerNorm)
     return _LayerNorm
+
+
+def _cross_entropy_call(args, kwargs):
+    """``(logits, target, ignore_index, mean)`` of a plain ``F.cross_entropy`` call that needs a gradient, else None.
+
+    Plain: (N, C) logits, N class indices, no class weights, no label smoothing, a "mean" or "sum"
+    reduction, and none of the deprecated arguments. Any other call is PyTorch's own.
+    """
+    import torch
+
+    names = ("input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction", "label_smoothing")
+    given = dict(zip(names, args, strict=False))
+    if len(args) > len(names) or set(kwargs) - set(names) or set(kwargs) & set(given):
+        return None
+    given.update(kwargs)
+    z, t = given.get("input"), given.get("target")
+    ignore, reduction = given.get("ignore_index", -100), given.get("reduction", "mean")
+    if not (isinstance(z, torch.Tensor) and isinstance(t, torch.Tensor) and z.requires_grad
+            and z.dtype.is_floating_point and z.ndim == 2 and t.ndim == 1 and t.dtype == torch.long
+            and t.shape[0] == z.shape[0] and t.device == z.device):
+        return None
+    if (any(given.get(k) is not None for k in ("weight", "size_average", "reduce"))
+            or given.get("label_smoothing", 0.0) != 0.0 or reduction not in ("mean", "sum")
+            or type(ignore) is not int):
+        return None
+    return z, t, ignore, reduction == "mean"
+
+
+_CROSS_ENTROPY = []
+
+
+def _cross_entropy_function():
+    """The autograd Functions of :func:`second_order_graph`'s cross-entropy, defined once on first use."""
+    if _CROSS_ENTROPY:
+        return _CROSS_ENTROPY[0]
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    class _CrossEntropyGrad(torch.autograd.Function):
+        """The cross-entropy's gradient in the logits, dz = c·m∘(p − e_t), as one node that keeps p.
+
+        p = softmax(z) per row, e_t the target's one-hot row, m the rows not ignored, c = g / (rows
+        counted) for "mean" (g for "sum"), g the loss's cotangent. Its derivatives, with the row
+        dots s = ⟨p, U⟩: ∂/∂z = c·m∘p∘(U − s) (the softmax's Hessian applied to U) and
+        ∂/∂g = Σ_rows m·(s − U[t]) / count. PyTorch's log-softmax and NLL pieces keep the
+        cotangent and the log-probabilities (two logits-sized tensors) and spend more passes on them.
+        """
+
+        @staticmethod
+        def forward(ctx, g, z, logp, target, keep, scale):
+            p = logp.exp()
+            rows = keep.unsqueeze(-1) * scale  # c·m per row: (N, 1)
+            dz = p * (g * rows)
+            dz.scatter_add_(1, target.clamp(min=0).unsqueeze(-1), -(g * rows))
+            ctx.save_for_backward(p, target, rows, g)
+            return dz
+
+        @staticmethod
+        @once_differentiable  # see second_order_graph: no third derivative
+        def backward(ctx, U):
+            p, target, rows, g = ctx.saved_tensors
+            s = torch.linalg.vecdot(p, U).unsqueeze(-1)
+            grad_z = (U - s).mul_(p).mul_(g * rows) if ctx.needs_input_grad[1] else None
+            grad_g = None
+            if ctx.needs_input_grad[0]:
+                grad_g = ((s - U.gather(1, target.clamp(min=0).unsqueeze(-1))) * rows).sum().reshape(g.shape)
+            return grad_g, grad_z, None, None, None, None
+
+    class _CrossEntropy(torch.autograd.Function):
+        """``F.cross_entropy`` (plain calls) whose gradient, once built with ``create_graph``, is :class:`_CrossEntropyGrad`."""
+
+        @staticmethod
+        def forward(ctx, z, target, ignore_index, mean):
+            logp = torch.log_softmax(z, dim=-1)
+            loss = torch.nn.functional.nll_loss(logp, target, ignore_index=ignore_index,
+                                                reduction="mean" if mean else "sum")
+            keep = (target != ignore_index).to(z.dtype)
+            scale = 1 / keep.sum() if mean else torch.ones((), dtype=z.dtype, device=z.device)
+            ctx.save_for_backward(z, logp, target, keep, scale)  # z: the input, kept only until the backward
+            return loss
+
+        @staticmethod
+        def backward(ctx, g):
+            z, logp, target, keep, scale = ctx.saved_tensors
+            return _CrossEntropyGrad.apply(g, z, logp, target, keep, scale), None, None, None
+
+    _CROSS_ENTROPY.append(_CrossEntropy)
+    return _CrossEntropy
