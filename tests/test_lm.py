@@ -95,8 +95,8 @@ def test_hessian_product_matches_torch_func_on_the_whole_loss(split, net):
 
 
 def _node_names(t):
-    """Names of every autograd node the tensor ``t`` was computed through."""
-    seen, todo, names = set(), [t.grad_fn], set()
+    """Names of every autograd node the tensor (or gradient edge) ``t`` was computed through."""
+    seen, todo, names = set(), [t.node if hasattr(t, "node") else t.grad_fn], set()
     while todo:
         fn = todo.pop()
         if fn is None or fn in seen:
