@@ -95,17 +95,18 @@ def saved_bytes(fn):
 
 
 def second_order_graph():
-    """A context in which ``F.gelu`` (exact form), ``F.layer_norm`` and ``F.cross_entropy`` build gradient graphs that are cheap to differentiate again.
+    """A context in which ``F.gelu``, ``F.layer_norm`` and ``F.cross_entropy`` build gradient graphs cheap to differentiate again.
 
     Use it around a gradient graph built with ``create_graph=True`` that is then differentiated
     once more, in reverse (the double-backward Hessian forms). Same values, to rounding.
 
     - **GELU.** PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf``
       and ``exp`` of the input at every pass: about 9 ms for one 512 × 384 float64 activation,
-      alone on one thread. Here a GELU whose input needs a gradient is ``_Gelu``: building the
-      gradient graph makes its gradient one node (``_GeluGrad``) that keeps the slope
-      Φ(x) + xφ(x) and g∘φ(x)(2 − x²), and lets the input x go; later passes multiply once per
-      cotangent. (PyTorch's pieces would keep x, g, the slope and its derivative.)
+      alone on one thread. Here an exact GELU (not ``approximate='tanh'``) whose input needs a
+      gradient is ``_Gelu``: building the gradient graph makes its gradient one node
+      (``_GeluGrad``) that keeps the slope Φ(x) + xφ(x) and g∘φ(x)(2 − x²), and lets the input x
+      go; later passes multiply once per cotangent. (PyTorch's pieces would keep x, g, the slope
+      and its derivative.)
     - **Layer norm.** PyTorch's ``layer_norm_double_backward`` is general and costs about 2 ms per
       512 × 96 float64 activation on one thread. Here the gradient of a layer norm is
       ``_LayerNormGrad``: its forward is PyTorch's fused first-order backward, its backward the
@@ -172,12 +173,13 @@ def _gelu_function():
         return torch.exp(-0.5 * x * x).mul_(inv_sqrt_2pi)
 
     class _GeluGrad(torch.autograd.Function):
-        """``(g∘GELU'(x), GELU'(x))``: GELU's gradient as one node, and the slope (not differentiable). The node keeps the slope GELU'(x) = Φ(x) + xφ(x) and g∘GELU''(x).
+        """``(g∘GELU'(x), GELU'(x))``: GELU's gradient as one node, and its slope (not differentiable).
 
-        Its derivatives are ∂/∂g = U∘slope and ∂/∂x = U∘(g∘φ(x)(2 − x²)): one multiplication each,
-        from two kept tensors. Built from PyTorch's pieces (g times a slope node) the same gradient
-        keeps g, the slope and GELU'' (three activation-sized tensors) and spends three
-        multiplications per pass on them.
+        The node keeps the slope GELU'(x) = Φ(x) + xφ(x) and g∘GELU''(x). Its derivatives are
+        ∂/∂g = U∘slope and ∂/∂x = U∘(g∘φ(x)(2 − x²)): one multiplication each, from two kept
+        tensors. Built from PyTorch's pieces (g times a slope node) the same gradient keeps g, the
+        slope and GELU'' (three activation-sized tensors) and spends three multiplications per
+        pass on them.
         """
 
         @staticmethod
@@ -428,7 +430,7 @@ def _cross_entropy_function():
             return grad_g, grad_z, None, None, None, None
 
     class _CrossEntropy(torch.autograd.Function):
-        """``F.cross_entropy`` (plain calls) whose gradient, once built with ``create_graph``, is :class:`_CrossEntropyGrad`."""
+        """``F.cross_entropy`` (plain calls) whose gradient, built with ``create_graph``, is :class:`_CrossEntropyGrad`."""
 
         @staticmethod
         def forward(ctx, z, target, ignore_index, mean):
