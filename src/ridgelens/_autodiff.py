@@ -118,16 +118,18 @@ def second_order_graph():
       p∘(U − ⟨p, U⟩), in three passes; PyTorch's log-softmax and NLL pieces keep the cotangent and
       the log-probabilities and spend more.
 
-    On the demo LM these took a reused-graph Hessian product from 2.37–2.39× a gradient to about
-    2.0× and a recomputed one from 3.70–3.88× to about 3.4–3.6× (``benchmarks/bench_lm.py``,
-    alternated and paired runs), and the reused graph from 39.2 to 33.2 MiB.
+    On the demo LM (``benchmarks/bench_lm.py``) the kept GELU slope and the closed-form layer norm
+    took a reused-graph Hessian product from 2.37–2.39× a gradient to 2.22–2.24× (alternated
+    runs); the one-node GELU and cross-entropy and the fused layer-norm kernel then took it from
+    2.12× to 2.02× and a recomputed one from 3.58× to 3.47× (paired in one process, 41 rounds:
+    new/old 0.941 and 0.961), and the reused graph from 39.2 to 32 MiB.
 
     A third derivative is not supported: the kept derivatives and the closed forms are not
     differentiated again (``once_differentiable`` refuses it where the cotangents need a
     gradient; elsewhere it would be silently incomplete). Nor is a second gradient graph built
-    through one GELU forward (its input is gone: it raises).
-    Nor are ``torch.func`` transforms (``jvp``, ``grad``, ``vmap`` of a model whose layer norm or
-    GELU needs a gradient): the Functions here have no ``setup_context``. ridgelens enters the
+    through one GELU forward (its input is gone: it raises). Nor are ``torch.func`` transforms
+    (``jvp``, ``grad``, ``vmap`` of a model whose layer norm, GELU or cross-entropy needs a
+    gradient): the Functions here have no ``setup_context``. ridgelens enters the
     context only around ``torch.autograd.grad`` with ``create_graph=True``.
     """
     import torch
