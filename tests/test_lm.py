@@ -279,6 +279,40 @@ def test_second_order_graph_cross_entropy_matches_pytorchs_derivatives(call):
     assert ("_CrossEntropyGradBackward" in names) == (call != "label smoothing (PyTorch's own)")
 
 
+@pytest.mark.parametrize("bias,shape,x_needs_grad", [(True, (4, 5, 3), True), (False, (6, 3), True),
+                                                     (True, (3,), True), (True, (6, 3), False)])
+def test_second_order_graph_without_gradient_values_keeps_the_graph_exact(bias, shape, x_needs_grad):
+    """With gradient_values=False a linear layer's weight gradient is not computed (zeros stand in), yet every
+    Hessian-vector product through the gradient's graph equals PyTorch's; the input and bias gradients are kept."""
+    gen = torch.Generator().manual_seed(5)
+    x0 = torch.randn(*shape, dtype=torch.float64, generator=gen)
+    w0, w1 = (torch.randn(*s, dtype=torch.float64, generator=gen) for s in ((7, 3), (2, 7)))
+    b0 = torch.randn(7, dtype=torch.float64, generator=gen)
+    mix = torch.randn(*shape[:-1], 2, dtype=torch.float64, generator=gen)
+    leaves = [x0, w0, w1] + ([b0] if bias else [])
+    us = [torch.randn(t.shape, dtype=torch.float64, generator=gen) for t in leaves]
+
+    def products(ctx):
+        ts = [t.clone().requires_grad_(i > 0 or x_needs_grad) for i, t in enumerate(leaves)]
+        want = [t for t in ts if t.requires_grad]
+        with ctx:
+            h = torch.tanh(torch.nn.functional.linear(ts[0], ts[1], ts[3] if bias else None))
+            gs = torch.autograd.grad((torch.sin(torch.nn.functional.linear(h, ts[2])) * mix).sum(), want,
+                                     create_graph=True)
+        hs = torch.autograd.grad(gs, want, [u for u, t in zip(us, ts, strict=True) if t.requires_grad])
+        return [g.detach() for g in gs], hs, [i for i, t in enumerate(ts) if t.requires_grad]
+
+    g0, h0, idx = products(contextlib.nullcontext())
+    g1, h1, _ = products(second_order_graph(gradient_values=False))
+    for a, b in zip(h1, h0, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    for i, a, b in zip(idx, g1, g0, strict=True):
+        if i in (1, 2):  # the weights: not computed
+            assert not a.any() and b.abs().max() > 0.1
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
 def _jt_softmax_hessian_j(obj, v):
     """Jᵀ H_out J v over every window at once, H_out = (diag p − p pᵀ)/N per token, from torch.func jvp/vjp."""
     flat = obj.flat_tensor(obj.theta0)
