@@ -136,7 +136,7 @@ def second_order_graph(gradient_values: bool = True):
     context only around ``torch.autograd.grad`` with ``create_graph=True``.
 
     ``gradient_values=False`` is for a caller that differentiates the gradient again and never
-    reads it (the Hessian operator and the GGN's Jᵀu, which hold only its graph's edge). Then a linear layer
+    reads it (the Hessian operator, which holds only its graph's edge). Then a linear layer
     (``F.linear`` with a weight that needs a gradient) gets one gradient node (``_LinearGrad``)
     that does not compute the weight's gradient gyᵀx at all (zeros of the weight's shape stand in):
     the gradient's *graph* is exact, its value is not. It saves one of the three matrix products
