@@ -30,7 +30,7 @@ import torch
 from torch.autograd.graph import get_gradient_edge
 
 from ridgelens import _distributed as dist
-from ridgelens._autodiff import saved_bytes, second_order_attention, second_order_graph
+from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
 from ridgelens.operators._base import CurvatureOperator
 from ridgelens.operators._torch import DEFAULT_MEMORY_BUDGET, _grad_batched, _sum_products
@@ -131,16 +131,14 @@ class GGNOperator(CurvatureOperator):
         """
         obj = self.objective
         flat = self.theta.detach().requires_grad_(True)
-        # Jᵀu is only differentiated (in u), never read: its weight entries need not be computed.
-        with second_order_graph(gradient_values=False):
-            out = obj.outputs(flat, x)
-            if not isinstance(out, torch.Tensor) or not out.is_floating_point():
-                raise RidgelensError(f"the Gauss-Newton curvature needs the model to return a floating tensor of "
-                                     f"outputs, got {type(out).__name__}")
-            u = out.new_zeros(()).expand(out.shape).requires_grad_(True)  # a broadcast zero: no logits-sized buffer
-            zeros = zeros or _ZeroCotangents()
-            with torch.autograd.graph.saved_tensors_hooks(zeros.pack, zeros.unpack):
-                (jt_u,) = torch.autograd.grad(out, flat, grad_outputs=u, create_graph=True)
+        out = obj.outputs(flat, x)
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            raise RidgelensError(f"the Gauss-Newton curvature needs the model to return a floating tensor of "
+                                 f"outputs, got {type(out).__name__}")
+        u = out.new_zeros(()).expand(out.shape).requires_grad_(True)  # a broadcast zero: no logits-sized buffer
+        zeros = zeros or _ZeroCotangents()
+        with torch.autograd.graph.saved_tensors_hooks(zeros.pack, zeros.unpack):
+            (jt_u,) = torch.autograd.grad(out, flat, grad_outputs=u, create_graph=True)
         o = out.detach().requires_grad_(True)
         loss = obj.loss_fn(o, y) * obj.batch_weight(y)
         (g_out,) = torch.autograd.grad(loss, o, create_graph=True)
