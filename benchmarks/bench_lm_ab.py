@@ -5,7 +5,7 @@ On this 2-core machine a process's speed drifts by ±20% from one run to the nex
 both versions run in one process, on one model and one vector, their products interleaved in
 a shuffled order each round: the old ``_autodiff`` is loaded from a file, and its GELU and layer
 norm Functions (and the absence of any interception it does not have: cross-entropy, linear)
-are swapped in before each of its calls. The rest of ridgelens (the operator, the objective)
+are swapped into ``_autodiff._INTERCEPTED`` before each of its calls. The rest of ridgelens (the operator, the objective)
 is the installed one for both. Prints how far apart the two products are, each form's median
 time as a multiple of one gradient, and the median over rounds of new/old.
 
@@ -28,8 +28,6 @@ import torch
 import bench_lm
 import ridgelens._autodiff as new
 
-INTERCEPTIONS = ("_cross_entropy_call", "_linear_call")  # absent from older versions: stubbed to "not mine"
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -44,13 +42,14 @@ def main():
     spec.loader.exec_module(old)
     net, obj = bench_lm.setting(args)
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    functions = {m: (mod._layer_norm_function(), mod._gelu_function()) for m, mod in (("new", new), ("old", old))}
-    calls = {n: getattr(new, n) for n in INTERCEPTIONS if hasattr(new, n)}
+    mine = dict(new._INTERCEPTED)  # name → (argument parser, Functions' factory)
+    theirs = {}
+    for name, (parse, _) in mine.items():  # the old Functions where it has them; else intercept nothing
+        factory = getattr(old, f"_{name}_function", None)
+        theirs[name] = (parse, factory) if factory else (lambda args, kwargs: None, None)
 
     def use(which):
-        new._LAYER_NORM[:], new._GELU[:] = [functions[which][0]], [functions[which][1]]
-        for n, fn in calls.items():
-            setattr(new, n, fn if which == "new" or hasattr(old, n) else (lambda args, kwargs: None))
+        new._INTERCEPTED.update(mine if which == "new" else theirs)
 
     fns = {}
     for which in ("old", "new"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import ClassVar
 
@@ -149,38 +150,38 @@ def second_order_graph(gradient_values: bool = True):
     from torch.overrides import TorchFunctionMode
 
     F = torch.nn.functional
-    gelu, layer_norm, cross_entropy, linear = F.gelu, F.layer_norm, F.cross_entropy, F.linear
+    names = {F.gelu: "gelu", F.layer_norm: "layer_norm", F.cross_entropy: "cross_entropy"}
+    if not gradient_values:
+        names[F.linear] = "linear"
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if (func is gelu and len(args) == 1 and kwargs.get("approximate", "none") == "none"
-                    and isinstance(args[0], torch.Tensor) and args[0].requires_grad and torch.is_grad_enabled()):
-                return _gelu_function().apply(args[0])
-            if func is layer_norm and torch.is_grad_enabled():
-                call = _layer_norm_call(args, kwargs)
+            name = names.get(func)
+            if name is not None and torch.is_grad_enabled():
+                parse, functions = _INTERCEPTED[name]
+                call = parse(args, kwargs)
                 if call is not None:
-                    return _layer_norm_function().apply(*call)
-            if func is cross_entropy and torch.is_grad_enabled():
-                call = _cross_entropy_call(args, kwargs)
-                if call is not None:
-                    return _cross_entropy_function().apply(*call)
-            if func is linear and not gradient_values and torch.is_grad_enabled():
-                call = _linear_call(args, kwargs)
-                if call is not None:
-                    return _linear_function().apply(*call)
+                    return functions().apply(*call)
             return func(*args, **kwargs)
 
     return Mode()
 
 
-_GELU = []
+def _gelu_call(args, kwargs):
+    """``(x,)`` of an exact ``F.gelu`` call (not ``approximate='tanh'``) whose input needs a gradient, else None."""
+    import torch
+
+    given = _bind(("input", "approximate"), args, kwargs)
+    if given is None or given.get("approximate", "none") != "none":
+        return None
+    x = given.get("input")
+    return (x,) if isinstance(x, torch.Tensor) and x.requires_grad else None
 
 
+@functools.cache
 def _gelu_function():
     """The autograd Functions of :func:`second_order_graph`'s GELU, defined once on first use (torch imported lazily)."""
-    if _GELU:
-        return _GELU[0]
     import math
 
     import torch
@@ -243,7 +244,6 @@ def _gelu_function():
                 return torch.ops.aten.gelu_backward(g, ctx.x)
             return g * ctx.slope
 
-    _GELU.append(_Gelu)
     return _Gelu
 
 
@@ -285,13 +285,9 @@ def _layer_norm_call(args, kwargs):
     return x, w, b, shape, float(eps)
 
 
-_LAYER_NORM = []
-
-
+@functools.cache
 def _layer_norm_function():
     """The autograd Functions of :func:`second_order_graph`'s layer norm, defined once on first use."""
-    if _LAYER_NORM:
-        return _LAYER_NORM[0]
     import torch
     from torch.autograd.function import once_differentiable
 
@@ -385,7 +381,6 @@ def _layer_norm_function():
             dx, dw, db = torch.ops.aten.native_layer_norm_backward(g, x, list(ctx.shape), mean, rstd, w, b, mask)
             return dx, dw, db, None, None
 
-    _LAYER_NORM.append(_LayerNorm)
     return _LayerNorm
 
 
@@ -414,13 +409,9 @@ def _cross_entropy_call(args, kwargs):
     return z, t, ignore, reduction == "mean"
 
 
-_CROSS_ENTROPY = []
-
-
+@functools.cache
 def _cross_entropy_function():
     """The autograd Functions of :func:`second_order_graph`'s cross-entropy, defined once on first use."""
-    if _CROSS_ENTROPY:
-        return _CROSS_ENTROPY[0]
     import torch
     from torch.autograd.function import once_differentiable
 
@@ -472,7 +463,6 @@ def _cross_entropy_function():
             z, logp, target, keep, scale = ctx.saved_tensors
             return _CrossEntropyGrad.apply(g, z, logp, target, keep, scale), None, None, None
 
-    _CROSS_ENTROPY.append(_CrossEntropy)
     return _CrossEntropy
 
 
@@ -495,13 +485,9 @@ def _linear_call(args, kwargs):
     return x, w, b
 
 
-_LINEAR = []
-
-
+@functools.cache
 def _linear_function():
     """The autograd Functions of :func:`second_order_graph`'s linear layer (``gradient_values=False``), defined once."""
-    if _LINEAR:
-        return _LINEAR[0]
     import torch
     from torch.autograd.function import once_differentiable
 
@@ -561,5 +547,10 @@ def _linear_function():
             gb = gy2.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
             return gx, gw, gb
 
-    _LINEAR.append(_Linear)
     return _Linear
+
+
+#: What :func:`second_order_graph` intercepts: name → (argument parser, the Functions' factory)
+_INTERCEPTED = {"gelu": (_gelu_call, _gelu_function), "layer_norm": (_layer_norm_call, _layer_norm_function),
+                "cross_entropy": (_cross_entropy_call, _cross_entropy_function),
+                "linear": (_linear_call, _linear_function)}
