@@ -46,3 +46,16 @@ def check_report_page(page, out, d) -> list:
         assert float(value) == ref, (key, index)  # the exact value, as in results.json
         assert text == number(ref)
     return cells
+
+
+def node_names(t):
+    """Names of every autograd node the tensor (or gradient edge) ``t`` was computed through."""
+    seen, todo, names = set(), [t.node if hasattr(t, "node") else t.grad_fn], set()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    return names

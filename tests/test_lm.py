@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad, jvp, vjp
 
+from helpers import node_names as _node_names
 from ridgelens._autodiff import saved_bytes, second_order_attention, second_order_graph
 from ridgelens.errors import DataError, ModelOutputError, RidgelensError
 from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
@@ -94,19 +95,6 @@ def test_hessian_product_matches_torch_func_on_the_whole_loss(split, net):
     torch.testing.assert_close(H @ v, ref, rtol=1e-9, atol=1e-12)
 
 
-def _node_names(t):
-    """Names of every autograd node the tensor (or gradient edge) ``t`` was computed through."""
-    seen, todo, names = set(), [t.node if hasattr(t, "node") else t.grad_fn], set()
-    while todo:
-        fn = todo.pop()
-        if fn is None or fn in seen:
-            continue
-        seen.add(fn)
-        names.add(type(fn).__name__)
-        todo.extend(f for f, _ in fn.next_functions)
-    return names
-
-
 @pytest.mark.parametrize("form", ["reuse", "double-backward"])
 def test_hessian_graph_with_second_order_graph_matches_torch_func(split, net, form):
     """The operator's gradient graph goes through the cached GELU; a block of products still equals torch.func's."""
@@ -125,28 +113,39 @@ def test_hessian_graph_with_second_order_graph_matches_torch_func(split, net, fo
         assert "_CrossEntropyGradBackward" in names and "LogSoftmaxBackwardDataBackward0" not in names
 
 
-def test_second_order_graph_has_gelu_first_and_second_derivatives():
-    """Inside second_order_graph, F.gelu's gradient and Hessian-vector products equal PyTorch's own, off and on zero."""
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_second_order_graph_has_gelu_first_and_second_derivatives(approximate):
+    """Inside second_order_graph, F.gelu's gradient and Hessian-vector products (exact and tanh forms) equal
+    PyTorch's own, off and on zero, through one gradient node; GELU'' also equals its closed form (exact) or
+    central differences of PyTorch's GELU' (tanh)."""
     x0 = torch.linspace(-6, 6, 101, dtype=torch.float64)
     w, u = torch.cos(3 * x0), torch.sin(5 * x0)
 
     def products(ctx):
         x = x0.clone().requires_grad_(True)
         with ctx:
-            (g,) = torch.autograd.grad((torch.nn.functional.gelu(x) * w).sum(), x, create_graph=True)
+            (g,) = torch.autograd.grad((torch.nn.functional.gelu(x, approximate=approximate) * w).sum(), x,
+                                       create_graph=True)
+        names = _node_names(g)
         (hu,) = torch.autograd.grad(g, x, u)
-        return g.detach(), hu
+        return g.detach(), hu, names
 
-    g0, h0 = products(contextlib.nullcontext())
-    g1, h1 = products(second_order_graph())
+    g0, h0, _ = products(contextlib.nullcontext())
+    g1, h1, names = products(second_order_graph())
+    assert "_GeluGradBackward" in names and "GeluBackwardBackward0" not in names
     torch.testing.assert_close(g1, g0, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(h1, h0, rtol=1e-12, atol=1e-14)
-    pdf = torch.exp(-x0 * x0 / 2) / math.sqrt(2 * math.pi)  # GELU'' = φ(x)(2 − x²), in closed form
-    torch.testing.assert_close(h1, w * pdf * (2 - x0 * x0) * u, rtol=1e-12, atol=1e-14)
+    if approximate == "none":  # GELU'' = φ(x)(2 − x²), in closed form
+        second = torch.exp(-x0 * x0 / 2) / math.sqrt(2 * math.pi) * (2 - x0 * x0)
+    else:
+        def slope(x):
+            return torch.ops.aten.gelu_backward(torch.ones_like(x), x, approximate="tanh")
+        second = (slope(x0 + 1e-5) - slope(x0 - 1e-5)) / 2e-5
+    torch.testing.assert_close(h1, w * second * u, rtol=1e-8 if approximate == "tanh" else 1e-12, atol=1e-10)
     # a plain first-order backward inside the context is PyTorch's
     x = x0.clone().requires_grad_(True)
     with second_order_graph():
-        (torch.nn.functional.gelu(x) * w).sum().backward()
+        (torch.nn.functional.gelu(x, approximate=approximate) * w).sum().backward()
     torch.testing.assert_close(x.grad, g0, rtol=1e-13, atol=1e-15)
 
 
@@ -312,6 +311,52 @@ def test_second_order_graph_without_gradient_values_keeps_the_graph_exact(bias, 
         else:
             torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
+
+
+@pytest.mark.parametrize("call", ["conv1d", "keywords", "beta 2 (PyTorch's own)", "2-D bias (PyTorch's own)"])
+def test_addmm_linear_layers_skip_their_weight_gradient_and_keep_the_graph_exact(call):
+    """torch.addmm(bias, x, W), Hugging Face's Conv1D, is a linear layer to gradient_values=False: its weight's
+    gradient is not computed (zeros), the HVPs equal PyTorch's; other addmm calls stay PyTorch's own and exact."""
+    from transformers.pytorch_utils import Conv1D
+
+    gen = torch.Generator().manual_seed(6)
+    conv = Conv1D(7, 3).double()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.copy_(torch.randn(p.shape, dtype=torch.float64, generator=gen))
+    x0 = torch.randn(4, 5, 3, dtype=torch.float64, generator=gen)
+    mix = torch.randn(4, 5, 7, dtype=torch.float64, generator=gen)
+    us = [torch.randn(p.shape, dtype=torch.float64, generator=gen) for p in (x0, conv.weight, conv.bias)]
+
+    def layer(x, w, b):
+        x2 = x.reshape(-1, 3)
+        if call == "conv1d":
+            return functional_call(conv, {"weight": w, "bias": b}, (x,)).reshape(-1, 7)
+        if call == "keywords":
+            return torch.addmm(input=b, mat1=x2, mat2=w)
+        if call.startswith("beta"):
+            return torch.addmm(b, x2, w, beta=2)
+        return torch.addmm(b.expand(x2.shape[0], 7), x2, w)
+
+    def products(ctx):
+        ts = [t.detach().clone().requires_grad_(True) for t in (x0, conv.weight, conv.bias)]
+        with ctx:
+            gs = torch.autograd.grad((torch.sin(layer(*ts)) * mix.reshape(-1, 7)).sum(), ts, create_graph=True)
+        names = _node_names(gs[1])
+        return [g.detach() for g in gs], torch.autograd.grad(gs, ts, us), names
+
+    g0, h0, _ = products(contextlib.nullcontext())
+    g1, h1, names = products(second_order_graph(gradient_values=False))
+    for a, b in zip(h1, h0, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    mine = call in ("conv1d", "keywords")
+    assert ("_LinearGradBackward" in names) == mine
+    torch.testing.assert_close(g1[0], g0[0], rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(g1[2], g0[2], rtol=1e-13, atol=1e-15)
+    if mine:
+        assert not g1[1].any() and g0[1].abs().max() > 0.1
+    else:
+        torch.testing.assert_close(g1[1], g0[1], rtol=1e-13, atol=1e-15)
 
 def _jt_softmax_hessian_j(obj, v):
     """Jᵀ H_out J v over every window at once, H_out = (diag p − p pᵀ)/N per token, from torch.func jvp/vjp."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 import transformers
 
+from helpers import node_names as _node_names
 from ridgelens.cli import main
 from ridgelens.errors import DataError
 from ridgelens.lm import file_split, load_hf_checkpoint
@@ -104,6 +105,31 @@ def test_a_forward_that_returns_only_a_loss_gives_the_same_hessian(checkpoint):
     torch.testing.assert_close(H2 @ v, H1 @ v, rtol=1e-4, atol=1e-5 * float((H1 @ v).abs().max()))
 
 
+
+def test_fused_tanh_gelu_is_the_same_function_with_one_gradient_node(checkpoint):
+    """GPT-2's gelu_new modules become PyTorch's fused tanh GELU: the same logits and Hessian products (to
+    rounding), a GELU gradient of one node in the Hessian's graph, and no parameter changed."""
+    import copy
+
+    from ridgelens.lm import fuse_tanh_gelu
+
+    model, tokenize, _ = load_hf_checkpoint(checkpoint)
+    assert model.config.activation_function == "gelu_new"
+    fused = copy.deepcopy(model)
+    assert fuse_tanh_gelu(fused) == model.config.n_layer and fuse_tanh_gelu(fused) == 0
+    w = file_split(TEXT, 8, 64, tokenize=tokenize).train
+    objs = [LMObjective(m, w, dtype=torch.float64) for m in (model, fused)]
+    torch.testing.assert_close(objs[1].theta0, objs[0].theta0, rtol=0, atol=0)
+    z = [o.outputs(o.flat_tensor(o.theta0), w[:, :-1]) for o in objs]
+    torch.testing.assert_close(z[1], z[0], rtol=1e-14, atol=1e-14)
+    v = torch.randn(objs[0].n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ops = [TorchHessianOperator(o, o.theta0, form="reuse") for o in objs]
+    hv = [op @ v for op in ops]
+    torch.testing.assert_close(hv[1], hv[0], rtol=1e-11, atol=1e-12 * float(hv[0].abs().max()))
+    assert "_GeluGradBackward" in _node_names(ops[1]._graph[1])
+    assert "_GeluGradBackward" not in _node_names(ops[0]._graph[1])
+
+
 def test_cli_analyzes_the_checkpoint_folder(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["analyze", "--model", f"hf:{checkpoint}", "--text", str(TEXT), "--context", "8", "--tokens", "64",
@@ -111,6 +137,7 @@ def test_cli_analyzes_the_checkpoint_folder(checkpoint, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     r = json.loads((out / "results.json").read_text())
     assert r["model"]["kind"] == "hugging face causal LM" and r["n_tokens"] == 64
+    assert "fused tanh GELU in 1 module" in r["model"]["activation"]
     assert set(r["curvature"]) == {"ggn", "hessian"}
     assert all(len(c["rel_error"]) == 2 for c in r["curvature"].values())
     assert not (out / "model.pt").exists()  # θ̂ is the checkpoint's own weights: the folder holds them

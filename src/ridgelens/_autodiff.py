@@ -103,11 +103,11 @@ def second_order_graph(gradient_values: bool = True):
 
     - **GELU.** PyTorch differentiates GELU's backward (``gelu_backward``) by recomputing ``erf``
       and ``exp`` of the input at every pass: about 9 ms for one 512 × 384 float64 activation,
-      alone on one thread. Here an exact GELU (not ``approximate='tanh'``) whose input needs a
-      gradient is ``_Gelu``: building the gradient graph makes its gradient one node
-      (``_GeluGrad``) that keeps the slope Φ(x) + xφ(x) and g∘φ(x)(2 − x²), and lets the input x
-      go; later passes multiply once per cotangent. (PyTorch's pieces would keep x, g, the slope
-      and its derivative.)
+      alone on one thread. Here a GELU (exact, or ``approximate='tanh'`` as Hugging Face's
+      ``gelu_pytorch_tanh``) whose input needs a gradient is ``_Gelu``: building the gradient graph
+      makes its gradient one node (``_GeluGrad``) that keeps the slope (Φ(x) + xφ(x) for the exact
+      GELU) and g∘GELU''(x), and lets the input x go; later passes multiply once per cotangent.
+      (PyTorch's pieces would keep x, g, the slope and its derivative.)
     - **Layer norm.** PyTorch's ``layer_norm_double_backward`` is general and costs about 2 ms per
       512 × 96 float64 activation on one thread. Here the gradient of a layer norm is
       ``_LayerNormGrad``: its forward is PyTorch's fused first-order backward, its backward the
@@ -138,7 +138,8 @@ def second_order_graph(gradient_values: bool = True):
 
     ``gradient_values=False`` is for a caller that differentiates the gradient again and never
     reads it (the Hessian operator, which holds only its graph's edge). Then a linear layer
-    (``F.linear`` with a weight that needs a gradient) gets one gradient node (``_LinearGrad``)
+    (``F.linear`` with a weight that needs a gradient, or the ``torch.addmm(bias, x, W)`` of Hugging
+    Face's ``Conv1D``) gets one gradient node (``_LinearGrad``)
     that does not compute the weight's gradient gyᵀx at all (zeros of the weight's shape stand in):
     the gradient's *graph* is exact, its value is not. It saves one of the three matrix products
     per linear layer of every gradient graph built: a recomputed demo-LM product 0.943× the time
@@ -152,7 +153,7 @@ def second_order_graph(gradient_values: bool = True):
     F = torch.nn.functional
     names = {F.gelu: "gelu", F.layer_norm: "layer_norm", F.cross_entropy: "cross_entropy"}
     if not gradient_values:
-        names[F.linear] = "linear"
+        names[F.linear], names[torch.addmm] = "linear", "addmm"
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -169,14 +170,14 @@ def second_order_graph(gradient_values: bool = True):
 
 
 def _gelu_call(args, kwargs):
-    """``(x,)`` of an exact ``F.gelu`` call (not ``approximate='tanh'``) whose input needs a gradient, else None."""
+    """``(x, approximate)`` of an ``F.gelu`` call (exact or ``approximate='tanh'``) whose input needs a gradient, else None."""
     import torch
 
     given = _bind(("input", "approximate"), args, kwargs)
-    if given is None or given.get("approximate", "none") != "none":
+    if given is None or given.get("approximate", "none") not in ("none", "tanh"):
         return None
     x = given.get("input")
-    return (x,) if isinstance(x, torch.Tensor) and x.requires_grad else None
+    return (x, given.get("approximate", "none")) if isinstance(x, torch.Tensor) and x.requires_grad else None
 
 
 @functools.cache
@@ -188,25 +189,44 @@ def _gelu_function():
     from torch.autograd.function import once_differentiable
 
     inv_sqrt_2pi, inv_sqrt_2 = 1 / math.sqrt(2 * math.pi), 1 / math.sqrt(2)
+    k, c = math.sqrt(2 / math.pi), 0.044715  # the tanh form: GELU(x) ≈ x(1 + tanh(k(x + c x³)))/2
+
+    def exact(g, x):
+        """GELU'(x) = Φ(x) + xφ(x) and g∘GELU''(x) = g∘φ(x)(2 − x²)."""
+        # Four new activation-sized tensors (three kept), the rest in place: on a CPU each new one
+        # is often fresh pages from the system, and faulting them in costs as much as the pass.
+        x2 = x.square()
+        e = x2.mul(-0.5).exp_()  # exp(−x²/2) = φ(x)·√(2π)
+        slope = x.mul(inv_sqrt_2).erf_().add_(1).mul_(0.5).addcmul_(x, e, value=inv_sqrt_2pi)
+        return slope, e.mul_(x2.sub_(2).mul_(g)).mul_(-inv_sqrt_2pi)
+
+    def tanh_form(g, x):
+        """GELU'(x) = ((1 + t) + x s a)/2 and g∘GELU''(x) = g∘s(a + 3kc x² − x t a²), tanh form.
+
+        t = tanh(u), u = k(x + c x³), a = u' = k(1 + 3c x²), s = 1 − t².
+        """
+        x2 = x.square()
+        a = x2.mul(3 * c).add_(1).mul_(k)
+        t = x2.mul(c).add_(1).mul_(x).mul_(k).tanh_()
+        s = t.square().neg_().add_(1)
+        xa = x * a
+        slope = t.add(1).addcmul_(xa, s).mul_(0.5)
+        xa.mul_(a).mul_(t)  # x t a²
+        return slope, x2.mul_(3 * k * c).add_(a).sub_(xa).mul_(s).mul_(g)
 
     class _GeluGrad(torch.autograd.Function):
         """``(g∘GELU'(x), GELU'(x))``: GELU's gradient as one node, and its slope (not differentiable).
 
-        The node keeps the slope GELU'(x) = Φ(x) + xφ(x) and g∘GELU''(x). Its derivatives are
-        ∂/∂g = U∘slope and ∂/∂x = U∘(g∘φ(x)(2 − x²)): one multiplication each, from two kept
+        The node keeps the slope GELU'(x) and g∘GELU''(x) (exact or tanh form). Its derivatives
+        are ∂/∂g = U∘slope and ∂/∂x = U∘(g∘GELU''(x)): one multiplication each, from two kept
         tensors. Built from PyTorch's pieces (g times a slope node) the same gradient keeps g, the
         slope and GELU'' (three activation-sized tensors) and spends three multiplications per
         pass on them.
         """
 
         @staticmethod
-        def forward(ctx, g, x):
-            # Four new activation-sized tensors (three kept), the rest in place: on a CPU each new one
-            # is often fresh pages from the system, and faulting them in costs as much as the pass.
-            x2 = x.square()
-            e = x2.mul(-0.5).exp_()  # exp(−x²/2) = φ(x)·√(2π)
-            slope = x.mul(inv_sqrt_2).erf_().add_(1).mul_(0.5).addcmul_(x, e, value=inv_sqrt_2pi)
-            g_curvature = e.mul_(x2.sub_(2).mul_(g)).mul_(-inv_sqrt_2pi)  # g∘φ(x)(2 − x²)
+        def forward(ctx, g, x, approximate):
+            slope, g_curvature = (tanh_form if approximate == "tanh" else exact)(g, x)
             ctx.mark_non_differentiable(slope)
             ctx.save_for_backward(slope, g_curvature)
             return g * slope, slope
@@ -215,7 +235,7 @@ def _gelu_function():
         @once_differentiable  # see second_order_graph: no third derivative
         def backward(ctx, U, _):
             slope, g_curvature = ctx.saved_tensors
-            return U * slope, U * g_curvature
+            return U * slope, U * g_curvature, None
 
     class _Gelu(torch.autograd.Function):
         """``F.gelu`` whose backward, once built with ``create_graph``, is :class:`_GeluGrad` and keeps only its slope.
@@ -227,9 +247,9 @@ def _gelu_function():
         """
 
         @staticmethod
-        def forward(ctx, x):
-            ctx.x, ctx.slope = x, None  # an input, not an output: no reference cycle
-            return torch.nn.functional.gelu(x)
+        def forward(ctx, x, approximate):
+            ctx.x, ctx.slope, ctx.approximate = x, None, approximate  # an input: no reference cycle
+            return torch.nn.functional.gelu(x, approximate=approximate)
 
         @staticmethod
         def backward(ctx, g):
@@ -237,12 +257,12 @@ def _gelu_function():
                 if ctx.x is None:
                     raise RuntimeError("second_order_graph: a second gradient graph (create_graph=True) through "
                                        "the same GELU forward is not supported; run the forward again")
-                out, ctx.slope = _GeluGrad.apply(g, ctx.x)
+                out, ctx.slope = _GeluGrad.apply(g, ctx.x, ctx.approximate)
                 ctx.x = None
-                return out
+                return out, None
             if ctx.slope is None:  # a plain first-order backward
-                return torch.ops.aten.gelu_backward(g, ctx.x)
-            return g * ctx.slope
+                return torch.ops.aten.gelu_backward(g, ctx.x, approximate=ctx.approximate), None
+            return g * ctx.slope, None
 
     return _Gelu
 
@@ -485,6 +505,26 @@ def _linear_call(args, kwargs):
     return x, w, b
 
 
+def _addmm_call(args, kwargs):
+    """``(x, Wᵀ, bias)`` of a ``torch.addmm(bias, x, W)`` call that is a linear layer, else None (PyTorch's own).
+
+    Hugging Face's ``Conv1D`` (GPT-2's attention and MLP) is such a call: y = bias + x W, that is
+    ``F.linear(x, Wᵀ, bias)``. Only the plain form: 2-D x and W, a 1-D bias, β = α = 1, no ``out``.
+    """
+    import torch
+
+    if len(args) > 3:  # the deprecated addmm(beta, input, alpha, mat1, mat2)
+        return None
+    given = _bind(("input", "mat1", "mat2", "beta", "alpha", "out"), args, kwargs)
+    if given is None or given.get("out") is not None or given.get("beta", 1) != 1 or given.get("alpha", 1) != 1:
+        return None
+    b, x, w = given.get("input"), given.get("mat1"), given.get("mat2")
+    if not (isinstance(w, torch.Tensor) and w.requires_grad and w.ndim == 2 and isinstance(x, torch.Tensor)
+            and x.ndim == 2 and isinstance(b, torch.Tensor) and b.ndim == 1):
+        return None
+    return _linear_call((x, w.t(), b), {})
+
+
 @functools.cache
 def _linear_function():
     """The autograd Functions of :func:`second_order_graph`'s linear layer (``gradient_values=False``), defined once."""
@@ -553,4 +593,4 @@ def _linear_function():
 #: What :func:`second_order_graph` intercepts: name → (argument parser, the Functions' factory)
 _INTERCEPTED = {"gelu": (_gelu_call, _gelu_function), "layer_norm": (_layer_norm_call, _layer_norm_function),
                 "cross_entropy": (_cross_entropy_call, _cross_entropy_function),
-                "linear": (_linear_call, _linear_function)}
+                "linear": (_linear_call, _linear_function), "addmm": (_addmm_call, _linear_function)}

@@ -169,9 +169,10 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed, progress=True)
         model_info = {"kind": "built-in byte transformer", **cfg.to_dict(), "steps": args.steps, "seed": args.seed}
     else:
-        from ridgelens.lm import load_hf_checkpoint
+        from ridgelens.lm import fuse_tanh_gelu, load_hf_checkpoint
 
         net, tokenize, how = load_hf_checkpoint(args.model[3:])
+        fused = fuse_tanh_gelu(net)  # the same function, its second derivative far cheaper
         from ridgelens.lm import file_split
 
         if args.text == "stdlib":
@@ -184,6 +185,9 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         _say(f"{title}: Hugging Face checkpoint {args.model[3:]} ({how}) on {split.train.shape[0] * ctx} tokens "
              f"of {split.source}")
         model_info = {"kind": "hugging face causal LM", "dir": args.model[3:], "tokenizer": how, "context": ctx}
+        if fused:
+            model_info["activation"] = (f"gelu_new computed by PyTorch's fused tanh GELU in {fused} module(s): the "
+                                        "same function, to rounding (ridgelens.lm.fuse_tanh_gelu)")
     # Under torchrun every rank holds the same model (the same seed trains the same weights;
     # TorchObjective checks a digest of them on every rank) and keeps every N-th batch of windows.
     obj = LMObjective(net, split.train, max_logits=max_logits, dtype=torch.float64, shard=launched())

@@ -4,7 +4,7 @@ Sits just above the objectives (it builds :class:`~ridgelens.objectives.lm.LMObj
 below every curvature stage: nothing here imports operators, spectra, ridge or the pipeline.
 """
 
-from ridgelens.lm._hf import load_hf_checkpoint
+from ridgelens.lm._hf import fuse_tanh_gelu, load_hf_checkpoint
 from ridgelens.lm._model import ByteTransformer, LMConfig
 from ridgelens.lm._text import (
            TokenSplit,
@@ -16,5 +16,5 @@ from ridgelens.lm._text import (
 )
 from ridgelens.lm._train import train_lm
 
-__all__ = ["ByteTransformer", "LMConfig", "TokenSplit", "file_split", "load_hf_checkpoint", "stdlib_files", "stdlib_split",
-           "text_bytes", "train_lm", "windows"]
+__all__ = ["ByteTransformer", "LMConfig", "TokenSplit", "file_split", "fuse_tanh_gelu", "load_hf_checkpoint",
+           "stdlib_files", "stdlib_split", "text_bytes", "train_lm", "windows"]

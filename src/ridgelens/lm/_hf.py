@@ -110,3 +110,36 @@ def load_hf_checkpoint(directory):
         return torch.frombuffer(bytearray(data), dtype=torch.uint8).to(torch.long)
 
     return model, tokenize_bytes, f"bytes (no tokenizer in the folder; vocabulary {vocab} ≥ 256)"
+
+
+class _TanhGelu(torch.nn.Module):
+    """``F.gelu(x, approximate="tanh")``: x(1 + tanh(√(2/π)(x + 0.044715x³)))/2 in PyTorch's fused kernel."""
+
+    def forward(self, x):
+        return torch.nn.functional.gelu(x, approximate="tanh")
+
+
+def fuse_tanh_gelu(model) -> int:
+    """Replace transformers' ``NewGELUActivation`` modules (``gelu_new``: GPT-2's) by PyTorch's fused tanh GELU.
+
+    Both compute x(1 + tanh(√(2/π)(x + 0.044715x³)))/2 (the same constants; values differ by
+    rounding). The Python form is a dozen elementwise operations whose second derivatives PyTorch
+    builds piece by piece; ``F.gelu(approximate="tanh")`` is one, whose gradient
+    :func:`ridgelens._autodiff.second_order_graph` makes one node. With the ``Conv1D`` layers'
+    skipped weight gradients, a 2-layer GPT-2's recomputed Hessian product went from 6.41× a
+    gradient to 4.90× and a reused one from 3.61× to 2.79× (``benchmarks/bench_hf_ab.py``, paired
+    in one process: 0.769 and 0.770). Returns how many modules were replaced
+    (0 without transformers). ``FastGELUActivation`` (``gelu_fast``) is left alone: its constant
+    0.7978845608 is √(2/π) cut at 10 digits, a different function at 1e-12.
+    """
+    try:
+        from transformers.activations import NewGELUActivation
+    except ImportError:
+        return 0
+    n = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is NewGELUActivation:
+                setattr(parent, name, _TanhGelu())
+                n += 1
+    return n
