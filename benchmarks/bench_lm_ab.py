@@ -44,9 +44,12 @@ def main():
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     mine = dict(new._INTERCEPTED)  # name → (argument parser, Functions' factory)
     theirs = {}
-    for name, (parse, _) in mine.items():  # the old Functions where it has them; else intercept nothing
+    for name, (parse, _) in mine.items():  # the old Functions (and parser) where it has them; else intercept nothing
         factory = getattr(old, f"_{name}_function", None)
-        theirs[name] = (parse, factory) if factory else (lambda args, kwargs: None, None)
+        theirs[name] = (getattr(old, f"_{name}_call", parse), factory) if factory else (lambda args, kwargs: None, None)
+    if not hasattr(old, "_gelu_call") and "gelu" in theirs:  # before 2ddc4bf: exact GELU only, ``apply(x)``
+        theirs["gelu"] = (lambda args, kwargs: (c[:1] if (c := mine["gelu"][0](args, kwargs)) and c[1] == "none"
+                                                else None), theirs["gelu"][1])
 
     def use(which):
         new._INTERCEPTED.update(mine if which == "new" else theirs)
