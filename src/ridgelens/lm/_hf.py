@@ -126,9 +126,10 @@ def fuse_tanh_gelu(model) -> int:
     rounding). The Python form is a dozen elementwise operations whose second derivatives PyTorch
     builds piece by piece; ``F.gelu(approximate="tanh")`` is one, whose gradient
     :func:`ridgelens._autodiff.second_order_graph` makes one node. With the ``Conv1D`` layers'
-    skipped weight gradients, a 2-layer GPT-2's recomputed Hessian product went from 6.41× a
-    gradient to 4.90× and a reused one from 3.61× to 2.79× (``benchmarks/bench_hf_ab.py``, paired
-    in one process: 0.769 and 0.770). Returns how many modules were replaced
+    skipped weight gradients, a 2-layer GPT-2's recomputed Hessian product went from 3.58× the
+    (float64) gradient to 2.64× and a reused one from 2.01× to 1.61×; at 10.8M parameters from
+    4.00× to 2.96× and from 2.18× to 1.99× (``benchmarks/bench_hf_ab.py``, paired in one process:
+    0.739, 0.796, 0.686, 0.921). Returns how many modules were replaced
     (0 without transformers). ``FastGELUActivation`` (``gelu_fast``) is left alone: its constant
     0.7978845608 is √(2/π) cut at 10 digits, a different function at 1e-12.
     """
