@@ -58,7 +58,9 @@ def main():
     for which, obj in objs.items():
         use(which)
 
-        def gradient(_v, net=copy.deepcopy(obj.model).double()):  # float64, as the products
+        net64 = copy.deepcopy(obj.model).double()  # float64, as the products
+
+        def gradient(_v, net=net64):
             net.zero_grad(set_to_none=True)
             logits = net(input_ids=w[:, :-1]).logits
             torch.nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten()).backward()
