@@ -446,6 +446,33 @@ def test_forward_without_logits_or_loss_is_refused(split):
         LMObjective(Features(), split.train)
 
 
+class _Pooled(torch.nn.Module):
+    """Logits at each position from the mean embedding of the whole window (a peek at later tokens), or causal."""
+
+    def __init__(self, causal, dropout=0.0):
+        super().__init__()
+        self.causal = causal
+        self.emb, self.out = torch.nn.Embedding(256, 4), torch.nn.Linear(4, 256)
+        self.drop = torch.nn.Dropout(dropout)
+
+    def forward(self, x):
+        e = self.drop(self.emb(x))
+        n = torch.arange(1, x.shape[1] + 1).unsqueeze(-1)
+        return self.out(e.cumsum(1) / n if self.causal else e.mean(1, keepdim=True).expand_as(e))
+
+
+def test_a_model_that_sees_later_tokens_is_refused_by_name(split):
+    """Next-token prediction needs a causal LM: logits that move when only later tokens change are refused
+    (one ulp of rounding is not a peek); a causal model with live dropout is refused for its randomness instead."""
+    torch.manual_seed(0)
+    with pytest.raises(ModelOutputError, match="the model is not causal"):
+        LMObjective(_Pooled(causal=False), split.train)
+    LMObjective(_Pooled(causal=True), split.train)  # accepted
+    with pytest.raises(RidgelensError) as err:
+        LMObjective(_Pooled(causal=True, dropout=0.5), split.train)
+    assert "not causal" not in str(err.value) and "Dropout" in str(err.value)
+
+
 def test_window_over_max_logits_is_refused(split, net):
     with pytest.raises(RidgelensError, match="more than max_logits"):
         LMObjective(net, split.train, max_logits=100)

@@ -60,13 +60,7 @@ def test_hvp_of_a_loaded_checkpoint_matches_finite_differences(checkpoint):
 
 def test_a_checkpoint_with_its_own_tokenizer_is_read_with_it(tmp_path):
     """A folder holding a tokenizer (tokenizer.save_pretrained) tokenizes the text with it, offline, not as bytes."""
-    import tokenizers
-
-    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="[UNK]"))
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.train([str(TEXT)], tokenizers.trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["[UNK]"], initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()))
-    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]")
+    tok = _bpe_tokenizer(300)
     _tiny_gpt2(vocab=len(tok)).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     model, tokenize, how = load_hf_checkpoint(tmp_path)
@@ -163,10 +157,30 @@ def test_polished_checkpoint_weights_are_written(checkpoint, tmp_path, capsys):
     assert after.value(after.theta0) == pytest.approx(p["loss_after"], rel=1e-6) and p["moved"] > 0
 
 
-@pytest.mark.parametrize("case", ["no-config", "wrong-shape", "small-vocab", "context", "missing"])
+def _bpe_tokenizer(vocab_size):
+    import tokenizers
+
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train([str(TEXT)], tokenizers.trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["[UNK]"],
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]")
+
+
+@pytest.mark.parametrize("case", ["no-config", "wrong-shape", "small-vocab", "context", "missing", "masked-lm",
+                                  "tokenizer-past-vocab"])
 def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsys, case):
     d = tmp_path / "ckpt"
     context = "8"
+    if case == "masked-lm":  # loads as BertLMHeadModel, but bidirectional: its logits see the next token
+        cfg = transformers.BertConfig(vocab_size=256, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=32, max_position_embeddings=64)
+        torch.manual_seed(0)
+        transformers.BertForMaskedLM(cfg).save_pretrained(d)
+    elif case == "tokenizer-past-vocab":  # a 400-token tokenizer beside a 256-entry model
+        _tiny_gpt2(vocab=256).save_pretrained(d)
+        _bpe_tokenizer(400).save_pretrained(d)
     if case == "no-config":
         d.mkdir()
         (d / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes())
@@ -185,10 +199,13 @@ def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsy
     capsys.readouterr()  # the set-up's own output (save_pretrained's progress bar)
     rc = main(["analyze", "--model", f"hf:{d}", "--text", str(TEXT), "--context", context, "--tokens", "64",
                "--lambdas", "0.1", "--out", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and err[0].startswith("ridgelens: error:"), err
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = [ln for ln in lines if ln.startswith("ridgelens: error:")]  # after progress lines, if any
+    assert rc == 2 and len(err) == 1 and lines[-1] == err[0], lines
     assert {"no-config": "config.json", "wrong-shape": "cannot be loaded", "small-vocab": "fewer than the 256",
-            "context": "larger than the model's context of 16", "missing": "does not exist"}[case] in err[0]
+            "context": "larger than the model's context of 16", "missing": "does not exist",
+            "masked-lm": "the model is not causal", "tokenizer-past-vocab": "outside the model's input embedding of 256"
+            }[case] in err[0]
     assert not out.exists()
 
 

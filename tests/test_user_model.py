@@ -41,6 +41,10 @@ def features():
 
 def broken():
     raise RuntimeError("no GPU here")
+
+
+def exits():
+    raise SystemExit(3)
 '''
 
 
@@ -55,6 +59,7 @@ def user(tmp_path_factory):
     """A folder with mymodel.py, diabetes.npz (120 real rows, standardized) and briefly trained weights."""
     d = tmp_path_factory.mktemp("user")
     (d / "mymodel.py").write_text(MODEL_PY)
+    (d / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
     X, y = load_diabetes(return_X_y=True)
     X, y = X[:120], y[:120]
     X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
@@ -149,6 +154,8 @@ def test_a_pickle_in_place_of_weights_is_refused_never_run(user, capsys, tmp_pat
     ("{d}/mymodel.py:missing", "has no function 'missing'"),
     ("{d}/mymodel.py:not_a_module", "returned a int, not a torch.nn.Module"),
     ("{d}/mymodel.py:broken", "RuntimeError: no GPU here"),
+    ("{d}/mymodel.py:exits", "calling exits() called sys.exit(3) instead of returning"),
+    ("{d}/exits_on_import.py:make", "called sys.exit(0) instead of returning"),
     ("{d}/mymodel.py:features", "returns a dict on the first batch of tensors:"),
     ("no_such_module_xyz:make", "no module named 'no_such_module_xyz'"),
 ])

@@ -104,6 +104,13 @@ def load_error(exc: BaseException) -> str:
     return "; ".join(lines[1:] or lines)[:600] if lines else type(exc).__name__
 
 
+def _raised(exc: BaseException) -> str:
+    """``raised ValueError: …``, or ``called sys.exit(3)``: what the user's code did instead of returning."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}) instead of returning"
+    return f"raised {type(exc).__name__}: {exc}"
+
+
 def load_factory(spec: str):
     """The factory function named by ``module.path:factory`` or ``file.py:factory``."""
     where, _, name = spec.rpartition(":")
@@ -117,9 +124,9 @@ def load_factory(spec: str):
             module = importlib.util.module_from_spec(loader_spec)
             sys.modules[mod_name] = module
             loader_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a module that calls sys.exit() has not loaded either
             sys.modules.pop(mod_name, None)
-            raise ModelError(f"--model {spec}: running {path} raised {type(exc).__name__}: {exc}") from None
+            raise ModelError(f"--model {spec}: running {path} {_raised(exc)}") from None
     else:
         if os.getcwd() not in sys.path:  # `ridgelens` is a script: the working directory is not on the path
             sys.path.insert(0, os.getcwd())
@@ -128,8 +135,8 @@ def load_factory(spec: str):
         except ModuleNotFoundError as exc:
             raise ModelError(f"--model {spec}: no module named {exc.name!r} (run from the folder that holds it, "
                              "or give file.py:factory)") from None
-        except Exception as exc:
-            raise ModelError(f"--model {spec}: importing {where} raised {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:
+            raise ModelError(f"--model {spec}: importing {where} {_raised(exc)}") from None
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ModelError(f"--model {spec}: {where} has no function {name!r}")
@@ -165,9 +172,8 @@ def build_user_objective(args, X, y, like=None):
     factory = load_factory(args.model)
     try:
         model = factory()
-    except Exception as exc:
-        raise ModelError(f"--model {args.model}: calling {factory.__name__}() raised "
-                         f"{type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise ModelError(f"--model {args.model}: calling {factory.__name__}() {_raised(exc)}") from None
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"--model {args.model}: {factory.__name__}() returned a {type(model).__name__}, "
                          "not a torch.nn.Module")

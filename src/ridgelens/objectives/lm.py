@@ -148,12 +148,19 @@ class LMObjective(TorchObjective):
     def _probe(self, model, w):
         """What the forward returns ("logits" or "loss") and the vocabulary size (None for loss only)."""
         with torch.no_grad():
-            out = self._call(model, w[:, :-1])
+            try:
+                out = self._call(model, w[:, :-1])
+            except IndexError as exc:  # a token id past the embedding table
+                rows = getattr(getattr(model, "get_input_embeddings", lambda: None)(), "num_embeddings", None)
+                raise DataError(f"token id {int(w.max())} is outside the model's input embedding"
+                                f"{f' of {rows} entries' if rows else ''} (a tokenizer of another model?): "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
             logits = _logits_of(out)
             if logits is not None:
                 if logits.ndim != 3 or logits.shape[:2] != w[:, :-1].shape:
                     raise ModelOutputError(f"the model's logits have shape {tuple(logits.shape)}; expected "
                                            f"(batch, T, vocab) = (1, {w.shape[1] - 1}, vocab)")
+                self._check_causal(model, w[:, :-1], logits)
                 return "logits", int(logits.shape[-1])
             if _accepts(model, "labels"):
                 loss = _loss_of(self._call(model, w, labels=w))
@@ -162,6 +169,34 @@ class LMObjective(TorchObjective):
         raise ModelOutputError(f"the model's forward returned {type(out).__name__}, with neither logits nor a "
                                "loss; ridgelens needs logits (batch, T, vocab) or an output with a 'logits' or "
                                "'loss' field")
+
+    def _check_causal(self, model, x, logits) -> None:
+        """Refuse a model whose logits at a position see later tokens (a masked LM such as BERT).
+
+        The tokens from the middle of the window on are changed; the logits before the middle
+        must not move. A forward that differs from itself on the same tokens (dropout in train
+        mode) is left to the randomness probe, which says so by name.
+        """
+        h = x.shape[1] // 2
+        if h < 1:
+            return
+        changed = x.clone()
+        for fill in (x.min(), x.max()):  # the window's own ids, valid for any embedding
+            changed[:, h:] = fill
+            if not torch.equal(changed, x):
+                break
+        else:  # one token id throughout: nothing to change it to that is surely valid
+            return
+        again, other = (_logits_of(self._call(model, t)) for t in (x, changed))
+        if not torch.equal(again, logits):
+            return
+        moved = float((other[:, :h] - logits[:, :h]).abs().max())
+        scale = float(logits[:, :h].abs().max())
+        if moved > 1e-6 * max(scale, 1e-30):
+            raise ModelOutputError(
+                f"the model is not causal: its logits at positions 0..{h - 1} moved by up to {moved:.3g} (of "
+                f"{scale:.3g}) when only the tokens from position {h} on changed; a next-token loss needs a causal LM "
+                "(a masked LM such as BERT sees the tokens it predicts)")
 
     def _probe_at_start(self) -> None:
         """The randomness and reduction probes need logits: a model that returns only its loss skips them.
