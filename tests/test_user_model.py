@@ -45,6 +45,15 @@ def broken():
 
 def exits():
     raise SystemExit(3)
+
+
+class _NaN(torch.nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) * float("nan")
+
+
+def nan_forward():
+    return _NaN(*make())
 '''
 
 
@@ -229,6 +238,33 @@ def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
         load_tensors(tmp_path / "rows.pt")
     with pytest.raises(DataError, match="must end in"):
         load_tensors(tmp_path / "data.csv")
+
+
+@pytest.mark.parametrize("case", ["nan weight", "complex weights", "nan forward", "overflowing inputs"])
+def test_non_finite_weights_forwards_and_overflow_are_one_line_errors(user, capsys, tmp_path, case):
+    """Non-finite or complex weights, a forward that gives NaN, inputs so large that the Hessian products
+    overflow: each a one-line error naming what is wrong (once an internal error, a complex part silently
+    dropped, or 'H contains non-finite values'), and no output."""
+    argv = _args(user, out="bad")
+    state = torch.load(user["dir"] / "weights.pt", weights_only=True)
+    if case == "nan weight":
+        state["2.weight"][0, 1] = float("nan")
+        torch.save(state, tmp_path / "w.pt")
+        argv[argv.index("--weights") + 1], needle = str(tmp_path / "w.pt"), "parameter 2.weight holds non-finite"
+    elif case == "complex weights":
+        state["0.weight"] = state["0.weight"] + 1j
+        torch.save(state, tmp_path / "w.pt")
+        argv[argv.index("--weights") + 1], needle = str(tmp_path / "w.pt"), "0.weight is complex"
+    elif case == "nan forward":
+        argv[argv.index("--model") + 1] = f"{user['dir'] / 'mymodel.py'}:nan_forward"
+        needle = "gradient at θ̂ is not finite"
+    else:
+        np.savez(tmp_path / "huge.npz", X=user["X"] * 1e200, y=user["y"])
+        argv[argv.index("--data") + 1], needle = f"tensors:{tmp_path / 'huge.npz'}", "overflowed"
+    code, _, err = run(capsys, *argv)
+    lines = [ln for ln in err.splitlines() if not ln.startswith("ridgelens: warning:")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("ridgelens: error:") and needle in lines[0], err
+    assert not (user["dir"] / "bad").exists()
 
 
 def test_tensors_data_feed_the_built_in_models_too(user, tmp_path):

@@ -107,4 +107,7 @@ def load_state_dict(path) -> dict:
                                               for k, v in state.items()):
         raise ModelError(f"--weights {path} holds a {type(state).__name__}, not a state_dict "
                          "(a mapping of parameter names to tensors)")
+    for k, v in state.items():  # load_state_dict would drop the imaginary part into real parameters, silently
+        if v.is_complex():
+            raise ModelError(f"--weights {path}: {k} is complex ({v.dtype}); ridgelens analyzes real weights")
     return state

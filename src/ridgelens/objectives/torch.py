@@ -15,7 +15,7 @@ from torch.func import functional_call
 from ridgelens import _distributed as dist
 from ridgelens._autodiff import second_order_attention
 from ridgelens._progress import Progress
-from ridgelens.errors import DataError, ModelModeError, RidgelensError
+from ridgelens.errors import DataError, ModelError, ModelModeError, ModelOutputError, RidgelensError
 from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 from ridgelens.objectives._probes import check_batch, probe_objective
 
@@ -133,6 +133,13 @@ class TorchObjective(Objective):
                 pm = self.set_penalty(penalty)
                 self.set_penalty(type(pm)(pm.factors * mask, pm.source, pm.detail))
         with torch.no_grad():
+            for n, p in named:
+                if p.is_complex():
+                    raise ModelError(f"the model's parameter {n} is complex ({p.dtype}); ridgelens analyzes real weights")
+                if not bool(torch.isfinite(p).all()):
+                    i = int((~torch.isfinite(p.detach())).reshape(-1).nonzero()[0])
+                    raise ModelError(f"the model's parameter {n} holds non-finite weights "
+                                     f"({float(p.detach().reshape(-1)[i])} at flat index {i} of {p.numel()})")
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
         # Under a process group: n over every rank's shard, one model on every rank, a joint fingerprint.
         self._n = dist.global_count(self.batches, self._count_samples, self.device, self._smaller_batches())
@@ -384,6 +391,15 @@ class TorchObjective(Objective):
                 theta = theta - lr * g
                 bar.update(it + 1)
             return result(theta, max_iter, f"reached max_iter={max_iter}")
+        try:
+            return self._scipy_minimize(bar, fun, result, l2, x0, tol, max_iter, method, P)
+        except ValueError as exc:  # scipy's check_finite: the loss, gradient or products overflowed
+            if "infs or NaNs" not in str(exc):
+                raise
+            raise ModelOutputError(f"minimizing at λ = {l2:g} ({method}) met non-finite values: the loss, its gradient "
+                                   "or its Hessian products overflowed (inputs or weights of huge magnitude?)") from None
+
+    def _scipy_minimize(self, bar, fun, result, l2, x0, tol, max_iter, method, P):
         if method == "lbfgs":
             res = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
                                     options={"maxiter": max_iter, "gtol": tol * 1e-2, "ftol": 0.0,

@@ -27,6 +27,7 @@ from ridgelens.errors import (
     DataError,
     DistributedError,
     GradientNotZeroWarning,
+    ModelOutputError,
     NegativeCurvatureWarning,
     RidgelensError,
 )
@@ -362,6 +363,7 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
     theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
+    gradient, gnorm, grad_tol = first_order_term(objective, theta_hat, grad_tol)
     if curvature == "auto":  # the CLI's default for torch models: a short Lanczos probe of H at θ̂ decides
         from ridgelens.pipeline._weight_decay import choose_curvature
 
@@ -369,7 +371,6 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     else:
         asked = select_solver("curvature", curvature, canonical_glm=bool(getattr(objective, "canonical_glm", False)))
     curvature = asked.name  # the GGN of least squares or logistic regression is its Hessian
-    gradient, gnorm, grad_tol = first_order_term(objective, theta_hat, grad_tol)
     H = build_curvature(objective, theta_hat, curvature, **dict(curvature_options or {}))
     # A penalty matrix (λ/2)θᵀDθ: the whole analysis runs on D^{-1/2} H D^{-1/2} in φ = D^{1/2}θ
     # (ridge/_weighted.py); the path comes back in θ's coordinates before the refits.
@@ -454,6 +455,11 @@ def first_order_term(objective, theta_hat, grad_tol=None):
     ``grad_tol`` defaults to ``100 · objective.default_tol``.
     """
     g = objective.gradient(theta_hat)
+    if not np.isfinite(g).all():
+        raise ModelOutputError(
+            f"the loss's gradient at θ̂ is not finite ({g[~np.isfinite(g)][0]} at entry "
+            f"{int(np.argmin(np.isfinite(g)))}): the model's outputs or loss on the data are not finite (NaN or inf "
+            "in the inputs, the weights or the forward)")
     gnorm = float(np.linalg.norm(g))
     grad_tol = 100 * objective.default_tol if grad_tol is None else check_tolerance(grad_tol, "grad_tol")
     if gnorm > grad_tol:
