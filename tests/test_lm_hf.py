@@ -168,11 +168,37 @@ def _bpe_tokenizer(vocab_size):
     return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]")
 
 
+class _Boom:
+    """Unpickling this runs a command: a weights file must never be unpickled as objects."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
 @pytest.mark.parametrize("case", ["no-config", "wrong-shape", "small-vocab", "context", "missing", "masked-lm",
-                                  "tokenizer-past-vocab"])
+                                  "tokenizer-past-vocab", "extra-weight", "pickled-objects", "tokenizer-class"])
 def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsys, case):
     d = tmp_path / "ckpt"
     context = "8"
+    if case == "extra-weight":  # transformers drops a weight the model lacks with only a log line
+        from safetensors.torch import load_file, save_file
+
+        d.mkdir()
+        (d / "config.json").write_text((checkpoint / "config.json").read_text())
+        save_file({**load_file(checkpoint / "model.safetensors"), "bogus.weight": torch.zeros(3)},
+                  d / "model.safetensors", metadata={"format": "pt"})
+    elif case == "pickled-objects":
+        d.mkdir()
+        (d / "config.json").write_text((checkpoint / "config.json").read_text())
+        torch.save({"x": _Boom(tmp_path / "ran")}, d / "pytorch_model.bin")
+    elif case == "tokenizer-class":
+        _tiny_gpt2().save_pretrained(d)
+        (d / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "NoSuchTokenizer"}))
     if case == "masked-lm":  # loads as BertLMHeadModel, but bidirectional: its logits see the next token
         cfg = transformers.BertConfig(vocab_size=256, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                       intermediate_size=32, max_position_embeddings=64)
@@ -204,8 +230,11 @@ def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsy
     assert rc == 2 and len(err) == 1 and lines[-1] == err[0], lines
     assert {"no-config": "config.json", "wrong-shape": "cannot be loaded", "small-vocab": "fewer than the 256",
             "context": "larger than the model's context of 16", "missing": "does not exist",
-            "masked-lm": "the model is not causal", "tokenizer-past-vocab": "outside the model's input embedding of 256"
+            "masked-lm": "the model is not causal", "tokenizer-past-vocab": "outside the model's input embedding of 256",
+            "extra-weight": "weights the model does not have: bogus.weight",
+            "pickled-objects": "never executed", "tokenizer-class": "names tokenizer_class 'NoSuchTokenizer'"
             }[case] in err[0]
+    assert "weights_only` set to `False" not in err[0] and not (tmp_path / "ran").exists()
     assert not out.exists()
 
 

@@ -9,6 +9,7 @@ optional extra ``ridgelens[hf]``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -48,9 +49,16 @@ def _offline():
 
 
 def _first_line(exc: BaseException) -> str:
+    """The gist of a loader's exception on one line: its first line, and the next when the first ends in ':'."""
     text = str(exc).strip()
+    if "Weights only load failed" in text:  # torch's text goes on to suggest weights_only=False: never
+        return ("a weights file holds pickled objects that torch.load(weights_only=True) refuses; they are never "
+                "executed (save the weights with save_pretrained's safetensors)")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    gist = lines[0] if not lines[0].endswith(":") or len(lines) < 2 else f"{lines[0]} {lines[1]}"
+    return gist if len(gist) <= 300 else gist[:299] + "…"
 
 
 def load_hf_checkpoint(directory):
@@ -85,6 +93,10 @@ def load_hf_checkpoint(directory):
         if bad:
             raise DataError(f"checkpoint folder {path} cannot be loaded as a causal LM: weights of another shape than "
                             f"config.json says: {', '.join(bad[:2])}{', ...' if len(bad) > 2 else ''}")
+        extra = sorted(str(k) for k in info.get("unexpected_keys", []))
+        if extra:  # transformers drops them with a log line: weights the model does not have are not its weights
+            raise DataError(f"checkpoint folder {path} cannot be loaded as a causal LM: weights the model does not "
+                            f"have: {', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}")
         missing = list(info.get("missing_keys", []))
         if missing:
             raise DataError(f"checkpoint folder {path} cannot be loaded as a causal LM: weights missing for "
@@ -95,7 +107,13 @@ def load_hf_checkpoint(directory):
             try:
                 tok = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             except Exception as exc:
-                raise DataError(f"the tokenizer in {path} cannot be loaded: {_first_line(exc)}") from None
+                named = ""
+                try:
+                    cls = json.loads((path / "tokenizer_config.json").read_text()).get("tokenizer_class")
+                    named = f" (tokenizer_config.json names tokenizer_class {cls!r})" if cls else ""
+                except (OSError, ValueError, AttributeError):
+                    pass
+                raise DataError(f"the tokenizer in {path} cannot be loaded{named}: {_first_line(exc)}") from None
 
             def tokenize(data: bytes) -> torch.Tensor:
                 return torch.tensor(tok(data.decode("utf-8"))["input_ids"], dtype=torch.long)
