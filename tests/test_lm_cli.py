@@ -72,12 +72,15 @@ def _check_thetas_file(out, r):
     ("heads", "multiple of --heads"), ("data", "--data is for tabular models"),
     ("lambda0", "must be > 0"), ("polish-iters0", "--polish-iters must be a positive integer"),
     ("polish-tol", "--polish-tol must be a positive number"), ("polish-alone", "add --polish"),
+    ("max-logits", "--max-logits 100 is less than one window's logits (8 tokens × vocab 256 = 2048)"),
+    ("tokens", "--tokens 5 is fewer than one window of --context 8 tokens"),
 ])
 def test_bad_lm_input_is_one_line_and_writes_nothing(tmp_path, capsys, case, msg):
     text = tmp_path / "t.txt"
     text.write_bytes({"empty": b"", "binary": bytes(range(256)) * 8, "short": b"x = 1\n"}.get(case, b"a = 1\n" * 50))
     extra = {"heads": ["--heads", "3"], "data": ["--data", "digits"], "polish-iters0": ["--polish", "--polish-iters", "0"],
-             "polish-tol": ["--polish", "--polish-tol", "-1"], "polish-alone": ["--polish-iters", "5"]}.get(case, [])
+             "polish-tol": ["--polish", "--polish-tol", "-1"], "polish-alone": ["--polish-iters", "5"],
+             "max-logits": ["--max-logits", "100"], "tokens": ["--tokens", "5"]}.get(case, [])
     lam = "0" if case == "lambda0" else "0.1"
     out = tmp_path / "out"
     rc = main(["analyze", "--model", "lm", *TINY, "--text", str(text), *extra, "--lambdas", lam, "--out", str(out)])

@@ -238,6 +238,15 @@ def test_bad_checkpoints_give_one_line_and_no_output(checkpoint, tmp_path, capsy
     assert not out.exists()
 
 
+def test_built_in_lm_options_are_refused_for_a_checkpoint(checkpoint, tmp_path, capsys):
+    """--layers/--width/--heads/--steps shape and train the built-in LM; a checkpoint was silently run without them."""
+    rc = main(["analyze", "--model", f"hf:{checkpoint}", "--text", str(TEXT), "--context", "8", "--tokens", "64",
+               "--layers", "3", "--steps", "2", "--lambdas", "0.1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--layers, --steps are for --model lm" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
 def test_python_loader_errors_are_typed(tmp_path):
     with pytest.raises(DataError, match=r"config\.json"):
         load_hf_checkpoint(tmp_path)

@@ -66,6 +66,8 @@ def _settle(args) -> None:
     for name in ("layers", "width", "heads", "context", "tokens", "k"):
         if getattr(args, name) < 1:
             raise RidgelensError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.tokens < args.context:
+        raise RidgelensError(f"--tokens {args.tokens} is fewer than one window of --context {args.context} tokens")
     if args.max_logits is not None and args.max_logits < 1:
         raise RidgelensError(f"--max-logits must be a positive integer, got {args.max_logits}")
     if args.steps < 0:
@@ -92,6 +94,11 @@ def run_lm_analyze(args, *, title: str = "ridgelens analyze") -> dict:
     lam = check_lambdas(args.lambdas, "--lambdas")
     if np.any(lam <= 0):
         raise RidgelensError("--lambdas for a language model must be > 0 (λ = 0 is θ̂ itself)")
+    if args.model.startswith("hf:"):  # a checkpoint brings its own architecture and weights
+        given = [f"--{n}" for n in ("layers", "width", "heads", "steps") if getattr(args, n, None) is not None]
+        if given:
+            raise RidgelensError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --model lm (the built-in "
+                                 "LM, trained here); an hf:DIR checkpoint has its own architecture and weights")
     _settle(args)
     select = getattr(args, "select", None)
     if select is not None and select != "validation":
@@ -148,6 +155,12 @@ def thetas_file(obj, res) -> dict:
             "retrained": torch.from_numpy(np.asarray(first.refit, dtype=np.float64))}
 
 
+def _check_max_logits(max_logits: int, context: int, vocab: int) -> None:
+    if context * vocab > max_logits:
+        raise RidgelensError(f"--max-logits {max_logits} is less than one window's logits ({context} tokens × vocab "
+                             f"{vocab} = {context * vocab}); raise --max-logits or lower --context")
+
+
 def _run(args, lam, out: Path | None, title: str, caught) -> dict:
     import torch
 
@@ -160,6 +173,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
 
         cfg = LMConfig(layers=args.layers, width=args.width, heads=args.heads, context=args.context)
+        _check_max_logits(max_logits, args.context, cfg.vocab)  # before training, not after it
         split = (stdlib_split(args.context, args.tokens) if args.text == "stdlib"
                  else file_split(args.text, args.context, args.tokens))
         _say(f"{title}: byte-level transformer ({args.layers} layers, width {args.width}, {args.heads} heads, "
@@ -178,6 +192,9 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         if args.text == "stdlib":
             raise RidgelensError("--model hf:DIR needs --text PATH (a UTF-8 text file)")
         ctx = args.context
+        vocab = getattr(getattr(net, "config", None), "vocab_size", None)
+        if isinstance(vocab, int):
+            _check_max_logits(max_logits, ctx, vocab)
         limit = model_context(net)
         if limit is not None and ctx > limit:
             raise RidgelensError(f"--context {ctx} is larger than the model's context of {limit} tokens")
