@@ -76,9 +76,10 @@ def run_analyze(args) -> None:
         given = ["--" + n.replace("_", "-") for n in {**MLP_DEFAULTS, **TORCH_DEFAULTS}
                  if n not in LM_TORCH_OPTIONS and getattr(args, n) is not None]
         if given or args.no_intercept or args.penalize_intercept or args.standardize:
-            raise RidgelensError("--model lm/hf:DIR takes --text, --layers, --width, --heads, --context, --tokens, "
-                                 "--steps, --seed, --k, --subsamples, --max-logits, --curvature, --select validation, "
-                                 "--polish, --polish-iters, --polish-tol, --refit-iters, --refit-tol, --save-thetas, --report; not "
+            raise RidgelensError("--model lm/hf:DIR takes --text, --context, --tokens, --seed, --k, --subsamples, "
+                                 "--max-logits, --curvature, --select validation, "
+                                 "--polish, --polish-iters, --polish-tol, --refit-iters, --refit-tol, --save-thetas, --report "
+                                 "(and --model lm --layers, --width, --heads, --steps); not "
                                  + ", ".join(given or ["the tabular options"]))
         run_lm_analyze(args)
         return
