@@ -66,6 +66,36 @@ def interleaved_medians(fns: dict, repeats: int, device="cpu", warmup: int = 1, 
     return {name: (statistics.median(t), t) for name, t in times.items()}
 
 
+def paired_rounds(fns: dict, arg, rounds: int, before=lambda key: None) -> dict:
+    """CPU seconds of each ``fns[key](arg)`` per round, in a shuffled order each round (A/B in one process).
+
+    ``before(key)`` runs just before each call (a version switch; timed with it, a few µs).
+    Returns ``{key: [seconds per round]}``, the rounds aligned across keys for :func:`paired_ratio`.
+    """
+    calls = {key: (lambda key=key: (before(key), fns[key](arg))) for key in fns}
+    timed_rounds = interleaved_medians(calls, rounds, warmup=0, clock=time.process_time, shuffle=True)
+    return {key: t for key, (_, t) in timed_rounds.items()}
+
+
+def first_outputs(fns: dict, arg, before=lambda key: None) -> dict:
+    """``{key: fns[key](arg)}``, each after ``before(key)``: the first calls (graph builds), before any timing."""
+    out = {}
+    for key, fn in fns.items():
+        before(key)
+        out[key] = fn(arg)
+    return out
+
+
+def max_rel_gap(a, b) -> float:
+    """``max |a − b| / max |b|`` of two products of the same vector."""
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def paired_ratio(times: dict, a, b) -> float:
+    """The median over rounds of ``times[a] / times[b]``: steadier than a ratio of medians on a drifting machine."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
+
 def spread(times) -> str:
     """``min–max`` of a list of seconds, in ms, to show how noisy a median is."""
     return f"{min(times) * 1e3:.0f}–{max(times) * 1e3:.0f}"

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import random
 import statistics
-import time
 
 import torch
 
 import ridgelens._autodiff as ad
+from _common import first_outputs, max_rel_gap, paired_ratio, paired_rounds
 from ridgelens.lm import fuse_tanh_gelu
 from ridgelens.objectives.lm import LMObjective
 from ridgelens.operators import TorchHessianOperator
@@ -69,29 +68,17 @@ def main():
         for form, name in (("recompute", "double-backward"), ("reuse", "reuse")):
             op = TorchHessianOperator(obj, obj.theta0, form=name)
             fns[form, which] = lambda v, op=op: op @ v
-    out = {}
-    for key, fn in fns.items():
-        use(key[1])
-        out[key] = fn(v)
+    out = first_outputs(fns, v, before=lambda key: use(key[1]))
     print(f"GPT-2: {args.layers} layers, width {args.width}; {objs['before'].n_params} parameters; "
           f"{objs['before'].n_tokens} tokens")
     for form in ("recompute", "reuse"):
-        a, b = out[form, "after"], out[form, "before"]
-        print(f"  {form}: max |after − before| / max |before| = {float((a - b).abs().max() / b.abs().max()):.1e}")
-    times = {k: [] for k in fns}
-    keys, rnd = list(fns), random.Random(0)
-    for _ in range(args.rounds):
-        rnd.shuffle(keys)
-        for key in keys:
-            use(key[1])
-            t0 = time.process_time()
-            fns[key](v)
-            times[key].append(time.process_time() - t0)
+        print(f"  {form}: max |after − before| / max |before| = {max_rel_gap(out[form, 'after'], out[form, 'before']):.1e}")
+    times = paired_rounds(fns, v, args.rounds, before=lambda key: use(key[1]))
     med = {k: statistics.median(t) for k, t in times.items()}
     g, gf = med["gradient", "before"], med["gradient", "after"]
     print(f"  CPU time, {args.rounds} rounds; gradient {g * 1e3:.1f} ms (the fused model's {gf * 1e3:.1f} ms)")
     for form in ("recompute", "reuse"):
-        ratio = statistics.median(a / b for a, b in zip(times[form, "after"], times[form, "before"], strict=True))
+        ratio = paired_ratio(times, (form, "after"), (form, "before"))
         print(f"  {form:9s}: before {med[form, 'before'] / g:.2f}× a gradient, after {med[form, 'after'] / g:.2f}× "
               f"({med[form, 'after'] / gf:.2f}× the fused model's); median paired after/before {ratio:.3f}")
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import random
 import statistics
 import sys
-import time
 
 import torch
 
 import bench_lm
 import ridgelens._autodiff as new
+from _common import first_outputs, max_rel_gap, paired_ratio, paired_rounds
 
 
 def main():
@@ -60,27 +59,15 @@ def main():
         fns["reuse", which] = bench_lm.build("rl-hessian-reuse", net, obj)
         fns["recompute", which] = bench_lm.build("rl-hessian-recompute", net, obj)
     fns["gradient", "new"] = bench_lm.build("gradient", net, obj)
-    out = {}
-    for (form, which), fn in fns.items():
-        use(which)
-        out[form, which] = fn(v)
+    out = first_outputs(fns, v, before=lambda key: use(key[1]))
     print(f"model: {args.layers} layers, width {args.width}; {obj.n_params} parameters; {obj.n_tokens} tokens")
     for form in ("reuse", "recompute"):
-        d = (out[form, "new"] - out[form, "old"]).abs().max() / out[form, "old"].abs().max()
-        print(f"  {form}: max |new − old| / max |old| = {float(d):.2e}")
-    times = {k: [] for k in fns}
-    keys, rnd = list(fns), random.Random(0)
-    for _ in range(args.rounds):
-        rnd.shuffle(keys)
-        for key in keys:
-            use(key[1])
-            t0 = time.process_time()
-            fns[key](v)
-            times[key].append(time.process_time() - t0)
+        print(f"  {form}: max |new − old| / max |old| = {max_rel_gap(out[form, 'new'], out[form, 'old']):.2e}")
+    times = paired_rounds(fns, v, args.rounds, before=lambda key: use(key[1]))
     g = statistics.median(times["gradient", "new"])
     print(f"  CPU time, {args.rounds} rounds; gradient {g * 1e3:.1f} ms")
     for form in ("reuse", "recompute"):
-        ratio = statistics.median(a / b for a, b in zip(times[form, "new"], times[form, "old"], strict=True))
+        ratio = paired_ratio(times, (form, "new"), (form, "old"))
         print(f"  {form:9s}: new {statistics.median(times[form, 'new']) / g:.3f}× a gradient, old "
               f"{statistics.median(times[form, 'old']) / g:.3f}×; median paired new/old {ratio:.3f}")
 
