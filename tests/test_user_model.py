@@ -160,6 +160,7 @@ def test_a_pickle_in_place_of_weights_is_refused_never_run(user, capsys, tmp_pat
 
 @pytest.mark.parametrize(("model", "needle"), [
     ("{d}/nofile.py:make", "no file"),
+    ("{d}:make", "is a folder, not a Python file"),
     ("{d}/mymodel.py:missing", "has no function 'missing'"),
     ("{d}/mymodel.py:not_a_module", "returned a int, not a torch.nn.Module"),
     ("{d}/mymodel.py:broken", "RuntimeError: no GPU here"),

@@ -117,7 +117,8 @@ def load_factory(spec: str):
     if where.endswith(".py") or os.sep in where or "/" in where:
         path = Path(where)
         if not path.is_file():
-            raise ModelError(f"--model {spec}: no file {path}")
+            raise ModelError(f"--model {spec}: {path} is a folder, not a Python file" if path.is_dir()
+                             else f"--model {spec}: no file {path}")
         mod_name = f"_ridgelens_user_model_{abs(hash(str(path.resolve())))}"
         try:
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)

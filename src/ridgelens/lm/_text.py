@@ -131,7 +131,8 @@ def file_split(path, context: int, train_tokens: int | None = None, *, val_fract
     tokens = tokenize(data) if tokenize is not None else _encode([data])
     need = 2 * context + 2
     if tokens.numel() < need:
-        raise DataError(f"text file {name} has {tokens.numel()} tokens, fewer than two contexts of {context} "
+        n = tokens.numel()
+        raise DataError(f"text file {name} has {n} token{'' if n == 1 else 's'}, fewer than two contexts of {context} "
                         f"(+1) for a training and a validation window; give a longer text or a smaller --context")
     cut = max(context + 1, int(tokens.numel() * (1 - val_fraction)))
     cut = min(cut, tokens.numel() - context - 1)
