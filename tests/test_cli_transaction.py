@@ -274,12 +274,14 @@ def test_explore_deeply_nested_json_and_a_late_failure(tmp_path, capsys, monkeyp
 
 
 def _start(cwd: Path, *extra):
-    """`python -m ridgelens analyze` on a 97-parameter MLP with 1000 λ: 1000 short refits (a few ms each).
+    """`python -m ridgelens analyze` on a 97-parameter MLP with 4000 λ: 4000 short refits (a few ms each).
 
     Gauss-Newton curvature keeps every λ valid (this barely trained MLP's Hessian is indefinite,
     and a λ with no minimizer is not refit), so the refits run and are checkpointed one by one.
+    4000 rather than 1000: on a loaded machine the test process once read the "trained" line
+    only after the child had run every refit and was committing, and its signal came too late.
     """
-    lambdas = ",".join(f"{v:.4g}" for v in [10 ** (-4 + 4 * i / 999) for i in range(1000)])
+    lambdas = ",".join(f"{v:.4g}" for v in [10 ** (-4 + 4 * i / 3999) for i in range(4000)])
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
     return subprocess.Popen(
@@ -311,7 +313,8 @@ def test_sigint_and_sigterm_leave_no_partial_output(tmp_path):
         _wait_for(lambda p=proc: p.stdout.readline().startswith("trained the"), proc, "training ended")
         if sig == signal.SIGTERM:
             _wait_for(lambda c=cwd: any((c / "ck").glob("refit_*")), proc, "the first refit was saved")
-        assert any(p.name.startswith(".ridgelens-tmp-") for p in cwd.iterdir())  # it was staging
+        # It was staging: the staging folder, not the old outputs set aside by a commit under way.
+        assert any(p.name.startswith(".ridgelens-tmp-") and "-old-" not in p.name for p in cwd.iterdir())
         proc.send_signal(sig)
     for sig, (cwd, before, proc) in runs.items():
         _, err = proc.communicate(timeout=60)
