@@ -203,6 +203,9 @@ def main():
                     help="glibc M_TOP_PAD for every contender, in MiB (default 0: glibc's own)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-eigen", action="store_true")
+    ap.add_argument("--fixed-order", action="store_true",
+                    help="time the contenders in the same order every round (the default shuffles each round, "
+                         "seeded: in a fixed order each contender always runs right after the same other one)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="time wall seconds, or CPU seconds of this process (steadier on a loaded machine)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -242,9 +245,11 @@ def main():
         out = torch.as_tensor(np.asarray(fns[c](v))).reshape(-1)
         print(f"  check {c:24s} max |Δ| / max |ref| = {float((out - r).abs().max() / r.abs().max()):.2e}")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in names}, args.repeats, clock=clock)
+    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in names}, args.repeats, clock=clock,
+                              shuffle=not args.fixed_order)
     g = med["gradient"][0]
-    print(f"\n  {args.clock} time, median of {args.repeats} interleaved rounds (load average now "
+    order = "in a fixed order" if args.fixed_order else "each in a seeded shuffled order"
+    print(f"\n  {args.clock} time, median of {args.repeats} interleaved rounds {order} (load average now "
           f"{os.getloadavg()[0]:.1f})")
     print(f"  {'contender':24s} {'ms (median)':>12s} {'tokens/s':>10s} {'× gradient':>11s} {'ms min–max':>14s}")
     for c in names:
