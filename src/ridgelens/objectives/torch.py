@@ -132,15 +132,17 @@ class TorchObjective(Objective):
                 mask = self.penalized.copy()
                 pm = self.set_penalty(penalty)
                 self.set_penalty(type(pm)(pm.factors * mask, pm.source, pm.detail))
+        for n, p in named:
+            if p.is_complex():
+                raise ModelError(f"the model's parameter {n} is complex ({p.dtype}); ridgelens analyzes real weights")
         with torch.no_grad():
-            for n, p in named:
-                if p.is_complex():
-                    raise ModelError(f"the model's parameter {n} is complex ({p.dtype}); ridgelens analyzes real weights")
-                if not bool(torch.isfinite(p).all()):
-                    i = int((~torch.isfinite(p.detach())).reshape(-1).nonzero()[0])
-                    raise ModelError(f"the model's parameter {n} holds non-finite weights "
-                                     f"({float(p.detach().reshape(-1)[i])} at flat index {i} of {p.numel()})")
             self.theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).to(torch.float64).cpu().numpy()
+        bad = ~np.isfinite(self.theta0)
+        if bad.any():  # one pass over θ; which parameter is looked up only then
+            k, ends = int(np.argmax(bad)), np.cumsum(self._sizes)
+            i = int(np.searchsorted(ends, k, side="right"))
+            raise ModelError(f"the model's parameter {self._names[i]} holds non-finite weights ({self.theta0[k]} at "
+                             f"flat index {k - int(ends[i]) + self._sizes[i]} of {self._sizes[i]})")
         # Under a process group: n over every rank's shard, one model on every rank, a joint fingerprint.
         self._n = dist.global_count(self.batches, self._count_samples, self.device, self._smaller_batches())
         self._fingerprint = None
