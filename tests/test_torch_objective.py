@@ -415,3 +415,30 @@ def test_minimize_counts_the_hessian_vector_products_it_spends():
     res = rl.analyze(obj, [0.1], polish=True, refit=False)
     assert res.polish["n_matvecs"] >= 1 and res.polish["method"] == "trust-ncg"
     assert res.polish["n_matvecs"] <= len(calls)  # the polish's products, among every hvp the analysis made
+
+
+def test_float32_model_with_floating_buffers_is_analysed_in_float64():
+    """dtype=float64 on a float32 model whose forward reads float buffers (eval-mode batch norm).
+
+    The buffers are used in float64 too (they raised "expected scalar type Double but found
+    Float", reported as a data error), and the caller's model stays float32.
+    """
+    X, Y = make_data()
+    model = bn_model().float()
+    with torch.no_grad():
+        model[1].running_mean.copy_(torch.linspace(-0.5, 0.5, 6))
+        model[1].running_var.copy_(torch.linspace(0.5, 2.0, 6))
+    model.eval()
+    obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y), dtype=torch.float64)
+    ref_model = bn_model()
+    ref_model.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    ref_model.eval()
+    with torch.no_grad():
+        ref = float(nn.functional.mse_loss(ref_model(X), Y))
+    assert obj.value(obj.theta0) == pytest.approx(ref, rel=1e-13)
+    f = flat_loss_fn(ref_model, nn.functional.mse_loss, X, Y)
+    H_ref = torch.func.hessian(f)(flat_params(ref_model)).numpy()
+    v = np.random.default_rng(3).normal(size=obj.n_params)
+    np.testing.assert_allclose(obj.hvp(obj.theta0, v), H_ref @ v, rtol=0,
+                               atol=1e-10 * np.abs(H_ref).max() * np.linalg.norm(v))
+    assert all(t.dtype == torch.float32 for t in model.state_dict().values() if t.is_floating_point())

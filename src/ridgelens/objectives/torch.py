@@ -60,7 +60,8 @@ class TorchObjective(Objective):
     unpenalized : sequence of str, default ()
         Glob patterns of parameter names left out of the penalty, e.g. ``("*.bias",)``.
     dtype : torch.dtype, optional
-        Compute in this dtype (default: the model's). float64 is best for analysis.
+        Compute in this dtype (default: the model's). float64 is best for analysis. The
+        parameters and floating buffers are used in it; the model itself is not converted.
     penalty : mapping of str to float, or array of shape (n_params,), optional
         Penalty factors (the penalty becomes ``(λ/2)θᵀDθ``): name patterns to factors, the
         shape of AdamW parameter groups (``{"*.bias": 0, "*norm*": 0, "*embed*": 0.1}``; first
@@ -118,7 +119,9 @@ class TorchObjective(Objective):
         self._names = [n for n, _ in named]
         self._shapes = [p.shape for _, p in named]
         self._sizes = [p.numel() for _, p in named]
-        self._buffers = dict(model.named_buffers())
+        # Floating buffers (batch-norm statistics, rotary frequencies) in the compute dtype too: a float32
+        # model analysed in float64 would otherwise mix dtypes in its forward. The model keeps its own.
+        self._buffers = {n: b.to(self.dtype) if b.is_floating_point() else b for n, b in model.named_buffers()}
         self.penalized = np.concatenate([
             np.full(s, not any(fnmatch.fnmatch(n, pat) for pat in unpenalized))
             for n, s in zip(self._names, self._sizes, strict=True)
