@@ -278,6 +278,38 @@ def test_second_order_graph_cross_entropy_matches_pytorchs_derivatives(call):
     assert ("_CrossEntropyGradBackward" in names) == (call != "label smoothing (PyTorch's own)")
 
 
+@pytest.mark.parametrize("case", ["causal", "causal, more keys", "causal, fewer keys", "not causal", "scale",
+                                  "3-D", "attn_mask (PyTorch's own)"])
+def test_second_order_graph_attention_matches_pytorchs_math_kernel(case):
+    """Inside second_order_graph, a plain scaled_dot_product_attention is baddbmm, softmax and bmm: its output,
+    gradients and Hessian-vector products in q, k and v equal PyTorch's math kernel (causal with as many, more
+    or fewer keys than queries, a given scale, no batch dims); a call with a mask stays PyTorch's."""
+    L, S = {"causal, more keys": (5, 9), "causal, fewer keys": (9, 5)}.get(case, (7, 7))
+    lead = (3,) if case == "3-D" else (2, 3)
+    gen = torch.Generator().manual_seed(4)
+    q0, k0, v0, W = (torch.randn(*lead, n, d, dtype=torch.float64, generator=gen)
+                     for n, d in ((L, 4), (S, 4), (S, 5), (L, 5)))
+    kwargs = {"is_causal": case != "not causal"}
+    if case == "scale":
+        kwargs["scale"] = -0.3
+    if case.startswith("attn_mask"):
+        kwargs = {"attn_mask": torch.randn(L, S, dtype=torch.float64, generator=gen)}
+    us = [torch.randn(t.shape, dtype=torch.float64, generator=gen) for t in (q0, k0, v0)]
+
+    def products(ctx):
+        ts = [t.clone().requires_grad_(True) for t in (q0, k0, v0)]
+        with second_order_attention(), ctx:
+            out = torch.nn.functional.scaled_dot_product_attention(*ts, **kwargs)
+            gs = torch.autograd.grad((torch.tanh(out) * W).sum(), ts, create_graph=True)
+        return [out.detach(), *(g.detach() for g in gs), *torch.autograd.grad(gs, ts, us)], _node_names(out)
+
+    ref, _ = products(contextlib.nullcontext())
+    got, names = products(second_order_graph())
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert ("BaddbmmBackward0" in names) == (not case.startswith("attn_mask"))
+
+
 @pytest.mark.parametrize("bias,shape,x_needs_grad", [(True, (4, 5, 3), True), (False, (6, 3), True),
                                                      (True, (3,), True), (True, (6, 3), False)])
 def test_second_order_graph_without_gradient_values_keeps_the_graph_exact(bias, shape, x_needs_grad):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 from typing import ClassVar
 
@@ -118,6 +119,10 @@ def second_order_graph(gradient_values: bool = True):
       (``_CrossEntropyGrad``) that keeps the softmax p and applies the softmax Hessian,
       p∘(U − ⟨p, U⟩), in three passes; PyTorch's log-softmax and NLL pieces keep the cotangent and
       the log-probabilities and spend more.
+    - **Attention** (plain ``F.scaled_dot_product_attention`` calls: no mask, no dropout, no
+      grouped-query heads; others are PyTorch's). PyTorch's math kernel, the one with second
+      derivatives, scales Q and K apart and adds a causal mask it builds: a dozen nodes. Here the
+      scale and the mask are one ``baddbmm``, then softmax and ``bmm``.
 
     On the demo LM (``benchmarks/bench_lm.py``) the kept GELU slope and the closed-form layer norm
     took a reused-graph Hessian product from 2.37–2.39× a gradient to 2.22–2.24× (alternated
@@ -151,7 +156,8 @@ def second_order_graph(gradient_values: bool = True):
     from torch.overrides import TorchFunctionMode
 
     F = torch.nn.functional
-    names = {F.gelu: "gelu", F.layer_norm: "layer_norm", F.cross_entropy: "cross_entropy"}
+    names = {F.gelu: "gelu", F.layer_norm: "layer_norm", F.cross_entropy: "cross_entropy",
+             F.scaled_dot_product_attention: "attention"}
     if not gradient_values:
         names[F.linear], names[torch.addmm] = "linear", "addmm"
 
@@ -229,11 +235,14 @@ def _gelu_function():
             slope, g_curvature = (tanh_form if approximate == "tanh" else exact)(g, x)
             ctx.mark_non_differentiable(slope)
             ctx.save_for_backward(slope, g_curvature)
+            ctx.set_materialize_grads(False)  # the slope gets no cotangent: no activation-sized zeros for it
             return g * slope, slope
 
         @staticmethod
         @once_differentiable  # see second_order_graph: no third derivative
         def backward(ctx, U, _):
+            if U is None:
+                return None, None, None
             slope, g_curvature = ctx.saved_tensors
             return U * slope, U * g_curvature, None
 
@@ -591,6 +600,65 @@ def _linear_function():
 
 
 #: What :func:`second_order_graph` intercepts: name → (argument parser, the Functions' factory)
+def _attention_call(args, kwargs):
+    """``(q, k, v, is_causal, scale)`` of a plain ``F.scaled_dot_product_attention`` call that needs a gradient, else None.
+
+    Plain: query, key and value of ≥ 3 dims with the same leading dims (no broadcasting, no
+    grouped-query heads), one floating dtype and device, no ``attn_mask``, ``dropout_p`` 0, and a
+    bool ``is_causal``. Any other call is PyTorch's own.
+    """
+    import numbers
+
+    import torch
+
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    given = _bind(names, args, kwargs)
+    if given is None:
+        return None
+    q, k, v = given.get("query"), given.get("key"), given.get("value")
+    if not all(isinstance(t, torch.Tensor) for t in (q, k, v)) or not any(t.requires_grad for t in (q, k, v)):
+        return None
+    is_causal, scale = given.get("is_causal", False), given.get("scale")
+    if (given.get("attn_mask") is not None or given.get("dropout_p", 0.0) != 0.0 or given.get("enable_gqa", False)
+            or type(is_causal) is not bool or not (scale is None or isinstance(scale, numbers.Real))):
+        return None
+    if not (q.ndim == k.ndim == v.ndim >= 3 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
+            and q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2] and q.dtype.is_floating_point
+            and q.dtype == k.dtype == v.dtype and q.device == k.device == v.device):
+        return None
+    return q, k, v, is_causal, 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+
+
+@functools.cache
+def _attention_function():
+    """:func:`second_order_graph`'s attention: softmax(s·QKᵀ + causal mask)V in three differentiable ops."""
+    import torch
+
+    class _Attention:
+        """Scaled dot-product attention as ``baddbmm`` (scale and causal mask), softmax and ``bmm``.
+
+        PyTorch's math kernel scales Q and K apart, builds and adds the causal mask, then multiplies
+        (a dozen autograd nodes, each a pass in every backward). Here the scale and the mask are one
+        ``baddbmm``, then softmax and ``bmm``: the same values to rounding, and a recomputed demo-LM
+        Hessian product 0.95× the time (paired in one process, 31 rounds).
+        """
+
+        @staticmethod
+        def apply(q, k, v, is_causal, scale):
+            lead, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+            q3, k3, v3 = q.reshape(-1, L, E), k.reshape(-1, S, E), v.reshape(-1, S, Ev)
+            if is_causal:  # PyTorch's causal mask: query i sees keys j ≤ i (top-left aligned)
+                start = torch.full((L, S), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+                beta = 1
+            else:
+                start, beta = q3.new_zeros(()).expand(1, 1, 1), 0
+            s = torch.baddbmm(start, q3, k3.transpose(1, 2), beta=beta, alpha=scale)
+            return torch.bmm(torch.softmax(s, dim=-1), v3).reshape(*lead, L, Ev)
+
+    return _Attention
+
+
 _INTERCEPTED = {"gelu": (_gelu_call, _gelu_function), "layer_norm": (_layer_norm_call, _layer_norm_function),
+                "attention": (_attention_call, _attention_function),
                 "cross_entropy": (_cross_entropy_call, _cross_entropy_function),
                 "linear": (_linear_call, _linear_function), "addmm": (_addmm_call, _linear_function)}
