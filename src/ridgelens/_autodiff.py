@@ -599,7 +599,6 @@ def _linear_function():
     return _Linear
 
 
-#: What :func:`second_order_graph` intercepts: name → (argument parser, the Functions' factory)
 def _attention_call(args, kwargs):
     """``(q, k, v, is_causal, scale)`` of a plain ``F.scaled_dot_product_attention`` call that needs a gradient, else None.
 
@@ -658,6 +657,7 @@ def _attention_function():
     return _Attention
 
 
+#: What :func:`second_order_graph` intercepts: name → (argument parser, the Functions' factory)
 _INTERCEPTED = {"gelu": (_gelu_call, _gelu_function), "layer_norm": (_layer_norm_call, _layer_norm_function),
                 "attention": (_attention_call, _attention_function),
                 "cross_entropy": (_cross_entropy_call, _cross_entropy_function),
