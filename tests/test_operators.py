@@ -434,12 +434,50 @@ def test_recomputed_sum_over_batches_leaves_the_callers_vector_alone(small_mlp, 
     assert obj.n_batches > 1
     torch.testing.assert_close(op.matvec_tensor(torch.ones(obj.n_params, dtype=torch.float64)),
                                _dense_hessian(obj).sum(1), rtol=1e-10, atol=1e-12)  # torch.func
-    monkeypatch.setattr(_torch, "_grad_batched", lambda out, inp, V, retain_graph: V)  # a pass-through graph
+    # one vector goes through per-parameter leaves (summed into views of its own output: V is only read);
+    # a block of vectors through the flat θ and autograd's batched backward, where the sum starts from its output
     v = torch.randn(obj.n_params, dtype=torch.float64)
     keep = v.clone()
-    out = op.matvec_tensor(v)
+    op.matvec_tensor(v)
     assert torch.equal(v, keep)
+    monkeypatch.setattr(_torch, "_grad_batched", lambda out, inp, V, retain_graph: V)  # a pass-through graph
+    V = torch.randn(2, obj.n_params, dtype=torch.float64)
+    keep = V.clone()
+    out = op._rows(V)
+    assert torch.equal(V, keep)
     torch.testing.assert_close(out, obj.n_batches * keep)
+
+
+def test_recomputed_product_through_parameter_leaves_equals_the_flat_one():
+    """A recomputed product of one vector differentiates per-parameter leaves, not the flat θ: over several
+    batches it equals torch.func's dense Hessian, with a parameter the forward never uses (zero rows and
+    columns) and one frozen out of the model's parameters; a block of vectors (the flat path) agrees."""
+    torch.manual_seed(3)
+
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.unused = nn.Linear(3, 5), nn.Linear(5, 2), nn.Linear(4, 4)
+            self.frozen = nn.Linear(2, 2).requires_grad_(False)
+
+        def forward(self, x):
+            return self.frozen(self.b(torch.tanh(self.a(x))))
+
+    net = Net().double()
+    X, Y = torch.randn(24, 3, dtype=torch.float64), torch.randn(24, 2, dtype=torch.float64)
+    obj = TorchObjective(net, nn.functional.mse_loss, [(X[i:i + 8], Y[i:i + 8]) for i in range(0, 24, 8)])
+    op = rl.hessian(obj, obj.theta0, form="double-backward")
+    H = _dense_hessian(obj)
+    V = torch.randn(2, obj.n_params, dtype=torch.float64)
+    for v in V:
+        torch.testing.assert_close(op.matvec_tensor(v), H @ v, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(op._rows(V), V @ H.T, rtol=1e-10, atol=1e-12)
+    unused = slice(5 * 3 + 5 + 2 * 5 + 2, obj.n_params)
+    assert obj.n_params == 3 * 5 + 5 + 5 * 2 + 2 + 16 + 4
+    assert not H[unused].any() and not H[:, unused].any()
+    assert not op.matvec_tensor(V[0])[unused].any()
 
 @pytest.mark.parametrize("reuse", [True, False])
 def test_ggn_sum_over_batches_leaves_the_callers_vector_alone(small_mlp, monkeypatch, reuse):

@@ -226,9 +226,22 @@ class TorchObjective(Objective):
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
-    def _params(self, flat: torch.Tensor) -> dict:
-        chunks = torch.split(flat, self._sizes)
-        params = {n: c.view(s) for n, c, s in zip(self._names, chunks, self._shapes, strict=True)}
+    def parameter_views(self, flat: torch.Tensor, leaves: bool = False) -> list:
+        """The parameters as views of ``flat`` (shape (n_params,)), each in its model shape, in the model's order.
+
+        With ``leaves=True`` each view is an autograd leaf of its own that requires a gradient (``flat``
+        itself must not): :meth:`batch_losses` and the other methods that take ``flat`` take this
+        list too, and autograd then gives per-parameter gradients without building a flat vector
+        (at 10.9M float64 parameters, 83 MiB a gradient).
+        """
+        if leaves:
+            flat = flat.detach()
+        views = [c.view(s) for c, s in zip(torch.split(flat, self._sizes), self._shapes, strict=True)]
+        return [v.requires_grad_(True) for v in views] if leaves else views
+
+    def _params(self, flat) -> dict:
+        views = flat if isinstance(flat, (list, tuple)) else self.parameter_views(flat)
+        params = dict(zip(self._names, views, strict=True))
         params.update(self._buffers)
         return params
 
@@ -260,7 +273,10 @@ class TorchObjective(Objective):
         return self.loss_fn(functional_call(self.model, self._params(flat), (x,)), y)
 
     def batch_losses(self, flat: torch.Tensor, start: int = 0, stop: int | None = None):
-        """Yield ``(n_b / n) * loss_b`` for each batch (those numbered ``start`` to ``stop`` − 1)."""
+        """Yield ``(n_b / n) * loss_b`` for each batch (those numbered ``start`` to ``stop`` − 1).
+
+        ``flat``: θ as one tensor, or as the list of :meth:`parameter_views`.
+        """
         for x, y in self.prepared_batches(start, stop):
             yield self.batch_loss(flat, x, y) * self.batch_weight(y)
 
