@@ -345,6 +345,50 @@ def test_second_order_graph_without_gradient_values_keeps_the_graph_exact(bias, 
 
 
 
+@pytest.mark.parametrize("weight", ["merged LoRA W0 + BA", "weight norm g v/|v|", "transposed view"])
+def test_recomputed_products_are_exact_for_weights_computed_from_parameters(weight):
+    """A recomputed product (gradient_values=False) skips a linear layer's weight gradient only when the weight
+    is a parameter or a view of one: for a weight computed from parameters the skipped value multiplies that
+    computation's second derivative. The products equal central differences of exact gradients either way,
+    and the reused graph's; a view (Wᵀ of a parameter) still takes the one-node path."""
+    from ridgelens import TorchObjective, hessian
+
+    gen = torch.Generator().manual_seed(2)
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W0 = torch.nn.Parameter(0.5 * torch.randn(3, 4, dtype=torch.float64, generator=gen),
+                                         requires_grad=False)
+            self.A = torch.nn.Parameter(0.5 * torch.randn(2, 4, dtype=torch.float64, generator=gen))
+            self.B = torch.nn.Parameter(0.5 * torch.randn(3, 2, dtype=torch.float64, generator=gen))
+            self.g = torch.nn.Parameter(1 + torch.rand(3, 1, dtype=torch.float64, generator=gen))
+            self.V = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64, generator=gen))
+
+        def forward(self, x):
+            if weight.startswith("merged"):
+                w = self.W0 + self.B @ self.A
+            elif weight.startswith("weight norm"):
+                w = self.g * self.V.T / self.V.T.norm(dim=1, keepdim=True)
+            else:
+                w = self.V.T
+            return torch.nn.functional.linear(x, w)
+
+    net = torch.nn.Sequential(Layer(), torch.nn.Tanh())  # three classes: the layer's is the only linear call
+    X = torch.randn(40, 4, dtype=torch.float64, generator=gen)
+    Y = torch.randint(0, 3, (40,), generator=gen)
+    obj = TorchObjective(net, torch.nn.functional.cross_entropy, [(X[:20], Y[:20]), (X[20:], Y[20:])])
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=gen).numpy()
+    fd = (obj.gradient(obj.theta0 + 1e-5 * v) - obj.gradient(obj.theta0 - 1e-5 * v)) / 2e-5
+    for form in ("double-backward", "reuse"):
+        hv = hessian(obj, obj.theta0, form=form).matvec(v)
+        assert abs(hv - fd).max() <= 1e-7 * abs(fd).max(), (form, abs(hv - fd).max() / abs(fd).max())
+    flat = obj.flat_tensor(obj.theta0, requires_grad=True)
+    with second_order_graph(gradient_values=False):
+        (g,) = torch.autograd.grad(next(iter(obj.batch_losses(flat))), flat, create_graph=True)
+    assert ("_LinearGradBackward" in _node_names(g)) == (weight == "transposed view")
+
+
 @pytest.mark.parametrize("call", ["conv1d", "keywords", "beta 2 (PyTorch's own)", "2-D bias (PyTorch's own)"])
 def test_addmm_linear_layers_skip_their_weight_gradient_and_keep_the_graph_exact(call):
     """torch.addmm(bias, x, W), Hugging Face's Conv1D, is a linear layer to gradient_values=False: its weight's

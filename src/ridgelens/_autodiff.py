@@ -146,7 +146,9 @@ def second_order_graph(gradient_values: bool = True):
     (``F.linear`` with a weight that needs a gradient, or the ``torch.addmm(bias, x, W)`` of Hugging
     Face's ``Conv1D``) gets one gradient node (``_LinearGrad``)
     that does not compute the weight's gradient gyᵀx at all (zeros of the weight's shape stand in):
-    the gradient's *graph* is exact, its value is not. It saves one of the three matrix products
+    the gradient's *graph* is exact, its value is not. Only for a weight that is a parameter (an
+    autograd leaf or a view of one): a weight computed from parameters (W₀ + BA, g·v/‖v‖) has a
+    second derivative that the weight gradient's value multiplies, so its layer stays PyTorch's. It saves one of the three matrix products
     per linear layer of every gradient graph built: a recomputed demo-LM product 0.943× the time
     (paired in one process, 41 rounds). A reused graph is built once, so it is built with
     ``gradient_values=True``: its products went through the one node 0.8% slower than through
@@ -495,8 +497,22 @@ def _cross_entropy_function():
     return _CrossEntropy
 
 
+def _views_a_leaf(w) -> bool:
+    """Whether ``w`` is an autograd leaf or a view of one (a parameter, or a view of the flat θ): linear in θ.
+
+    Only then is the weight gradient's value never needed: for a weight computed from the parameters
+    in any other way (a merged LoRA update W₀ + BA, weight normalization g·v/‖v‖), the second
+    derivative of that computation is weighted by the weight gradient, and zeros in its place
+    would silently drop it.
+    """
+    return w.grad_fn is None or (w._is_view() and w._base.grad_fn is None)
+
+
 def _linear_call(args, kwargs):
-    """``(x, weight, bias)`` of an ``F.linear`` call whose weight needs a gradient, else None (PyTorch's own)."""
+    """``(x, weight, bias)`` of an ``F.linear`` call whose weight is a parameter needing a gradient, else None.
+
+    A parameter: a leaf or a view of one (:func:`_views_a_leaf`); any other call is PyTorch's own.
+    """
     import torch
 
     names = ("input", "weight", "bias")
@@ -506,7 +522,7 @@ def _linear_call(args, kwargs):
     x, w, b = given.get("input"), given.get("weight"), given.get("bias")
     if not (isinstance(x, torch.Tensor) and isinstance(w, torch.Tensor) and w.requires_grad and w.ndim == 2
             and x.ndim >= 1 and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and x.device == w.device
-            and x.dtype.is_floating_point):
+            and x.dtype.is_floating_point and _views_a_leaf(w)):
         return None
     if b is not None and not (isinstance(b, torch.Tensor) and b.shape == (w.shape[0],) and b.dtype == w.dtype
                               and b.device == w.device):
