@@ -90,3 +90,17 @@ def test_negative_curvature_warning_says_whether_any_lambda_lost_its_minimizer()
         part = rl.ridge_path(H, theta, [0.05, 1.0], method="krylov", tol=1e-10)
     assert part.valid.tolist() == [False, True]
 
+
+
+def test_theta_hat_converged_of_given_weights_says_whether_the_gradient_is_zero(small_mlp):
+    """θ̂ taken as given (the model's own weights, or theta_hat=) is 'converged' only if ‖∇R(θ̂)‖ ≤ grad_tol:
+    the flag was True whatever the gradient (results.json and the report said 'θ̂ converged: yes')."""
+    obj = small_mlp[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = rl.analyze(obj, [0.1], refit=False, method="dense")
+        assert res.gradient_norm > res.grad_tol  # the fixture's weights are random: far from a minimizer
+        assert res.theta_hat_converged is False and res.to_dict()["theta_hat_converged"] is False
+        loose = rl.analyze(obj, [0.1], refit=False, method="dense", theta_hat=obj.theta0,
+                           grad_tol=2 * res.gradient_norm)
+    assert loose.gradient_norm == res.gradient_norm and loose.theta_hat_converged is True

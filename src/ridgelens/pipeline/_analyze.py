@@ -85,6 +85,9 @@ class Analysis:
     rel_error : ndarray of shape (m,) or None
         ‖θ̃ − θ*‖ / ‖θ*‖ per λ.
     theta_hat_converged : bool
+        Whether θ̂ is a stationary point: for a θ̂ found or polished by ``objective.minimize``, its own
+        convergence test; for a θ̂ taken as given (the model's weights, ``theta_hat=``),
+        ‖∇R(θ̂)‖ ≤ ``grad_tol``.
     method : str
         ``"dense"`` or ``"matrix-free"``: what ``method="auto"`` resolved to.
     min_eigenvalue : float
@@ -364,6 +367,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     ck = Path(checkpoint) if checkpoint is not None else None
     theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
     gradient, gnorm, grad_tol = first_order_term(objective, theta_hat, grad_tol)
+    if converged is None:  # θ̂ as given: it is a minimizer as far as its gradient says
+        converged = bool(gnorm <= grad_tol)
     if curvature == "auto":  # the CLI's default for torch models: a short Lanczos probe of H at θ̂ decides
         from ridgelens.pipeline._weight_decay import choose_curvature
 
@@ -485,8 +490,8 @@ def _theta_hat(objective, theta_hat, polish, tol, options):
                              "weights of its own)")
     else:
         start, how = None, "found by objective.minimize() (the objective has no weights of its own)"
-    if start is not None and not polish:
-        return np.asarray(start, dtype=np.float64), True, None, how
+    if start is not None and not polish:  # converged: not known until ‖∇R(θ̂)‖ is measured (see analyze)
+        return np.asarray(start, dtype=np.float64), None, None, how
     hat = objective.minimize(x0=start, tol=tol, **options)
     if not hat.converged:
         warnings.warn(f"finding θ̂ stopped at ‖∇R‖ = {hat.gradient_norm:.3g} > tol = {hat.tol:.3g} "
