@@ -418,10 +418,11 @@ def test_minimize_counts_the_hessian_vector_products_it_spends():
 
 
 def test_float32_model_with_floating_buffers_is_analysed_in_float64():
-    """dtype=float64 on a float32 model whose forward reads float buffers (eval-mode batch norm).
+    """dtype=float64 on a float32 model whose forward reads float buffers (eval-mode batch norm) and frozen
+    parameters.
 
-    The buffers are used in float64 too (they raised "expected scalar type Double but found
-    Float", reported as a data error), and the caller's model stays float32.
+    Both are used in float64 too (they raised "expected scalar type Double but found Float",
+    reported as a data error), and the caller's model stays float32.
     """
     X, Y = make_data()
     model = bn_model().float()
@@ -429,16 +430,28 @@ def test_float32_model_with_floating_buffers_is_analysed_in_float64():
         model[1].running_mean.copy_(torch.linspace(-0.5, 0.5, 6))
         model[1].running_var.copy_(torch.linspace(0.5, 2.0, 6))
     model.eval()
+    model[0].requires_grad_(False)  # a frozen layer: not in θ, but in the forward, in float64 too
     obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y), dtype=torch.float64)
     ref_model = bn_model()
     ref_model.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in model.state_dict().items()})
     ref_model.eval()
+    ref_model[0].requires_grad_(False)
     with torch.no_grad():
         ref = float(nn.functional.mse_loss(ref_model(X), Y))
     assert obj.value(obj.theta0) == pytest.approx(ref, rel=1e-13)
-    f = flat_loss_fn(ref_model, nn.functional.mse_loss, X, Y)
+    f = flat_loss_fn(ref_model, nn.functional.mse_loss, X, Y)  # every parameter, the frozen layer's first
     H_ref = torch.func.hessian(f)(flat_params(ref_model)).numpy()
+    frozen = sum(p.numel() for p in ref_model[0].parameters())
+    H_ref = H_ref[frozen:, frozen:]
+    assert H_ref.shape == (obj.n_params, obj.n_params)
     v = np.random.default_rng(3).normal(size=obj.n_params)
     np.testing.assert_allclose(obj.hvp(obj.theta0, v), H_ref @ v, rtol=0,
                                atol=1e-10 * np.abs(H_ref).max() * np.linalg.norm(v))
     assert all(t.dtype == torch.float32 for t in model.state_dict().values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("dtype", ["float64", np.float64, torch.int64, torch.complex128])
+def test_dtype_that_is_not_a_real_floating_torch_dtype_is_refused_by_name(dtype):
+    X, Y = make_data()
+    with pytest.raises(rl.RidgelensError, match="dtype must be a real floating torch dtype"):
+        TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y), dtype=dtype)

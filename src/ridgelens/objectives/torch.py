@@ -61,7 +61,8 @@ class TorchObjective(Objective):
         Glob patterns of parameter names left out of the penalty, e.g. ``("*.bias",)``.
     dtype : torch.dtype, optional
         Compute in this dtype (default: the model's). float64 is best for analysis. The
-        parameters and floating buffers are used in it; the model itself is not converted.
+        parameters, frozen ones and floating buffers included, are used in it; the model itself
+        is not converted.
     penalty : mapping of str to float, or array of shape (n_params,), optional
         Penalty factors (the penalty becomes ``(λ/2)θᵀDθ``): name patterns to factors, the
         shape of AdamW parameter groups (``{"*.bias": 0, "*norm*": 0, "*embed*": 0.1}``; first
@@ -114,14 +115,20 @@ class TorchObjective(Objective):
         if any(p.is_meta for _, p in named):
             raise RidgelensError("the model's parameters are on the 'meta' device (shapes without values); "
                                  "load its weights (e.g. model.to_empty(device='cpu') then load_state_dict) first")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point
+                                      and not dtype.is_complex):
+            raise RidgelensError(f"dtype must be a real floating torch dtype (torch.float64, torch.float32, …), "
+                                 f"got {dtype!r}")
         self.dtype = dtype if dtype is not None else first.dtype
         self.device = first.device
         self._names = [n for n, _ in named]
         self._shapes = [p.shape for _, p in named]
         self._sizes = [p.numel() for _, p in named]
-        # Floating buffers (batch-norm statistics, rotary frequencies) in the compute dtype too: a float32
-        # model analysed in float64 would otherwise mix dtypes in its forward. The model keeps its own.
-        self._buffers = {n: b.to(self.dtype) if b.is_floating_point() else b for n, b in model.named_buffers()}
+        # Buffers (batch-norm statistics, rotary frequencies) and frozen parameters, the floating ones in the
+        # compute dtype too: a float32 model analysed in float64 would otherwise mix dtypes in its forward.
+        # The model keeps its own.
+        fixed = [*model.named_buffers(), *((n, p.detach()) for n, p in model.named_parameters() if not p.requires_grad)]
+        self._buffers = {n: b.to(self.dtype) if b.is_floating_point() else b for n, b in fixed}
         self.penalized = np.concatenate([
             np.full(s, not any(fnmatch.fnmatch(n, pat) for pat in unpenalized))
             for n, s in zip(self._names, self._sizes, strict=True)
