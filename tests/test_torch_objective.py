@@ -10,6 +10,7 @@ from torch.func import functional_call
 
 import ridgelens as rl
 from ridgelens import TorchObjective
+from ridgelens.errors import PenaltyError
 
 # torch.func's first use scripts its decompositions; torch itself warns about that.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -455,3 +456,12 @@ def test_dtype_that_is_not_a_real_floating_torch_dtype_is_refused_by_name(dtype)
     X, Y = make_data()
     with pytest.raises(rl.RidgelensError, match="dtype must be a real floating torch dtype"):
         TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y), dtype=dtype)
+
+
+def test_unpenalized_pattern_that_matches_nothing_is_refused():
+    """unpenalized=("bias",) (for "*.bias") matched no name and left every bias penalized, silently."""
+    X, Y = make_data()
+    with pytest.raises(PenaltyError, match=r"'bias' match no parameter; the names are 0\.weight, 0\.bias"):
+        TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y), unpenalized=("bias",))
+    obj = TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y), unpenalized="*.bias")  # one glob
+    assert obj.penalized.sum() == 4 * 6 + 6 + 6 * 1  # the three weights: Linear, BatchNorm, Linear

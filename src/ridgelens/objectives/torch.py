@@ -15,7 +15,14 @@ from torch.func import functional_call
 from ridgelens import _distributed as dist
 from ridgelens._autodiff import second_order_attention
 from ridgelens._progress import Progress
-from ridgelens.errors import DataError, ModelError, ModelModeError, ModelOutputError, RidgelensError
+from ridgelens.errors import (
+    DataError,
+    ModelError,
+    ModelModeError,
+    ModelOutputError,
+    PenaltyError,
+    RidgelensError,
+)
 from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
 from ridgelens.objectives._probes import check_batch, probe_objective
 
@@ -129,6 +136,13 @@ class TorchObjective(Objective):
         # The model keeps its own.
         fixed = [*model.named_buffers(), *((n, p.detach()) for n, p in model.named_parameters() if not p.requires_grad)]
         self._buffers = {n: b.to(self.dtype) if b.is_floating_point() else b for n, b in fixed}
+        if isinstance(unpenalized, str):  # one pattern, not its characters
+            unpenalized = (unpenalized,)
+        unmatched = [pat for pat in unpenalized if not any(fnmatch.fnmatch(n, pat) for n in self._names)]
+        if unmatched:  # a typo ("bias" for "*.bias") would leave every parameter penalized, silently
+            raise PenaltyError(f"unpenalized pattern(s) {', '.join(repr(p) for p in unmatched)} match no parameter; "
+                               f"the names are {', '.join(self._names[:20])}{', ...' if len(self._names) > 20 else ''} "
+                               f"(glob patterns, e.g. '*.bias')")
         self.penalized = np.concatenate([
             np.full(s, not any(fnmatch.fnmatch(n, pat) for pat in unpenalized))
             for n, s in zip(self._names, self._sizes, strict=True)
