@@ -114,6 +114,21 @@ def test_shuffling_loader_that_drops_samples_is_refused(diabetes):
     sampler = torch.utils.data.RandomSampler(ds, replacement=True)
     with pytest.raises(rl.RandomObjectiveError, match="replacement"):
         rl.TorchObjective(net, F.mse_loss, torch.utils.data.DataLoader(ds, batch_size=64, sampler=sampler))
+    # The pass's own samples count, not the dataset's: a shuffled subset (the usual train/validation split)
+    # of 400 in batches of 64 drops 16 others each pass; a RandomSampler of 200 draws another 200 each pass.
+    subset = torch.utils.data.SubsetRandomSampler(range(400))
+    subset_loader = torch.utils.data.DataLoader(ds, batch_size=64, sampler=subset, drop_last=True)
+    assert len({R(subset_loader) for _ in range(3)}) > 1
+    with pytest.raises(rl.RandomObjectiveError, match="400 samples a pass in batches of 64"):
+        rl.TorchObjective(net, F.mse_loss, subset_loader)
+    part = torch.utils.data.RandomSampler(ds, num_samples=200)
+    part_loader = torch.utils.data.DataLoader(ds, batch_size=64, sampler=part)
+    assert len({R(part_loader) for _ in range(3)}) > 1
+    with pytest.raises(rl.RandomObjectiveError, match="draws 200 of the 442 samples"):
+        rl.TorchObjective(net, F.mse_loss, part_loader)
+    # A subset in a shuffled order, every batch kept: the same samples each pass, accepted.
+    kept = torch.utils.data.DataLoader(ds, batch_size=64, sampler=torch.utils.data.SubsetRandomSampler(range(400)))
+    assert rl.TorchObjective(net, F.mse_loss, kept).n_samples == 400
     # A shuffled order alone keeps every sample: accepted, and R is the ordered R to rounding.
     shuffled = rl.TorchObjective(net, F.mse_loss, torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True))
     ordered = rl.TorchObjective(net, F.mse_loss, batches(X, Y, 64))

@@ -172,7 +172,7 @@ def _random_message(obj, v1, v2, dg, scale_g) -> str:
 
 def _check_sampler(batches) -> None:
     """Refuse a DataLoader whose passes see different samples (not only another order)."""
-    from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
+    from torch.utils.data import DataLoader, IterableDataset, RandomSampler, SequentialSampler
 
     if not isinstance(batches, DataLoader) or isinstance(batches.dataset, IterableDataset):
         return
@@ -185,10 +185,16 @@ def _check_sampler(batches) -> None:
             f"the DataLoader draws its samples with replacement ({type(sampler).__name__}), so every pass over "
             "the data is another sample and R(θ) changes from one evaluation to the next; use a fixed order "
             "(shuffle=False) or a sampler without replacement")
+    if isinstance(sampler, RandomSampler) and sampler.num_samples != len(sampler.data_source):
+        raise RandomObjectiveError(
+            f"the DataLoader's RandomSampler draws {sampler.num_samples} of the {len(sampler.data_source)} samples "
+            "on each pass (num_samples), so every pass sees other samples and R(θ) changes from one evaluation "
+            "to the next; use a fixed subset (a Subset of the data, or SubsetRandomSampler) or shuffle=False")
+    n = len(sampler) if hasattr(sampler, "__len__") else len(batches.dataset)  # the samples of one pass
     size = getattr(batches, "batch_size", None)
-    if batches.drop_last and size and len(batches.dataset) % size:
+    if batches.drop_last and size and n % size:
         raise RandomObjectiveError(
             f"the DataLoader shuffles ({type(sampler).__name__}) and drops its last partial batch "
-            f"(drop_last=True, {len(batches.dataset)} samples in batches of {size}), so each pass leaves out "
-            f"another {len(batches.dataset) % size} samples and R(θ) changes from one evaluation to the next; "
+            f"(drop_last=True, {n} samples a pass in batches of {size}), so each pass leaves out "
+            f"another {n % size} samples and R(θ) changes from one evaluation to the next; "
             "use drop_last=False (a shuffled order alone is fine) or shuffle=False")
