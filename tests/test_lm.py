@@ -503,6 +503,18 @@ def test_bad_text_files(tmp_path):
         file_split(tmp_path / "missing.txt", 8)
 
 
+@pytest.mark.parametrize("where,value", [((0, 2), -1), ((3, 5), -1), ((5, 8), -100)],
+                         ids=["window 0", "a later window", "-100 in the last column (a target only)"])
+def test_negative_token_ids_are_refused_by_place(split, net, where, value):
+    """A negative id (a padding or ignored-label value) is never a token: refused where it sits. In window 0 it
+    was blamed on the largest id, in a later window it gave a raw IndexError at the first value, and as a
+    target only (-100) cross-entropy skipped it silently while n_tokens counted it."""
+    w = split.train[:6].clone()
+    w[where] = value
+    with pytest.raises(DataError, match=rf"token id {value} at window {where[0]}, position {where[1]} is negative"):
+        LMObjective(net, w)
+
+
 def test_context_longer_than_the_model_is_refused(split, net):
     w = stdlib_split(16, 64).train
     with pytest.raises(DataError, match=r"windows of 16 \+ 1 tokens: .* larger than the model's context of 8"):

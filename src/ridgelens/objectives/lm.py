@@ -95,6 +95,10 @@ class LMObjective(TorchObjective):
         if w.dtype.is_floating_point or w.dtype == torch.bool:
             raise DataError(f"windows must hold integer token ids, got {w.dtype}")
         w = w.to(torch.long)
+        if w.numel() and int(w.min()) < 0:  # e.g. -100, a label padding value: never a token
+            i, j = (int(k) for k in (w < 0).nonzero()[0])
+            raise DataError(f"token id {int(w[i, j])} at window {i}, position {j} is negative: windows hold token ids "
+                            "(≥ 0), with no padding or ignored labels (-100)")
         if int(max_logits) < 1:
             raise RidgelensError(f"max_logits must be a positive number of logits, got {max_logits}")
         self.max_logits = int(max_logits)
