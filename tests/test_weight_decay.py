@@ -106,3 +106,41 @@ def test_bad_states(linear, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert optimizer_penalty(obj, "adamw", state).factors.min() > 0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_param_groups_in_another_order_are_refused_or_matched_by_name(optimizer):
+    """The usual recipe, weights with decay and biases without, lists the parameters group by group: matched by
+    position to named_parameters(), Adam's and SGD's group factors landed on the wrong parameters, silently.
+    Matched by position, the moments' shapes now refuse it; built from named_parameters(), the state names its
+    parameters and every factor lands where it belongs."""
+    torch.manual_seed(0)
+    F = torch.nn.functional
+    X, Y = torch.randn(20, 4, dtype=torch.float64), torch.randn(20, 1, dtype=torch.float64)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
+    obj = rl.TorchObjective(net, F.mse_loss, [(X, Y)])
+    cls, extra = {"sgd": (torch.optim.SGD, {"momentum": 0.9}), "adam": (torch.optim.Adam, {}),
+                  "adamw": (torch.optim.AdamW, {})}[optimizer]
+
+    def stepped(named):
+        pick = (lambda n, p: (n, p)) if named else (lambda n, p: p)
+        groups = [{"params": [pick(n, p) for n, p in net.named_parameters() if n.endswith(end)], "weight_decay": wd}
+                  for end, wd in (("weight", 0.1), ("bias", 0.0))]
+        opt = cls(groups, lr=1e-2, **extra)
+        for _ in range(3):
+            opt.zero_grad()
+            F.mse_loss(net(X), Y).backward()
+            opt.step()
+        return opt.state_dict()
+
+    with pytest.raises(OptimizerStateError, match=r"another order \(param groups\?\).*named_parameters\(\)"):
+        optimizer_penalty(obj, optimizer, stepped(named=False))
+    d = optimizer_penalty(obj, optimizer, stepped(named=True)).factors
+    names, sizes = obj.param_blocks()
+    for name, block in zip(names, np.split(d, np.cumsum(sizes)[:-1]), strict=True):
+        assert (block > 0).all() if name.endswith("weight") else not block.any(), (name, block)
+    # No moments to tell the order by (SGD without momentum) and different decays: refused, not guessed.
+    if optimizer == "sgd":
+        extra = {}
+        with pytest.raises(OptimizerStateError, match="cannot be told"):
+            optimizer_penalty(obj, "sgd", stepped(named=False))

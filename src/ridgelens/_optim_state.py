@@ -154,7 +154,39 @@ def _params_in_order(objective, state: dict):
             raise OptimizerStateError(f"the optimizer state has no entry for {', '.join(missing[:5])}; it names "
                                       f"{', '.join(list(by_name)[:8])}: the state of another model")
         entries = [by_name[n] for n in names]
+    else:
+        _check_order(names, shapes, entries, state)
     return names, sizes, shapes, entries
+
+
+def _check_order(names, shapes, entries, state: dict) -> None:
+    """Refuse a state matched by position whose per-parameter tensors do not fit the parameters they land on.
+
+    Without ``param_names`` the k-th entry (in param-group order) is taken for the k-th parameter of
+    ``named_parameters()``. Two groups (weights with decay, biases without: the usual recipe) list
+    them in another order, and the groups' factors would land on the wrong parameters. The moments
+    (``exp_avg``, ``momentum_buffer``, …) have their parameter's shape, so they tell; where the
+    groups' decays differ and some entry holds none, the order cannot be checked and is refused.
+    """
+    fix = ("build the optimizer from model.named_parameters() (its state_dict() then names them) or list its "
+           "param groups in model.named_parameters() order")
+    checked = 0
+    for k, ((pid, _, _), name) in enumerate(zip(entries, names, strict=True)):
+        tensors = [(key, t) for key, t in (state["state"].get(pid) or {}).items()
+                   if hasattr(t, "shape") and len(t.shape) > 0]
+        for key, t in tensors:
+            if tuple(t.shape) != tuple(shapes[name].shape):
+                raise OptimizerStateError(
+                    f"the optimizer state's {key} of entry {k} (in param-group order) has shape {tuple(t.shape)}, "
+                    f"but parameter {k} of the model, {name}, has shape {tuple(shapes[name].shape)}: the state "
+                    f"lists its parameters in another order (param groups?) or belongs to another model; {fix}")
+        checked += bool(tensors)
+    decays = {float(g.get("weight_decay", 0.0)) for _, g, _ in entries
+              if isinstance(g.get("weight_decay", 0.0), (int, float))}
+    if len(decays) > 1 and checked < len(entries):
+        raise OptimizerStateError(f"the optimizer's param groups have different weight_decay {sorted(decays)} and its "
+                                  "state names no parameter nor holds moments for each, so which parameter is in "
+                                  f"which group cannot be told; {fix}")
 
 
 def optimizer_penalty(objective, optimizer: str, state: dict | None = None) -> PenaltyMatrix:
