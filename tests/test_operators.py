@@ -142,6 +142,29 @@ def test_ggn_refuses_a_loss_not_convex_in_the_outputs():
         rl.ggn(bad, bad.theta0)
 
 
+@pytest.mark.parametrize("returns", ["dict", "tuple"])
+def test_ggn_of_a_model_returning_a_dict_or_tuple_is_refused_by_name(returns):
+    """The Hessian takes any output its loss takes; the GGN needs one tensor of outputs. A dict or a tuple raised a
+    raw AttributeError ('dict' has no attribute 'ndim') before the GGN's own check could speak."""
+    _obj, net, X, Y, _ = _net_objective()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return {"out": self.net(x)} if returns == "dict" else (self.net(x), x.sum())
+
+    def loss(o, t):
+        return torch.nn.functional.mse_loss(o["out"] if returns == "dict" else o[0], t)
+
+    obj = TorchObjective(Wrapped(), loss, [(X, Y)])
+    rl.hessian(obj, obj.theta0)
+    with pytest.raises(rl.RidgelensError, match=rf"needs the model to return one floating tensor .* got {returns}"):
+        rl.ggn(obj, obj.theta0)
+
+
 def test_ggn_products_refuse_a_loss_not_convex_in_the_outputs_where_no_dense_check_ran(monkeypatch):
     """Outputs too large for the dense check at construction: the products themselves refuse ⟨Jv, H_out Jv⟩ < 0
     (read once per product, over every batch), naming the loss; a convex loss goes through."""

@@ -221,3 +221,15 @@ def test_the_probe_is_two_evaluations_and_sees_noise_in_the_backward_pass(diabet
         assert float(noisy_loss(net(X[:100]), Y[:100])) == float(noisy_loss(net(X[:100]), Y[:100]))
     with pytest.raises(rl.RandomObjectiveError, match="gradients"):
         rl.TorchObjective(net, noisy_loss, batches(X, Y))
+
+
+@pytest.mark.parametrize("case", ["numpy inputs", "dict inputs", "tuple targets"])
+def test_batches_that_are_not_tensor_pairs_are_refused_by_batch(diabetes, case):
+    """NumPy arrays straight from scikit-learn, a dict of inputs or a tuple of targets raised a raw
+    AttributeError ('… has no attribute to') from deep inside; now a DataError names the batch and the part."""
+    X, Y = diabetes
+    x, y = {"numpy inputs": (X.numpy(), Y), "dict inputs": ({"x": X}, Y), "tuple targets": (X, (Y, Y))}[case]
+    what, kind = {"numpy inputs": ("inputs", "numpy.ndarray"), "dict inputs": ("inputs", "dict"),
+                  "tuple targets": ("targets", "tuple")}[case]
+    with pytest.raises(rl.DataError, match=rf"batch 1's {what} are a {kind}: .*pair of tensors"):
+        rl.TorchObjective(nn.Linear(10, 1).double(), F.mse_loss, [(X[:100], Y[:100]), (x, y)])

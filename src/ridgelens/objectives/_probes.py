@@ -142,8 +142,13 @@ def _describe(t) -> str:
 
 
 def check_batch(k: int, x, y) -> None:
-    """Refuse NaN or infinite values in batch ``k``, naming the batch, the row and the column."""
+    """Refuse batch ``k`` unless its inputs and targets are tensors with finite values (naming row and column)."""
     for what, t in (("inputs", x), ("targets", y)):
+        if not isinstance(t, torch.Tensor):
+            kind = f"{type(t).__module__}.{type(t).__name__}".removeprefix("builtins.")
+            hint = " (torch.from_numpy(...) makes one)" if kind.startswith("numpy.") else ""
+            raise DataError(f"batch {k}'s {what} are a {kind}: a torch objective takes each batch as an (inputs, "
+                            f"targets) pair of tensors{hint}")
         if isinstance(t, torch.Tensor) and t.is_floating_point() and not t.is_meta:
             bad = ~torch.isfinite(t)
             if bool(bad.any()):

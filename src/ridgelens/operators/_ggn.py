@@ -131,10 +131,7 @@ class GGNOperator(CurvatureOperator):
         """
         obj = self.objective
         flat = self.theta.detach().requires_grad_(True)
-        out = obj.outputs(flat, x)
-        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
-            raise RidgelensError(f"the Gauss-Newton curvature needs the model to return a floating tensor of "
-                                 f"outputs, got {type(out).__name__}")
+        out = _floating_outputs(obj.outputs(flat, x))
         u = out.new_zeros(()).expand(out.shape).requires_grad_(True)  # a broadcast zero: no logits-sized buffer
         zeros = zeros or _ZeroCotangents()
         with torch.autograd.graph.saved_tensors_hooks(zeros.pack, zeros.unpack):
@@ -148,7 +145,7 @@ class GGNOperator(CurvatureOperator):
         """Refuse a loss whose output Hessian is indefinite on the first batch's first samples."""
         obj = self.objective
         with torch.no_grad():
-            out = obj.outputs(self.theta, x)
+            out = _floating_outputs(obj.outputs(self.theta, x))
         per = out[0].numel() if out.ndim > 1 else 1
         k = max(1, min(len(y), DENSE_OUTPUT_CHECK // max(per, 1)))
         o, t = out[:k].detach(), y[:k]
@@ -206,3 +203,12 @@ class GGNOperator(CurvatureOperator):
             total = _sum_products(parts, V)  # no zero-filled n × b buffer
         self._refuse_negative(margins)
         return dist.all_reduce_sum(total.detach(), "Gauss-Newton product all-reduce").T
+
+
+def _floating_outputs(out):
+    """The model's outputs, refused unless one floating tensor (the GGN linearizes the map θ ↦ outputs)."""
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        raise RidgelensError(f"the Gauss-Newton curvature needs the model to return one floating tensor of outputs "
+                             f"(the loss's input), got {type(out).__name__}; the Hessian (curvature='hessian') "
+                             "takes any output the loss takes")
+    return out
