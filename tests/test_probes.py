@@ -233,3 +233,27 @@ def test_batches_that_are_not_tensor_pairs_are_refused_by_batch(diabetes, case):
                   "tuple targets": ("targets", "tuple")}[case]
     with pytest.raises(rl.DataError, match=rf"batch 1's {what} are a {kind}: .*pair of tensors"):
         rl.TorchObjective(nn.Linear(10, 1).double(), F.mse_loss, [(X[:100], Y[:100]), (x, y)])
+
+
+@pytest.mark.parametrize("returns", ["dict", "tuple"])
+def test_sum_reduced_loss_on_outputs_that_are_not_one_tensor_is_refused(diabetes, returns):
+    """A model returning a dict or a tuple: its outputs cannot be sliced, so the probe was undecided and a
+    sum-reduced loss was accepted (R, H and every λ scaled by the batch size). The halves of the inputs tell."""
+    X, Y = diabetes
+    lin = nn.Linear(10, 1).double()
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = lin
+
+        def forward(self, x):
+            return {"out": self.lin(x)} if returns == "dict" else (self.lin(x), x.sum())
+
+    def pick(o):
+        return o["out"] if returns == "dict" else o[0]
+
+    with pytest.raises(rl.LossReductionError, match="sum-reduced"):
+        rl.TorchObjective(Wrapped(), lambda o, t: F.mse_loss(pick(o), t, reduction="sum"), batches(X, Y))
+    obj = rl.TorchObjective(Wrapped(), lambda o, t: F.mse_loss(pick(o), t), batches(X, Y))
+    assert probe_objective(obj)["reduction"] == "mean"

@@ -8,16 +8,20 @@ nondeterministic kernel or ``MSELoss(reduction='sum')`` all look like any other 
 So they are measured, on the first batch only:
 
 - the data: a ``DataLoader`` whose passes see different samples (a random order with
-  ``drop_last=True`` and a partial last batch, or a sampler that draws with replacement);
+  ``drop_last=True`` and a partial last batch, a sampler that draws with replacement, or a
+  ``RandomSampler`` of fewer or more samples than the data);
 - the reduction: the first batch's outputs, computed once, give the loss of the batch and of
-  its two halves (``loss_fn`` on slices of the same outputs: no more model evaluations). A
-  mean-reduced loss gives back the halves' sample-weighted mean to rounding, a sum-reduced one
-  their sum (refused); a loss that couples its samples gives neither (left undecided);
+  its two halves (``loss_fn`` on slices of the same outputs: no more model evaluations; outputs
+  that are not one tensor, a dict or a tuple, cannot be sliced, so the model runs on the halves
+  of the inputs, without gradient). A mean-reduced loss gives back the halves' sample-weighted
+  mean to rounding, a sum-reduced one their sum (refused); a loss that couples its samples gives
+  neither (left undecided), nor does a batch of one sample;
 - randomness: the batch is evaluated a second time (outputs, loss and gradient), and a random
   objective does not repeat itself (dropout inside ``forward``, nondeterministic kernels, a
   random ``loss_fn``, noise in the backward pass).
 
-Two evaluations of one batch (value and gradient) in all, whatever the outcome.
+Two evaluations of one batch (value and gradient) in all, whatever the outcome (and, for
+outputs that are not one tensor, one forward pass over its two halves).
 The caller's random-number state is restored afterwards.
 """
 
@@ -63,7 +67,7 @@ def probe_objective(obj) -> dict:
                             f"{_describe(y)}): {first}") from None
         if not (math.isfinite(v1) and bool(torch.isfinite(g1).all())):
             return {"value": v1, "evaluations": 1, "reduction": "undecided"}  # the data checks say where
-        reduction = _reduction(obj, out1, v1, y, eps)
+        reduction = _reduction(obj, flat, x, out1, v1, y, eps)
         out2, v2, g2 = _evaluate(obj, flat, x, y)
         dv, dg = abs(v1 - v2), float((g1 - g2).norm())
         scale_g = max(float(g1.norm()), float(g2.norm()))
@@ -101,18 +105,26 @@ def _evaluate(obj, flat, x, y):
     return out, float(loss.detach()), (torch.zeros_like(flat) if g is None else g).detach()
 
 
-def _reduction(obj, out, v1: float, y, eps: float) -> str:
-    """``"mean"``, or ``"undecided"`` (a loss that couples its samples, or outputs that cannot be halved).
+def _reduction(obj, flat, x, out, v1: float, y, eps: float) -> str:
+    """``"mean"``, or ``"undecided"`` (a loss that couples its samples, or a batch that cannot be halved).
 
-    A sum-reduced loss is refused. ``loss_fn`` runs on the two halves of the same outputs: no model evaluation.
+    A sum-reduced loss is refused. ``loss_fn`` runs on the two halves of the same outputs: no model
+    evaluation. Outputs that are not one tensor (a dict, a tuple, a ``ModelOutput``) cannot be cut,
+    so the model runs on the two halves of the inputs instead (one forward pass in all, no gradient).
     """
-    if not (isinstance(out, torch.Tensor) and isinstance(y, torch.Tensor)) or len(y) < 2 or len(out) != len(y):
+    if not isinstance(y, torch.Tensor) or len(y) < 2:
         return "undecided"
     n, h = len(y), len(y) // 2
     try:
         with torch.no_grad():
-            va, vb = float(obj.loss_fn(out[:h], y[:h])), float(obj.loss_fn(out[h:], y[h:]))
-    except (RuntimeError, TypeError, ValueError, IndexError):
+            if isinstance(out, torch.Tensor) and len(out) == n:
+                halves = out[:h], out[h:]
+            elif isinstance(x, torch.Tensor) and len(x) == n:
+                halves = obj.outputs(flat, x[:h]), obj.outputs(flat, x[h:])
+            else:
+                return "undecided"
+            va, vb = float(obj.loss_fn(halves[0], y[:h])), float(obj.loss_fn(halves[1], y[h:]))
+    except (RuntimeError, TypeError, ValueError, IndexError, KeyError):
         return "undecided"
     scale = max(abs(v1), abs(va) + abs(vb))
     mean = (h * va + (n - h) * vb) / n
