@@ -144,3 +144,27 @@ def test_param_groups_in_another_order_are_refused_or_matched_by_name(optimizer)
         extra = {}
         with pytest.raises(OptimizerStateError, match="cannot be told"):
             optimizer_penalty(obj, "sgd", stepped(named=False))
+
+
+def test_param_groups_that_swap_parameters_of_one_shape_are_refused():
+    """Two layers of one shape in groups of different decays, listed decayed-first: the moments' shapes cannot
+    tell the order, and matched by position the factors were swapped, silently. Refused; groups of one decay,
+    or of different decays whose parameters' shapes tell them apart, stay accepted."""
+    torch.manual_seed(1)
+    F = torch.nn.functional
+    X, Y = torch.randn(20, 4, dtype=torch.float64), torch.randn(20, 4, dtype=torch.float64)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 4, bias=False)).double()
+    obj = rl.TorchObjective(net, F.mse_loss, [(X, Y)])
+
+    def state(decays):
+        opt = torch.optim.SGD([{"params": [net[2].weight], "weight_decay": decays[0]},
+                               {"params": [net[0].weight], "weight_decay": decays[1]}], lr=1e-2, momentum=0.9)
+        opt.zero_grad()
+        F.mse_loss(net(X), Y).backward()
+        opt.step()
+        return opt.state_dict()
+
+    with pytest.raises(OptimizerStateError, match=r"among parameters of shape \(4, 4\).*cannot be told"):
+        optimizer_penalty(obj, "sgd", state((0.1, 0.0)))
+    assert (optimizer_penalty(obj, "sgd", state((0.1, 0.1))).factors == 1).all()

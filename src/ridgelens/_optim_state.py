@@ -160,33 +160,45 @@ def _params_in_order(objective, state: dict):
 
 
 def _check_order(names, shapes, entries, state: dict) -> None:
-    """Refuse a state matched by position whose per-parameter tensors do not fit the parameters they land on.
+    """Refuse a state matched by position whose factors could land on the wrong parameters.
 
     Without ``param_names`` the k-th entry (in param-group order) is taken for the k-th parameter of
     ``named_parameters()``. Two groups (weights with decay, biases without: the usual recipe) list
-    them in another order, and the groups' factors would land on the wrong parameters. The moments
-    (``exp_avg``, ``momentum_buffer``, …) have their parameter's shape, so they tell; where the
-    groups' decays differ and some entry holds none, the order cannot be checked and is refused.
+    them in another order. The moments (``exp_avg``, ``momentum_buffer``, …) have their parameter's
+    shape, so a moment of another shape refuses the state. Among parameters of one shape, order
+    matters only if the groups give them different decays: that cannot be checked, so it is refused.
     """
     fix = ("build the optimizer from model.named_parameters() (its state_dict() then names them) or list its "
            "param groups in model.named_parameters() order")
     checked = 0
     for k, ((pid, _, _), name) in enumerate(zip(entries, names, strict=True)):
-        tensors = [(key, t) for key, t in (state["state"].get(pid) or {}).items()
-                   if hasattr(t, "shape") and len(t.shape) > 0]
-        for key, t in tensors:
+        moments = [(key, t) for key, t in (state["state"].get(pid) or {}).items()
+                   if key in _MOMENTS and hasattr(t, "shape")]
+        for key, t in moments:
             if tuple(t.shape) != tuple(shapes[name].shape):
                 raise OptimizerStateError(
                     f"the optimizer state's {key} of entry {k} (in param-group order) has shape {tuple(t.shape)}, "
                     f"but parameter {k} of the model, {name}, has shape {tuple(shapes[name].shape)}: the state "
                     f"lists its parameters in another order (param groups?) or belongs to another model; {fix}")
-        checked += bool(tensors)
-    decays = {float(g.get("weight_decay", 0.0)) for _, g, _ in entries
-              if isinstance(g.get("weight_decay", 0.0), (int, float))}
-    if len(decays) > 1 and checked < len(entries):
-        raise OptimizerStateError(f"the optimizer's param groups have different weight_decay {sorted(decays)} and its "
-                                  "state names no parameter nor holds moments for each, so which parameter is in "
-                                  f"which group cannot be told; {fix}")
+        checked += bool(moments)
+    by_shape = {}
+    for (_, group, _), name in zip(entries, names, strict=True):
+        by_shape.setdefault(tuple(shapes[name].shape), set()).add(_setting(group, "weight_decay", 0.0))
+    decays = set().union(*by_shape.values())
+    # Shapes checked for every entry: only a swap among parameters of one shape could go unseen, and it moves no
+    # factor unless their groups' decays differ. Otherwise any two groups of different decays may be swapped.
+    mixed = [s for s, d in by_shape.items() if len(d) > 1] if checked == len(entries) else ([None] if len(decays) > 1
+                                                                                          else [])
+    if mixed:
+        which = "" if mixed[0] is None else f" among parameters of shape {mixed[0]}"
+        raise OptimizerStateError(f"the optimizer's param groups have different weight_decay {sorted(decays)}{which} "
+                                  "and its state names no parameter, so which parameter is in which group cannot be "
+                                  f"told; {fix}")
+
+
+#: Per-parameter state of torch's optimizers that has its parameter's shape.
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "sum", "square_avg", "acc_delta",
+            "grad_avg", "ax", "prev")
 
 
 def optimizer_penalty(objective, optimizer: str, state: dict | None = None) -> PenaltyMatrix:
