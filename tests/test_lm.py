@@ -515,6 +515,14 @@ def test_negative_token_ids_are_refused_by_place(split, net, where, value):
         LMObjective(net, w)
 
 
+def test_unpenalized_as_one_string_carries_to_other_windows(split, net):
+    """unpenalized="*.bias" is one pattern, on the objective and on the ones on() makes (it was kept as its
+    characters there, each refused as matching no parameter)."""
+    obj = LMObjective(net, split.train, unpenalized="*.bias")
+    other = obj.on(split.val)
+    assert (other.penalized == obj.penalized).all() and not obj.penalized.all()
+
+
 def test_context_longer_than_the_model_is_refused(split, net):
     w = stdlib_split(16, 64).train
     with pytest.raises(DataError, match=r"windows of 16 \+ 1 tokens: .* larger than the model's context of 8"):

@@ -257,3 +257,22 @@ def test_sum_reduced_loss_on_outputs_that_are_not_one_tensor_is_refused(diabetes
         rl.TorchObjective(Wrapped(), lambda o, t: F.mse_loss(pick(o), t, reduction="sum"), batches(X, Y))
     obj = rl.TorchObjective(Wrapped(), lambda o, t: F.mse_loss(pick(o), t), batches(X, Y))
     assert probe_objective(obj)["reduction"] == "mean"
+
+
+def test_a_model_that_takes_only_whole_batches_leaves_the_reduction_undecided(diabetes):
+    """The halves probe (for dict outputs) runs the model on half a batch: a model that refuses that (here an
+    assert) leaves the reduction undecided instead of failing the objective with the model's own exception."""
+    X, Y = diabetes
+    lin = nn.Linear(10, 1).double()
+
+    class WholeOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = lin
+
+        def forward(self, x):
+            assert len(x) == 100, "whole batches only"
+            return {"out": self.lin(x)}
+
+    obj = rl.TorchObjective(WholeOnly(), lambda o, t: F.mse_loss(o["out"], t), batches(X[:400], Y[:400]))
+    assert probe_objective(obj)["reduction"] == "undecided"

@@ -465,3 +465,42 @@ def test_unpenalized_pattern_that_matches_nothing_is_refused():
         TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y), unpenalized=("bias",))
     obj = TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y), unpenalized="*.bias")  # one glob
     assert obj.penalized.sum() == 4 * 6 + 6 + 6 * 1  # the three weights: Linear, BatchNorm, Linear
+
+
+def test_default_dtype_leaves_buffers_and_frozen_parameters_their_own():
+    """Without dtype=, a float64 buffer in a float32 model is not rounded to float32 (only an explicit dtype
+    converts buffers and frozen parameters): the objective's value is the model's own forward's."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 1)
+            self.register_buffer("scale", torch.tensor(1 + 1e-9, dtype=torch.float64))
+
+        def forward(self, x):
+            return (self.lin(x).double() * self.scale).float()
+
+    X, Y = make_data()
+    model = Scaled()
+    obj = TorchObjective(model, nn.functional.mse_loss, split(X.float(), Y.float()))
+    assert obj.dtype == torch.float32 and obj._buffers["scale"].dtype == torch.float64
+    with torch.no_grad():
+        ref = float(nn.functional.mse_loss(model(X.float()), Y.float()))
+    assert obj.value(obj.theta0) == pytest.approx(ref, rel=1e-6)
+
+
+def test_a_subclass_whose_batch_loss_uses_the_flat_theta_gets_flat_products():
+    """Recomputed products differentiate per-parameter views only for ridgelens' own batch_loss: a subclass that
+    adds a term in θ as one tensor (flat.square()) still gets the flat θ, and its products equal dense ones."""
+    class WithTerm(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return super().batch_loss(flat, x, y) + 1e-3 * flat.square().sum()
+
+    X, Y = make_data()
+    obj = WithTerm(bn_model().eval(), nn.functional.mse_loss, split(X, Y))
+    assert not obj.takes_parameter_views
+    assert TorchObjective(bn_model().eval(), nn.functional.mse_loss, split(X, Y)).takes_parameter_views
+    theta = torch.from_numpy(obj.theta0)
+    H = torch.func.hessian(lambda t: sum(obj.batch_losses(t)))(theta)
+    v = torch.randn(obj.n_params, dtype=torch.float64)
+    torch.testing.assert_close(rl.hessian(obj, obj.theta0, form="double-backward").matvec(v), H @ v,
+                               rtol=1e-10, atol=1e-12)

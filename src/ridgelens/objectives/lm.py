@@ -102,7 +102,7 @@ class LMObjective(TorchObjective):
         if int(max_logits) < 1:
             raise RidgelensError(f"max_logits must be a positive number of logits, got {max_logits}")
         self.max_logits = int(max_logits)
-        self._unpenalized = tuple(unpenalized)
+        self._unpenalized = (unpenalized,) if isinstance(unpenalized, str) else tuple(unpenalized)
         self._shard = bool(shard)
         self._replicated = False  # every rank holds all of these windows (set by on())
         self.windows = w

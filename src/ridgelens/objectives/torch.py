@@ -69,7 +69,8 @@ class TorchObjective(Objective):
     dtype : torch.dtype, optional
         Compute in this dtype (default: the model's). float64 is best for analysis. The
         parameters, frozen ones and floating buffers included, are used in it; the model itself
-        is not converted.
+        is not converted. By default (None) the trainable parameters take the first one's dtype
+        and buffers and frozen parameters keep their own.
     penalty : mapping of str to float, or array of shape (n_params,), optional
         Penalty factors (the penalty becomes ``(λ/2)θᵀDθ``): name patterns to factors, the
         shape of AdamW parameter groups (``{"*.bias": 0, "*norm*": 0, "*embed*": 0.1}``; first
@@ -134,8 +135,9 @@ class TorchObjective(Objective):
         # Buffers (batch-norm statistics, rotary frequencies) and frozen parameters, the floating ones in the
         # compute dtype too: a float32 model analysed in float64 would otherwise mix dtypes in its forward.
         # The model keeps its own.
+        # Only for a dtype asked for: by default each keeps its own (a float32 rotary table in a bfloat16 model).
         fixed = [*model.named_buffers(), *((n, p.detach()) for n, p in model.named_parameters() if not p.requires_grad)]
-        self._buffers = {n: b.to(self.dtype) if b.is_floating_point() else b for n, b in fixed}
+        self._buffers = {n: b.to(dtype) if dtype is not None and b.is_floating_point() else b for n, b in fixed}
         if isinstance(unpenalized, str):  # one pattern, not its characters
             unpenalized = (unpenalized,)
         unmatched = [pat for pat in unpenalized if not any(fnmatch.fnmatch(n, pat) for n in self._names)]
@@ -246,6 +248,15 @@ class TorchObjective(Objective):
                     h.update(a.numpy().tobytes() if a.dtype != torch.bfloat16 else a.float().numpy().tobytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
+
+    @property
+    def takes_parameter_views(self) -> bool:
+        """Whether :meth:`batch_losses` takes the list of :meth:`parameter_views` in place of the flat θ.
+
+        True for ridgelens' own objectives; False for a subclass that overrides ``batch_loss`` or
+        ``batch_losses`` (its code may use θ as one tensor, e.g. ``flat.square().sum()``).
+        """
+        return all(getattr(type(self), m).__module__.startswith("ridgelens.") for m in ("batch_loss", "batch_losses"))
 
     def parameter_views(self, flat: torch.Tensor, leaves: bool = False) -> list:
         """The parameters as views of ``flat`` (shape (n_params,)), each in its model shape, in the model's order.

@@ -221,9 +221,8 @@ class TorchHessianOperator(CurvatureOperator):
         return rest.add_(hv)
 
     def _hvp_double_backward(self, V, start: int = 0, stop: int | None = None):
-        views = getattr(self.objective, "parameter_views", None)
-        if views is not None and V.shape[0] == 1:
-            return self._hvp_double_backward_views(views, V, start, stop)
+        if V.shape[0] == 1 and getattr(self.objective, "takes_parameter_views", False):
+            return self._hvp_double_backward_views(self.objective.parameter_views, V, start, stop)
         flat = self.theta.detach().requires_grad_(True)
         # The gradient is never read, only differentiated: its weight entries need not be computed.
         # No zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak.
