@@ -619,8 +619,8 @@ def _attention_call(args, kwargs):
     """``(q, k, v, is_causal, scale)`` of a plain ``F.scaled_dot_product_attention`` call that needs a gradient, else None.
 
     Plain: query, key and value of ≥ 3 dims with the same leading dims (no broadcasting, no
-    grouped-query heads), one floating dtype and device, no ``attn_mask``, ``dropout_p`` 0, and a
-    bool ``is_causal``. Any other call is PyTorch's own.
+    grouped-query heads), not empty, all float32 or all float64 on one device, no ``attn_mask``,
+    ``dropout_p`` 0, and a bool ``is_causal``. Any other call is PyTorch's own.
     """
     import numbers
 
@@ -638,9 +638,9 @@ def _attention_call(args, kwargs):
             or type(is_causal) is not bool or not (scale is None or isinstance(scale, numbers.Real))):
         return None
     if not (q.ndim == k.ndim == v.ndim >= 3 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2]
-            and q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2] and q.dtype.is_floating_point
-            and q.dtype == k.dtype == v.dtype and q.device == k.device == v.device):
-        return None
+            and q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2] and q.dtype in (torch.float32, torch.float64)
+            and q.dtype == k.dtype == v.dtype and q.device == k.device == v.device and q.numel() and k.numel()):
+        return None  # half precision (PyTorch's kernel works in float32 there) and empty inputs: PyTorch's own
     return q, k, v, is_causal, 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
 
 
