@@ -200,3 +200,21 @@ def test_schur_path_with_one_free_parameter_resumes_across_a_block_boundary(tmp_
                             checkpoint=tmp_path)
     np.testing.assert_allclose(got["thetas"], ref["thetas"], rtol=1e-12, atol=1e-12)
 
+
+
+def test_shuffled_loader_gives_one_fingerprint_and_other_labels_another():
+    """A DataLoader with shuffle=True cuts other batches in another order on every pass: its fingerprint hashed
+    one pass, so no checkpoint of it could ever be resumed. It digests samples in sorted order now: the same
+    for every pass and for the same data in order, and another for permuted labels."""
+    torch.manual_seed(0)
+    X, Y = torch.randn(50, 3, dtype=torch.float64), torch.randn(50, 1, dtype=torch.float64)
+    net = torch.nn.Linear(3, 1).double()
+
+    def fingerprint(y, shuffle):
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=8, shuffle=shuffle)
+        return rl.TorchObjective(net, torch.nn.functional.mse_loss, loader).fingerprint()
+
+    first = fingerprint(Y, True)
+    assert fingerprint(Y, True) == first
+    assert fingerprint(Y[torch.randperm(50)], True) != first
+    assert fingerprint(Y, False) != fingerprint(Y[torch.randperm(50)], False)

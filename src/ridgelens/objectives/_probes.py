@@ -187,15 +187,23 @@ def _random_message(obj, v1, v2, dg, scale_g) -> str:
             f"one fixed R(θ), and ridgelens never averages noise silently: {why}")
 
 
-def _check_sampler(batches) -> None:
-    """Refuse a DataLoader whose passes see different samples (not only another order)."""
-    from torch.utils.data import DataLoader, IterableDataset, RandomSampler, SequentialSampler
+def random_sampler(batches):
+    """The sampler of a map-style ``DataLoader`` that draws its samples in a random order, else None."""
+    from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 
     if not isinstance(batches, DataLoader) or isinstance(batches.dataset, IterableDataset):
-        return
+        return None
     bs = batches.batch_sampler
     sampler = bs.sampler if bs is not None and hasattr(bs, "sampler") else batches.sampler
-    if isinstance(sampler, SequentialSampler):
+    return None if isinstance(sampler, SequentialSampler) else sampler
+
+
+def _check_sampler(batches) -> None:
+    """Refuse a DataLoader whose passes see different samples (not only another order)."""
+    from torch.utils.data import RandomSampler
+
+    sampler = random_sampler(batches)
+    if sampler is None:
         return
     if getattr(sampler, "replacement", False) or type(sampler).__name__ == "WeightedRandomSampler":
         raise RandomObjectiveError(

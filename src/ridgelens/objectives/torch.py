@@ -24,7 +24,7 @@ from ridgelens.errors import (
     RidgelensError,
 )
 from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
-from ridgelens.objectives._probes import check_batch, probe_objective
+from ridgelens.objectives._probes import check_batch, probe_objective, random_sampler
 
 _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
@@ -232,7 +232,9 @@ class TorchObjective(Objective):
         """A digest of the parameter names and shapes, the loss, the dtype and every batch (streamed, cached).
 
         Two objectives with the same model structure but other data (another y, permuted labels)
-        get different fingerprints, so a checkpoint of one is never resumed by the other.
+        get different fingerprints, so a checkpoint of one is never resumed by the other. Batches from
+        a ``DataLoader`` that shuffles are digested sample by sample in sorted order, so that every
+        pass (another order, other batches) gives the same fingerprint.
         """
         if self._fingerprint is None:
             import hashlib
@@ -241,11 +243,21 @@ class TorchObjective(Objective):
             h.update(repr([(n, tuple(s)) for n, s in zip(self._names, self._shapes, strict=True)]).encode())
             h.update(repr((getattr(self.loss_fn, "__qualname__", repr(self.loss_fn)), str(self.dtype),
                            type(self.model).__name__)).encode())
+            shuffled = random_sampler(self.batches) is not None  # each pass: other batches, another order
+            rows = []
             for x, y in self.batches:
                 for t in (x, y):
                     a = t.detach().cpu().contiguous() if isinstance(t, torch.Tensor) else torch.as_tensor(t)
-                    h.update(str((a.dtype, tuple(a.shape))).encode())
-                    h.update(a.numpy().tobytes() if a.dtype != torch.bfloat16 else a.float().numpy().tobytes())
+                    a = a.float() if a.dtype == torch.bfloat16 else a
+                    h.update(str((a.dtype, tuple(a.shape[1:] if shuffled else a.shape))).encode())
+                    if not shuffled:
+                        h.update(a.numpy().tobytes())
+                if shuffled:  # a digest per sample, in sorted order
+                    xs, ys = (np.ascontiguousarray((t.float() if t.dtype == torch.bfloat16 else t).detach().cpu().numpy())
+                              for t in (x, y))
+                    rows.extend(hashlib.sha256(xs[i].tobytes() + ys[i].tobytes()).digest() for i in range(len(ys)))
+            if shuffled:
+                h.update(b"".join(sorted(rows)))
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
@@ -469,3 +481,4 @@ class TorchObjective(Objective):
                                     options={"gtol": tol, "maxiter": max_iter}, callback=lambda *_: bar.advance())
             return result(res.x, int(res.nit), str(res.message), products[0])
         raise RidgelensError(f"method must be one of 'trust-ncg', 'lbfgs', 'gd'; got {method!r}")
+
