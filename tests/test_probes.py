@@ -276,3 +276,17 @@ def test_a_model_that_takes_only_whole_batches_leaves_the_reduction_undecided(di
 
     obj = rl.TorchObjective(WholeOnly(), lambda o, t: F.mse_loss(o["out"], t), batches(X[:400], Y[:400]))
     assert probe_objective(obj)["reduction"] == "undecided"
+
+
+def test_a_later_batch_the_model_fails_on_is_named(diabetes):
+    """The probes run batch 0; a label past the classes in batch 3 raised torch's own IndexError/RuntimeError
+    from value() or hessian(), naming no batch. Now a DataError names the batch, its shapes and torch's line."""
+    X, _ = diabetes
+    Y = torch.zeros(len(X), dtype=torch.long)
+    Y[350] = 3  # three classes: 0, 1, 2
+    obj = rl.TorchObjective(nn.Sequential(nn.Linear(10, 3)).double(), F.cross_entropy, batches(X, Y))
+    with pytest.raises(rl.DataError, match=r"fail on batch 3 \(inputs \(100, 10\) float64, targets \(100,\) "
+                                            r"int64\): Target 3 is out of bounds"):
+        obj.value(obj.theta0)
+    with pytest.raises(rl.DataError, match="fail on batch 3"):
+        rl.hessian(obj, obj.theta0, form="double-backward").matvec(np.ones(obj.n_params))

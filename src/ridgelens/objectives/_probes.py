@@ -62,9 +62,7 @@ def probe_objective(obj) -> dict:
                 raise
             raise DataError(_broadcast_message(obj, flat, x, y)) from None
         except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DataError(f"the model and loss_fn fail on batch 0 (inputs {_describe(x)}, targets "
-                            f"{_describe(y)}): {first}") from None
+            raise batch_failure(0, x, y, exc) from None
         if not (math.isfinite(v1) and bool(torch.isfinite(g1).all())):
             return {"value": v1, "evaluations": 1, "reduction": "undecided"}  # the data checks say where
         reduction = _reduction(obj, flat, x, out1, v1, y, eps)
@@ -185,6 +183,13 @@ def _random_message(obj, v1, v2, dg, scale_g) -> str:
     return (f"the objective is random: the same batch (batch 0) at the same θ gave the loss {v1:.17g} and then "
             f"{v2:.17g} (gradients {dg:.3g} apart, against a norm of {scale_g:.3g}). The quadratic model needs "
             f"one fixed R(θ), and ridgelens never averages noise silently: {why}")
+
+
+def batch_failure(k: int, x, y, exc: Exception) -> DataError:
+    """The DataError for the model or ``loss_fn`` failing on batch ``k``: the batch, its shapes, the first line."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DataError(f"the model and loss_fn fail on batch {k} (inputs {_describe(x)}, targets {_describe(y)}): "
+                     f"{first}")
 
 
 def random_sampler(batches):

@@ -24,7 +24,7 @@ from ridgelens.errors import (
     RidgelensError,
 )
 from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
-from ridgelens.objectives._probes import check_batch, probe_objective, random_sampler
+from ridgelens.objectives._probes import batch_failure, check_batch, probe_objective, random_sampler
 
 _RANDOM_IN_TRAIN = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
@@ -321,8 +321,16 @@ class TorchObjective(Objective):
 
         ``flat``: θ as one tensor, or as the list of :meth:`parameter_views`.
         """
-        for x, y in self.prepared_batches(start, stop):
-            yield self.batch_loss(flat, x, y) * self.batch_weight(y)
+        for k, (x, y) in enumerate(self.prepared_batches(start, stop), start):
+            try:
+                loss = self.batch_loss(flat, x, y)
+            except RidgelensError:
+                raise
+            except (RuntimeError, TypeError, ValueError, IndexError) as exc:  # e.g. a label past the classes
+                if isinstance(exc, torch.OutOfMemoryError):
+                    raise
+                raise batch_failure(k, x, y, exc) from None  # batch 0 was probed; later ones only now
+            yield loss * self.batch_weight(y)
 
     def _check(self, theta) -> np.ndarray:
         a = np.asarray(theta, dtype=np.float64)
