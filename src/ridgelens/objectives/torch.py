@@ -265,10 +265,12 @@ class TorchObjective(Objective):
     def takes_parameter_views(self) -> bool:
         """Whether :meth:`batch_losses` takes the list of :meth:`parameter_views` in place of the flat θ.
 
-        True for ridgelens' own objectives; False for a subclass that overrides ``batch_loss`` or
-        ``batch_losses`` (its code may use θ as one tensor, e.g. ``flat.square().sum()``).
+        So do :meth:`outputs` and :meth:`batch_loss`. True for ridgelens' own objectives; False for
+        a subclass that overrides one of them (its code may use θ as one tensor, e.g.
+        ``flat.square().sum()``).
         """
-        return all(getattr(type(self), m).__module__.startswith("ridgelens.") for m in ("batch_loss", "batch_losses"))
+        return all(getattr(type(self), m).__module__.startswith("ridgelens.")
+                   for m in ("batch_loss", "batch_losses", "outputs"))
 
     def parameter_views(self, flat: torch.Tensor, leaves: bool = False) -> list:
         """The parameters as views of ``flat`` (shape (n_params,)), each in its model shape, in the model's order.
