@@ -504,3 +504,24 @@ def test_a_subclass_whose_batch_loss_uses_the_flat_theta_gets_flat_products():
     v = torch.randn(obj.n_params, dtype=torch.float64)
     torch.testing.assert_close(rl.hessian(obj, obj.theta0, form="double-backward").matvec(v), H @ v,
                                rtol=1e-10, atol=1e-12)
+
+
+def test_a_forward_that_updates_a_buffer_leaves_the_callers_model_alone():
+    """'The caller's model is never changed': a forward that counts its calls in a buffer counted them in the
+    caller's model, whose buffers the objective passed to functional_call. It keeps copies now."""
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 1).double()
+            self.register_buffer("calls", torch.zeros((), dtype=torch.float64))
+
+        def forward(self, x):
+            self.calls += 1
+            return self.lin(x)
+
+    X, Y = make_data()
+    model = Counter().eval()
+    obj = TorchObjective(model, nn.functional.mse_loss, split(X, Y))
+    obj.value(obj.theta0)
+    rl.hessian(obj, obj.theta0).matvec(np.ones(obj.n_params))
+    assert float(model.calls) == 0 and float(obj._buffers["calls"]) > 0

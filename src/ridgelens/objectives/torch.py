@@ -136,8 +136,13 @@ class TorchObjective(Objective):
         # compute dtype too: a float32 model analysed in float64 would otherwise mix dtypes in its forward.
         # The model keeps its own.
         # Only for a dtype asked for: by default each keeps its own (a float32 rotary table in a bfloat16 model).
-        fixed = [*model.named_buffers(), *((n, p.detach()) for n, p in model.named_parameters() if not p.requires_grad)]
-        self._buffers = {n: b.to(dtype) if dtype is not None and b.is_floating_point() else b for n, b in fixed}
+        # Buffers are copies, so that a forward that updates one in place (a counter) leaves the model's alone;
+        # frozen parameters (a frozen base model can be most of the memory) are shared.
+        def own(b, copy):
+            return b.to(dtype, copy=copy) if dtype is not None and b.is_floating_point() else (b.clone() if copy else b)
+
+        self._buffers = {**{n: own(b, True) for n, b in model.named_buffers()},
+                         **{n: own(p.detach(), False) for n, p in model.named_parameters() if not p.requires_grad}}
         if isinstance(unpenalized, str):  # one pattern, not its characters
             unpenalized = (unpenalized,)
         unmatched = [pat for pat in unpenalized if not any(fnmatch.fnmatch(n, pat) for n in self._names)]
