@@ -148,8 +148,8 @@ def second_order_graph(gradient_values: bool = True):
     that does not compute the weight's gradient gyᵀx at all (zeros of the weight's shape stand in):
     the gradient's *graph* is exact, its value is not. Only for a weight that is a parameter (an
     autograd leaf or a view of one): a weight computed from parameters (W₀ + BA, g·v/‖v‖) has a
-    second derivative that the weight gradient's value multiplies, so its layer stays PyTorch's. It saves one of the three matrix products
-    per linear layer of every gradient graph built: a recomputed demo-LM product 0.943× the time
+    second derivative that the weight gradient's value multiplies, so its layer stays PyTorch's.
+    It saves one of the three matrix products per linear layer of every gradient graph built: a recomputed demo-LM product 0.943× the time
     (paired in one process, 41 rounds). A reused graph is built once, so it is built with
     ``gradient_values=True``: its products went through the one node 0.8% slower than through
     PyTorch's own nodes (within noise), which they keep.

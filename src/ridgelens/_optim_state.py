@@ -185,12 +185,12 @@ def _check_order(names, shapes, entries, state: dict) -> None:
     for (_, group, _), name in zip(entries, names, strict=True):
         by_shape.setdefault(tuple(shapes[name].shape), set()).add(_setting(group, "weight_decay", 0.0))
     decays = set().union(*by_shape.values())
-    # Shapes checked for every entry: only a swap among parameters of one shape could go unseen, and it moves no
-    # factor unless their groups' decays differ. Otherwise any two groups of different decays may be swapped.
-    mixed = [s for s, d in by_shape.items() if len(d) > 1] if checked == len(entries) else ([None] if len(decays) > 1
-                                                                                          else [])
-    if mixed:
-        which = "" if mixed[0] is None else f" among parameters of shape {mixed[0]}"
+    if checked == len(entries):  # only a swap among parameters of one shape went unseen: harmless at one decay
+        mixed = next((shape for shape, d in by_shape.items() if len(d) > 1), None)
+        ambiguous, which = mixed is not None, f" among parameters of shape {mixed}"
+    else:  # some entry unchecked: any two groups of different decays may be swapped
+        ambiguous, which = len(decays) > 1, ""
+    if ambiguous:
         raise OptimizerStateError(f"the optimizer's param groups have different weight_decay {sorted(decays)}{which} "
                                   "and its state names no parameter, so which parameter is in which group cannot be "
                                   f"told; {fix}")

@@ -132,12 +132,11 @@ class TorchObjective(Objective):
         self._names = [n for n, _ in named]
         self._shapes = [p.shape for _, p in named]
         self._sizes = [p.numel() for _, p in named]
-        # Buffers (batch-norm statistics, rotary frequencies) and frozen parameters, the floating ones in the
-        # compute dtype too: a float32 model analysed in float64 would otherwise mix dtypes in its forward.
-        # The model keeps its own.
-        # Only for a dtype asked for: by default each keeps its own (a float32 rotary table in a bfloat16 model).
-        # Buffers are copies, so that a forward that updates one in place (a counter) leaves the model's alone;
-        # frozen parameters (a frozen base model can be most of the memory) are shared.
+        # Buffers (batch-norm statistics, rotary frequencies) and frozen parameters: with a dtype asked for,
+        # the floating ones in it too (a float32 model analysed in float64 would mix dtypes in its forward);
+        # by default each keeps its own (a float32 rotary table in a bfloat16 model). Buffers are copies, so a
+        # forward that updates one in place leaves the model's alone; frozen parameters (a frozen base can be
+        # most of the memory) are shared.
         def own(b, copy):
             return b.to(dtype, copy=copy) if dtype is not None and b.is_floating_point() else (b.clone() if copy else b)
 
@@ -251,15 +250,16 @@ class TorchObjective(Objective):
             shuffled = random_sampler(self.batches) is not None  # each pass: other batches, another order
             rows = []
             for x, y in self.batches:
+                arrays = []
                 for t in (x, y):
                     a = t.detach().cpu().contiguous() if isinstance(t, torch.Tensor) else torch.as_tensor(t)
                     a = a.float() if a.dtype == torch.bfloat16 else a
                     h.update(str((a.dtype, tuple(a.shape[1:] if shuffled else a.shape))).encode())
+                    arrays.append(a.numpy())
                     if not shuffled:
-                        h.update(a.numpy().tobytes())
+                        h.update(arrays[-1].tobytes())
                 if shuffled:  # a digest per sample, in sorted order
-                    xs, ys = (np.ascontiguousarray((t.float() if t.dtype == torch.bfloat16 else t).detach().cpu().numpy())
-                              for t in (x, y))
+                    xs, ys = arrays
                     rows.extend(hashlib.sha256(xs[i].tobytes() + ys[i].tobytes()).digest() for i in range(len(ys)))
             if shuffled:
                 h.update(b"".join(sorted(rows)))
