@@ -43,7 +43,8 @@ test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # Benchmarks run in their own environment, .venv-bench: the project plus the peers it is
-# measured against (PyHessian). Peers are never runtime or test dependencies.
+# measured against (PyHessian, curvlinops) and transformers (bench_lm.py --arch gpt2). Peers are
+# never runtime or test dependencies.
 BENCH_VENV  ?= .venv-bench
 BENCH_BIN   := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.installed
@@ -53,13 +54,19 @@ BENCH_PEERS := pyhessian==0.1 python-glmnet==2.6.1
 BENCH_NODEPS := curvlinops-for-pytorch==3.0.1 einconv linear_operator jaxtyping wadler_lindig
 BENCH_NODEPS_NEEDS := tqdm einops opt-einsum
 
-.PHONY: bench-env
+.PHONY: bench-env gpu-wheels
 bench-env: $(BENCH_STAMP)
+
+# Wheels a lent GPU machine needs for benchmarks/gpu_lm.sh (its Python is 3.12, it has PyTorch and
+# transformers, and no network): curvlinops and einconv, pure Python. Into .whl/ (git-ignored).
+gpu-wheels:
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux2014_x86_64 -d .whl curvlinops-for-pytorch==3.0.1 einconv==0.1.0
 
 $(BENCH_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
-	$(BENCH_BIN)/python -m pip install --quiet -c constraints.txt -e '.[plot]' $(BENCH_PEERS)
+	$(BENCH_BIN)/python -m pip install --quiet -c constraints.txt -e '.[plot,hf]' $(BENCH_PEERS)
 	$(BENCH_BIN)/python -m pip install --quiet -c constraints.txt $(BENCH_NODEPS_NEEDS)
 	$(BENCH_BIN)/python -m pip install --quiet --no-deps -c constraints.txt $(BENCH_NODEPS)
 	touch $(BENCH_STAMP)

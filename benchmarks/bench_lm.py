@@ -22,6 +22,14 @@ Peak memory counts what the call needs that was not there before it: for a reuse
 graph (built in the call) and the product. Each child trains its model first, so the peak is
 restarted after training (:func:`_common.reset_peak_rss`). ``--clock cpu`` times CPU seconds
 instead of wall seconds: steadier on a shared, loaded machine (with ``--threads 1``).
+
+``--device cuda`` runs every contender on a GPU (the model trained there with AdamW); memory is
+then ``torch.cuda.max_memory_allocated`` above what was allocated before each first call, in
+this process. ``--arch gpt2`` replaces the byte LM by a Hugging Face GPT-2 (random init, eager
+attention, trained here on the same bytes; ``--vocab`` 50257 by default), and ``--dtype float32``
+computes in float32. ``benchmarks/gpu_lm.sh`` is the prepared GPU run: the demo LM and a
+GPT-2-small configuration (124M parameters). A contender that fails to build or run is reported
+and left out, so one run on a lent machine returns every figure it can.
 ``--malloc-top-pad MIB`` keeps that much freed memory at glibc's heap top for every contender
 (``mallopt(M_TOP_PAD)``; the default 0 leaves glibc's settings): a product that frees its
 graph otherwise returns it to the system and faults it back in on the next product.
@@ -49,6 +57,7 @@ from _common import (
     reset_peak_rss,
     run_child,
     spread,
+    sync,
 )
 
 CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-ggn",
@@ -63,16 +72,83 @@ def have_curvlinops() -> str | None:
     return None if hasattr(curvlinops, "HessianLinearOperator") else "no HessianLinearOperator"
 
 
-def setting(args):
-    """The trained model and tokens (deterministic for the seed), as a float64 LMObjective."""
-    from ridgelens.lm import LMConfig, stdlib_split, train_lm
-    from ridgelens.objectives.lm import LMObjective
+def logits_of(net, x):
+    """The model's logits for token ids ``x``: a ridgelens byte LM's output, a Hugging Face model's ``.logits``."""
+    out = net(input_ids=x, use_cache=False) if type(net).__module__.startswith("transformers") else net(x)
+    return out if isinstance(out, torch.Tensor) else out.logits
 
-    cfg = LMConfig(layers=args.layers, width=args.width, heads=args.heads, context=args.context)
+
+def untrained(args):
+    """A fresh model of ``--arch`` from seed ``--seed``: the byte LM, or a Hugging Face GPT-2 (eager attention)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        if args.arch == "byte":
+            from ridgelens.lm import ByteTransformer, LMConfig
+
+            return ByteTransformer(LMConfig(layers=args.layers, width=args.width, heads=args.heads,
+                                            context=args.context))
+        import transformers
+
+        cfg = transformers.GPT2Config(vocab_size=args.vocab, n_positions=max(1024, args.context), n_embd=args.width,
+                                      n_layer=args.layers, n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0,
+                                      attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+        cfg._attn_implementation = "eager"  # as load_hf_checkpoint loads a checkpoint: second derivatives exist
+        net = transformers.GPT2LMHeadModel(cfg)
+        if net.config._attn_implementation != "eager":
+            raise SystemExit(f"GPT-2 built with {net.config._attn_implementation!r} attention, not 'eager'")
+        return net
+
+
+def train_on_device(net, windows, args):
+    """``net`` trained on ``--device`` for ``--steps`` AdamW steps (float32, warm-up then cosine), in eval mode.
+
+    The byte LM on the CPU is trained by :func:`ridgelens.lm.train_lm` instead (the figures of
+    earlier runs); this loop is for a GPU and for the GPT-2 model.
+    """
+    dev = torch.device(args.device)
+    net = net.to(dev).train()
+    w_all, n = windows.to(dev), windows.shape[0]
+    gen = torch.Generator().manual_seed(args.seed)
+    lr = args.lr or (3e-3 if args.arch == "byte" else 6e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    warm, t0, first = max(1, args.steps // 10), time.perf_counter(), None
+    for step in range(args.steps):
+        scale = (step + 1) / warm if step < warm else 0.1 + 0.45 * (1 + np.cos(np.pi * (step - warm) /
+                                                                              max(1, args.steps - warm)))
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+        w = w_all[torch.randint(n, (min(args.train_batch, n),), generator=gen).to(dev)]
+        loss = torch.nn.functional.cross_entropy(logits_of(net, w[:, :-1]).flatten(0, 1), w[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    if args.steps:
+        print(f"trained {args.steps} AdamW steps of {min(args.train_batch, n)} windows on {dev}: loss "
+              f"{first:.3f} → {loss.item():.3f} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return net.eval()
+
+
+def setting(args):
+    """The trained model and tokens (deterministic for the seed), as an LMObjective in ``--dtype``.
+
+    One batch holds every token (``max_logits`` = all their logits) unless ``--max-logits`` says
+    otherwise. The byte LM on the CPU is trained by ``train_lm`` as ``demo --lm`` trains it.
+    """
+    from ridgelens.lm import LMConfig, stdlib_split, train_lm
+    from ridgelens.objectives.lm import DEFAULT_MAX_LOGITS, LMObjective
+
     split = stdlib_split(args.context, args.tokens)
-    net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed)
-    obj = LMObjective(net, split.train, dtype=torch.float64)
-    return net.double(), obj
+    if args.arch == "byte" and args.device == "cpu":
+        cfg = LMConfig(layers=args.layers, width=args.width, heads=args.heads, context=args.context)
+        net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed)
+    else:
+        net = train_on_device(untrained(args), split.train, args)
+    vocab = 256 if args.arch == "byte" else args.vocab
+    every = split.train.shape[0] * args.context * vocab
+    dtype = getattr(torch, args.dtype)
+    obj = LMObjective(net, split.train, dtype=dtype, max_logits=args.max_logits or max(DEFAULT_MAX_LOGITS, every))
+    return net.to(dtype), obj
 
 
 @functools.cache
@@ -97,8 +173,8 @@ def hvp_batches(net, obj):
     """
     from ridgelens._autodiff import saved_bytes, second_order_attention
 
-    x, y = obj.windows[:, :-1], obj.windows[:, 1:]
-    _, act = saved_bytes(lambda: torch.nn.functional.cross_entropy(net(x).flatten(0, 1), y.flatten()))
+    x, y = obj.windows[:, :-1].to(obj.device), obj.windows[:, 1:].to(obj.device)
+    _, act = saved_bytes(lambda: torch.nn.functional.cross_entropy(logits_of(net, x).flatten(0, 1), y.flatten()))
     k = 1
     while k < obj.windows.shape[0]:
         k = min(2 * k, obj.windows.shape[0])
@@ -123,7 +199,7 @@ class _Flat(torch.nn.Module):
         self.net = net
 
     def forward(self, x):
-        return self.net(x).flatten(0, 1)
+        return logits_of(self.net, x).flatten(0, 1)
 
 
 def build(name, net, obj, k=1):
@@ -137,12 +213,13 @@ def build(name, net, obj, k=1):
     theta = obj.theta0
     if name in ("gradient", "gradient-batched"):
         parts = batched(obj, k).batches if name == "gradient-batched" else [(obj.windows[:, :-1], obj.windows[:, 1:])]
+        parts = [(x.to(obj.device), y.to(obj.device)) for x, y in parts]
 
         def grad(_v):
             net.zero_grad(set_to_none=True)
             for x, y in parts:  # accumulated in .grad: each batch weighs its share of the windows
                 w = x.shape[0] / obj.windows.shape[0]
-                (w * torch.nn.functional.cross_entropy(net(x).flatten(0, 1), y.flatten())).backward()
+                (w * torch.nn.functional.cross_entropy(logits_of(net, x).flatten(0, 1), y.flatten())).backward()
             return torch.cat([p.grad.flatten() for p in net.parameters()])
         return grad
     if name == "rl-hessian-batched":
@@ -162,7 +239,7 @@ def build(name, net, obj, k=1):
     from curvlinops import GGNLinearOperator, HessianLinearOperator
 
     cls = HessianLinearOperator if name == "cl-hessian" else GGNLinearOperator
-    data = [(obj.windows[:, :-1], obj.windows[:, 1:].flatten())]
+    data = [(obj.windows[:, :-1].to(obj.device), obj.windows[:, 1:].flatten().to(obj.device))]
     params = [p for p in net.parameters() if p.requires_grad]
     op = cls(_Flat(net), torch.nn.CrossEntropyLoss(), params, data, progressbar=False, check_deterministic=False)
 
@@ -180,11 +257,26 @@ def top_pad(mib_):
         ctypes.CDLL("libc.so.6").mallopt(-2, int(mib_) << 20)  # M_TOP_PAD
 
 
+def probe_vector(obj):
+    """The seeded vector every product is applied to, in the objective's dtype, on its device."""
+    v = torch.randn(obj.n_params, dtype=obj.dtype, generator=torch.Generator().manual_seed(0))
+    return v.to(obj.device)
+
+
+def host(x):
+    """A product (tensor or array) as a flat float64 CPU tensor, for the checks."""
+    return (x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).reshape(-1).double()
+
+
+def first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
 def memory_child(args):
     torch.set_num_threads(args.threads)
     top_pad(args.malloc_top_pad)
     net, obj = setting(args)
-    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    v = probe_vector(obj)
     if args.child.endswith("-batched"):
         batched(obj, args.hvp_batches)  # the batched objective is set-up: its probes' peak is not this call's
     reset = reset_peak_rss()  # the training's peak is not this call's
@@ -193,24 +285,80 @@ def memory_child(args):
     print(json.dumps({"base": base, "peak": peak_rss_bytes(), "reset": reset}))
 
 
+def cuda_memory(names, net, obj, k, v) -> dict:
+    """Bytes of GPU memory one first call of each contender needs, above what was allocated before it.
+
+    In this process: ``torch.cuda.max_memory_allocated`` is exact, so no child is needed. Each
+    contender is built afresh and dropped after its call (a reused graph's build is counted).
+    A contender that runs out of memory is None.
+    """
+    import gc
+
+    out = {}
+    for c in names:
+        fn = build(c, net, obj, k)
+        net.zero_grad(set_to_none=True)
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        try:
+            fn(v)
+            torch.cuda.synchronize()
+            out[c] = torch.cuda.max_memory_allocated() - base
+        except torch.cuda.OutOfMemoryError as exc:
+            print(f"  {c}: out of memory ({first_line(exc)})")
+            out[c] = None
+        del fn
+        net.zero_grad(set_to_none=True)
+    return out
+
+
+def print_memory(mem: dict, args) -> None:
+    gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
+    for c, m in mem.items():
+        if m is None:
+            print(f"  {c:24s} out of memory")
+            continue
+        above = m["peak"] - m["base"]
+        print(f"  {c:24s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
+    if mem.get("gradient-batched") and mem.get("rl-hessian-batched"):
+        gb = mem["gradient-batched"]["peak"] - mem["gradient-batched"]["base"]
+        hb = mem["rl-hessian-batched"]["peak"] - mem["rl-hessian-batched"]["base"]
+        print(f"  rl-hessian-batched against the gradient over the same {args.hvp_batches} batches: "
+              f"{hb / max(gb, 1):5.2f} ×")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arch", choices=["byte", "gpt2"], default="byte",
+                    help="ridgelens' byte LM, or a Hugging Face GPT-2 (random init, trained here; needs transformers)")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--width", type=int, default=96)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--context", type=int, default=32)
+    ap.add_argument("--vocab", type=int, default=50257, help="GPT-2's vocabulary (the text is bytes, ids < 256)")
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=0.0, help="training's peak learning rate (default: 3e-3 byte, 6e-4 gpt2)")
+    ap.add_argument("--train-batch", type=int, default=16, help="windows per training step (GPU / gpt2 training)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N")
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    ap.add_argument("--max-logits", type=int, default=0,
+                    help="LMObjective's max_logits (default: every token's logits in one batch)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eig-k", type=int, default=20)
+    ap.add_argument("--eig-tol", type=float, default=0.0, help="eigenpairs' tolerance (default: 1e-6, float32 1e-4)")
     ap.add_argument("--hvp-batches", type=int, default=0,
                     help="batches of the memory-bounded rows (default 0: chosen by hvp_batches)")
     ap.add_argument("--malloc-top-pad", type=int, default=0, metavar="MIB",
                     help="glibc M_TOP_PAD for every contender, in MiB (default 0: glibc's own)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-eigen", action="store_true")
+    ap.add_argument("--skip-peer-eigen", action="store_true", help="top-k eigenpairs of ridgelens' operators only")
     ap.add_argument("--fixed-order", action="store_true",
                     help="time the contenders in the same order every round (the default shuffles each round, "
                          "seeded: in a fixed order each contender always runs right after the same other one)")
@@ -218,6 +366,11 @@ def main():
                     help="time wall seconds, or CPU seconds of this process (steadier on a loaded machine)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device} asked for, but torch.cuda.is_available() is False")
+    if cuda and args.clock == "cpu":
+        raise SystemExit("--clock cpu times this process's CPU seconds, not the GPU's: use --clock wall on a GPU")
     if args.child:
         memory_child(args)
         return
@@ -225,89 +378,112 @@ def main():
     top_pad(args.malloc_top_pad)
     why_not = have_curvlinops()
     names = [c for c in CONTENDERS if not (c.startswith("cl-") and why_not)]
-    print("LM curvature products: ridgelens against curvlinops (float64, one batch of all tokens)")
-    print(machine_line() + (f"; glibc M_TOP_PAD {args.malloc_top_pad} MiB" if args.malloc_top_pad else ""))
+    print(f"LM curvature products: ridgelens against curvlinops ({args.dtype}, one batch of all tokens unless "
+          "--max-logits)")
+    print(machine_line(args.device) + (f"; glibc M_TOP_PAD {args.malloc_top_pad} MiB" if args.malloc_top_pad else ""))
     if why_not:
         print(f"note: curvlinops could not be imported ({why_not}); its rows are skipped (make bench-env)")
     net, obj = setting(args)
-    print(f"model: {args.layers} layers, width {args.width}, context {args.context}; {obj.n_params} parameters; "
-          f"{obj.n_tokens} tokens of the standard library; vocab 256")
+    kind = "byte transformer" if args.arch == "byte" else "GPT-2 (transformers, eager attention)"
+    print(f"model: {kind}, {args.layers} layers, width {args.width}, heads {args.heads}, context {args.context}; "
+          f"{obj.n_params} parameters; {obj.n_tokens} tokens of the standard library in {obj.n_batches} batch(es); "
+          f"vocab {obj.vocab}", flush=True)
     args.hvp_batches = args.hvp_batches or hvp_batches(net, obj)
     print(f"memory-bounded rows: {args.hvp_batches} batches of at most "
-          f"{batched(obj, args.hvp_batches).windows_per_batch} windows")
-    fns = {c: build(c, net, obj, args.hvp_batches) for c in names}
-    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    ref = {"hessian": fns["rl-hessian-reuse"](v), "ggn": fns["rl-ggn"](v)}
-    theta, eps = obj.theta0, 1e-5
-    fd = torch.as_tensor((obj.gradient(theta + eps * v.numpy()) - obj.gradient(theta - eps * v.numpy())) / (2 * eps))
+          f"{batched(obj, args.hvp_batches).windows_per_batch} windows", flush=True)
+    v = probe_vector(obj)
+    mem = None
+    if cuda and not args.skip_memory:  # first, while no other contender holds a graph
+        got = cuda_memory(names, net, obj, args.hvp_batches, v)
+        mem = {c: None if b is None else {"base": 0, "peak": b, "reset": True} for c, b in got.items()}
+    fns = {}
+    for c in names:
+        try:
+            fns[c] = build(c, net, obj, args.hvp_batches)
+        except Exception as exc:  # a contender that cannot run here is reported, not fatal (a one-shot GPU run)
+            print(f"  {c}: could not be built: {first_line(exc)}")
+    ref = {"hessian": host(fns["rl-hessian-reuse"](v)), "ggn": host(fns["rl-ggn"](v))}
+    theta, eps = obj.theta0, (1e-5 if args.dtype == "float64" else 1e-3)
+    vn = v.detach().cpu().double().numpy()
+    fd = torch.as_tensor((obj.gradient(theta + eps * vn) - obj.gradient(theta - eps * vn)) / (2 * eps))
     print(f"  check rl-hessian-reuse against central differences of gradients (ε = {eps:g}): max |Δ| / max |fd| = "
           f"{float((ref['hessian'] - fd).abs().max() / fd.abs().max()):.2e}")
-    if "cl-hessian" in names:
-        out = torch.as_tensor(np.asarray(fns["cl-hessian"](v))).reshape(-1)
-        print(f"  check cl-hessian against the same central differences:            max |Δ| / max |fd| = "
-              f"{float((out - fd).abs().max() / fd.abs().max()):.2e}")
-    for c in names:
+    for c in list(fns):
         if c.startswith("gradient"):
             continue
         r = ref["ggn" if "ggn" in c else "hessian"]
-        out = torch.as_tensor(np.asarray(fns[c](v))).reshape(-1)
+        try:
+            out = host(fns[c](v))
+        except Exception as exc:
+            print(f"  {c}: failed: {first_line(exc)}")
+            del fns[c]
+            continue
         print(f"  check {c:24s} max |Δ| / max |ref| = {float((out - r).abs().max() / r.abs().max()):.2e}")
+        if c == "cl-hessian":
+            print(f"  check cl-hessian against the same central differences:            max |Δ| / max |fd| = "
+                  f"{float((out - fd).abs().max() / fd.abs().max()):.2e}")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in names}, args.repeats, clock=clock,
-                              shuffle=not args.fixed_order)
+    med = interleaved_medians({c: (lambda c=c: fns[c](v)) for c in fns}, args.repeats, device=args.device,
+                              clock=clock, shuffle=not args.fixed_order)
     g = med["gradient"][0]
     order = "in a fixed order" if args.fixed_order else "each in a seeded shuffled order"
     print(f"\n  {args.clock} time, median of {args.repeats} interleaved rounds {order} (load average now "
           f"{os.getloadavg()[0]:.1f})")
     print(f"  {'contender':24s} {'ms (median)':>12s} {'tokens/s':>10s} {'× gradient':>11s} {'ms min–max':>14s}")
-    for c in names:
+    for c in fns:
         t = med[c][0]
         print(f"  {c:24s} {t * 1e3:12.1f} {obj.n_tokens / t:10.0f} {t / g:11.2f} {spread(med[c][1]):>14s}")
+    sys.stdout.flush()
     if not args.skip_memory:
-        here = os.path.abspath(__file__)
-        fwd = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("layers", "width", "heads", "context", "tokens", "steps",
-                                                    "seed", "threads", "hvp_batches", "malloc_top_pad")]
-        mem = {c: run_child(here, [*fwd, "--child", c]) for c in names}
-        gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
-        if not all(m["reset"] for m in mem.values()):
-            print("  note: the peak could not be reset after training; memory figures are lower bounds")
-        print("\n  peak memory of one call (a reused graph's build included), above the child's base "
-              "(model, data loaded, training's peak reset):")
-        for c, m in mem.items():
-            above = m["peak"] - m["base"]
-            print(f"  {c:24s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
-        if "gradient-batched" in mem:
-            gb = mem["gradient-batched"]["peak"] - mem["gradient-batched"]["base"]
-            hb = mem["rl-hessian-batched"]["peak"] - mem["rl-hessian-batched"]["base"]
-            print(f"  rl-hessian-batched against the gradient over the same {args.hvp_batches} batches: "
-                  f"{hb / max(gb, 1):5.2f} ×")
+        if mem is None:
+            here = os.path.abspath(__file__)
+            fwd = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
+                "arch", "layers", "width", "heads", "context", "vocab", "tokens", "steps", "lr", "train_batch", "seed",
+                "dtype", "max_logits", "threads", "hvp_batches", "malloc_top_pad")]
+            mem = {c: run_child(here, [*fwd, "--child", c]) for c in fns}
+            if not all(m["reset"] for m in mem.values()):
+                print("  note: the peak could not be reset after training; memory figures are lower bounds")
+            print("\n  peak memory of one call (a reused graph's build included), above the child's base "
+                  "(model, data loaded, training's peak reset):")
+        else:
+            print("\n  GPU memory of one call (a reused graph's build included), torch.cuda.max_memory_allocated "
+                  "above what was allocated before it:")
+        print_memory(mem, args)
     if not args.skip_eigen:
-        from ridgelens.operators import GGNOperator, TorchHessianOperator
-        from ridgelens.spectra import eigen
+        eigenpairs(args, net, obj, clock, why_not)
 
-        print(f"\n  top-{args.eig_k} eigenpairs, {args.clock} seconds (ridgelens Lanczos, tol 1e-6; curvlinops: scipy "
-              "eigsh on its operator):")
-        ops = {"rl-hessian-reuse": TorchHessianOperator(obj, obj.theta0, form="reuse"),
-               "rl-ggn": GGNOperator(obj, obj.theta0, reuse=True)}
-        for c, op in ops.items():
-            t0 = clock()
-            s = eigen(op, args.eig_k, method="lanczos", tol=1e-6)
-            print(f"  {c:22s} {clock() - t0:8.1f} s   {s.n_matvecs} products   top {s.eigenvalues[0]:.6g}")
-        if not why_not:
-            from curvlinops import GGNLinearOperator, HessianLinearOperator
-            from scipy.sparse.linalg import eigsh
 
-            from ridgelens._autodiff import second_order_attention
+def eigenpairs(args, net, obj, clock, why_not) -> None:
+    """Time for the top ``--eig-k`` eigenpairs of ridgelens' reused Hessian and GGN (and curvlinops')."""
+    from ridgelens._autodiff import second_order_attention
+    from ridgelens.operators import GGNOperator, TorchHessianOperator
+    from ridgelens.spectra import eigen
 
-            data = [(obj.windows[:, :-1], obj.windows[:, 1:].flatten())]
-            params = [p for p in net.parameters() if p.requires_grad]
-            for c, cls in (("cl-hessian", HessianLinearOperator), ("cl-ggn", GGNLinearOperator)):
-                op = cls(_Flat(net), torch.nn.CrossEntropyLoss(), params, data, progressbar=False,
-                         check_deterministic=False).to_scipy()
-                t0 = clock()
-                with second_order_attention():
-                    w = eigsh(op, k=args.eig_k, which="LA", tol=1e-6, return_eigenvectors=False)
-                print(f"  {c:22s} {clock() - t0:8.1f} s   top {w.max():.6g}")
+    tol = args.eig_tol or (1e-6 if args.dtype == "float64" else 1e-4)
+    print(f"\n  top-{args.eig_k} eigenpairs, {args.clock} seconds (ridgelens Lanczos, tol {tol:g}; curvlinops: scipy "
+          "eigsh on its operator):", flush=True)
+    ops = {"rl-hessian-reuse": TorchHessianOperator(obj, obj.theta0, form="reuse"),
+           "rl-ggn": GGNOperator(obj, obj.theta0, reuse=True)}
+    for c, op in ops.items():
+        t0 = clock()
+        s = eigen(op, args.eig_k, method="lanczos", tol=tol)
+        sync(args.device)
+        print(f"  {c:22s} {clock() - t0:8.1f} s   {s.n_matvecs} products   top {s.eigenvalues[0]:.6g}", flush=True)
+    del ops
+    if why_not or args.skip_peer_eigen:
+        return
+    from curvlinops import GGNLinearOperator, HessianLinearOperator
+    from scipy.sparse.linalg import eigsh
+
+    data = [(obj.windows[:, :-1].to(obj.device), obj.windows[:, 1:].flatten().to(obj.device))]
+    params = [p for p in net.parameters() if p.requires_grad]
+    for c, cls in (("cl-hessian", HessianLinearOperator), ("cl-ggn", GGNLinearOperator)):
+        op = cls(_Flat(net), torch.nn.CrossEntropyLoss(), params, data, progressbar=False,
+                 check_deterministic=False).to_scipy()
+        t0 = clock()
+        with second_order_attention():
+            w = eigsh(op, k=args.eig_k, which="LA", tol=tol, return_eigenvectors=False)
+        print(f"  {c:22s} {clock() - t0:8.1f} s   top {w.max():.6g}", flush=True)
 
 
 if __name__ == "__main__":
