@@ -290,28 +290,31 @@ def cuda_memory(names, net, obj, k, v) -> dict:
 
     In this process: ``torch.cuda.max_memory_allocated`` is exact, so no child is needed. Each
     contender is built afresh and dropped after its call (a reused graph's build is counted).
-    A contender that runs out of memory is None.
+    A contender that runs out of memory, or fails, is None.
     """
     import gc
 
     out = {}
     for c in names:
-        fn = build(c, net, obj, k)
-        net.zero_grad(set_to_none=True)
-        gc.collect()
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+        fn = None
         try:
+            fn = build(c, net, obj, k)
+            net.zero_grad(set_to_none=True)
+            gc.collect()
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
             fn(v)
             torch.cuda.synchronize()
             out[c] = torch.cuda.max_memory_allocated() - base
-        except torch.cuda.OutOfMemoryError as exc:
-            print(f"  {c}: out of memory ({first_line(exc)})")
+        except Exception as exc:  # out of memory, or a contender that cannot run here: reported, not fatal
+            print(f"  {c}: no memory figure: {first_line(exc)}", flush=True)
             out[c] = None
         del fn
         net.zero_grad(set_to_none=True)
+        gc.collect()
+        torch.cuda.empty_cache()
     return out
 
 

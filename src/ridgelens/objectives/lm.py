@@ -113,7 +113,8 @@ class LMObjective(TorchObjective):
                             f"the model's context of {self.context} tokens; cut shorter windows")
         self._keyword = _accepts(model, "input_ids")
         self._no_cache = self._keyword and _accepts(model, "use_cache")
-        self.returns, self.vocab = self._probe(model, w[:1])
+        device = _model_device(model)  # the probes and the batches go where the model is: a GPU model's
+        self.returns, self.vocab = self._probe(model, w[:1].to(device))  # embedding needs its ids there
         if self.vocab is not None and int(w.max()) >= self.vocab:
             raise DataError(f"token id {int(w.max())} is outside the model's vocabulary of {self.vocab}")
         per_window = self.T * (self.vocab or 1)
@@ -122,7 +123,8 @@ class LMObjective(TorchObjective):
                                  f"more than max_logits={self.max_logits}; raise max_logits or shorten the context")
         self.windows_per_batch = max(1, self.max_logits // per_window)
         b = self.windows_per_batch
-        batches = [(w[i:i + b, :-1], w[i:i + b, 1:]) for i in range(0, w.shape[0], b)]
+        on = w.to(device)  # once, not one host-to-device copy (and stream sync) per batch of every product
+        batches = [(on[i:i + b, :-1], on[i:i + b, 1:]) for i in range(0, w.shape[0], b)]
         if shard:
             batches = dist.shard(batches)
         super().__init__(model, token_cross_entropy, batches, dtype=dtype, unpenalized=unpenalized,
@@ -267,6 +269,14 @@ class LMObjective(TorchObjective):
         if self.n_batches == 1:
             return {}
         return {"form": "double-backward"} if kind == "hessian" else {"reuse": False}
+
+
+def _model_device(model) -> torch.device:
+    """Where the model's trainable weights are (the CPU for a model without any, or on 'meta': refused later)."""
+    for p in model.parameters():
+        if p.requires_grad:
+            return torch.device("cpu") if p.is_meta else p.device
+    return torch.device("cpu")
 
 
 def _logits_of(out):
