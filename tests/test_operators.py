@@ -579,3 +579,17 @@ def test_curvature_options_an_operator_does_not_take_are_named():
     assert res.curvature_kind == "ggn" and res.path.gradient_used
     np.testing.assert_allclose(res.path.thetas[0], np.linalg.solve(G + 1e-2 * np.eye(obj.n_params),
                                                                    G @ obj.theta0 - g), rtol=1e-6, atol=1e-9)
+
+
+def test_a_plain_cuda_device_means_the_current_gpu(monkeypatch):
+    """An operator declared on 'cuda' is on 'cuda:N' (the current GPU), as every tensor there is.
+
+    torch.device('cuda') != torch.device('cuda:0'): without the index an operator would refuse its
+    own products' device and its partners'. No GPU is needed: only the device is resolved.
+    """
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    op = FunctionOperator(lambda v: v, 3, device="cuda")
+    assert op.device == torch.device("cuda", 1)
+    assert FunctionOperator(lambda v: v, 3, device="cuda:0").device == torch.device("cuda", 0)
+    assert FunctionOperator(lambda v: v, 3, device="cpu").device == torch.device("cpu")

@@ -295,3 +295,22 @@ def test_python_analyze_takes_a_torch_models_weights_as_given(user):
     with pytest.raises(rl.RidgelensError, match="polish must be"):
         rl.analyze(obj, [0.1], polish="yes")
 
+
+
+@pytest.mark.parametrize(("local_rank", "count", "expected"), [(None, 2, 0), ("1", 2, 1), ("3", 2, 1), ("1", 1, 0)])
+def test_plain_cuda_is_this_processs_gpu_under_torchrun(monkeypatch, local_rank, count, expected):
+    """``--device cuda`` under torchrun is ``cuda:LOCAL_RANK`` (modulo the GPUs this process sees).
+
+    Every rank on cuda:0 is what NCCL refuses (two ranks on one GPU); with one visible GPU per
+    rank (CUDA_VISIBLE_DEVICES) each rank's is its cuda:0. No GPU is needed: only the name is resolved.
+    """
+    from ridgelens.cli._torch import torch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    if local_rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+    assert torch_device("cuda") == torch.device("cuda", expected)
+    assert torch_device("cuda:0") == torch.device("cuda", 0)

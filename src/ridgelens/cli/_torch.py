@@ -56,6 +56,9 @@ def torch_device(text: str):
             raise RidgelensError(f"--device {text}: torch sees no CUDA device on this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise RidgelensError(f"--device {text}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        if device.index is None:  # one GPU per process under torchrun (NCCL refuses two ranks on one GPU)
+            local = os.environ.get("LOCAL_RANK", "0")
+            device = torch.device("cuda", (int(local) if local.isdigit() else 0) % torch.cuda.device_count())
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise RidgelensError(f"--device {text}: MPS is not available on this machine")
     elif device.type not in ("cpu", "cuda", "mps"):

@@ -35,11 +35,17 @@ from ridgelens.errors import RidgelensError
 SYMMETRY_TOL = 1e-8
 
 
-def _no_meta(device: torch.device, what: str) -> torch.device:
-    """``device``, unless it is 'meta' (shapes without values: no product could be computed)."""
+def _checked_device(device: torch.device, what: str) -> torch.device:
+    """``device`` with its index (plain 'cuda' is the current GPU), unless it is 'meta' (no values to multiply).
+
+    A tensor's device always has its index ('cuda:0'), and ``torch.device('cuda') != torch.device('cuda:0')``:
+    an operator declared on 'cuda' would otherwise refuse its own products and its partners' vectors.
+    """
     if device.type == "meta":
         raise RidgelensError(f"{what} on the 'meta' device has shapes but no values; build it on the device "
                              "that holds θ̂ and the model (cpu, cuda, …)")
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -64,7 +70,7 @@ class CurvatureOperator:
     def __init__(self, n: int, *, dtype=torch.float64, device="cpu"):
         self.n = int(n)
         self.dtype = dtype
-        self.device = _no_meta(torch.device(device), "a curvature operator")
+        self.device = _checked_device(torch.device(device), "a curvature operator")
         self.n_matvecs = 0
 
     # ------------------------------------------------------------------ the hook
@@ -198,7 +204,7 @@ class DenseOperator(CurvatureOperator):
                 M = torch.as_tensor(np.asarray(H, dtype=np.float64)).to(dtype or torch.float64)
             except (TypeError, ValueError):
                 raise RidgelensError(f"curvature must be a numeric square matrix, got {type(H).__name__}") from None
-        _no_meta(M.device, "the matrix H")
+        _checked_device(M.device, "the matrix H")
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise RidgelensError(f"H must be a square matrix, got shape {tuple(M.shape)}")
         if M.shape[0] == 0:
