@@ -290,3 +290,21 @@ def test_a_later_batch_the_model_fails_on_is_named(diabetes):
         obj.value(obj.theta0)
     with pytest.raises(rl.DataError, match="fail on batch 3"):
         rl.hessian(obj, obj.theta0, form="double-backward").matvec(np.ones(obj.n_params))
+
+
+class OutOfMemory(nn.Module):
+    """A forward that runs out of the device's memory (as a big model on a small GPU does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(10, 1)
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_is_the_devices_not_a_bad_batch(diabetes):
+    """Running out of memory on batch 0 is torch's OutOfMemoryError, not a DataError blaming the data."""
+    X, Y = diabetes
+    with pytest.raises(torch.OutOfMemoryError, match="out of memory"):
+        rl.TorchObjective(OutOfMemory().double(), F.mse_loss, batches(X, Y))

@@ -65,6 +65,8 @@ def probe_objective(obj) -> dict:
             if not str(w).startswith(_BROADCAST_WARNING):  # another warning the caller's filters made an error
                 raise
             raise DataError(_broadcast_message(obj, flat, x, y)) from None
+        except torch.OutOfMemoryError:  # the device's memory, not the data: said as torch says it
+            raise
         except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
             raise batch_failure(0, x, y, exc) from None
         if not (math.isfinite(v1) and all(bool(torch.isfinite(p).all()) for p in g1)):

@@ -387,7 +387,8 @@ class TorchObjective(Objective):
         with torch.no_grad():
             total = float(sum(self.batch_losses(flat)))
         if dist.is_distributed():
-            total = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64), "loss all-reduce"))
+            total = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64, device=self.device),
+                                               "loss all-reduce"))  # NCCL reduces device tensors only
         return total
 
     def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:

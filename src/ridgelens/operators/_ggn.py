@@ -95,7 +95,8 @@ class GGNOperator(CurvatureOperator):
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
         self.theta = objective.flat_tensor(theta)
-        dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))  # no-op without a process group
+        if dist.is_distributed():  # the digest copies θ to the host and hashes it: only where ranks compare
+            dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))
         budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         self.loss_name = getattr(objective.loss_fn, "__name__", type(objective.loss_fn).__name__)
         self.output_min_eigenvalue = None

@@ -118,7 +118,8 @@ class TorchHessianOperator(CurvatureOperator):
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
         self.theta = objective.flat_tensor(theta)
-        dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))  # no-op without a process group
+        if dist.is_distributed():  # the digest copies θ to the host and hashes it: only where ranks compare
+            dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))
         self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         if self.memory_budget < 0:
             raise RidgelensError(f"memory_budget must be ≥ 0 bytes, got {memory_budget}")
@@ -179,6 +180,8 @@ class TorchHessianOperator(CurvatureOperator):
             except RuntimeError as exc:  # e.g. torch.func cannot run forward-over-reverse through this loss
                 self.form_errors[form] = str(exc).splitlines()[0]
                 continue
+            if self.device.type == "cuda":  # the warm-up's queued kernels are not this form's time
+                torch.cuda.synchronize(self.device)
             t0 = time.perf_counter()
             fn(V, stop=1)
             if self.device.type == "cuda":
@@ -281,8 +284,9 @@ class TorchHessianOperator(CurvatureOperator):
             # This rank's batches, then one all-reduce (a no-op without a process group); never V in place.
             return dist.all_reduce_sum(hv.clone() if hv.data_ptr() == V.data_ptr() else hv, "Hessian product all-reduce")
         except RuntimeError as exc:
-            if self.form != "fwd-over-rev" and self.recompute_form != "fwd-over-rev":
-                raise
+            if isinstance(exc, torch.OutOfMemoryError) or (
+                    self.form != "fwd-over-rev" and self.recompute_form != "fwd-over-rev"):
+                raise  # out of memory is the device's, whatever the form
             raise RidgelensError(f"the HVP form 'fwd-over-rev' (torch.func jvp of grad) failed on this model and "
                                  f"loss: {str(exc).splitlines()[0]}; use form='double-backward'") from None
 

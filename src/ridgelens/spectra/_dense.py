@@ -25,8 +25,9 @@ class Spectrum:
     eigenvalues : ndarray of shape (k,)
         σ₁ ≥ σ₂ ≥ … ≥ σ_k.
     eigenvectors : torch.Tensor of shape (n, k)
-        Orthonormal columns Q, on the operator's device in its dtype (``Q`` gives a float64
-        NumPy copy); each column's largest entry is positive.
+        Orthonormal columns Q, on the operator's device: in its dtype from Lanczos, in float64
+        from the dense solver (``Q`` gives a float64 NumPy copy); each column's largest entry is
+        positive.
     n : int
         Dimension of the operator.
     method : str
@@ -175,7 +176,8 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
         idx = np.arange(w.size)[::-1]
     w, Q = w[idx], Q[:, idx]
     res = np.linalg.norm(H @ Q - Q * w, axis=0) if k is not None and k <= 64 else np.zeros(w.size)
-    Qt = _canonical_signs(torch.from_numpy(np.ascontiguousarray(Q)))
+    # On the operator's device, as from Lanczos; float64 kept (eigh's precision, whatever the operator's dtype)
+    Qt = _canonical_signs(torch.from_numpy(np.ascontiguousarray(Q))).to(op.device)
     return Spectrum(eigenvalues=w.copy(), eigenvectors=Qt, n=op.n, method="dense-eigh",
                     n_matvecs=spent, residuals=res, converged=np.ones(w.size, dtype=bool), choice=choice,
                     zero_tol=zero_tol)
