@@ -593,3 +593,50 @@ def test_a_plain_cuda_device_means_the_current_gpu(monkeypatch):
     assert op.device == torch.device("cuda", 1)
     assert FunctionOperator(lambda v: v, 3, device="cuda:0").device == torch.device("cuda", 0)
     assert FunctionOperator(lambda v: v, 3, device="cpu").device == torch.device("cpu")
+
+
+class _LinearAndConv1D(torch.nn.Module):
+    """Two nn.Linear and a Conv1D-style ``torch.addmm(b, x, W)`` (W stored in × out, as Hugging Face's GPT-2).
+
+    The first layer's input is the data: its gradient graph has no input part, so no early weight piece.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.lin = torch.nn.Linear(4, 4), torch.nn.Linear(4, 6)
+        self.w = torch.nn.Parameter(0.3 * torch.randn(6, 3))
+        self.b = torch.nn.Parameter(0.1 * torch.randn(3))
+
+    def forward(self, x):
+        return torch.addmm(self.b, torch.tanh(self.lin(torch.tanh(self.first(x)))), self.w)
+
+
+def test_recomputed_products_add_weight_pieces_straight_into_the_output(monkeypatch):
+    """The recomputed product's linear-weight pieces go into the output directly, and the product is exact.
+
+    Both layouts: F.linear's (out × in) and addmm's transposed one (Hugging Face's Conv1D). Checked
+    against the dense Hessian; the registry of direct weights is counted while in use and empty after.
+    """
+    import ridgelens._autodiff as ad
+
+    torch.manual_seed(0)
+    net = _LinearAndConv1D().double()
+    X, Y = torch.randn(30, 4, dtype=torch.float64), torch.randint(0, 3, (30,))
+    obj = TorchObjective(net, torch.nn.functional.cross_entropy, [(X[:16], Y[:16]), (X[16:], Y[16:])])
+    H = _dense_hessian(obj)
+    hits = []
+
+    class Counting(dict):
+        def get(self, key, default=None):
+            found = super().get(key, default)
+            hits.append(found is not None)
+            return found
+
+    monkeypatch.setattr(ad, "_DIRECT_WEIGHT_GRADIENTS", Counting())
+    op = rl.hessian(obj, obj.theta0, form="double-backward")
+    for _ in range(3):
+        v = torch.randn(obj.n_params, dtype=torch.float64)
+        torch.testing.assert_close(op.matvec(v), H @ v, rtol=1e-10, atol=1e-12)
+    # two weights past the first layer (F.linear's, addmm's), two batches, three products: each went direct
+    assert hits == [True] * (2 * 2 * 3)
+    assert len(ad._DIRECT_WEIGHT_GRADIENTS) == 0

@@ -497,6 +497,43 @@ def _cross_entropy_function():
     return _CrossEntropy
 
 
+#: (data_ptr, shape, stride) of a weight → the tensor its second-order weight piece is added into; filled only
+#: inside :func:`direct_weight_gradients`. A plain dict, not thread-local: a GPU backward runs its nodes on
+#: autograd's device thread, which must see the entries the calling thread made.
+_DIRECT_WEIGHT_GRADIENTS: dict = {}
+
+
+@contextlib.contextmanager
+def direct_weight_gradients(leaves):
+    """Within: a linear layer's weight piece of a double backward goes straight into its leaf's preset ``.grad``.
+
+    A weight gets two pieces in the double backward of :func:`second_order_graph`'s linear layer:
+    gyᵀUx from the gradient graph (early) and ȳᵀx from the forward (late, the graph's deepest
+    node). Autograd holds the first in its input buffer until the second arrives: at 10.9M
+    parameters, one weight-sized piece per layer waiting at once, 83 MiB in all on top of the
+    product. Here :class:`_LinearGrad` adds its piece into the leaf's ``.grad`` (``addmm_``, no
+    piece allocated) and passes none on; the forward's piece then goes in through autograd's own
+    in-place accumulation. For 2-D leaves whose ``.grad`` is preset with the leaf's layout (the
+    views of a product's output, as the recomputed product sets them), and for their transposes
+    (a ``Conv1D``'s ``addmm`` weight). Same sum, in another order: equal to rounding.
+    """
+    keys = []
+    for leaf in leaves:
+        g = leaf.grad
+        if g is None or leaf.ndim != 2 or g.shape != leaf.shape or g.stride() != leaf.stride():
+            continue
+        for key, target in (((leaf.data_ptr(), tuple(leaf.shape), leaf.stride()), g),
+                            ((leaf.data_ptr(), tuple(leaf.shape[::-1]), leaf.stride()[::-1]), g.t())):
+            if key not in _DIRECT_WEIGHT_GRADIENTS:
+                _DIRECT_WEIGHT_GRADIENTS[key] = target
+                keys.append(key)
+    try:
+        yield
+    finally:
+        for key in keys:
+            _DIRECT_WEIGHT_GRADIENTS.pop(key, None)
+
+
 def _views_a_leaf(w) -> bool:
     """Whether ``w`` is an autograd leaf or a view of one (a parameter, or a view of the flat θ): linear in θ.
 
@@ -584,7 +621,12 @@ def _linear_function():
             if Ux is not None:
                 Ux2 = Ux.reshape(-1, Ux.shape[-1])
                 grad_gy = Ux2 @ w.T
-                grad_w = gy2.T @ Ux2 if ctx.needs_input_grad[2] else None
+                if ctx.needs_input_grad[2]:
+                    into = _DIRECT_WEIGHT_GRADIENTS.get((w.data_ptr(), tuple(w.shape), w.stride()))
+                    if into is None:
+                        grad_w = gy2.T @ Ux2
+                    else:  # see direct_weight_gradients: no weight-sized piece waits in autograd's buffer
+                        into.addmm_(gy2.T, Ux2)
             if Uw is not None:
                 grad_gy = x2 @ Uw.T if grad_gy is None else grad_gy.addmm_(x2, Uw.T)
                 grad_x = (gy2 @ Uw).view(x.shape) if ctx.needs_input_grad[1] else None
