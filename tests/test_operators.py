@@ -611,8 +611,9 @@ class _LinearAndConv1D(torch.nn.Module):
         return torch.addmm(self.b, torch.tanh(self.lin(torch.tanh(self.first(x)))), self.w)
 
 
-def test_recomputed_products_add_weight_pieces_straight_into_the_output(monkeypatch):
-    """The recomputed product's linear-weight pieces go into the output directly, and the product is exact.
+@pytest.mark.parametrize("form", ["double-backward", "reuse"])
+def test_products_add_weight_pieces_straight_into_the_output(monkeypatch, form):
+    """A product's linear-weight pieces go into the output directly (recomputed, or through a held graph): exact.
 
     Both layouts: F.linear's (out × in) and addmm's transposed one (Hugging Face's Conv1D). Checked
     against the dense Hessian; the registry of direct weights is counted while in use and empty after.
@@ -633,7 +634,8 @@ def test_recomputed_products_add_weight_pieces_straight_into_the_output(monkeypa
             return found
 
     monkeypatch.setattr(ad, "_DIRECT_WEIGHT_GRADIENTS", Counting())
-    op = rl.hessian(obj, obj.theta0, form="double-backward")
+    op = rl.hessian(obj, obj.theta0, form=form)
+    assert op.form == form
     for _ in range(3):
         v = torch.randn(obj.n_params, dtype=torch.float64)
         torch.testing.assert_close(op.matvec(v), H @ v, rtol=1e-10, atol=1e-12)

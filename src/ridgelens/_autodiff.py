@@ -150,9 +150,11 @@ def second_order_graph(gradient_values: bool = True):
     autograd leaf or a view of one): a weight computed from parameters (W₀ + BA, g·v/‖v‖) has a
     second derivative that the weight gradient's value multiplies, so its layer stays PyTorch's.
     It saves one of the three matrix products per linear layer of every gradient graph built: a recomputed demo-LM product 0.943× the time
-    (paired in one process, 41 rounds). A reused graph is built once, so it is built with
-    ``gradient_values=True``: its products went through the one node 0.8% slower than through
-    PyTorch's own nodes (within noise), which they keep.
+    (paired in one process, 41 rounds). A reused graph held against per-parameter leaves is built
+    the same way: its products then add each weight's gradient-graph piece straight into their
+    output (:func:`direct_weight_gradients`). One held against the flat θ (an objective whose
+    losses take θ as one tensor) keeps PyTorch's own linear nodes (``gradient_values=True``):
+    through ``_LinearGrad`` its products were 0.8% slower, within noise.
     """
     import torch
     from torch.overrides import TorchFunctionMode
