@@ -113,3 +113,15 @@ def test_report_renders_its_figures_and_shows_results_json_numbers(loo_run, brow
     shown = page.locator("#warnings li").all_text_contents()
     assert warned and all(any(w.split(" (and")[0][:80] in s for s in shown) for w in warned)
     page.close()
+
+
+def test_a_logistic_choice_is_given_as_scikit_learns_C(tmp_path, capsys):
+    """For a logistic model the chosen λ is also LogisticRegression's C = 1/(n·λ) (not Ridge's alpha = n·λ)."""
+    out = tmp_path / "bc"
+    code, stdout, err = run(capsys, "analyze", "--data", "breast_cancer", "--model", "logistic", "--standardize",
+                            "--features", "0,1,2,3,4,5,6,7,8,9", "--select", "validation", "--out", out)
+    assert code == 0, err
+    sel = json.loads((out / "results.json").read_text())["selection"]
+    assert "sklearn_alpha" not in sel
+    assert sel["sklearn_C"] * sel["validation"]["n_train"] * sel["lambda"] == pytest.approx(1, rel=1e-12)
+    assert f"scikit-learn C = {sel['sklearn_C']:.6g}" in stdout

@@ -186,3 +186,13 @@ def test_refit_budget_and_tolerance_reach_the_retraining(tmp_path, capsys):
         rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.1", *argv, "--out", str(bad)])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and err.count("\n") == 1 and not bad.exists(), err
+
+
+def test_quiet_silences_the_language_models_progress_lines(tmp_path, capsys):
+    """``--quiet``: no training steps and no stage lines on stderr (they print, without it, even off a terminal)."""
+    rc = main(["analyze", "--model", "lm", *TINY, "--lambdas", "0.1", "--curvature", "ggn", "--quiet",
+               "--out", str(tmp_path / "q")])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "training step" not in cap.err and "retrained" not in cap.err, cap.err
+    assert (tmp_path / "q" / "results.json").exists()

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
     d.add_argument("--lm", action="store_true", help="instead: train the built-in byte-level language model on the "
                                                      "standard library's sources and analyze it (a few minutes)")
-    d.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn on stderr, only on a terminal)")
+    d.add_argument("--quiet", action="store_true", help="no progress: no bars (drawn on stderr, only on a terminal) and no language-model progress lines")
 
     a = sub.add_parser("analyze", help="predicted vs refit ridge path for a data set and model")
     a.add_argument("--data",
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", help="torch models: where the products run, e.g. cpu, cuda, cuda:1 (default: cpu)")
     a.add_argument("--dtype", choices=DTYPES, help="torch models: the precision of the analysis (default: float64)")
     a.add_argument("--batch-size", type=int, help="torch models: samples per batch of each product (default: 512)")
-    a.add_argument("--quiet", action="store_true", help="no progress bars (they are drawn on stderr, only on a terminal)")
+    a.add_argument("--quiet", action="store_true", help="no progress: no bars (drawn on stderr, only on a terminal) and no language-model progress lines")
     a.add_argument("--penalty", action="append", type=penalty_pattern, metavar="PATTERN=FACTOR",
                    help="mlp: penalty factor of the parameters whose name matches PATTERN (repeatable; first match "
                         "wins, others keep 1): the penalty becomes (λ/2)θᵀDθ, e.g. --penalty '*.bias=0' "
@@ -249,7 +249,7 @@ def _run_command(args) -> None:
         if args.lm:
             from ridgelens.cli._lm import run_lm_demo
 
-            run_lm_demo(args.out, overwrite=args.overwrite)
+            run_lm_demo(args.out, overwrite=args.overwrite, quiet=args.quiet)
             return
         run_demo(args.out, overwrite=args.overwrite)
     elif args.command == "explore":

@@ -49,11 +49,12 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_lm_demo(out, *, overwrite: bool = False) -> dict:
+def run_lm_demo(out, *, overwrite: bool = False, quiet: bool = False) -> dict:
     """The quick LM demo: train the built-in LM on the standard library, analyze it, write ``out``."""
     from types import SimpleNamespace
 
-    args = SimpleNamespace(model="lm", out=out, overwrite=overwrite, lambdas=DEMO_LAMBDAS, data=None, **DEMO)
+    args = SimpleNamespace(model="lm", out=out, overwrite=overwrite, lambdas=DEMO_LAMBDAS, data=None, quiet=quiet,
+                           **DEMO)
     return run_lm_analyze(args, title="ridgelens demo --lm")
 
 
@@ -180,7 +181,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
              f"context {args.context}) on {split.train.shape[0] * args.context} tokens of {split.source} "
              f"({len(split.train_files)} training files, {len(split.val_files)} validation files); "
              f"training {args.steps} Adam steps from seed {args.seed}")
-        net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed, progress=True)
+        net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed, progress=not getattr(args, "quiet", False))
         model_info = {"kind": "built-in byte transformer", **cfg.to_dict(), "steps": args.steps, "seed": args.seed}
     else:
         from ridgelens.lm import fuse_tanh_gelu, load_hf_checkpoint
@@ -220,7 +221,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         curv = (args.curvature,)
     res = analyze_lm(obj, val, obj.theta0, lam, curvatures=curv,
                      settings=_settings(args),
-                     polish=bool(getattr(args, "polish", False)), progress=True)
+                     polish=bool(getattr(args, "polish", False)), progress=not getattr(args, "quiet", False))
     report = res.to_dict()
     report.update(model=model_info, text=split.source, train_files=split.train_files, val_files=split.val_files)
     _print_summary(report)

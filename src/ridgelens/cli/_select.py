@@ -96,7 +96,7 @@ def choose(args, obj, lam, validation, split_info, res=None, how: str = "given")
     """
     if res is None:
         sel = select_lambda(obj, lam, method=args.select, validation=validation)
-        return sel, describe(sel, split_info, sklearn_alpha=sel.lambda_ * getattr(obj, "weight_sum", obj.n_samples)), res
+        return sel, describe(sel, split_info, sklearn=_sklearn_setting(obj, sel.lambda_)), res
     refit = None
     if res.refit is None:  # the default grid: the one refit at the choice (a given grid was refitted whole)
         def refit(analysis, i):
@@ -106,7 +106,7 @@ def choose(args, obj, lam, validation, split_info, res=None, how: str = "given")
             return res
     sel = select_on_analysis(obj, res, args.select, validation=validation, tol=args.refit_tol, grid_how=how,
                              refit=refit)
-    out = describe(sel, split_info, sklearn_alpha=None)  # scikit-learn's alpha means nothing for a torch model
+    out = describe(sel, split_info)  # scikit-learn's alpha or C means nothing for a torch model
     n = refit_count(res)
     out["refits"] = {"count": n, "lambdas": [float(v) for v in res.lambdas[np.isfinite(res.refit).all(axis=1)]],
                      "why": ("every λ of the given --lambdas" if refit is None else
@@ -116,13 +116,27 @@ def choose(args, obj, lam, validation, split_info, res=None, how: str = "given")
     return sel, out, res
 
 
-def describe(sel, split_info=None, *, sklearn_alpha=None, refit: str = "one refit") -> dict:
-    """Print the choice of a :class:`~ridgelens.select.Selection` and return its results.json entry."""
+def _sklearn_setting(obj, lam: float) -> tuple[str, float]:
+    """scikit-learn's setting for λ: ``LogisticRegression(C = 1/(Σw·λ))`` for a logistic model, else ``alpha = Σw·λ``."""
+    from ridgelens.objectives.linear import Logistic
+
+    weight_sum = getattr(obj, "weight_sum", obj.n_samples)
+    if isinstance(obj, Logistic):
+        return "C", (float("inf") if lam == 0 else 1.0 / (weight_sum * lam))
+    return "alpha", lam * weight_sum
+
+
+def describe(sel, split_info=None, *, sklearn: tuple[str, float] | None = None, refit: str = "one refit") -> dict:
+    """Print the choice of a :class:`~ridgelens.select.Selection` and return its results.json entry.
+
+    ``sklearn``: ``("alpha", value)`` (least squares, ``sklearn_alpha``) or ``("C", value)``
+    (logistic, ``sklearn_C``), printed beside λ.
+    """
     d = sel.diagnostics
     out = {"method": sel.method, "lambda": sel.lambda_, "lambdas": sel.lambdas, "criterion": sel.criterion,
            "index": d.get("index"), "at_grid_edge": d.get("at_grid_edge"), "grid": d.get("grid")}
-    if sklearn_alpha is not None:
-        out["sklearn_alpha"] = sklearn_alpha
+    if sklearn is not None:
+        out[f"sklearn_{sklearn[0]}"] = sklearn[1]
     for key in ("confirm", "noise_variance", "gamma", "grid_lambda", "fixed_point_iterations", "treatment",
                 "mackay_lambda", "polish_iterations", "curvature", "why", "criteria", "perplexity"):
         if key in d:
@@ -131,8 +145,8 @@ def describe(sel, split_info=None, *, sklearn_alpha=None, refit: str = "one refi
         out["validation"] = split_info
     i = d.get("index")
     at = [f"criterion {sel.criterion[i]:.6g}"] if i is not None else []
-    if sklearn_alpha is not None:
-        at.insert(0, f"scikit-learn alpha = {sklearn_alpha:.6g}")
+    if sklearn is not None:
+        at.insert(0, f"scikit-learn {sklearn[0]} = {sklearn[1]:.6g}")
     if "curvature" in d:
         at.append(f"the {d['curvature']} prediction")
     print(f"selected λ = {sel.lambda_:.6g} by {sel.method} ({', '.join(at)})"

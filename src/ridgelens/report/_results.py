@@ -79,8 +79,10 @@ def _selection(sel: dict | None) -> str:
         return "<p>No λ was chosen (run with <code>--select</code>).</p>"
     rows = [f"<tr><th>method</th><td>{_esc(sel['method'])}</td></tr>",
             f"<tr><th>chosen λ</th>{_cell(sel['lambda'], 'selection.lambda')}</tr>"]
-    if "sklearn_alpha" in sel:
-        rows.append(f"<tr><th>scikit-learn alpha</th>{_cell(sel['sklearn_alpha'], 'selection.sklearn_alpha')}</tr>")
+    for name in ("alpha", "C"):  # Ridge(alpha) for least squares, LogisticRegression(C) for a logistic model
+        if f"sklearn_{name}" in sel:
+            rows.append(f"<tr><th>scikit-learn {name}</th>{_cell(sel[f'sklearn_{name}'], f'selection.sklearn_{name}')}"
+                        "</tr>")
     if "curvature" in sel:  # a language model: whose prediction chose λ
         rows.append(f"<tr><th>curvature</th><td>{_esc(sel['curvature'])} ({_esc(sel.get('why'))})</td></tr>")
     rows.append(f"<tr><th>grid</th><td>{_esc(sel.get('grid'))}</td></tr>")
