@@ -342,7 +342,8 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         ``curvature="auto"`` give only those both take (``memory_budget=``).
     polish : bool, optional
         Minimize further from θ̂ (the given ``theta_hat`` or the model's weights) before the
-        analysis, with ``tol`` and ``refit_options``; ``Analysis.polish`` then says how far θ̂
+        analysis, to ‖∇R‖ ≤ min(``tol``, ``grad_tol``) with ``refit_options`` (so that the polished
+        θ̂ is stationary by this analysis' own test); ``Analysis.polish`` then says how far θ̂
         moved and how the loss changed. Default: only when there is no θ̂ to start from.
     shard_basis : bool, default False
         Under a ``torch.distributed`` process group, store the Lanczos and Krylov bases sliced
@@ -365,7 +366,11 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         raise RidgelensError(f"curvature must be one of {(*CURVATURES, 'auto')}, got {curvature!r}")
     refit_options = dict(refit_options or {})
     ck = Path(checkpoint) if checkpoint is not None else None
-    theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, tol, refit_options)
+    # A θ̂ polished or found here is minimized to the stationarity this analysis then asks of it (grad_tol),
+    # not only to the refits' tol: else a polish that met its own tol would be called "not stationary".
+    stationary = 100 * objective.default_tol if grad_tol is None else check_tolerance(grad_tol, "grad_tol")
+    theta_tol = tol if tol is None else min(check_tolerance(tol, "tol"), stationary)
+    theta_hat, converged, polished, how = _theta_hat(objective, theta_hat, polish, theta_tol, refit_options)
     gradient, gnorm, grad_tol = first_order_term(objective, theta_hat, grad_tol)
     if converged is None:  # θ̂ as given: it is a minimizer as far as its gradient says
         converged = bool(gnorm <= grad_tol)
