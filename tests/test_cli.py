@@ -167,9 +167,10 @@ def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
               "--lambdas", "0.01,0.1", "--k", "5", "--train-iters", "40", "--refit-iters", "30"]
     code, out, err = run(capsys, *common, "--out", str(tmp_path / "a"))
     assert code == 0, err
-    assert "matrix-free" in out and "largest 5 eigenvalues of H" in out
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     assert res["n_params"] == 3010 and res["method"] == "matrix-free"
+    curvature = {"ggn": "G", "hessian": "H"}[res["curvature_kind"]]  # (auto: this θ̂'s H is indefinite, so G)
+    assert "matrix-free" in out and f"largest 5 eigenvalues of {curvature}" in out
     assert res["refit_method"] == "trust-ncg" and res["refit_iters"] == 30
     assert len(res["eigenvalues"]) == 5 and res["eigenvalues"][0] >= res["eigenvalues"][-1]
     assert all(np.isfinite(res["effective_df"])) and res["effective_df"][0] > res["effective_df"][1]
@@ -330,3 +331,5 @@ def test_a_torch_model_s_default_curvature_is_chosen_by_whether_h_is_indefinite(
     assert indefinite  # this θ̂ (30 L-BFGS iterations) is not a minimum: the case the default exists for
     assert auto["curvature_kind"] == "ggn" and "curvature (auto): ggn" in out
     assert "Ritz value" in auto["choices"]["curvature"]
+    # its spectrum is the Gauss-Newton matrix's, and the printout names it G, not H
+    assert "smallest eigenvalue of G = " in out and "eigenvalues of G: " in out and "eigenvalues of H" not in out

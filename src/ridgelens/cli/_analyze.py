@@ -211,16 +211,17 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     if args.curvature == "ggn" and res.curvature_kind == "hessian":  # a canonical-link GLM: G = H exactly
         print(f"note: {res.choices['curvature']}")
     schur = res.method == "matrix-free" and res.path.curvature == "schur-complement"
-    print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else 'H'} = "
+    C = "G" if res.curvature_kind == "ggn" else "H"  # the curvature the analysis ran on: the Gauss-Newton G, or H
+    print(f"premises at θ̂: ‖∇R(θ̂)‖ = {res.gradient_norm:.3g}, smallest eigenvalue of {'S' if schur else C} = "
           f"{res.min_eigenvalue:.4g}"
           + ("  (Ritz estimate)" if res.method == "matrix-free" else ""))
     note = singular_note(res)
     if note:
         print(note)
     top = res.spectrum.eigenvalues[: min(args.k or 10, res.spectrum.k)]
-    of = "S, H's Schur complement on the penalized block" if schur else "H"
+    of = f"S, {C}'s Schur complement on the penalized block" if schur else C
     if res.penalty is not None:
-        of = "D^{-1/2}HD^{-1/2}" + (" (its Schur complement on the penalized block)" if schur else "")
+        of = f"D^{{-1/2}}{C}D^{{-1/2}}" + (" (its Schur complement on the penalized block)" if schur else "")
         print(f"penalty (λ/2)θᵀDθ from {res.penalty['source']}: {res.penalty['n_zero']} factors 0, the others in "
               f"[{res.penalty['min_positive']:.3g}, {res.penalty['max']:.3g}]")
     print(f"largest {top.size} eigenvalues of {of}: " + ", ".join(f"{v:.4g}" for v in top))
