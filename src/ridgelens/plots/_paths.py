@@ -92,7 +92,8 @@ def plot_coefficient_paths(analysis, *, ax=None, max_params: int = 8, points: in
     ax.set_title(f"Paths of the {idx.size} coefficients that move most{left}\n"
                  + ("predicted θ̃(λ) from the eigen form (lines; dots at the analysed λ)" if fine
                     else "predicted θ̃(λ) at the analysed λ (lines join them)")
-                 + (", refit θ*(λ) (circles)" if analysis.refit is not None else ""), fontsize=10)
+                 # on a line of its own: in one, the line ran off the figure (the legend takes the right side)
+                 + (",\nrefit θ*(λ) (circles)" if analysis.refit is not None else ""), fontsize=10)
     ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return {"lines": lines, "markers": markers, "refits": refits, "indices": idx, "grid": xs, "fine": fine,
             "invalid": invalid}
