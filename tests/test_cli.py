@@ -171,6 +171,8 @@ def test_analyze_mlp_digits_matrix_free_and_reload(tmp_path, capsys):
     assert res["n_params"] == 3010 and res["method"] == "matrix-free"
     curvature = {"ggn": "G", "hessian": "H"}[res["curvature_kind"]]  # (auto: this θ̂'s H is indefinite, so G)
     assert "matrix-free" in out and f"largest 5 eigenvalues of {curvature}" in out
+    wrote = next(line for line in out.splitlines() if line.startswith("wrote "))
+    assert "model.pt" in wrote and (tmp_path / "a" / "model.pt").exists()  # every file written is named
     assert res["refit_method"] == "trust-ncg" and res["refit_iters"] == 30
     assert len(res["eigenvalues"]) == 5 and res["eigenvalues"][0] >= res["eigenvalues"][-1]
     assert all(np.isfinite(res["effective_df"])) and res["effective_df"][0] > res["effective_df"][1]
@@ -323,12 +325,15 @@ def test_a_torch_model_s_default_curvature_is_chosen_by_whether_h_is_indefinite(
     code, out, err = run(capsys, *common, "--out", str(tmp_path / "auto"))
     assert code == 0, err
     auto = json.loads((tmp_path / "auto" / "results.json").read_text())
-    code, _, err = run(capsys, *common, "--curvature", "hessian", "--out", str(tmp_path / "h"))
+    code, out_h, err = run(capsys, *common, "--curvature", "hessian", "--out", str(tmp_path / "h"))
     assert code == 0, err
     dense = json.loads((tmp_path / "h" / "results.json").read_text())
     assert dense["method"] == "dense" and dense["curvature_kind"] == "hessian"
     indefinite = min(dense["eigenvalues"]) < -1e-8 * max(dense["eigenvalues"])
     assert indefinite  # this θ̂ (30 L-BFGS iterations) is not a minimum: the case the default exists for
+    assert dense["valid"] == [False] and -min(dense["eigenvalues"]) > 0.1  # no prediction at λ = 0.1: said so
+    row = next(line for line in out_h.splitlines() if line.lstrip().startswith("0.1 "))
+    assert "no prediction" in row and "—" in row and "nan" not in row, row
     assert auto["curvature_kind"] == "ggn" and "curvature (auto): ggn" in out
     assert "Ritz value" in auto["choices"]["curvature"]
     # its spectrum is the Gauss-Newton matrix's, and the printout names it G, not H

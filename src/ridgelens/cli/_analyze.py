@@ -38,7 +38,8 @@ from ridgelens.data import load_dataset
 from ridgelens.errors import RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
 from ridgelens.pipeline import analyze
-from ridgelens.pipeline._display import refit_cell
+from ridgelens.pipeline._display import HEADERS
+from ridgelens.pipeline._display import rows as summary_rows
 from ridgelens.plots import (
     plot_coefficient_paths,
     plot_effective_df,
@@ -229,10 +230,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     if args.select is not None and torch_obj is not None:  # before the table: it may add the one refit
         selection, extra["selection"], res = choose(args, torch_obj, lam, validation, split_info, res=res,
                                                     how=extra.get("grid", "given"))
-    if res.refit is not None:
-        rows = [[lam_i, res.effective_df[i], res.rel_error[i], refit_cell(res, i)]
-                for i, lam_i in enumerate(res.lambdas)]
-        print(table(["λ", "df(λ)", "‖θ̃−θ*‖/‖θ*‖", "refit converged"], rows))
+    if res.refit is not None:  # a λ without a prediction (below −σ_min of an indefinite H) says so, not nan
+        print(table(HEADERS, summary_rows(res)))
     if args.select is not None and torch_obj is None:
         selection, extra["selection"], _ = choose(args, obj, lam, validation, split_info)
 
@@ -251,6 +250,8 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         written.append("selection.png")
     if args.report:
         written.append(write_report(out, d, caught))
+    if (out / "model.pt").exists():  # the MLP's trained (or polished) weights, saved before the analysis
+        written.append("model.pt")
     return written
 
 

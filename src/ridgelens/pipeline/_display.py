@@ -43,9 +43,9 @@ def rows(res) -> list[list]:
     """One row per λ: λ, df(λ), ‖θ̃−θ*‖/‖θ*‖ and whether the refit converged ("-" where there is none)."""
     out = []
     for i, lam in enumerate(res.lambdas):
-        err = "-" if res.rel_error is None else res.rel_error[i]
-        conv = refit_cell(res, i)
         valid = bool(res.path.valid[i])
+        err = "-" if res.rel_error is None else (res.rel_error[i] if valid and np.isfinite(res.rel_error[i]) else "—")
+        conv = refit_cell(res, i)
         out.append([lam, res.effective_df[i] if valid else "no prediction", err, conv])
     return out
 
