@@ -49,7 +49,12 @@ def check_report_page(page, out, d) -> list:
 
 
 def node_names(t):
-    """Names of every autograd node the tensor (or gradient edge) ``t`` was computed through."""
+    """Names of every autograd node the tensor (or gradient edge) ``t`` was computed through.
+
+    ``t`` may also be a held graph of per-parameter gradients: a list of ``(edge, parameter index)``.
+    """
+    if isinstance(t, list):
+        return set().union(*(node_names(edge) for edge, _ in t))
     seen, todo, names = set(), [t.node if hasattr(t, "node") else t.grad_fn], set()
     while todo:
         fn = todo.pop()

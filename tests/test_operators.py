@@ -642,3 +642,54 @@ def test_products_add_weight_pieces_straight_into_the_output(monkeypatch, form):
     # two weights past the first layer (F.linear's, addmm's), two batches, three products: each went direct
     assert hits == [True] * (2 * 2 * 3)
     assert len(ad._DIRECT_WEIGHT_GRADIENTS) == 0
+
+
+class _EmptyBranch(torch.nn.Module):
+    """A model with a zero-width linear layer (an empty weight) beside two ordinary ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.z, self.b = torch.nn.Linear(3, 4), torch.nn.Linear(4, 0), torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        return self.b(h) + self.z(h).sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("form", ["auto", "reuse", "double-backward"])
+def test_an_empty_linear_layer_is_pytorchs_own_and_the_hessian_is_exact(form):
+    torch.manual_seed(0)
+    X, Y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+    obj = TorchObjective(_EmptyBranch().double(), torch.nn.functional.mse_loss, [(X[:4], Y[:4]), (X[4:], Y[4:])])
+    op = rl.hessian(obj, obj.theta0, form=form)
+    H = _dense_hessian(obj)
+    v = torch.randn(obj.n_params, dtype=torch.float64)
+    torch.testing.assert_close(op.matvec(v), H @ v, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", ["reuse", "double-backward"])
+def test_products_from_several_threads_are_each_right(form):
+    """Threads sharing one operator get their own products (a reused graph's leaves hold one product's output)."""
+    import threading
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.Tanh(),
+                              torch.nn.Linear(16, 1)).double()
+    X, Y = torch.randn(32, 6, dtype=torch.float64), torch.randn(32, 1, dtype=torch.float64)
+    obj = TorchObjective(net, torch.nn.functional.mse_loss, [(X[i:i + 8], Y[i:i + 8]) for i in range(0, 32, 8)])
+    op = rl.hessian(obj, obj.theta0, form=form)
+    V = torch.randn(4, obj.n_params, dtype=torch.float64)
+    ref = _dense_hessian(obj) @ V.T
+    wrong = []
+
+    def work(k):
+        for _ in range(8):
+            if not torch.allclose(op.matvec(V[k]), ref[:, k], rtol=1e-9, atol=1e-12):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong

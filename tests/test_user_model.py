@@ -308,11 +308,15 @@ def test_plain_cuda_is_this_processs_gpu_under_torchrun(monkeypatch, local_rank,
     """
     from ridgelens.cli._torch import torch_device
 
+    current = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
     if local_rank is None:
         monkeypatch.delenv("LOCAL_RANK", raising=False)
     else:
         monkeypatch.setenv("LOCAL_RANK", local_rank)
     assert torch_device("cuda") == torch.device("cuda", expected)
+    # under torchrun it is also the process's current GPU (where NCCL's object collectives go)
+    assert current == ([] if local_rank is None else [torch.device("cuda", expected)])
     assert torch_device("cuda:0") == torch.device("cuda", 0)

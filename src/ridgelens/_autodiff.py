@@ -519,20 +519,22 @@ def direct_weight_gradients(leaves):
     views of a product's output, as the recomputed product sets them), and for their transposes
     (a ``Conv1D``'s ``addmm`` weight). Same sum, in another order: equal to rounding.
     """
-    keys = []
+    entries = {}
     for leaf in leaves:
         g = leaf.grad
-        if g is None or leaf.ndim != 2 or g.shape != leaf.shape or g.stride() != leaf.stride():
+        if g is None or leaf.ndim != 2 or not leaf.numel() or g.shape != leaf.shape or g.stride() != leaf.stride():
             continue
-        for key, target in (((leaf.data_ptr(), tuple(leaf.shape), leaf.stride()), g),
-                            ((leaf.data_ptr(), tuple(leaf.shape[::-1]), leaf.stride()[::-1]), g.t())):
-            if key not in _DIRECT_WEIGHT_GRADIENTS:
-                _DIRECT_WEIGHT_GRADIENTS[key] = target
-                keys.append(key)
+        entries[(leaf.data_ptr(), tuple(leaf.shape), leaf.stride())] = g
+        entries[(leaf.data_ptr(), tuple(leaf.shape[::-1]), leaf.stride()[::-1])] = g.t()  # the same for 1 × 1
+    taken = entries.keys() & _DIRECT_WEIGHT_GRADIENTS.keys()
+    if taken:  # another product (another thread) holds these weights: its pieces must not land in this one
+        raise RuntimeError(f"direct_weight_gradients: {len(taken)} weights already take another product's pieces; "
+                           "products through the same parameter leaves must run one at a time")
+    _DIRECT_WEIGHT_GRADIENTS.update(entries)
     try:
         yield
     finally:
-        for key in keys:
+        for key in entries:
             _DIRECT_WEIGHT_GRADIENTS.pop(key, None)
 
 
@@ -561,8 +563,8 @@ def _linear_call(args, kwargs):
     x, w, b = given.get("input"), given.get("weight"), given.get("bias")
     if not (isinstance(x, torch.Tensor) and isinstance(w, torch.Tensor) and w.requires_grad and w.ndim == 2
             and x.ndim >= 1 and x.shape[-1] == w.shape[1] and x.dtype == w.dtype and x.device == w.device
-            and x.dtype.is_floating_point and _views_a_leaf(w)):
-        return None
+            and x.dtype.is_floating_point and _views_a_leaf(w) and w.numel() and x.numel()):
+        return None  # (an empty weight or input: PyTorch's own, whose nodes take empty shapes)
     if b is not None and not (isinstance(b, torch.Tensor) and b.shape == (w.shape[0],) and b.dtype == w.dtype
                               and b.device == w.device):
         return None

@@ -59,6 +59,8 @@ def torch_device(text: str):
         if device.index is None:  # one GPU per process under torchrun (NCCL refuses two ranks on one GPU)
             local = os.environ.get("LOCAL_RANK", "0")
             device = torch.device("cuda", (int(local) if local.isdigit() else 0) % torch.cuda.device_count())
+        if "LOCAL_RANK" in os.environ:  # and the process's current GPU: NCCL's object collectives go there
+            torch.cuda.set_device(device)
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise RidgelensError(f"--device {text}: MPS is not available on this machine")
     elif device.type not in ("cpu", "cuda", "mps"):

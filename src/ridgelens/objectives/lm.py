@@ -123,10 +123,11 @@ class LMObjective(TorchObjective):
                                  f"more than max_logits={self.max_logits}; raise max_logits or shorten the context")
         self.windows_per_batch = max(1, self.max_logits // per_window)
         b = self.windows_per_batch
-        on = w.to(device)  # once, not one host-to-device copy (and stream sync) per batch of every product
-        batches = [(on[i:i + b, :-1], on[i:i + b, 1:]) for i in range(0, w.shape[0], b)]
+        batches = [(w[i:i + b, :-1], w[i:i + b, 1:]) for i in range(0, w.shape[0], b)]
         if shard:
             batches = dist.shard(batches)
+        # Moved once, this rank's share only: not a host-to-device copy (and stream sync) per batch of every product
+        batches = [(x.to(device), y.to(device)) for x, y in batches]
         super().__init__(model, token_cross_entropy, batches, dtype=dtype, unpenalized=unpenalized,
                          eval_mode=eval_mode)
 

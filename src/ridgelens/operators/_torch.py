@@ -28,6 +28,7 @@ vectors costs less than b products. Only the public protocol of the objective is
 
 from __future__ import annotations
 
+import threading
 import time
 
 import torch
@@ -139,6 +140,7 @@ class TorchHessianOperator(CurvatureOperator):
         if self.memory_budget < 0:
             raise RidgelensError(f"memory_budget must be ≥ 0 bytes, got {memory_budget}")
         self._graph = None
+        self._lock = threading.Lock()
         self.form_timings, self.form_errors = {}, {}
         n_b = objective.n_batches
         fixed = fixed_order(objective.batches)
@@ -341,7 +343,9 @@ class TorchHessianOperator(CurvatureOperator):
     # ------------------------------------------------------------------ the hook
     def _rows(self, V: torch.Tensor) -> torch.Tensor:
         try:
-            with torch.enable_grad(), second_order_attention():
+            # One product at a time per operator: a reused graph's leaves carry each product's output as
+            # their .grad, so two threads' products at once would add into each other's.
+            with self._lock, torch.enable_grad(), second_order_attention():
                 hv = getattr(self, f"_hvp_{self.form.replace('-', '_')}")(V).detach()
             # This rank's batches, then one all-reduce (a no-op without a process group); never V in place.
             return dist.all_reduce_sum(hv.clone() if hv.data_ptr() == V.data_ptr() else hv, "Hessian product all-reduce")
