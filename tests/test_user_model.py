@@ -320,3 +320,28 @@ def test_plain_cuda_is_this_processs_gpu_under_torchrun(monkeypatch, local_rank,
     # under torchrun it is also the process's current GPU (where NCCL's object collectives go)
     assert current == ([] if local_rank is None else [torch.device("cuda", expected)])
     assert torch_device("cuda:0") == torch.device("cuda", 0)
+
+
+OOM_PY = '''import torch
+
+
+class OutOfMemory(torch.nn.Sequential):
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def make():
+    torch.manual_seed(0)
+    return OutOfMemory(torch.nn.Linear(10, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+'''
+
+
+def test_out_of_memory_is_one_line_saying_what_to_lower(user, capsys, tmp_path):
+    """A model that runs out of the device's memory: exit 2 and one line naming the knobs, not an internal error."""
+    (tmp_path / "oom.py").write_text(OOM_PY)
+    argv = _args(user, out="oom")
+    argv[argv.index("--model") + 1] = f"{tmp_path / 'oom.py'}:make"
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("ridgelens: error: out of memory (CUDA out of memory") and "--batch-size" in err, err
+    assert not (user["dir"] / "oom").exists()

@@ -216,11 +216,20 @@ def main(argv=None) -> int:
             _flush(caught)
             if os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
+            if _out_of_memory(exc):  # the device's memory, which the user can fix: not a bug
+                print(f"ridgelens: error: out of memory ({one_line(exc)[:200]}); lower --batch-size (a torch model) "
+                      "or --max-logits (a language model), or run on a device with more memory", file=sys.stderr)
+                return 2
             print(f"ridgelens: error: internal error ({type(exc).__name__}: {one_line(exc)[:300]}); "
                   f"rerun with {DEBUG_ENV}=1 for the traceback", file=sys.stderr)
             return 1
         _flush(caught)
     return 0
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's ``OutOfMemoryError`` (CUDA's or another device's), told apart without importing torch."""
+    return any(k.__name__ == "OutOfMemoryError" and k.__module__.split(".")[0] == "torch" for k in type(exc).__mro__)
 
 
 @contextlib.contextmanager

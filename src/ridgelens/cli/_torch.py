@@ -218,7 +218,7 @@ def build_user_objective(args, X, y, like=None):
                                    f"{args.data}, not a tensor of outputs (n, outputs), which the {loss} loss needs: "
                                    "make forward return the outputs (e.g. the logits of an output object)")
         loss_fn(out, batches[0][1])
-    except ModelOutputError:
+    except (ModelOutputError, torch.OutOfMemoryError):  # out of memory: the device's, said as such by main
         raise
     except Exception as exc:
         raise ModelError(f"--model {args.model} on the first batch of {args.data}: {type(exc).__name__}: "
