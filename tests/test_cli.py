@@ -104,9 +104,10 @@ def test_bad_input_one_line_no_output(tmp_path, capsys, argv, needle):
 
 
 def test_separable_logistic_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run(capsys, "analyze", "--data", "breast_cancer", "--model", "logistic", "--standardize",
-                       "--lambdas", "0.1", "--out", str(tmp_path / "o"))
+    code, out, err = run(capsys, "analyze", "--data", "breast_cancer", "--model", "logistic", "--standardize",
+                         "--lambdas", "0.1", "--out", str(tmp_path / "o"))
     assert code == 2 and "linearly separable" in err
+    assert out == "" and len(err.strip().splitlines()) == 1  # one line: the curvature's choice is not said first
     assert not (tmp_path / "o").exists()
 
 

@@ -22,7 +22,7 @@ from ridgelens.cli._output import (
     staged_folder,
     table,
 )
-from ridgelens.cli._penalty import apply_linear, apply_mlp, curvature_choice
+from ridgelens.cli._penalty import apply_linear, apply_mlp, curvature_choice, say_curvature
 from ridgelens.cli._report import recorded_warnings, write_report
 from ridgelens.cli._select import (
     check_select,
@@ -202,7 +202,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
         if lam is None:
             lam, extra["grid"] = default_lambdas(obj, curvature)
         res = analyze(obj, lam, curvature=curvature)
-        res = replace(res, choices={**res.choices, **auto})
+        res = replace(res, choices={**res.choices, **say_curvature(auto)})
         res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
 
     print(f"ridgelens analyze: {ds.name}, {args.model} model, n = {res.n_samples} samples, "
@@ -316,7 +316,7 @@ def _analyze_torch(args, obj, lam, theta_hat):
     if at_polished:
         print(f"curvature (auto, at the polished θ̂): {res.choices['curvature']}")
     else:
-        res = replace(res, choices={**res.choices, **auto})
+        res = replace(res, choices={**res.choices, **say_curvature(auto)})
     res = replace(res, loss_plane=loss_plane_if_drawable(obj, res))  # the page's true loss: 626 evaluations
     p = res.polish
     if p is not None:

@@ -94,7 +94,8 @@ def curvature_choice(args, objective, theta_hat) -> tuple[str, dict]:
     loss; else a short Lanczos probe of H at ``theta_hat`` (the weights given, before any
     polishing), and the Gauss–Newton matrix where it finds a negative Ritz value. Returns the
     curvature's name and, for ``auto``, ``{"curvature": what it became and why}`` for the
-    results' ``choices`` (also printed), else ``{}``.
+    results' ``choices``, else ``{}``. It prints nothing: the caller says the choice
+    (:func:`say_curvature`) once the analysis has run, so that bad input stays one line.
     """
     from ridgelens.pipeline._weight_decay import choose_curvature
 
@@ -102,5 +103,12 @@ def curvature_choice(args, objective, theta_hat) -> tuple[str, dict]:
     if requested != "auto":
         return requested, {}
     choice = choose_curvature(objective, theta_hat, requested, seed=getattr(args, "seed", None) or 0)
-    print(f"curvature (auto): {choice.name}, {choice.reason}")
-    return choice.name, {"curvature": str(choice)}
+    return choice.name, {"curvature": str(choice), "said": f"curvature (auto): {choice.name}, {choice.reason}"}
+
+
+def say_curvature(auto: dict) -> dict:
+    """Print the line of an ``auto`` choice from :func:`curvature_choice`; its ``choices`` entry, for the results."""
+    if not auto:
+        return {}
+    print(auto["said"])
+    return {"curvature": auto["curvature"]}
