@@ -506,6 +506,51 @@ def test_a_subclass_whose_batch_loss_uses_the_flat_theta_gets_flat_products():
                                rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("form", ["reuse", "double-backward"])
+def test_a_loss_linear_in_theta_has_a_zero_hessian_not_an_error(form):
+    """A subclass whose loss is linear in the flat θ (its gradient does not depend on θ): H = 0. The flat
+    products raised ("does not require gradients", or "not used in the graph") for one vector and for blocks."""
+    class Linear(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return flat.sum() * x.mean()
+
+    X, Y = make_data()
+    obj = Linear(make_mlp(), nn.functional.mse_loss, split(X, Y))
+    theta = torch.from_numpy(obj.theta0)
+    H = torch.func.hessian(lambda t: sum(obj.batch_losses(t)))(theta)
+    assert float(H.abs().max()) == 0.0  # the reference: zero, computed by torch.func
+    op = rl.hessian(obj, obj.theta0, form=form)
+    V = torch.randn(obj.n_params, 3, dtype=torch.float64)
+    torch.testing.assert_close(op @ V, H @ V, rtol=0, atol=0)
+    torch.testing.assert_close(op @ V[:, 0], H @ V[:, 0], rtol=0, atol=0)
+
+
+def test_the_ggn_refuses_a_batch_loss_of_its_own_and_auto_takes_the_hessian():
+    """G is built from loss_fn(outputs): a subclass whose batch_loss adds a term got the G of another loss,
+    silently. Now refused, naming both values; one whose batch_loss is the same loss is accepted, and
+    --curvature auto does not pick a G that cannot see the loss."""
+    from ridgelens.pipeline._weight_decay import choose_curvature
+
+    class WithTerm(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return super().batch_loss(flat, x, y) + 1e-3 * flat.square().sum()
+
+    class Same(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return super().batch_loss(flat, x, y)
+
+    X, Y = make_data()
+    obj = WithTerm(make_mlp(), nn.functional.mse_loss, split(X, Y))
+    with pytest.raises(rl.RidgelensError, match=r"WithTerm.batch_loss gives .* where loss_fn\(outputs\) gives"):
+        rl.ggn(obj, obj.theta0)
+    assert choose_curvature(obj, obj.theta0).name == "hessian"
+    same = Same(make_mlp(), nn.functional.mse_loss, split(X, Y))
+    plain = TorchObjective(make_mlp(), nn.functional.mse_loss, split(X, Y))
+    v = np.random.default_rng(0).normal(size=same.n_params)
+    np.testing.assert_allclose(rl.ggn(same, same.theta0).matvec(v), rl.ggn(plain, plain.theta0).matvec(v),
+                               rtol=1e-12, atol=1e-14)
+
+
 def test_a_forward_that_updates_a_buffer_leaves_the_callers_model_alone():
     """'The caller's model is never changed': a forward that counts its calls in a buffer counted them in the
     caller's model, whose buffers the objective passed to functional_call. It keeps copies now."""

@@ -207,8 +207,8 @@ def _curvature(*, convex: bool, has_outputs: bool, ritz_range, **_) -> Choice:
     if convex:
         return Choice("curvature", "hessian", "the loss is convex in θ: H ⪰ 0 (and G = H for a GLM)", facts)
     if not has_outputs:
-        return Choice("curvature", "hessian", "the model returns no outputs (a loss only): no Gauss-Newton matrix",
-                      facts)
+        return Choice("curvature", "hessian", "the loss is not loss_fn(outputs) (the model returns only a loss, or "
+                      "batch_loss is its own): no Gauss-Newton matrix", facts)
     lo, hi, spent = ritz_range()
     facts.update(smallest_ritz=lo, largest_ritz=hi, probe_products=spent)
     if lo < -NEGATIVE_RITZ_TOL * max(abs(hi), abs(lo)):

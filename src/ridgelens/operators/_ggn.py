@@ -66,6 +66,28 @@ class _ZeroCotangents:
         return torch.zeros((), dtype=dtype, device=device).expand(shape)
 
 
+def loss_not_from_outputs(objective, theta, x, y, out=None) -> str | None:
+    """Why ``objective``'s loss on batch ``(x, y)`` is not ``loss_fn(outputs(θ, x), y)``, or None when it is.
+
+    The Gauss–Newton matrix is built from the outputs and ``loss_fn``; a subclass that overrides
+    ``batch_loss`` (to add a term in θ, say) has a loss that G does not see. ridgelens' own
+    objectives compute ``batch_loss`` from outputs and ``loss_fn`` by construction; another's is
+    compared on the batch, in its dtype's precision (``out``: the outputs, if already computed).
+    """
+    if getattr(type(objective).batch_loss, "__module__", "").startswith("ridgelens."):
+        return None
+    with torch.no_grad():
+        if out is None:
+            out = _floating_outputs(objective.outputs(theta, x))
+        from_outputs = float(objective.loss_fn(out, y))
+        own = float(objective.batch_loss(theta, x, y))
+    tol = 1e3 * torch.finfo(out.dtype).eps * max(abs(own), abs(from_outputs), 1e-300)
+    if abs(own - from_outputs) <= tol:
+        return None
+    return (f"{type(objective).__name__}.batch_loss gives {own:.10g} on the first batch where "
+            f"loss_fn(outputs) gives {from_outputs:.10g}")
+
+
 class GGNOperator(CurvatureOperator):
     """The Gauss–Newton matrix ``Σ_b w_b J_bᵀ H_out,b J_b`` of a torch objective at θ.
 
@@ -143,10 +165,18 @@ class GGNOperator(CurvatureOperator):
         return flat, out, u, get_gradient_edge(jt_u), o, g_out
 
     def _check_output_hessian(self, x, y) -> None:
-        """Refuse a loss whose output Hessian is indefinite on the first batch's first samples."""
+        """Refuse a loss whose output Hessian is indefinite on the first batch's first samples.
+
+        First, refuse an objective whose loss is not ``loss_fn(outputs)`` (:func:`loss_not_from_outputs`).
+        """
         obj = self.objective
         with torch.no_grad():
             out = _floating_outputs(obj.outputs(self.theta, x))
+            why = loss_not_from_outputs(obj, self.theta, x, y, out)
+        if why:
+            raise RidgelensError(f"the Gauss-Newton curvature is built from loss_fn(outputs(θ, x), y), but {why}; "
+                                 "G would be the curvature of another loss. Use curvature='hessian', or compute "
+                                 "the loss in outputs and loss_fn")
         per = out[0].numel() if out.ndim > 1 else 1
         k = max(1, min(len(y), DENSE_OUTPUT_CHECK // max(per, 1)))
         o, t = out[:k].detach(), y[:k]

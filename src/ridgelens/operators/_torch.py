@@ -190,7 +190,7 @@ class TorchHessianOperator(CurvatureOperator):
 
         def first_gradient_graph():
             loss = next(iter(self.objective.batch_losses(flat, stop=1)))
-            return torch.autograd.grad(loss, flat, create_graph=True)[0]
+            return torch.autograd.grad(loss, flat, create_graph=True, allow_unused=True)[0]
 
         with second_order_graph():  # kept for a reused graph: PyTorch's linear nodes (see second_order_graph)
             g, nbytes = saved_bytes(first_gradient_graph)
@@ -243,11 +243,11 @@ class TorchHessianOperator(CurvatureOperator):
             flat = self.theta.detach().requires_grad_(True)
         with second_order_graph():
             for loss in self.objective.batch_losses(flat, start=start, stop=stop):
-                (gb,) = torch.autograd.grad(loss, flat, create_graph=True)
-                g = gb if g is None else g + gb
+                (gb,) = torch.autograd.grad(loss, flat, create_graph=True, allow_unused=True)
+                g = gb if g is None else g if gb is None else g + gb
         # Only the gradient's graph is differentiated; its value (n numbers: 83 MiB at 10.9M float64
-        # parameters) is never read again, so only its edge is held.
-        self._graph = (flat, get_gradient_edge(g))
+        # parameters) is never read again, so only its edge is held. None: no curvature at all.
+        self._graph = (flat, self._edge(g))
 
     def _leaf_graph(self, leaves, start: int, stop: int | None) -> list:
         """The gradient graph of batches start … stop − 1 against ``leaves``: every batch's ``(edge, i)`` pairs."""
@@ -256,10 +256,14 @@ class TorchHessianOperator(CurvatureOperator):
                     for pair in _edges_of(loss, leaves)]
 
     @staticmethod
-    def _gradient_edge(loss, flat):
+    def _edge(g):
+        """The edge of a gradient's graph; None for a gradient that does not depend on θ (a loss linear in θ, or without θ)."""
+        return get_gradient_edge(g) if g is not None and g.requires_grad else None
+
+    def _gradient_edge(self, loss, flat):
         """The edge of ∇loss's graph (built with ``create_graph``), the gradient's value freed before the product."""
-        (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-        return get_gradient_edge(g)
+        (g,) = torch.autograd.grad(loss, flat, create_graph=True, allow_unused=True)
+        return self._edge(g)
 
     def _hvp_reuse(self, V):
         params, graph = self._graph
@@ -267,7 +271,7 @@ class TorchHessianOperator(CurvatureOperator):
             if V.shape[0] == 1:
                 return self._into_leaves(params, [graph], V, retain_graph=True)
             return torch.cat([self._into_leaves(params, [graph], v[None], retain_graph=True) for v in V])
-        return _grad_batched(graph, params, V, retain_graph=True)
+        return torch.zeros_like(V) if graph is None else _grad_batched(graph, params, V, retain_graph=True)
 
     def _hvp_partial_reuse(self, V):
         hv = self._hvp_reuse(V)
@@ -283,8 +287,8 @@ class TorchHessianOperator(CurvatureOperator):
         # The gradient is never read, only differentiated: its weight entries need not be computed.
         # No zero buffer first: at 10.9M parameters one is 83 MiB of the product's peak.
         with second_order_graph(gradient_values=False):
-            out = _sum_products((_grad_batched(self._gradient_edge(loss, flat), flat, V, retain_graph=False)
-                                 for loss in self.objective.batch_losses(flat, start, stop)), V)
+            edges = (self._gradient_edge(loss, flat) for loss in self.objective.batch_losses(flat, start, stop))
+            out = _sum_products((_grad_batched(e, flat, V, retain_graph=False) for e in edges if e is not None), V)
         return torch.zeros_like(V) if out is None else out
 
     def _hvp_double_backward_views(self, V, start, stop):

@@ -47,6 +47,11 @@ def choose_curvature(objective, theta_hat, requested: str = "auto", *, seed: int
         return float(nodes.min()), float(nodes.max()), int(H.n_matvecs)
 
     has_outputs = callable(getattr(objective, "outputs", None)) and getattr(objective, "returns", "logits") == "logits"
+    if has_outputs and not getattr(objective, "convex", False):  # a batch_loss of its own: G would not see its loss
+        from ridgelens.operators._ggn import loss_not_from_outputs
+
+        x, y = next(iter(objective.prepared_batches(0, 1)))
+        has_outputs = loss_not_from_outputs(objective, objective.flat_tensor(theta_hat), x, y) is None
     return select_solver("curvature", requested, convex=bool(getattr(objective, "convex", False)),
                          has_outputs=has_outputs, ritz_range=ritz_range,
                          canonical_glm=bool(getattr(objective, "canonical_glm", False)))
