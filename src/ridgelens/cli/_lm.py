@@ -277,8 +277,9 @@ def _print_summary(r: dict) -> None:
         neg = ", ".join(f"{v:.4g} (residual {q:.2g}{'' if ok else ', not converged'})" for v, q, ok in
                         zip(c["most_negative_eigenvalues"], c["most_negative_residuals"],
                             c["most_negative_converged"], strict=True))
+        low = "most negative" if any(v < 0 for v in c["most_negative_eigenvalues"]) else "smallest"
         print(f"{name}: top eigenvalues {', '.join(f'{v:.4g}' for v in c['top_eigenvalues'][:5])}; "
-              f"most negative {neg}; a prediction exists {c['prediction_exists']}")
+              f"{low} {neg}; a prediction exists {c['prediction_exists']}")
     rows = []
     for i, lam in enumerate(r["lambdas"]):
         row = [lam]

@@ -7,6 +7,9 @@ import numpy as np
 from ridgelens.plots._common import get_ax
 
 _NAMES = {"hessian": "Hessian", "ggn": "Gauss-Newton"}
+#: Per curvature drawn (in the report's order): marker, its area (points²) and layer. Each later one is
+#: smaller and on top, so that two predictions at the same point (the demo's λ = 1) both show.
+_MARKERS = (("o", 42, 5), ("D", 16, 6), ("^", 12, 7))
 
 
 def plot_lm_error(report: dict, *, ax=None):
@@ -23,9 +26,12 @@ def plot_lm_error(report: dict, *, ax=None):
     for i, (kind, rep) in enumerate(report["curvature"].items()):
         err = np.array([np.nan if e is None else e for e in rep["rel_error"]], dtype=float)
         ok = np.isfinite(err)
-        (ln,) = ax.plot(lam[ok], err[ok], color=f"C{i}", label=_NAMES[kind])
-        ax.scatter(lam[ok & conv], err[ok & conv], color=f"C{i}", s=30, zorder=5)
-        ax.scatter(lam[ok & ~conv], err[ok & ~conv], facecolor="white", edgecolor=f"C{i}", s=36, zorder=5)
+        m, size, z = _MARKERS[i % len(_MARKERS)]
+        (ln,) = ax.plot(lam[ok], err[ok], color=f"C{i}", marker=m, markersize=np.sqrt(size), markevery=[],
+                        label=_NAMES[kind])  # the marker for the legend; the points are the scatters below
+        ax.scatter(lam[ok & conv], err[ok & conv], marker=m, color=f"C{i}", s=size, zorder=z)
+        ax.scatter(lam[ok & ~conv], err[ok & ~conv], marker=m, facecolor="white", edgecolor=f"C{i}", s=size,
+                   zorder=z)
         if (~ok).any():
             ax.scatter(lam[~ok], np.full(int((~ok).sum()), 0.03 + 0.04 * i), marker="x", color=f"C{i}", s=40,
                        clip_on=False, transform=ax.get_xaxis_transform(), zorder=6,
@@ -67,7 +73,9 @@ def plot_lm_perplexity(report: dict, *, ax=None):
     for i, (kind, rep) in enumerate(report["curvature"].items()):
         p = np.array([np.nan if v is None else v for v in rep["val_perplexity"]], dtype=float)
         ok = np.isfinite(p)
-        (ln,) = ax.plot(lam[ok], p[ok], marker="o", color=f"C{i}", label=f"θ̃ ({_NAMES[kind]})")
+        m, size, z = _MARKERS[i % len(_MARKERS)]
+        (ln,) = ax.plot(lam[ok], p[ok], marker=m, markersize=np.sqrt(size), color=f"C{i}", zorder=z,
+                        label=f"θ̃ ({_NAMES[kind]})")
         lines.append(ln)
     ax.set_xscale("log")
     ax.set_yscale("log")
