@@ -181,7 +181,7 @@ def test_polish_with_curvature_auto_probes_the_polished_weights(trained, capsys)
     import ridgelens as rl
     from ridgelens.cli._mlp import build_mlp_objective
     from ridgelens.data import load_dataset
-    from ridgelens.pipeline._weight_decay import choose_curvature
+    from ridgelens.pipeline._curvature import choose_curvature
 
     tmp_path = trained
     code, out, err = run(capsys, *mlp_args(tmp_path, "--weights", str(tmp_path / "w.pt"), "--polish",

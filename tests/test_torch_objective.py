@@ -529,7 +529,7 @@ def test_the_ggn_refuses_a_batch_loss_of_its_own_and_auto_takes_the_hessian():
     """G is built from loss_fn(outputs): a subclass whose batch_loss adds a term got the G of another loss,
     silently. Now refused, naming both values; one whose batch_loss is the same loss is accepted, and
     --curvature auto does not pick a G that cannot see the loss."""
-    from ridgelens.pipeline._weight_decay import choose_curvature
+    from ridgelens.pipeline._curvature import choose_curvature
 
     class WithTerm(TorchObjective):
         def batch_loss(self, flat, x, y):

@@ -90,14 +90,14 @@ def curvature_choice(args, objective, theta_hat) -> tuple[str, dict]:
     the digits MLP, and it has a prediction at every λ; where H ⪰ 0 it is the quadratic model's own.
 
     ``auto`` is the decision :func:`ridgelens.predict` makes, ``select_solver("curvature")``
-    through :func:`~ridgelens.pipeline._weight_decay.choose_curvature`: the Hessian for a convex
+    through :func:`~ridgelens.pipeline._curvature.choose_curvature`: the Hessian for a convex
     loss; else a short Lanczos probe of H at ``theta_hat`` (the weights given, before any
     polishing), and the Gauss–Newton matrix where it finds a negative Ritz value. Returns the
     curvature's name and, for ``auto``, ``{"curvature": what it became and why}`` for the
     results' ``choices``, else ``{}``. It prints nothing: the caller says the choice
     (:func:`say_curvature`) once the analysis has run, so that bad input stays one line.
     """
-    from ridgelens.pipeline._weight_decay import choose_curvature
+    from ridgelens.pipeline._curvature import choose_curvature
 
     requested = args.curvature or "auto"
     if requested != "auto":

@@ -35,6 +35,7 @@ from ridgelens.operators import CURVATURES, DenseOperator, SchurComplementOperat
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline import _display
 from ridgelens.pipeline._bound import coordinate_rel_error, error_bounds
+from ridgelens.pipeline._curvature import choose_curvature
 from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
 from ridgelens.ridge._weighted import scale_problem, unscale_path, weighted_conventions
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
@@ -375,8 +376,6 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
     if converged is None:  # θ̂ as given: it is a minimizer as far as its gradient says
         converged = bool(gnorm <= grad_tol)
     if curvature == "auto":  # the CLI's default for torch models: a short Lanczos probe of H at θ̂ decides
-        from ridgelens.pipeline._weight_decay import choose_curvature
-
         asked = choose_curvature(objective, theta_hat, "auto", seed=seed)
     else:
         asked = select_solver("curvature", curvature, canonical_glm=bool(getattr(objective, "canonical_glm", False)))

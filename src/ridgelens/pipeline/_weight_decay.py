@@ -4,7 +4,8 @@ The prediction is the ridge path with the penalty matrix of the optimizer's fixe
 (:mod:`ridgelens._optim_state`: D = I for SGD and Adam, D = diag(√v̂ + ε) for AdamW with v̂
 frozen at the saved state): :func:`predict` computes θ̃(λ) alone, :func:`analyze_weight_decay`
 the whole :func:`~ridgelens.pipeline.analyze` (spectrum, df, refits) on the same D. Both resolve
-``curvature="auto"`` through :func:`ridgelens._auto.select_solver` (:func:`choose_curvature`).
+``curvature="auto"`` through :func:`ridgelens._auto.select_solver`
+(:func:`~ridgelens.pipeline._curvature.choose_curvature`).
 The check, the optimizer itself run from θ̂ with that weight decay, is
 :func:`~ridgelens.pipeline._optimizer_refit.optimizer_refit`; the exact fixed point the prediction
 approximates (a minimizer of R + (λ/2)θᵀDθ, by Newton-CG) is :func:`optimizer_fixed_point`.
@@ -17,44 +18,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ridgelens._auto import select_solver
 from ridgelens._optim_state import WEIGHT_DECAY_TABLE, optimizer_penalty, weight_decay_record
 from ridgelens._validation import check_lambda, check_lambdas, check_objective, check_seed
-
-#: Lanczos steps of the probe that looks for negative curvature (``curvature="auto"``).
-CURVATURE_PROBE_STEPS = 30
-
-
-def product_options(objective, kind: str) -> dict:
-    """The objective's own options for products with ``kind`` (an LM's keep within its logits bound), else none."""
-    own = getattr(objective, "product_options", None)
-    return dict(own(kind)) if callable(own) else {}
-
-
-def choose_curvature(objective, theta_hat, requested: str = "auto", *, seed: int = 0):
-    """The curvature of the prediction: ``requested``, or ``"auto"`` resolved by ``select_solver("curvature")``.
-
-    For a model that is not convex and has outputs, ``"auto"`` runs :data:`CURVATURE_PROBE_STEPS`
-    Lanczos steps on H at θ̂ (one SLQ probe): a negative Ritz value proves H indefinite, and the
-    Gauss–Newton matrix is chosen. Returns the :class:`~ridgelens._auto.Choice`.
-    """
-    from ridgelens.operators import hessian
-    from ridgelens.spectra import spectral_density
-
-    def ritz_range():
-        H = hessian(objective, theta_hat, **product_options(objective, "hessian"))
-        nodes = spectral_density(H, n_probes=1, m=min(CURVATURE_PROBE_STEPS, H.n), seed=seed, progress=False).nodes
-        return float(nodes.min()), float(nodes.max()), int(H.n_matvecs)
-
-    has_outputs = callable(getattr(objective, "outputs", None)) and getattr(objective, "returns", "logits") == "logits"
-    if has_outputs and not getattr(objective, "convex", False):  # a batch_loss of its own: G would not see its loss
-        from ridgelens.operators._ggn import loss_not_from_outputs
-
-        x, y = next(iter(objective.prepared_batches(0, 1)))
-        has_outputs = loss_not_from_outputs(objective, objective.flat_tensor(theta_hat), x, y) is None
-    return select_solver("curvature", requested, convex=bool(getattr(objective, "convex", False)),
-                         has_outputs=has_outputs, ritz_range=ritz_range,
-                         canonical_glm=bool(getattr(objective, "canonical_glm", False)))
+from ridgelens.pipeline._curvature import choose_curvature, product_options
 
 
 def _weight_decay_conventions(optimizer: str) -> dict:
