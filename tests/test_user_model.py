@@ -54,6 +54,11 @@ class _NaN(torch.nn.Sequential):
 
 def nan_forward():
     return _NaN(*make())
+
+
+def classifier():  # three classes
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(10, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
 '''
 
 
@@ -241,6 +246,37 @@ def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
         load_tensors(tmp_path / "rows.pt")
     with pytest.raises(DataError, match="must end in"):
         load_tensors(tmp_path / "data.csv")
+
+
+@pytest.mark.parametrize(("case", "model", "needle"), [
+    ("-100 labels", "classifier", "negative class label (-100) in row 12"),
+    ("-1 label, squared loss", "classifier", "negative class label (-1) in row 12"),
+    ("label past the outputs", "classifier", "class label 3 in row 12, but the model has 3 outputs"),
+    ("one output", "make", "one output, and cross-entropy over one class is 0"),
+    ("complex y", "make", "y must be real numeric, got dtype torch.complex128"),
+])
+def test_labels_the_model_cannot_score_are_one_line_errors(user, capsys, case, model, needle):
+    """Class labels the loss would silently skip or misread: -100 (PyTorch's ignored label: the rows left the mean
+    while n counted them, and a batch of them gave a NaN loss and an error of 0.0), a negative label under the
+    squared loss (an internal error), a label at row 12 (not in the first batch) past the outputs, one output under
+    cross-entropy (a loss of 0 whatever θ: an all-zero table), a complex y in a .pt (its imaginary part dropped)."""
+    d = user["dir"]
+    y = np.arange(120) % 3
+    if case == "complex y":
+        torch.save({"X": torch.tensor(user["X"]), "y": torch.tensor(user["y"]) + 0.5j}, d / "bad.pt")
+        data = d / "bad.pt"
+    else:
+        if case == "one output":
+            y[:] = 0  # one class, scored by one output: the loss is 0 whatever θ
+        else:
+            y[12:20] = {"-100 labels": -100, "-1 label, squared loss": -1, "label past the outputs": 3}[case]
+        np.savez(d / "bad.npz", X=user["X"], y=y)
+        data = d / "bad.npz"
+    more = ["--loss", "mse"] if case in ("-1 label, squared loss", "complex y") else []
+    code, out, err = run(capsys, "analyze", "--data", f"tensors:{data}", "--model", f"{d / 'mymodel.py'}:{model}",
+                         "--lambdas", "0.1", "--batch-size", "10", "--out", str(d / "labels"), *more)
+    assert code == 2 and needle in err and err.count("\n") == 1 and out == "", (err, out)
+    assert not (d / "labels").exists()
 
 
 @pytest.mark.parametrize("case", ["nan weight", "complex weights", "nan forward", "overflowing inputs"])

@@ -165,6 +165,18 @@ def load_user_data(args):
     return Dataset(X=X, y=y, feature_names=[], target_name="y", name=args.data)
 
 
+def _check_classes(args, out, y) -> None:
+    """Refuse class labels the model's (n, classes) outputs cannot score, on every row (the first batch's ran)."""
+    classes = out.shape[1] if out.ndim >= 2 else None
+    if classes == 1:
+        raise DataError(f"--model {args.model} has one output, and cross-entropy over one class is 0 whatever the "
+                        "weights (nothing to analyze): give the model one output per class, or use --loss mse")
+    if classes is not None and y.numel() and int(y.max()) >= classes:
+        row = int((y >= classes).reshape(len(y), -1).any(dim=1).nonzero()[0, 0])
+        raise DataError(f"{args.data} y has the class label {int(y.reshape(len(y), -1)[row].max())} in row {row}, "
+                        f"but the model has {classes} outputs (classes 0 … {classes - 1})")
+
+
 def build_user_objective(args, X, y, like=None):
     """The user's model (factory, then ``--weights``) and data as a TorchObjective; returns (objective, task).
 
@@ -195,6 +207,11 @@ def build_user_objective(args, X, y, like=None):
     X = X.to(device=device, dtype=dtype) if X.is_floating_point() else X.to(device)
     classify = not y.is_floating_point()
     loss = args.loss or ("cross-entropy" if classify else "mse")
+    if classify and y.numel() and int(y.min()) < 0:  # -100 is PyTorch's ignored label: rows silently dropped
+        row = int((y < 0).reshape(len(y), -1).any(dim=1).nonzero()[0, 0])
+        raise DataError(f"{args.data} y has a negative class label ({int(y.reshape(len(y), -1)[row].min())}) in "
+                        f"row {row}: class labels are 0, 1, … (ignored or padding labels such as -100 are not supported: "
+                        "cross-entropy would skip the row while n counts it; drop such rows)")
     if loss == "cross-entropy":
         if not classify:
             raise DataError("--loss cross-entropy needs integer class labels in y; this y is real-valued")
@@ -223,6 +240,8 @@ def build_user_objective(args, X, y, like=None):
     except Exception as exc:
         raise ModelError(f"--model {args.model} on the first batch of {args.data}: {type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (loss {loss})") from None
+    if loss == "cross-entropy":
+        _check_classes(args, out, y)
     if loss != "cross-entropy" and isinstance(out, torch.Tensor) and out.shape != batches[0][1].shape:
         raise DataError(f"--model {args.model} returns outputs of shape {tuple(out.shape)} on the first batch, but the "
                         f"squared loss needs them shaped as the targets, {tuple(batches[0][1].shape)} (n, outputs): "

@@ -72,6 +72,8 @@ def _as_tensor(value, what: str):
     import torch
 
     if isinstance(value, torch.Tensor):
+        if value.is_complex():  # as a .npz's complex array: refused, not cast (the imaginary part dropped)
+            raise DataError(f"{what} must be real numeric, got dtype {value.dtype}")
         return value.detach()
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
