@@ -630,3 +630,17 @@ def test_second_order_attention_contexts_open_at_once_restore_the_flags_once():
     for t in threads:
         t.join()
     assert seen == [[attention.SDPBackend.MATH]] * 4 and now() == before
+
+
+@pytest.mark.parametrize(("settings", "needle"), [({"subsamples": 10**6}, "subsamples=1000000 is more than the"),
+                                                  ({"k": 10**7}, "settings.k=10000000 is more than the model's")])
+def test_analyze_lm_refuses_sizes_before_any_work(split, net, settings, needle, monkeypatch):
+    """Too many subsamples (or eigenpairs) is refused before the analysis: the sampling noise, which needs the
+    windows, comes last, after every eigensolve and retraining."""
+    from ridgelens import pipeline
+    from ridgelens.pipeline import LMSettings
+
+    obj = LMObjective(net, split.train[:4])
+    monkeypatch.setattr(pipeline._lm, "build_curvature", lambda *a, **k: pytest.fail("work before the check"))
+    with pytest.raises(RidgelensError, match=needle):
+        pipeline.analyze_lm(obj, obj.on(split.val[:2]), obj.theta0, [0.1], settings=LMSettings(**settings))

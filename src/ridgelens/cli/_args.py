@@ -31,8 +31,9 @@ def add_lm_arguments(a) -> None:
     a.add_argument("--width", type=int, help=f"lm: model width (default {LM_DEFAULTS['width']})")
     a.add_argument("--heads", type=int, help=f"lm: attention heads (default {LM_DEFAULTS['heads']})")
     a.add_argument("--context", type=int, help=f"lm/hf: tokens per window (default {LM_DEFAULTS['context']})")
-    a.add_argument("--tokens", type=int, help=f"lm/hf: training tokens, the finite set θ̂, θ̃ and θ* are on "
-                                              f"(default {LM_DEFAULTS['tokens']})")
+    a.add_argument("--tokens", type=int, help=f"lm/hf: training tokens, the finite set θ̂, θ̃ and θ* are on, in "
+                                              "whole windows of --context (rounded up); a --text file must hold them "
+                                              f"(default {LM_DEFAULTS['tokens']}, or all a shorter file has)")
     a.add_argument("--steps", type=int, help=f"lm: Adam steps of training (default {LM_DEFAULTS['steps']})")
     a.add_argument("--subsamples", type=int, help="lm/hf: top eigenvalues over this many disjoint subsamples of the "
                                                   f"tokens, as mean ± sd (default {LM_DEFAULTS['subsamples']}; 0: off)")

@@ -45,8 +45,10 @@ def refuse_lm_options(args) -> None:
                                 if polish else ""))
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+def _say(msg: str, args) -> None:
+    """A progress line (stderr), unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr, flush=True)
 
 
 def run_lm_demo(out, *, overwrite: bool = False, quiet: bool = False) -> dict:
@@ -59,6 +61,7 @@ def run_lm_demo(out, *, overwrite: bool = False, quiet: bool = False) -> dict:
 
 
 def _settle(args) -> None:
+    args.tokens_given = getattr(args, "tokens", None) is not None  # a --text file must then hold them all
     for name, default in LM_DEFAULTS.items():
         if getattr(args, name, None) is None:
             setattr(args, name, default)
@@ -156,6 +159,17 @@ def thetas_file(obj, res) -> dict:
             "retrained": torch.from_numpy(np.asarray(first.refit, dtype=np.float64))}
 
 
+def _check_sizes(args, split, n_params: int) -> None:
+    """--subsamples and --k against the windows and parameters they need, before any training or analysis."""
+    windows = split.train.shape[0]
+    if args.subsamples > windows:
+        raise RidgelensError(f"--subsamples {args.subsamples} is more than the {windows} training windows "
+                             f"(--tokens {args.tokens} in windows of --context {args.context}); lower --subsamples "
+                             "or give more --tokens")
+    if args.k > n_params:
+        raise RidgelensError(f"--k {args.k} is more than the model's {n_params} parameters")
+
+
 def _check_max_logits(max_logits: int, context: int, vocab: int) -> None:
     if context * vocab > max_logits:
         raise RidgelensError(f"--max-logits {max_logits} is less than one window's logits ({context} tokens × vocab "
@@ -171,16 +185,17 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
     t0 = time.perf_counter()
     max_logits = args.max_logits or DEFAULT_MAX_LOGITS
     if args.model == "lm":
-        from ridgelens.lm import LMConfig, file_split, stdlib_split, train_lm
+        from ridgelens.lm import ByteTransformer, LMConfig, file_split, stdlib_split, train_lm
 
         cfg = LMConfig(layers=args.layers, width=args.width, heads=args.heads, context=args.context)
         _check_max_logits(max_logits, args.context, cfg.vocab)  # before training, not after it
         split = (stdlib_split(args.context, args.tokens) if args.text == "stdlib"
-                 else file_split(args.text, args.context, args.tokens))
+                 else file_split(args.text, args.context, args.tokens, require=args.tokens_given))
+        _check_sizes(args, split, sum(p.numel() for p in ByteTransformer(cfg).parameters()))  # before training
         _say(f"{title}: byte-level transformer ({args.layers} layers, width {args.width}, {args.heads} heads, "
              f"context {args.context}) on {split.train.shape[0] * args.context} tokens of {split.source} "
              f"({len(split.train_files)} training files, {len(split.val_files)} validation files); "
-             f"training {args.steps} Adam steps from seed {args.seed}")
+             f"training {args.steps} Adam steps from seed {args.seed}", args)
         net = train_lm(cfg, split.train, steps=args.steps, seed=args.seed, progress=not getattr(args, "quiet", False))
         model_info = {"kind": "built-in byte transformer", **cfg.to_dict(), "steps": args.steps, "seed": args.seed}
     else:
@@ -199,9 +214,10 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         limit = model_context(net)
         if limit is not None and ctx > limit:
             raise RidgelensError(f"--context {ctx} is larger than the model's context of {limit} tokens")
-        split = file_split(args.text, ctx, args.tokens, tokenize=tokenize)
+        split = file_split(args.text, ctx, args.tokens, tokenize=tokenize, require=args.tokens_given)
+        _check_sizes(args, split, sum(p.numel() for p in net.parameters() if p.requires_grad))
         _say(f"{title}: Hugging Face checkpoint {args.model[3:]} ({how}) on {split.train.shape[0] * ctx} tokens "
-             f"of {split.source}")
+             f"of {split.source}", args)
         model_info = {"kind": "hugging face causal LM", "dir": args.model[3:], "tokenizer": how, "context": ctx}
         if fused:
             model_info["activation"] = (f"gelu_new computed by PyTorch's fused tanh GELU in {fused} module(s): the "
@@ -212,7 +228,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
     val = obj.on(split.val)
     ranks = f" on rank 0 of {os.environ['WORLD_SIZE']}" if launched() else ""
     _say(f"  {obj.n_params} parameters; {obj.n_tokens} training tokens in {obj.n_batches} batch(es){ranks} of at "
-         f"most {obj.max_logits} logits; {val.n_tokens} validation tokens")
+         f"most {obj.max_logits} logits; {val.n_tokens} validation tokens", args)
     curv = ("ggn", "hessian") if obj.returns == "logits" else ("hessian",)
     if getattr(args, "curvature", None) not in (None, "auto"):  # one curvature only (half the cost); auto: both
         if args.curvature == "ggn" and obj.returns != "logits":
@@ -224,13 +240,13 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
                      polish=bool(getattr(args, "polish", False)), progress=not getattr(args, "quiet", False))
     report = res.to_dict()
     report.update(model=model_info, text=split.source, train_files=split.train_files, val_files=split.val_files)
-    _print_summary(report)
     sel = None
-    if getattr(args, "select", None) is not None:
+    if getattr(args, "select", None) is not None:  # before the summary: a refusal is then the only line
         from ridgelens.select import select_lm
 
         sel = select_lm(res, val)
         report["selection"] = describe(sel, refit="the retrained θ*")
+    _print_summary(report)
     report["figures"] = _figures(res, report, out, sel)
     report["total_seconds"] = time.perf_counter() - t0
     if out is None:  # a rank other than 0 under torchrun: rank 0 writes
@@ -250,7 +266,7 @@ def _run(args, lam, out: Path | None, title: str, caught) -> dict:
         buf = io.BytesIO()
         torch.save(thetas_file(obj, res), buf)
         atomic_write_bytes(out / "thetas.pt", buf.getvalue())
-    _say(f"  done in {report['total_seconds']:.0f} s")
+    _say(f"  done in {report['total_seconds']:.0f} s", args)
     return report
 
 

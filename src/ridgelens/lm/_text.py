@@ -117,12 +117,13 @@ def stdlib_split(context: int, train_tokens: int, val_tokens: int | None = None,
 
 
 def file_split(path, context: int, train_tokens: int | None = None, *, val_fraction: float = 0.2,
-               tokenize=None) -> TokenSplit:
+               tokenize=None, require: bool = False) -> TokenSplit:
     """Windows from one text file: the first ``1 − val_fraction`` of it trains, the rest validates.
 
     ``tokenize`` maps the text's bytes to a 1-D LongTensor of token ids (default: the bytes).
     A file that is empty, binary, not UTF-8, or shorter than two contexts (one for training,
-    one for validation) is refused with a :class:`DataError` naming it.
+    one for validation) is refused with a :class:`DataError` naming it. ``train_tokens`` is at
+    most that many (in whole windows); with ``require`` the file must hold them all.
     """
     from ridgelens.data import read_input
 
@@ -138,5 +139,9 @@ def file_split(path, context: int, train_tokens: int | None = None, *, val_fract
     cut = min(cut, tokens.numel() - context - 1)
     limit = None if train_tokens is None else max(1, -(-train_tokens // context))
     tr = windows(tokens[:cut], context, limit)
+    if require and limit is not None and tr.shape[0] < limit:
+        raise DataError(f"text file {name} holds {tr.shape[0] * context} training tokens ({tr.shape[0]} windows of "
+                        f"{context}, in its first {1 - val_fraction:.0%}), fewer than --tokens {train_tokens}; give a "
+                        "longer text or fewer --tokens")
     va = windows(tokens[cut:], context, None if limit is None else max(1, limit // 4))
     return TokenSplit(tr, va, [f"{name}[:{cut}]"], [f"{name}[{cut}:]"], name)

@@ -159,6 +159,11 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
                              "formed; use curvatures=('hessian',)")
     if not isinstance(polish, bool):
         raise RidgelensError(f"polish must be True or False, got {polish!r}")
+    # Checked here, not where they are used (the sampling noise comes last): no minutes spent before the refusal
+    if s.subsamples > objective.windows.shape[0]:
+        raise RidgelensError(f"subsamples={s.subsamples} is more than the {objective.windows.shape[0]} training windows")
+    if s.k > objective.n_params:
+        raise RidgelensError(f"settings.k={s.k} is more than the model's {objective.n_params} parameters")
     t0 = time.perf_counter()
     theta_hat = np.asarray(theta_hat, dtype=np.float64)
     polished = None
@@ -225,7 +230,7 @@ def _one_curvature(objective, theta_hat, g, lam, kind, s, thetas_star, refits, p
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # budgets are reported through the converged flags below
         top = eigen(C, s.k, tol=s.eig_tol, seed=s.seed, method="lanczos", max_matvecs=s.eig_matvecs)
-        low = eigen(C, s.k_negative, which="smallest", tol=s.eig_tol, seed=s.seed + 1, method="lanczos",
+        low = eigen(C, s.k_negative, which="smallest", tol=s.eig_tol, seed=(s.seed + 1) % 2**63, method="lanczos",
                     max_matvecs=s.eig_matvecs)
     _say(progress, t0, f"{name}: top eigenvalues {', '.join(f'{v:.4g}' for v in top.eigenvalues[:5])}; smallest "
                        f"{', '.join(f'{v:.4g}' for v in low.eigenvalues[::-1])} ({C.n_matvecs} products)")
@@ -292,9 +297,7 @@ def _prediction_exists(kind: str, low, density, smallest: float) -> str:
 def _sampling_noise(objective, theta_hat, curvatures, s, progress, t0):
     """Top eigenvalues on ``s.subsamples`` disjoint subsets of the windows: mean ± standard deviation."""
     W = objective.windows
-    parts = [W[i::s.subsamples] for i in range(s.subsamples)]
-    if any(p.shape[0] == 0 for p in parts):
-        raise RidgelensError(f"subsamples={s.subsamples} is more than the {W.shape[0]} training windows")
+    parts = [W[i::s.subsamples] for i in range(s.subsamples)]  # none empty: analyze_lm checked the count
     out = {"subsamples": s.subsamples, "windows_each": [int(p.shape[0]) for p in parts],
            "split": "window i goes to subsample i mod subsamples (disjoint)"}
     for kind in curvatures:
