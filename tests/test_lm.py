@@ -501,6 +501,10 @@ def test_bad_text_files(tmp_path):
         file_split(short, 8)
     with pytest.raises(DataError, match="not found"):
         file_split(tmp_path / "missing.txt", 8)
+    utf16 = tmp_path / "u16.txt"
+    utf16.write_text("x = 1\n" * 40, encoding="utf-16")  # with its byte-order mark: was called binary
+    with pytest.raises(DataError, match=r"u16.txt is UTF-16 .* iconv -f utf-16 -t utf-8 u16.txt > u16-utf8.txt"):
+        file_split(utf16, 8)
 
 
 @pytest.mark.parametrize("where,value", [((0, 2), -1), ((3, 5), -1), ((5, 8), -100)],

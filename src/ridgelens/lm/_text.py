@@ -9,6 +9,7 @@ no validation window shares a file with a training window.
 
 from __future__ import annotations
 
+import codecs
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,9 @@ def text_bytes(data: bytes, name: str) -> bytes:
     """``data`` if it is text (UTF-8, no NUL bytes), else a :class:`DataError` naming ``name``."""
     if not data:
         raise DataError(f"text file {name} is empty")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # its NUL bytes would read as binary
+        raise DataError(f"text file {name} is UTF-16 (it starts with a UTF-16 byte-order mark); re-encode it as "
+                        f"UTF-8, e.g. iconv -f utf-16 -t utf-8 {Path(name).name} > {Path(name).stem}-utf8.txt")
     if b"\x00" in data[:65536]:
         raise DataError(f"text file {name} looks binary (it contains NUL bytes); give a UTF-8 text file")
     try:
