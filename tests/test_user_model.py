@@ -298,8 +298,10 @@ def test_non_finite_weights_forwards_and_overflow_are_one_line_errors(user, caps
         argv[argv.index("--model") + 1] = f"{user['dir'] / 'mymodel.py'}:nan_forward"
         needle = "gradient at θ̂ is not finite"
     else:
-        np.savez(tmp_path / "huge.npz", X=user["X"] * 1e200, y=user["y"])
-        argv[argv.index("--data") + 1], needle = f"tensors:{tmp_path / 'huge.npz'}", "overflowed"
+        X = user["X"] * 1e200
+        X[57, 4] = 9e300  # named: the row and column of the largest input
+        np.savez(tmp_path / "huge.npz", X=X, y=user["y"])
+        argv[argv.index("--data") + 1], needle = f"tensors:{tmp_path / 'huge.npz'}", "the largest input is 9e+300, at row 57"
     code, _, err = run(capsys, *argv)
     lines = [ln for ln in err.splitlines() if not ln.startswith("ridgelens: warning:")]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("ridgelens: error:") and needle in lines[0], err

@@ -478,7 +478,25 @@ class TorchObjective(Objective):
             if "infs or NaNs" not in str(exc):
                 raise
             raise ModelOutputError(f"minimizing at λ = {l2:g} ({method}) met non-finite values: the loss, its gradient "
-                                   "or its Hessian products overflowed (inputs or weights of huge magnitude?)") from None
+                                   "or its Hessian products overflowed (inputs or weights of huge magnitude?"
+                                   f"{self._largest_input()})") from None
+
+    def _largest_input(self) -> str:
+        """Where the inputs' largest magnitude is (``"; the largest input is … in batch b, row r, column c"``), or ''."""
+        best, offset = None, 0
+        for b, (x, _) in enumerate(self.batches):
+            if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+                flat = x.detach().abs().reshape(len(x), -1)
+                i = int(flat.argmax())
+                v = float(flat.reshape(-1)[i])
+                if best is None or v > best[0]:
+                    row, col = divmod(i, flat.shape[1])
+                    best = (v, offset + row, b, row, col)
+            offset += len(x) if hasattr(x, "__len__") else 0
+        if best is None:
+            return ""
+        v, at, b, row, col = best
+        return f"; the largest input is {v:.3g}, at row {at} (batch {b}, its row {row}), column {col}"
 
     def _scipy_minimize(self, bar, fun, result, l2, x0, tol, max_iter, method, P):
         if method == "lbfgs":
