@@ -505,6 +505,10 @@ def test_bad_text_files(tmp_path):
     utf16.write_text("x = 1\n" * 40, encoding="utf-16")  # with its byte-order mark: was called binary
     with pytest.raises(DataError, match=r"u16.txt is UTF-16 .* iconv -f utf-16 -t utf-8 u16.txt > u16-utf8.txt"):
         file_split(utf16, 8)
+    utf32 = tmp_path / "u32.txt"
+    utf32.write_text("x = 1\n" * 40, encoding="utf-32")  # its mark begins with UTF-16-LE's
+    with pytest.raises(DataError, match=r"u32.txt is UTF-32 .* iconv -f utf-32 -t utf-8"):
+        file_split(utf32, 8)
 
 
 @pytest.mark.parametrize("where,value", [((0, 2), -1), ((3, 5), -1), ((5, 8), -100)],

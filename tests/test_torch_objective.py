@@ -541,7 +541,7 @@ def test_the_ggn_refuses_a_batch_loss_of_its_own_and_auto_takes_the_hessian():
 
     X, Y = make_data()
     obj = WithTerm(make_mlp(), nn.functional.mse_loss, split(X, Y))
-    with pytest.raises(rl.RidgelensError, match=r"WithTerm.batch_loss gives .* where loss_fn\(outputs\) gives"):
+    with pytest.raises(rl.RidgelensError, match=r"WithTerm.s batch_loss gives .* where loss_fn\(outputs\) gives"):
         rl.ggn(obj, obj.theta0)
     assert choose_curvature(obj, obj.theta0).name == "hessian"
     same = Same(make_mlp(), nn.functional.mse_loss, split(X, Y))
@@ -549,6 +549,103 @@ def test_the_ggn_refuses_a_batch_loss_of_its_own_and_auto_takes_the_hessian():
     v = np.random.default_rng(0).normal(size=same.n_params)
     np.testing.assert_allclose(rl.ggn(same, same.theta0).matvec(v), rl.ggn(plain, plain.theta0).matvec(v),
                                rtol=1e-12, atol=1e-14)
+
+
+def test_the_ggn_check_takes_every_objective_that_is_its_loss_and_refuses_an_outputs_of_its_own():
+    """loss_not_from_outputs (a review's findings): an objective with the GGN's protocol and no batch_loss was
+    refused with an AttributeError; one that overrides outputs only (a temperature) passed, with a G 9x off; a
+    model with tuple outputs made curvature='auto' raise; a float32 cross-entropy near 0 written as
+    logsumexp - logit was called another loss."""
+    import copy
+
+    from ridgelens.operators._ggn import loss_not_from_outputs
+    from ridgelens.pipeline._curvature import choose_curvature
+
+    X, Y = make_data()
+    inner = TorchObjective(make_mlp(), nn.functional.mse_loss, split(X, Y))
+
+    class Duck:  # the GGN's protocol, delegated; no batch_loss
+        def __getattr__(self, k):
+            if k == "batch_loss":
+                raise AttributeError(k)
+            return getattr(inner, k)
+
+    v = np.random.default_rng(0).normal(size=inner.n_params)
+    np.testing.assert_array_equal(rl.ggn(Duck(), inner.theta0).matvec(v), rl.ggn(inner, inner.theta0).matvec(v))
+
+    class Temperature(TorchObjective):
+        def outputs(self, flat, x):
+            return 3 * super().outputs(flat, x)
+
+    with pytest.raises(rl.RidgelensError, match="Temperature's batch_loss gives"):
+        rl.ggn(Temperature(make_mlp(), nn.functional.mse_loss, split(X, Y)), inner.theta0)
+
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = make_mlp()
+
+        def forward(self, x):
+            return self.net(x), x
+
+    class Own(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return super().batch_loss(flat, x, y)
+
+    pair = Own(Pair(), lambda o, y: nn.functional.mse_loss(o[0], y), split(X, Y))
+    assert choose_curvature(pair, pair.theta0).name == "hessian"
+
+    class Written(TorchObjective):  # cross-entropy by hand, in float32
+        def batch_loss(self, flat, x, y):
+            o = self.outputs(flat, x)
+            return (torch.logsumexp(o, 1) - o.gather(1, y[:, None])[:, 0]).mean()
+
+    torch.manual_seed(0)
+    Xc = torch.randn(200, 5)
+    yc = (Xc[:, 0] > 0).long()
+    net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2))
+    opt = torch.optim.Adam(net.parameters(), 5e-2)
+    for _ in range(600):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(Xc), yc).backward()
+        opt.step()
+    with torch.no_grad():
+        net[2].weight.mul_(2.5)
+        net[2].bias.mul_(2.5)
+    obj = Written(copy.deepcopy(net), nn.functional.cross_entropy, [(Xc[:100], yc[:100]), (Xc[100:], yc[100:])])
+    x0, y0 = next(iter(obj.prepared_batches(0, 1)))
+    assert float(nn.functional.cross_entropy(net(x0), y0)) < 1e-6  # near 0: where float32 cancels
+    assert loss_not_from_outputs(obj, obj.flat_tensor(obj.theta0), x0, y0) is None
+
+
+def test_a_loss_linear_through_the_outputs_and_a_term_of_its_own_in_every_form():
+    """(o·y).mean() of a linear model: its gradient has a graph that never reaches θ, and the flat double-backward
+    product raised 'not used in the graph'. A subclass's own term in θ: forward-over-reverse differentiated
+    loss_fn(outputs) and left it out (off by 2e-3·v); it now takes batch_loss, as the other forms do."""
+    X, Y = make_data()
+
+    class Linear(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return (self.outputs(flat, x) * y).mean()
+
+    obj = Linear(nn.Linear(4, 1).double(), lambda o, y: (o * y).mean(), split(X, Y))
+    V = torch.randn(obj.n_params, 3, dtype=torch.float64)
+    for form in ("reuse", "double-backward"):
+        op = rl.hessian(obj, obj.theta0, form=form)
+        assert float((op @ V).abs().max()) == 0.0 and float((op @ V[:, 0]).abs().max()) == 0.0
+
+    class WithTerm(TorchObjective):
+        def batch_loss(self, flat, x, y):
+            return super().batch_loss(flat, x, y) + 1e-3 * flat.square().sum()
+
+    torch.manual_seed(0)  # cross-entropy: torch.func's jvp of grad fails on mse_loss in torch 2.13 (ZeroTensor)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    labels = (X[:, 0] > 0).long() + (X[:, 1] > 0).long()
+    obj = WithTerm(net, nn.functional.cross_entropy, split(X, labels))
+    theta = torch.from_numpy(obj.theta0)
+    H = torch.func.hessian(lambda t: sum(obj.batch_losses(t)))(theta)
+    v = torch.randn(obj.n_params, dtype=torch.float64)
+    torch.testing.assert_close(rl.hessian(obj, obj.theta0, form="fwd-over-rev") @ v, H @ v, rtol=1e-10, atol=1e-12)
 
 
 def test_a_forward_that_updates_a_buffer_leaves_the_callers_model_alone():

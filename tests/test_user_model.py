@@ -252,6 +252,7 @@ def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
     ("-100 labels", "classifier", "negative class label (-100) in row 12"),
     ("-1 label, squared loss", "classifier", "negative class label (-1) in row 12"),
     ("label past the outputs", "classifier", "class label 3 in row 12, but the model has 3 outputs"),
+    ("label past the outputs, held-out rows", "classifier", "class label 3 in row 12, but the model has 3 outputs"),
     ("one output", "make", "one output, and cross-entropy over one class is 0"),
     ("complex y", "make", "y must be real numeric, got dtype torch.complex128"),
 ])
@@ -269,12 +270,14 @@ def test_labels_the_model_cannot_score_are_one_line_errors(user, capsys, case, m
         if case == "one output":
             y[:] = 0  # one class, scored by one output: the loss is 0 whatever θ
         else:
-            y[12:20] = {"-100 labels": -100, "-1 label, squared loss": -1, "label past the outputs": 3}[case]
+            y[12:20] = {"-100 labels": -100, "-1 label, squared loss": -1}.get(case, 3)
         np.savez(d / "bad.npz", X=user["X"], y=y)
         data = d / "bad.npz"
     more = ["--loss", "mse"] if case in ("-1 label, squared loss", "complex y") else []
+    if case.endswith("held-out rows"):  # the row named is the file's, not the training split's (it was row 10)
+        more = ["--select", "validation", "--validation-fraction", "0.3"]
     code, out, err = run(capsys, "analyze", "--data", f"tensors:{data}", "--model", f"{d / 'mymodel.py'}:{model}",
-                         "--lambdas", "0.1", "--batch-size", "10", "--out", str(d / "labels"), *more)
+                         "--lambdas", "0.1,1", "--batch-size", "10", "--out", str(d / "labels"), *more)
     assert code == 2 and needle in err and err.count("\n") == 1 and out == "", (err, out)
     assert not (d / "labels").exists()
 
@@ -301,7 +304,7 @@ def test_non_finite_weights_forwards_and_overflow_are_one_line_errors(user, caps
         X = user["X"] * 1e200
         X[57, 4] = 9e300  # named: the row and column of the largest input
         np.savez(tmp_path / "huge.npz", X=X, y=user["y"])
-        argv[argv.index("--data") + 1], needle = f"tensors:{tmp_path / 'huge.npz'}", "the largest input is 9e+300, at row 57"
+        argv[argv.index("--data") + 1], needle = f"tensors:{tmp_path / 'huge.npz'}", "the largest input is 9e+300, at row 57 of the batches"
     code, _, err = run(capsys, *argv)
     lines = [ln for ln in err.splitlines() if not ln.startswith("ridgelens: warning:")]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("ridgelens: error:") and needle in lines[0], err

@@ -314,6 +314,7 @@ def _analyze_torch(args, obj, lam, theta_hat):
                   curvature="auto" if at_polished else curvature, polish=bool(args.polish), refit=refit,
                   tol=args.refit_tol, refit_options=refit_options(args))
     if at_polished:
+        say_curvature(auto)  # the choice the default grid was drawn with (none when --lambdas were given)
         print(f"curvature (auto, at the polished θ̂): {res.choices['curvature']}")
     else:
         res = replace(res, choices={**res.choices, **say_curvature(auto)})

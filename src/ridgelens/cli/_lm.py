@@ -280,6 +280,9 @@ def _settings(args):
 
 
 def _print_summary(r: dict) -> None:
+    tokenizer = r.get("model", {}).get("tokenizer")
+    if tokenizer:  # said here too: --quiet drops the stderr line that says it first
+        print(f"tokens of {r['text']}: {tokenizer}")
     p = r.get("polish")
     if p:
         print(f"polished θ̂ (L-BFGS, {p['n_iter']} iterations{'' if p['converged'] else ', NOT converged'}): moved "

@@ -207,9 +207,10 @@ def build_user_objective(args, X, y, like=None):
     X = X.to(device=device, dtype=dtype) if X.is_floating_point() else X.to(device)
     classify = not y.is_floating_point()
     loss = args.loss or ("cross-entropy" if classify else "mse")
-    if classify and y.numel() and int(y.min()) < 0:  # -100 is PyTorch's ignored label: rows silently dropped
-        row = int((y < 0).reshape(len(y), -1).any(dim=1).nonzero()[0, 0])
-        raise DataError(f"{args.data} y has a negative class label ({int(y.reshape(len(y), -1)[row].min())}) in "
+    labels = y if like is None else like  # every row of the file (like), so that a row named is the file's
+    if classify and labels.numel() and int(labels.min()) < 0:  # -100 is PyTorch's ignored label: rows dropped
+        row = int((labels < 0).reshape(len(labels), -1).any(dim=1).nonzero()[0, 0])
+        raise DataError(f"{args.data} y has a negative class label ({int(labels.reshape(len(labels), -1)[row].min())}) in "
                         f"row {row}: class labels are 0, 1, … (ignored or padding labels such as -100 are not supported: "
                         "cross-entropy would skip the row while n counts it; drop such rows)")
     if loss == "cross-entropy":
@@ -234,14 +235,14 @@ def build_user_objective(args, X, y, like=None):
             raise ModelOutputError(f"--model {args.model} returns a {type(out).__name__} on the first batch of "
                                    f"{args.data}, not a tensor of outputs (n, outputs), which the {loss} loss needs: "
                                    "make forward return the outputs (e.g. the logits of an output object)")
+        if loss == "cross-entropy":  # before the loss: its own error names neither the row nor the file
+            _check_classes(args, out, labels)
         loss_fn(out, batches[0][1])
-    except (ModelOutputError, torch.OutOfMemoryError):  # out of memory: the device's, said as such by main
+    except (ModelOutputError, DataError, torch.OutOfMemoryError):  # out of memory: the device's, said by main
         raise
     except Exception as exc:
         raise ModelError(f"--model {args.model} on the first batch of {args.data}: {type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''} (loss {loss})") from None
-    if loss == "cross-entropy":
-        _check_classes(args, out, y)
     if loss != "cross-entropy" and isinstance(out, torch.Tensor) and out.shape != batches[0][1].shape:
         raise DataError(f"--model {args.model} returns outputs of shape {tuple(out.shape)} on the first batch, but the "
                         f"squared loss needs them shaped as the targets, {tuple(batches[0][1].shape)} (n, outputs): "

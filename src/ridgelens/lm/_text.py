@@ -55,9 +55,12 @@ def text_bytes(data: bytes, name: str) -> bytes:
     """``data`` if it is text (UTF-8, no NUL bytes), else a :class:`DataError` naming ``name``."""
     if not data:
         raise DataError(f"text file {name} is empty")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # its NUL bytes would read as binary
-        raise DataError(f"text file {name} is UTF-16 (it starts with a UTF-16 byte-order mark); re-encode it as "
-                        f"UTF-8, e.g. iconv -f utf-16 -t utf-8 {Path(name).name} > {Path(name).stem}-utf8.txt")
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                     (codecs.BOM_UTF16_BE, "utf-16")):  # UTF-32's first: UTF-32-LE's mark begins with UTF-16-LE's
+        if data.startswith(bom):  # its NUL bytes would read as binary
+            raise DataError(f"text file {name} is {enc.upper()} (it starts with a {enc.upper()} byte-order mark); "
+                            f"re-encode it as UTF-8, e.g. iconv -f {enc} -t utf-8 {Path(name).name} > "
+                            f"{Path(name).stem}-utf8.txt")
     if b"\x00" in data[:65536]:
         raise DataError(f"text file {name} looks binary (it contains NUL bytes); give a UTF-8 text file")
     try:

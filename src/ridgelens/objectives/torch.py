@@ -491,12 +491,16 @@ class TorchObjective(Objective):
                 v = float(flat.reshape(-1)[i])
                 if best is None or v > best[0]:
                     row, col = divmod(i, flat.shape[1])
-                    best = (v, offset + row, b, row, col)
+                    best = (v, offset + row, b, row, col, x.ndim > 2)
             offset += len(x) if hasattr(x, "__len__") else 0
         if best is None:
             return ""
-        v, at, b, row, col = best
-        return f"; the largest input is {v:.3g}, at row {at} (batch {b}, its row {row}), column {col}"
+        v, at, b, row, col, nd = best
+        where = f"entry {col} of the row, flattened" if nd else f"column {col}"
+        # a list of batches is rows in a fixed order; a DataLoader's may be shuffled anew on every pass
+        rows = f"row {at} of the batches (batch {b}, its row {row})" if isinstance(self.batches, (list, tuple)) \
+            else f"batch {b} of this pass, its row {row}"
+        return f"; the largest input is {v:.3g}, at {rows}, {where}"
 
     def _scipy_minimize(self, bar, fun, result, l2, x0, tol, max_iter, method, P):
         if method == "lbfgs":

@@ -70,21 +70,30 @@ def loss_not_from_outputs(objective, theta, x, y, out=None) -> str | None:
     """Why ``objective``'s loss on batch ``(x, y)`` is not ``loss_fn(outputs(θ, x), y)``, or None when it is.
 
     The Gauss–Newton matrix is built from the outputs and ``loss_fn``; a subclass that overrides
-    ``batch_loss`` (to add a term in θ, say) has a loss that G does not see. ridgelens' own
-    objectives compute ``batch_loss`` from outputs and ``loss_fn`` by construction; another's is
-    compared on the batch, in its dtype's precision (``out``: the outputs, if already computed).
+    ``batch_loss`` (to add a term in θ, say) or ``outputs`` (a temperature, a field of the model's
+    output) has a loss that G does not see. An objective without ``batch_loss`` (the GGN's
+    protocol alone) and ridgelens' own, whose ``batch_loss`` and ``outputs`` are both its own,
+    agree by construction; another is compared on the batch. The tolerance scales with the
+    outputs' size as well as the loss's: a loss near 0 computed two ways in float32 cancels,
+    and its relative difference is not a different loss.
     """
-    if getattr(type(objective).batch_loss, "__module__", "").startswith("ridgelens."):
+    cls = type(objective)
+    own = getattr(cls, "batch_loss", None)
+    if own is None or all(getattr(getattr(cls, m, None), "__module__", "").startswith("ridgelens.")
+                          for m in ("batch_loss", "outputs")):
         return None
     with torch.no_grad():
         if out is None:
-            out = _floating_outputs(objective.outputs(theta, x))
+            try:
+                out = _floating_outputs(objective.outputs(theta, x))
+            except RidgelensError:
+                return "its outputs are not one floating tensor"
         from_outputs = float(objective.loss_fn(out, y))
-        own = float(objective.batch_loss(theta, x, y))
-    tol = 1e3 * torch.finfo(out.dtype).eps * max(abs(own), abs(from_outputs), 1e-300)
-    if abs(own - from_outputs) <= tol:
+        loss = float(objective.batch_loss(theta, x, y))
+        scale = max(abs(loss), abs(from_outputs), float(out.abs().mean()) if out.numel() else 0.0, 1e-300)
+    if abs(loss - from_outputs) <= 1e3 * torch.finfo(out.dtype).eps * scale:
         return None
-    return (f"{type(objective).__name__}.batch_loss gives {own:.10g} on the first batch where "
+    return (f"{cls.__name__}'s batch_loss gives {loss:.10g} on the first batch where "
             f"loss_fn(outputs) gives {from_outputs:.10g}")
 
 

@@ -92,15 +92,24 @@ def _edges_of(loss, leaves) -> list:
 
 
 def _grad_batched(out, inp, V, retain_graph):
-    """``(∂out/∂inp)ᵀ`` applied to each row of V: one batched backward (vmap), or a loop where vmap fails."""
+    """``(∂out/∂inp)ᵀ`` applied to each row of V: one batched backward (vmap), or a loop where vmap fails.
+
+    Zeros where ``out`` has a graph that does not reach ``inp`` (a gradient that depends on the
+    data only: a loss linear in θ).
+    """
+    def zeros_if_unused(g, rows):
+        return inp.new_zeros((rows, *inp.shape)) if g is None else g
+
     if V.shape[0] == 1:
-        (g,) = torch.autograd.grad(out, inp, grad_outputs=V[0], retain_graph=retain_graph)
-        return g[None]
+        (g,) = torch.autograd.grad(out, inp, grad_outputs=V[0], retain_graph=retain_graph, allow_unused=True)
+        return zeros_if_unused(None if g is None else g[None], 1)
     try:
-        (g,) = torch.autograd.grad(out, inp, grad_outputs=V, retain_graph=True, is_grads_batched=True)
-        return g
+        (g,) = torch.autograd.grad(out, inp, grad_outputs=V, retain_graph=True, is_grads_batched=True,
+                                   allow_unused=True)
+        return zeros_if_unused(g, V.shape[0])
     except RuntimeError:  # an op without a batching rule: one backward per vector
-        rows = [torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=True)[0] for v in V]
+        rows = [zeros_if_unused(torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=True, allow_unused=True)[0],
+                                1).reshape(inp.shape) for v in V]
         return torch.stack(rows)
 
 
@@ -337,8 +346,8 @@ class TorchHessianOperator(CurvatureOperator):
         for x, y in obj.prepared_batches(start, stop):
             w = obj.batch_weight(y)
 
-            def loss_of(flat, x=x, y=y):
-                return obj.loss_fn(obj.outputs(flat, x), y)
+            def loss_of(flat, x=x, y=y):  # the objective's own batch loss (a subclass's term included), as batch_losses
+                return obj.batch_loss(flat, x, y)
 
             for i in range(V.shape[0]):
                 _, hv = jvp(grad(loss_of), (self.theta,), (V[i].clone(),))
