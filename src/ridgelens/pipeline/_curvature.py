@@ -6,6 +6,7 @@ Shared by :func:`~ridgelens.pipeline.analyze` and the weight-decay prediction
 
 from __future__ import annotations
 
+from ridgelens import _distributed as dist
 from ridgelens._auto import select_solver
 
 #: Lanczos steps of the probe that looks for negative curvature (``curvature="auto"``).
@@ -38,7 +39,9 @@ def choose_curvature(objective, theta_hat, requested: str = "auto", *, seed: int
         from ridgelens.operators._ggn import loss_not_from_outputs
 
         x, y = next(iter(objective.prepared_batches(0, 1)))
-        has_outputs = loss_not_from_outputs(objective, objective.flat_tensor(theta_hat), x, y) is None
+        mine = loss_not_from_outputs(objective, objective.flat_tensor(theta_hat), x, y) is None
+        # Every rank checks its own first batch: all must agree, or ranks would build different curvatures
+        has_outputs = all(dist.all_gather_objects(mine, "check that the loss is loss_fn(outputs)"))
     return select_solver("curvature", requested, convex=bool(getattr(objective, "convex", False)),
                          has_outputs=has_outputs, ritz_range=ritz_range,
                          canonical_glm=bool(getattr(objective, "canonical_glm", False)))
