@@ -339,3 +339,15 @@ def test_a_torch_model_s_default_curvature_is_chosen_by_whether_h_is_indefinite(
     assert "Ritz value" in auto["choices"]["curvature"]
     # its spectrum is the Gauss-Newton matrix's, and the printout names it G, not H
     assert "smallest eigenvalue of G = " in out and "eigenvalues of G: " in out and "eigenvalues of H" not in out
+
+
+def test_one_feature_and_its_intercept_is_analyzed_without_the_plane(tmp_path, capsys):
+    """One feature with an unpenalized intercept has one curved direction: the run printed its table, then failed on
+    the model-plane figure ('a plane needs two directions'). It now writes every other output; the prediction is
+    the refit (a linear model: exact)."""
+    code, _, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--features", "2",
+                         "--lambdas", "0.01,0.1", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert max(res["rel_error"]) < 1e-12 and (tmp_path / "o" / "paths.png").exists()
+    assert not (tmp_path / "o" / "model_contours.png").exists()

@@ -50,6 +50,7 @@ from ridgelens.plots import (
     plot_spectral_density,
 )
 from ridgelens.report._loss import loss_plane_if_drawable
+from ridgelens.report._plane import display_eigenvalues
 
 #: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None,
@@ -345,7 +346,9 @@ def _figures(res, obj, lam: np.ndarray, out: Path) -> list[str]:
         figs["spectral_density.png"] = lambda ax: plot_spectral_density(nodes=res.density.nodes,
                                                                         weights=res.density.weights, ax=ax)
     if (obj is not None and res.spectrum.k >= 2 and res.path.valid.any()
-            and (res.spectrum.complete or res.path.penalized.all())):  # else the intercept's response is unknown
+            and (res.spectrum.complete or res.path.penalized.all())  # else the intercept's response is unknown
+            and np.count_nonzero(display_eigenvalues(res.path.eigenvalues, res.path.rank_tol)[0] > 0) >= 2):
+        # (a plane needs two curved directions: one feature and an unpenalized intercept has one)
         figs["model_contours.png"] = lambda ax: plot_model_contours(obj, res, ax=ax)
     for name, draw in figs.items():
         fig = new_figure(*({"model_contours.png": (8.0, 5.8)}.get(name, ())))  # its legend sits outside
