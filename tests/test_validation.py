@@ -417,3 +417,20 @@ def test_a_bool_nested_among_floats_is_refused(bad, where):
     with pytest.raises(rl.RidgelensError, match=rf"^lam{re.escape(where)} must be a real number, got (np\.)?(True|False)_? \(bool\)"):
         check_nonnegative(bad, "lam")
     np.testing.assert_array_equal(check_nonnegative([[0.0, 1.5], [2.0, 3.0]], "lam"), [[0.0, 1.5], [2.0, 3.0]])
+
+
+@pytest.mark.parametrize("case", ["X", "y", "theta_hat", "H"])
+def test_complex_inputs_are_refused_not_cast(case):
+    """NumPy casts complex to float64 by dropping the imaginary part, with only a ComplexWarning: LeastSquares,
+    ridge_path and a dense H ran on the real parts (a bad-input hunt)."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = X @ np.array([1.0, 2.0, 3.0])
+    with pytest.raises(rl.RidgelensError, match=r"must be (real numbers|a real matrix), got complex values"):
+        if case == "X":
+            rl.LeastSquares(X + 1j * X, y)
+        elif case == "y":
+            rl.LeastSquares(X, y + 1j)
+        elif case == "theta_hat":
+            rl.ridge_path(np.eye(2), [1j, 1], [0.1])
+        else:
+            rl.ridge_path(np.eye(2) * (1 + 1j), [1.0, 1.0], [0.1])

@@ -9,8 +9,15 @@ import numpy as np
 from ridgelens.errors import DataError, RidgelensError
 
 
+def _refuse_complex(values, name: str, error=DataError) -> None:
+    """Complex values are refused, not cast to float64 (NumPy drops the imaginary part with only a warning)."""
+    if np.iscomplexobj(values):
+        raise error(f"{name} must be real numbers, got complex values")
+
+
 def check_finite_matrix(X, name: str = "X", columns=None) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array, or raise naming the first bad cell."""
+    _refuse_complex(X, name)
     try:
         A = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -27,6 +34,7 @@ def check_finite_matrix(X, name: str = "X", columns=None) -> np.ndarray:
 
 def check_finite_vector(y, name: str = "y") -> np.ndarray:
     """Return ``y`` as a 1-D float64 array, or raise naming the first bad entry."""
+    _refuse_complex(y, name)
     try:
         v = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -196,6 +204,7 @@ def distinct(lam) -> str:
 
 def check_vector(v, n: int, name: str) -> np.ndarray:
     """Return ``v`` as a finite float64 vector of length ``n``."""
+    _refuse_complex(v, name, RidgelensError)
     try:
         a = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):

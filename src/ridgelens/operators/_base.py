@@ -196,6 +196,8 @@ class DenseOperator(CurvatureOperator):
     """
 
     def __init__(self, H, *, dtype=None):
+        if np.iscomplexobj(H):  # a complex Hermitian H is not a real curvature: not cast (its imaginary part dropped)
+            raise RidgelensError("H must be a real matrix, got complex values")
         if isinstance(H, torch.Tensor):
             M = H.detach()
             M = M.to(dtype or (M.dtype if M.is_floating_point() else torch.float64))
