@@ -74,6 +74,8 @@ def _as_tensor(value, what: str):
     if isinstance(value, torch.Tensor):
         if value.is_complex():  # as a .npz's complex array: refused, not cast (the imaginary part dropped)
             raise DataError(f"{what} must be real numeric, got dtype {value.dtype}")
+        if value.layout != torch.strided:  # sparse: models and losses take dense tensors
+            raise DataError(f"{what} is a {value.layout} tensor; save it dense (tensor.to_dense())")
         return value.detach()
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
