@@ -351,3 +351,15 @@ def test_one_feature_and_its_intercept_is_analyzed_without_the_plane(tmp_path, c
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert max(res["rel_error"]) < 1e-12 and (tmp_path / "o" / "paths.png").exists()
     assert not (tmp_path / "o" / "model_contours.png").exists()
+
+
+def test_evidence_on_a_constant_target_is_one_clear_error(tmp_path, capsys):
+    """A constant target: every residual and coefficient is 0 and the evidence is log 0 at every λ. It printed
+    'selected λ = nan' and the table, then failed in matplotlib (exit 1). Now exit 2 and one line, before the
+    table."""
+    rows = ["a,b,y"] + [f"{np.sin(i):.6f},{np.cos(3 * i):.6f},5" for i in range(30)]
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    code, out, err = run(capsys, "analyze", "--data", f"csv:{tmp_path / 'c.csv'}", "--target", "y", "--model",
+                         "linear", "--select", "evidence", "--lambdas", "0.01,0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1 and "the evidence needs targets" in err, err
+    assert "λ  " not in out and "selected" not in out and not (tmp_path / "o").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -231,10 +233,13 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     if args.select is not None and torch_obj is not None:  # before the table: it may add the one refit
         selection, extra["selection"], res = choose(args, torch_obj, lam, validation, split_info, res=res,
                                                     how=extra.get("grid", "given"))
+    said = io.StringIO()
+    if args.select is not None and torch_obj is None:  # before the table, said after it: a refusal is one line
+        with contextlib.redirect_stdout(said):
+            selection, extra["selection"], _ = choose(args, obj, lam, validation, split_info)
     if res.refit is not None:  # a λ without a prediction (below −σ_min of an indefinite H) says so, not nan
         print(table(HEADERS, summary_rows(res)))
-    if args.select is not None and torch_obj is None:
-        selection, extra["selection"], _ = choose(args, obj, lam, validation, split_info)
+    print(said.getvalue(), end="")
 
     if out is None:  # a rank other than 0 of a data-parallel run: rank 0 writes
         return []

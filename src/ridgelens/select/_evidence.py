@@ -63,6 +63,10 @@ def least_squares_evidence(prep: Prepared, grid: np.ndarray):
     n_eff = prep.n - prep.n_free
     kappa = grid * W
     rss, coef2, _ = _pieces(prep, kappa)
+    if not np.any(rss + kappa * coef2 > 0):  # log 0: every λ fits exactly, and the noise variance is 0
+        raise RidgelensError("the evidence needs targets that the unpenalized part (the intercept) does not fit "
+                             "exactly: here every residual and every penalized coefficient is 0 (a constant "
+                             "target?), so no λ is more probable than another")
     with np.errstate(divide="ignore"):
         logdet = np.log1p(prep.svd.s[:, None] ** 2 / kappa[None, :]).sum(axis=0)
         log_e = (-0.5 * n_eff * np.log(rss + kappa * coef2) - 0.5 * logdet
