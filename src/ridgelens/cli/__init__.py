@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", required=True, type=model_arg,
                    metavar="{linear,logistic,mlp,lm,hf:DIR,MODULE:FACTORY,FILE.py:FACTORY}",
                    help="mlp: a d→hidden→tanh→out torch MLP, trained here (squared loss, on one-hot labels for "
-                        "class targets; see --loss); lm: the built-in byte-level transformer, trained on --text; "
+                        "class targets: integers with at most 50 distinct values; see --loss); lm: the built-in byte-level transformer, trained on --text; "
                         "hf:DIR: a local Hugging Face causal-LM checkpoint; MODULE:FACTORY or FILE.py:FACTORY: your "
                         "own torch model, FACTORY() returning an nn.Module (with --weights and --data tensors:PATH)")
     a.add_argument("--lambdas", type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1 (with --select it may "
