@@ -11,7 +11,8 @@ from ridgelens.errors import DataError, RidgelensError
 
 def _refuse_complex(values, name: str, error=DataError) -> None:
     """Complex values are refused, not cast to float64 (NumPy drops the imaginary part with only a warning)."""
-    if np.iscomplexobj(values):
+    torch_like = callable(getattr(values, "is_complex", None))  # a tensor (on any device, meta too): no host copy
+    if values.is_complex() if torch_like else np.iscomplexobj(values):
         raise error(f"{name} must be real numbers, got complex values")
 
 

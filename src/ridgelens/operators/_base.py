@@ -196,7 +196,7 @@ class DenseOperator(CurvatureOperator):
     """
 
     def __init__(self, H, *, dtype=None):
-        if np.iscomplexobj(H):  # a complex Hermitian H is not a real curvature: not cast (its imaginary part dropped)
+        if H.is_complex() if isinstance(H, torch.Tensor) else np.iscomplexobj(H):  # not cast: its imaginary part lost
             raise RidgelensError("H must be a real matrix, got complex values")
         if isinstance(H, torch.Tensor):
             M = H.detach()
