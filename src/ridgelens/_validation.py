@@ -9,7 +9,7 @@ import numpy as np
 from ridgelens.errors import DataError, RidgelensError
 
 
-def _refuse_complex(values, name: str, error=DataError) -> None:
+def refuse_complex(values, name: str, error=DataError) -> None:
     """Complex values are refused, not cast to float64 (NumPy drops the imaginary part with only a warning)."""
     torch_like = callable(getattr(values, "is_complex", None))  # a tensor (on any device, meta too): no host copy
     if values.is_complex() if torch_like else np.iscomplexobj(values):
@@ -18,7 +18,7 @@ def _refuse_complex(values, name: str, error=DataError) -> None:
 
 def check_finite_matrix(X, name: str = "X", columns=None) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array, or raise naming the first bad cell."""
-    _refuse_complex(X, name)
+    refuse_complex(X, name)
     try:
         A = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -35,7 +35,7 @@ def check_finite_matrix(X, name: str = "X", columns=None) -> np.ndarray:
 
 def check_finite_vector(y, name: str = "y") -> np.ndarray:
     """Return ``y`` as a 1-D float64 array, or raise naming the first bad entry."""
-    _refuse_complex(y, name)
+    refuse_complex(y, name)
     try:
         v = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -205,7 +205,7 @@ def distinct(lam) -> str:
 
 def check_vector(v, n: int, name: str) -> np.ndarray:
     """Return ``v`` as a finite float64 vector of length ``n``."""
-    _refuse_complex(v, name, RidgelensError)
+    refuse_complex(v, name, RidgelensError)
     try:
         a = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):

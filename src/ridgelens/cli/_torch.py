@@ -167,12 +167,14 @@ def load_user_data(args):
 
 def _check_classes(args, out, y) -> None:
     """Refuse class labels the model's (n, classes) outputs cannot score, on every row (the first batch's ran)."""
+    from ridgelens.data._tensors import first_row
+
     classes = out.shape[1] if out.ndim >= 2 else None
     if classes == 1:
         raise DataError(f"--model {args.model} has one output, and cross-entropy over one class is 0 whatever the "
                         "weights (nothing to analyze): give the model one output per class, or use --loss mse")
     if classes is not None and y.numel() and int(y.max()) >= classes:
-        row = int((y >= classes).reshape(len(y), -1).any(dim=1).nonzero()[0, 0])
+        row = first_row(y >= classes)
         raise DataError(f"{args.data} y has the class label {int(y.reshape(len(y), -1)[row].max())} in row {row}, "
                         f"but the model has {classes} outputs (classes 0 … {classes - 1})")
 
@@ -184,7 +186,7 @@ def build_user_objective(args, X, y, like=None):
     """
     import torch
 
-    from ridgelens.data._tensors import load_state_dict
+    from ridgelens.data._tensors import first_row, load_state_dict
     from ridgelens.objectives.torch import TorchObjective
 
     factory = load_factory(args.model)
@@ -209,7 +211,7 @@ def build_user_objective(args, X, y, like=None):
     loss = args.loss or ("cross-entropy" if classify else "mse")
     labels = y if like is None else like  # every row of the file (like), so that a row named is the file's
     if classify and labels.numel() and int(labels.min()) < 0:  # -100 is PyTorch's ignored label: rows dropped
-        row = int((labels < 0).reshape(len(labels), -1).any(dim=1).nonzero()[0, 0])
+        row = first_row(labels < 0)
         raise DataError(f"{args.data} y has a negative class label ({int(labels.reshape(len(labels), -1)[row].min())}) in "
                         f"row {row}: class labels are 0, 1, … (ignored or padding labels such as -100 are not supported: "
                         "cross-entropy would skip the row while n counts it; drop such rows)")

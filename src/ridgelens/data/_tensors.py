@@ -63,9 +63,14 @@ def load_tensors(path) -> tuple:
         raise DataError(f"tensors:{path} holds no samples")
     for name, t in (("X", X), ("y", y)):
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).reshape(len(t), -1).any(dim=1).nonzero()[0, 0])
+            bad = first_row(~torch.isfinite(t))
             raise DataError(f"tensors:{path} {name} has a NaN or Inf in row {bad}")
     return X, y
+
+
+def first_row(mask) -> int:
+    """The first row (index along dim 0) of a boolean tensor that holds a True anywhere."""
+    return int(mask.reshape(len(mask), -1).any(dim=1).nonzero()[0, 0])
 
 
 def _as_tensor(value, what: str):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ridgelens._progress import Progress
-from ridgelens._validation import check_seed
+from ridgelens._validation import check_seed, refuse_complex
 from ridgelens.errors import RidgelensError
 
 #: A matrix passed as curvature may be off symmetric by this much (relative to its largest entry).
@@ -196,8 +196,7 @@ class DenseOperator(CurvatureOperator):
     """
 
     def __init__(self, H, *, dtype=None):
-        if H.is_complex() if isinstance(H, torch.Tensor) else np.iscomplexobj(H):  # not cast: its imaginary part lost
-            raise RidgelensError("H must be a real matrix, got complex values")
+        refuse_complex(H, "H", RidgelensError)  # not cast: its imaginary part would be lost
         if isinstance(H, torch.Tensor):
             M = H.detach()
             M = M.to(dtype or (M.dtype if M.is_floating_point() else torch.float64))

@@ -97,20 +97,18 @@ def _grad_batched(out, inp, V, retain_graph):
     Zeros where ``out`` has a graph that does not reach ``inp`` (a gradient that depends on the
     data only: a loss linear in θ).
     """
-    def zeros_if_unused(g, rows):
-        return inp.new_zeros((rows, *inp.shape)) if g is None else g
+    def one(v, retain):  # (∂out/∂inp)ᵀv, zeros where the graph does not reach inp
+        (g,) = torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=retain, allow_unused=True)
+        return torch.zeros_like(inp) if g is None else g
 
     if V.shape[0] == 1:
-        (g,) = torch.autograd.grad(out, inp, grad_outputs=V[0], retain_graph=retain_graph, allow_unused=True)
-        return zeros_if_unused(None if g is None else g[None], 1)
+        return one(V[0], retain_graph)[None]
     try:
         (g,) = torch.autograd.grad(out, inp, grad_outputs=V, retain_graph=True, is_grads_batched=True,
                                    allow_unused=True)
-        return zeros_if_unused(g, V.shape[0])
+        return inp.new_zeros((V.shape[0], *inp.shape)) if g is None else g
     except RuntimeError:  # an op without a batching rule: one backward per vector
-        rows = [zeros_if_unused(torch.autograd.grad(out, inp, grad_outputs=v, retain_graph=True, allow_unused=True)[0],
-                                1).reshape(inp.shape) for v in V]
-        return torch.stack(rows)
+        return torch.stack([one(v, True) for v in V])
 
 
 class TorchHessianOperator(CurvatureOperator):
@@ -269,10 +267,11 @@ class TorchHessianOperator(CurvatureOperator):
         """The edge of a gradient's graph; None for a gradient that does not depend on θ (a loss linear in θ, or without θ)."""
         return get_gradient_edge(g) if g is not None and g.requires_grad else None
 
-    def _gradient_edge(self, loss, flat):
+    @staticmethod
+    def _gradient_edge(loss, flat):
         """The edge of ∇loss's graph (built with ``create_graph``), the gradient's value freed before the product."""
         (g,) = torch.autograd.grad(loss, flat, create_graph=True, allow_unused=True)
-        return self._edge(g)
+        return TorchHessianOperator._edge(g)
 
     def _hvp_reuse(self, V):
         params, graph = self._graph
