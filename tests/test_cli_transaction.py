@@ -380,3 +380,15 @@ def test_a_run_killed_with_sigkill_leaves_a_staging_folder_the_next_run_removes(
     code, _, err = run(capsys, *LINEAR, "--lambdas", "0.1", "--out", tmp_path / "o", "--overwrite")
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o", live.name, foreign.name])
+
+
+@pytest.mark.parametrize("lambdas, says", [("1,,2", "entry 2 of '1,,2' is empty"), ("1,2,", "entry 3 of '1,2,' is empty"),
+                                           ("1_0", "entry 1 of '1_0' is '1_0'"), ("0.1,x", "entry 2 of '0.1,x' is 'x'")])
+def test_a_slip_in_lambdas_is_refused_by_entry_not_read_past(tmp_path, capsys, lambdas, says):
+    """``1,,2`` is not read as 1,2 nor ``1_0`` as 10 (float's digit separator): each names its entry."""
+    with pytest.raises(SystemExit) as info:
+        main([*LINEAR, "--lambdas", lambdas, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert f"argument --lambdas: {says}, not a number" in err
+    assert not (tmp_path / "o").exists()

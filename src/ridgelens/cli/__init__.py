@@ -34,13 +34,24 @@ def one_line(text) -> str:
 
 
 def _lambdas(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--lambdas must be comma-separated numbers, got {text!r}") from None
-    if not values:
+    """``--lambdas 1e-3,0.1``: every comma-separated entry a plain number (checked finite and >= 0 later).
+
+    An empty entry (``1,,2``, a trailing comma) and Python's digit separators (``1_0``, which
+    ``float`` reads as 10) are refused: each is more likely a slip than a λ.
+    """
+    pieces = [t.strip() for t in text.split(",")]
+    if not any(pieces):
         raise argparse.ArgumentTypeError(f"--lambdas is empty ({text!r}); give comma-separated λ >= 0, "
                                          "e.g. 1e-3,1e-2,0.1")
+    values = []
+    for i, t in enumerate(pieces, start=1):
+        try:
+            if not t or "_" in t:
+                raise ValueError
+            values.append(float(t))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"entry {i} of {text!r} is {'empty' if not t else repr(t)}, not a "
+                                             "number; give comma-separated numbers like 1e-3,1e-2,0.1") from None
     return values
 
 
