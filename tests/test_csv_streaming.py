@@ -133,7 +133,7 @@ def test_plain_values_equal_python_float(tmp_path, monkeypatch):
             if numpy_only:
                 _numpy_only(m)
             assert _fastcsv.read_plain_csv(path, None, data._check_header) is not None  # the plain path read it
-            ds = load_dataset(f"csv:{path}")
+            ds = data._load_csv(path, None)  # the reader alone: load_dataset refuses values past 1e±75 (check_scale)
         np.testing.assert_array_equal(ds.X, expect[:, :2])
         np.testing.assert_array_equal(ds.y, expect[:, 2])
 
@@ -172,3 +172,18 @@ def test_a_small_file_does_not_pay_for_importing_pandas(diabetes_csv):
             f"assert load_dataset({f'csv:{path}'!r}).X.shape == (442, 10); print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("block", [32, 1 << 20])
+def test_a_column_out_of_float64_reach_names_its_data_row_read_whole_or_streamed(diabetes_csv, monkeypatch, block):
+    """load_dataset and the streamed moments (stream_least_squares) refuse it alike, the row counted over blocks."""
+    path, _, _ = diabetes_csv
+    lines = path.read_text().splitlines()
+    cells = lines[300].split(",")
+    cells[1] = "3e200"
+    lines[300] = ",".join(cells)  # data row 300 (line 301)
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(_fastcsv, "BLOCK", block)  # 32 bytes: hundreds of blocks before that row
+    for read in (load_dataset, data.stream_least_squares):
+        with pytest.raises(DataError, match=r"column 'x1' peaks at 3e\+200 \(data row 300\), .*divide it by 1e200"):
+            read(f"csv:{path}")

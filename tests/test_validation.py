@@ -49,6 +49,26 @@ def test_non_finite_X_single_column():
 
 
 @pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
+@pytest.mark.parametrize("scale, fix", [(1e160, "divide it by 1e160"), (1e-160, "multiply it by 1e160"),
+                                        (1e80, "divide it by 1e80")])
+def test_a_column_out_of_float64_reach_is_named_with_its_row_and_fix(cls, scale, fix):
+    """Before: 1e160 was an internal error (a NaN in the eigensolver), 1e-160 a silent wrong θ̂."""
+    X, y = data()
+    X[:, 1] *= scale
+    i = int(np.argmax(np.abs(X[:, 1])))
+    with pytest.raises(rl.DataError, match=rf"X column 'b' peaks at .* \(row {i}\), outside .*{fix}"):
+        cls(X, y, feature_names=["a", "b", "c"])
+
+
+def test_a_target_out_of_float64_reach_is_refused_and_a_column_of_zeros_is_not():
+    X, y = data()
+    with pytest.raises(rl.DataError, match=r"^y peaks at 2e\+160 \(row \d+\), .* divide it by 1e160"):
+        rl.LeastSquares(X, 1e160 * (y + 1.0))
+    X[:, 2] = 0.0  # no scale at all is not out of range (the rank decides what it means)
+    rl.LeastSquares(X * 1e70, y)  # the edge of the range is accepted
+
+
+@pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_y(cls, bad):
     X, y = data()

@@ -63,6 +63,39 @@ def _check_finite(A: np.ndarray, name: str, columns) -> None:
     )
 
 
+#: The range a column's (or the target's) largest |value| must lie in, columns of zeros aside. ridgelens
+#: computes in float64, whose squares overflow past about 1e154 and vanish below 1e-162: within
+#: 1e±75 the Hessian's sums of squares, and coefficients of about target ÷ column, keep room to spare.
+SCALE_RANGE = (1e-75, 1e75)
+
+
+def check_scale(A: np.ndarray, name: str, columns=None, *, row=lambda i: f"row {i}") -> None:
+    """Raise if a column of ``A`` (2-D, or a 1-D target) peaks outside :data:`SCALE_RANGE`, naming it and its row.
+
+    ``row(i)`` words the row index ``i`` of ``A`` (a file's reader counts its data rows from 1).
+
+    Such data is not wrong, only out of float64's reach for the quadratic model: the Hessian
+    overflowed to inf (an internal error), or a tiny column's square vanished and its
+    coefficient came back as a silent zero. Rescaling the column is the fix.
+    """
+    M = A if A.ndim == 2 else A[:, None]
+    if M.size == 0:
+        return
+    peak = np.maximum(M.max(axis=0), -M.min(axis=0))  # max |·| per column without a copy of A
+    lo, hi = SCALE_RANGE
+    bad = np.flatnonzero((peak > hi) | ((peak > 0) & (peak < lo)))
+    if not bad.size:
+        return
+    j = int(bad[0])
+    i = int(np.argmax(np.abs(M[:, j])))
+    what = name if A.ndim == 1 else (f"{name} column {j}" if columns is None else f"{name} column {columns[j]!r}")
+    power = round(float(np.log10(peak[j])))
+    fix = f"divide it by 1e{power}" if power > 0 else f"multiply it by 1e{-power}"
+    raise DataError(f"{what} peaks at {M[i, j]:.3g} ({row(i)}), outside what ridgelens computes in float64 (a "
+                    f"column's largest |value| between {lo:g} and {hi:g}, where squares and sums of squares stay "
+                    f"finite and nonzero): rescale it, e.g. {fix}")
+
+
 def check_same_rows(X: np.ndarray, y: np.ndarray) -> None:
     """Raise if ``X`` and ``y`` disagree on the number of samples."""
     if X.shape[0] != y.shape[0]:

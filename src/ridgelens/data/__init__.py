@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ridgelens._validation import check_finite_matrix, check_finite_vector
+from ridgelens._validation import check_finite_matrix, check_finite_vector, check_scale
 from ridgelens.data._fastcsv import NotPlain, iter_blocks, read_header, read_plain_csv
 from ridgelens.errors import DataError
 
@@ -80,6 +80,9 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
     else:
         raise DataError(f"unknown data set {spec!r}: expected one of {', '.join(BUILTIN)}, csv:PATH or tensors:PATH")
     X, y = ds.X, ds.y
+    row = (lambda i: f"data row {i + 1}") if spec.startswith("csv:") else (lambda i: f"row {i}")
+    check_scale(X, f"{ds.name} features", ds.feature_names, row=row)
+    check_scale(y, f"{ds.name} target {ds.target_name!r}", row=row)
     if positive_class is not None:
         hits = y == positive_class
         if not hits.any():
@@ -117,6 +120,7 @@ def stream_least_squares(spec: str, *, target: str | None = None, fit_intercept:
             for values, _ in iter_blocks(path, offset, len(header)):
                 if not np.isfinite(values).all():  # the careful reader names the cell
                     raise NotPlain
+                check_scale(values, path.name, header, row=lambda i, before=moments.n: f"data row {before + i + 1}")
                 moments.add(values)
         except NotPlain:
             moments = None

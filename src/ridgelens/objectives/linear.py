@@ -25,6 +25,7 @@ from ridgelens._validation import (
     check_finite_vector,
     check_nonnegative_entries,
     check_same_rows,
+    check_scale,
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
 from ridgelens.objectives._accurate import accurate_residual, accurate_transpose, cascade, two_prod
@@ -84,6 +85,8 @@ class _LinearObjective(Objective):
         X = check_finite_matrix(_densified(X), "X", feature_names)
         y = check_finite_vector(y, "y")
         check_same_rows(X, y)
+        check_scale(X, "X", feature_names)
+        check_scale(y, "y")
         self.X, self.y = X, y
         self.fit_intercept = bool(fit_intercept)
         d = X.shape[1]
@@ -495,6 +498,7 @@ class LeastSquares(_LinearObjective):
         """
         other = copy.copy(self)
         other.y = check_finite_vector(y, "y")
+        check_scale(other.y, "y")
         check_same_rows(self.X, other.y)
         f = copy.copy(self._get_factors())
         w = self.sample_weight
@@ -554,6 +558,29 @@ class LeastSquares(_LinearObjective):
             complement = np.linalg.qr(Q, mode="complete")[0][:, k:] if k else np.eye(p)
             Q = np.hstack([Q, complement])
         return sigma, Q
+
+    def penalized_coords(self, theta) -> np.ndarray:
+        """``Qᵀθ_p`` in the basis of :meth:`penalized_spectrum`, read off the fitted values ``Zθ_p``.
+
+        On the design's ``k`` directions ``Qᵀθ_p = Uᵀ(Zθ_p)/s``: a column on a scale far from
+        the others' (1e-15 against 1) carries a coefficient as far the other way, and
+        ``Vtθ_p`` then mixes it into every coordinate through Vt's rounding (an error of
+        ε·|θ_j|, larger than the coordinates themselves), while ``Zθ_p`` holds the products
+        ``z_j θ_j`` at their own size. Directions past the rank (σ = 0) are ``Qᵀθ_p`` as is.
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        svd = self.design_svd()
+        _, Q = self.penalized_spectrum()
+        z = Q.T @ theta[:svd.n_columns]
+        if not svd.rank:
+            return z
+        if self.fit_intercept and not self.penalized[-1]:  # Z = W^½(X − 1x̄ᵀ), θ_p = w
+            w = theta[:-1]
+            fitted = self.X @ w - self._get_factors().x_mean @ w
+        else:  # Z = W^½A with θ_p = θ
+            fitted = self._design_product(theta)
+        z[:svd.rank] = svd.project(svd.sqrt_weights * fitted) / svd.s
+        return z
 
     # ------------------------------------------------------------------ solves
     def _theta(self, coef, intercept):

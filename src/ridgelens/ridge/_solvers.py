@@ -180,7 +180,8 @@ class DenseEigenSolver:
         rank_tol = 0.0
         self.n, self.mask, self.p, self.u, self.theta, self.g = n, mask, p, u, theta, g
         self.sigma, self.Q, self.rank_tol, self.spent = sigma, Q, rank_tol, 0
-        self.z = Q.T @ theta[p]
+        coords = getattr(obj, "penalized_coords", None)  # LeastSquares: through the fitted values (accurate
+        self.z = coords(theta) if callable(coords) else Q.T @ theta[p]  # when the columns' scales differ widely)
         self.gc = None
         if g is not None:
             g_tilde = g[p] - (self.Hpu @ (self.Huu_inv @ g[u]) if u.size else 0.0)
