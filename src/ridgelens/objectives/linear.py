@@ -572,15 +572,59 @@ class LeastSquares(_LinearObjective):
         svd = self.design_svd()
         _, Q = self.penalized_spectrum()
         z = Q.T @ theta[:svd.n_columns]
-        if not svd.rank:
-            return z
+        if svd.rank:
+            z[:svd.rank] = self._fitted_coords(theta) / svd.s
+        return z
+
+    def penalized_path(self, lambdas, theta, *, gradient: bool) -> np.ndarray:
+        """θ̃_p(λ) of the exact path, one row per λ, as ridge fits (:meth:`_ridge_coefficients`).
+
+        ``(S + λI)⁻¹Sθ_p`` is the ridge fit of the fitted values ``Zθ_p``; with the gradient term,
+        ``(S + λI)⁻¹(Sθ_p − g̃)`` with g̃ this objective's (profile) gradient at θ is that of the
+        target itself, whatever θ. Solved so, the path keeps the accuracy of the ridge solves
+        where the eigenbasis of S does not have it (columns whose units differ by 1e10 and more:
+        Q's small directions are then off by ε·1e10, and θ̃ with them).
+        """
+        f = self._get_factors()
+        u = f.Ut_target if gradient else self._fitted_coords(np.asarray(theta, dtype=np.float64))
+        return self._ridge_coefficients(lambdas, u)
+
+    def _fitted_coords(self, theta) -> np.ndarray:
+        """``Uᵀ(Zθ_p)``: the fitted values of the penalized block in the design's left singular basis."""
+        svd = self.design_svd()
         if self.fit_intercept and not self.penalized[-1]:  # Z = W^½(X − 1x̄ᵀ), θ_p = w
             w = theta[:-1]
             fitted = self.X @ w - self._get_factors().x_mean @ w
         else:  # Z = W^½A with θ_p = θ
             fitted = self._design_product(theta)
-        z[:svd.rank] = svd.project(svd.sqrt_weights * fitted) / svd.s
-        return z
+        return svd.project(svd.sqrt_weights * fitted)
+
+    def _ridge_coefficients(self, lambdas, u) -> np.ndarray:
+        r"""Rows ``argmin ‖Zc − r‖²/(2Σw) + (λ/2)‖c‖²`` per λ, for the target r with ``Uᵀr = u`` (shape (m, n_columns)).
+
+        Through the design's SVD, ``Vtᵀ diag(s/(s² + λΣw)) u``. When the column-scaled SVD was
+        kept (a nearly singular Z of full column rank, ``Z = Us diag(ss) Vst D``), as least squares
+        on ``[diag(ss)Vst; √(λΣw) D⁻¹]φ = [Pu; 0]``, ``c = φ/D``, by QR with column pivoting: its
+        accuracy does not depend on the columns' units, the SVD formula's does (ε times their
+        spread: 2e-8 with one diabetes column in units 1e10, as scikit-learn's ``solver="svd"``;
+        its Cholesky is exact there, and so is this).
+        """
+        f = self._get_factors()
+        svd = f.svd
+        lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+        if f.scaled is None or svd is not f.zsvd:
+            return (svd.s / (svd.s ** 2 + lam[:, None] * svd.weight_sum) * u) @ svd.Vt
+        P, ss, Vst, D = f.scaled
+        top, rhs = ss[:, None] * Vst, np.r_[P @ u, np.zeros(D.size)]
+        out = np.empty((lam.size, D.size))
+        for i, lam_i in enumerate(lam):
+            if lam_i == 0.0:
+                out[i] = (Vst.T @ (rhs[:D.size] / ss)) / D
+                continue
+            M = np.vstack([top, np.diag(np.sqrt(lam_i * svd.weight_sum) / D)])
+            # cond=tiny: a unit 1e20 apart makes R's diagonal span as much, and that is not a rank deficiency
+            out[i] = linalg.lstsq(M, rhs, cond=np.finfo(float).tiny, lapack_driver="gelsy", check_finite=False)[0] / D
+        return out
 
     # ------------------------------------------------------------------ solves
     def _theta(self, coef, intercept):
@@ -672,7 +716,7 @@ class LeastSquares(_LinearObjective):
     def _ridge(self, l2: float) -> np.ndarray:
         f = self._get_factors()
         svd = f.svd
-        c = svd.Vt.T @ (svd.s / (svd.s ** 2 + l2 * svd.weight_sum) * f.Ut_target)
+        c = self._ridge_coefficients([l2], f.Ut_target)[0]
         if svd.free is None:  # no intercept, or a penalized one (then c holds it)
             return c
         return self._theta(c, f.y_mean - float(f.x_mean @ c))

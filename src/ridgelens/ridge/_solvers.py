@@ -159,6 +159,7 @@ class DenseEigenSolver:
             g_tilde = g[p] - (self.Hpu @ (self.Huu_inv @ g[u]) if H is not None else 0.0)
             self.gc = Q.T @ g_tilde
         self.curvature = "hessian" if H is None else "schur-complement"
+        self.path_of = None
         return self
 
     def _init_exact(self, obj, theta_hat, gradient) -> DenseEigenSolver:
@@ -182,6 +183,7 @@ class DenseEigenSolver:
         self.sigma, self.Q, self.rank_tol, self.spent = sigma, Q, rank_tol, 0
         coords = getattr(obj, "penalized_coords", None)  # LeastSquares: through the fitted values (accurate
         self.z = coords(theta) if callable(coords) else Q.T @ theta[p]  # when the columns' scales differ widely)
+        self.path_of = getattr(obj, "penalized_path", None)  # LeastSquares: θ̃_p as ridge fits (ditto)
         self.gc = None
         if g is not None:
             g_tilde = g[p] - (self.Hpu @ (self.Huu_inv @ g[u]) if u.size else 0.0)
@@ -198,7 +200,7 @@ class DenseEigenSolver:
         scaled, _ = shrinkage(sigma, lam, numerator=num)
         factors[~valid], scaled[~valid] = np.nan, np.nan
         thetas = np.empty((lam.size, self.n))
-        thetas[:, p] = scaled @ self.Q.T
+        thetas[:, p] = scaled @ self.Q.T if self.path_of is None else self.path_of(lam, theta, gradient=gc is not None)
         if u.size:
             rhs = self.Hpu.T @ (theta[p][:, None] - thetas[:, p].T)  # (n_u, m)
             if self.g is not None:
