@@ -572,7 +572,7 @@ class LeastSquares(_LinearObjective):
         svd = self.design_svd()
         _, Q = self.penalized_spectrum()
         z = Q.T @ theta[:svd.n_columns]
-        if svd.rank:
+        if svd.rank and self._get_factors().gram is None:  # the Gram route's cond(Z) ≤ 1e3: Qᵀθ_p is as good
             z[:svd.rank] = self._fitted_coords(theta) / svd.s
         return z
 
@@ -586,8 +586,12 @@ class LeastSquares(_LinearObjective):
         Q's small directions are then off by ε·1e10, and θ̃ with them).
         """
         f = self._get_factors()
-        u = f.Ut_target if gradient else self._fitted_coords(np.asarray(theta, dtype=np.float64))
-        return self._ridge_coefficients(lambdas, u)
+        theta = np.asarray(theta, dtype=np.float64)
+        if f.gram is not None and not gradient:  # cond(Z) ≤ 1e3: Q diag(σ/(σ+λ))Qᵀθ_p, a rounding shorter
+            lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+            sigma = f.svd.s ** 2 / f.svd.weight_sum
+            return (sigma / (sigma + lam[:, None]) * (f.svd.Vt @ theta[:f.svd.n_columns])) @ f.svd.Vt
+        return self._ridge_coefficients(lambdas, f.Ut_target if gradient else self._fitted_coords(theta))
 
     def _fitted_coords(self, theta) -> np.ndarray:
         """``Uᵀ(Zθ_p)``: the fitted values of the penalized block in the design's left singular basis."""
