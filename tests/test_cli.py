@@ -294,6 +294,43 @@ def test_standardize_target_is_refused_where_it_does_not_apply(tmp_path, capsys,
     assert not (tmp_path / "o").exists()
 
 
+def test_task_makes_an_integer_rating_a_regression_target(tmp_path, capsys):
+    """Ratings 1..5 are classes by the auto rule (5 outputs); --task regression fits them as numbers (1 output)."""
+    X, y = load_diabetes(return_X_y=True)
+    rating = np.clip(np.round(y[:150] / 70), 1, 5)
+    csv = tmp_path / "r.csv"
+    np.savetxt(csv, np.column_stack([X[:150, :4], rating]), delimiter=",", fmt="%.17g", comments="",
+               header="a,b,c,d,rating")
+    mlp = ["--data", f"csv:{csv}", "--model", "mlp", "--hidden", "3", "--train-iters", "20", "--refit-iters", "5",
+           "--lambdas", "0.1"]
+    runs = {}
+    for task in ("auto", "regression", "classification"):
+        extra = ["--standardize-target"] if task == "regression" else []
+        code, _out, err = run(capsys, "analyze", *mlp, "--task", task, *extra, "--out", str(tmp_path / task))
+        assert code == 0, err
+        runs[task] = json.loads((tmp_path / task / "results.json").read_text())
+    classes = np.unique(rating).size
+    assert runs["auto"]["task"] == runs["classification"]["task"] == "classification"
+    assert runs["auto"]["n_params"] == 4 * 3 + 3 + 3 * classes + classes
+    assert runs["regression"]["task"] == "regression" and runs["regression"]["n_params"] == 4 * 3 + 3 + 3 + 1
+    assert runs["regression"]["target_standardized"]["mean"] == pytest.approx(rating.mean(), rel=1e-14)
+
+
+@pytest.mark.parametrize(("model", "task", "needle"), [
+    ("mlp", "classification", "--task classification needs integer class labels; the target holds 151.5 at row 0"),
+    ("linear", "regression", "--task is for --model mlp"),
+])
+def test_task_is_refused_where_it_cannot_apply(tmp_path, capsys, model, task, needle):
+    X, y = load_diabetes(return_X_y=True)
+    csv = tmp_path / "c.csv"
+    np.savetxt(csv, np.column_stack([X[:60, :3], y[:60] + 0.5]), delimiter=",", fmt="%.17g", comments="",
+               header="a,b,c,t")
+    code, _out, err = run(capsys, "analyze", "--data", f"csv:{csv}", "--model", model, "--task", task,
+                          "--lambdas", "0.1", "--out", str(tmp_path / "o"))
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_refit_method_is_mlp_only_and_sets_its_own_iteration_default(tmp_path, capsys, monkeypatch):
     code, _out, err = run(capsys, "analyze", "--data", "diabetes", "--model", "linear", "--refit-method", "lbfgs",
                           "--lambdas", "0.1", "--out", str(tmp_path / "o"))

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", required=True, type=model_arg,
                    metavar="{linear,logistic,mlp,lm,hf:DIR,MODULE:FACTORY,FILE.py:FACTORY}",
                    help="mlp: a d→hidden→tanh→out torch MLP, trained here (squared loss, on one-hot labels for "
-                        "class targets: integers with at most 50 distinct values; see --loss); lm: the built-in byte-level transformer, trained on --text; "
+                        "class targets: integers with at most 50 distinct values, or see --task; see --loss); lm: the built-in byte-level transformer, trained on --text; "
                         "hf:DIR: a local Hugging Face causal-LM checkpoint; MODULE:FACTORY or FILE.py:FACTORY: your "
                         "own torch model, FACTORY() returning an nn.Module (with --weights and --data tensors:PATH)")
     a.add_argument("--lambdas", type=_lambdas, help="comma-separated λ ≥ 0, e.g. 1e-3,1e-2,0.1 (with --select it may "
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--overwrite", action="store_true",
                    help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
     a.add_argument("--hidden", type=int, help="mlp: hidden units (default: 64)")
+    a.add_argument("--task", choices=["auto", "regression", "classification"],
+                   help="mlp: what the target is (default auto: integers with at most 50 distinct values are classes, "
+                        "anything else regression; regression for a count or rating target)")
     a.add_argument("--k", type=int, help="eigenvalues printed (default: 10); torch models: also how many top "
                                          "eigenpairs Lanczos computes when the run is matrix-free (default: 20); "
                                          "linear and logistic: every pair is computed exactly")

@@ -56,7 +56,7 @@ from ridgelens.report._plane import display_eigenvalues
 
 #: Options that only the built-in MLP uses, with their defaults (None on the command line = not given).
 MLP_DEFAULTS = {"hidden": 64, "train_iters": 1000, "penalty": (), "optimizer": None, "optimizer_state": None,
-                "standardize_target": False}
+                "standardize_target": False, "task": "auto"}
 #: Options of every torch model (the MLP and a user's MODULE:FACTORY), with their defaults.
 #: The torch models' options a language model takes too (its refits and polish are L-BFGS).
 LM_TORCH_OPTIONS = ("seed", "polish", "refit_iters", "refit_tol")
@@ -180,7 +180,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     if args.model == "mlp" and args.standardize_target:  # before the split: one scale for every row
         from ridgelens.cli._mlp import standardize_target
 
-        ds, scaled_y = standardize_target(ds)
+        ds, scaled_y = standardize_target(ds, args.task)
     extra = {}
     validation = split_info = torch_obj = None
     full_y = ds.y  # a torch model's classes come from every row, held out or not
@@ -272,7 +272,8 @@ def _analyze_mlp(args, ds, lam, out: Path, full_y=None):
 
     obj, net, task = build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=args.weights,
                                          loss=args.loss, unpenalized=args.unpenalized, dtype=args.dtype,
-                                         device=args.device, batch_size=args.batch_size, like=full_y)
+                                         device=args.device, batch_size=args.batch_size, like=full_y,
+                                         task=args.task)
     penalty_extra = apply_mlp(args, obj)
     if args.weights is None:  # θ̂ is the minimizer this training finds (--polish continues it with --refit-method)
         with stage("training the MLP (L-BFGS)"):

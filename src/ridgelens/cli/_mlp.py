@@ -22,19 +22,29 @@ from ridgelens.errors import DataError, RidgelensError
 BATCH = 512
 
 
-def is_classification(y: np.ndarray) -> bool:
-    """Integer targets with at most 50 distinct values are classes; anything else is regression."""
-    return bool(np.all(y == np.round(y)) and np.unique(y).size <= 50)
+def is_classification(y: np.ndarray, task: str = "auto") -> bool:
+    """Whether ``--task`` (``auto``: integers with at most 50 distinct values are classes) makes ``y`` a class target.
+
+    ``task="classification"`` on a target that is not integers is refused, naming the first such row.
+    """
+    whole = y == np.round(y)
+    if task == "classification" and not whole.all():
+        i = int(np.flatnonzero(~whole)[0])
+        raise DataError(f"--task classification needs integer class labels; the target holds {y[i]:g} at row {i}")
+    if task != "auto":
+        return task == "classification"
+    return bool(whole.all() and np.unique(y).size <= 50)
 
 
-def standardize_target(ds):
+def standardize_target(ds, task: str = "auto"):
     """``--standardize-target``: ``(ds with y → (y − mean)/sd, {mean, sd, note})``; a class target is refused.
 
     sd is the 1/n standard deviation, as ``--standardize`` uses for the features.
     """
-    if is_classification(ds.y):
+    if is_classification(ds.y, task):
         raise DataError(f"--standardize-target is for a continuous target; {ds.target_name!r} of {ds.name} holds "
-                        f"{np.unique(ds.y).size} integer classes, which --model mlp classifies")
+                        f"{np.unique(ds.y).size} integer classes, which --model mlp classifies (--task regression "
+                        "treats them as numbers)")
     mean, sd = float(ds.y.mean()), float(ds.y.std())
     if not sd > 0:
         raise DataError(f"--standardize-target: the target {ds.target_name!r} of {ds.name} is constant ({mean:g})")
@@ -47,7 +57,7 @@ def standardize_target(ds):
 
 def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss: str = "mse",
                         unpenalized=(), dtype: str = "float64", device: str = "cpu", batch_size: int = BATCH,
-                        like=None):
+                        like=None, task: str = "auto"):
     """The MLP ``d → hidden → tanh → out`` as a TorchObjective (float64), plus its task name.
 
     Regression uses the mean of ½(f(x) − y)². Classification uses, by default, the same
@@ -59,7 +69,8 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
     ``unpenalized``: name patterns of parameters the penalty leaves out (e.g. ``"*.bias"``).
     ``dtype``, ``device``, ``batch_size``: where and how the products run (``--dtype`` etc.).
     ``like``: the targets that decide the task and the classes (default ``ds.y``), so that a
-    held-out share of the rows gets the same outputs as the training share.
+    held-out share of the rows gets the same outputs as the training share. ``task``:
+    ``"auto"`` (:func:`is_classification`), ``"regression"`` or ``"classification"`` (``--task``).
     """
     import torch
 
@@ -70,7 +81,7 @@ def build_mlp_objective(ds, *, hidden: int, seed: int, weights: str | None, loss
         raise RidgelensError(f"--hidden must be >= 1, got {hidden}")
     X = torch.tensor(ds.X, dtype=torch.float64)
     ref = ds.y if like is None else np.asarray(like)
-    classify = is_classification(ref)
+    classify = is_classification(ref, task)
     if classify:
         classes = np.unique(ref)
         y_idx = np.searchsorted(classes, ds.y)

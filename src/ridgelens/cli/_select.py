@@ -79,7 +79,7 @@ def torch_validation(args, X_val, y_val, full_y):
     ds = Dataset(X=X_val, y=y_val, feature_names=[], target_name="y", name="validation rows")
     return build_mlp_objective(ds, hidden=args.hidden, seed=args.seed, weights=None, loss=args.loss,
                                unpenalized=args.unpenalized, dtype=args.dtype, device=args.device,
-                               batch_size=args.batch_size, like=full_y)[0]
+                               batch_size=args.batch_size, like=full_y, task=args.task)[0]
 
 
 def refit_options(args) -> dict:
