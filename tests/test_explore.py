@@ -149,6 +149,26 @@ def test_malformed_fields_and_arguments(results_json, tmp_path, capsys):
     assert page.read_text() == "old"
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.update(theta_hat=[None] * len(d["theta_hat"])), "'theta_hat' must be 11 finite numbers, one per "
+                                                                  "parameter; got nan at entry 0"),
+    (lambda d: d.update(theta_hat=d["theta_hat"][:3]), "'theta_hat' must be 11 finite numbers, one per parameter; "
+                                                       "got 3 entries"),
+    (lambda d: d.update(penalized_eigenvalues=d["penalized_eigenvalues"][:1], coords=d["coords"][:1]),
+     "has 1 penalized eigen-direction; the explorer page draws the loss in a plane of two"),
+])
+def test_a_results_file_without_a_drawable_theta_hat_or_plane_is_refused_by_field(results_json, tmp_path, capsys,
+                                                                                   edit, message):
+    """Before: an all-NaN θ̂ drew a 5 MB page of NaN; one direction said only 'must be two lists … ≥ 2'."""
+    d = json.loads(results_json.read_text())
+    edit(d)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(d))
+    code, _out, err = run(capsys, "explore", bad, "--out", tmp_path / "p.html")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p.html").exists()
+
+
 def test_negative_curvature_starts_the_slider_above_minus_sigma_min():
     data = ExplorerData(title="t", eigenvalues=np.array([3.0, 1.0, -0.5]), coords=np.array([1.0, 1.0, 1.0]),
                         eigenvectors=None, penalized_names=["a", "b", "c"], lambdas=np.array([0.1, 1.0]),

@@ -133,9 +133,13 @@ class ExplorerData:
         sigma = _array(d, "penalized_eigenvalues", source, ndim=1)
         z = _array(d, "coords", source, ndim=1)
         lam = _array(d, "lambdas", source, ndim=1)
-        if sigma.size < 2 or z.shape != sigma.shape:
+        if z.shape != sigma.shape:
             raise RidgelensError(f"{source}: 'penalized_eigenvalues' and 'coords' must be two lists of the same "
-                                 f"length ≥ 2, got {sigma.size} and {z.size}")
+                                 f"length, got {sigma.size} and {z.size}")
+        if sigma.size < 2:
+            raise RidgelensError(f"{source} has {sigma.size} penalized eigen-direction; the explorer page draws the "
+                                 "loss in a plane of two (a model with at least 2 penalized parameters); its "
+                                 "paths.png and shrinkage.png show this one")
         if not (np.all(np.isfinite(sigma)) and np.all(np.isfinite(z))):
             raise RidgelensError(f"{source}: 'penalized_eigenvalues' and 'coords' must be finite numbers")
         names = d.get("param_names")
@@ -143,6 +147,11 @@ class ExplorerData:
         if not isinstance(names, list) or not isinstance(pen, list) or len(names) != len(pen):
             raise RidgelensError(f"{source}: 'param_names' and 'penalized' must be lists of the same length")
         n = len(names)
+        theta = _array(d, "theta_hat", source, ndim=1)
+        if theta.shape != (n,) or not np.all(np.isfinite(theta)):
+            bad = f"{theta.size} entries" if theta.shape != (n,) else \
+                f"{theta[~np.isfinite(theta)][0]} at entry {int(np.flatnonzero(~np.isfinite(theta))[0])}"
+            raise RidgelensError(f"{source}: 'theta_hat' must be {n} finite numbers, one per parameter; got {bad}")
         pen = np.array([bool(p) for p in pen])
         if int(pen.sum()) < sigma.size:  # a matrix-free analysis keeps only the top k
             raise RidgelensError(f"{source}: {int(pen.sum())} parameters are penalized but there are "
