@@ -190,3 +190,18 @@ def test_cli_stream_select_evidence_is_the_in_memory_closed_form(tmp_path, capsy
     np.testing.assert_allclose(got["criterion"], ref["criterion"], rtol=1e-8)
     assert got["index"] == ref["index"] and got["lambda"] == pytest.approx(ref["grid_lambda"], rel=1e-9)
     assert "noise precision profiled out" in got["treatment"] and f"selected λ = {got['lambda']:.6g} by evidence" in out
+
+
+def test_one_penalty_factor_per_feature_is_accepted_as_in_memory():
+    """glmnet's penalty.factor (one per feature, the intercept keeps its own 0): refused before with
+    'must be 11 numbers'. Reference: (X_cᵀX_c/n + λD)w = X_cᵀy_c/n solved directly."""
+    X, y = load_diabetes(return_X_y=True)
+    factors = np.linspace(0.0, 2.0, X.shape[1])
+    obj = StreamedLeastSquares.from_arrays(X, y)
+    obj.set_penalty(factors)
+    assert obj.penalty_factors[-1] == 0.0 and np.array_equal(obj.penalty_factors[:-1], factors)
+    Xc, yc, n = X - X.mean(axis=0), y - y.mean(), len(y)
+    for lam in LAMBDAS:
+        w = np.linalg.solve(Xc.T @ Xc / n + lam * np.diag(factors), Xc.T @ yc / n)
+        got = obj.minimize(l2=lam).theta
+        np.testing.assert_allclose(got, np.r_[w, y.mean() - X.mean(axis=0) @ w], rtol=1e-9, atol=1e-9 * np.abs(w).max())

@@ -63,6 +63,15 @@ class MinimizeResult:
     n_matvecs: int = 0
 
 
+def with_intercept_factor(obj, penalty):
+    """A vector of one factor per feature (glmnet's ``penalty.factor``) on a model with an intercept,
+    completed with the intercept's own factor (0 unless penalized); any other penalty as given."""
+    if (getattr(obj, "fit_intercept", False) and not hasattr(penalty, "keys") and not hasattr(penalty, "factors")
+            and np.ndim(penalty) == 1 and len(penalty) == obj.n_params - 1):
+        return np.append(np.asarray(penalty, dtype=np.float64), obj.penalty_factors[-1])
+    return penalty
+
+
 class Objective(abc.ABC):
     """A mean loss ``R(θ) = (1/n) Σᵢ ℓ(θ; xᵢ, yᵢ)`` on a flat parameter vector θ.
 

@@ -29,7 +29,7 @@ from ridgelens._validation import (
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
 from ridgelens.objectives._accurate import accurate_residual, accurate_transpose, cascade, two_prod
-from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
+from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective, with_intercept_factor
 from ridgelens.objectives._gram import decompose, whole_condition
 
 #: :class:`LeastSquares` warns (:class:`~ridgelens.errors.IllConditionedWarning`) when the
@@ -140,10 +140,7 @@ class _LinearObjective(Objective):
 
         That is glmnet's ``penalty.factor``; the intercept then keeps its own factor (0 unless penalized).
         """
-        if (self.fit_intercept and not hasattr(penalty, "keys") and not hasattr(penalty, "factors")
-                and np.ndim(penalty) == 1 and len(penalty) == self.n_params - 1):
-            penalty = np.append(np.asarray(penalty, dtype=np.float64), self.penalty_factors[-1])
-        return super().set_penalty(penalty)
+        return super().set_penalty(with_intercept_factor(self, penalty))
 
     def _result(self, theta, l2, tol, n_iter, method, message=""):
         gnorm = float(np.linalg.norm(self.penalized_gradient(theta, l2)))

@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 
 from ridgelens.errors import IllConditionedWarning, RidgelensError
-from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective
+from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective, with_intercept_factor
 
 _EPS = np.finfo(np.float64).eps
 #: The warning threshold on κ(S) = cond(Z)²: above it, fewer than about 8 digits are left.
@@ -202,8 +202,9 @@ class StreamedLeastSquares(Objective):
         return self._spectrum
 
     def set_penalty(self, penalty):
+        """As :meth:`Objective.set_penalty`, and one factor per feature is accepted (as LeastSquares does)."""
         self._spectrum = None
-        return super().set_penalty(penalty)
+        return super().set_penalty(with_intercept_factor(self, penalty))
 
     def _minimize(self, l2: float, x0, tol: float, max_iter: int, **options) -> MinimizeResult:
         if options:
