@@ -65,7 +65,8 @@ class MinimizeResult:
 
 def with_intercept_factor(obj, penalty):
     """A vector of one factor per feature (glmnet's ``penalty.factor``) on a model with an intercept,
-    completed with the intercept's own factor (0 unless penalized); any other penalty as given."""
+    completed with the intercept's own factor (0 unless penalized); any other penalty as given.
+    """
     if (getattr(obj, "fit_intercept", False) and not hasattr(penalty, "keys") and not hasattr(penalty, "factors")
             and np.ndim(penalty) == 1 and len(penalty) == obj.n_params - 1):
         return np.append(np.asarray(penalty, dtype=np.float64), obj.penalty_factors[-1])

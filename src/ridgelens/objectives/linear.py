@@ -29,7 +29,12 @@ from ridgelens._validation import (
 )
 from ridgelens.errors import DataError, IllConditionedWarning, RidgelensError
 from ridgelens.objectives._accurate import accurate_residual, accurate_transpose, cascade, two_prod
-from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective, with_intercept_factor
+from ridgelens.objectives._base import (
+    GaussianLoss,
+    MinimizeResult,
+    Objective,
+    with_intercept_factor,
+)
 from ridgelens.objectives._gram import decompose, whole_condition
 
 #: :class:`LeastSquares` warns (:class:`~ridgelens.errors.IllConditionedWarning`) when the

@@ -32,7 +32,12 @@ import warnings
 import numpy as np
 
 from ridgelens.errors import IllConditionedWarning, RidgelensError
-from ridgelens.objectives._base import GaussianLoss, MinimizeResult, Objective, with_intercept_factor
+from ridgelens.objectives._base import (
+    GaussianLoss,
+    MinimizeResult,
+    Objective,
+    with_intercept_factor,
+)
 
 _EPS = np.finfo(np.float64).eps
 #: The warning threshold on κ(S) = cond(Z)²: above it, fewer than about 8 digits are left.
