@@ -64,8 +64,10 @@ class MinimizeResult:
 
 
 def with_intercept_factor(obj, penalty):
-    """A vector of one factor per feature (glmnet's ``penalty.factor``) on a model with an intercept,
-    completed with the intercept's own factor (0 unless penalized); any other penalty as given.
+    """``penalty``, a vector of one factor per feature completed with the intercept's own factor.
+
+    That is glmnet's ``penalty.factor`` on a model with an intercept (whose factor stays 0 unless
+    penalized); any other penalty is returned as given.
     """
     if (getattr(obj, "fit_intercept", False) and not hasattr(penalty, "keys") and not hasattr(penalty, "factors")
             and np.ndim(penalty) == 1 and len(penalty) == obj.n_params - 1):
