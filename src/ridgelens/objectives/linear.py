@@ -849,8 +849,9 @@ class Logistic(_LinearObjective):
         for it in range(1, max_iter + 1):
             g = self.penalized_gradient(theta, l2)
             if np.linalg.norm(g) <= tol:
-                message = "gradient norm below tol"
-                it -= 1
+                theta, polish = self._newton_polish(theta, g, l2)
+                message = "gradient norm below tol" + (f", then {polish} full Newton step(s) to rounding" if polish else "")
+                it += polish - 1
                 break
             H = self.hessian_dense(theta) + l2 * np.diag(P)
             try:
@@ -867,3 +868,26 @@ class Logistic(_LinearObjective):
                 t *= 0.5
             theta, fval = cand, fc
         return self._result(theta, l2, tol, it, "newton", message)
+
+    def _newton_polish(self, theta, g, l2: float) -> tuple[np.ndarray, int]:
+        """Full Newton steps from a θ that met tol, while each lowers ‖g‖: ``(θ, steps taken)``.
+
+        Newton converges quadratically, so one or two steps take ‖g‖ ≤ tol down to rounding: the
+        coefficients are then exact to rounding rather than to tol/σ_min (2e-7 on standardized
+        breast cancer at tol 1e-8, which the predicted path then carried).
+        """
+        P, gn, steps = self.penalty_factors, float(np.linalg.norm(g)), 0
+        for _ in range(3):
+            try:
+                step = linalg.solve(self.hessian_dense(theta) + l2 * np.diag(P), g, assume_a="pos", check_finite=False)
+            except linalg.LinAlgError:
+                break
+            cand = theta - step
+            gc = self.penalized_gradient(cand, l2)
+            gcn = float(np.linalg.norm(gc))
+            if not gcn < gn:
+                break
+            theta, g, gn, steps = cand, gc, gcn, steps + 1
+            if np.linalg.norm(step) <= 4 * _EPS * np.linalg.norm(theta):
+                break
+        return theta, steps

@@ -36,7 +36,7 @@ from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline import _display
 from ridgelens.pipeline._bound import coordinate_rel_error, error_bounds
 from ridgelens.pipeline._curvature import choose_curvature
-from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage
+from ridgelens.ridge import RidgePath, has_exact_path, ridge_path, shrinkage, wide_diagonal
 from ridgelens.ridge._weighted import scale_problem, unscale_path, weighted_conventions
 from ridgelens.spectra import SpectralDensity, Spectrum, eigen, spectral_density
 
@@ -406,7 +406,10 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         min_eig = spectrum.min_eigenvalue
         # Least squares gives its penalized block's eigenpairs from the SVD θ̂ was solved with
         # (no Gram matrix, full precision on ill-conditioned designs); its GGN is its Hessian.
-        source = objective if has_exact_path(objective) else (spectrum if mask.all() else dense)
+        # H's diagonal spanning more than WIDE_DIAGONAL (columns in far units): the path from direct
+        # solves on H itself (ridge/_solvers.py), at the price of a second eigh when every parameter is penalized.
+        wide = mask.all() and wide_diagonal(dense.to_dense().cpu().double().numpy())
+        source = objective if has_exact_path(objective) else (spectrum if mask.all() and not wide else dense)
         path = ridge_path(source, theta_in, lam, penalized=mask, gradient=g_in, negative=negative)
         path = replace(path, n_matvecs=formed)
         n_matvecs = H.n_matvecs

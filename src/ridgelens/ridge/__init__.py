@@ -8,7 +8,8 @@ from ridgelens.ridge._solvers import (
     MultishiftCGSolver,
     has_exact_path,
     make_solver,
+    wide_diagonal,
 )
 
 __all__ = ["DenseEigenSolver", "KrylovSolver", "MultishiftCGSolver", "RidgePath", "has_exact_path", "make_solver", "ridge_path",
-           "shrinkage"]
+           "shrinkage", "wide_diagonal"]

@@ -90,12 +90,27 @@ def make_solver(source, *, method: str = "auto", penalized=None, negative: str =
     return cls(choice=choice, penalized=penalized, negative=negative, **krylov_opts)
 
 
+def wide_diagonal(H) -> bool:
+    """Whether H's positive diagonal spans more than :data:`WIDE_DIAGONAL` (the path then takes direct solves)."""
+    d = np.diag(np.asarray(H))
+    d = d[d > 0]
+    return bool(d.size > 1 and d.max() > WIDE_DIAGONAL * d.min())
+
+
 def has_exact_path(source) -> bool:
     """An objective that gives the penalized block's eigenpairs itself (least squares, from its design's SVD).
 
     Not with a penalty matrix set (``set_penalty``): the SVD knows only the 0/1 intercept mask.
     """
     return getattr(source, "penalty", None) is None and callable(getattr(source, "penalized_spectrum", None)) and callable(getattr(source, "hessian_columns", None))
+
+
+#: The spread of H's positive diagonal above which DenseEigenSolver answers each λ by a direct solve
+#: (when H, or S, is positive definite).
+#: Q's rounding (ε in absolute terms) times a coefficient as large as a column is small, or the small
+#: directions' error ε·spread, put θ̃ off by 1e-6 (logistic, one column in units 1e-8, spread 1e16)
+#: to 100 % (units 1e8); Jacobi-scaled solves of (H + λP)θ̃ = Hθ̂ − g do not depend on the units.
+WIDE_DIAGONAL = 1e8
 
 
 class DenseEigenSolver:
@@ -124,6 +139,7 @@ class DenseEigenSolver:
             if not mask.all():
                 raise RidgelensError("a penalty mask needs the operator, not only its spectrum: pass H")
             spec, H, spent, formed_in = source, None, source.n_matvecs, "float64"
+            whole = None
         else:
             op = as_operator(source)
             n, formed_in = op.n, op.dtype
@@ -135,6 +151,7 @@ class DenseEigenSolver:
             else:
                 H = op.to_dense().to(device="cpu").double().numpy()
                 spent = 0 if op.is_dense else op.n_matvecs - before
+            whole = H if H is not None else (op.to_dense().to(device="cpu").double().numpy() if op.is_dense else None)
         theta = check_vector(theta_hat, n, "theta_hat")
         g = None if gradient is None else check_vector(gradient, n, "gradient")
         p, u = np.flatnonzero(mask), np.flatnonzero(~mask)
@@ -159,8 +176,36 @@ class DenseEigenSolver:
             g_tilde = g[p] - (self.Hpu @ (self.Huu_inv @ g[u]) if H is not None else 0.0)
             self.gc = Q.T @ g_tilde
         self.curvature = "hessian" if H is None else "schur-complement"
-        self.path_of = None
+        wide = not isinstance(source, Spectrum) and whole is not None and self.negative != "clip" \
+            and wide_diagonal(whole)
+        self.path_of = self._direct_path(whole) if wide else None
         return self
+
+    def _direct_path(self, H: np.ndarray):
+        """``path_of(lam, θ, gradient=)``: θ̃_p from ``(DHD + λDPD)y = D(Hθ − g)``, ``θ̃ = Dy``, D = diag(H)^-½ (powers of 2).
+
+        For H whose diagonal spans more than :data:`WIDE_DIAGONAL` (columns in far units): the
+        Jacobi-scaled system's accuracy does not depend on the units, the eigen form's does.
+        None (the eigen form answers) unless the scaled H is positive definite: a singular or
+        indefinite H keeps the eigen form's 0 for σ = λ = 0 and NaN for σ + λ ≤ 0.
+        """
+        d = np.abs(np.diag(H))
+        D = np.where(d > 0, np.exp2(-np.round(0.5 * np.log2(np.where(d > 0, d, 1.0)))), 1.0)  # exact scaling
+        Hs, Ps = D[:, None] * H * D[None, :], D * D * self.mask
+        w = linalg.eigvalsh(Hs, check_finite=False)
+        if not w[0] > H.shape[0] * np.finfo(np.float64).eps * w[-1]:
+            return None  # singular or indefinite once scaled: the eigen form's 0 for σ = λ = 0 and NaN for σ + λ ≤ 0
+
+        def path_of(lam, theta, *, gradient):
+            rhs = D * (H @ theta - (self.g if gradient else 0.0))
+            rows = np.full((lam.size, self.p.size), np.nan)
+            ok = shrinkage(self.sigma, lam)[1].all(axis=1)
+            for i in np.flatnonzero(ok):
+                M = Hs + lam[i] * np.diag(Ps)
+                rows[i] = (D * linalg.solve(M, rhs, assume_a="sym", check_finite=False))[self.p]
+            return rows
+
+        return path_of
 
     def _init_exact(self, obj, theta_hat, gradient) -> DenseEigenSolver:
         n, mask = obj.n_params, np.asarray(obj.penalized, dtype=bool)
