@@ -186,25 +186,66 @@ class StreamedLeastSquares(Objective):
     def penalized_spectrum(self) -> tuple[np.ndarray, np.ndarray]:
         """Eigenpairs (descending) of S = C/n (free intercept) or H: what the penalized block sees.
 
-        Eigenvalues below ``max(n, d)·ε·σ_max`` are set to exactly 0 (see the module).
+        The rank is decided on the Jacobi-scaled matrix ``D⁻¹SD⁻¹`` (D² = diag S), as LeastSquares
+        decides it on the column-scaled design, so that the features' units do not. Of full rank
+        so: the eigenpairs of ``S = GᵀG``, ``G = Lᵀ D`` (L the scaled matrix's Cholesky factor), by
+        LAPACK's preconditioned Jacobi SVD (``dgejsv``), which gives every eigenvalue to relative
+        accuracy (a column in units 1e-8 has σ = 1e-16·σ_max, which ``eigh`` and the rounding
+        rule set to 0: "rank 2 of 3" and θ̂'s coefficient dropped). Otherwise ``eigh``, and
+        eigenvalues below ``max(n, d)·ε·σ_max`` are set to exactly 0 (see the module).
         """
         if self._spectrum is None:
-            S = self.C / self.n if self._free_intercept() else self.hessian_dense()
-            sigma, Q = np.linalg.eigh(S)
-            sigma, Q = sigma[::-1].copy(), np.ascontiguousarray(Q[:, ::-1])
-            tol = max(self.n, S.shape[0]) * _EPS * max(float(sigma[0]), 0.0)
-            sigma[sigma <= tol] = 0.0
+            S = self._penalized_matrix()
+            scaled = _scaled_pd(S, self.n)
+            if scaled is not None:  # full rank once scaled: Jacobi SVD, every eigenvalue to relative accuracy
+                sigma, Q = _jacobi_eigh(*scaled)
+            else:
+                sigma, Q = np.linalg.eigh(S)
+                sigma, Q = sigma[::-1].copy(), np.ascontiguousarray(Q[:, ::-1])
+                tol = max(self.n, S.shape[0]) * _EPS * max(float(sigma[0]), 0.0)
+                sigma[sigma <= tol] = 0.0
             kept = sigma[sigma > 0]
             kappa = float(kept[0] / kept[-1]) if kept.size else np.inf
+            if scaled is not None:  # what the scaled solves lose: the scaled matrix's condition, not the units'
+                e = np.linalg.svd(scaled[1], compute_uv=False) ** 2
+                kappa = float(e[0] / e[-1])
             if kappa > ILL_CONDITIONED_GRAM:
                 warnings.warn(
                     f"streamed least squares works from the normal equations, and their matrix has condition "
-                    f"number {kappa:.3g} > {ILL_CONDITIONED_GRAM:.0e}: θ̂ and the path keep about "
+                    f"number {kappa:.3g}{' (columns scaled to unit size)' if scaled is not None else ''} > "
+                    f"{ILL_CONDITIONED_GRAM:.0e}: θ̂ and the path keep about "
                     f"{max(0.0, -np.log10(_EPS * kappa)):.0f} digits (ε·κ ≈ {_EPS * kappa:.1g}); LeastSquares on X "
                     "in memory keeps full precision by an SVD, and standardizing the features also helps",
                     IllConditionedWarning, stacklevel=2)
             self._spectrum = (sigma, Q)
         return self._spectrum
+
+    def _penalized_matrix(self) -> np.ndarray:
+        return self.C / self.n if self._free_intercept() else self.hessian_dense()
+
+    def penalized_path(self, lambdas, theta, *, gradient: bool) -> np.ndarray:
+        """θ̃_p(λ), one row per λ, by Jacobi-scaled solves of ``(S + λF)θ̃_p = Sθ_p − g̃`` (see LeastSquares').
+
+        With the gradient term the right side is the moments' ``c/n`` (plus the intercept's part when
+        it is penalized), whatever θ; without it ``Sθ_p``. Solved so, a column in far units keeps
+        θ̃ exact where Q's rounding times its large coefficient would not.
+        """
+        lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+        S, F = self._penalized_matrix(), self.penalty_factors
+        theta = np.asarray(theta, dtype=np.float64)
+        if gradient:
+            rhs = self._normal_rhs()
+        else:
+            rhs = S @ theta[:S.shape[0]]
+        F = F[:S.shape[0]]
+        return np.array([_psd_solve(S + lam_i * np.diag(F), rhs, self.n) for lam_i in lam])
+
+    def _normal_rhs(self) -> np.ndarray:
+        """The right side of the normal equations of the penalized block: ``c/n`` (free intercept), else ``AᵀY/n``."""
+        if self._free_intercept():
+            return self.c / self.n
+        rhs = self.c / self.n + self.x_mean * self.y_mean
+        return np.append(rhs, self.y_mean) if self.fit_intercept else rhs
 
     def set_penalty(self, penalty):
         """As :meth:`Objective.set_penalty`, and one factor per feature is accepted (as LeastSquares does)."""
@@ -217,14 +258,14 @@ class StreamedLeastSquares(Objective):
         F = self.penalty_factors
         d = self.c.size
         if self._free_intercept():  # b = ȳ − x̄ᵀw eliminated: (C/n + λD) w = c/n, with no x̄x̄ᵀ to cancel
-            w = _psd_solve(self.C / self.n + l2 * np.diag(F[:d]), self.c / self.n, self.n)
+            w = _psd_solve(self.C / self.n + l2 * np.diag(F[:d]), self._normal_rhs(), self.n)
             theta = np.append(w, self.y_mean - float(self.x_mean @ w))
         else:
-            rhs = self.c / self.n + self.x_mean * self.y_mean
-            if self.fit_intercept:
-                rhs = np.append(rhs, self.y_mean)
-            theta = _psd_solve(self.hessian_dense() + l2 * np.diag(F), rhs, self.n)
+            theta = _psd_solve(self.hessian_dense() + l2 * np.diag(F), self._normal_rhs(), self.n)
+        # The solve is exact up to rounding, so convergence is judged relative to the data's scale (as
+        # LeastSquares does): the gradient's rounding grows with AᵀY/n (a column in units 1e8: 1.6e-8).
         gnorm = float(np.linalg.norm(self.penalized_gradient(theta, l2)))
+        tol = tol * max(1.0, float(np.abs(self._normal_rhs()).max()))
         return MinimizeResult(theta=theta, l2=l2, converged=gnorm <= tol, gradient_norm=gnorm, tol=tol,
                               n_iter=1, method="closed-form", message="normal equations of the streamed moments")
 
@@ -246,8 +287,47 @@ class StreamedLeastSquares(Objective):
         raise _unavailable("another target (with_target)")
 
 
+def _scaled_pd(M: np.ndarray, n: int):
+    """``(D, L)`` with ``M = D⁻¹(LLᵀ)D⁻¹``, D = diag(M)^-½ in powers of two, when the scaled matrix has full rank.
+
+    Full rank: its eigenvalues all above ``max(n, dim)·ε`` times the largest (the rank rule, on the
+    scaled matrix); else None.
+    """
+    d = np.diag(M)
+    if not np.all(d > 0):
+        return None
+    D = np.exp2(-np.round(0.5 * np.log2(d)))  # exact: the scaled matrix carries M's own digits
+    Ms = D[:, None] * M * D[None, :]
+    e = np.linalg.eigvalsh(Ms)
+    if not e[0] > max(n, M.shape[0]) * _EPS * e[-1]:
+        return None
+    return D, np.linalg.cholesky(Ms)
+
+
+def _jacobi_eigh(D: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs (descending) of ``M = GᵀG``, ``G = LᵀD⁻¹``, from LAPACK's preconditioned Jacobi SVD of G."""
+    from scipy.linalg import lapack
+
+    sva, _, V, work, _, info = lapack.dgejsv(L.T / D[None, :], joba=0)
+    if info != 0:
+        raise RidgelensError(f"the Jacobi SVD of the streamed moments failed (LAPACK dgejsv info = {info})")
+    s = sva * (work[0] / work[1])
+    order = np.argsort(-s, kind="stable")
+    return (s[order] ** 2), np.ascontiguousarray(V[:, order])
+
+
 def _psd_solve(M: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
-    """The minimum-norm solution of ``M x = r`` for a symmetric PSD M (eigenvalues below max(n, dim)·ε·max are 0)."""
+    """``M⁻¹r``, or the minimum-norm solution of ``Mx = r`` for a symmetric PSD M short of full rank.
+
+    Full rank once Jacobi-scaled (:func:`_scaled_pd`): by the scaled Cholesky factor. Otherwise
+    from ``eigh``, eigenvalues below max(n, dim)·ε·max counted as 0.
+    """
+    scaled = _scaled_pd(M, n)
+    if scaled is not None:
+        from scipy.linalg import cho_solve
+
+        D, L = scaled
+        return D * cho_solve((L, True), D * r, check_finite=False)
     e, V = np.linalg.eigh(M)
     keep = e > max(n, M.shape[0]) * _EPS * max(float(e[-1]), 0.0)
     return V[:, keep] @ ((V[:, keep].T @ r) / e[keep])
