@@ -133,7 +133,7 @@ def test_plain_values_equal_python_float(tmp_path, monkeypatch):
             if numpy_only:
                 _numpy_only(m)
             assert _fastcsv.read_plain_csv(path, None, data._check_header) is not None  # the plain path read it
-            ds = data._load_csv(path, None)  # the reader alone: load_dataset refuses values past 1e±75 (check_scale)
+            ds = data._load_csv(path, None)  # the reader alone: load_dataset refuses values past 1e±50 (check_scale)
         np.testing.assert_array_equal(ds.X, expect[:, :2])
         np.testing.assert_array_equal(ds.y, expect[:, 2])
 
@@ -187,3 +187,18 @@ def test_a_column_out_of_float64_reach_names_its_data_row_read_whole_or_streamed
     for read in (load_dataset, data.stream_least_squares):
         with pytest.raises(DataError, match=r"column 'x1' peaks at 3e\+200 \(data row 300\), .*divide it by 1e200"):
             read(f"csv:{path}")
+
+
+def test_the_streamed_scale_check_is_of_the_whole_column_not_a_block(diabetes_csv, monkeypatch):
+    """Column x1 tiny in its second half only: its peak is normal, so both readers accept the file
+    (the streamed one refused it, judging the last block alone: 'peaks at 4e-80')."""
+    path, X, y = diabetes_csv
+    lines = path.read_text().splitlines()
+    for k in range(221, len(lines)):
+        cells = lines[k].split(",")
+        cells[1] = repr(float(cells[1]) * 1e-80)
+        lines[k] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(_fastcsv, "BLOCK", 1000)  # many blocks, the later ones all tiny in x1
+    assert data.stream_least_squares(f"csv:{path}").n == len(y)
+    assert load_dataset(f"csv:{path}").X.shape == X.shape

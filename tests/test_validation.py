@@ -65,7 +65,7 @@ def test_a_target_out_of_float64_reach_is_refused_and_a_column_of_zeros_is_not()
     with pytest.raises(rl.DataError, match=r"^y peaks at 2e\+160 \(row \d+\), .* divide it by 1e160"):
         rl.LeastSquares(X, 1e160 * (y + 1.0))
     X[:, 2] = 0.0  # no scale at all is not out of range (the rank decides what it means)
-    rl.LeastSquares(X * 1e70, y)  # the edge of the range is accepted
+    rl.LeastSquares(X * 1e45, y)  # near the edge of the range: accepted
 
 
 @pytest.mark.parametrize("cls", [rl.LeastSquares, rl.Logistic])

@@ -65,14 +65,17 @@ def _check_finite(A: np.ndarray, name: str, columns) -> None:
 
 #: The range a column's (or the target's) largest |value| must lie in, columns of zeros aside. ridgelens
 #: computes in float64, whose squares overflow past about 1e154 and vanish below 1e-162: within
-#: 1e±75 the Hessian's sums of squares, and coefficients of about target ÷ column, keep room to spare.
-SCALE_RANGE = (1e-75, 1e75)
+#: 1e±50 the Hessian's sums of squares (σ within 1e±100), the λ grids drawn around them (λ within
+#: 1e±150, ``check_lambdas``) and coefficients of about target ÷ column keep room to spare. At
+#: 1e74 a run failed in its last figure, on a λ grid past 1e150.
+SCALE_RANGE = (1e-50, 1e50)
 
 
-def check_scale(A: np.ndarray, name: str, columns=None, *, row=lambda i: f"row {i}") -> None:
+def check_scale(A: np.ndarray, name: str, columns=None, *, row=lambda i, j: f"row {i}") -> None:
     """Raise if a column of ``A`` (2-D, or a 1-D target) peaks outside :data:`SCALE_RANGE`, naming it and its row.
 
-    ``row(i)`` words the row index ``i`` of ``A`` (a file's reader counts its data rows from 1).
+    ``row(i, j)`` words the row ``i`` of the peak of column ``j`` (a file's reader counts its data
+    rows from 1; a streamed reader passes each column's peak alone, and knows its row).
 
     Such data is not wrong, only out of float64's reach for the quadratic model: the Hessian
     overflowed to inf (an internal error), or a tiny column's square vanished and its
@@ -91,7 +94,7 @@ def check_scale(A: np.ndarray, name: str, columns=None, *, row=lambda i: f"row {
     what = name if A.ndim == 1 else (f"{name} column {j}" if columns is None else f"{name} column {columns[j]!r}")
     power = round(float(np.log10(peak[j])))
     fix = f"divide it by 1e{power}" if power > 0 else f"multiply it by 1e{-power}"
-    raise DataError(f"{what} peaks at {M[i, j]:.3g} ({row(i)}), outside what ridgelens computes in float64 (a "
+    raise DataError(f"{what} peaks at {M[i, j]:.3g} ({row(i, j)}), outside what ridgelens computes in float64 (a "
                     f"column's largest |value| between {lo:g} and {hi:g}, where squares and sums of squares stay "
                     f"finite and nonzero): rescale it, e.g. {fix}")
 

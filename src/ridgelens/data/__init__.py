@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ridgelens._validation import check_finite_matrix, check_finite_vector, check_scale
+from ridgelens._validation import SCALE_RANGE, check_finite_matrix, check_finite_vector, check_scale
 from ridgelens.data._fastcsv import NotPlain, iter_blocks, read_header, read_plain_csv
 from ridgelens.errors import DataError
 
@@ -80,7 +80,7 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
     else:
         raise DataError(f"unknown data set {spec!r}: expected one of {', '.join(BUILTIN)}, csv:PATH or tensors:PATH")
     X, y = ds.X, ds.y
-    row = (lambda i: f"data row {i + 1}") if spec.startswith("csv:") else (lambda i: f"row {i}")
+    row = (lambda i, j: f"data row {i + 1}") if spec.startswith("csv:") else (lambda i, j: f"row {i}")
     check_scale(X, f"{ds.name} features", ds.feature_names, row=row)
     check_scale(y, f"{ds.name} target {ds.target_name!r}", row=row)
     if positive_class is not None:
@@ -116,14 +116,22 @@ def stream_least_squares(spec: str, *, target: str | None = None, fit_intercept:
     if head is not None and name in head[0]:
         header, offset = head
         moments = Moments(len(header))
+        peak, at = np.zeros((1, len(header))), np.zeros(len(header), dtype=int)  # each column's largest |value|, its row
         try:
             for values, _ in iter_blocks(path, offset, len(header)):
                 if not np.isfinite(values).all():  # the careful reader names the cell
                     raise NotPlain
-                check_scale(values, path.name, header, row=lambda i, before=moments.n: f"data row {before + i + 1}")
+                i = np.abs(values).argmax(axis=0) if values.size else np.zeros(0, dtype=int)
+                top = values[i, np.arange(values.shape[1])] if values.size else peak[0]
+                more = np.abs(top) > np.abs(peak[0])
+                peak[0, more], at[more] = top[more], moments.n + i[more]
+                if np.abs(peak).max() > SCALE_RANGE[1]:  # too large already (and before its squares overflow)
+                    check_scale(peak, path.name, header, row=lambda _i, j: f"data row {at[j] + 1}")
                 moments.add(values)
         except NotPlain:
             moments = None
+        if moments is not None:  # the whole column's peak, not a block's
+            check_scale(peak, path.name, header, row=lambda _i, j: f"data row {at[j] + 1}")
     if moments is None or moments.n < 2:  # not plain: read in memory, with the careful reader's checks
         ds = load_dataset(f"csv:{path}", target=target)
         header, name = [*ds.feature_names, ds.target_name], ds.target_name
