@@ -392,3 +392,42 @@ def test_a_slip_in_lambdas_is_refused_by_entry_not_read_past(tmp_path, capsys, l
     assert info.value.code == 2 and err.count("\n") == 1
     assert f"argument --lambdas: {says}, not a number" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--lambdas", "0.1,1e-400"], "entry 2 of '0.1,1e-400' is '1e-400', a nonzero number that underflows to 0"),
+    (["--lambdas", "0.1", "--k", "1_0"], "argument --k: '1_0' is not an integer"),
+    (["--lambdas", "0.1", "--positive-class", "0_7"], "argument --positive-class: '0_7' is not a number"),
+    (["--lambdas", "0.1", "--select", "validation", "--validation-fraction", "0.1_0"],
+     "argument --validation-fraction: '0.1_0' is not a number"),
+    (["--lambdas", "0.1", "--features", "²"], "--features: no column '²'"),
+])
+def test_numbers_on_the_command_line_are_plain_ones(tmp_path, capsys, argv, says):
+    """From a bad-input hunt: 1e-400 was used as λ = 0, '1_0' as 10, and '²' was an internal error."""
+    assert _exit_code([*LINEAR, *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def _exit_code(argv) -> int:
+    """main's exit code: returned for a run, raised (SystemExit) by argparse for a malformed line."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--penalty", "*.bias=0", "--penalty", "*.bias=5"], "--penalty '*.bias=5' contradicts --penalty '*.bias=0'"),
+    (["--unpenalized", "*.bias", "--penalty", "*.bias=2"], "--penalty '*.bias=2' contradicts --unpenalized '*.bias'"),
+    (["--penalty", "*.bias=1e-400"], "the factor '1e-400' is a nonzero number that underflows to 0"),
+])
+def test_a_penalty_pattern_given_twice_with_two_factors_is_refused(tmp_path, capsys, argv, says):
+    """The help says first match wins; a dict let the last one win (and --unpenalized lose to --penalty)."""
+    args = ["analyze", "--data", "diabetes", "--model", "mlp", "--hidden", "2", "--train-iters", "2",
+            "--lambdas", "0.1", *argv, "--out", str(tmp_path / "o")]
+    code = _exit_code(args)
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()

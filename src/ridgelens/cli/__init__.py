@@ -43,15 +43,16 @@ def _lambdas(text: str) -> list[float]:
     if not any(pieces):
         raise argparse.ArgumentTypeError(f"--lambdas is empty ({text!r}); give comma-separated λ >= 0, "
                                          "e.g. 1e-3,1e-2,0.1")
+    from ridgelens.cli._args import plain
+
     values = []
     for i, t in enumerate(pieces, start=1):
         try:
-            if not t or "_" in t:
-                raise ValueError
-            values.append(float(t))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"entry {i} of {text!r} is {'empty' if not t else repr(t)}, not a "
-                                             "number; give comma-separated numbers like 1e-3,1e-2,0.1") from None
+            values.append(plain(t))
+        except ValueError as exc:
+            why = "empty, not a number" if not t else f"{t!r}, {exc}"
+            raise argparse.ArgumentTypeError(f"entry {i} of {text!r} is {why}; give comma-separated numbers like "
+                                             "1e-3,1e-2,0.1") from None
     return values
 
 
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "What L2 regularization (ridge, weight decay) would do to a model's weights, and why. "
         "Conventions: mean loss, penalty (λ/2)‖θ‖², scikit-learn alpha = n·λ."))
     from ridgelens import __version__
-    from ridgelens.cli._args import add_lm_arguments, penalty_pattern
+    from ridgelens.cli._args import add_lm_arguments, penalty_pattern, plain_float, plain_int
     from ridgelens.cli._torch import DTYPES, model_arg
 
     p.add_argument("--version", action="version", version=f"ridgelens {__version__}")
@@ -108,27 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "--features, --standardize)")
     a.add_argument("--no-intercept", action="store_true", help="fit no intercept: θ is the feature weights")
     a.add_argument("--penalize-intercept", action="store_true", help="penalize the intercept too")
-    a.add_argument("--positive-class", type=float, help="turn the target into 0/1 labels, 1 where target == this value (e.g. one digit for logistic)")
+    a.add_argument("--positive-class", type=plain_float, help="turn the target into 0/1 labels, 1 where target == this value (e.g. one digit for logistic)")
     a.add_argument("--out", required=True, help="output folder for results.json and figures; written as a "
                                                 "whole at the end, or not at all")
     a.add_argument("--overwrite", action="store_true",
                    help="replace --out if it already holds ridgelens outputs (otherwise a non-empty folder is refused)")
-    a.add_argument("--hidden", type=int, help="mlp: hidden units (default: 64)")
+    a.add_argument("--hidden", type=plain_int, help="mlp: hidden units (default: 64)")
     a.add_argument("--task", choices=["auto", "regression", "classification"],
                    help="mlp: what the target is (default auto: integers with at most 50 distinct values are classes, "
                         "anything else regression; regression for a count or rating target)")
-    a.add_argument("--k", type=int, help="eigenvalues printed (default: 10); torch models: also how many top "
+    a.add_argument("--k", type=plain_int, help="eigenvalues printed (default: 10); torch models: also how many top "
                                          "eigenpairs Lanczos computes when the run is matrix-free (default: 20); "
                                          "linear and logistic: every pair is computed exactly")
     a.add_argument("--shard-basis", action="store_true",
                    help="under torchrun: store the Lanczos/Krylov bases sliced across the ranks (1/N memory each)")
-    a.add_argument("--seed", type=int, help="torch models: seed of Lanczos and SLQ, and for mlp of the initial "
+    a.add_argument("--seed", type=plain_int, help="torch models: seed of Lanczos and SLQ, and for mlp of the initial "
                                             "weights (default: 0)")
-    a.add_argument("--train-iters", type=int, help="mlp: L-BFGS iterations of training (default: 1000)")
+    a.add_argument("--train-iters", type=plain_int, help="mlp: L-BFGS iterations of training (default: 1000)")
     a.add_argument("--refit-method", choices=["trust-ncg", "lbfgs"],
                    help="torch models: optimizer of each refit and of --polish (default: trust-ncg, Newton-CG with exact HVPs, which "
                         "reaches the refit tolerance where L-BFGS stalls)")
-    a.add_argument("--refit-iters", type=int,
+    a.add_argument("--refit-iters", type=plain_int,
                    help="torch models: iterations of each refit and of --polish (default: 200 for trust-ncg, "
                         "500 for lbfgs); --model lm/hf:DIR: of θ*(λ)'s L-BFGS retraining (default 60)")
     a.add_argument("--weights", help="torch models: a state_dict (torch.save, always loaded with weights_only=True) "
@@ -145,12 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--unpenalized", action="append", metavar="GLOB",
                    help="torch models: parameters the penalty leaves out, by name pattern (repeatable), e.g. "
                         "'*.bias'; the mlp's names are 0.weight, 0.bias, 2.weight, 2.bias")
-    a.add_argument("--refit-tol", type=float, help="torch models: gradient-norm tolerance of the refits and of "
+    a.add_argument("--refit-tol", type=plain_float, help="torch models: gradient-norm tolerance of the refits and of "
                                                    "--polish (default: 1e-5); --model lm/hf:DIR: of θ*(λ)'s "
                                                    "retraining (default 1e-3)")
     a.add_argument("--device", help="torch models: where the products run, e.g. cpu, cuda, cuda:1 (default: cpu)")
     a.add_argument("--dtype", choices=DTYPES, help="torch models: the precision of the analysis (default: float64)")
-    a.add_argument("--batch-size", type=int, help="torch models: samples per batch of each product (default: 512)")
+    a.add_argument("--batch-size", type=plain_int, help="torch models: samples per batch of each product (default: 512)")
     a.add_argument("--quiet", action="store_true", help="no progress: no bars (drawn on stderr, only on a terminal) and no language-model progress lines")
     a.add_argument("--penalty", action="append", type=penalty_pattern, metavar="PATTERN=FACTOR",
                    help="mlp: penalty factor of the parameters whose name matches PATTERN (repeatable; first match "
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "selection.png, adds 'selection' to results.json")
     a.add_argument("--features", help="columns of the data the model uses: comma-separated names or 0-based "
                                       "indices (default: every column but the target)")
-    a.add_argument("--validation-fraction", type=float,
+    a.add_argument("--validation-fraction", type=plain_float,
                    help="--select validation: share of the rows held out at random (default: 0.2)")
     a.add_argument("--report", action="store_true",
                    help="also write report.html: one self-contained page with the figures, tables, conventions, "

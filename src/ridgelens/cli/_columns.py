@@ -21,7 +21,7 @@ def pick_features(ds: Dataset, spec: str | None) -> Dataset:
     for w in wanted:
         if w in names:
             idx.append(names.index(w))
-        elif w.isdigit() and int(w) < len(names):
+        elif w.isascii() and w.isdigit() and int(w) < len(names):
             idx.append(int(w))
         else:
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")

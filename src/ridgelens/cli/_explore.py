@@ -78,7 +78,7 @@ def directions_arg(text: str) -> tuple[int, int]:
     import argparse
 
     try:
-        a, b = (int(t) for t in text.split(","))
+        a, b = (int(t) if t.strip().isascii() and t.strip().isdigit() else int("x") for t in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--directions must be two 1-based indices like 1,7, got {text!r}") from None
     if a < 1 or b < 1:

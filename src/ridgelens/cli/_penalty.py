@@ -15,7 +15,7 @@ from ridgelens._optim_state import (
     optimizer_penalty,
     weight_decay_record,
 )
-from ridgelens.cli._args import penalty_pattern  # noqa: F401 (re-exported)
+from ridgelens.cli._args import penalty_pattern, plain  # noqa: F401 (penalty_pattern re-exported)
 from ridgelens.data import read_input
 from ridgelens.errors import PenaltyError, RidgelensError
 
@@ -31,9 +31,9 @@ def read_penalty_factors(path: str) -> np.ndarray:
     values = []
     for i, t in enumerate(tokens):
         try:
-            values.append(float(t))
-        except ValueError:
-            raise PenaltyError(f"--penalty-factors {path}: entry {i} ({t!r}) is not a number") from None
+            values.append(plain(t))
+        except ValueError as exc:
+            raise PenaltyError(f"--penalty-factors {path}: entry {i} ({t!r}) is {exc}") from None
     if not values:
         raise PenaltyError(f"--penalty-factors {path} holds no numbers")
     return np.array(values)
@@ -61,8 +61,15 @@ def apply_mlp(args, obj) -> dict:
     extra = {}
     base = None
     if args.penalty:
-        patterns = dict.fromkeys(args.unpenalized, 0.0)
-        patterns.update(dict(args.penalty))
+        patterns, said = {}, {}
+        given = [(u, 0.0, f"--unpenalized {u!r}") for u in args.unpenalized]
+        given += [(p, f, f"--penalty '{p}={f:g}'") for p, f in args.penalty]
+        for pattern, factor, words in given:  # first match wins; the same pattern twice must agree
+            if pattern in patterns and patterns[pattern] != factor:
+                raise PenaltyError(f"{words} contradicts {said[pattern]}: the same pattern with two factors; "
+                                   "give it once")
+            patterns.setdefault(pattern, factor)
+            said.setdefault(pattern, words)
         try:
             base = obj.set_penalty(patterns)
         except PenaltyError as exc:
