@@ -81,6 +81,13 @@ def _as_tensor(value, what: str):
             raise DataError(f"{what} must be real numeric, got dtype {value.dtype}")
         if value.layout != torch.strided:  # sparse: models and losses take dense tensors
             raise DataError(f"{what} is a {value.layout} tensor; save it dense (tensor.to_dense())")
+        if value.is_quantized:
+            raise DataError(f"{what} is a quantized tensor ({value.dtype}); save it dequantized (tensor.dequantize())")
+        plain = {torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
+                 torch.int8, torch.uint8, torch.bool}
+        if value.dtype not in plain:  # float8 and the like: no isfinite, no float64 cast path
+            raise DataError(f"{what} has dtype {value.dtype}; save it as float64, float32, float16, bfloat16, "
+                            "int64, int32, int16, int8, uint8 or bool")
         return value.detach()
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
