@@ -30,7 +30,7 @@ def is_classification(y: np.ndarray, task: str = "auto") -> bool:
     whole = y == np.round(y)
     if task == "classification" and not whole.all():
         i = int(np.flatnonzero(~whole)[0])
-        raise DataError(f"--task classification needs integer class labels; the target holds {y[i]:g} at row {i}")
+        raise DataError(f"--task classification needs integer class labels; the target holds {float(y[i])!r} at row {i}")
     if task != "auto":
         return task == "classification"
     return bool(whole.all() and np.unique(y).size <= 50)

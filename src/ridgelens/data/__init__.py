@@ -86,8 +86,8 @@ def load_dataset(spec: str, *, target: str | None = None, standardize: bool = Fa
     if positive_class is not None:
         hits = y == positive_class
         if not hits.any():
-            raise DataError(f"positive_class={positive_class:g} does not occur in the target "
-                            f"(values: {', '.join(f'{v:g}' for v in np.unique(y)[:10])})")
+            raise DataError(f"positive_class={float(positive_class)!r} does not occur in the target "
+                            f"(values: {', '.join(repr(float(v)) for v in np.unique(y)[:10])})")
         y = hits.astype(np.float64)
     if standardize:
         mu, sd = X.mean(axis=0), X.std(axis=0)
