@@ -431,3 +431,14 @@ def test_a_penalty_pattern_given_twice_with_two_factors_is_refused(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and says in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_every_feature_constant_is_said_of_the_data(tmp_path, capsys):
+    """It was the first figure's 'df(λ) needs at least one positive eigenvalue', which names nothing given."""
+    csv = tmp_path / "c.csv"
+    csv.write_text("a,b,y\n1,2,3\n1,2,4\n1,2,6\n1,2,1\n")
+    assert _exit_code(["analyze", "--data", f"csv:{csv}", "--model", "linear", "--lambdas", "0.1",
+                       "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "every feature of c is constant (a, b): the loss does not depend on the weights" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()

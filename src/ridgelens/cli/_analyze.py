@@ -37,7 +37,7 @@ from ridgelens.cli._select import (
 from ridgelens.cli._stream import streamed_objective
 from ridgelens.cli._torch import check_refit_tol, is_user_model
 from ridgelens.data import load_dataset
-from ridgelens.errors import RidgelensError
+from ridgelens.errors import DataError, RidgelensError
 from ridgelens.objectives import LeastSquares, Logistic
 from ridgelens.pipeline import analyze
 from ridgelens.pipeline._display import HEADERS
@@ -146,6 +146,20 @@ def run_analyze(args) -> None:
     print(f"wrote {args.out}/: {', '.join(written)}")
 
 
+def _refuse_constant_features(ds, *, fit_intercept: bool) -> None:
+    """Every feature constant (zero, without an intercept): the weights change nothing, nothing to shrink.
+
+    Said here, naming the data, rather than by the first figure ('df(λ) needs at least one positive
+    eigenvalue').
+    """
+    flat = np.ptp(ds.X, axis=0) == 0 if fit_intercept else ~ds.X.any(axis=0)
+    if flat.all():
+        what = "constant" if fit_intercept else "zero"
+        raise DataError(f"every feature of {ds.name} is {what} ({', '.join(ds.feature_names[:5])}"
+                        f"{', …' if len(ds.feature_names) > 5 else ''}): the loss does not depend on the weights, so "
+                        "there is nothing for the penalty to shrink")
+
+
 def _check_mlp_numbers(args) -> None:
     """The MLP's counts and tolerance, checked before any work (naming the option)."""
     for name, low in (("hidden", 1), ("train_iters", 1), ("refit_iters", 1), ("batch_size", 1)):
@@ -198,6 +212,7 @@ def _run_recorded(args, lam, out: Path, caught) -> list[str]:
     else:
         cls = LeastSquares if args.model == "linear" else Logistic
         if streamed is None:
+            _refuse_constant_features(ds, fit_intercept=not args.no_intercept)
             obj = cls(ds.X, ds.y, fit_intercept=not args.no_intercept, penalize_intercept=args.penalize_intercept,
                       feature_names=ds.feature_names)
         extra = apply_linear(args, obj)
