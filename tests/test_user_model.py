@@ -249,6 +249,9 @@ def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
     torch.save({"X": torch.eye(4).to_sparse(), "y": torch.zeros(4)}, tmp_path / "sparse.pt")
     with pytest.raises(DataError, match=r"X is a torch\.sparse_coo tensor; save it dense"):  # was exit 1
         load_tensors(tmp_path / "sparse.pt")
+    torch.save({"X": torch.ones(1, 3), "y": torch.zeros(1)}, tmp_path / "one.pt")
+    with pytest.raises(DataError, match=r"holds 1 sample; need at least 2"):  # as a CSV of one row (the mlp ran)
+        load_tensors(tmp_path / "one.pt")
     torch.save({"X": torch.eye(4).to(torch.float8_e4m3fn), "y": torch.zeros(4)}, tmp_path / "f8.pt")
     with pytest.raises(DataError, match=r"X has dtype torch\.float8_e4m3fn; save it as float64"):  # was exit 1
         load_tensors(tmp_path / "f8.pt")

@@ -59,8 +59,8 @@ def load_tensors(path) -> tuple:
     if X.ndim == 0 or y.ndim == 0 or len(X) != len(y):
         raise DataError(f"tensors:{path}: X and y need one row per sample, got shapes {tuple(X.shape)} "
                         f"and {tuple(y.shape)}")
-    if len(X) == 0:
-        raise DataError(f"tensors:{path} holds no samples")
+    if len(X) < 2:  # as a CSV of one data row: a mean loss over one sample has nothing to regularize against
+        raise DataError(f"tensors:{path} holds {len(X)} sample{'s' if len(X) != 1 else ''}; need at least 2")
     for name, t in (("X", X), ("y", y)):
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = first_row(~torch.isfinite(t))
