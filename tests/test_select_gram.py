@@ -202,11 +202,12 @@ def test_gram_route_condition_number_of_the_whole_design(offset):
 
 
 def test_a_column_far_below_the_intercept_has_the_whole_designs_condition_number():
-    # Found by the long CLI fuzz run: a centred column of 1e-68 next to the intercept puts the
+    # Found by the long CLI fuzz run: a centred column of 1e-68 next to the intercept (1e-40 here:
+    # 1e-68 is now refused, check_scale) puts the
     # arrowhead's largest root within rounding of its upper bound (‖z‖ ≪ ε·α), where the bracket
     # for the root finder has no sign change; the bound is the root. The reference is the SVD route's
     # own factorization of [X, 1] (the column is below its rank tolerance there too).
-    X, y = np.array([[0.0], [0.0], [9.944e-68]]), np.array([0.0, 1.0, 2.0])
+    X, y = np.array([[0.0], [0.0], [9.944e-40]]), np.array([0.0, 1.0, 2.0])
     obj, ref = LeastSquares(X, y), LeastSquares(X, y, decomposition="svd")
     assert obj.decomposition_choice.name == "gram"
     assert obj.design_svd().condition_number == pytest.approx(ref.design_svd().condition_number, rel=1e-9)
