@@ -280,13 +280,15 @@ def _start(cwd: Path, *extra):
     and a λ with no minimizer is not refit), so the refits run and are checkpointed one by one.
     4000 rather than 1000: on a loaded machine the test process once read the "trained" line
     only after the child had run every refit and was committing, and its signal came too late.
+    --refit-iters 6 rather than 2 for the same reason (a fresh-clone CI run of 2026-12-02 missed
+    the 11 s window again): the refits now take about 3× as long, and an interrupted run no longer.
     """
     lambdas = ",".join(f"{v:.4g}" for v in [10 ** (-4 + 4 * i / 3999) for i in range(4000)])
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
     return subprocess.Popen(
         [sys.executable, "-m", "ridgelens", "analyze", "--data", "diabetes", "--standardize", "--model", "mlp",
-         "--hidden", "8", "--train-iters", "5", "--refit-method", "lbfgs", "--refit-iters", "2", "--curvature", "ggn",
+         "--hidden", "8", "--train-iters", "5", "--refit-method", "lbfgs", "--refit-iters", "6", "--curvature", "ggn",
          "--lambdas", lambdas, "--out", "o", "--overwrite", *extra],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
