@@ -156,6 +156,8 @@ def test_malformed_fields_and_arguments(results_json, tmp_path, capsys):
                                                        "got 3 entries"),
     (lambda d: d.update(penalized_eigenvalues=d["penalized_eigenvalues"][:1], coords=d["coords"][:1]),
      "has 1 penalized eigen-direction; the explorer page draws the loss in a plane of two"),
+    (lambda d: d["eigenvalues"].__setitem__(0, "a"), "bad.json: the analysis dict has a malformed field "
+                                                     "'eigenvalues': could not convert string to float: 'a'"),
 ])
 def test_a_results_file_without_a_drawable_theta_hat_or_plane_is_refused_by_field(results_json, tmp_path, capsys,
                                                                                    edit, message):

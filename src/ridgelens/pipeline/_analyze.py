@@ -276,7 +276,9 @@ class Analysis:
             raise RidgelensError(f"the analysis dict misses the field {exc.args[0]!r} "
                                  "(is it a results.json written by `ridgelens analyze`?)") from None
         except (TypeError, ValueError) as exc:
-            raise RidgelensError(f"the analysis dict has a malformed field: {exc}") from None
+            bad = next((k for k, v in d.items() if isinstance(v, list) and not _numbers(v)), None)
+            named = f" {bad!r}" if bad is not None else ""
+            raise RidgelensError(f"the analysis dict has a malformed field{named}: {exc}") from None
 
 
 @shard_basis_option
@@ -599,6 +601,17 @@ def _refit_one(objective, lam: float, i: int, path, theta_hat, tol, options, ck,
     cp.save({"theta": torch.from_numpy(np.asarray(r.theta, dtype=np.float64)), "converged": bool(r.converged),
              "gradient_norm": float(r.gradient_norm)})
     return r.theta, r.converged, r.gradient_norm
+
+
+def _numbers(v) -> bool:
+    """Whether a list is one of numbers (or of lists of numbers; None is NaN), or holds no numbers at all (names)."""
+    if all(isinstance(x, str) for x in v):
+        return True
+    try:
+        _arr(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _arr(v, dtype=np.float64):

@@ -190,7 +190,11 @@ class ExplorerData:
         del notes, Q, rows, conv  # validated above; the page is built from the one Analysis the file holds
         from ridgelens.pipeline import Analysis
 
-        return cls.from_analysis(Analysis.from_dict(d), title=title)
+        try:
+            analysis = Analysis.from_dict(d)
+        except RidgelensError as exc:
+            raise RidgelensError(f"{source}: {exc}") from None
+        return cls.from_analysis(analysis, title=title)
 
 
 def demo_data() -> ExplorerData:
