@@ -11,6 +11,7 @@ from sklearn.datasets import load_diabetes
 
 import ridgelens as rl
 from ridgelens.cli import main
+from ridgelens.data import load_dataset
 from ridgelens.data._tensors import load_state_dict, load_tensors
 from ridgelens.errors import DataError, ModelError
 
@@ -252,6 +253,9 @@ def test_weights_of_another_shape_and_bad_tensors_files(user, capsys, tmp_path):
     torch.save({"X": torch.ones(1, 3), "y": torch.zeros(1)}, tmp_path / "one.pt")
     with pytest.raises(DataError, match=r"holds 1 sample; need at least 2"):  # as a CSV of one row (the mlp ran)
         load_tensors(tmp_path / "one.pt")
+    torch.save({"X": torch.eye(4, dtype=torch.float64), "y": torch.tensor([2**53, 2**53 + 1] * 2)}, tmp_path / "i.pt")
+    with pytest.raises(DataError, match=r"y holds integers up to 9007199254740993 in size, past 2\^53"):  # 2 classes
+        load_dataset("tensors:" + str(tmp_path / "i.pt"))  # were one after the float64 cast: 'a single class'
     torch.save({"X": torch.eye(4).to(torch.float8_e4m3fn), "y": torch.zeros(4)}, tmp_path / "f8.pt")
     with pytest.raises(DataError, match=r"X has dtype torch\.float8_e4m3fn; save it as float64"):  # was exit 1
         load_tensors(tmp_path / "f8.pt")

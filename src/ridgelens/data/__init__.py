@@ -218,6 +218,8 @@ def _dataset(path: Path, header: list, X: np.ndarray, y: np.ndarray, target: str
 
 def _load_tensors_dataset(text: str, target) -> Dataset:
     """``tensors:PATH`` as a table (X of shape (n, d), y of shape (n,)) for the linear, logistic and MLP models."""
+    import torch
+
     from ridgelens.data._tensors import load_tensors
 
     if not text:
@@ -229,6 +231,13 @@ def _load_tensors_dataset(text: str, target) -> Dataset:
         raise DataError(f"tensors:{text}: this model needs X of shape (n, d) and y of shape (n,), got "
                         f"{tuple(X.shape)} and {tuple(y.shape)} (other shapes need your own model: "
                         "--model module:factory)")
+    for name, t in (("X", X), ("y", y)):  # these models compute in float64: 2^53 + 1 would become 2^53
+        if t.is_floating_point() or t.dtype == torch.bool or not t.numel():
+            continue
+        top = max(int(t.max()), -int(t.min()))  # (abs() of int64's smallest value overflows)
+        if top > 2**53:
+            raise DataError(f"tensors:{text} {name} holds integers up to {top} in size, past 2^53: float64, in "
+                            "which these models compute, cannot tell them apart (2^53 + 1 reads as 2^53)")
     X = X.double().numpy()
     return Dataset(X=X, y=y.double().numpy(), feature_names=[f"x{j}" for j in range(X.shape[1])],
                    target_name="y", name=f"tensors:{text}")
