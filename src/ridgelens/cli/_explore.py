@@ -77,10 +77,10 @@ def directions_arg(text: str) -> tuple[int, int]:
     """``--directions 1,7`` (1-based, as the figures label q1, q2, …) → 0-based pair."""
     import argparse
 
-    try:
-        a, b = (int(t) if t.strip().isascii() and t.strip().isdigit() else int("x") for t in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--directions must be two 1-based indices like 1,7, got {text!r}") from None
+    parts = [t.strip() for t in text.split(",")]
+    if len(parts) != 2 or not all(t.isascii() and t.isdigit() for t in parts):  # not int()'s 1_0 or ²
+        raise argparse.ArgumentTypeError(f"--directions must be two 1-based indices like 1,7, got {text!r}")
+    a, b = (int(t) for t in parts)
     if a < 1 or b < 1:
         raise argparse.ArgumentTypeError(f"--directions are 1-based (q1 is the top direction), got {text!r}")
     return a - 1, b - 1

@@ -198,7 +198,7 @@ class StreamedLeastSquares(Objective):
             S = self._penalized_matrix()
             scaled = _scaled_pd(S, self.n)
             if scaled is not None:  # full rank once scaled: Jacobi SVD, every eigenvalue to relative accuracy
-                sigma, Q = _jacobi_eigh(*scaled)
+                sigma, Q = _jacobi_eigh(*scaled[:2])
             else:
                 sigma, Q = np.linalg.eigh(S)
                 sigma, Q = sigma[::-1].copy(), np.ascontiguousarray(Q[:, ::-1])
@@ -207,8 +207,7 @@ class StreamedLeastSquares(Objective):
             kept = sigma[sigma > 0]
             kappa = float(kept[0] / kept[-1]) if kept.size else np.inf
             if scaled is not None:  # what the scaled solves lose: the scaled matrix's condition, not the units'
-                e = np.linalg.svd(scaled[1], compute_uv=False) ** 2
-                kappa = float(e[0] / e[-1])
+                kappa = scaled[2]
             if kappa > ILL_CONDITIONED_GRAM:
                 warnings.warn(
                     f"streamed least squares works from the normal equations, and their matrix has condition "
@@ -288,10 +287,10 @@ class StreamedLeastSquares(Objective):
 
 
 def _scaled_pd(M: np.ndarray, n: int):
-    """``(D, L)`` with ``M = D⁻¹(LLᵀ)D⁻¹``, D = diag(M)^-½ in powers of two, when the scaled matrix has full rank.
+    """``(D, L, κ)`` with ``M = D⁻¹(LLᵀ)D⁻¹`` when the Jacobi-scaled matrix has full rank; else None.
 
-    Full rank: its eigenvalues all above ``max(n, dim)·ε`` times the largest (the rank rule, on the
-    scaled matrix); else None.
+    D = diag(M)^-½ in powers of two; κ is the scaled matrix's condition number. Full rank: its eigenvalues all above ``max(n, dim)·ε`` times the largest (the rank rule, on the
+    scaled matrix).
     """
     d = np.diag(M)
     if not np.all(d > 0):
@@ -301,7 +300,7 @@ def _scaled_pd(M: np.ndarray, n: int):
     e = np.linalg.eigvalsh(Ms)
     if not e[0] > max(n, M.shape[0]) * _EPS * e[-1]:
         return None
-    return D, np.linalg.cholesky(Ms)
+    return D, np.linalg.cholesky(Ms), float(e[-1] / e[0])
 
 
 def _jacobi_eigh(D: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,7 +325,7 @@ def _psd_solve(M: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
     if scaled is not None:
         from scipy.linalg import cho_solve
 
-        D, L = scaled
+        D, L, _ = scaled
         return D * cho_solve((L, True), D * r, check_finite=False)
     e, V = np.linalg.eigh(M)
     keep = e > max(n, M.shape[0]) * _EPS * max(float(e[-1]), 0.0)

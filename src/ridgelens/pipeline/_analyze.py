@@ -410,8 +410,12 @@ def analyze(objective, lambdas, *, theta_hat=None, refit: bool = True, grad_tol:
         # (no Gram matrix, full precision on ill-conditioned designs); its GGN is its Hessian.
         # H's diagonal spanning more than WIDE_DIAGONAL (columns in far units): the path from direct
         # solves on H itself (ridge/_solvers.py), at the price of a second eigh when every parameter is penalized.
-        wide = mask.all() and wide_diagonal(dense.to_dense().cpu().double().numpy())
-        source = objective if has_exact_path(objective) else (spectrum if mask.all() and not wide else dense)
+        if has_exact_path(objective):
+            source = objective
+        elif mask.all() and not wide_diagonal(dense.to_dense().cpu().double().numpy()):
+            source = spectrum
+        else:
+            source = dense
         path = ridge_path(source, theta_in, lam, penalized=mask, gradient=g_in, negative=negative)
         path = replace(path, n_matvecs=formed)
         n_matvecs = H.n_matvecs
