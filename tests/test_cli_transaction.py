@@ -371,6 +371,10 @@ def test_a_run_killed_with_sigkill_leaves_a_staging_folder_the_next_run_removes(
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "results.json").write_text('{"old": true}')
     proc = _start(tmp_path)
+    # Past training, not merely a ".ridgelens-tmp-" entry seen: the writability probe of --out's
+    # parent makes and removes one such folder first, and a fresh-clone CI run of 2026-12-02 killed
+    # the run in that instant (no staging folder left to find).
+    _wait_for(lambda: proc.stdout.readline().startswith("trained the"), proc, "training ended")
     _wait_for(lambda: any(p.name.startswith(".ridgelens-tmp-") for p in tmp_path.iterdir()), proc, "staging began")
     proc.kill()
     proc.communicate(timeout=60)
