@@ -6,7 +6,8 @@ of one gradient; the peak memory of one product against one gradient (each in a 
 process, above that process's base); and the time for the top-20 eigenpairs. Contenders:
 
 - ridgelens ``TorchHessianOperator`` (graph reused across products; recomputed per product by
-  double backward; forward-over-reverse) and ``GGNOperator``, through
+  double backward; forward-over-reverse; the byte LM's hand-written R-operator, ``form="r-op"``,
+  left out for a GPT-2) and ``GGNOperator``, through
   :class:`ridgelens.objectives.lm.LMObjective`;
 - curvlinops ``HessianLinearOperator`` and ``GGNLinearOperator`` (if installed: ``make bench-env``),
   on the same model, flattened to (tokens, vocab) logits, one batch holding every token;
@@ -60,7 +61,8 @@ from _common import (
     sync,
 )
 
-CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-ggn",
+CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-hessian-rop",
+              "rl-ggn",
               "cl-hessian", "cl-ggn", "rl-hessian-batched", "gradient-batched")
 
 
@@ -229,9 +231,9 @@ def build(name, net, obj, k=1):
     if name == "rl-hessian-reuse":
         op = TorchHessianOperator(obj, theta, form="reuse")
         return lambda v: op @ v
-    if name in ("rl-hessian-recompute", "rl-hessian-fwd-over-rev"):
-        op = TorchHessianOperator(obj, theta, form="double-backward" if name == "rl-hessian-recompute"
-                                  else "fwd-over-rev")
+    if name in ("rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-hessian-rop"):
+        form = {"rl-hessian-recompute": "double-backward", "rl-hessian-fwd-over-rev": "fwd-over-rev"}.get(name, "r-op")
+        op = TorchHessianOperator(obj, theta, form=form)
         return lambda v: op @ v
     if name == "rl-ggn":
         op = GGNOperator(obj, theta, reuse=True)

@@ -15,10 +15,10 @@ decision                  names                                  ``"auto"`` rule
                                                                  singular H)
 ``"analysis"``            ``dense``, ``matrix-free``             as ``"eigen"``
 ``"hvp_form"``            ``reuse``, ``partial-reuse``,          reuse when the whole gradient graph fits
-                          ``double-backward``, ``fwd-over-rev``  the memory budget; partial-reuse when one
-                                                                 batch's does (and batches come in a fixed
-                                                                 order); else the faster recompute form,
-                                                                 timed on the first batch
+                          ``double-backward``, ``fwd-over-rev``, the memory budget; partial-reuse when one
+                          ``r-op`` (``recompute`` asks for r-op  batch's does (and batches come in a fixed
+                          where it applies, else double-backward) order); else the fastest recompute form
+                                                                 that runs, timed on the first batch
 ``"schur_inner"``         ``dense``, ``cg``                      dense when #u ≤ 4096 (H_uu ≤ 128 MiB)
 ``"slq_reorth"``          ``full``, ``local``                    full unless m + 1 vectors pass 1 GiB
 ``"curvature"``           ``hessian``, ``ggn``                   hessian for a convex loss (G = H there) or a
@@ -59,7 +59,7 @@ NAMES = {
     "eigen": ("dense", "lanczos"),
     "path": ("dense", "krylov", "multishift-cg"),
     "analysis": ("dense", "matrix-free"),
-    "hvp_form": ("reuse", "partial-reuse", "double-backward", "fwd-over-rev"),
+    "hvp_form": ("reuse", "partial-reuse", "double-backward", "fwd-over-rev", "r-op", "recompute"),
     "schur_inner": ("dense", "cg"),
     "slq_reorth": ("full", "local"),
     "curvature": ("hessian", "ggn"),
@@ -148,9 +148,17 @@ _RULES = {"eigen": _size_rule("eigen"), "path": _size_rule("path"), "analysis": 
           "schur_inner": _schur_rule, "slq_reorth": _slq_rule}
 
 
-def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_order, fastest_recompute) -> Choice:
+def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_order, fastest_recompute,
+              r_op_applies=False) -> Choice:
     facts = {"n_batches": n_batches, "batch_graph_bytes": batch_graph_bytes, "memory_budget": memory_budget}
-    fits = min(n_batches, memory_budget // max(batch_graph_bytes, 1))
+    if requested == "recompute":  # no graph held, and no timing: the hand-written product where it applies
+        name = "r-op" if r_op_applies else "double-backward"
+        facts.update(fits=0, recompute_form=name)
+        return Choice("hvp_form", name, "recompute asked for: " + (
+            "the hand-written R-operator applies to this model" if r_op_applies
+            else "double backward (the hand-written R-operator does not apply to this model)"), facts)
+    # None: not measured (nothing will be reused), so no batch fits
+    fits = 0 if batch_graph_bytes is None else min(n_batches, memory_budget // max(batch_graph_bytes, 1))
     if fits < n_batches and not fixed_order:
         # Reused graphs hold the first pass's batches 0 … fits − 1; with a shuffling loader the
         # recomputed batches of a later pass would overlap them and miss others: a wrong H.
@@ -169,8 +177,8 @@ def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_o
             return Choice("hvp_form", "partial-reuse", f"{fits} of {n_batches} batch graphs fit the budget", facts)
         facts["recompute_form"] = name = fastest_recompute()
         if name is None:
-            raise RidgelensError("no HVP form runs on this model and loss (double backward and forward-over-reverse "
-                                 "both failed on the first batch)")
+            raise RidgelensError("no HVP form runs on this model and loss (every recompute form failed on the "
+                                 "first batch)")
         return Choice("hvp_form", name, "no batch graph fits the budget (or batches are shuffled); "
                       "the faster recompute form on the first batch", facts)
     if requested == "partial-reuse":
@@ -181,7 +189,7 @@ def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_o
         if fits < 1:
             return Choice("hvp_form", facts["recompute_form"], "partial-reuse asked for, but no batch fits", facts)
         return Choice("hvp_form", "partial-reuse", "asked for", facts)
-    if requested in ("double-backward", "fwd-over-rev"):
+    if requested in ("double-backward", "fwd-over-rev", "r-op"):
         facts["recompute_form"] = requested
     elif requested == "reuse":
         facts["fits"] = n_batches

@@ -8,8 +8,9 @@ and the torch objective's batch weights ``n_b / n`` (windows) are exact.
 Memory at vocabulary scale: a batch's logits are ``windows × T × vocab`` numbers, and a
 Hessian- or Gauss–Newton-vector product holds their second-order graph. The windows are
 therefore cut into batches of at most ``max_logits`` logits each (:data:`DEFAULT_MAX_LOGITS`
-by default): a product that recomputes batch by batch (``form="double-backward"``, GGN
-``reuse=False``) never holds more than that many logits at once. A graph *reused* across
+by default): a product that recomputes batch by batch (Hessian ``form="recompute"``: the
+built-in LM's hand-written product, or double backward; GGN ``reuse=False``) never holds more
+than that many logits at once. A graph *reused* across
 products holds every batch's; :meth:`LMObjective.product_options` gives the operator options
 that keep the bound.
 
@@ -265,11 +266,12 @@ class LMObjective(TorchObjective):
         """Operator options that keep every product within ``max_logits`` logits.
 
         One batch: the graph may be reused (it holds that batch's logits only). Several: the
-        products recompute batch by batch.
+        products recompute batch by batch: the Hessian's by the hand-written ``"r-op"`` on the
+        built-in byte LM, else by double backward (``form="recompute"``).
         """
         if self.n_batches == 1:
             return {}
-        return {"form": "double-backward"} if kind == "hessian" else {"reuse": False}
+        return {"form": "recompute"} if kind == "hessian" else {"reuse": False}
 
 
 def _model_device(model) -> torch.device:

@@ -8,14 +8,22 @@ Forms of the Hessian-vector product (Pearlmutter's R-operator):
 - ``"double-backward"``: rebuild that graph batch by batch for every v.
 - ``"fwd-over-rev"``: ``torch.func.jvp`` of the gradient, batch by batch; often
   the best on GPUs.
+- ``"r-op"``: the R-operator written out by hand, batch by batch, with no autograd graph
+  (:mod:`ridgelens.lm._rop`): only for ridgelens' own byte-level LM
+  (:class:`~ridgelens.lm.ByteTransformer`) under its token cross-entropy. There it is the
+  fastest recompute form and holds the least memory.
 - ``"partial-reuse"``: reuse the graphs of as many batches as fit in ``memory_budget``
   and recompute the others (by :attr:`TorchHessianOperator.recompute_form`).
+- ``"recompute"``: hold no graph and time nothing: ``"r-op"`` where it applies, else
+  ``"double-backward"`` (what :meth:`~ridgelens.objectives.lm.LMObjective.product_options`
+  asks for when the tokens make several batches).
 
 ``form="auto"`` takes ``"reuse"`` when the whole graph fits in ``memory_budget`` bytes
-(measured with saved-tensor hooks on the first batch), else ``"partial-reuse"`` when at
+(measured with saved-tensor hooks on the first batch; not measured, and so not built, when
+a recompute form is asked for or the budget is 0), else ``"partial-reuse"`` when at
 least one batch's graph fits and the batches come in the same order on every pass (not a
 shuffling DataLoader), else the faster on the first batch of the two recompute
-forms (resolved by :func:`ridgelens._auto.select_solver`). The choice is recorded in
+forms that run on the model (resolved by :func:`ridgelens._auto.select_solver`). The choice is recorded in
 :attr:`TorchHessianOperator.form`, and how many batches are reused in
 :attr:`~TorchHessianOperator.reused_batches`.
 
@@ -44,10 +52,12 @@ from ridgelens._autodiff import (
     second_order_graph,
 )
 from ridgelens.errors import RidgelensError
+from ridgelens.lm._rop import byte_lm_hvp, byte_lm_support
+from ridgelens.objectives.lm import LMObjective, token_cross_entropy
 from ridgelens.operators._base import CurvatureOperator
 
-FORMS = ("auto", "reuse", "partial-reuse", "double-backward", "fwd-over-rev")
-RECOMPUTE_FORMS = ("double-backward", "fwd-over-rev")
+FORMS = ("auto", "reuse", "partial-reuse", "double-backward", "fwd-over-rev", "r-op", "recompute")
+RECOMPUTE_FORMS = ("double-backward", "fwd-over-rev", "r-op")
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes for a reused graph (2 GiB)
 
 
@@ -111,6 +121,14 @@ def _grad_batched(out, inp, V, retain_graph):
         return torch.stack([one(v, True) for v in V])
 
 
+def _r_op_support(objective) -> str | None:
+    """None where the ``"r-op"`` form computes this objective's products; else why it does not."""
+    if not (isinstance(objective, LMObjective) and objective.takes_parameter_views
+            and objective.loss_fn is token_cross_entropy and objective.returns == "logits"):
+        return "it is written for an LMObjective's own token cross-entropy on a model's logits"
+    return byte_lm_support(objective.model, objective.param_blocks()[0])
+
+
 class TorchHessianOperator(CurvatureOperator):
     """∇²R(θ) of a torch objective, applied matrix-free on the model's device and dtype.
 
@@ -121,10 +139,11 @@ class TorchHessianOperator(CurvatureOperator):
     ----------
     form : str
         The HVP form in use (see module docs).
-    graph_bytes : int
-        Estimated bytes of the whole data set's gradient graph.
-    batch_graph_bytes : int
-        Measured bytes of the first batch's gradient graph.
+    graph_bytes : int or None
+        Estimated bytes of the whole data set's gradient graph (None: not measured).
+    batch_graph_bytes : int or None
+        Measured bytes of the first batch's gradient graph; None where no graph may be held (a
+        recompute form asked for, or ``form="auto"`` with a memory budget of 0), so none is built.
     reused_batches : int
         How many batches' graphs are held (all for "reuse", none for a recompute form).
     recompute_form : str or None
@@ -140,6 +159,9 @@ class TorchHessianOperator(CurvatureOperator):
             raise RidgelensError(f"form must be one of {FORMS}, got {form!r}")
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
+        self.r_op_unsupported = _r_op_support(objective)
+        if form == "r-op" and self.r_op_unsupported:
+            raise RidgelensError(f"form='r-op' does not apply here: {self.r_op_unsupported}; use form='auto'")
         self.theta = objective.flat_tensor(theta)
         if dist.is_distributed():  # the digest copies θ to the host and hashes it: only where ranks compare
             dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))
@@ -152,16 +174,19 @@ class TorchHessianOperator(CurvatureOperator):
         n_b = objective.n_batches
         fixed = fixed_order(objective.batches)
         with second_order_attention():
-            self.batch_graph_bytes = self._estimate_batch_graph_bytes()
-            self.graph_bytes = self.batch_graph_bytes * n_b
-            if not (form in ("auto", "reuse", "partial-reuse") and self.batch_graph_bytes <= self.memory_budget
-                    and (fixed or n_b == 1)):
+            # A graph is measured (built once) only where one may be held: at the demo LM's size the
+            # measurement alone is most of a recompute form's peak memory.
+            may_hold = form in ("reuse", "partial-reuse") or (form == "auto" and self.memory_budget > 0)
+            self.batch_graph_bytes = self._estimate_batch_graph_bytes() if may_hold else None
+            self.graph_bytes = None if self.batch_graph_bytes is None else self.batch_graph_bytes * n_b
+            if not (may_hold and self.batch_graph_bytes <= self.memory_budget and (fixed or n_b == 1)):
                 # No batch graph will be reused (free the measured one before timing the recompute forms),
                 # or the batches come in another order on the next pass (a reused graph is built in one pass).
                 self._first = None
             self.choice = select_solver("hvp_form", requested=form, n_batches=n_b,
                                         batch_graph_bytes=self.batch_graph_bytes, memory_budget=self.memory_budget,
-                                        fixed_order=fixed, fastest_recompute=self._fastest_recompute)
+                                        fixed_order=fixed, fastest_recompute=self._fastest_recompute,
+                                        r_op_applies=self.r_op_unsupported is None)
             form = self.choice.name
             fits = self.choice.facts["fits"]
             self.recompute_form = self.choice.facts.get("recompute_form")
@@ -352,6 +377,26 @@ class TorchHessianOperator(CurvatureOperator):
                 _, hv = jvp(grad(loss_of), (self.theta,), (V[i].clone(),))
                 out[i] = w * hv if out[i] is None else out[i] + w * hv
         return torch.stack([torch.zeros_like(V[0]) if o is None else o for o in out])
+
+    def _hvp_r_op(self, V, start: int = 0, stop: int | None = None):
+        """Products by the hand-written R-operator of the byte LM (:func:`ridgelens.lm.byte_lm_hvp`), batch by batch."""
+        if self.r_op_unsupported:
+            raise NotImplementedError(self.r_op_unsupported)
+        obj = self.objective
+        views, names = obj.parameter_views, obj.param_blocks()[0]
+        params = dict(zip(names, views(self.theta), strict=True))
+        out = torch.zeros_like(V)
+        with torch.no_grad():
+            for row, v in zip(out, V, strict=True):
+                vectors, pieces = dict(zip(names, views(v), strict=True)), dict(zip(names, views(row), strict=True))
+                for x, y in obj.prepared_batches(start, stop):
+                    w = obj.batch_weight(y)
+                    part = dict(zip(names, views(torch.zeros_like(row)), strict=True)) if w != 1 else pieces
+                    byte_lm_hvp(obj.model, params, vectors, part, x, y)
+                    if part is not pieces:
+                        for name in names:
+                            pieces[name].add_(part[name], alpha=w)
+        return out
 
     # ------------------------------------------------------------------ the hook
     def _rows(self, V: torch.Tensor) -> torch.Tensor:
