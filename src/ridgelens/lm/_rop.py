@@ -95,8 +95,8 @@ def byte_lm_hvp(model: ByteTransformer, params: dict, vectors: dict, out: dict, 
 
         a1, Ra1, ln1 = _layer_norm(h, Rh, p("ln1.weight"), p("ln1.bias"), v("ln1.weight"), v("ln1.bias"), blk.ln1.eps)
         qkv, Rqkv = _linear(a1, Ra1, p("qkv.weight"), p("qkv.bias"), v("qkv.weight"), v("qkv.bias"))
-        q, k, vv = heads(qkv)
-        Rq, Rk, Rv = heads(Rqkv)
+        (q, k, vv), (Rq, Rk, Rv) = heads(qkv), heads(Rqkv)
+        del qkv, Rqkv
         kt = k.transpose(1, 2)
         Pm = torch.baddbmm(mask, q, kt, alpha=s).softmax(-1)
         RP = torch.bmm(Rq, kt).baddbmm_(q, Rk.transpose(1, 2)).mul_(Pm)  # P∘RS / s
@@ -107,30 +107,27 @@ def byte_lm_hvp(model: ByteTransformer, params: dict, vectors: dict, out: dict, 
         a2, Ra2, ln2 = _layer_norm(h1, Rh1, p("ln2.weight"), p("ln2.bias"), v("ln2.weight"), v("ln2.bias"),
                                    blk.ln2.eps)
         f, Rf = _linear(a2, Ra2, p("fc.weight"), p("fc.bias"), v("fc.weight"), v("fc.bias"))
-        f2 = f.square()
-        phi = (f2 * -0.5).add_(_LOG_PHI0).exp_()
-        curv = f2.neg_().add_(2).mul_(phi)  # GELU''(f) = φ(f)(2 − f²)
-        cdf = (f * _INV_SQRT2).erf_().add_(1).mul_(0.5)
-        slope = torch.addcmul(cdf, f, phi)  # GELU'(f) = Φ(f) + fφ(f)
-        act = cdf.mul_(f)
-        Ract = slope * Rf
+        act, Ract, _, _ = _gelu(f, Rf, slopes=False)
         m, Rm = _linear(act, Ract, p("out.weight"), p("out.bias"), v("out.weight"), v("out.bias"))
-        saved.append((ln1, a1, Ra1, q, k, vv, Rq, Rk, Rv, Pm, RP, o, Ro, ln2, a2, Ra2, Rf, act, Ract, slope, curv))
+        del act, Ract  # recomputed from f, Rf going back: 3 of the 5 hidden-sized arrays a layer would keep
+        saved.append((ln1, a1, Ra1, q, k, vv, Rq, Rk, Rv, Pm, RP, o, Ro, ln2, a2, Ra2, f, Rf))
         h, Rh = m.add_(h1), Rm.add_(Rh1)
     a, Ra, lnf = _layer_norm(h, Rh, P["ln.weight"], P["ln.bias"], V["ln.weight"], V["ln.bias"], model.ln.eps)
     z, Rz = _linear(a, Ra, P["head.weight"], None, V["head.weight"], None)
-
     pz = z.softmax(-1)
-    Rgz = pz * Rz
+    del z
+    Rgz = pz.mul(Rz)
+    del Rz
     Rgz.addcmul_(pz, Rgz.sum(-1, keepdim=True), value=-1).div_(N)
     gz = pz
     gz[torch.arange(N, device=x.device), y.reshape(-1)] -= 1
     gz.div_(N)
     ga, Rga = _linear_back(gz, Rgz, a, Ra, P["head.weight"], V["head.weight"], H["head.weight"], None)
+    del gz, pz, Rgz, a, Ra
     gh, Rgh = _layer_norm_back(ga, Rga, lnf, H["ln.weight"], H["ln.bias"])
 
     for i in reversed(range(len(model.blocks))):
-        (ln1, a1, Ra1, q, k, vv, Rq, Rk, Rv, Pm, RP, o, Ro, ln2, a2, Ra2, Rf, act, Ract, slope, curv) = saved.pop()
+        (ln1, a1, Ra1, q, k, vv, Rq, Rk, Rv, Pm, RP, o, Ro, ln2, a2, Ra2, f, Rf) = saved.pop()
 
         def lin(n, gy, Rgy, xin, Rxin, i=i):
             pre = f"blocks.{i}.{n}."
@@ -140,8 +137,11 @@ def byte_lm_hvp(model: ByteTransformer, params: dict, vectors: dict, out: dict, 
         def norm(n, gy, Rgy, kept, i=i):
             return _layer_norm_back(gy, Rgy, kept, H[f"blocks.{i}.{n}.weight"], H[f"blocks.{i}.{n}.bias"])
 
+        act, Ract, slope, curv = _gelu(f, Rf, slopes=True)
         gact, Rgact = lin("out", gh, Rgh, act, Ract)
+        del act, Ract, f
         Rgf = (gact * curv).mul_(Rf).addcmul_(Rgact, slope)
+        del curv, Rf, Rgact
         ga2, Rga2 = lin("fc", gact.mul_(slope), Rgf, a2, Ra2)
         gx, Rgx = norm("ln2", ga2, Rga2, ln2)
         gh1, Rgh1 = gx.add_(gh), Rgx.add_(Rgh)
@@ -171,6 +171,17 @@ def byte_lm_hvp(model: ByteTransformer, params: dict, vectors: dict, out: dict, 
 
     H["tok.weight"].index_add_(0, x.reshape(-1), Rgh)
     H["pos.weight"][:T] += Rgh.view(B, T, W).sum(0)
+
+
+def _gelu(f, Rf, slopes: bool):
+    """GELU(f) and its R, GELU'(f)∘Rf; with ``slopes`` also GELU'(f) = Φ + fφ and GELU''(f) = φ(2 − f²)."""
+    f2 = f.square()
+    phi = (f2 * -0.5).add_(_LOG_PHI0).exp_()
+    curv = f2.neg_().add_(2).mul_(phi) if slopes else None
+    cdf = (f * _INV_SQRT2).erf_().add_(1).mul_(0.5)
+    slope = torch.addcmul(cdf, f, phi)
+    Ract = slope * Rf
+    return cdf.mul_(f), Ract, (slope if slopes else None), curv
 
 
 def _linear(x, Rx, W, b, V, Vb):
