@@ -5,9 +5,11 @@ default), per contender: one Hessian- or GGN-vector product in ms, in tokens/s a
 of one gradient; the peak memory of one product against one gradient (each in a fresh child
 process, above that process's base); and the time for the top-20 eigenpairs. Contenders:
 
-- ridgelens ``TorchHessianOperator`` (graph reused across products; recomputed per product by
-  double backward; forward-over-reverse; the byte LM's hand-written R-operator, ``form="r-op"``,
-  left out for a GPT-2) and ``GGNOperator``, through
+- ridgelens ``TorchHessianOperator``: reused across products (``rl-hessian-reuse``: on the byte
+  LM the hand-written R-operator's kept pass, on a GPT-2 autograd's graph;
+  ``rl-hessian-reuse-autograd``: autograd's graph always), recomputed per product by double
+  backward, by forward-over-reverse, and by the byte LM's hand-written R-operator
+  (``form="r-op"``, left out for a GPT-2); and ``GGNOperator``, through
   :class:`ridgelens.objectives.lm.LMObjective`;
 - curvlinops ``HessianLinearOperator`` and ``GGNLinearOperator`` (if installed: ``make bench-env``),
   on the same model, flattened to (tokens, vocab) logits, one batch holding every token;
@@ -18,7 +20,8 @@ process, above that process's base); and the time for the top-20 eigenpairs. Con
   with ``loss.backward()``). ``--hvp-batches K``; by default the smallest k whose batch gradient
   graph is at most half the full gradient's saved activations (:func:`hvp_batches`).
 
-Every product is checked against ridgelens' reused-graph Hessian (or GGN) on the same vector.
+Every product is checked against ridgelens' reused autograd graph's Hessian (or GGN) on the same
+vector, and that one against central differences of gradients.
 Peak memory counts what the call needs that was not there before it: for a reused graph, the
 graph (built in the call) and the product. Each child trains its model first, so the peak is
 restarted after training (:func:`_common.reset_peak_rss`). ``--clock cpu`` times CPU seconds
@@ -61,7 +64,8 @@ from _common import (
     sync,
 )
 
-CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-hessian-rop",
+CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-reuse-autograd", "rl-hessian-recompute",
+              "rl-hessian-fwd-over-rev", "rl-hessian-rop",
               "rl-ggn",
               "cl-hessian", "cl-ggn", "rl-hessian-batched", "gradient-batched")
 
@@ -228,8 +232,8 @@ def build(name, net, obj, k=1):
         sub = batched(obj, k)
         op = TorchHessianOperator(sub, theta, **sub.product_options("hessian"))
         return lambda v: op @ v
-    if name == "rl-hessian-reuse":
-        op = TorchHessianOperator(obj, theta, form="reuse")
+    if name in ("rl-hessian-reuse", "rl-hessian-reuse-autograd"):
+        op = TorchHessianOperator(obj, theta, form="reuse", hand_written=name == "rl-hessian-reuse")
         return lambda v: op @ v
     if name in ("rl-hessian-recompute", "rl-hessian-fwd-over-rev", "rl-hessian-rop"):
         form = {"rl-hessian-recompute": "double-backward", "rl-hessian-fwd-over-rev": "fwd-over-rev"}.get(name, "r-op")
@@ -407,11 +411,11 @@ def main():
             fns[c] = build(c, net, obj, args.hvp_batches)
         except Exception as exc:  # a contender that cannot run here is reported, not fatal (a one-shot GPU run)
             print(f"  {c}: could not be built: {first_line(exc)}")
-    ref = {"hessian": host(fns["rl-hessian-reuse"](v)), "ggn": host(fns["rl-ggn"](v))}
+    ref = {"hessian": host(fns["rl-hessian-reuse-autograd"](v)), "ggn": host(fns["rl-ggn"](v))}
     theta, eps = obj.theta0, (1e-5 if args.dtype == "float64" else 1e-3)
     vn = v.detach().cpu().double().numpy()
     fd = torch.as_tensor((obj.gradient(theta + eps * vn) - obj.gradient(theta - eps * vn)) / (2 * eps))
-    print(f"  check rl-hessian-reuse against central differences of gradients (ε = {eps:g}): max |Δ| / max |fd| = "
+    print(f"  check rl-hessian-reuse-autograd against central differences of gradients (ε = {eps:g}): max |Δ| / max |fd| = "
           f"{float((ref['hessian'] - fd).abs().max() / fd.abs().max()):.2e}")
     for c in list(fns):
         if c.startswith("gradient"):

@@ -56,7 +56,7 @@ def main():
     fns = {}
     for which in ("old", "new"):
         use(which)  # a reused graph is built here, with this version's Functions
-        fns["reuse", which] = bench_lm.build("rl-hessian-reuse", net, obj)
+        fns["reuse", which] = bench_lm.build("rl-hessian-reuse-autograd", net, obj)
         fns["recompute", which] = bench_lm.build("rl-hessian-recompute", net, obj)
     fns["gradient", "new"] = bench_lm.build("gradient", net, obj)
     out = first_outputs(fns, v, before=lambda key: use(key[1]))

@@ -35,7 +35,7 @@ import bench_lm
 from _common import machine_line
 
 MATMULS = {"mm": (0, 1), "addmm": (1, 2), "addmm_": (1, 2), "bmm": (0, 1), "baddbmm": (1, 2)}
-CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-recompute", "rl-ggn")
+CONTENDERS = ("gradient", "rl-hessian-reuse-autograd", "rl-hessian-recompute", "rl-hessian-reuse", "rl-hessian-rop", "rl-ggn")
 
 
 def flops(name: str, args) -> int:

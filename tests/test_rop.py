@@ -104,3 +104,35 @@ def test_models_it_does_not_cover_are_named_and_left_to_the_other_forms(split):
             TorchHessianOperator(objective, objective.theta0, form="r-op")
         H = TorchHessianOperator(objective, objective.theta0, form="recompute")
         assert H.form == "double-backward" and "does not apply" in str(H.choice)
+
+
+@pytest.mark.parametrize("form, budget", [("reuse", None), ("partial-reuse", "one batch")])
+def test_reuse_forms_hold_the_hand_written_pass_and_agree_with_autograd_s_graph(obj, form, budget):
+    """On the byte LM a reuse form holds the R-operator's v-free pass (activations, cotangents); hand_written=False
+    holds autograd's graph. Same products, to rounding, one vector or a block, before and after release()."""
+    def built(hand_written):  # partial-reuse: a budget of one batch's held state
+        one = TorchHessianOperator(obj, obj.theta0, form="reuse", hand_written=hand_written).batch_graph_bytes
+        return TorchHessianOperator(obj, obj.theta0, form=form, hand_written=hand_written,
+                                    **({"memory_budget": one} if budget else {}))
+
+    mine, theirs = built(True), built(False)
+    assert (mine.held, theirs.held) == ("r-op", "graph")
+    assert mine.reused_batches == theirs.reused_batches == (obj.n_batches if form == "reuse" else 1)
+    V = _vectors(obj.n_params, 3, 4)
+    ref = TorchHessianOperator(obj, obj.theta0, form="double-backward") @ V
+    for op in (mine, theirs):
+        torch.testing.assert_close(op @ V, ref, rtol=0, atol=1e-12 * float(ref.abs().max()))
+        torch.testing.assert_close(op @ V[:, 0], ref[:, 0], rtol=0, atol=1e-12 * float(ref.abs().max()))
+    mine.release()
+    assert (mine.form, mine.held) == ("r-op", None)
+    torch.testing.assert_close(mine @ V, ref, rtol=0, atol=1e-12 * float(ref.abs().max()))
+
+
+def test_the_kept_pass_is_counted_in_the_memory_budget(obj):
+    """batch_graph_bytes is the kept pass's own size: with one byte less than the whole, not everything is held."""
+    whole = TorchHessianOperator(obj, obj.theta0)
+    assert whole.form == "reuse" and whole.held == "r-op"
+    kept = sum(p.nbytes() for p in whole._graph[1])
+    assert whole.batch_graph_bytes * obj.n_batches >= kept > 0
+    less = TorchHessianOperator(obj, obj.theta0, memory_budget=whole.batch_graph_bytes * obj.n_batches - 1)
+    assert less.reused_batches < obj.n_batches

@@ -4,7 +4,10 @@ Forms of the Hessian-vector product (Pearlmutter's R-operator):
 
 - ``"reuse"``: build the gradient's graph once for the whole data set
   (``autograd.grad(..., create_graph=True)``) and differentiate it again for each v
-  (one backward pass per HVP). Fastest, but holds every batch's graph in memory.
+  (one backward pass per HVP). Fastest, but holds every batch's graph in memory. For the
+  built-in byte LM what is held is instead the hand-written R-operator's v-free pass (its
+  activations and cotangents, about as large), and each product runs only the R passes
+  (:attr:`TorchHessianOperator.held` says which; ``hand_written=False`` keeps autograd's).
 - ``"double-backward"``: rebuild that graph batch by batch for every v.
 - ``"fwd-over-rev"``: ``torch.func.jvp`` of the gradient, batch by batch; often
   the best on GPUs.
@@ -52,7 +55,7 @@ from ridgelens._autodiff import (
     second_order_graph,
 )
 from ridgelens.errors import RidgelensError
-from ridgelens.lm._rop import byte_lm_hvp, byte_lm_support
+from ridgelens.lm._rop import ByteLMPass, byte_lm_support
 from ridgelens.objectives.lm import LMObjective, token_cross_entropy
 from ridgelens.operators._base import CurvatureOperator
 
@@ -135,10 +138,28 @@ class TorchHessianOperator(CurvatureOperator):
     Built from the objective's public protocol alone (``flat_tensor``, ``prepared_batches``,
     ``batch_weight``, ``outputs``, ``loss_fn``, ``batch_losses``, ``n_batches``).
 
+    Parameters
+    ----------
+    objective, theta
+        The torch objective and the point θ.
+    form : str, default "auto"
+        One of :data:`FORMS` (see module docs).
+    memory_budget : int, optional
+        Bytes a reused graph may take (default :data:`DEFAULT_MEMORY_BUDGET`).
+    hand_written : bool, default True
+        Whether the byte LM's hand-written R-operator may be used where it applies (form
+        ``"r-op"``, and what the reuse forms hold); False keeps every product autograd's (a
+        cross-check, or the autograd graph's own figures).
+
     Attributes
     ----------
     form : str
         The HVP form in use (see module docs).
+    held : str or None
+        What a reuse form holds per batch: ``"r-op"`` (the byte LM's hand-written pass: its
+        activations and cotangents), ``"graph"`` (autograd's gradient graph), None if nothing.
+    r_op_unsupported : str or None
+        Why the hand-written R-operator does not apply here (None: it does).
     graph_bytes : int or None
         Estimated bytes of the whole data set's gradient graph (None: not measured).
     batch_graph_bytes : int or None
@@ -154,12 +175,13 @@ class TorchHessianOperator(CurvatureOperator):
         The resolved form and why (from :func:`ridgelens._auto.select_solver`).
     """
 
-    def __init__(self, objective, theta, *, form: str = "auto", memory_budget: int | None = None):
+    def __init__(self, objective, theta, *, form: str = "auto", memory_budget: int | None = None,
+                 hand_written: bool = True):
         if form not in FORMS:
             raise RidgelensError(f"form must be one of {FORMS}, got {form!r}")
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
-        self.r_op_unsupported = _r_op_support(objective)
+        self.r_op_unsupported = _r_op_support(objective) if hand_written else "hand_written=False was passed"
         if form == "r-op" and self.r_op_unsupported:
             raise RidgelensError(f"form='r-op' does not apply here: {self.r_op_unsupported}; use form='auto'")
         self.theta = objective.flat_tensor(theta)
@@ -195,6 +217,7 @@ class TorchHessianOperator(CurvatureOperator):
                 self._build_graph(self.reused_batches)
         self._first = None
         self.form = form
+        self.held = None if self._graph is None else "r-op" if self._graph[0] == "r-op" else "graph"
 
     def fingerprint(self) -> str | None:
         from ridgelens._checkpoint import digest
@@ -213,6 +236,10 @@ class TorchHessianOperator(CurvatureOperator):
         Building it once more instead would cost a forward and a backward pass and, measured on
         the demo LM, hold 40% more memory (the freed first graph's pages are not all reused).
         """
+        if self.r_op_unsupported is None:  # the byte LM: its hand-written pass is what a reuse form holds
+            first = self._r_op_pass(0, 1)
+            self._first = ("r-op", first)
+            return sum(p.nbytes() for p in first)
         if self._takes_leaves:
             leaves = self.objective.parameter_views(self.theta, leaves=True)
             edges, nbytes = saved_bytes(lambda: self._leaf_graph(leaves, 0, 1))
@@ -261,6 +288,10 @@ class TorchHessianOperator(CurvatureOperator):
         (a loop of single products: autograd's batched backward was the slower); on the demo LM
         0.97–1.02× and 0.88–0.90× (paired against the flat θ, 7 and 25 rounds).
         """
+        if self.r_op_unsupported is None:
+            kept, start = (self._first[1], 1) if self._first is not None else ([], 0)
+            self._graph = ("r-op", kept + self._r_op_pass(start, stop))
+            return
         if self._takes_leaves:
             if self._first is not None:
                 (leaves, edges), start = self._first, 1
@@ -300,6 +331,8 @@ class TorchHessianOperator(CurvatureOperator):
 
     def _hvp_reuse(self, V):
         params, graph = self._graph
+        if params == "r-op":  # the byte LM's kept passes (see _build_graph)
+            return self._r_op_rows(V, lambda _vectors: graph)
         if isinstance(params, list):  # per-parameter leaves: one vector at a time into its output's views
             if V.shape[0] == 1:
                 return self._into_leaves(params, [graph], V, retain_graph=True)
@@ -379,24 +412,36 @@ class TorchHessianOperator(CurvatureOperator):
         return torch.stack([torch.zeros_like(V[0]) if o is None else o for o in out])
 
     def _hvp_r_op(self, V, start: int = 0, stop: int | None = None):
-        """Products by the hand-written R-operator of the byte LM (:func:`ridgelens.lm.byte_lm_hvp`), batch by batch."""
+        """Products by the hand-written R-operator of the byte LM (:class:`ridgelens.lm._rop.ByteLMPass`), batch by batch."""
         if self.r_op_unsupported:
             raise NotImplementedError(self.r_op_unsupported)
         obj = self.objective
-        views, names = obj.parameter_views, obj.param_blocks()[0]
-        params = dict(zip(names, views(self.theta), strict=True))
+        params = self._named(self.theta)
+
+        def passes(vectors):
+            for x, y in obj.prepared_batches(start, stop):
+                yield ByteLMPass(obj.model, params, x, y, weight=obj.batch_weight(y), vectors=vectors)
+        return self._r_op_rows(V, passes)
+
+    def _r_op_rows(self, V, passes):
+        """Each row of V through the passes ``passes(vectors)`` yields, summed into one output row."""
         out = torch.zeros_like(V)
         with torch.no_grad():
             for row, v in zip(out, V, strict=True):
-                vectors, pieces = dict(zip(names, views(v), strict=True)), dict(zip(names, views(row), strict=True))
-                for x, y in obj.prepared_batches(start, stop):
-                    w = obj.batch_weight(y)
-                    part = dict(zip(names, views(torch.zeros_like(row)), strict=True)) if w != 1 else pieces
-                    byte_lm_hvp(obj.model, params, vectors, part, x, y)
-                    if part is not pieces:
-                        for name in names:
-                            pieces[name].add_(part[name], alpha=w)
+                vectors, pieces = self._named(v), self._named(row)
+                for p in passes(vectors):
+                    p.product(vectors, pieces)
         return out
+
+    def _named(self, flat) -> dict:
+        return dict(zip(self.objective.param_blocks()[0], self.objective.parameter_views(flat), strict=True))
+
+    def _r_op_pass(self, start: int, stop: int | None) -> list:
+        """The kept passes (v-free activations and cotangents) of batches start … stop − 1, for reuse."""
+        obj, params = self.objective, self._named(self.theta)
+        with torch.no_grad():
+            return [ByteLMPass(obj.model, params, x, y, weight=obj.batch_weight(y), keep_cotangents=True)
+                    for x, y in obj.prepared_batches(start, stop)]
 
     # ------------------------------------------------------------------ the hook
     def _rows(self, V: torch.Tensor) -> torch.Tensor:
@@ -426,8 +471,8 @@ class TorchHessianOperator(CurvatureOperator):
 
     def release(self) -> None:
         """Drop the reused graph (frees its memory); later products recompute per batch."""
-        self._graph = None
+        self._graph, self.held = None, None
         if self.form in ("reuse", "partial-reuse"):
-            self.form = self.recompute_form or "double-backward"
+            self.form = self.recompute_form or ("r-op" if self.r_op_unsupported is None else "double-backward")
             self.recompute_form = self.form
             self.reused_batches = 0
