@@ -151,6 +151,7 @@ _RULES = {"eigen": _size_rule("eigen"), "path": _size_rule("path"), "analysis": 
 def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_order, fastest_recompute,
               r_op_applies=False) -> Choice:
     facts = {"n_batches": n_batches, "batch_graph_bytes": batch_graph_bytes, "memory_budget": memory_budget}
+    held = "hand-written R-operator pass" if r_op_applies else "gradient graph"  # what a reuse form holds
     if requested == "recompute":  # no graph held, and no timing: the hand-written product where it applies
         name = "r-op" if r_op_applies else "double-backward"
         facts.update(fits=0, recompute_form=name)
@@ -171,15 +172,16 @@ def _hvp_form(requested, *, n_batches, batch_graph_bytes, memory_budget, fixed_o
     facts["fits"] = fits
     if requested == "auto":
         if fits >= n_batches:
-            return Choice("hvp_form", "reuse", "the whole gradient graph fits the memory budget", facts)
+            return Choice("hvp_form", "reuse", f"the whole {held} fits the memory budget", facts)
         if fits >= 1:
             facts["recompute_form"] = fastest_recompute()
-            return Choice("hvp_form", "partial-reuse", f"{fits} of {n_batches} batch graphs fit the budget", facts)
+            return Choice("hvp_form", "partial-reuse", f"{fits} of {n_batches} batches' {held} fit the budget",
+                          facts)
         facts["recompute_form"] = name = fastest_recompute()
         if name is None:
             raise RidgelensError("no HVP form runs on this model and loss (every recompute form failed on the "
                                  "first batch)")
-        return Choice("hvp_form", name, "no batch graph fits the budget (or batches are shuffled); "
+        return Choice("hvp_form", name, f"no batch's {held} fits the budget (or batches are shuffled); "
                       "the faster recompute form on the first batch", facts)
     if requested == "partial-reuse":
         if fits >= n_batches:

@@ -19,11 +19,13 @@ The rules, per piece (a centred, normalised row x̂ = (x − μ)·r, r = 1/√(v
 - cross-entropy (mean over N tokens) of logits z: gz = (softmax z − onehot)/N,
   Rgz = p∘(Rz − ⟨p, Rz⟩)/N.
 
-The same matrix products as a double backward that skips the gradient's weight terms (eight
-per linear layer against a gradient's three), but no graph is built or walked and the
-elementwise work is fused by hand: on the demo LM (float64, one thread) 2.4× a gradient's
-time against 3.0–3.5× for the double backward, agreeing with it to 1e-15
-(``benchmarks/bench_lm.py``, contender ``rl-hessian-rop``).
+Recomputed, a product does the matrix products of a double backward that skips the gradient's
+weight terms (eight per linear layer against a gradient's three); kept (:class:`ByteLMPass`
+with ``keep_cotangents``, what the operator's reuse forms hold) only the R passes' six. No
+graph is built or walked and the elementwise work is fused by hand. Demo LM, float64, one
+thread (``benchmarks/bench_lm.py``, 21 rounds): 2.54× a gradient's time recomputed, against
+3.12× for the double backward; 1.70× kept, against 2.06× for autograd's reused graph; every
+product within 1.2e-15 of autograd's.
 
 Only this model and loss: :func:`byte_lm_support` says why another is not (a subclass, hooks,
 frozen or extra parameters), and the operator then uses its other forms.
