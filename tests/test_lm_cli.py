@@ -22,6 +22,7 @@ def test_analyze_lm_writes_both_curvatures_and_says_which_lambdas_have_a_predict
     assert r["n_tokens"] == 64 and r["model"]["layers"] == 1
     assert not set(r["train_files"]) & set(r["val_files"])
     h, g = r["curvature"]["hessian"], r["curvature"]["ggn"]
+    assert (h["form"], h["held"]) == ("reuse", "r-op")  # the built-in LM's hand-written pass, said so
     lowest = h["most_negative_eigenvalues"][0]
     assert lowest < 0 and h["most_negative_residuals"][0] < 1e-2 * h["top_eigenvalues"][0]
     # a Hessian prediction exists exactly for the λ above the most negative curvature; the GGN's for all

@@ -276,6 +276,8 @@ def _one_curvature(objective, theta_hat, g, lam, kind, s, thetas_star, refits, p
         "path_warnings": sorted({str(w.message) for w in caught}),
         "holds": lambda_range_statement(lam, rel, valid, kind),
         "n_products": C.n_matvecs, "form": getattr(C, "form", None),
+        # what a reuse form held: "r-op" (the built-in LM's hand-written pass) or autograd's "graph"
+        "held": getattr(C, "held", None),
     }
     return res, rep
 
