@@ -91,6 +91,8 @@ def _unsupported(split):
         (LMObjective(_Sub(cfg).double(), w), "the model is a _Sub"),
         (LMObjective(hooked, w), "forward hooks are registered (blocks.0.fc)"),
         (LMObjective(frozen, w), "every parameter of the model trainable"),
+        (LMObjective(plain, w, dtype=torch.bfloat16), "float32 or float64, and the products are asked for in "
+                                                       "torch.bfloat16"),
         (TorchObjective(plain, lambda z, y: z.square().mean(), [(w[:, :-1], w[:, 1:])]), "an LMObjective's own"),
         (TorchObjective(seq, torch.nn.functional.cross_entropy, [(X, Y)]), "an LMObjective's own"),
     ]

@@ -43,10 +43,12 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _LOG_PHI0 = -0.5 * math.log(2.0 * math.pi)
 
 
-def byte_lm_support(model, names) -> str | None:
-    """None if :func:`byte_lm_hvp` computes this model's products with the parameters ``names``; else why not."""
+def byte_lm_support(model, names, dtype) -> str | None:
+    """None if :func:`byte_lm_hvp` computes this model's products (parameters ``names``, in ``dtype``); else why not."""
     if type(model) is not ByteTransformer:
         return f"it is written for ridgelens' ByteTransformer, and the model is a {type(model).__name__}"
+    if dtype not in (torch.float32, torch.float64):  # its layer norm and softmax run in the dtype itself
+        return f"it computes in float32 or float64, and the products are asked for in {dtype}"
     hooked = [n or "the model" for n, m in model.named_modules()
               if m._forward_hooks or m._forward_pre_hooks or getattr(m, "_forward_hooks_with_kwargs", None)]
     if hooked or torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks:

@@ -129,7 +129,7 @@ def _r_op_support(objective) -> str | None:
     if not (isinstance(objective, LMObjective) and objective.takes_parameter_views
             and objective.loss_fn is token_cross_entropy and objective.returns == "logits"):
         return "it is written for an LMObjective's own token cross-entropy on a model's logits"
-    return byte_lm_support(objective.model, objective.param_blocks()[0])
+    return byte_lm_support(objective.model, objective.param_blocks()[0], objective.dtype)
 
 
 class TorchHessianOperator(CurvatureOperator):
