@@ -85,12 +85,21 @@ def _unsupported(split):
     frozen = ByteTransformer(cfg).double()
     frozen.pos.weight.requires_grad_(False)
     plain = ByteTransformer(cfg).double()
+    tied = ByteTransformer(cfg).double()
+    tied.head.weight = tied.tok.weight  # one Parameter, listed once
+    patched = ByteTransformer(cfg).double()
+    patched.blocks[0].ln2.forward = lambda h: h  # an instance's own forward: not the model's arithmetic
+    swapped = ByteTransformer(cfg).double()
+    swapped.blocks[0].ln1 = torch.nn.RMSNorm(8).double()  # another module in a layer norm's place
     seq = torch.nn.Sequential(torch.nn.Linear(3, 2)).double()
     X, Y = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1])
     return [
         (LMObjective(_Sub(cfg).double(), w), "the model is a _Sub"),
         (LMObjective(hooked, w), "forward hooks are registered (blocks.0.fc)"),
         (LMObjective(frozen, w), "every parameter of the model trainable"),
+        (LMObjective(tied, w), "not a ByteTransformer's own (tied, added or reshaped)"),
+        (LMObjective(patched, w), "its modules are not a ByteTransformer's own (blocks.0.ln2)"),
+        (LMObjective(swapped, w), "not a ByteTransformer's own (tied, added or reshaped)"),
         (LMObjective(plain, w, dtype=torch.bfloat16), "float32 or float64, and the products are asked for in "
                                                        "torch.bfloat16"),
         (TorchObjective(plain, lambda z, y: z.square().mean(), [(w[:, :-1], w[:, 1:])]), "an LMObjective's own"),

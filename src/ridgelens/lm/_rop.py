@@ -37,8 +37,9 @@ import math
 
 import torch
 
-from ridgelens.lm._model import ByteTransformer
+from ridgelens.lm._model import ByteTransformer, _Block
 
+_OWN_MODULES = (ByteTransformer, _Block, torch.nn.Embedding, torch.nn.ModuleList, torch.nn.LayerNorm, torch.nn.Linear)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _LOG_PHI0 = -0.5 * math.log(2.0 * math.pi)
 
@@ -56,9 +57,26 @@ def byte_lm_support(model, names, dtype) -> str | None:
     own = [n for n, _ in model.named_parameters()]
     if list(names) != own:
         return "it needs every parameter of the model trainable, in the model's order"
+    every = [(n, tuple(p.shape)) for n, p in model.named_parameters(remove_duplicate=False)]
+    if every != _expected_parameters(model.config) or [n for n, _ in every] != own:  # own: each Parameter once
+        return "the model's parameters are not a ByteTransformer's own (tied, added or reshaped)"
+    patched = [n or "the model" for n, m in model.named_modules() if "forward" in vars(m)]
+    if patched or any(type(m) not in _OWN_MODULES for m in model.modules()):
+        return f"its modules are not a ByteTransformer's own ({', '.join(patched[:3]) or 'other module types'})"
     if any(True for _ in model.buffers()):
         return "the model has buffers it does not know"
     return None
+
+
+def _expected_parameters(cfg) -> list:
+    """``(name, shape)`` of every parameter of a ByteTransformer with config ``cfg``, in its order."""
+    W = cfg.width
+    block = [("ln1.weight", (W,)), ("ln1.bias", (W,)), ("qkv.weight", (3 * W, W)), ("qkv.bias", (3 * W,)),
+             ("proj.weight", (W, W)), ("proj.bias", (W,)), ("ln2.weight", (W,)), ("ln2.bias", (W,)),
+             ("fc.weight", (4 * W, W)), ("fc.bias", (4 * W,)), ("out.weight", (W, 4 * W)), ("out.bias", (W,))]
+    return [("tok.weight", (cfg.vocab, W)), ("pos.weight", (cfg.context, W)),
+            *[(f"blocks.{i}.{n}", s) for i in range(cfg.layers) for n, s in block],
+            ("ln.weight", (W,)), ("ln.bias", (W,)), ("head.weight", (cfg.vocab, W))]
 
 
 def byte_lm_hvp(model: ByteTransformer, params: dict, vectors: dict, out: dict, x, y, weight: float = 1.0) -> None:
