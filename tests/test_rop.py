@@ -89,13 +89,19 @@ def _unsupported(split):
     tied.head.weight = tied.tok.weight  # one Parameter, listed once
     patched = ByteTransformer(cfg).double()
     patched.blocks[0].ln2.forward = lambda h: h  # an instance's own forward: not the model's arithmetic
+    heads = ByteTransformer(cfg).double()
+    heads.blocks[0].heads = 1  # the forward reads each block's own (a review found r-op 1.42 off before)
+    back = ByteTransformer(cfg).double()
+    back.blocks[0].fc.register_full_backward_hook(lambda m, gi, go: None)
     swapped = ByteTransformer(cfg).double()
     swapped.blocks[0].ln1 = torch.nn.RMSNorm(8).double()  # another module in a layer norm's place
     seq = torch.nn.Sequential(torch.nn.Linear(3, 2)).double()
     X, Y = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1])
     return [
         (LMObjective(_Sub(cfg).double(), w), "the model is a _Sub"),
-        (LMObjective(hooked, w), "forward hooks are registered (blocks.0.fc)"),
+        (LMObjective(hooked, w), "hooks are registered (blocks.0.fc)"),
+        (LMObjective(back, w), "hooks are registered (blocks.0.fc)"),
+        (LMObjective(heads, w), "a block's heads differ from the config's (2)"),
         (LMObjective(frozen, w), "every parameter of the model trainable"),
         (LMObjective(tied, w), "not a ByteTransformer's own (tied, added or reshaped)"),
         (LMObjective(patched, w), "its modules are not a ByteTransformer's own (blocks.0.ln2)"),

@@ -50,10 +50,14 @@ def byte_lm_support(model, names, dtype) -> str | None:
         return f"it is written for ridgelens' ByteTransformer, and the model is a {type(model).__name__}"
     if dtype not in (torch.float32, torch.float64):  # its layer norm and softmax run in the dtype itself
         return f"it computes in float32 or float64, and the products are asked for in {dtype}"
+    g = torch.nn.modules.module
     hooked = [n or "the model" for n, m in model.named_modules()
-              if m._forward_hooks or m._forward_pre_hooks or getattr(m, "_forward_hooks_with_kwargs", None)]
-    if hooked or torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks:
-        return f"forward hooks are registered ({', '.join(hooked[:3]) or 'global'}), which it would not run"
+              if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks]
+    if hooked or any((g._global_forward_hooks, g._global_forward_pre_hooks, g._global_backward_hooks,
+                      g._global_backward_pre_hooks)):
+        return f"hooks are registered ({', '.join(hooked[:3]) or 'global'}), which it would not run"
+    if any(b.heads != model.config.heads for b in model.blocks):
+        return f"a block's heads differ from the config's ({model.config.heads}), which it reads them from"
     own = [n for n, _ in model.named_parameters()]
     if list(names) != own:
         return "it needs every parameter of the model trainable, in the model's order"
