@@ -153,3 +153,19 @@ def test_the_kept_pass_is_counted_in_the_memory_budget(obj):
     assert whole.batch_graph_bytes * obj.n_batches >= kept > 0
     less = TorchHessianOperator(obj, obj.theta0, memory_budget=whole.batch_graph_bytes * obj.n_batches - 1)
     assert less.reused_batches < obj.n_batches
+
+
+@pytest.mark.parametrize("layers, width, heads, context, T", [(1, 4, 1, 1, 1), (1, 6, 6, 4, 3), (3, 8, 2, 8, 8)],
+                         ids=["one token", "head dim 1", "3 layers"])
+def test_r_op_on_edge_shapes_with_weights_far_from_init(layers, width, heads, context, T):
+    torch.manual_seed(0)
+    net = ByteTransformer(LMConfig(layers=layers, width=width, heads=heads, context=context)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.5)  # curvature well away from the initialisation's near-zero weights
+    obj = LMObjective(net, torch.randint(0, 256, (7, T + 1)), max_logits=2 * T * 256)
+    V = _vectors(obj.n_params, 2, 5)
+    ref = TorchHessianOperator(obj, obj.theta0, form="double-backward") @ V
+    for form in ("r-op", "reuse"):
+        got = TorchHessianOperator(obj, obj.theta0, form=form) @ V
+        assert float((got - ref).abs().max()) <= 1e-12 * float(ref.abs().max()), form
