@@ -137,8 +137,9 @@ class ByteLMPass:
             L["a2"] = a2
             L["f"] = f = torch.addmm(self._p(i, "fc.bias"), a2, self._p(i, "fc.weight").t())
             L["act"], L["slope"], curv = _gelu(f, slopes=keep_cotangents)
-            if keep_cotangents:
+            if keep_cotangents:  # GELU's value and slopes kept: f itself is not needed again
                 L["curv"] = curv
+                del L["f"]
             h = torch.addmm(self._p(i, "out.bias"), L["act"], self._p(i, "out.weight").t()).add_(h1)
             self.layers.append(L)
             if self._forward_r is not None:
