@@ -45,7 +45,7 @@ _LOG_PHI0 = -0.5 * math.log(2.0 * math.pi)
 
 
 def byte_lm_support(model, names, dtype) -> str | None:
-    """None if :func:`byte_lm_hvp` computes this model's products (parameters ``names``, in ``dtype``); else why not."""
+    """None if :class:`ByteLMPass` computes this model's products (parameters ``names``, in ``dtype``); else why not."""
     if type(model) is not ByteTransformer:
         return f"it is written for ridgelens' ByteTransformer, and the model is a {type(model).__name__}"
     if dtype not in (torch.float32, torch.float64):  # its layer norm and softmax run in the dtype itself
@@ -83,18 +83,12 @@ def _expected_parameters(cfg) -> list:
             ("ln.weight", (W,)), ("ln.bias", (W,)), ("head.weight", (cfg.vocab, W))]
 
 
-def byte_lm_hvp(model: ByteTransformer, params: dict, vectors: dict, out: dict, x, y, weight: float = 1.0) -> None:
-    """Add ``weight``·∇²ℓ(θ)·v into ``out``, ℓ the mean next-token cross-entropy of ``model`` on windows ``x`` → ``y``.
-
-    ``params``, ``vectors`` and ``out`` map the model's parameter names to tensors of their
-    shapes (θ, v and the product's views); ``x`` and ``y`` are (B, T) token ids. Everything is
-    recomputed; :class:`ByteLMPass` keeps what does not depend on v for many products.
-    """
-    ByteLMPass(model, params, x, y, weight=weight, vectors=vectors).product(vectors, out)
-
-
 class ByteLMPass:
     """The part of a product that does not depend on v, at θ on windows ``(x, y)``.
+
+    ``params`` maps the model's parameter names to θ's tensors of their shapes; ``x`` and ``y``
+    are (B, T) token ids; :meth:`product` adds ``weight``·∇²ℓ(θ)·v, ℓ the mean next-token
+    cross-entropy of these windows.
 
     The forward activations always; with ``keep_cotangents`` also the backward pass's cotangents
     and GELU's slopes, so that each :meth:`product` runs only the R passes: six matrix
@@ -122,9 +116,8 @@ class ByteLMPass:
         h = (P["tok.weight"][x] + P["pos.weight"][pos]).view(self.N, self.W)
         causal = torch.ones(T, T, dtype=torch.bool, device=h.device).triu(1)
         mask = torch.zeros(T, T, dtype=h.dtype, device=h.device).masked_fill_(causal, float("-inf"))
-        self.layers, self._forward_r = [], None
-        if vectors is not None:
-            self._forward_r = (vectors, [], self._embed_r(vectors))
+        self.layers, Rs = [], []
+        Rh = None if vectors is None else self._embed_r(vectors)
         for i, blk in enumerate(model.blocks):
             L = {}
             a1, L["xh1"], L["r1"] = _layer_norm(h, self._p(i, "ln1.weight"), self._p(i, "ln1.bias"), blk.ln1.eps)
@@ -142,13 +135,12 @@ class ByteLMPass:
                 del L["f"]
             h = torch.addmm(self._p(i, "out.bias"), L["act"], self._p(i, "out.weight").t()).add_(h1)
             self.layers.append(L)
-            if self._forward_r is not None:
-                V, Rs, Rh = self._forward_r
-                R, Rh = self._r_forward(i, Rh, V)
+            if vectors is not None:
+                R, Rh = self._r_forward(i, Rh, vectors)
                 Rs.append(R)
-                self._forward_r = (V, Rs, Rh)
             if not keep_cotangents:  # recomputed going back (with GELU''), this layer at a time
                 del L["act"]
+        self._forward_r = None if vectors is None else (vectors, Rs, Rh)  # for product(vectors, …)
         self.a, self.xhf, self.rf = _layer_norm(h, P["ln.weight"], P["ln.bias"], model.ln.eps)
         self.pz = (self.a @ P["head.weight"].t()).softmax(-1)
         gz = self.pz.clone()
@@ -233,7 +225,7 @@ class ByteLMPass:
 
     # ------------------------------------------------------------------ the R passes
     def product(self, vectors: dict, out: dict) -> None:
-        """Add H·v into ``out`` (both dicts by parameter name, as for :func:`byte_lm_hvp`)."""
+        """Add weight·H·v into ``out``; ``vectors`` and ``out`` map parameter names to tensors of their shapes."""
         P, V, H, x, T = self.P, vectors, out, self.x, self.T
         if self._forward_r is not None and self._forward_r[0] is vectors:  # done with the activations
             _, Rs, Rh = self._forward_r

@@ -217,7 +217,11 @@ class TorchHessianOperator(CurvatureOperator):
                 self._build_graph(self.reused_batches)
         self._first = None
         self.form = form
-        self.held = None if self._graph is None else "r-op" if self._graph[0] == "r-op" else "graph"
+
+    @property
+    def held(self) -> str | None:
+        """What a reuse form holds per batch: ``"r-op"``, ``"graph"`` or None (see the class docs)."""
+        return None if self._graph is None else "r-op" if self._graph[0] == "r-op" else "graph"
 
     def fingerprint(self) -> str | None:
         from ridgelens._checkpoint import digest
@@ -471,7 +475,7 @@ class TorchHessianOperator(CurvatureOperator):
 
     def release(self) -> None:
         """Drop the reused graph (frees its memory); later products recompute per batch."""
-        self._graph, self.held = None, None
+        self._graph = None
         if self.form in ("reuse", "partial-reuse"):
             self.form = self.recompute_form or ("r-op" if self.r_op_unsupported is None else "double-backward")
             self.recompute_form = self.form
