@@ -3,7 +3,9 @@
 On the built-in byte transformer trained on the standard library (the ``demo --lm`` setting by
 default), per contender: one Hessian- or GGN-vector product in ms, in tokens/s and as a multiple
 of one gradient; the peak memory of one product against one gradient (each in a fresh child
-process, above that process's base); and the time for the top-20 eigenpairs. Contenders:
+process, above that process's base; the median of ``--memory-repeats`` children, 3 by default,
+since glibc's heap moves one child's peak RSS by several MiB); and the time for the top-20
+eigenpairs. Contenders:
 
 - ridgelens ``TorchHessianOperator``: reused across products (``rl-hessian-reuse``: on the byte
   LM the hand-written R-operator's kept pass, on a GPT-2 autograd's graph;
@@ -325,16 +327,21 @@ def cuda_memory(names, net, obj, k, v) -> dict:
 
 
 def print_memory(mem: dict, args) -> None:
-    gm = mem["gradient"]["peak"] - mem["gradient"]["base"]
+    """Each contender's bytes against the gradient's: a number, or a sorted list of runs (median, min–max)."""
+    def med(m):
+        return m if not isinstance(m, list) else m[len(m) // 2]
+
+    def spread(m):
+        return f"   {m[0] / 2**20:5.1f}–{m[-1] / 2**20:5.1f}" if isinstance(m, list) and len(m) > 1 else ""
+
+    gm = med(mem["gradient"])
     for c, m in mem.items():
         if m is None:
             print(f"  {c:24s} out of memory")
             continue
-        above = m["peak"] - m["base"]
-        print(f"  {c:24s} {mib(above)}   {above / max(gm, 1):5.2f} × gradient")
+        print(f"  {c:24s} {mib(med(m))}   {med(m) / max(gm, 1):5.2f} × gradient{spread(m)}")
     if mem.get("gradient-batched") and mem.get("rl-hessian-batched"):
-        gb = mem["gradient-batched"]["peak"] - mem["gradient-batched"]["base"]
-        hb = mem["rl-hessian-batched"]["peak"] - mem["rl-hessian-batched"]["base"]
+        gb, hb = med(mem["gradient-batched"]), med(mem["rl-hessian-batched"])
         print(f"  rl-hessian-batched against the gradient over the same {args.hvp_batches} batches: "
               f"{hb / max(gb, 1):5.2f} ×")
 
@@ -366,6 +373,8 @@ def main():
     ap.add_argument("--malloc-top-pad", type=int, default=0, metavar="MIB",
                     help="glibc M_TOP_PAD for every contender, in MiB (default 0: glibc's own)")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-repeats", type=int, default=3, metavar="N",
+                    help="fresh children per contender for its peak memory (the median is quoted; CPU only)")
     ap.add_argument("--skip-eigen", action="store_true")
     ap.add_argument("--skip-peer-eigen", action="store_true", help="top-k eigenpairs of ridgelens' operators only")
     ap.add_argument("--fixed-order", action="store_true",
@@ -404,7 +413,7 @@ def main():
     mem = None
     if cuda and not args.skip_memory:  # first, while no other contender holds a graph
         got = cuda_memory(names, net, obj, args.hvp_batches, v)
-        mem = {c: None if b is None else {"base": 0, "peak": b, "reset": True} for c, b in got.items()}
+        mem = dict(got)
     fns = {}
     for c in names:
         try:
@@ -449,11 +458,15 @@ def main():
             fwd = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
                 "arch", "layers", "width", "heads", "context", "vocab", "tokens", "steps", "lr", "train_batch", "seed",
                 "dtype", "max_logits", "threads", "hvp_batches", "malloc_top_pad")]
-            mem = {c: run_child(here, [*fwd, "--child", c]) for c in fns}
-            if not all(m["reset"] for m in mem.values()):
+            runs = {c: [] for c in fns}
+            for _ in range(args.memory_repeats):  # rounds over the contenders: glibc's heap makes one child noisy
+                for c in fns:
+                    runs[c].append(run_child(here, [*fwd, "--child", c]))
+            if not all(m["reset"] for r in runs.values() for m in r):
                 print("  note: the peak could not be reset after training; memory figures are lower bounds")
-            print("\n  peak memory of one call (a reused graph's build included), above the child's base "
-                  "(model, data loaded, training's peak reset):")
+            mem = {c: sorted(m["peak"] - m["base"] for m in r) for c, r in runs.items()}
+            print(f"\n  peak RSS of one call (a reused graph's build included), above the child's base "
+                  f"(model, data loaded, training's peak reset); median of {args.memory_repeats} fresh children:")
         else:
             print("\n  GPU memory of one call (a reused graph's build included), torch.cuda.max_memory_allocated "
                   "above what was allocated before it:")

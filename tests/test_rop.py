@@ -169,3 +169,34 @@ def test_r_op_on_edge_shapes_with_weights_far_from_init(layers, width, heads, co
     for form in ("r-op", "reuse"):
         got = TorchHessianOperator(obj, obj.theta0, form=form) @ V
         assert float((got - ref).abs().max()) <= 1e-12 * float(ref.abs().max()), form
+
+
+def test_a_pass_built_before_its_vector_agrees_and_a_recomputing_pass_computes_one_product(obj):
+    """ByteLMPass without ``vectors`` runs its R pass forward in product(); without ``keep_cotangents`` it lets go
+    of what it holds as the product goes, so a second product is refused, not computed from emptied state."""
+    from ridgelens.lm._rop import ByteLMPass
+
+    theta = obj.flat_tensor(obj.theta0)
+    names = obj.param_blocks()[0]
+    params = dict(zip(names, obj.parameter_views(theta), strict=True))
+    v = _vectors(obj.n_params, 1, 7)[:, 0]
+    vectors = dict(zip(names, obj.parameter_views(v), strict=True))
+    x, y = next(iter(obj.prepared_batches(0, None)))
+
+    def product(**kw):
+        out = torch.zeros_like(v)
+        p = ByteLMPass(obj.model, params, x, y, weight=obj.batch_weight(y), **kw)
+        p.product(vectors, dict(zip(names, obj.parameter_views(out), strict=True)))
+        return p, out
+
+    late, a = product()
+    _, b = product(vectors=vectors)
+    kept, c = product(keep_cotangents=True)
+    assert float(a.abs().max()) > 0
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-13 * float(b.abs().max()))
+    torch.testing.assert_close(c, b, rtol=0, atol=1e-13 * float(b.abs().max()))
+    with pytest.raises(RuntimeError, match="one without keep_cotangents computes one"):
+        late.product(vectors, dict(zip(names, obj.parameter_views(torch.zeros_like(v)), strict=True)))
+    again = torch.zeros_like(v)  # a kept pass computes any number
+    kept.product(vectors, dict(zip(names, obj.parameter_views(again), strict=True)))
+    torch.testing.assert_close(again, c, rtol=0, atol=0)

@@ -106,7 +106,7 @@ class ByteLMPass:
         B, T = x.shape
         if T > cfg.context:
             raise ValueError(f"input of {T} tokens is longer than the model's context ({cfg.context})")
-        self.model, self.P, self.x, self.keep = model, params, x, keep_cotangents
+        self.model, self.P, self.x, self.keep, self._spent = model, params, x, keep_cotangents, False
         self.B, self.T, self.W, self.nh = B, T, cfg.width, cfg.heads
         self.d, self.N = cfg.width // cfg.heads, B * T
         self.scale = weight / self.N  # of the summed token losses: the batch's mean, weighed
@@ -121,13 +121,10 @@ class ByteLMPass:
         for i, blk in enumerate(model.blocks):
             L = {}
             a1, L["xh1"], L["r1"] = _layer_norm(h, self._p(i, "ln1.weight"), self._p(i, "ln1.bias"), blk.ln1.eps)
-            L["a1"] = a1
             L["q"], L["k"], L["v"] = self._heads(torch.addmm(self._p(i, "qkv.bias"), a1, self._p(i, "qkv.weight").t()))
             L["P"] = torch.baddbmm(mask, L["q"], L["k"].transpose(1, 2), alpha=self.s).softmax(-1)
-            L["o"] = self._rows(torch.bmm(L["P"], L["v"]))
-            h1 = torch.addmm(self._p(i, "proj.bias"), L["o"], self._p(i, "proj.weight").t()).add_(h)
+            h1 = torch.addmm(self._p(i, "proj.bias"), self._attention_out(L), self._p(i, "proj.weight").t()).add_(h)
             a2, L["xh2"], L["r2"] = _layer_norm(h1, self._p(i, "ln2.weight"), self._p(i, "ln2.bias"), blk.ln2.eps)
-            L["a2"] = a2
             L["f"] = f = torch.addmm(self._p(i, "fc.bias"), a2, self._p(i, "fc.weight").t())
             L["act"], L["slope"], curv = _gelu(f, slopes=keep_cotangents)
             if keep_cotangents:  # GELU's value and slopes kept: f itself is not needed again
@@ -139,7 +136,7 @@ class ByteLMPass:
                 R, Rh = self._r_forward(i, Rh, vectors)
                 Rs.append(R)
             if not keep_cotangents:  # recomputed going back (with GELU''), this layer at a time
-                del L["act"]
+                del L["act"], L["slope"]
         self._forward_r = None if vectors is None else (vectors, Rs, Rh)  # for product(vectors, …)
         self.a, self.xhf, self.rf = _layer_norm(h, P["ln.weight"], P["ln.bias"], model.ln.eps)
         self.pz = (self.a @ P["head.weight"].t()).softmax(-1)
@@ -151,9 +148,11 @@ class ByteLMPass:
         self.cotangents = []
         if keep_cotangents:
             for i in reversed(range(len(self.layers))):
-                C = self._back(i, gh)
-                gh = C.pop("below")
-                self.cotangents.insert(0, C)
+                halves = []
+                for back in (self._back_mlp, self._back_attention):
+                    halves.append(back(i, gh))
+                    gh = halves[-1].pop("below")
+                self.cotangents.insert(0, halves)
         else:
             self.gh = gh
 
@@ -171,13 +170,25 @@ class ByteLMPass:
                 for u in t.values():
                     add(u)
 
-        add([self.layers, self.cotangents, self.a, self.xhf, self.rf, self.pz, self.gz, self.ga, self.top,
-             getattr(self, "gh", None)])
+        add([self.layers, self.cotangents, *(getattr(self, n, None) for n in ("a", "xhf", "rf", "pz", "gz", "ga", "top", "gh"))])
         return sum(seen.values())
 
     # ------------------------------------------------------------------ shapes and names
     def _p(self, i, name):
         return self.P[f"blocks.{i}.{name}"]
+
+    def _norm_out(self, i, n, R=None, V=None):
+        """Layer i's norm n output x̂∘w + b; given R and V its R, Rx̂∘w + x̂∘V_w + V_b (recomputed: not kept)."""
+        w, xh = self._p(i, f"ln{n}.weight"), self.layers[i][f"xh{n}"]
+        if R is None:
+            return torch.addcmul(self._p(i, f"ln{n}.bias"), xh, w)
+        return torch.addcmul(self._v(V, i, f"ln{n}.bias"), R[f"xh{n}"], w).addcmul_(xh, self._v(V, i, f"ln{n}.weight"))
+
+    def _attention_out(self, L, R=None):
+        """A layer's attention output PV as (N, W) rows, from its activations L; given R, its R: RP V + P RV (recomputed: not kept)."""
+        if R is None:
+            return self._rows(torch.bmm(L["P"], L["v"]))
+        return self._rows(torch.bmm(R["P"], L["v"]).baddbmm_(L["P"], R["v"]))
 
     def _heads(self, z):
         """(N, 3W) → Q, K, V as (B·heads, T, d) each (one copy of all three)."""
@@ -197,17 +208,26 @@ class ByteLMPass:
         return z.view(3, B, nh, T, d).permute(1, 3, 0, 2, 4).reshape(self.N, 3 * self.W)
 
     # ------------------------------------------------------------------ the backward pass (v-free)
-    def _back(self, i, gh) -> dict:
-        """Layer i's cotangents, given gh at its output; ``"below"``: the cotangent at its input."""
+    def _back_mlp(self, i, gh) -> dict:
+        """Layer i's MLP half's cotangents, given gh at the layer's output; ``"below"``: gh1, at the half's input."""
         L, C = self.layers[i], {"gh": gh}
-        slope = L["slope"]
-        if not self.keep:  # GELU and GELU'' for the R pass back, this layer only
-            C["act"], _, C["curv"] = _gelu(L["f"], slopes=True)
-        C["gact"] = gact = gh @ self._p(i, "out.weight")
-        C["gf"] = gf = gact * slope
+        if not self.keep:  # GELU, GELU' and GELU'' for the R pass back, this layer only; f's last use
+            C["act"], C["slope"], curv = _gelu(L.pop("f"), slopes=True)
+        else:  # kept until now for this: the R pass needs GELU'' only times gact
+            curv = L.pop("curv")
+        slope = (L if self.keep else C)["slope"]
+        gact = gh @ self._p(i, "out.weight")
+        C["gcurv"] = curv.mul_(gact)  # gact∘GELU''
+        C["gf"] = gf = gact.mul_(slope)
+        del gact, curv
         C["ga2"] = ga2 = gf @ self._p(i, "fc.weight")
         gx, C["ln2"] = _layer_norm_back(ga2, L["xh2"], L["r2"], self._p(i, "ln2.weight"))
-        C["gh1"] = gh1 = gx.add_(gh)
+        C["below"] = gx.add_(gh)
+        return C
+
+    def _back_attention(self, i, gh1) -> dict:
+        """Layer i's attention half's cotangents, given gh1 at its output; ``"below"``: the layer's input's."""
+        L, C = self.layers[i], {"gh1": gh1}
         C["gO"] = gO = self._head(gh1 @ self._p(i, "proj.weight"))
         Pm = L["P"]
         gP = torch.bmm(gO, L["v"].transpose(1, 2))
@@ -227,6 +247,8 @@ class ByteLMPass:
     def product(self, vectors: dict, out: dict) -> None:
         """Add weight·H·v into ``out``; ``vectors`` and ``out`` map parameter names to tensors of their shapes."""
         P, V, H, x, T = self.P, vectors, out, self.x, self.T
+        if self._spent:
+            raise RuntimeError("this pass has computed its product; one without keep_cotangents computes one")
         if self._forward_r is not None and self._forward_r[0] is vectors:  # done with the activations
             _, Rs, Rh = self._forward_r
             self._forward_r = None
@@ -239,18 +261,25 @@ class ByteLMPass:
         Rz = torch.mm(Ra, P["head.weight"].t()).addmm_(self.a, V["head.weight"].t())
         Rgz = Rz.mul_(self.pz)
         Rgz.addcmul_(self.pz, Rgz.sum(-1, keepdim=True), value=-1).mul_(self.scale)  # p∘(Rz − ⟨p, Rz⟩)·w/N
-        Rga = _linear_r_back(self.gz, Rgz, self.a, Ra, P["head.weight"], V["head.weight"], H["head.weight"], None)
+        Rga = _linear_r_back(self.gz, Rgz, [self.a, Ra], P["head.weight"], V["head.weight"], H["head.weight"], None)
         del Rz, Rgz, Ra
         Rgh = _layer_norm_r_back(self.ga, Rga, self.top, self.xhf, Rxhf, self.rf, mf, P["ln.weight"], V["ln.weight"],
                                  H["ln.weight"], H["ln.bias"])
-        gh = None if self.keep else self.gh
+        del Rga, Rxhf, mf
+        if not self.keep:  # a recomputing pass is spent: what only the top needed goes now
+            gh, self._spent = self.gh, True
+            del self.a, self.xhf, self.rf, self.pz, self.gz, self.ga, self.top, self.gh
+        halves = ((self._back_mlp, self._r_back_mlp), (self._back_attention, self._r_back_attention))
         for i in reversed(range(len(self.layers))):
-            if self.keep:
-                C = self.cotangents[i]
-            else:
-                C = self._back(i, gh)
-                gh = C.pop("below")
-            Rgh = self._r_back(i, Rs.pop(), C, Rgh, V, H)
+            R = Rs.pop()
+            for h, (back, r_back) in enumerate(halves):
+                if self.keep:
+                    C = self.cotangents[i][h]
+                else:  # recomputed half by half: only one half's cotangents are held at a time
+                    C = back(i, gh)
+                    gh = C.pop("below")
+                Rgh = r_back(i, R, C, Rgh, V, H)
+                del C
         H["tok.weight"].index_add_(0, x.reshape(-1), Rgh)
         H["pos.weight"][:T] += Rgh.view(self.B, T, self.W).sum(0)
 
@@ -269,50 +298,70 @@ class ByteLMPass:
             return torch.addmm(self._v(V, i, name + ".bias"), Rx, self._p(i, name + ".weight").t()).addmm_(
                 x, self._v(V, i, name + ".weight").t())
 
-        R["a1"], R["xh1"], R["m1"] = _layer_norm_r(L["xh1"], L["r1"], Rh, self._p(i, "ln1.weight"),
-                                                   self._v(V, i, "ln1.weight"), self._v(V, i, "ln1.bias"))
-        R["q"], R["k"], R["v"] = self._heads(lin("qkv", L["a1"], R["a1"]))
+        Ra1, R["xh1"], R["m1"] = _layer_norm_r(L["xh1"], L["r1"], Rh, self._p(i, "ln1.weight"),
+                                               self._v(V, i, "ln1.weight"), self._v(V, i, "ln1.bias"))
+        R["q"], R["k"], R["v"] = self._heads(lin("qkv", self._norm_out(i, 1), Ra1))
+        del Ra1
         Pm, q, k = L["P"], L["q"], L["k"]
         RP = torch.bmm(R["q"], k.transpose(1, 2)).baddbmm_(q, R["k"].transpose(1, 2)).mul_(Pm)  # P∘RS / s
         R["P"] = RP.addcmul_(Pm, RP.sum(-1, keepdim=True), value=-1).mul_(s)
-        R["o"] = self._rows(torch.bmm(RP, L["v"]).baddbmm_(Pm, R["v"]))
-        Rh1 = lin("proj", L["o"], R["o"]).add_(Rh)
-        R["a2"], R["xh2"], R["m2"] = _layer_norm_r(L["xh2"], L["r2"], Rh1, self._p(i, "ln2.weight"),
-                                                   self._v(V, i, "ln2.weight"), self._v(V, i, "ln2.bias"))
-        R["f"] = Rf = lin("fc", L["a2"], R["a2"])
-        act = L["act"] if "act" in L else _gelu(L["f"], slopes=False)[0]
-        return R, lin("out", act, L["slope"] * Rf).add_(Rh1)
+        Rh1 = lin("proj", self._attention_out(L), self._attention_out(L, R)).add_(Rh)
+        Ra2, R["xh2"], R["m2"] = _layer_norm_r(L["xh2"], L["r2"], Rh1, self._p(i, "ln2.weight"),
+                                               self._v(V, i, "ln2.weight"), self._v(V, i, "ln2.bias"))
+        R["f"] = Rf = lin("fc", self._norm_out(i, 2), Ra2)
+        del Ra2
+        act, slope = (L["act"], L["slope"]) if "slope" in L else _gelu(L["f"], slopes=False)[:2]
+        return R, lin("out", act, slope * Rf).add_(Rh1)
 
-    def _r_back(self, i, R, C, Rgh, V, H):
-        """Layer i's R cotangents and product pieces (into H), given Rgh at its output; Rg at its input."""
-        L, s = self.layers[i], self.s
+    def _r_back_mlp(self, i, R, C, Rgh, V, H):
+        """Layer i's MLP half's R cotangents and product pieces (into H), given Rgh at its output; Rgh1 at its input.
 
-        def lin(name, gy, Rgy, x, Rx):
-            return _linear_r_back(gy, Rgy, x, Rx, self._p(i, name + ".weight"), self._v(V, i, name + ".weight"),
+        Each R quantity (this product's own) goes as soon as it has been used, and so does each
+        cotangent of a pass that recomputes them; a kept pass's cotangents stay, for the next product.
+        """
+        L, r, c, lin, norm = self._r_back_tools(i, R, C, V, H)
+        k = L.__getitem__ if self.keep else C.pop  # GELU's value and slopes: kept with L, or recomputed in C
+        Rf, slope = r("f"), k("slope")
+        Rgact = lin("out", c("gh"), Rgh, [k("act"), slope * Rf])
+        Rgf = c("gcurv").mul(Rf).addcmul_(Rgact, slope)
+        del Rgact, Rf, slope
+        Rga2 = lin("fc", c("gf"), Rgf, [self._norm_out(i, 2), self._norm_out(i, 2, R, V)])
+        del Rgf
+        return norm("ln2", c("ga2"), Rga2, 2).add_(Rgh)
+
+    def _r_back_attention(self, i, R, C, Rgh1, V, H):
+        """Layer i's attention half's R cotangents and product pieces (into H), given Rgh1; Rg at the layer's input."""
+        L, r, c, lin, norm = self._r_back_tools(i, R, C, V, H)
+        RgO = self._head(lin("proj", c("gh1"), Rgh1, [self._attention_out(L), self._attention_out(L, R)]))
+        Pm, RP, gO, gPc, gS, s = L["P"], r("P"), c("gO"), c("gPc"), c("gS"), self.s
+        Rg3 = torch.empty(3, *gO.shape, dtype=gO.dtype, device=gO.device)
+        torch.bmm(RP.transpose(1, 2), gO, out=Rg3[2]).baddbmm_(Pm.transpose(1, 2), RgO)
+        RgP = torch.bmm(RgO, L["v"].transpose(1, 2)).baddbmm_(gO, r("v").transpose(1, 2))
+        del RgO, gO
+        inner = (RP * gPc).sum(-1, keepdim=True).add_((Pm * RgP).sum(-1, keepdim=True))
+        RgS = RgP.sub_(inner).mul_(Pm).addcmul_(RP, gPc)  # RP∘gPc + P∘(RgP − ⟨RP, gP⟩ − ⟨P, RgP⟩)
+        del RP, gPc, inner
+        torch.bmm(RgS, L["k"], out=Rg3[0]).baddbmm_(gS, r("k")).mul_(s)
+        torch.bmm(RgS.transpose(1, 2), L["q"], out=Rg3[1]).baddbmm_(gS.transpose(1, 2), r("q")).mul_(s)
+        del RgS, gS
+        Rga1 = lin("qkv", c("gqkv"), self._rows(Rg3), [self._norm_out(i, 1), self._norm_out(i, 1, R, V)])
+        del Rg3
+        return norm("ln1", c("ga1"), Rga1, 1).add_(Rgh1)
+
+    def _r_back_tools(self, i, R, C, V, H):
+        """Layer i's activations, R and cotangent getters (each R, and a recomputed cotangent, taken once), linear and norm R-backs."""
+        L, r = self.layers[i], R.pop
+        c = C.__getitem__ if self.keep else C.pop
+
+        def lin(name, gy, Rgy, inputs):
+            return _linear_r_back(gy, Rgy, inputs, self._p(i, name + ".weight"), self._v(V, i, name + ".weight"),
                                   H[f"blocks.{i}.{name}.weight"], H[f"blocks.{i}.{name}.bias"])
 
         def norm(name, gy, Rgy, n):
-            return _layer_norm_r_back(gy, Rgy, C[name], L[f"xh{n}"], R[f"xh{n}"], L[f"r{n}"], R[f"m{n}"],
+            return _layer_norm_r_back(gy, Rgy, c(name), L[f"xh{n}"], r(f"xh{n}"), L[f"r{n}"], r(f"m{n}"),
                                       self._p(i, name + ".weight"), self._v(V, i, name + ".weight"),
                                       H[f"blocks.{i}.{name}.weight"], H[f"blocks.{i}.{name}.bias"])
-
-        act, slope, curv = (L if self.keep else C)["act"], L["slope"], (L if self.keep else C)["curv"]
-        Rgact = lin("out", C["gh"], Rgh, act, slope * R["f"])
-        Rgf = (C["gact"] * curv).mul_(R["f"]).addcmul_(Rgact, slope)
-        del Rgact
-        Rgx = norm("ln2", C["ga2"], lin("fc", C["gf"], Rgf, L["a2"], R["a2"]), 2)
-        Rgh1 = Rgx.add_(Rgh)
-        RgO = self._head(lin("proj", C["gh1"], Rgh1, L["o"], R["o"]))
-        Pm, RP, gO, gPc, gS = L["P"], R["P"], C["gO"], C["gPc"], C["gS"]
-        Rg3 = torch.empty(3, *gO.shape, dtype=gO.dtype, device=gO.device)
-        torch.bmm(RP.transpose(1, 2), gO, out=Rg3[2]).baddbmm_(Pm.transpose(1, 2), RgO)
-        RgP = torch.bmm(RgO, L["v"].transpose(1, 2)).baddbmm_(gO, R["v"].transpose(1, 2))
-        inner = (RP * gPc).sum(-1, keepdim=True).add_((Pm * RgP).sum(-1, keepdim=True))
-        RgS = RgP.sub_(inner).mul_(Pm).addcmul_(RP, gPc)  # RP∘gPc + P∘(RgP − ⟨RP, gP⟩ − ⟨P, RgP⟩)
-        torch.bmm(RgS, L["k"], out=Rg3[0]).baddbmm_(gS, R["k"]).mul_(s)
-        torch.bmm(RgS.transpose(1, 2), L["q"], out=Rg3[1]).baddbmm_(gS.transpose(1, 2), R["q"]).mul_(s)
-        Rga1 = lin("qkv", C["gqkv"], self._rows(Rg3), L["a1"], R["a1"])
-        return norm("ln1", C["ga1"], Rga1, 1).add_(Rgh1)
+        return L, r, c, lin, norm
 
 
 def _gelu(f, slopes: bool):
@@ -325,9 +374,16 @@ def _gelu(f, slopes: bool):
     return cdf.mul_(f), slope, curv
 
 
-def _linear_r_back(gy, Rgy, x, Rx, W, V, HW, Hb):
-    """Add the weight's and bias's product pieces (Rgyᵀx + gyᵀRx, ΣRgy) into HW, Hb; return Rgx = Rgy W + gy V."""
+def _linear_r_back(gy, Rgy, inputs, W, V, HW, Hb):
+    """Add the weight's and bias's product pieces (Rgyᵀx + gyᵀRx, ΣRgy) into HW, Hb; return Rgx = Rgy W + gy V.
+
+    ``inputs`` is the list [x, Rx], emptied once they are used: where the caller holds them nowhere
+    else (an R quantity, a recomputed input), they are freed before Rgx is made.
+    """
+    x, Rx = inputs
+    inputs.clear()
     HW.addmm_(Rgy.t(), x).addmm_(gy.t(), Rx)
+    del x, Rx
     if Hb is not None:
         Hb += Rgy.sum(0)
     return (Rgy @ W).addmm_(gy, V)
@@ -349,19 +405,20 @@ def _layer_norm_r(xh, r, Rx, w, Vw, Vb):
 
 
 def _layer_norm_back(gy, xh, r, w):
-    """The cotangent gx = r·u, and (gy∘w, mean(gy∘w∘x̂), u) for the R pass (see the module docs)."""
+    """The cotangent gx = r·u, and mean(gy∘w∘x̂) for the R pass (which remakes gy∘w and u: see the module docs)."""
     gw = gy * w
     m2 = (gw * xh).mean(-1, keepdim=True)
-    u = (gw - gw.mean(-1, keepdim=True)).sub_(xh * m2)
-    return u * r, (gw, m2, u)
+    u = gw.sub_(gw.mean(-1, keepdim=True)).sub_(xh * m2)
+    return u.mul_(r), m2
 
 
-def _layer_norm_r_back(gy, Rgy, kept, xh, Rxh, r, m, w, Vw, Hw, Hb):
+def _layer_norm_r_back(gy, Rgy, m2, xh, Rxh, r, m, w, Vw, Hw, Hb):
     """Add the weight's and bias's pieces into Hw, Hb; return Rgx = r(Ru − r m u)."""
-    gw, m2, u = kept
     Hw += (Rgy * xh).sum(0).add_((gy * Rxh).sum(0))
     Hb += Rgy.sum(0)
+    gw = gy * w
     Rgw = torch.addcmul(Rgy * w, gy, Vw)
     Rm2 = (Rgw * xh).mean(-1, keepdim=True).add_((gw * Rxh).mean(-1, keepdim=True))
     Ru = Rgw.sub_(Rgw.mean(-1, keepdim=True)).sub_(Rxh * m2).sub_(xh * Rm2)
-    return Ru.sub_(u * (r * m)).mul_(r)
+    u = gw.sub_(gw.mean(-1, keepdim=True)).sub_(xh * m2)
+    return Ru.sub_(u.mul_(r * m)).mul_(r)
