@@ -23,9 +23,18 @@ Recomputed, a product does the matrix products of a double backward that skips t
 weight terms (eight per linear layer against a gradient's three); kept (:class:`ByteLMPass`
 with ``keep_cotangents``, what the operator's reuse forms hold) only the R passes' six. No
 graph is built or walked and the elementwise work is fused by hand. Demo LM, float64, one
-thread (``benchmarks/bench_lm.py``, 21 rounds): 2.54× a gradient's time recomputed, against
-3.12× for the double backward; 1.70× kept, against 2.06× for autograd's reused graph; every
+thread (``benchmarks/bench_lm.py``, 21 rounds): 2.57× a gradient's time recomputed, against
+3.19× for the double backward; 1.79× kept, against 2.14× for autograd's reused graph; every
 product within 1.2e-15 of autograd's.
+
+Memory: a pass keeps per layer what the way back cannot remake cheaply (the norms' x̂ and r,
+Q, K, V, the attention's P, the MLP's pre-activation, and in a product their R) and remakes
+the rest there (the norms' outputs, PV, GELU and its slopes, the norms' backward terms). A
+recomputing pass goes back half a layer at a time (MLP, then attention) and lets go of each
+cotangent and R quantity after its last use, so it computes one product. Peak memory of one
+recomputed product, as peak RSS of a fresh process (median of 3): 1.84× a gradient's on the
+demo LM and 1.05× at 10.9M parameters, against 2.69× and 1.45× when it held a whole layer's
+cotangents and every activation to the end.
 
 Only this model and loss: :func:`byte_lm_support` says why another is not (a subclass, hooks,
 frozen or extra parameters), and the operator then uses its other forms.
@@ -98,6 +107,8 @@ class ByteLMPass:
     Given ``vectors`` (a pass for one product), each layer's R quantities forward are computed
     right after its activations, while they are in cache: on the demo LM, measured while writing
     it (one process, 21 rounds), 63.1 ms a product against 71.2 ms with every activation first.
+    Without ``keep_cotangents`` a pass computes one product, letting go of what it holds as it
+    goes (see the module docs); a second :meth:`product` raises ``RuntimeError``.
     """
 
     def __init__(self, model: ByteTransformer, params: dict, x, y, *, weight: float = 1.0,
