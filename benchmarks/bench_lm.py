@@ -11,7 +11,9 @@ eigenpairs. Contenders:
   LM the hand-written R-operator's kept pass, on a GPT-2 autograd's graph;
   ``rl-hessian-reuse-autograd``: autograd's graph always), recomputed per product by double
   backward, by forward-over-reverse, and by the byte LM's hand-written R-operator
-  (``form="r-op"``, left out for a GPT-2); and ``GGNOperator``, through
+  (``form="r-op"``, left out for a GPT-2); and ``GGNOperator`` (``rl-ggn``: reused, on the byte
+  LM by hand with its forward pass kept; ``rl-ggn-autograd``: autograd's held graph;
+  ``rl-ggn-rop``: by hand, recomputed per product, left out for a GPT-2), through
   :class:`ridgelens.objectives.lm.LMObjective`;
 - curvlinops ``HessianLinearOperator`` and ``GGNLinearOperator`` (if installed: ``make bench-env``),
   on the same model, flattened to (tokens, vocab) logits, one batch holding every token;
@@ -68,7 +70,7 @@ from _common import (
 
 CONTENDERS = ("gradient", "rl-hessian-reuse", "rl-hessian-reuse-autograd", "rl-hessian-recompute",
               "rl-hessian-fwd-over-rev", "rl-hessian-rop",
-              "rl-ggn",
+              "rl-ggn", "rl-ggn-autograd", "rl-ggn-rop",
               "cl-hessian", "cl-ggn", "rl-hessian-batched", "gradient-batched")
 
 
@@ -241,8 +243,10 @@ def build(name, net, obj, k=1):
         form = {"rl-hessian-recompute": "double-backward", "rl-hessian-fwd-over-rev": "fwd-over-rev"}.get(name, "r-op")
         op = TorchHessianOperator(obj, theta, form=form)
         return lambda v: op @ v
-    if name == "rl-ggn":
-        op = GGNOperator(obj, theta, reuse=True)
+    if name in ("rl-ggn", "rl-ggn-autograd", "rl-ggn-rop"):  # by hand where it applies (kept / recomputed), autograd's
+        op = GGNOperator(obj, theta, reuse=name != "rl-ggn-rop", hand_written=name != "rl-ggn-autograd")
+        if name == "rl-ggn-rop" and op.hand_written_unsupported:
+            raise ValueError(f"the hand-written GGN does not apply: {op.hand_written_unsupported}")
         return lambda v: op @ v
     from curvlinops import GGNLinearOperator, HessianLinearOperator
 
@@ -329,7 +333,7 @@ def cuda_memory(names, net, obj, k, v) -> dict:
 def print_memory(mem: dict, args) -> None:
     """Each contender's bytes against the gradient's: a number, or a sorted list of runs (median, min–max)."""
     def med(m):
-        return m if not isinstance(m, list) else m[len(m) // 2]
+        return m if not isinstance(m, list) else (m[(len(m) - 1) // 2] + m[len(m) // 2]) / 2
 
     def spread(m):
         return f"   {m[0] / 2**20:5.1f}–{m[-1] / 2**20:5.1f}" if isinstance(m, list) and len(m) > 1 else ""
@@ -384,6 +388,8 @@ def main():
                     help="time wall seconds, or CPU seconds of this process (steadier on a loaded machine)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory_repeats < 1:
+        ap.error(f"--memory-repeats must be at least 1, got {args.memory_repeats}")
     cuda = torch.device(args.device).type == "cuda"
     if cuda and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device} asked for, but torch.cuda.is_available() is False")
@@ -420,7 +426,7 @@ def main():
             fns[c] = build(c, net, obj, args.hvp_batches)
         except Exception as exc:  # a contender that cannot run here is reported, not fatal (a one-shot GPU run)
             print(f"  {c}: could not be built: {first_line(exc)}")
-    ref = {"hessian": host(fns["rl-hessian-reuse-autograd"](v)), "ggn": host(fns["rl-ggn"](v))}
+    ref = {"hessian": host(fns["rl-hessian-reuse-autograd"](v)), "ggn": host(fns["rl-ggn-autograd"](v))}
     theta, eps = obj.theta0, (1e-5 if args.dtype == "float64" else 1e-3)
     vn = v.detach().cpu().double().numpy()
     fd = torch.as_tensor((obj.gradient(theta + eps * vn) - obj.gradient(theta - eps * vn)) / (2 * eps))

@@ -475,7 +475,8 @@ def test_reused_ggn_graph_keeps_no_zero_cotangents(split, net):
         _, plain = saved_bytes(lambda: torch.autograd.grad(out, flat, u, create_graph=True))
         o = out.detach().requires_grad_(True)
         _, loss = saved_bytes(lambda: torch.autograd.grad(obj.loss_fn(o, y), o, create_graph=True))
-    G = GGNOperator(obj, obj.theta0, reuse=True)
+    G = GGNOperator(obj, obj.theta0, reuse=True, hand_written=False)  # autograd's graph (the byte LM's own: by hand)
+    assert G.held == "graph"
     assert plain > 2 * fwd  # the zero cotangents are worth dropping here
     # what it keeps of the Jᵀu graph (forward tensors saved again, counted again) is under half of it
     assert fwd + loss < G.batch_graph_bytes < fwd + loss + plain / 2

@@ -567,7 +567,7 @@ def test_curvature_options_an_operator_does_not_take_are_named():
     operator takes. An option both take passes, and the result equals the one built with it directly."""
     obj, *_ = _net_objective("mse", n=48)
     with pytest.raises(rl.RidgelensError, match=r"^options \['form'\] do not apply to the Gauss-Newton curvature, "
-                                                r"which takes reuse=, memory_budget=$"):
+                                                r"which takes reuse=, memory_budget=, hand_written=$"):
         rl.analyze(obj, [1e-2], theta_hat=obj.theta0, curvature="auto", refit=False,
                    curvature_options={"form": "reverse"})
     with pytest.raises(rl.RidgelensError, match=r"^options \['reuse'\] do not apply to the torch Hessian"):

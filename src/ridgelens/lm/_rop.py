@@ -43,6 +43,7 @@ frozen or extra parameters), and the operator then uses its other forms.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
@@ -102,7 +103,10 @@ class ByteLMPass:
     The forward activations always; with ``keep_cotangents`` also the backward pass's cotangents
     and GELU's slopes, so that each :meth:`product` runs only the R passes: six matrix
     products per linear layer against a gradient's three, where recomputing runs eight. What
-    is kept is about as large as autograd's gradient graph of the same batch.
+    is kept is about half of autograd's graph of the same batch's gradient (demo LM: 27.9
+    against 50.5 MiB). With ``ggn`` (the Gauss–Newton product: the logits' R pass forward, H_z,
+    then the gradient's way back) what is free of v is the forward pass alone, and that is what
+    ``keep_cotangents`` keeps.
 
     Given ``vectors`` (a pass for one product), each layer's R quantities forward are computed
     right after its activations, while they are in cache: on the demo LM, measured while writing
@@ -112,12 +116,13 @@ class ByteLMPass:
     """
 
     def __init__(self, model: ByteTransformer, params: dict, x, y, *, weight: float = 1.0,
-                 keep_cotangents: bool = False, vectors: dict | None = None):
+                 keep_cotangents: bool = False, vectors: dict | None = None, ggn: bool = False):
         cfg = model.config
         B, T = x.shape
         if T > cfg.context:
             raise ValueError(f"input of {T} tokens is longer than the model's context ({cfg.context})")
         self.model, self.P, self.x, self.keep, self._spent = model, params, x, keep_cotangents, False
+        self.ggn = ggn
         self.B, self.T, self.W, self.nh = B, T, cfg.width, cfg.heads
         self.d, self.N = cfg.width // cfg.heads, B * T
         self.scale = weight / self.N  # of the summed token losses: the batch's mean, weighed
@@ -137,26 +142,31 @@ class ByteLMPass:
             h1 = torch.addmm(self._p(i, "proj.bias"), self._attention_out(L), self._p(i, "proj.weight").t()).add_(h)
             a2, L["xh2"], L["r2"] = _layer_norm(h1, self._p(i, "ln2.weight"), self._p(i, "ln2.bias"), blk.ln2.eps)
             L["f"] = f = torch.addmm(self._p(i, "fc.bias"), a2, self._p(i, "fc.weight").t())
-            L["act"], L["slope"], curv = _gelu(f, slopes=keep_cotangents)
+            L["act"], L["slope"], curv = _gelu(f, slopes=keep_cotangents and not ggn)
             if keep_cotangents:  # GELU's value and slopes kept: f itself is not needed again
-                L["curv"] = curv
+                if not ggn:
+                    L["curv"] = curv
                 del L["f"]
             h = torch.addmm(self._p(i, "out.bias"), L["act"], self._p(i, "out.weight").t()).add_(h1)
             self.layers.append(L)
             if vectors is not None:
                 R, Rh = self._r_forward(i, Rh, vectors)
-                Rs.append(R)
+                if not ggn:  # the GGN's way back needs only the logits' R
+                    Rs.append(R)
+                del R
             if not keep_cotangents:  # recomputed going back (with GELU''), this layer at a time
                 del L["act"], L["slope"]
         self._forward_r = None if vectors is None else (vectors, Rs, Rh)  # for product(vectors, …)
         self.a, self.xhf, self.rf = _layer_norm(h, P["ln.weight"], P["ln.bias"], model.ln.eps)
         self.pz = (self.a @ P["head.weight"].t()).softmax(-1)
+        self.cotangents = []
+        if ggn:  # its way back starts at the logits, from v: nothing more is free of v
+            return
         gz = self.pz.clone()
         gz[torch.arange(self.N, device=x.device), y.reshape(-1)] -= 1
         self.gz = gz.mul_(self.scale)
         self.ga = self.gz @ P["head.weight"]
         gh, self.top = _layer_norm_back(self.ga, self.xhf, self.rf, P["ln.weight"])
-        self.cotangents = []
         if keep_cotangents:
             for i in reversed(range(len(self.layers))):
                 halves = []
@@ -219,26 +229,42 @@ class ByteLMPass:
         return z.view(3, B, nh, T, d).permute(1, 3, 0, 2, 4).reshape(self.N, 3 * self.W)
 
     # ------------------------------------------------------------------ the backward pass (v-free)
-    def _back_mlp(self, i, gh) -> dict:
-        """Layer i's MLP half's cotangents, given gh at the layer's output; ``"below"``: gh1, at the half's input."""
+    def _back_mlp(self, i, gh, grads: dict | None = None) -> dict:
+        """Layer i's MLP half's cotangents, given gh at the layer's output; ``"below"``: gh1, at the half's input.
+
+        With ``grads`` (the GGN's way back, gh a cotangent of the logits' R) the weights' and biases'
+        pieces gyᵀx, Σgy are added into it, and the Hessian's GELU'' term is left out.
+        """
         L, C = self.layers[i], {"gh": gh}
-        if not self.keep:  # GELU, GELU' and GELU'' for the R pass back, this layer only; f's last use
-            C["act"], C["slope"], curv = _gelu(L.pop("f"), slopes=True)
-        else:  # kept until now for this: the R pass needs GELU'' only times gact
+        if not self.keep:  # GELU, GELU' (and GELU'') for the R pass back, this layer only; f's last use
+            C["act"], C["slope"], curv = _gelu(L.pop("f"), slopes=grads is None)
+        elif grads is None:  # kept until now for this: the R pass needs GELU'' only times gact
             curv = L.pop("curv")
-        slope = (L if self.keep else C)["slope"]
+        K = L if self.keep else C
         gact = gh @ self._p(i, "out.weight")
-        C["gcurv"] = curv.mul_(gact)  # gact∘GELU''
-        C["gf"] = gf = gact.mul_(slope)
-        del gact, curv
+        if grads is None:
+            C["gcurv"] = curv.mul_(gact)  # gact∘GELU''
+            del curv
+        else:
+            self._weight_grads(grads, i, "out", gh, K["act"])
+        C["gf"] = gf = gact.mul_(K["slope"])
+        del gact
         C["ga2"] = ga2 = gf @ self._p(i, "fc.weight")
+        if grads is not None:
+            self._weight_grads(grads, i, "fc", gf, self._norm_out(i, 2))
+            self._weight_grads(grads, i, "ln2", ga2, self.layers[i]["xh2"])
         gx, C["ln2"] = _layer_norm_back(ga2, L["xh2"], L["r2"], self._p(i, "ln2.weight"))
         C["below"] = gx.add_(gh)
         return C
 
-    def _back_attention(self, i, gh1) -> dict:
-        """Layer i's attention half's cotangents, given gh1 at its output; ``"below"``: the layer's input's."""
+    def _back_attention(self, i, gh1, grads: dict | None = None) -> dict:
+        """Layer i's attention half's cotangents, given gh1 at its output; ``"below"``: the layer's input's.
+
+        With ``grads``, as :meth:`_back_mlp`.
+        """
         L, C = self.layers[i], {"gh1": gh1}
+        if grads is not None:
+            self._weight_grads(grads, i, "proj", gh1, self._attention_out(L))
         C["gO"] = gO = self._head(gh1 @ self._p(i, "proj.weight"))
         Pm = L["P"]
         gP = torch.bmm(gO, L["v"].transpose(1, 2))
@@ -249,14 +275,51 @@ class ByteLMPass:
         torch.bmm(gS.transpose(1, 2), L["q"], out=g3[1]).mul_(self.s)
         torch.bmm(Pm.transpose(1, 2), gO, out=g3[2])
         C["gqkv"] = gqkv = self._rows(g3)
+        del g3
         C["ga1"] = ga1 = gqkv @ self._p(i, "qkv.weight")
+        if grads is not None:
+            self._weight_grads(grads, i, "qkv", gqkv, self._norm_out(i, 1))
+            self._weight_grads(grads, i, "ln1", ga1, L["xh1"])
         gx, C["ln1"] = _layer_norm_back(ga1, L["xh1"], L["r1"], self._p(i, "ln1.weight"))
         C["below"] = gx.add_(gh1)
         return C
 
+    def _weight_grads(self, grads, i, name, gy, x) -> None:
+        """Add a layer's weight and bias pieces into ``grads``: gyᵀx and Σgy for a linear layer, Σ gy∘x̂ and Σgy for a norm."""
+        W, b = grads[f"blocks.{i}.{name}.weight"], grads[f"blocks.{i}.{name}.bias"]
+        if name.startswith("ln"):
+            W += (gy * x).sum(0)
+        else:
+            W.addmm_(gy.t(), x)
+        b += gy.sum(0)
+
+    # ------------------------------------------------------------------ the GGN's way back
+    def _ggn_back(self, Rgz, H) -> None:
+        """Add Jᵀ(Rgz) into H: the gradient's way back from the logits' cotangent Rgz = weight·H_z·Jv."""
+        P, x, T = self.P, self.x, self.T
+        H["head.weight"].addmm_(Rgz.t(), self.a)
+        g = Rgz @ P["head.weight"]
+        del Rgz
+        H["ln.weight"] += (g * self.xhf).sum(0)
+        H["ln.bias"] += g.sum(0)
+        gh, _ = _layer_norm_back(g, self.xhf, self.rf, P["ln.weight"])
+        del g
+        if self._spent:
+            del self.a, self.xhf, self.rf
+        for i in reversed(range(len(self.layers))):
+            gh = self._back_mlp(i, gh, H)["below"]
+            gh = self._back_attention(i, gh, H)["below"]
+            if self._spent:
+                self.layers[i] = None
+        H["tok.weight"].index_add_(0, x.reshape(-1), gh)
+        H["pos.weight"][:T] += gh.view(self.B, T, self.W).sum(0)
+
     # ------------------------------------------------------------------ the R passes
     def product(self, vectors: dict, out: dict) -> None:
-        """Add weight·H·v into ``out``; ``vectors`` and ``out`` map parameter names to tensors of their shapes."""
+        """Add weight·H·v (weight·G·v for a GGN pass) into ``out``; both dicts map parameter names to tensors.
+
+        A pass without ``keep_cotangents`` computes one product: it lets go of its state on the way.
+        """
         P, V, H, x, T = self.P, vectors, out, self.x, self.T
         if self._spent:
             raise RuntimeError("this pass has computed its product; one without keep_cotangents computes one")
@@ -267,19 +330,31 @@ class ByteLMPass:
             Rs, Rh = [], self._embed_r(V)
             for i in range(len(self.layers)):
                 R, Rh = self._r_forward(i, Rh, V)
-                Rs.append(R)
+                if not self.ggn:
+                    Rs.append(R)
+                del R
+        self._spent = not self.keep  # a recomputing pass lets go of its state on the way: what the top needed, then each layer
         Ra, Rxhf, mf = _layer_norm_r(self.xhf, self.rf, Rh, P["ln.weight"], V["ln.weight"], V["ln.bias"])
+        del Rh
         Rz = torch.mm(Ra, P["head.weight"].t()).addmm_(self.a, V["head.weight"].t())
         Rgz = Rz.mul_(self.pz)
         Rgz.addcmul_(self.pz, Rgz.sum(-1, keepdim=True), value=-1).mul_(self.scale)  # p∘(Rz − ⟨p, Rz⟩)·w/N
+        del Rz
+        if self._spent:
+            del self.pz
+        if self.ggn:
+            del Ra, Rxhf, mf
+            return self._ggn_back(Rgz, H)
         Rga = _linear_r_back(self.gz, Rgz, [self.a, Ra], P["head.weight"], V["head.weight"], H["head.weight"], None)
-        del Rz, Rgz, Ra
+        del Rgz, Ra
+        if self._spent:
+            del self.a, self.gz
         Rgh = _layer_norm_r_back(self.ga, Rga, self.top, self.xhf, Rxhf, self.rf, mf, P["ln.weight"], V["ln.weight"],
                                  H["ln.weight"], H["ln.bias"])
         del Rga, Rxhf, mf
-        if not self.keep:  # a recomputing pass is spent: what only the top needed goes now
-            gh, self._spent = self.gh, True
-            del self.a, self.xhf, self.rf, self.pz, self.gz, self.ga, self.top, self.gh
+        if self._spent:
+            gh = self.gh
+            del self.xhf, self.rf, self.ga, self.top, self.gh
         halves = ((self._back_mlp, self._r_back_mlp), (self._back_attention, self._r_back_attention))
         for i in reversed(range(len(self.layers))):
             R = Rs.pop()
@@ -288,9 +363,11 @@ class ByteLMPass:
                     C = self.cotangents[i][h]
                 else:  # recomputed half by half: only one half's cotangents are held at a time
                     C = back(i, gh)
-                    gh = C.pop("below")
+                    gh = C.pop("below") if i or not h else None  # none at the embeddings: the R pass alone goes there
                 Rgh = r_back(i, R, C, Rgh, V, H)
                 del C
+            if self._spent:
+                self.layers[i] = None
         H["tok.weight"].index_add_(0, x.reshape(-1), Rgh)
         H["pos.weight"][:T] += Rgh.view(self.B, T, self.W).sum(0)
 
@@ -333,7 +410,7 @@ class ByteLMPass:
         L, r, c, lin, norm = self._r_back_tools(i, R, C, V, H)
         k = L.__getitem__ if self.keep else C.pop  # GELU's value and slopes: kept with L, or recomputed in C
         Rf, slope = r("f"), k("slope")
-        Rgact = lin("out", c("gh"), Rgh, [k("act"), slope * Rf])
+        Rgact = lin("out", c("gh"), Rgh, [k("act"), partial(torch.mul, slope, Rf)])  # made once act is used
         Rgf = c("gcurv").mul(Rf).addcmul_(Rgact, slope)
         del Rgact, Rf, slope
         Rga2 = lin("fc", c("gf"), Rgf, [self._norm_out(i, 2), self._norm_out(i, 2, R, V)])
@@ -351,12 +428,14 @@ class ByteLMPass:
         del RgO, gO
         inner = (RP * gPc).sum(-1, keepdim=True).add_((Pm * RgP).sum(-1, keepdim=True))
         RgS = RgP.sub_(inner).mul_(Pm).addcmul_(RP, gPc)  # RP∘gPc + P∘(RgP − ⟨RP, gP⟩ − ⟨P, RgP⟩)
-        del RP, gPc, inner
+        del RgP, RP, gPc, inner
         torch.bmm(RgS, L["k"], out=Rg3[0]).baddbmm_(gS, r("k")).mul_(s)
         torch.bmm(RgS.transpose(1, 2), L["q"], out=Rg3[1]).baddbmm_(gS.transpose(1, 2), r("q")).mul_(s)
         del RgS, gS
-        Rga1 = lin("qkv", c("gqkv"), self._rows(Rg3), [self._norm_out(i, 1), self._norm_out(i, 1, R, V)])
+        Rgqkv = self._rows(Rg3)
         del Rg3
+        Rga1 = lin("qkv", c("gqkv"), Rgqkv, [self._norm_out(i, 1), self._norm_out(i, 1, R, V)])
+        del Rgqkv
         return norm("ln1", c("ga1"), Rga1, 1).add_(Rgh1)
 
     def _r_back_tools(self, i, R, C, V, H):
@@ -388,13 +467,16 @@ def _gelu(f, slopes: bool):
 def _linear_r_back(gy, Rgy, inputs, W, V, HW, Hb):
     """Add the weight's and bias's product pieces (Rgyᵀx + gyᵀRx, ΣRgy) into HW, Hb; return Rgx = Rgy W + gy V.
 
-    ``inputs`` is the list [x, Rx], emptied once they are used: where the caller holds them nowhere
-    else (an R quantity, a recomputed input), they are freed before Rgx is made.
+    ``inputs`` is the list [x, Rx], emptied as they are used: where the caller holds them nowhere
+    else (an R quantity, a recomputed input), each is freed before the next is made (Rx may be a
+    function that makes it) and before Rgx is.
     """
     x, Rx = inputs
     inputs.clear()
-    HW.addmm_(Rgy.t(), x).addmm_(gy.t(), Rx)
-    del x, Rx
+    HW.addmm_(Rgy.t(), x)
+    del x
+    HW.addmm_(gy.t(), Rx() if callable(Rx) else Rx)
+    del Rx
     if Hb is not None:
         Hb += Rgy.sum(0)
     return (Rgy @ W).addmm_(gy, V)

@@ -60,7 +60,7 @@ def ggn(objective, theta, **options) -> CurvatureOperator:
     """The generalized Gauss–Newton curvature ``JᵀH_out J`` of ``objective`` at ``theta``.
 
     Torch objectives: a matrix-free :class:`GGNOperator` (``options``: ``reuse=``,
-    ``memory_budget=``), positive semi-definite whenever the loss is convex in the outputs
+    ``memory_budget=``, ``hand_written=``), positive semi-definite whenever the loss is convex in the outputs
     (checked; an indefinite output Hessian raises). Least squares and logistic regression are
     GLMs with their canonical links, whose Gauss–Newton matrix *is* the Hessian: their exact
     dense H is returned.

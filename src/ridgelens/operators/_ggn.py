@@ -18,9 +18,17 @@ and of g(u) only its graph's edge is kept, not its n numbers: what is held is ab
 graph plus the loss's (demo LM: 21 MiB, 36 MiB before; forward graph 15 MiB). No time is
 traded for it (the products are the same to the bit), so there is no choice to make.
 
+On ridgelens' built-in byte LM under its token cross-entropy (where the Hessian's hand-written
+``"r-op"`` form applies) each product is computed by hand instead, with no autograd graph
+(:class:`ridgelens.lm._rop.ByteLMPass` with ``ggn=True``): the R pass forward up to the logits
+(J v, each layer's R dropped once the next is made), H_z (J v) = p∘(Jv − ⟨p, Jv⟩)/N per token,
+and the gradient's way back from there. What ``reuse`` holds is the forward pass alone
+(:attr:`GGNOperator.held` is ``"r-op"``); ``hand_written=False`` keeps autograd's.
+
 The premise is checked, not assumed: at construction the output Hessian of the first batch
 (its first samples, formed densely when small, else probed) must be PSD, and every product
-checks ⟨Jv, H_out Jv⟩ ≥ 0 on every batch (up to rounding); a loss that is not convex in the
+of autograd's checks ⟨Jv, H_out Jv⟩ ≥ 0 on every batch (up to rounding; the hand-written
+products' H_z = diag(p) − ppᵀ is a covariance, PSD by construction); a loss that is not convex in the
 outputs raises :class:`~ridgelens.errors.RidgelensError` naming the loss.
 """
 
@@ -32,8 +40,16 @@ from torch.autograd.graph import get_gradient_edge
 from ridgelens import _distributed as dist
 from ridgelens._autodiff import saved_bytes, second_order_attention
 from ridgelens.errors import RidgelensError
+from ridgelens.lm._rop import ByteLMPass
 from ridgelens.operators._base import CurvatureOperator
-from ridgelens.operators._torch import DEFAULT_MEMORY_BUDGET, _grad_batched, _sum_products
+from ridgelens.operators._torch import (
+    DEFAULT_MEMORY_BUDGET,
+    _grad_batched,
+    _r_op_support,
+    _sum_products,
+    named_blocks,
+    r_op_rows,
+)
 
 #: The PSD check forms the output Hessian of the first batch's first samples, up to this many outputs.
 DENSE_OUTPUT_CHECK = 512
@@ -111,18 +127,29 @@ class GGNOperator(CurvatureOperator):
         first batch's graph times the number of batches fits ``memory_budget``.
     memory_budget : int, optional
         Bytes the held graphs may take (default 2 GiB).
+    hand_written : bool, default True
+        On ridgelens' built-in byte LM with its token cross-entropy (where the Hessian's ``"r-op"``
+        form applies), compute each product by hand with no autograd graph: the logits' R pass
+        forward, H_z, and the gradient's way back from there (:class:`ridgelens.lm._rop.ByteLMPass`
+        with ``ggn=True``); what ``reuse`` holds is then the forward pass alone. False keeps autograd's.
 
     Attributes
     ----------
     form : str
         ``"reuse"`` or ``"recompute"``.
+    held : str or None
+        What ``reuse`` holds per batch: ``"r-op"`` (the hand-written forward pass), ``"graph"``
+        (autograd's), or None (recompute).
+    hand_written_unsupported : str or None
+        Why the products are autograd's (None where they are computed by hand).
     output_min_eigenvalue : float or None
         The smallest eigenvalue of the first batch's output Hessian (dense check), if formed.
     batch_graph_bytes : int
         Bytes the first batch's graphs save (measured while built; what ``reuse`` holds per batch).
     """
 
-    def __init__(self, objective, theta, *, reuse: bool | None = None, memory_budget: int | None = None):
+    def __init__(self, objective, theta, *, reuse: bool | None = None, memory_budget: int | None = None,
+                 hand_written: bool = True):
         super().__init__(objective.n_params, dtype=objective.dtype, device=objective.device)
         self.objective = objective
         self.theta = objective.flat_tensor(theta)
@@ -135,9 +162,13 @@ class GGNOperator(CurvatureOperator):
         self._psd_tol = 1e3 * torch.finfo(self.dtype).eps
         self._held = None
         self._scale = 0.0
+        self.hand_written_unsupported = _r_op_support(objective) if hand_written else "hand_written=False was passed"
         first = next(iter(objective.prepared_batches(0, 1)))
         with second_order_attention():
             dist.agree(lambda: self._check_output_hessian(*first), "check of the output Hessian")
+            if self.hand_written_unsupported is None:
+                self._build_by_hand(first, reuse, budget)
+                return
             zeros = _ZeroCotangents()  # the Jᵀu graph's saved tensors, which saved_bytes does not see
             held0, nbytes = saved_bytes(lambda: self._linearize(*first, zeros))  # measured while built, kept if reused
             self.batch_graph_bytes = nbytes + zeros.kept_bytes
@@ -148,6 +179,40 @@ class GGNOperator(CurvatureOperator):
                 self._held = [held0, *(self._linearize(x, y) for x, y in rest)]
             del held0
         self.form = "reuse" if reuse else "recompute"
+
+    @property
+    def held(self) -> str | None:
+        """What ``reuse`` holds per batch: ``"r-op"``, ``"graph"`` or None (see the class docs)."""
+        return None if self._held is None else "graph" if self.hand_written_unsupported else "r-op"
+
+    def _build_by_hand(self, first, reuse, budget) -> None:
+        """The hand-written products: the first batch's forward pass measured, and every batch's kept if reused."""
+        obj = self.objective
+        params = named_blocks(obj, self.theta)
+
+        def forward(x, y):
+            return ByteLMPass(obj.model, params, x, y, weight=obj.batch_weight(y), keep_cotangents=True, ggn=True)
+
+        with torch.no_grad():
+            held0 = forward(*first)
+            self.batch_graph_bytes = held0.nbytes()
+            if reuse is None:
+                reuse = self.batch_graph_bytes * obj.n_batches <= budget
+            if reuse:
+                self._held = [held0, *(forward(x, y) for x, y in obj.prepared_batches(1))]
+        self.form = "reuse" if reuse else "recompute"
+
+    def _by_hand(self, rows: torch.Tensor) -> torch.Tensor:
+        """Products by the hand-written passes: the held forward passes, or each batch's made afresh per row."""
+        obj = self.objective
+        if self._held is not None:
+            return r_op_rows(obj, rows, lambda _vectors: self._held)
+        params = named_blocks(obj, self.theta)
+
+        def passes(vectors):
+            for x, y in obj.prepared_batches():
+                yield ByteLMPass(obj.model, params, x, y, weight=obj.batch_weight(y), vectors=vectors, ggn=True)
+        return r_op_rows(obj, rows, passes)
 
     def fingerprint(self) -> str | None:
         from ridgelens._checkpoint import digest
@@ -233,6 +298,8 @@ class GGNOperator(CurvatureOperator):
     # ------------------------------------------------------------------ the hook
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         rows = V.T.contiguous()
+        if self.hand_written_unsupported is None:  # the token cross-entropy's H_z = diag(p) − ppᵀ: a variance, ⪰ 0
+            return dist.all_reduce_sum(self._by_hand(rows), "Gauss-Newton product all-reduce").T
         margins = []
         with torch.enable_grad(), second_order_attention():
             if self._held is not None:
