@@ -23,18 +23,24 @@ Recomputed, a product does the matrix products of a double backward that skips t
 weight terms (eight per linear layer against a gradient's three); kept (:class:`ByteLMPass`
 with ``keep_cotangents``, what the operator's reuse forms hold) only the R passes' six. No
 graph is built or walked and the elementwise work is fused by hand. Demo LM, float64, one
-thread (``benchmarks/bench_lm.py``, 21 rounds): 2.57× a gradient's time recomputed, against
-3.19× for the double backward; 1.79× kept, against 2.14× for autograd's reused graph; every
-product within 1.2e-15 of autograd's.
+thread (``benchmarks/bench_lm.py``, 21 rounds, three runs): 2.57–2.71× a gradient's time
+recomputed, against 3.19–3.35× for the double backward; 1.79–1.89× kept, against 2.13–2.23× for
+autograd's reused graph; every product within 1.2e-15 of autograd's.
+
+The Gauss–Newton product (``ggn=True``) G v = Jᵀ H_z J v takes the same R pass forward up to the
+logits Rz = J v (each layer's R dropped once the next is made), H_z Rz = p∘(Rz − ⟨p, Rz⟩)/N, and
+the gradient's way back from there (weights' pieces gyᵀx, no second-order term). Kept, only the
+forward pass is free of v. Demo LM: 1.14× a gradient's time kept and 1.71× recomputed, against
+1.77× for autograd's reused graphs; within 2.5e-15 of them.
 
 Memory: a pass keeps per layer what the way back cannot remake cheaply (the norms' x̂ and r,
 Q, K, V, the attention's P, the MLP's pre-activation, and in a product their R) and remakes
 the rest there (the norms' outputs, PV, GELU and its slopes, the norms' backward terms). A
 recomputing pass goes back half a layer at a time (MLP, then attention) and lets go of each
-cotangent and R quantity after its last use, so it computes one product. Peak memory of one
-recomputed product, as peak RSS of a fresh process (median of 3): 1.84× a gradient's on the
-demo LM and 1.05× at 10.9M parameters, against 2.69× and 1.45× when it held a whole layer's
-cotangents and every activation to the end.
+cotangent, R quantity and layer after its last use, so it computes one product. Peak memory
+of one recomputed product, as peak RSS of a fresh process (median of 3): 1.68–1.84× a
+gradient's on the demo LM and 1.05–1.16× at 10.9M parameters, against 2.69× and 1.45× when it
+held a whole layer's cotangents and every activation to the end.
 
 Only this model and loss: :func:`byte_lm_support` says why another is not (a subclass, hooks,
 frozen or extra parameters), and the operator then uses its other forms.
