@@ -99,6 +99,21 @@ def ridgelens_on_path(tmp_path):
 
 _namespaces: dict = {}
 _workdirs: dict = {}
+_last_run: dict = {}  # file → first line of the last of its blocks run in this session
+
+
+def _runnable(b: dict) -> bool:
+    return (b["lang"] in ("python", *SHELLS) or b["mark"] == "output-of") and b["mark"] != "skip"
+
+
+def _continued(block: dict) -> list[dict]:
+    """The blocks a ``continue`` block continues: back to the nearest one that is not ``continue``."""
+    chain = []
+    for b in reversed([b for b in blocks(block["file"]) if _runnable(b) and b["line"] < block["line"]]):
+        chain.insert(0, b)
+        if b["mark"] != "continue":
+            break
+    return chain
 
 
 @pytest.mark.parametrize("block", _cases())
@@ -106,14 +121,23 @@ def test_doc_block_runs(block, tmp_path, monkeypatch, ridgelens_on_path):
     if block["mark"] == "skip":
         assert block["reason"], f"{block['file'].name}:{block['line']}: a skipped block must say why"
         pytest.skip(f"illustrative only: {block['reason']}")
+    if block["mark"] == "continue":
+        chain = _continued(block)
+        assert chain, f"{block['file'].name}:{block['line']}: 'continue' needs a block before it"
+        if _last_run.get(block["file"]) != chain[-1]["line"]:  # not run just before (-m slow, -k): run it first
+            for b in chain:
+                _run(b, tmp_path, monkeypatch, ridgelens_on_path)
+    _run(block, tmp_path, monkeypatch, ridgelens_on_path)
+
+
+def _run(block, tmp_path, monkeypatch, ridgelens_on_path):
     key = block["file"]
     if block["mark"] == "continue":
-        assert key in _workdirs, f"{key.name}:{block['line']}: 'continue' needs a block before it"
         work = _workdirs[key]
     else:
-        work = tmp_path / "work"
+        work = tmp_path / f"work-{block['line']}"
         work.mkdir()
-    _workdirs[key] = work
+    _workdirs[key], _last_run[key] = work, block["line"]
     monkeypatch.chdir(work)
     if block["mark"] == "output-of":
         command = block["reason"]
