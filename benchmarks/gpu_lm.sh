@@ -14,7 +14,7 @@
 # Every log is written to $OUT as it goes, so a run stopped by its time limit still returns what
 # it measured. Sizes are chosen to finish in about 6 minutes on one H200. The environment can
 # change them: DEMO (flags of the demo LM's run), STEPS, TOKENS, EIG_K and GPT2 (the model's
-# flags) for the GPT-2 run, DEVICE (default cuda). A dry run of the whole script on a CPU, with a small GPT-2 (about 2 minutes):
+# flags) for the GPT-2 run, DEVICE (default cuda). A dry run of the whole script on a CPU, with a small GPT-2 (about 5 minutes: memory from 3 children per row):
 #   PATH=$PWD/.venv-bench/bin:$PATH DEVICE=cpu DEMO="--repeats 3 --eig-k 4" STEPS=20 TOKENS=512 EIG_K=4 \
 #     GPT2="--layers 2 --width 64 --heads 2 --vocab 1000 --context 32" bash benchmarks/gpu_lm.sh
 set -u
