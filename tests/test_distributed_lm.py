@@ -101,7 +101,14 @@ def test_lm_refits_over_two_ranks(folder):
 
 
 def numbers(tree, path=""):
-    """Every number of a results.json as {dotted path: float} (lists flattened by index; None → nan)."""
+    """Every number of a results.json as {dotted path: float} (lists flattened by index; None → nan).
+
+    Strings are left out, and so is ``held`` when None: it names what a reuse form held ("r-op",
+    "graph"), and one process holding a graph where two ranks, each with its own batches,
+    recompute is not a difference of results.
+    """
+    if path.endswith("held.") and tree is None:
+        return {}
     if isinstance(tree, dict):
         return {k: v for key, sub in tree.items() for k, v in numbers(sub, f"{path}{key}.").items()}
     if isinstance(tree, list):
@@ -145,7 +152,10 @@ def test_torchrun_lm_cli_writes_what_one_process_writes(tmp_path):
         # within the two residuals, plus the products' rounding (the ranks sum their batches in another order),
         # which scales with the operator's norm: the largest top eigenvalue found
         assert abs(x[key] - y[key]) <= x[res] + y[res] + 1e-12 * top, (key, x[key], y[key], x[res], y[res])
-    skip = ("seconds", "total_seconds", "n_ranks", "n_batches", "analyses.ggn.min_eigenvalue")  # that Ritz value
+    # That Ritz value, and the products its Lanczos run took: inside the near-null cluster the count follows
+    # rounding. Measured in one process, the batch partition alone (9, 13, 25 batches) gave 136, 136, 169.
+    skip = ("seconds", "total_seconds", "n_ranks", "n_batches", "analyses.ggn.min_eigenvalue",
+            "analyses.ggn.n_matvecs", "curvature.ggn.n_products")
     compared = [k for k in x if k not in skip and k not in low and "_residuals." not in k
                 and not k.startswith("settings.")]
     assert len(compared) > 100 and any(k.startswith("retraining.val_perplexity") for k in compared)
