@@ -28,8 +28,9 @@ recomputed, against 3.19–3.35× for the double backward; 1.79–1.89× kept, a
 autograd's reused graph; every product within 1.2e-15 of autograd's.
 
 The Gauss–Newton product (``ggn=True``) G v = Jᵀ H_z J v takes the same R pass forward up to the
-logits Rz = J v (each layer's R dropped once the next is made), H_z Rz = p∘(Rz − ⟨p, Rz⟩)/N, and
-the gradient's way back from there (weights' pieces gyᵀx, no second-order term). Kept, only the
+logits Rz = J v (each layer's R dropped once the next is made), H_z Rz = w·p∘(Rz − ⟨p, Rz⟩)/N
+(w the batch's weight, N its tokens), and the gradient's way back from there (the weights'
+pieces gyᵀx and the norms' Σ gy∘x̂, no second-order term). Kept, only the
 forward pass is free of v. Demo LM: 1.14× a gradient's time kept and 1.71× recomputed, against
 1.77× for autograd's reused graphs; within 2.5e-15 of them.
 
@@ -103,12 +104,12 @@ class ByteLMPass:
     """The part of a product that does not depend on v, at θ on windows ``(x, y)``.
 
     ``params`` maps the model's parameter names to θ's tensors of their shapes; ``x`` and ``y``
-    are (B, T) token ids; :meth:`product` adds ``weight``·∇²ℓ(θ)·v, ℓ the mean next-token
-    cross-entropy of these windows.
+    are (B, T) token ids; :meth:`product` adds ``weight``·∇²ℓ(θ)·v (with ``ggn``, ``weight``·G·v),
+    ℓ the mean next-token cross-entropy of these windows.
 
-    The forward activations always; with ``keep_cotangents`` also the backward pass's cotangents
-    and GELU's slopes, so that each :meth:`product` runs only the R passes: six matrix
-    products per linear layer against a gradient's three, where recomputing runs eight. What
+    The forward activations always; for the Hessian with ``keep_cotangents`` also the backward
+    pass's cotangents and GELU's slopes, so that each :meth:`product` runs only the R passes: six
+    matrix products per linear layer against a gradient's three, where recomputing runs eight. What
     is kept is about half of autograd's graph of the same batch's gradient (demo LM: 27.9
     against 50.5 MiB). With ``ggn`` (the Gauss–Newton product: the logits' R pass forward, H_z,
     then the gradient's way back) what is free of v is the forward pass alone, and that is what
@@ -238,8 +239,9 @@ class ByteLMPass:
     def _back_mlp(self, i, gh, grads: dict | None = None) -> dict:
         """Layer i's MLP half's cotangents, given gh at the layer's output; ``"below"``: gh1, at the half's input.
 
-        With ``grads`` (the GGN's way back, gh a cotangent of the logits' R) the weights' and biases'
-        pieces gyᵀx, Σgy are added into it, and the Hessian's GELU'' term is left out.
+        With ``grads`` (the GGN's way back, gh a cotangent of the logits' R) the linear layers' and
+        the norm's pieces (gyᵀx and Σgy; Σ gy∘x̂ and Σgy) are added into it, and the Hessian's
+        GELU'' term is left out.
         """
         L, C = self.layers[i], {"gh": gh}
         if not self.keep:  # GELU, GELU' (and GELU'') for the R pass back, this layer only; f's last use
@@ -301,7 +303,7 @@ class ByteLMPass:
 
     # ------------------------------------------------------------------ the GGN's way back
     def _ggn_back(self, Rgz, H) -> None:
-        """Add Jᵀ(Rgz) into H: the gradient's way back from the logits' cotangent Rgz = weight·H_z·Jv."""
+        """Add Jᵀ(Rgz) into H: the gradient's way back from the logits' cotangent Rgz = w·p∘(Jv − ⟨p, Jv⟩)/N."""
         P, x, T = self.P, self.x, self.T
         H["head.weight"].addmm_(Rgz.t(), self.a)
         g = Rgz @ P["head.weight"]

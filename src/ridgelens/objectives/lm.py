@@ -6,11 +6,11 @@ has the same length T, so the mean over windows of each window's mean token loss
 and the torch objective's batch weights ``n_b / n`` (windows) are exact.
 
 Memory at vocabulary scale: a batch's logits are ``windows × T × vocab`` numbers, and a
-Hessian- or Gauss–Newton-vector product holds their second-order graph. The windows are
-therefore cut into batches of at most ``max_logits`` logits each (:data:`DEFAULT_MAX_LOGITS`
-by default): a product that recomputes batch by batch (Hessian ``form="recompute"``: the
-built-in LM's hand-written product, or double backward; GGN ``reuse=False``) never holds more
-than that many logits at once. A graph *reused* across
+Hessian- or Gauss–Newton-vector product holds their second-order graph (autograd's) or their
+values and R (the built-in LM's hand-written products). The windows are therefore cut into
+batches of at most ``max_logits`` logits each (:data:`DEFAULT_MAX_LOGITS` by default): a product
+that recomputes batch by batch (Hessian ``form="recompute"``, GGN ``reuse=False``: on the built-in
+LM by hand, else by autograd) never holds more than that many logits at once. A graph *reused* across
 products holds every batch's; :meth:`LMObjective.product_options` gives the operator options
 that keep the bound.
 
@@ -266,8 +266,9 @@ class LMObjective(TorchObjective):
         """Operator options that keep every product within ``max_logits`` logits.
 
         One batch: the graph may be reused (it holds that batch's logits only). Several: the
-        products recompute batch by batch: the Hessian's by the hand-written ``"r-op"`` on the
-        built-in byte LM, else by double backward (``form="recompute"``).
+        products recompute batch by batch: on the built-in byte LM both by hand (the Hessian's
+        ``"r-op"``, the GGN's hand-written product), else the Hessian's by double backward
+        (``form="recompute"``) and the GGN's by autograd (``reuse=False``).
         """
         if self.n_batches == 1:
             return {}

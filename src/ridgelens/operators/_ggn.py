@@ -21,8 +21,8 @@ traded for it (the products are the same to the bit), so there is no choice to m
 On ridgelens' built-in byte LM under its token cross-entropy (where the Hessian's hand-written
 ``"r-op"`` form applies) each product is computed by hand instead, with no autograd graph
 (:class:`ridgelens.lm._rop.ByteLMPass` with ``ggn=True``): the R pass forward up to the logits
-(J v, each layer's R dropped once the next is made), H_z (J v) = p∘(Jv − ⟨p, Jv⟩)/N per token,
-and the gradient's way back from there. What ``reuse`` holds is the forward pass alone
+(J v, each layer's R dropped once the next is made), H_z (J v) = w·p∘(Jv − ⟨p, Jv⟩)/N per token
+(w the batch's weight, N its tokens), and the gradient's way back from there. What ``reuse`` holds is the forward pass alone
 (:attr:`GGNOperator.held` is ``"r-op"``); ``hand_written=False`` keeps autograd's.
 
 The premise is checked, not assumed: at construction the output Hessian of the first batch
@@ -123,8 +123,9 @@ class GGNOperator(CurvatureOperator):
         ``batch_weight``, ``outputs``, ``loss_fn``, ``n_batches``).
     theta : array or tensor of shape (n,)
     reuse : bool, optional
-        Hold every batch's forward graph (faster products, more memory). Default: when the
-        first batch's graph times the number of batches fits ``memory_budget``.
+        Hold every batch's forward graph, or by hand its forward pass (faster products, more
+        memory). Default: when the first batch's (:attr:`batch_graph_bytes`) times the number of
+        batches fits ``memory_budget``.
     memory_budget : int, optional
         Bytes the held graphs may take (default 2 GiB).
     hand_written : bool, default True
@@ -132,6 +133,8 @@ class GGNOperator(CurvatureOperator):
         form applies), compute each product by hand with no autograd graph: the logits' R pass
         forward, H_z, and the gradient's way back from there (:class:`ridgelens.lm._rop.ByteLMPass`
         with ``ggn=True``); what ``reuse`` holds is then the forward pass alone. False keeps autograd's.
+        Where it applies is decided when the operator is built: like a held graph, such products
+        do not run hooks registered on the model afterwards.
 
     Attributes
     ----------
@@ -145,7 +148,8 @@ class GGNOperator(CurvatureOperator):
     output_min_eigenvalue : float or None
         The smallest eigenvalue of the first batch's output Hessian (dense check), if formed.
     batch_graph_bytes : int
-        Bytes the first batch's graphs save (measured while built; what ``reuse`` holds per batch).
+        What ``reuse`` holds per batch, measured on the first: the bytes its graphs save, or by
+        hand the bytes of its kept forward pass (:meth:`ByteLMPass.nbytes <ridgelens.lm._rop.ByteLMPass.nbytes>`).
     """
 
     def __init__(self, objective, theta, *, reuse: bool | None = None, memory_budget: int | None = None,

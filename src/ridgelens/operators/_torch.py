@@ -127,6 +127,9 @@ def _grad_batched(out, inp, V, retain_graph):
 
 def _r_op_support(objective) -> str | None:
     """None where the ``"r-op"`` form computes this objective's products; else why it does not."""
+    if type(objective) is not LMObjective and isinstance(objective, LMObjective):
+        return (f"it computes an LMObjective's own logits and loss, and {type(objective).__name__} is a subclass, "
+                "whose methods it would not run")
     if not (isinstance(objective, LMObjective) and objective.takes_parameter_views
             and objective.loss_fn is token_cross_entropy and objective.returns == "logits"):
         return "it is written for an LMObjective's own token cross-entropy on a model's logits"
