@@ -218,3 +218,15 @@ def test_shuffled_loader_gives_one_fingerprint_and_other_labels_another():
     assert fingerprint(Y, True) == first
     assert fingerprint(Y[torch.randperm(50)], True) != first
     assert fingerprint(Y, False) != fingerprint(Y[torch.randperm(50)], False)
+
+
+def test_digest_of_tensors_numpy_has_no_type_for():
+    """bfloat16 θ (an LM in bfloat16) made every operator's fingerprint raise TypeError: numpy has no bfloat16."""
+    from ridgelens._checkpoint import digest
+
+    a = torch.tensor([1.0, 2.0, 3.0], dtype=torch.bfloat16)
+    b = a.clone()
+    b[1] = 2.5
+    same_bytes = a.view(torch.float16)  # the same bits under another dtype: another tensor
+    assert digest(a) == digest(a.clone()) and len({digest(a), digest(b), digest(same_bytes)}) == 3
+    assert digest(a) != digest(a.reshape(3, 1)) and digest(torch.tensor(1.0, dtype=torch.bfloat16))

@@ -164,6 +164,11 @@ def file_digest(path) -> str:
     return h.hexdigest()
 
 
+#: torch dtypes numpy has no type for (``Tensor.numpy`` raises TypeError on them)
+_NUMPY_LACKS = tuple(getattr(torch, n) for n in ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                                                 "float8_e5m2fnuz") if hasattr(torch, n))
+
+
 def digest(*arrays) -> str | None:
     """A short fingerprint of arrays/tensors (None entries allowed), for a checkpoint's signature.
 
@@ -176,7 +181,12 @@ def digest(*arrays) -> str | None:
             h.update(b"none")
             continue
         if isinstance(a, torch.Tensor):
-            a = a.detach().cpu().numpy()
+            t = a.detach().cpu().contiguous()
+            if t.dtype in _NUMPY_LACKS:  # bfloat16 and the float8s: their bytes, under torch's dtype name
+                h.update(str((str(t.dtype), tuple(t.shape))).encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+                continue
+            a = t.numpy()
         a = np.ascontiguousarray(a)
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(a.tobytes())
