@@ -269,8 +269,11 @@ class GGNOperator(CurvatureOperator):
         lo, hi = float(ev[0]), float(ev[-1])
         self.output_min_eigenvalue = lo
         # Rounding in the loss's dtype (and in forming the Hessian) is not indefiniteness: in float32 a
-        # cross-entropy's output Hessian shows eigenvalues near −1e-7·largest that are exactly 0.
-        if lo < -self._psd_tol * max(abs(hi), 1e-300):
+        # cross-entropy's output Hessian shows eigenvalues near −1e-7·largest that are exactly 0. Its entries
+        # are formed from terms of one output's share of a mean loss, 1/numel (probabilities up to 1, squared
+        # error's 2): rounding is relative to that, not to the largest eigenvalue, which a confident classifier
+        # takes far below it (an MLP that separates iris: −3.4e-19 against a largest 4.9e-15, refused before).
+        if lo < -self._psd_tol * max(abs(hi), 1.0 / o.numel()):
             raise RidgelensError(
                 f"the Gauss-Newton curvature needs a loss convex in the model's outputs, but {self.loss_name}'s "
                 f"Hessian in the outputs has a negative eigenvalue {lo:.3g} (largest {hi:.3g}) on the first "
