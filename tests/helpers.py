@@ -26,6 +26,20 @@ def mixed_curvature_mlp():
     return obj, obj.minimize(l2=0.05, method="lbfgs", max_iter=300).theta
 
 
+def lbfgs_fit(net, loss_fn, X, Y, **options):
+    """Train ``net`` in place on (X, Y) with one full-batch torch L-BFGS step (strong Wolfe line search)."""
+    opt = torch.optim.LBFGS(net.parameters(), line_search_fn="strong_wolfe", **options)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(net(X), Y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return net
+
+
 def check_report_page(page, out, d) -> list:
     """A report.html open in ``page``: one <img> per PNG in ``out`` (selection.png among them), each decoded and
     larger than 100 px, and every ``td[data-value]`` cell equal to results.json ``d`` (value and text).

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 import ridgelens as rl
-from helpers import psd
+from helpers import lbfgs_fit, psd
 from ridgelens.objectives.torch import TorchObjective
 from ridgelens.operators import FunctionOperator
 
@@ -706,15 +706,7 @@ def test_ggn_of_a_classifier_that_separates_its_data_is_accepted():
     y = torch.tensor(y)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).double()
-    opt = torch.optim.LBFGS(net.parameters(), max_iter=200, tolerance_grad=1e-14, tolerance_change=0,
-                            line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(X), y)
-        loss.backward()
-        return loss
-    opt.step(closure)
+    lbfgs_fit(net, torch.nn.functional.cross_entropy, X, y, max_iter=200, tolerance_grad=1e-14, tolerance_change=0)
     obj = TorchObjective(net, torch.nn.functional.cross_entropy, [(X, y)])
     assert obj.value(obj.theta0) < 1e-10  # separated: every probability of the true class within 1e-10 of 1
     G = rl.ggn(obj, obj.theta0)

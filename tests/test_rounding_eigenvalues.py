@@ -14,6 +14,7 @@ import torch
 from sklearn.datasets import load_diabetes
 
 import ridgelens as rl
+from helpers import lbfgs_fit
 from ridgelens._shrinkage import rounding_tol, snap_rounding
 
 
@@ -117,15 +118,7 @@ def twin_feature_mlp():
     Y = torch.tensor((y - y.mean()) / y.std())[:, None]
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(11, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, 1)).double()
-    opt = torch.optim.LBFGS(net.parameters(), max_iter=300, history_size=50, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(X), Y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    lbfgs_fit(net, torch.nn.functional.mse_loss, X, Y, max_iter=300, history_size=50)
     obj = rl.TorchObjective(net, torch.nn.functional.mse_loss, [(X, Y)])
     null = np.zeros((obj.n_params, HIDDEN))  # first-layer weight (j, k) is entry 11·j + k of θ
     null[11 * np.arange(HIDDEN) + 2, np.arange(HIDDEN)] = 2 ** -0.5
