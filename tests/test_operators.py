@@ -713,3 +713,18 @@ def test_ggn_of_a_classifier_that_separates_its_data_is_accepted():
     assert G.output_min_eigenvalue is not None and abs(G.output_min_eigenvalue) < 1e-16  # rounding, not curvature
     v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     assert float(v @ G.matvec(v)) >= 0
+
+
+@pytest.mark.parametrize("kw, name", [({"memory_budget": "abc"}, "memory_budget"), ({"memory_budget": -5}, "memory_budget"),
+                                      ({"memory_budget": float("nan")}, "memory_budget"),
+                                      ({"memory_budget": True}, "memory_budget"), ({"hand_written": "no"}, "hand_written"),
+                                      ({"hand_written": None}, "hand_written"), ({"reuse": "no"}, "reuse")])
+def test_operator_options_of_the_wrong_kind_are_refused_by_name(kw, name):
+    """memory_budget="abc" raised int()'s ValueError; the GGN took a negative budget, and either operator took
+    hand_written="no" (or the GGN reuse="no") as True: a string is truthy."""
+    obj, *_ = _net_objective("mse", n=16)
+    makers = [rl.ggn] if "reuse" in kw else [rl.ggn, rl.hessian]
+    for make in makers:
+        with pytest.raises(rl.RidgelensError, match=rf"^{name} must be "):
+            make(obj, obj.theta0, **kw)
+    assert rl.ggn(obj, obj.theta0, memory_budget=2e9, reuse=None).form in ("reuse", "recompute")  # 2e9 bytes is a number

@@ -226,6 +226,26 @@ def check_tolerance(tol, name: str) -> float:
     return t
 
 
+def check_flag(value, name: str, *, none: bool = False) -> bool | None:
+    """``value`` as a bool (numpy's too), or None where ``none`` allows it; anything else is refused, naming ``name``.
+
+    A string such as "no" is truthy: taken as a flag it would mean the opposite of what it says.
+    """
+    if value is None and none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise RidgelensError(f"{name} must be True or False{', or None' if none else ''}, got {value!r}")
+
+
+def check_bytes(value, name: str) -> int:
+    """A number of bytes ≥ 0 as an int (2e9 is taken; a bool, a string, NaN, inf or a fraction is refused, naming ``name``)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not np.isfinite(value) or value < 0 or value != int(value):
+        raise RidgelensError(f"{name} must be a whole number of bytes ≥ 0, got {value!r}")
+    return int(value)
+
+
 def check_seed(seed, name: str = "seed") -> int:
     """Return ``seed`` as an int in [0, 2^63) (a random generator's seed); a string, float or bool is refused, naming ``name``."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:

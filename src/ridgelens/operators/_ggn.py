@@ -39,6 +39,7 @@ from torch.autograd.graph import get_gradient_edge
 
 from ridgelens import _distributed as dist
 from ridgelens._autodiff import saved_bytes, second_order_attention
+from ridgelens._validation import check_bytes, check_flag
 from ridgelens.errors import RidgelensError
 from ridgelens.lm._rop import ByteLMPass
 from ridgelens.operators._base import CurvatureOperator
@@ -159,7 +160,8 @@ class GGNOperator(CurvatureOperator):
         self.theta = objective.flat_tensor(theta)
         if dist.is_distributed():  # the digest copies θ to the host and hashes it: only where ranks compare
             dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))
-        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else check_bytes(memory_budget, "memory_budget")
+        reuse, hand_written = check_flag(reuse, "reuse", none=True), check_flag(hand_written, "hand_written")
         self.loss_name = getattr(objective.loss_fn, "__name__", type(objective.loss_fn).__name__)
         self.output_min_eigenvalue = None
         #: relative size below which a negative curvature of the output Hessian is rounding (float64 ~2e-13, float32 ~1e-4)

@@ -55,6 +55,7 @@ from ridgelens._autodiff import (
     second_order_attention,
     second_order_graph,
 )
+from ridgelens._validation import check_bytes, check_flag
 from ridgelens.errors import RidgelensError
 from ridgelens.lm._rop import ByteLMPass, byte_lm_support
 from ridgelens.objectives.lm import LMObjective, token_cross_entropy
@@ -207,9 +208,9 @@ class TorchHessianOperator(CurvatureOperator):
         self.theta = objective.flat_tensor(theta)
         if dist.is_distributed():  # the digest copies θ to the host and hashes it: only where ranks compare
             dist.check_same("point θ (digest)", dist.tensor_digest(self.theta))
-        self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
-        if self.memory_budget < 0:
-            raise RidgelensError(f"memory_budget must be ≥ 0 bytes, got {memory_budget}")
+        self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else check_bytes(memory_budget,
+                                                                                             "memory_budget")
+        hand_written = check_flag(hand_written, "hand_written")
         self._graph = None
         self._lock = threading.Lock()
         self.form_timings, self.form_errors = {}, {}
