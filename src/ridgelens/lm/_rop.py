@@ -260,7 +260,7 @@ class ByteLMPass:
         C["ga2"] = ga2 = gf @ self._p(i, "fc.weight")
         if grads is not None:
             self._weight_grads(grads, i, "fc", gf, self._norm_out(i, 2))
-            self._weight_grads(grads, i, "ln2", ga2, self.layers[i]["xh2"])
+            self._weight_grads(grads, i, "ln2", ga2, L["xh2"])
         gx, C["ln2"] = _layer_norm_back(ga2, L["xh2"], L["r2"], self._p(i, "ln2.weight"))
         C["below"] = gx.add_(gh)
         return C
@@ -304,7 +304,7 @@ class ByteLMPass:
     # ------------------------------------------------------------------ the GGN's way back
     def _ggn_back(self, Rgz, H) -> None:
         """Add Jᵀ(Rgz) into H: the gradient's way back from the logits' cotangent Rgz = w·p∘(Jv − ⟨p, Jv⟩)/N."""
-        P, x, T = self.P, self.x, self.T
+        P = self.P
         H["head.weight"].addmm_(Rgz.t(), self.a)
         g = Rgz @ P["head.weight"]
         del Rgz
@@ -319,8 +319,7 @@ class ByteLMPass:
             gh = self._back_attention(i, gh, H)["below"]
             if self._spent:
                 self.layers[i] = None
-        H["tok.weight"].index_add_(0, x.reshape(-1), gh)
-        H["pos.weight"][:T] += gh.view(self.B, T, self.W).sum(0)
+        self._embed_back(gh, H)
 
     # ------------------------------------------------------------------ the R passes
     def product(self, vectors: dict, out: dict) -> None:
@@ -328,7 +327,7 @@ class ByteLMPass:
 
         A pass without ``keep_cotangents`` computes one product: it lets go of its state on the way.
         """
-        P, V, H, x, T = self.P, vectors, out, self.x, self.T
+        P, V, H = self.P, vectors, out
         if self._spent:
             raise RuntimeError("this pass has computed its product; one without keep_cotangents computes one")
         if self._forward_r is not None and self._forward_r[0] is vectors:  # done with the activations
@@ -376,8 +375,12 @@ class ByteLMPass:
                 del C
             if self._spent:
                 self.layers[i] = None
-        H["tok.weight"].index_add_(0, x.reshape(-1), Rgh)
-        H["pos.weight"][:T] += Rgh.view(self.B, T, self.W).sum(0)
+        self._embed_back(Rgh, H)
+
+    def _embed_back(self, g, H) -> None:
+        """Add the embeddings' pieces of a cotangent g at the first layer's input into H (token rows and positions)."""
+        H["tok.weight"].index_add_(0, self.x.reshape(-1), g)
+        H["pos.weight"][:self.T] += g.view(self.B, self.T, self.W).sum(0)
 
     def _embed_r(self, V):
         pos = torch.arange(self.T, device=self.x.device)
