@@ -88,7 +88,10 @@ def test_dense_evidence_and_validation_of_a_torch_model(mlp):
     obj, theta, X, y = mlp
     ref, _ = exact_evidence(theta, X, y, GRID)
     sel = select_lambda(obj, GRID, method="evidence", theta_hat=theta, options={"curvature": "ggn"})
-    np.testing.assert_allclose(sel.criterion, ref, rtol=1e-8)  # measured 1.8e-9 (θ̃ agrees to ~1e-10)
+    # Measured 1.8e-9 on one machine and 1.16e-8 on another (AMD EPYC), both at λ = 1e-4 and
+    # falling as 1/λ: θ̂'s weights reach 2e4, L-BFGS stops at ‖∇R‖ 2.3e-7, and the reference drops
+    # ∇R(θ̂). Without its log-det term it is off by 1.9e-2 to 0.39.
+    np.testing.assert_allclose(sel.criterion, ref, rtol=1e-7)
     Xv, yv = load_diabetes(return_X_y=True)
     Xv, yv = Xv[80:120, [2, 3, 8]], yv[80:120]
     Xv, yv = (Xv - Xv.mean(0)) / Xv.std(0), (yv - yv.mean()) / yv.std()
