@@ -36,9 +36,13 @@ forward pass is free of v. Demo LM: 1.14× a gradient's time kept and 1.71× rec
 
 Memory: a pass keeps per layer what the way back cannot remake cheaply (the norms' x̂ and r,
 Q, K, V, the attention's P, the MLP's pre-activation, and in a product their R) and remakes
-the rest there (the norms' outputs, PV, GELU and its slopes, the norms' backward terms). A
-recomputing pass goes back half a layer at a time (MLP, then attention) and lets go of each
-cotangent, R quantity and layer after its last use, so it computes one product. Peak memory
+the rest there (the norms' outputs, PV, GELU and its slopes, the norms' backward terms). At
+the top it keeps e = softmax − onehot, which stands for both p and the logits' cotangent
+(w/N)·e. A kept pass also remakes per product the scores' cotangents (one T×T batched
+product) and each half's input cotangent (carried down from the top, one add per half): 23.4
+MiB on the demo LM where it held 27.9, its time within 1.5% in paired runs. A recomputing
+pass goes back half a layer at a time (MLP, then attention) and lets go of each cotangent, R
+quantity and layer after its last use, so it computes one product. Peak memory
 of one recomputed product, as peak RSS of a fresh process (median of 3): 1.68–1.84× a
 gradient's on the demo LM and 1.05–1.16× at 10.9M parameters, against 2.69× and 1.45× when it
 held a whole layer's cotangents and every activation to the end.
@@ -110,7 +114,7 @@ class ByteLMPass:
     The forward activations always; for the Hessian with ``keep_cotangents`` also the backward
     pass's cotangents and GELU's slopes, so that each :meth:`product` runs only the R passes: six
     matrix products per linear layer against a gradient's three, where recomputing runs eight. What
-    is kept is about half of autograd's graph of the same batch's gradient (demo LM: 27.9
+    is kept is under half of autograd's graph of the same batch's gradient (demo LM: 23.4
     against 50.5 MiB). With ``ggn`` (the Gauss–Newton product: the logits' R pass forward, H_z,
     then the gradient's way back) what is free of v is the forward pass alone, and that is what
     ``keep_cotangents`` keeps.
@@ -164,25 +168,27 @@ class ByteLMPass:
             if not keep_cotangents:  # recomputed going back (with GELU''), this layer at a time
                 del L["act"], L["slope"]
         self._forward_r = None if vectors is None else (vectors, Rs, Rh)  # for product(vectors, …)
-        self.a, self.xhf, self.rf = _layer_norm(h, P["ln.weight"], P["ln.bias"], model.ln.eps)
-        self.pz = (self.a @ P["head.weight"].t()).softmax(-1)
+        a, self.xhf, self.rf = _layer_norm(h, P["ln.weight"], P["ln.bias"], model.ln.eps)
+        # softmax − onehot, the logits' cotangent over w/N: it stands for both (see _logits_r_back)
+        self.e = e = (a @ P["head.weight"].t()).softmax(-1)
+        del a  # remade where needed (_top_out)
+        self.target = (torch.arange(self.N, device=x.device), y.reshape(-1))
+        e[self.target] -= 1
         self.cotangents = []
         if ggn:  # its way back starts at the logits, from v: nothing more is free of v
             return
-        gz = self.pz.clone()
-        gz[torch.arange(self.N, device=x.device), y.reshape(-1)] -= 1
-        self.gz = gz.mul_(self.scale)
-        self.ga = self.gz @ P["head.weight"]
+        self.ga = (e * self.scale) @ P["head.weight"]
         gh, self.top = _layer_norm_back(self.ga, self.xhf, self.rf, P["ln.weight"])
-        if keep_cotangents:
+        self.gh = gh  # where every product's way back starts
+        if keep_cotangents:  # each half's input cotangent (gh, gh1) is not kept: a product carries it down (one add)
             for i in reversed(range(len(self.layers))):
                 halves = []
-                for back in (self._back_mlp, self._back_attention):
+                for back, name in ((self._back_mlp, "gh"), (self._back_attention, "gh1")):
                     halves.append(back(i, gh))
                     gh = halves[-1].pop("below")
+                    del halves[-1][name]
                 self.cotangents.insert(0, halves)
-        else:
-            self.gh = gh
+            del gh
 
     def nbytes(self) -> int:
         """Bytes of the tensors this pass holds (each storage once)."""
@@ -198,7 +204,7 @@ class ByteLMPass:
                 for u in t.values():
                     add(u)
 
-        add([self.layers, self.cotangents, *(getattr(self, n, None) for n in ("a", "xhf", "rf", "pz", "gz", "ga", "top", "gh"))])
+        add([self.layers, self.cotangents, *(getattr(self, n, None) for n in ("xhf", "rf", "e", "ga", "top", "gh"))])
         return sum(seen.values())
 
     # ------------------------------------------------------------------ shapes and names
@@ -274,16 +280,11 @@ class ByteLMPass:
         if grads is not None:
             self._weight_grads(grads, i, "proj", gh1, self._attention_out(L))
         C["gO"] = gO = self._head(gh1 @ self._p(i, "proj.weight"))
-        Pm = L["P"]
-        gP = torch.bmm(gO, L["v"].transpose(1, 2))
-        C["gPc"] = gPc = gP.sub_((Pm * gP).sum(-1, keepdim=True))  # gP − ⟨P, gP⟩
-        C["gS"] = gS = Pm * gPc
-        g3 = torch.empty(3, *gO.shape, dtype=gO.dtype, device=gO.device)
-        torch.bmm(gS, L["k"], out=g3[0]).mul_(self.s)
-        torch.bmm(gS.transpose(1, 2), L["q"], out=g3[1]).mul_(self.s)
-        torch.bmm(Pm.transpose(1, 2), gO, out=g3[2])
-        C["gqkv"] = gqkv = self._rows(g3)
-        del g3
+        gPc, gS = self._scores_back(L, gO)
+        C["gqkv"] = gqkv = self._qkv_back(L, gO, gS)
+        if not self.keep:  # a kept pass remakes these per product: one (T×T)-sized batched product, elementwise
+            C["gPc"], C["gS"] = gPc, gS
+        del gPc, gS
         C["ga1"] = ga1 = gqkv @ self._p(i, "qkv.weight")
         if grads is not None:
             self._weight_grads(grads, i, "qkv", gqkv, self._norm_out(i, 1))
@@ -291,6 +292,21 @@ class ByteLMPass:
         gx, C["ln1"] = _layer_norm_back(ga1, L["xh1"], L["r1"], self._p(i, "ln1.weight"))
         C["below"] = gx.add_(gh1)
         return C
+
+    def _scores_back(self, L, gO):
+        """The attention scores' cotangents from gO at PV: gP − ⟨P, gP⟩ (gP = gO Vᵀ) and gS = P∘(gP − ⟨P, gP⟩)."""
+        Pm = L["P"]
+        gP = torch.bmm(gO, L["v"].transpose(1, 2))
+        gPc = gP.sub_((Pm * gP).sum(-1, keepdim=True))
+        return gPc, Pm * gPc
+
+    def _qkv_back(self, L, gO, gS):
+        """The cotangent at the qkv layer's output, (N, 3W): s·gS K, s·gSᵀ Q and Pᵀ gO."""
+        g3 = torch.empty(3, *gO.shape, dtype=gO.dtype, device=gO.device)
+        torch.bmm(gS, L["k"], out=g3[0]).mul_(self.s)
+        torch.bmm(gS.transpose(1, 2), L["q"], out=g3[1]).mul_(self.s)
+        torch.bmm(L["P"].transpose(1, 2), gO, out=g3[2])
+        return self._rows(g3)
 
     def _weight_grads(self, grads, i, name, gy, x) -> None:
         """Add a layer's weight and bias pieces into ``grads``: gyᵀx and Σgy for a linear layer, Σ gy∘x̂ and Σgy for a norm."""
@@ -305,7 +321,7 @@ class ByteLMPass:
     def _ggn_back(self, Rgz, H) -> None:
         """Add Jᵀ(Rgz) into H: the gradient's way back from the logits' cotangent Rgz = w·p∘(Jv − ⟨p, Jv⟩)/N."""
         P = self.P
-        H["head.weight"].addmm_(Rgz.t(), self.a)
+        H["head.weight"].addmm_(Rgz.t(), self._top_out())
         g = Rgz @ P["head.weight"]
         del Rgz
         H["ln.weight"] += (g * self.xhf).sum(0)
@@ -313,7 +329,7 @@ class ByteLMPass:
         gh, _ = _layer_norm_back(g, self.xhf, self.rf, P["ln.weight"])
         del g
         if self._spent:
-            del self.a, self.xhf, self.rf
+            del self.xhf, self.rf
         for i in reversed(range(len(self.layers))):
             gh = self._back_mlp(i, gh, H)["below"]
             gh = self._back_attention(i, gh, H)["below"]
@@ -343,39 +359,57 @@ class ByteLMPass:
         self._spent = not self.keep  # a recomputing pass lets go of its state on the way: what the top needed, then each layer
         Ra, Rxhf, mf = _layer_norm_r(self.xhf, self.rf, Rh, P["ln.weight"], V["ln.weight"], V["ln.bias"])
         del Rh
-        Rz = torch.mm(Ra, P["head.weight"].t()).addmm_(self.a, V["head.weight"].t())
-        Rgz = Rz.mul_(self.pz)
-        Rgz.addcmul_(self.pz, Rgz.sum(-1, keepdim=True), value=-1).mul_(self.scale)  # p∘(Rz − ⟨p, Rz⟩)·w/N
+        Rz = torch.mm(Ra, P["head.weight"].t()).addmm_(self._top_out(), V["head.weight"].t())
+        Rgz = self._logits_r_back(Rz)
         del Rz
-        if self._spent:
-            del self.pz
         if self.ggn:
             del Ra, Rxhf, mf
+            if self._spent:
+                del self.e
             return self._ggn_back(Rgz, H)
-        Rga = _linear_r_back(self.gz, Rgz, [self.a, Ra], P["head.weight"], V["head.weight"], H["head.weight"], None)
+        Rga = _linear_r_back(self.e, Rgz, [self._top_out(), Ra], P["head.weight"], V["head.weight"], H["head.weight"],
+                             None, gy_scale=self.scale)
         del Rgz, Ra
         if self._spent:
-            del self.a, self.gz
-        Rgh = _layer_norm_r_back(self.ga, Rga, self.top, self.xhf, Rxhf, self.rf, mf, P["ln.weight"], V["ln.weight"],
-                                 H["ln.weight"], H["ln.bias"])
+            del self.e
+        Rgh, _ = _layer_norm_r_back(self.ga, Rga, self.top, self.xhf, Rxhf, self.rf, mf, P["ln.weight"],
+                                    V["ln.weight"], H["ln.weight"], H["ln.bias"])
         del Rga, Rxhf, mf
+        gh = self.gh
         if self._spent:
-            gh = self.gh
             del self.xhf, self.rf, self.ga, self.top, self.gh
-        halves = ((self._back_mlp, self._r_back_mlp), (self._back_attention, self._r_back_attention))
+        halves = ((self._back_mlp, self._r_back_mlp, "gh"), (self._back_attention, self._r_back_attention, "gh1"))
         for i in reversed(range(len(self.layers))):
             R = Rs.pop()
-            for h, (back, r_back) in enumerate(halves):
-                if self.keep:
-                    C = self.cotangents[i][h]
+            for h, (back, r_back, name) in enumerate(halves):
+                last = not i and h  # at the embeddings the R pass alone goes on
+                if self.keep:  # the kept cotangents and the carried gh; the one below comes from the norm's R back
+                    C = {**self.cotangents[i][h], name: gh}
                 else:  # recomputed half by half: only one half's cotangents are held at a time
                     C = back(i, gh)
-                    gh = C.pop("below") if i or not h else None  # none at the embeddings: the R pass alone goes there
-                Rgh = r_back(i, R, C, Rgh, V, H)
-                del C
+                    gh = None if last else C.pop("below")
+                Rgh, below = r_back(i, R, C, Rgh, V, H, below=self.keep and not last)
+                if self.keep:
+                    gh = below
+                del C, below
             if self._spent:
                 self.layers[i] = None
         self._embed_back(Rgh, H)
+
+    def _top_out(self):
+        """The final norm's output x̂∘w + b, the head's input (remade: not kept)."""
+        return torch.addcmul(self.P["ln.bias"], self.xhf, self.P["ln.weight"])
+
+    def _logits_r_back(self, Rz):
+        """R of the logits' cotangent, p∘(Rz − ⟨p, Rz⟩)·w/N, into Rz: with p = e + onehot, no p is held or made."""
+        e, target = self.e, self.target
+        at_target = Rz[target]
+        pRz = Rz.mul_(e)
+        pRz[target] += at_target  # p∘Rz
+        inner = pRz.sum(-1)  # ⟨p, Rz⟩
+        pRz.addcmul_(e, inner[:, None], value=-1)
+        pRz[target] -= inner  # − p⟨p, Rz⟩
+        return pRz.mul_(self.scale)
 
     def _embed_back(self, g, H) -> None:
         """Add the embeddings' pieces of a cotangent g at the first layer's input into H (token rows and positions)."""
@@ -412,27 +446,32 @@ class ByteLMPass:
         act, slope = (L["act"], L["slope"]) if "slope" in L else _gelu(L["f"], slopes=False)[:2]
         return R, lin("out", act, slope * Rf).add_(Rh1)
 
-    def _r_back_mlp(self, i, R, C, Rgh, V, H):
+    def _r_back_mlp(self, i, R, C, Rgh, V, H, below: bool = False):
         """Layer i's MLP half's R cotangents and product pieces (into H), given Rgh at its output; Rgh1 at its input.
 
         Each R quantity (this product's own) goes as soon as it has been used, and so does each
         cotangent of a pass that recomputes them; a kept pass's cotangents stay, for the next product.
+        Returns (Rgh1, gh1), the latter, the cotangent at the half's input, only if ``below``.
         """
         L, r, c, lin, norm = self._r_back_tools(i, R, C, V, H)
         k = L.__getitem__ if self.keep else C.pop  # GELU's value and slopes: kept with L, or recomputed in C
         Rf, slope = r("f"), k("slope")
+        gh = C["gh"] if below else None
         Rgact = lin("out", c("gh"), Rgh, [k("act"), partial(torch.mul, slope, Rf)])  # made once act is used
-        Rgf = c("gcurv").mul(Rf).addcmul_(Rgact, slope)
+        Rgf = Rf.mul_(c("gcurv")).addcmul_(Rgact, slope)  # into Rf, this product's own, at its last use
         del Rgact, Rf, slope
         Rga2 = lin("fc", c("gf"), Rgf, [self._norm_out(i, 2), self._norm_out(i, 2, R, V)])
         del Rgf
-        return norm("ln2", c("ga2"), Rga2, 2).add_(Rgh)
+        Rg, g = norm("ln2", c("ga2"), Rga2, 2, below)
+        return Rg.add_(Rgh), None if g is None else g.add_(gh)
 
-    def _r_back_attention(self, i, R, C, Rgh1, V, H):
-        """Layer i's attention half's R cotangents and product pieces (into H), given Rgh1; Rg at the layer's input."""
+    def _r_back_attention(self, i, R, C, Rgh1, V, H, below: bool = False):
+        """Layer i's attention half's R cotangents and product pieces (into H), given Rgh1; as :meth:`_r_back_mlp`."""
         L, r, c, lin, norm = self._r_back_tools(i, R, C, V, H)
+        gh1 = C["gh1"] if below else None
         RgO = self._head(lin("proj", c("gh1"), Rgh1, [self._attention_out(L), self._attention_out(L, R)]))
-        Pm, RP, gO, gPc, gS, s = L["P"], r("P"), c("gO"), c("gPc"), c("gS"), self.s
+        Pm, RP, gO, s = L["P"], r("P"), c("gO"), self.s
+        gPc, gS = self._scores_back(L, gO) if self.keep else (c("gPc"), c("gS"))  # remade, or the recomputed pass's
         Rg3 = torch.empty(3, *gO.shape, dtype=gO.dtype, device=gO.device)
         torch.bmm(RP.transpose(1, 2), gO, out=Rg3[2]).baddbmm_(Pm.transpose(1, 2), RgO)
         RgP = torch.bmm(RgO, L["v"].transpose(1, 2)).baddbmm_(gO, r("v").transpose(1, 2))
@@ -447,7 +486,8 @@ class ByteLMPass:
         del Rg3
         Rga1 = lin("qkv", c("gqkv"), Rgqkv, [self._norm_out(i, 1), self._norm_out(i, 1, R, V)])
         del Rgqkv
-        return norm("ln1", c("ga1"), Rga1, 1).add_(Rgh1)
+        Rg, g = norm("ln1", c("ga1"), Rga1, 1, below)
+        return Rg.add_(Rgh1), None if g is None else g.add_(gh1)
 
     def _r_back_tools(self, i, R, C, V, H):
         """Layer i's activations, R and cotangent getters (each R, and a recomputed cotangent, taken once), linear and norm R-backs."""
@@ -458,10 +498,10 @@ class ByteLMPass:
             return _linear_r_back(gy, Rgy, inputs, self._p(i, name + ".weight"), self._v(V, i, name + ".weight"),
                                   H[f"blocks.{i}.{name}.weight"], H[f"blocks.{i}.{name}.bias"])
 
-        def norm(name, gy, Rgy, n):
+        def norm(name, gy, Rgy, n, gx=False):
             return _layer_norm_r_back(gy, Rgy, c(name), L[f"xh{n}"], r(f"xh{n}"), L[f"r{n}"], r(f"m{n}"),
                                       self._p(i, name + ".weight"), self._v(V, i, name + ".weight"),
-                                      H[f"blocks.{i}.{name}.weight"], H[f"blocks.{i}.{name}.bias"])
+                                      H[f"blocks.{i}.{name}.weight"], H[f"blocks.{i}.{name}.bias"], gx)
         return L, r, c, lin, norm
 
 
@@ -475,8 +515,10 @@ def _gelu(f, slopes: bool):
     return cdf.mul_(f), slope, curv
 
 
-def _linear_r_back(gy, Rgy, inputs, W, V, HW, Hb):
+def _linear_r_back(gy, Rgy, inputs, W, V, HW, Hb, gy_scale: float = 1.0):
     """Add the weight's and bias's product pieces (Rgyᵀx + gyᵀRx, ΣRgy) into HW, Hb; return Rgx = Rgy W + gy V.
+
+    ``gy_scale``: gy is ``gy_scale`` times the given one (the head's, which is (softmax − onehot)·w/N).
 
     ``inputs`` is the list [x, Rx], emptied as they are used: where the caller holds them nowhere
     else (an R quantity, a recomputed input), each is freed before the next is made (Rx may be a
@@ -486,11 +528,11 @@ def _linear_r_back(gy, Rgy, inputs, W, V, HW, Hb):
     inputs.clear()
     HW.addmm_(Rgy.t(), x)
     del x
-    HW.addmm_(gy.t(), Rx() if callable(Rx) else Rx)
+    HW.addmm_(gy.t(), Rx() if callable(Rx) else Rx, alpha=gy_scale)
     del Rx
     if Hb is not None:
         Hb += Rgy.sum(0)
-    return (Rgy @ W).addmm_(gy, V)
+    return (Rgy @ W).addmm_(gy, V, alpha=gy_scale)
 
 
 def _layer_norm(x, w, b, eps):
@@ -516,8 +558,8 @@ def _layer_norm_back(gy, xh, r, w):
     return u.mul_(r), m2
 
 
-def _layer_norm_r_back(gy, Rgy, m2, xh, Rxh, r, m, w, Vw, Hw, Hb):
-    """Add the weight's and bias's pieces into Hw, Hb; return Rgx = r(Ru − r m u)."""
+def _layer_norm_r_back(gy, Rgy, m2, xh, Rxh, r, m, w, Vw, Hw, Hb, gx: bool = False):
+    """Add the weight's and bias's pieces into Hw, Hb; return Rgx = r(Ru − r m u), and with ``gx`` the cotangent r·u (else None)."""
     Hw += (Rgy * xh).sum(0).add_((gy * Rxh).sum(0))
     Hb += Rgy.sum(0)
     gw = gy * w
@@ -525,4 +567,5 @@ def _layer_norm_r_back(gy, Rgy, m2, xh, Rxh, r, m, w, Vw, Hw, Hb):
     Rm2 = (Rgw * xh).mean(-1, keepdim=True).add_((gw * Rxh).mean(-1, keepdim=True))
     Ru = Rgw.sub_(Rgw.mean(-1, keepdim=True)).sub_(Rxh * m2).sub_(xh * Rm2)
     u = gw.sub_(gw.mean(-1, keepdim=True)).sub_(xh * m2)
-    return Ru.sub_(u.mul_(r * m)).mul_(r)
+    g = u * r if gx else None
+    return Ru.sub_(u.mul_(r * m)).mul_(r), g
