@@ -6,7 +6,7 @@ Forms of the Hessian-vector product (Pearlmutter's R-operator):
   (``autograd.grad(..., create_graph=True)``) and differentiate it again for each v
   (one backward pass per HVP). Fastest, but holds every batch's graph in memory. For the
   built-in byte LM what is held is instead the hand-written R-operator's v-free pass (its
-  activations and cotangents; about half of autograd's graph, 27.9 against 50.5 MiB for the
+  activations and cotangents; under half of autograd's graph, 23.4 against 50.5 MiB for the
   demo LM's batch), and each product runs only the R passes
   (:attr:`TorchHessianOperator.held` says which; ``hand_written=False`` keeps autograd's).
 - ``"double-backward"``: rebuild that graph batch by batch for every v.
