@@ -36,9 +36,11 @@ forward pass is free of v. Demo LM: 1.14× a gradient's time kept and 1.71× rec
 
 Memory: a pass keeps per layer what the way back cannot remake cheaply (the norms' x̂ and r,
 Q, K, V, the attention's P, the MLP's pre-activation, and in a product their R) and remakes
-the rest there (the norms' outputs, PV, GELU and its slopes, the norms' backward terms). At
-the top it keeps e = softmax − onehot, which stands for both p and the logits' cotangent
-(w/N)·e. A kept pass also remakes per product the scores' cotangents (one T×T batched
+the rest there (the norms' outputs, PV, GELU and its slopes, the norms' backward terms); a
+kept Hessian pass keeps GELU's value and slope and gact∘GELU″ instead of the pre-activation,
+since remaking them (an erf and an exp) would cost 8–24% of a product. At the top it keeps
+e = softmax − onehot, which stands for both p and the logits' cotangent (w/N)·e, and p at the
+targets (where e + 1 would lose digits). A kept pass also remakes per product the scores' cotangents (one T×T batched
 product) and each half's input cotangent (carried down from the top, one add per half): 23.4
 MiB on the demo LM where it held 27.9, its time within 1.5% in paired runs. A recomputing
 pass goes back half a layer at a time (MLP, then attention) and lets go of each cotangent, R
@@ -112,8 +114,9 @@ class ByteLMPass:
     ℓ the mean next-token cross-entropy of these windows.
 
     The forward activations always; for the Hessian with ``keep_cotangents`` also the backward
-    pass's cotangents and GELU's slopes, so that each :meth:`product` runs only the R passes: six
-    matrix products per linear layer against a gradient's three, where recomputing runs eight. What
+    pass's cotangents and GELU's slopes, so that each :meth:`product` runs the R passes (and
+    remakes the scores' cotangents, one T×T batched product per layer): six matrix products per
+    linear layer against a gradient's three, where recomputing runs eight. What
     is kept is under half of autograd's graph of the same batch's gradient (demo LM: 23.4
     against 50.5 MiB). With ``ggn`` (the Gauss–Newton product: the logits' R pass forward, H_z,
     then the gradient's way back) what is free of v is the forward pass alone, and that is what
@@ -173,6 +176,7 @@ class ByteLMPass:
         self.e = e = (a @ P["head.weight"].t()).softmax(-1)
         del a  # remade where needed (_top_out)
         self.target = (torch.arange(self.N, device=x.device), y.reshape(-1))
+        self.p_target = e[self.target]  # p where e = p − 1 would lose digits to cancellation (p ≪ 1 is usual)
         e[self.target] -= 1
         self.cotangents = []
         if ggn:  # its way back starts at the logits, from v: nothing more is free of v
@@ -204,7 +208,7 @@ class ByteLMPass:
                 for u in t.values():
                     add(u)
 
-        add([self.layers, self.cotangents, *(getattr(self, n, None) for n in ("xhf", "rf", "e", "ga", "top", "gh"))])
+        add([self.layers, self.cotangents, *(getattr(self, n, None) for n in ("xhf", "rf", "e", "p_target", "target", "ga", "top", "gh"))])
         return sum(seen.values())
 
     # ------------------------------------------------------------------ shapes and names
@@ -365,13 +369,13 @@ class ByteLMPass:
         if self.ggn:
             del Ra, Rxhf, mf
             if self._spent:
-                del self.e
+                del self.e, self.p_target
             return self._ggn_back(Rgz, H)
         Rga = _linear_r_back(self.e, Rgz, [self._top_out(), Ra], P["head.weight"], V["head.weight"], H["head.weight"],
                              None, gy_scale=self.scale)
         del Rgz, Ra
         if self._spent:
-            del self.e
+            del self.e, self.p_target
         Rgh, _ = _layer_norm_r_back(self.ga, Rga, self.top, self.xhf, Rxhf, self.rf, mf, P["ln.weight"],
                                     V["ln.weight"], H["ln.weight"], H["ln.bias"])
         del Rga, Rxhf, mf
@@ -401,14 +405,14 @@ class ByteLMPass:
         return torch.addcmul(self.P["ln.bias"], self.xhf, self.P["ln.weight"])
 
     def _logits_r_back(self, Rz):
-        """R of the logits' cotangent, p∘(Rz − ⟨p, Rz⟩)·w/N, into Rz: with p = e + onehot, no p is held or made."""
-        e, target = self.e, self.target
+        """R of the logits' cotangent, p∘(Rz − ⟨p, Rz⟩)·w/N, into Rz: p is e off the targets and p_target on them."""
+        e, target, pt = self.e, self.target, self.p_target
         at_target = Rz[target]
         pRz = Rz.mul_(e)
-        pRz[target] += at_target  # p∘Rz
+        pRz[target] = pt * at_target  # p∘Rz
         inner = pRz.sum(-1)  # ⟨p, Rz⟩
         pRz.addcmul_(e, inner[:, None], value=-1)
-        pRz[target] -= inner  # − p⟨p, Rz⟩
+        pRz[target] = pt * at_target.sub_(inner)  # p∘(Rz − ⟨p, Rz⟩) there too
         return pRz.mul_(self.scale)
 
     def _embed_back(self, g, H) -> None:
