@@ -323,9 +323,11 @@ class ByteLMPass:
 
     # ------------------------------------------------------------------ the GGN's way back
     def _ggn_back(self, Rgz, H) -> None:
-        """Add Jᵀ(Rgz) into H: the gradient's way back from the logits' cotangent Rgz = w·p∘(Jv − ⟨p, Jv⟩)/N."""
+        """Add Jᵀ(Rgz) into H below the head's weight, from the logits' cotangent Rgz = w·p∘(Jv − ⟨p, Jv⟩)/N.
+
+        The head's own piece Rgzᵀa is the caller's, which holds a.
+        """
         P = self.P
-        H["head.weight"].addmm_(Rgz.t(), self._top_out())
         g = Rgz @ P["head.weight"]
         del Rgz
         H["ln.weight"] += (g * self.xhf).sum(0)
@@ -363,17 +365,22 @@ class ByteLMPass:
         self._spent = not self.keep  # a recomputing pass lets go of its state on the way: what the top needed, then each layer
         Ra, Rxhf, mf = _layer_norm_r(self.xhf, self.rf, Rh, P["ln.weight"], V["ln.weight"], V["ln.bias"])
         del Rh
-        Rz = torch.mm(Ra, P["head.weight"].t()).addmm_(self._top_out(), V["head.weight"].t())
+        a = self._top_out()  # the head's input, remade once per product
+        Rz = torch.mm(Ra, P["head.weight"].t()).addmm_(a, V["head.weight"].t())
         Rgz = self._logits_r_back(Rz)
         del Rz
         if self.ggn:
             del Ra, Rxhf, mf
             if self._spent:
                 del self.e, self.p_target
+            H["head.weight"].addmm_(Rgz.t(), a)
+            del a
             return self._ggn_back(Rgz, H)
-        Rga = _linear_r_back(self.e, Rgz, [self._top_out(), Ra], P["head.weight"], V["head.weight"], H["head.weight"],
-                             None, gy_scale=self.scale)
-        del Rgz, Ra
+        inputs = [a, Ra]
+        del a, Ra
+        Rga = _linear_r_back(self.e, Rgz, inputs, P["head.weight"], V["head.weight"], H["head.weight"], None,
+                             gy_scale=self.scale)
+        del Rgz
         if self._spent:
             del self.e, self.p_target
         Rgh, _ = _layer_norm_r_back(self.ga, Rga, self.top, self.xhf, Rxhf, self.rf, mf, P["ln.weight"],

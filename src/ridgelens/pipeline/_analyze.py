@@ -16,6 +16,7 @@ from ridgelens._distributed import check_shardable, shard_basis_option
 from ridgelens._io import atomic_write_json
 from ridgelens._progress import Progress, governs_stages
 from ridgelens._validation import (
+    check_flag,
     check_lambdas,
     check_objective,
     check_seed,
@@ -491,8 +492,7 @@ def first_order_term(objective, theta_hat, grad_tol=None):
 
 def _theta_hat(objective, theta_hat, polish, tol, options):
     """θ̂ as given, as the model's own weights, or minimized; returns (θ̂, converged, polish record, how)."""
-    if polish is not None and not isinstance(polish, bool):
-        raise RidgelensError(f"polish must be True, False or None, got {polish!r}")
+    polish = check_flag(polish, "polish", none=True)
     own = getattr(objective, "theta0", None)
     if theta_hat is not None:  # the caller's θ̂ must fit the objective (a clear error, not a matmul one)
         start, how = check_vector(theta_hat, objective.n_params, "theta_hat"), "given (theta_hat)"

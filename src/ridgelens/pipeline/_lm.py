@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ridgelens._distributed import world
-from ridgelens._validation import check_heldout_objective, check_lambdas, check_seed
+from ridgelens._validation import check_flag, check_heldout_objective, check_lambdas, check_seed
 from ridgelens.errors import RidgelensError
 from ridgelens.operators import curvature as build_curvature
 from ridgelens.pipeline._analyze import Analysis, polish_record
@@ -157,8 +157,7 @@ def analyze_lm(objective, val_objective, theta_hat, lambdas, *, curvatures=("ggn
     if getattr(objective, "returns", "logits") != "logits" and "ggn" in curvatures:
         raise RidgelensError("the model returns only a loss (no logits), so the Gauss-Newton curvature cannot be "
                              "formed; use curvatures=('hessian',)")
-    if not isinstance(polish, bool):
-        raise RidgelensError(f"polish must be True or False, got {polish!r}")
+    polish = check_flag(polish, "polish")
     # Checked here, not where they are used (the sampling noise comes last): no minutes spent before the refusal
     if s.subsamples > objective.windows.shape[0]:
         raise RidgelensError(f"subsamples={s.subsamples} is more than the {objective.windows.shape[0]} training windows")

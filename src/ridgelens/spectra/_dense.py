@@ -10,7 +10,7 @@ from scipy import linalg
 
 from ridgelens._auto import select_solver
 from ridgelens._shrinkage import snap_rounding
-from ridgelens._validation import check_seed
+from ridgelens._validation import check_flag, check_seed
 from ridgelens.errors import ConvergenceWarning, RidgelensError
 from ridgelens.operators import as_operator
 from ridgelens.spectra._lanczos import WHICH, _wanted, lanczos
@@ -142,8 +142,7 @@ def eigen(operator, k: int | None = None, *, which: str = "largest", tol: float 
         raise RidgelensError(f"which must be one of {WHICH}, got {which!r}")
     if k is not None and not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= op.n):
         raise RidgelensError(f"k must be an integer in [1, {op.n}], got {k!r}")
-    if not isinstance(check, (bool, np.bool_)):
-        raise RidgelensError(f"check must be True or False, got {check!r}")
+    check = check_flag(check, "check")
     choice = select_solver("eigen", method, n=op.n, is_dense=op.is_dense)
     if choice.name == "lanczos":
         if k is None:
